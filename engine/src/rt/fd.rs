@@ -1,0 +1,64 @@
+//! A descriptor owned by a shard.
+
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use super::context;
+use super::op::Op;
+use super::ops;
+
+/// An owned descriptor used with the current shard's driver.
+///
+/// Not `Send`: the epoll backend keeps per-descriptor registrations on the shard that used the
+/// descriptor, and closing it elsewhere would leave a stale registration behind. Move sockets
+/// between threads as std types (`into_std` / `from_std`) instead.
+#[derive(Debug)]
+pub(crate) struct IoFd {
+    fd: Option<OwnedFd>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl IoFd {
+    pub(crate) fn new(fd: OwnedFd) -> Self {
+        IoFd {
+            fd: Some(fd),
+            _not_send: PhantomData,
+        }
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)
+    }
+
+    /// Releases the descriptor from the driver and returns it.
+    pub(crate) fn into_owned(mut self) -> OwnedFd {
+        let fd = self
+            .fd
+            .take()
+            .expect("IoFd always holds a descriptor until consumed");
+        forget_registration(fd.as_raw_fd());
+        fd
+    }
+
+    /// Closes through the backend, reporting the kernel's verdict.
+    pub(crate) async fn close(self) -> io::Result<()> {
+        let fd = self.into_owned();
+        if context::try_with(|_| ()).is_none() {
+            return super::sys::close(fd);
+        }
+        Op::new(ops::Close { fd: Some(fd) }).await
+    }
+}
+
+fn forget_registration(fd: RawFd) {
+    context::try_with_driver(|driver| driver.forget_fd(fd));
+}
+
+impl Drop for IoFd {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            forget_registration(fd.as_raw_fd());
+        }
+    }
+}

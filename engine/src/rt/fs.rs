@@ -1,0 +1,182 @@
+//! Files on the shard's backend (io_uring operations, or the blocking pool under epoll).
+
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use super::buf::{IoBuf, IoBufMut};
+use super::fd::IoFd;
+use super::op::Op;
+use super::ops::{self, FdKind};
+use super::pipe::SpliceFd;
+
+/// An open file. Positional reads and writes only; there is no shared cursor.
+#[derive(Debug)]
+pub struct File {
+    fd: IoFd,
+}
+
+impl File {
+    /// Opens an existing file read-only.
+    pub fn open(path: impl AsRef<Path>) -> io::Result<File> {
+        Self::with_options(path, OpenOptions::new().read(true))
+    }
+
+    /// Creates (or truncates) a file for reading and writing.
+    pub fn create(path: impl AsRef<Path>) -> io::Result<File> {
+        Self::with_options(
+            path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true),
+        )
+    }
+
+    /// Opens with the given std options. Opening is a quick metadata call, made synchronously.
+    pub fn with_options(path: impl AsRef<Path>, options: &OpenOptions) -> io::Result<File> {
+        Ok(Self::from_std(options.open(path)?))
+    }
+
+    /// Adopts a std file.
+    pub fn from_std(file: std::fs::File) -> File {
+        File {
+            fd: IoFd::new(OwnedFd::from(file)),
+        }
+    }
+
+    /// Reads at `offset` into the spare capacity of `buf`; `Ok(0)` means end of file.
+    pub async fn read_at<B: IoBufMut>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
+        if buf.bytes_total() == buf.bytes_init() {
+            let err = io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "buffer has no spare capacity to read into",
+            );
+            return (Err(err), buf);
+        }
+        Op::new(ops::ReadAt {
+            fd: self.fd.raw(),
+            buf,
+            offset,
+        })
+        .await
+    }
+
+    /// Reads at `offset` until the buffer is full or the file ends; returns the bytes read.
+    pub async fn read_exact_at<B: IoBufMut>(
+        &self,
+        mut buf: B,
+        mut offset: u64,
+    ) -> (io::Result<usize>, B) {
+        let mut total = 0;
+        while buf.bytes_init() < buf.bytes_total() {
+            let (result, returned) = Op::new(ops::ReadAt {
+                fd: self.fd.raw(),
+                buf,
+                offset,
+            })
+            .await;
+            buf = returned;
+            match result {
+                Ok(0) => break,
+                Ok(n) => {
+                    total += n;
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(total), buf)
+    }
+
+    /// Writes some of the initialized bytes of `buf` at `offset`; returns how many.
+    pub async fn write_at<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
+        Op::new(ops::WriteAt {
+            fd: self.fd.raw(),
+            buf,
+            buf_offset: 0,
+            offset,
+        })
+        .await
+    }
+
+    /// Writes all initialized bytes of `buf` at `offset`.
+    pub async fn write_all_at<B: IoBuf>(&self, mut buf: B, offset: u64) -> (io::Result<()>, B) {
+        let total = buf.bytes_init();
+        let mut done = 0;
+        while done < total {
+            let op = ops::WriteAt {
+                fd: self.fd.raw(),
+                buf,
+                buf_offset: done,
+                offset: offset + done as u64,
+            };
+            let (result, returned) = Op::new(op).await;
+            buf = returned;
+            match result {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    /// Flushes the file's data (and the metadata needed to read it back) to stable storage.
+    pub async fn fdatasync(&self) -> io::Result<()> {
+        Op::new(ops::Fdatasync { fd: self.fd.raw() }).await
+    }
+
+    /// fallocate(2): reserves (mode 0) or, with flags such as FALLOC_FL_KEEP_SIZE, manipulates
+    /// the byte range `offset..offset + len`.
+    pub async fn fallocate(&self, mode: i32, offset: u64, len: u64) -> io::Result<()> {
+        Op::new(ops::Fallocate {
+            fd: self.fd.raw(),
+            mode,
+            offset,
+            len,
+        })
+        .await
+    }
+
+    /// The file's current size (a quick metadata call, made synchronously).
+    pub fn len(&self) -> io::Result<u64> {
+        let fd = std::os::fd::AsFd::as_fd(self);
+        Ok(std::fs::File::from(fd.try_clone_to_owned()?)
+            .metadata()?
+            .len())
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Closes the file through the backend, reporting errors close(2) returns.
+    pub async fn close(self) -> io::Result<()> {
+        self.fd.close().await
+    }
+}
+
+impl AsRawFd for File {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl std::os::fd::AsFd for File {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: the descriptor stays open for as long as `self` is borrowed.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd.raw()) }
+    }
+}
+
+impl SpliceFd for File {
+    fn splice_fd(&self) -> (RawFd, FdKind) {
+        (self.fd.raw(), FdKind::File)
+    }
+}

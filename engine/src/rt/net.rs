@@ -1,0 +1,234 @@
+//! TCP sockets on the shard's backend.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
+
+use super::buf::{IoBuf, IoBufMut};
+use super::fd::IoFd;
+use super::op::Op;
+use super::ops::{self, FdKind};
+use super::pipe::SpliceFd;
+
+const LISTEN_BACKLOG: i32 = 1024;
+
+fn resolve(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+    addr.to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "address resolved to nothing"))
+}
+
+fn new_socket(addr: &SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::for_address(*addr),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    Ok(socket)
+}
+
+/// A listening TCP socket.
+#[derive(Debug)]
+pub struct TcpListener {
+    fd: IoFd,
+    local_addr: SocketAddr,
+}
+
+impl TcpListener {
+    /// Binds and listens on `addr` (with SO_REUSEADDR).
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
+        Self::bind_with(addr, false)
+    }
+
+    /// Binds with SO_REUSEPORT as well, so that every shard can listen on the same port and the
+    /// kernel spreads incoming connections across them.
+    pub fn bind_reuseport(addr: impl ToSocketAddrs) -> io::Result<Self> {
+        Self::bind_with(addr, true)
+    }
+
+    fn bind_with(addr: impl ToSocketAddrs, reuse_port: bool) -> io::Result<Self> {
+        let addr = resolve(addr)?;
+        let socket = new_socket(&addr)?;
+        socket.set_reuse_address(true)?;
+        if reuse_port {
+            socket.set_reuse_port(true)?;
+        }
+        socket.bind(&addr.into())?;
+        socket.listen(LISTEN_BACKLOG)?;
+        let local_addr = socket
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("listener bound to a non-IP address"))?;
+        Ok(TcpListener {
+            fd: IoFd::new(socket.into()),
+            local_addr,
+        })
+    }
+
+    /// The bound address (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Waits for a connection.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (fd, addr) = Op::new(ops::Accept::new(self.fd.raw())).await?;
+        let peer = addr
+            .as_socket()
+            .ok_or_else(|| io::Error::other("accepted a non-IP peer"))?;
+        Ok((TcpStream { fd: IoFd::new(fd) }, peer))
+    }
+
+    /// Closes the listener through the backend.
+    pub async fn close(self) -> io::Result<()> {
+        self.fd.close().await
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+/// A connected TCP socket.
+///
+/// Reads append to the buffer's spare capacity; writes send its initialized bytes. Buffers
+/// move into each call and come back with the result.
+#[derive(Debug)]
+pub struct TcpStream {
+    fd: IoFd,
+}
+
+impl TcpStream {
+    /// Connects to `addr`.
+    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<Self> {
+        let addr = resolve(addr)?;
+        let socket = new_socket(&addr)?;
+        let fd = IoFd::new(socket.into());
+        Op::new(ops::Connect::new(fd.raw(), SockAddr::from(addr))).await?;
+        Ok(TcpStream { fd })
+    }
+
+    /// Adopts a connected std socket (made non-blocking here).
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<Self> {
+        stream.set_nonblocking(true)?;
+        Ok(TcpStream {
+            fd: IoFd::new(OwnedFd::from(stream)),
+        })
+    }
+
+    /// Releases the socket as a std type, for moving it to another thread.
+    pub fn into_std(self) -> std::net::TcpStream {
+        std::net::TcpStream::from(self.fd.into_owned())
+    }
+
+    /// Receives into the spare capacity of `buf`; `Ok(0)` means the peer closed its side.
+    /// A buffer without spare capacity is refused with `InvalidInput`.
+    pub async fn recv<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
+        if buf.bytes_total() == buf.bytes_init() {
+            return (Err(no_spare_capacity()), buf);
+        }
+        Op::new(ops::Recv {
+            fd: self.fd.raw(),
+            buf,
+        })
+        .await
+    }
+
+    /// Sends some of the initialized bytes of `buf`; returns how many.
+    pub async fn send<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
+        Op::new(ops::Send {
+            fd: self.fd.raw(),
+            buf,
+            offset: 0,
+        })
+        .await
+    }
+
+    /// Sends all of the initialized bytes of `buf`.
+    pub async fn send_all<B: IoBuf>(&self, mut buf: B) -> (io::Result<()>, B) {
+        let total = buf.bytes_init();
+        let mut offset = 0;
+        while offset < total {
+            let (result, returned) = Op::new(ops::Send {
+                fd: self.fd.raw(),
+                buf,
+                offset,
+            })
+            .await;
+            buf = returned;
+            match result {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+                Ok(n) => offset += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    /// Shuts down one or both directions (shutdown(2)).
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.socket().shutdown(how)
+    }
+
+    /// Disables Nagle's algorithm.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.socket().set_nodelay(nodelay)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.socket()
+            .peer_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("non-IP peer"))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket()
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("non-IP socket"))
+    }
+
+    /// The socket, for setting options this type does not wrap (buffer sizes, linger, ...).
+    pub fn socket(&self) -> SockRef<'_> {
+        SockRef::from(self)
+    }
+
+    /// Closes the socket through the backend.
+    pub async fn close(self) -> io::Result<()> {
+        self.fd.close().await
+    }
+}
+
+fn no_spare_capacity() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "buffer has no spare capacity to receive into",
+    )
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl std::os::fd::AsFd for TcpStream {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: the descriptor stays open for as long as `self` is borrowed.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd.raw()) }
+    }
+}
+
+impl SpliceFd for TcpStream {
+    fn splice_fd(&self) -> (RawFd, FdKind) {
+        (self.fd.raw(), FdKind::Socket)
+    }
+}

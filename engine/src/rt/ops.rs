@@ -1,0 +1,492 @@
+//! The operations: plain data that owns whatever the kernel touches, and how each backend runs
+//! them. Public wrappers live in `net`, `fs`, `pipe` and `time`.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use io_uring::{opcode, squeue, types};
+
+use super::buf::{self, IoBuf, IoBufMut};
+use super::op::{EpollPlan, Interest, OpSpec};
+use super::sys;
+
+/// io_uring lengths are 32-bit; longer requests are clamped (callers loop on short counts).
+fn uring_len(len: usize) -> u32 {
+    len.min(u32::MAX as usize) as u32
+}
+
+pub(crate) struct Accept {
+    pub(crate) fd: RawFd,
+    pub(crate) storage: libc::sockaddr_storage,
+    pub(crate) len: libc::socklen_t,
+}
+
+impl Accept {
+    pub(crate) fn new(fd: RawFd) -> Self {
+        Accept {
+            fd,
+            // SAFETY: all-zero bytes are a valid (unspecified-family) sockaddr_storage.
+            storage: unsafe { std::mem::zeroed() },
+            len: std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+        }
+    }
+}
+
+impl OpSpec for Accept {
+    type Output = io::Result<(OwnedFd, socket2::SockAddr)>;
+
+    fn uring_entry(&mut self) -> squeue::Entry {
+        let storage = (&mut self.storage as *mut libc::sockaddr_storage).cast();
+        opcode::Accept::new(types::Fd(self.fd), storage, &mut self.len)
+            .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
+            .build()
+    }
+
+    fn epoll_plan(&self) -> EpollPlan {
+        EpollPlan::Readiness {
+            fd: self.fd,
+            interest: Interest::Read,
+        }
+    }
+
+    fn run_sync(&mut self) -> io::Result<u32> {
+        // SAFETY: storage and len are fields of self, alive for the call.
+        let fd = unsafe { sys::accept(self.fd, &mut self.storage, &mut self.len) }?;
+        Ok(std::os::fd::IntoRawFd::into_raw_fd(fd) as u32)
+    }
+
+    fn complete(self: Box<Self>, result: io::Result<u32>) -> Self::Output {
+        // SAFETY: a successful accept returned a new descriptor that nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(result? as RawFd) };
+        // SAFETY: the kernel filled `storage` and set `len` for this connection.
+        let addr = unsafe { socket2::SockAddr::new(self.storage, self.len) };
+        Ok((fd, addr))
+    }
+
+    fn orphaned(self: Box<Self>, result: io::Result<u32>) {
+        if let Ok(fd) = result {
+            // SAFETY: nobody took ownership of the accepted descriptor; close it here.
+            drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+        }
+    }
+}
+
+pub(crate) struct Connect {
+    pub(crate) fd: RawFd,
+    pub(crate) addr: socket2::SockAddr,
+    /// epoll: connect(2) was issued and returned EINPROGRESS.
+    started: bool,
+}
+
+impl Connect {
+    pub(crate) fn new(fd: RawFd, addr: socket2::SockAddr) -> Self {
+        Connect {
+            fd,
+            addr,
+            started: false,
+        }
+    }
+}
+
+impl OpSpec for Connect {
+    type Output = io::Result<()>;
+
+    fn uring_entry(&mut self) -> squeue::Entry {
+        opcode::Connect::new(
+            types::Fd(self.fd),
+            self.addr.as_ptr().cast(),
+            self.addr.len(),
+        )
+        .build()
+    }
+
+    fn epoll_plan(&self) -> EpollPlan {
+        EpollPlan::Readiness {
+            fd: self.fd,
+            interest: Interest::Write,
+        }
+    }
+
+    fn run_sync(&mut self) -> io::Result<u32> {
+        // SAFETY: the socket stays open for the whole call (its owner awaits this operation).
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
+        let socket = socket2::SockRef::from(&fd);
+        if !self.started {
+            self.started = true;
+            return match socket.connect(&self.addr) {
+                Ok(()) => Ok(0),
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                Err(e) => Err(e),
+            };
+        }
+        // Writable after EINPROGRESS: SO_ERROR tells success from failure.
+        match socket.take_error()? {
+            Some(e) => Err(e),
+            None => match socket.peer_addr() {
+                Ok(_) => Ok(0),
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    fn complete(self: Box<Self>, result: io::Result<u32>) -> io::Result<()> {
+        result.map(drop)
+    }
+}
+
+pub(crate) struct Recv<B> {
+    pub(crate) fd: RawFd,
+    pub(crate) buf: B,
+}
+
+impl<B: IoBufMut> OpSpec for Recv<B> {
+    type Output = (io::Result<usize>, B);
+
+    fn uring_entry(&mut self) -> squeue::Entry {
+        let (ptr, len) = buf::spare_parts(&mut self.buf);
+        opcode::Recv::new(types::Fd(self.fd), ptr, uring_len(len)).build()
+    }
+
+    fn epoll_plan(&self) -> EpollPlan {
+        EpollPlan::Readiness {
+            fd: self.fd,
+            interest: Interest::Read,
+        }
+    }
+
+    fn run_sync(&mut self) -> io::Result<u32> {
+        let (ptr, len) = buf::spare_parts(&mut self.buf);
+        // SAFETY: ptr/len describe the buffer's spare capacity, owned by self.
+        unsafe { sys::recv(self.fd, ptr, uring_len(len) as usize) }.map(|n| n as u32)
+    }
+
+    fn complete(self: Box<Self>, result: io::Result<u32>) -> Self::Output {
+        let mut buf = self.buf;
+        let result = result.map(|n| {
+            buf::advance_init(&mut buf, n as usize);
+            n as usize
+        });
+        (result, buf)
+    }
+}
+
+pub(crate) struct Send<B> {
+    pub(crate) fd: RawFd,
+    pub(crate) buf: B,
+    pub(crate) offset: usize,
+}
+
+impl<B: IoBuf> OpSpec for Send<B> {
+    type Output = (io::Result<usize>, B);
+
+    fn uring_entry(&mut self) -> squeue::Entry {
+        let (ptr, len) = buf::init_parts_from(&self.buf, self.offset);
+        opcode::Send::new(types::Fd(self.fd), ptr, uring_len(len))
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+    }
+
+    fn epoll_plan(&self) -> EpollPlan {
+        EpollPlan::Readiness {
+            fd: self.fd,
+            interest: Interest::Write,
+        }
+    }
+
+    fn run_sync(&mut self) -> io::Result<u32> {
+        let (ptr, len) = buf::init_parts_from(&self.buf, self.offset);
+        // SAFETY: ptr/len describe initialized bytes of the buffer owned by self.
+        unsafe { sys::send(self.fd, ptr, uring_len(len) as usize) }.map(|n| n as u32)
+    }
+
+    fn complete(self: Box<Self>, result: io::Result<u32>) -> Self::Output {
+        (result.map(|n| n as usize), self.buf)
+    }
+}
+
+pub(crate) struct ReadAt<B> {
+    pub(crate) fd: RawFd,
+    pub(crate) buf: B,
+    pub(crate) offset: u64,
+}
+
+impl<B: IoBufMut> OpSpec for ReadAt<B> {
+    type Output = (io::Result<usize>, B);
+
+    fn uring_entry(&mut self) -> squeue::Entry {
+        let (ptr, len) = buf::spare_parts(&mut self.buf);
+        opcode::Read::new(types::Fd(self.fd), ptr, uring_len(len))
+            .offset(self.offset)
+            .build()
+    }
+
+    fn epoll_plan(&self) -> EpollPlan {
+        EpollPlan::Blocking
+    }
+
+    fn run_sync(&mut self) -> io::Result<u32> {
+        let (ptr, len) = buf::spare_parts(&mut self.buf);
+        // SAFETY: ptr/len describe the buffer's spare capacity, owned by self.
+        unsafe { sys::pread(self.fd, ptr, uring_len(len) as usize, self.offset) }.map(|n| n as u32)
+    }
+
+    fn complete(self: Box<Self>, result: io::Result<u32>) -> Self::Output {
+        let mut buf = self.buf;
+        let result = result.map(|n| {
+            buf::advance_init(&mut buf, n as usize);
+            n as usize
+        });
+        (result, buf)
+    }
+}
+
+pub(crate) struct WriteAt<B> {
+    pub(crate) fd: RawFd,
+    pub(crate) buf: B,
+    /// Start within the buffer (for continuing a short write).
+    pub(crate) buf_offset: usize,
+    pub(crate) offset: u64,
+}
+
+impl<B: IoBuf> OpSpec for WriteAt<B> {
+    type Output = (io::Result<usize>, B);
+
+    fn uring_entry(&mut self) -> squeue::Entry {
+        let (ptr, len) = buf::init_parts_from(&self.buf, self.buf_offset);
+        opcode::Write::new(types::Fd(self.fd), ptr, uring_len(len))
+            .offset(self.offset)
+            .build()
+    }
+
+    fn epoll_plan(&self) -> EpollPlan {
+        EpollPlan::Blocking
+    }
+
+    fn run_sync(&mut self) -> io::Result<u32> {
+        let (ptr, len) = buf::init_parts_from(&self.buf, self.buf_offset);
+        // SAFETY: ptr/len describe initialized bytes of the buffer owned by self.
+        unsafe { sys::pwrite(self.fd, ptr, uring_len(len) as usize, self.offset) }.map(|n| n as u32)
+    }
+
+    fn complete(self: Box<Self>, result: io::Result<u32>) -> Self::Output {
+        (result.map(|n| n as usize), self.buf)
+    }
+}
+
+pub(crate) struct Fdatasync {
+    pub(crate) fd: RawFd,
+}
+
+impl OpSpec for Fdatasync {
+    type Output = io::Result<()>;
+
+    fn uring_entry(&mut self) -> squeue::Entry {
+        opcode::Fsync::new(types::Fd(self.fd))
+            .flags(types::FsyncFlags::DATASYNC)
+            .build()
+    }
+
+    fn epoll_plan(&self) -> EpollPlan {
+        EpollPlan::Blocking
+    }
+
+    fn run_sync(&mut self) -> io::Result<u32> {
+        sys::fdatasync(self.fd).map(|()| 0)
+    }
+
+    fn complete(self: Box<Self>, result: io::Result<u32>) -> io::Result<()> {
+        result.map(drop)
+    }
+}
+
+pub(crate) struct Fallocate {
+    pub(crate) fd: RawFd,
+    pub(crate) mode: i32,
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+}
+
+impl OpSpec for Fallocate {
+    type Output = io::Result<()>;
+
+    fn uring_entry(&mut self) -> squeue::Entry {
+        opcode::Fallocate::new(types::Fd(self.fd), self.len)
+            .offset(self.offset)
+            .mode(self.mode)
+            .build()
+    }
+
+    fn epoll_plan(&self) -> EpollPlan {
+        EpollPlan::Blocking
+    }
+
+    fn run_sync(&mut self) -> io::Result<u32> {
+        sys::fallocate(self.fd, self.mode, self.offset, self.len).map(|()| 0)
+    }
+
+    fn complete(self: Box<Self>, result: io::Result<u32>) -> io::Result<()> {
+        result.map(drop)
+    }
+}
+
+pub(crate) struct Splice {
+    pub(crate) fd_in: RawFd,
+    pub(crate) off_in: Option<u64>,
+    pub(crate) fd_out: RawFd,
+    pub(crate) off_out: Option<u64>,
+    pub(crate) len: usize,
+    /// epoll plan, decided once from the descriptor types.
+    pub(crate) plan: EpollPlan,
+}
+
+impl Splice {
+    /// Works out how epoll runs this splice: on the pool when a regular file is involved,
+    /// otherwise on readiness of the socket side.
+    pub(crate) fn new(
+        (fd_in, kind_in, off_in): (RawFd, FdKind, Option<u64>),
+        (fd_out, kind_out, off_out): (RawFd, FdKind, Option<u64>),
+        len: usize,
+    ) -> Self {
+        let plan = match (kind_in, kind_out) {
+            (FdKind::File, _) | (_, FdKind::File) => EpollPlan::Blocking,
+            (FdKind::Socket, _) => EpollPlan::Readiness {
+                fd: fd_in,
+                interest: Interest::Read,
+            },
+            _ => EpollPlan::Readiness {
+                fd: fd_out,
+                interest: Interest::Write,
+            },
+        };
+        Splice {
+            fd_in,
+            off_in,
+            fd_out,
+            off_out,
+            len,
+            plan,
+        }
+    }
+}
+
+/// What kind of descriptor a splice end is; decides how the epoll backend waits for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdKind {
+    /// A regular file (blocking I/O, run on the pool).
+    File,
+    /// A socket (readiness-driven).
+    Socket,
+    /// A pipe (readiness-driven).
+    Pipe,
+}
+
+impl OpSpec for Splice {
+    type Output = io::Result<usize>;
+
+    fn uring_entry(&mut self) -> squeue::Entry {
+        let off_in = self.off_in.map_or(-1, |o| o as i64);
+        let off_out = self.off_out.map_or(-1, |o| o as i64);
+        opcode::Splice::new(
+            types::Fd(self.fd_in),
+            off_in,
+            types::Fd(self.fd_out),
+            off_out,
+            uring_len(self.len),
+        )
+        .build()
+    }
+
+    fn epoll_plan(&self) -> EpollPlan {
+        self.plan
+    }
+
+    fn run_sync(&mut self) -> io::Result<u32> {
+        // Non-blocking on the pipe side everywhere: a full (or empty) pipe must come back as
+        // EAGAIN, never park a pool thread forever.
+        let flags = libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE;
+        sys::splice(
+            self.fd_in,
+            self.off_in,
+            self.fd_out,
+            self.off_out,
+            uring_len(self.len) as usize,
+            flags,
+        )
+        .map(|n| n as u32)
+    }
+
+    fn complete(self: Box<Self>, result: io::Result<u32>) -> io::Result<usize> {
+        result.map(|n| n as usize)
+    }
+}
+
+pub(crate) struct Close {
+    pub(crate) fd: Option<OwnedFd>,
+}
+
+impl OpSpec for Close {
+    type Output = io::Result<()>;
+
+    fn uring_entry(&mut self) -> squeue::Entry {
+        // The kernel closes the descriptor: give up ownership without closing it ourselves.
+        let fd = self
+            .fd
+            .take()
+            .map_or(-1, std::os::fd::IntoRawFd::into_raw_fd);
+        opcode::Close::new(types::Fd(fd)).build()
+    }
+
+    fn epoll_plan(&self) -> EpollPlan {
+        EpollPlan::Blocking
+    }
+
+    fn run_sync(&mut self) -> io::Result<u32> {
+        match self.fd.take() {
+            Some(fd) => sys::close(fd).map(|()| 0),
+            None => Ok(0),
+        }
+    }
+
+    fn complete(self: Box<Self>, result: io::Result<u32>) -> io::Result<()> {
+        result.map(drop)
+    }
+}
+
+pub(crate) struct Timeout {
+    pub(crate) timespec: types::Timespec,
+    pub(crate) duration: Duration,
+}
+
+impl Timeout {
+    pub(crate) fn new(duration: Duration) -> Self {
+        Timeout {
+            timespec: types::Timespec::from(duration),
+            duration,
+        }
+    }
+}
+
+impl OpSpec for Timeout {
+    type Output = ();
+
+    fn uring_entry(&mut self) -> squeue::Entry {
+        opcode::Timeout::new(&self.timespec).build()
+    }
+
+    fn epoll_plan(&self) -> EpollPlan {
+        EpollPlan::Timer(self.duration)
+    }
+
+    fn run_sync(&mut self) -> io::Result<u32> {
+        unreachable!("timers are handled by the epoll driver")
+    }
+
+    /// io_uring reports expiry as -ETIME; a cancelled timer never reaches `complete`.
+    fn complete(self: Box<Self>, _result: io::Result<u32>) {}
+}

@@ -1,0 +1,368 @@
+//! Starting and stopping a runtime: one shard thread per core.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use super::backend::{self, BackendChoice, IoBackend, UringUnavailable};
+use super::blocking::BlockingPool;
+use super::context::{self, ShardContext};
+use super::driver::Driver;
+use super::epoll::EpollDriver;
+use super::executor::Executor;
+use super::mailbox::{Mailboxes, ShardStopped, SubmitTo};
+use super::shard::{self, ShardId, ShardShared};
+use super::uring::{self, UringDriver};
+
+/// How to build a runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Number of shards; 0 means one per online core.
+    pub cores: usize,
+    /// `io.backend`: auto, uring or epoll.
+    pub backend: BackendChoice,
+    /// Pin shard `i` to the `i`-th online core (wrapping around).
+    pub pin_threads: bool,
+    /// Submission queue size of each shard's ring (the completion queue is 4x).
+    pub ring_entries: u32,
+    /// Capacity of each shard-to-shard mailbox, in messages.
+    pub mailbox_capacity: usize,
+    /// Threads of the epoll backend's file I/O pool.
+    pub blocking_threads: usize,
+    /// How long shards wait for their tasks to finish after shutdown is requested.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cores: 0,
+            backend: BackendChoice::Auto,
+            pin_threads: true,
+            ring_entries: 1024,
+            mailbox_capacity: 1024,
+            blocking_threads: 4,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a runtime could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// `io.backend = "uring"` was forced but io_uring is unusable here.
+    #[error("io.backend = \"uring\" but {0}")]
+    UringUnavailable(#[from] UringUnavailable),
+    /// A shard failed to set up or its driver failed.
+    #[error("shard {shard}: {source}")]
+    Shard { shard: ShardId, source: io::Error },
+    /// A shard thread panicked.
+    #[error("shard {0} panicked")]
+    ShardPanicked(ShardId),
+    /// Threads or descriptors could not be created.
+    #[error("cannot start runtime: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// State shared by all shards of a runtime and its handles.
+pub(crate) struct RuntimeShared {
+    pub(crate) shards: Vec<Arc<ShardShared>>,
+    pub(crate) mailboxes: Mailboxes,
+    pub(crate) shutdown: AtomicBool,
+    pub(crate) backend: IoBackend,
+}
+
+impl RuntimeShared {
+    fn request_shutdown(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        self.shards.iter().for_each(|s| s.unpark());
+    }
+}
+
+/// A running set of shards. Dropping it requests shutdown and waits for the shards to stop.
+pub struct Runtime {
+    shared: Arc<RuntimeShared>,
+    threads: Vec<JoinHandle<io::Result<()>>>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("shards", &self.shared.shards.len())
+            .field("backend", &self.shared.backend)
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// Starts the shards. Each runs `init(shard_id)` as its first task; shards keep running
+    /// (serving `submit_to` work) after it finishes, until [`shutdown`](Self::shutdown).
+    ///
+    /// Returns once every shard has set up its driver, or with the first shard's error.
+    pub fn start<F, Fut>(config: RuntimeConfig, init: F) -> Result<Runtime, RuntimeError>
+    where
+        F: Fn(ShardId) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        super::sys::ignore_sigpipe();
+        let backend = backend::resolve(config.backend)?;
+        let count = if config.cores == 0 {
+            thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            config.cores
+        };
+        let shards = (0..count)
+            .map(|id| ShardShared::new(id).map(Arc::new))
+            .collect::<io::Result<Vec<_>>>()?;
+        let shared = Arc::new(RuntimeShared {
+            shards,
+            mailboxes: Mailboxes::new(count, config.mailbox_capacity),
+            shutdown: AtomicBool::new(false),
+            backend,
+        });
+        let pool = match backend {
+            IoBackend::Epoll => Some(Arc::new(BlockingPool::new(config.blocking_threads)?)),
+            IoBackend::Uring => None,
+        };
+        let cores = if config.pin_threads {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let init = Arc::new(init);
+        let (ready_tx, ready_rx) = mpsc::channel::<(ShardId, io::Result<()>)>();
+
+        let mut runtime = Runtime {
+            shared: shared.clone(),
+            threads: Vec::with_capacity(count),
+        };
+        for id in 0..count {
+            let shared = shared.clone();
+            let pool = pool.clone();
+            let init = init.clone();
+            let ready_tx = ready_tx.clone();
+            let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
+            let config = config.clone();
+            let spawned = thread::Builder::new()
+                .name(format!("runnel-shard-{id}"))
+                .spawn(move || {
+                    if let Some(core) = core {
+                        if !core_affinity::set_for_current(core) {
+                            tracing::warn!(
+                                shard = id,
+                                core = core.id,
+                                "could not pin shard thread"
+                            );
+                        }
+                    }
+                    let driver =
+                        match new_driver(backend, &shared.shards[id], pool, config.ring_entries) {
+                            Ok(driver) => driver,
+                            Err(e) => {
+                                let err = io::Error::new(e.kind(), e.to_string());
+                                let _ = ready_tx.send((id, Err(e)));
+                                return Err(err);
+                            }
+                        };
+                    let ctx = Rc::new(ShardContext {
+                        shared: shared.shards[id].clone(),
+                        runtime: shared.clone(),
+                        executor: Executor::new(),
+                        driver: std::cell::RefCell::new(driver),
+                        backend,
+                        blocked_senders: Default::default(),
+                        shutdown_waiters: Default::default(),
+                        shutdown_seen: Default::default(),
+                    });
+                    let _ = ready_tx.send((id, Ok(())));
+                    drop(ready_tx);
+                    let root = Box::pin(init(id));
+                    shard::run(ctx, config.shutdown_grace, root)
+                });
+            match spawned {
+                Ok(handle) => runtime.threads.push(handle),
+                Err(e) => {
+                    runtime.shutdown();
+                    return Err(RuntimeError::Io(e));
+                }
+            }
+        }
+        drop(ready_tx);
+        for _ in 0..count {
+            match ready_rx.recv() {
+                Ok((_, Ok(()))) => {}
+                Ok((shard, Err(source))) => {
+                    runtime.shutdown();
+                    return Err(RuntimeError::Shard { shard, source });
+                }
+                Err(_) => {
+                    runtime.shutdown();
+                    return Err(RuntimeError::Io(io::Error::other(
+                        "a shard thread died during set-up",
+                    )));
+                }
+            }
+        }
+        tracing::info!(backend = %backend, shards = count, "runtime started");
+        Ok(runtime)
+    }
+
+    /// The backend the shards run on.
+    pub fn backend(&self) -> IoBackend {
+        self.shared.backend
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shared.shards.len()
+    }
+
+    /// A handle for submitting work from any thread.
+    pub fn handle(&self) -> RuntimeHandle {
+        RuntimeHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Asks every shard to stop: [`shutdown_requested`](super::shutdown_requested) resolves,
+    /// and each shard stops once its tasks are done (or after the grace period).
+    pub fn shutdown(&self) {
+        self.shared.request_shutdown();
+    }
+
+    /// Requests shutdown and waits for every shard to stop.
+    pub fn join(mut self) -> Result<(), RuntimeError> {
+        self.join_threads()
+    }
+
+    fn join_threads(&mut self) -> Result<(), RuntimeError> {
+        self.shared.request_shutdown();
+        let mut first_error = None;
+        for (shard, thread) in self.threads.drain(..).enumerate() {
+            let result = match thread.join() {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(source)) => Err(RuntimeError::Shard { shard, source }),
+                Err(_) => Err(RuntimeError::ShardPanicked(shard)),
+            };
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.join_threads();
+    }
+}
+
+fn new_driver(
+    backend: IoBackend,
+    shard: &Arc<ShardShared>,
+    pool: Option<Arc<BlockingPool>>,
+    ring_entries: u32,
+) -> io::Result<Driver> {
+    Ok(match backend {
+        IoBackend::Uring => Driver::Uring(UringDriver::new(
+            uring::build_ring(ring_entries)?,
+            shard.wake_fd(),
+        )),
+        IoBackend::Epoll => {
+            let pool =
+                pool.ok_or_else(|| io::Error::other("epoll backend without a blocking pool"))?;
+            Driver::Epoll(EpollDriver::new(shard.clone(), pool)?)
+        }
+    })
+}
+
+/// Submits work to a runtime's shards from any thread.
+#[derive(Clone)]
+pub struct RuntimeHandle {
+    shared: Arc<RuntimeShared>,
+}
+
+impl fmt::Debug for RuntimeHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuntimeHandle")
+            .field("shards", &self.shared.shards.len())
+            .finish()
+    }
+}
+
+impl RuntimeHandle {
+    /// Like [`submit_to`](super::submit_to), usable from any thread or executor.
+    ///
+    /// # Panics
+    /// When `shard` is not a shard of this runtime.
+    pub fn submit_to<F, Fut>(&self, shard: ShardId, work: F) -> SubmitTo<Fut::Output>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        assert!(shard < self.shared.shards.len(), "no shard {shard}");
+        SubmitTo::from_outside(self.shared.clone(), shard, work)
+    }
+
+    /// Runs `work` on `shard` and blocks the calling thread until it finishes.
+    ///
+    /// # Panics
+    /// When called on a shard thread (blocking a shard would stall it), or when `shard` is not
+    /// a shard of this runtime.
+    pub fn run_on<F, Fut>(&self, shard: ShardId, work: F) -> Result<Fut::Output, ShardStopped>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        assert!(
+            context::try_with(|_| ()).is_none(),
+            "run_on would block a shard thread"
+        );
+        block_on_thread(self.submit_to(shard, work))
+    }
+
+    /// Asks every shard to stop (see [`Runtime::shutdown`]).
+    pub fn shutdown(&self) {
+        self.shared.request_shutdown();
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shared.shards.len()
+    }
+
+    /// The backend the shards run on.
+    pub fn backend(&self) -> IoBackend {
+        self.shared.backend
+    }
+}
+
+struct ThreadWaker(thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Drives a future to completion on a plain (non-shard) thread by parking between polls.
+fn block_on_thread<F: Future>(future: F) -> F::Output {
+    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        thread::park();
+    }
+}

@@ -1,0 +1,185 @@
+//! A shard: one pinned thread with its own executor and I/O driver, and the loop it runs.
+
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::SegQueue;
+
+use super::context::{self, ShardContext};
+use super::epoll::PoolCompletion;
+use super::executor::TaskKey;
+use super::sys;
+
+/// Index of a shard, `0..shard_count()`.
+pub type ShardId = usize;
+
+/// Most tasks polled between two looks at I/O, so a busy shard still reaps completions.
+const POLL_BUDGET: usize = 256;
+/// Most cross-shard messages taken from one sender per loop turn, so one busy sender can't
+/// starve the others.
+const MESSAGE_BATCH: usize = 64;
+/// How long a stopping shard waits for the kernel to finish abandoned operations.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// The part of a shard other threads may touch: how to wake it and what to hand it.
+pub(crate) struct ShardShared {
+    pub(crate) id: ShardId,
+    /// Set while the shard is about to block in the kernel; whoever hands it work then signals
+    /// the eventfd.
+    parked: AtomicBool,
+    wake_fd: OwnedFd,
+    remote_wakes: SegQueue<TaskKey>,
+    pool_done: SegQueue<PoolCompletion>,
+    /// A mailbox this shard's tasks were blocked on has room again.
+    pub(crate) space_available: AtomicBool,
+    /// The shard has stopped; messages to it are dropped (their senders see `ShardStopped`).
+    pub(crate) stopped: AtomicBool,
+}
+
+impl ShardShared {
+    pub(crate) fn new(id: ShardId) -> io::Result<Self> {
+        Ok(ShardShared {
+            id,
+            parked: AtomicBool::new(false),
+            wake_fd: sys::eventfd()?,
+            remote_wakes: SegQueue::new(),
+            pool_done: SegQueue::new(),
+            space_available: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn wake_fd(&self) -> RawFd {
+        self.wake_fd.as_raw_fd()
+    }
+
+    /// Wakes the shard if it is blocked in the kernel. Callers publish their work first; the
+    /// SeqCst fence pairs with the one in [`ShardContext::prepare_park`] so that either the
+    /// shard sees the work before blocking or we see it parked and signal it.
+    pub(crate) fn unpark(&self) {
+        fence(Ordering::SeqCst);
+        if self.parked.swap(false, Ordering::SeqCst) {
+            sys::eventfd_signal(self.wake_fd());
+        }
+    }
+
+    pub(crate) fn wake_remote(&self, key: TaskKey) {
+        self.remote_wakes.push(key);
+        self.unpark();
+    }
+
+    pub(crate) fn complete_pool_job(&self, done: PoolCompletion) {
+        self.pool_done.push(done);
+        self.unpark();
+    }
+}
+
+impl ShardContext {
+    /// Takes in everything other threads handed this shard since the last turn.
+    fn drain_inbound(&self) {
+        while let Some(key) = self.shared.remote_wakes.pop() {
+            self.executor.schedule(key);
+        }
+        if !self.shared.pool_done.is_empty() {
+            let mut driver = self.driver.borrow_mut();
+            if let super::driver::Driver::Epoll(d) = &mut *driver {
+                while let Some(done) = self.shared.pool_done.pop() {
+                    d.deliver_pool_completion(done);
+                }
+            }
+        }
+        if self.shared.space_available.swap(false, Ordering::AcqRel) {
+            let blocked = std::mem::take(&mut *self.blocked_senders.borrow_mut());
+            blocked.into_iter().for_each(|w| w.wake());
+        }
+        self.runtime
+            .mailboxes
+            .receive(self.shared.id, MESSAGE_BATCH, &self.runtime.shards);
+        if !self.shutdown_seen.get() && self.runtime.shutdown.load(Ordering::Acquire) {
+            self.shutdown_seen.set(true);
+            let waiters = std::mem::take(&mut *self.shutdown_waiters.borrow_mut());
+            waiters.into_iter().for_each(|w| w.wake());
+        }
+    }
+
+    fn inbound_pending(&self) -> bool {
+        !self.shared.remote_wakes.is_empty()
+            || !self.shared.pool_done.is_empty()
+            || self.shared.space_available.load(Ordering::Acquire)
+            || self.runtime.mailboxes.has_pending(self.shared.id)
+            || (!self.shutdown_seen.get() && self.runtime.shutdown.load(Ordering::Acquire))
+    }
+
+    /// Announces that the shard is about to block; returns false (and stays unparked) when work
+    /// arrived in the meantime.
+    fn prepare_park(&self) -> bool {
+        self.shared.parked.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.inbound_pending() {
+            self.shared.parked.store(false, Ordering::SeqCst);
+            false
+        } else {
+            true
+        }
+    }
+}
+
+/// Runs a shard until shutdown: polls tasks, takes in cross-shard work, turns the I/O driver.
+///
+/// After shutdown is requested the shard keeps running until its tasks finish or `grace`
+/// elapses; then it drops what is left, waits for the kernel to finish abandoned operations, and
+/// marks itself stopped.
+pub(crate) fn run(
+    ctx: Rc<ShardContext>,
+    grace: Duration,
+    root: Pin<Box<dyn Future<Output = ()>>>,
+) -> io::Result<()> {
+    context::enter(ctx.clone());
+    ctx.executor.spawn(&ctx.shared, root);
+    let result = run_loop(&ctx, grace);
+    ctx.executor.drop_all();
+    let leaked = ctx.driver.borrow_mut().drain_in_flight(DRAIN_LIMIT);
+    if leaked > 0 {
+        tracing::warn!(
+            shard = ctx.shared.id,
+            leaked,
+            "operations still in flight at shard stop; their buffers are leaked"
+        );
+    }
+    ctx.shared.stopped.store(true, Ordering::SeqCst);
+    fence(Ordering::SeqCst);
+    ctx.runtime.mailboxes.discard_inbound(ctx.shared.id);
+    context::exit();
+    result
+}
+
+fn run_loop(ctx: &ShardContext, grace: Duration) -> io::Result<()> {
+    let mut stop_at: Option<Instant> = None;
+    loop {
+        ctx.drain_inbound();
+        ctx.executor.run_ready(POLL_BUDGET);
+        if ctx.shutdown_seen.get() {
+            let deadline = *stop_at.get_or_insert_with(|| Instant::now() + grace);
+            if ctx.executor.task_count() == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    shard = ctx.shared.id,
+                    tasks = ctx.executor.task_count(),
+                    "shutdown grace period over; dropping unfinished tasks"
+                );
+                return Ok(());
+            }
+        }
+        let block = !ctx.executor.has_ready() && ctx.prepare_park();
+        let turned = ctx.driver.borrow_mut().turn(block, stop_at);
+        ctx.shared.parked.store(false, Ordering::SeqCst);
+        turned?;
+    }
+}

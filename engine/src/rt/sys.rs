@@ -1,0 +1,213 @@
+//! Thin wrappers over the system calls the epoll backend, the blocking pool and the shard
+//! plumbing make directly. Every call maps its failure to `io::Error` from `errno`; callers map
+//! the errors they treat specially (EAGAIN, EINPROGRESS, EINTR) explicitly.
+//!
+//! The functions that take raw pointers are `unsafe`: their callers own the memory (an
+//! operation's buffer) and guarantee it stays valid for the call.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Takes ownership of a descriptor a system call just returned.
+fn owned(fd: RawFd) -> OwnedFd {
+    // SAFETY: `fd` was just returned by the kernel to us and is owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// A non-blocking, close-on-exec eventfd used to wake a parked shard.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call without pointers.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    Ok(owned(fd))
+}
+
+/// Adds one to an eventfd's counter. EAGAIN (counter saturated) still means "a wake is pending".
+pub(crate) fn eventfd_signal(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live local.
+    let ret = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    debug_assert!(ret == 8 || io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock);
+}
+
+/// Resets an eventfd's counter; returns whether it was signalled.
+pub(crate) fn eventfd_drain(fd: RawFd) -> bool {
+    let mut value: u64 = 0;
+    // SAFETY: reads 8 bytes into a live local.
+    let ret = unsafe { libc::read(fd, (&mut value as *mut u64).cast(), 8) };
+    ret == 8
+}
+
+pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call without pointers.
+    let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+    Ok(owned(fd))
+}
+
+pub(crate) fn epoll_ctl(
+    epfd: RawFd,
+    op: libc::c_int,
+    fd: RawFd,
+    events: u32,
+    token: u64,
+) -> io::Result<()> {
+    let mut event = libc::epoll_event { events, u64: token };
+    // SAFETY: `event` is a live local the kernel only reads.
+    cvt(unsafe { libc::epoll_ctl(epfd, op, fd, &mut event) })?;
+    Ok(())
+}
+
+/// Waits for events; EINTR is reported as zero events.
+pub(crate) fn epoll_wait(
+    epfd: RawFd,
+    events: &mut Vec<libc::epoll_event>,
+    timeout_ms: i32,
+) -> io::Result<()> {
+    events.clear();
+    let cap = events.capacity().min(i32::MAX as usize) as i32;
+    // SAFETY: the kernel writes at most `cap` events into the vector's spare capacity.
+    let n = unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), cap, timeout_ms) };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        return if err.raw_os_error() == Some(libc::EINTR) {
+            Ok(())
+        } else {
+            Err(err)
+        };
+    }
+    // SAFETY: the kernel initialized the first `n` entries.
+    unsafe { events.set_len(n as usize) };
+    Ok(())
+}
+
+/// # Safety
+/// `ptr` must be valid for writes of `len` bytes for the duration of the call.
+pub(crate) unsafe fn recv(fd: RawFd, ptr: *mut u8, len: usize) -> io::Result<usize> {
+    // SAFETY: guaranteed by the caller.
+    cvt_size(unsafe { libc::recv(fd, ptr.cast(), len, libc::MSG_DONTWAIT) })
+}
+
+/// Sends without raising SIGPIPE on a closed peer (EPIPE is returned instead).
+///
+/// # Safety
+/// `ptr` must be valid for reads of `len` bytes for the duration of the call.
+pub(crate) unsafe fn send(fd: RawFd, ptr: *const u8, len: usize) -> io::Result<usize> {
+    // SAFETY: guaranteed by the caller.
+    cvt_size(unsafe { libc::send(fd, ptr.cast(), len, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) })
+}
+
+/// # Safety
+/// `storage` and `len` must be valid for writes for the duration of the call.
+pub(crate) unsafe fn accept(
+    fd: RawFd,
+    storage: *mut libc::sockaddr_storage,
+    len: *mut libc::socklen_t,
+) -> io::Result<OwnedFd> {
+    // SAFETY: guaranteed by the caller.
+    let ret = unsafe {
+        libc::accept4(
+            fd,
+            storage.cast(),
+            len,
+            libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+        )
+    };
+    Ok(owned(cvt(ret)?))
+}
+
+/// # Safety
+/// `ptr` must be valid for writes of `len` bytes for the duration of the call.
+pub(crate) unsafe fn pread(fd: RawFd, ptr: *mut u8, len: usize, offset: u64) -> io::Result<usize> {
+    // SAFETY: guaranteed by the caller.
+    cvt_size(unsafe { libc::pread(fd, ptr.cast(), len, offset as libc::off_t) })
+}
+
+/// # Safety
+/// `ptr` must be valid for reads of `len` bytes for the duration of the call.
+pub(crate) unsafe fn pwrite(
+    fd: RawFd,
+    ptr: *const u8,
+    len: usize,
+    offset: u64,
+) -> io::Result<usize> {
+    // SAFETY: guaranteed by the caller.
+    cvt_size(unsafe { libc::pwrite(fd, ptr.cast(), len, offset as libc::off_t) })
+}
+
+pub(crate) fn fdatasync(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain system call without pointers.
+    cvt(unsafe { libc::fdatasync(fd) })?;
+    Ok(())
+}
+
+pub(crate) fn fallocate(fd: RawFd, mode: i32, offset: u64, len: u64) -> io::Result<()> {
+    // SAFETY: plain system call without pointers.
+    cvt(unsafe { libc::fallocate(fd, mode, offset as libc::off_t, len as libc::off_t) })?;
+    Ok(())
+}
+
+/// `off_in`/`off_out` of `None` use (and for pipes require) no offset.
+pub(crate) fn splice(
+    fd_in: RawFd,
+    off_in: Option<u64>,
+    fd_out: RawFd,
+    off_out: Option<u64>,
+    len: usize,
+    flags: u32,
+) -> io::Result<usize> {
+    let mut off_in = off_in.map(|o| o as libc::loff_t);
+    let mut off_out = off_out.map(|o| o as libc::loff_t);
+    let p_in = off_in
+        .as_mut()
+        .map_or(std::ptr::null_mut(), |o| o as *mut _);
+    let p_out = off_out
+        .as_mut()
+        .map_or(std::ptr::null_mut(), |o| o as *mut _);
+    // SAFETY: the offset pointers are null or point to live locals.
+    cvt_size(unsafe { libc::splice(fd_in, p_in, fd_out, p_out, len, flags) } as libc::ssize_t)
+}
+
+/// Closes a descriptor we own, reporting the kernel's verdict (close(2) can fail on NFS etc.).
+pub(crate) fn close(fd: OwnedFd) -> io::Result<()> {
+    let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
+    // SAFETY: we own `raw` (it came out of an OwnedFd) and never use it again.
+    cvt(unsafe { libc::close(raw) })?;
+    Ok(())
+}
+
+/// A close-on-exec pipe, both ends non-blocking, as (read end, write end).
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: the kernel writes two descriptors into the local array.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
+    Ok((owned(fds[0]), owned(fds[1])))
+}
+
+/// Resizes a pipe's buffer (F_SETPIPE_SZ); returns the size the kernel granted.
+pub(crate) fn set_pipe_size(fd: &impl AsRawFd, size: usize) -> io::Result<usize> {
+    let size = size.min(libc::c_int::MAX as usize) as libc::c_int;
+    // SAFETY: plain fcntl without pointers.
+    Ok(cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size) })? as usize)
+}
+
+/// Ignores SIGPIPE process-wide: a splice or write into a socket whose peer went away must fail
+/// with EPIPE rather than kill the broker.
+pub(crate) fn ignore_sigpipe() {
+    // SAFETY: installing SIG_IGN has no memory-safety preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}

@@ -1,0 +1,79 @@
+//! Helpers shared by the runtime's integration tests.
+#![allow(dead_code)]
+
+use std::future::Future;
+
+use runnel_engine::rt::{BackendChoice, Runtime, RuntimeConfig};
+
+/// Backends under test: `RUNNEL_TEST_BACKENDS` (comma-separated `uring`, `epoll`), default both.
+/// Under qemu-user, which has no io_uring, the test script sets it to `epoll`.
+pub fn backend_enabled(name: &str) -> bool {
+    match std::env::var("RUNNEL_TEST_BACKENDS") {
+        Ok(list) => list.split(',').any(|b| b.trim() == name),
+        Err(_) => true,
+    }
+}
+
+pub fn config(backend: BackendChoice, cores: usize) -> RuntimeConfig {
+    RuntimeConfig {
+        cores,
+        backend,
+        pin_threads: false,
+        ..RuntimeConfig::default()
+    }
+}
+
+/// Starts a runtime with idle shards.
+pub fn runtime(backend: BackendChoice, cores: usize) -> Runtime {
+    Runtime::start(config(backend, cores), |_| async {}).expect("runtime starts")
+}
+
+/// Runs `work` on shard 0 of a fresh one-shard runtime and returns its output.
+pub fn run<F, Fut>(backend: BackendChoice, work: F) -> Fut::Output
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future + 'static,
+    Fut::Output: Send + 'static,
+{
+    let rt = runtime(backend, 1);
+    let output = rt.handle().run_on(0, work).expect("shard runs the work");
+    rt.join().expect("runtime stops cleanly");
+    output
+}
+
+/// Defines each test twice, once per backend, in modules `uring` and `epoll`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($(fn $name:ident($backend:ident) $body:block)*) => {
+        mod uring {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    if !$crate::common::backend_enabled("uring") {
+                        eprintln!("io_uring backend not under test here (RUNNEL_TEST_BACKENDS)");
+                        return;
+                    }
+                    let $backend = runnel_engine::rt::BackendChoice::Uring;
+                    $body
+                }
+            )*
+        }
+        mod epoll {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    if !$crate::common::backend_enabled("epoll") {
+                        eprintln!("epoll backend not under test here (RUNNEL_TEST_BACKENDS)");
+                        return;
+                    }
+                    let $backend = runnel_engine::rt::BackendChoice::Epoll;
+                    $body
+                }
+            )*
+        }
+    };
+}

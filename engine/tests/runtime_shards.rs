@@ -1,0 +1,217 @@
+//! Shards, cross-shard messaging and shutdown, on both backends.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{config, runtime};
+use runnel_engine::rt::{self, Runtime, RuntimeConfig, ShardStopped, TcpListener, TcpStream};
+
+on_both_backends! {
+    fn submit_to_runs_on_the_target_shard(backend) {
+        let rt = runtime(backend, 3);
+        let seen = rt.handle().run_on(0, || async {
+            let mut seen = Vec::new();
+            for target in 0..rt::shard_count() {
+                seen.push(rt::submit_to(target, move || async move { (rt::shard_id(), target * 10) }).await.unwrap());
+            }
+            seen
+        });
+        assert_eq!(seen.unwrap(), vec![(0, 0), (1, 10), (2, 20)]);
+        rt.join().unwrap();
+    }
+
+    fn submitted_futures_need_not_be_send(backend) {
+        let rt = runtime(backend, 2);
+        let out = rt.handle().run_on(1, || async {
+            let local = std::rc::Rc::new(5);
+            rt::sleep(Duration::from_millis(1)).await;
+            *local + rt::shard_id()
+        });
+        assert_eq!(out, Ok(6));
+        rt.join().unwrap();
+    }
+
+    fn cross_shard_calls_under_load_with_backpressure(backend) {
+        const SHARDS: usize = 4;
+        const TASKS_PER_SHARD: usize = 64;
+        const CALLS_PER_TASK: usize = 100;
+        // A tiny mailbox forces senders to wait for room constantly.
+        let rt = Runtime::start(RuntimeConfig { mailbox_capacity: 2, ..config(backend, SHARDS) }, |_| async {}).unwrap();
+        let executed = Arc::new(AtomicUsize::new(0));
+        let handle = rt.handle();
+        let results: Vec<_> = (0..SHARDS)
+            .map(|origin| {
+                let executed = executed.clone();
+                let handle = handle.clone();
+                std::thread::spawn(move || {
+                    handle.run_on(origin, move || async move {
+                        let tasks: Vec<_> = (0..TASKS_PER_SHARD)
+                            .map(|t| {
+                                let executed = executed.clone();
+                                rt::spawn_local(async move {
+                                    let mut sum = 0usize;
+                                    for c in 0..CALLS_PER_TASK {
+                                        let target = (origin + t + c) % SHARDS;
+                                        let executed = executed.clone();
+                                        let value = rt::submit_to(target, move || async move {
+                                            executed.fetch_add(1, Ordering::Relaxed);
+                                            if c % 7 == 0 {
+                                                rt::yield_now().await;
+                                            }
+                                            (rt::shard_id(), c)
+                                        })
+                                        .await
+                                        .unwrap();
+                                        assert_eq!(value, (target, c));
+                                        sum += c;
+                                    }
+                                    sum
+                                })
+                            })
+                            .collect();
+                        let mut total = 0;
+                        for task in tasks {
+                            total += task.await;
+                        }
+                        total
+                    })
+                })
+            })
+            .collect();
+        let per_task: usize = (0..CALLS_PER_TASK).sum();
+        for r in results {
+            assert_eq!(r.join().unwrap().unwrap(), per_task * TASKS_PER_SHARD);
+        }
+        assert_eq!(executed.load(Ordering::Relaxed), SHARDS * TASKS_PER_SHARD * CALLS_PER_TASK);
+        rt.join().unwrap();
+    }
+
+    fn shutdown_lets_tasks_finish_their_work(backend) {
+        let finished = Arc::new(AtomicUsize::new(0));
+        let f = finished.clone();
+        let rt = Runtime::start(config(backend, 2), move |_| {
+            let finished = f.clone();
+            async move {
+                rt::shutdown_requested().await;
+                // In-flight work after the request still completes.
+                rt::sleep(Duration::from_millis(50)).await;
+                finished.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .unwrap();
+        rt.join().unwrap();
+        assert_eq!(finished.load(Ordering::SeqCst), 2);
+    }
+
+    fn shutdown_drops_tasks_after_the_grace_period(backend) {
+        let rt = Runtime::start(
+            RuntimeConfig { shutdown_grace: Duration::from_millis(100), ..config(backend, 1) },
+            |_| async {
+                // A connection that never ends: its recv is in flight when the shard stops.
+                let (client, server) = {
+                    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                    let addr = listener.local_addr();
+                    let accept = rt::spawn_local(async move { listener.accept().await.unwrap().0 });
+                    (TcpStream::connect(addr).await.unwrap(), accept.await)
+                };
+                let _ = server.recv(Vec::with_capacity(1024)).await;
+                drop(client);
+            },
+        )
+        .unwrap();
+        let start = Instant::now();
+        rt.join().unwrap();
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(100), "waited the grace period: {waited:?}");
+        assert!(waited < Duration::from_secs(5), "then stopped: {waited:?}");
+    }
+
+    fn stopped_shards_refuse_work(backend) {
+        let rt = runtime(backend, 2);
+        let handle = rt.handle();
+        rt.join().unwrap();
+        assert_eq!(handle.run_on(1, || async { 1 }), Err(ShardStopped));
+    }
+
+    fn listeners_share_a_port_across_shards(backend) {
+        const SHARDS: usize = 2;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let served = Arc::new(AtomicUsize::new(0));
+        let s = served.clone();
+        let rt = Runtime::start(config(backend, SHARDS), move |_| {
+            let served = s.clone();
+            async move {
+                let listener = TcpListener::bind_reuseport(("127.0.0.1", port)).unwrap();
+                loop {
+                    let accepted = rt::timeout(Duration::from_millis(20), listener.accept()).await;
+                    match accepted {
+                        Ok(Ok((stream, _))) => {
+                            let shard = rt::shard_id() as u8;
+                            served.fetch_add(1, Ordering::SeqCst);
+                            stream.send_all(vec![shard]).await.0.unwrap();
+                        }
+                        Ok(Err(e)) => panic!("accept failed: {e}"),
+                        Err(_) => {}
+                    }
+                    if served.load(Ordering::SeqCst) >= 64 {
+                        break;
+                    }
+                }
+            }
+        })
+        .unwrap();
+        let mut per_shard = [0usize; SHARDS];
+        for _ in 0..64 {
+            use std::io::Read;
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let mut b = [0u8; 1];
+            c.read_exact(&mut b).unwrap();
+            per_shard[b[0] as usize] += 1;
+        }
+        rt.join().unwrap();
+        assert_eq!(per_shard.iter().sum::<usize>(), 64);
+        assert!(per_shard.iter().all(|&n| n > 0), "SO_REUSEPORT spreads connections: {per_shard:?}");
+    }
+}
+
+#[test]
+fn auto_backend_starts_and_reports_its_choice() {
+    let rt = Runtime::start(
+        RuntimeConfig {
+            pin_threads: false,
+            cores: 1,
+            ..RuntimeConfig::default()
+        },
+        |_| async {},
+    )
+    .unwrap();
+    let reported = rt.handle().run_on(0, || async { rt::backend() }).unwrap();
+    assert_eq!(reported, rt.backend());
+    if rt::probe_uring().is_ok() {
+        assert_eq!(rt.backend(), rt::IoBackend::Uring);
+    } else {
+        assert_eq!(rt.backend(), rt::IoBackend::Epoll);
+    }
+    rt.join().unwrap();
+}
+
+#[test]
+fn default_core_count_is_all_online_cores() {
+    let rt = Runtime::start(
+        RuntimeConfig {
+            pin_threads: true,
+            backend: rt::BackendChoice::Epoll,
+            ..RuntimeConfig::default()
+        },
+        |_| async {},
+    )
+    .unwrap();
+    assert_eq!(
+        rt.shard_count(),
+        std::thread::available_parallelism().unwrap().get()
+    );
+    rt.join().unwrap();
+}

@@ -63,8 +63,7 @@ where
             .run_on(0, move || async move {
                 round().await;
                 // Let cancellations complete before measuring.
-                rt::sleep(Duration::from_millis(30)).await;
-                let stats = rt::stats();
+                let stats = common::settle().await;
                 assert_eq!(stats.driver.ops_in_flight, 0, "{stats:?}");
                 assert_eq!(stats.driver.ops_abandoned, 0, "{stats:?}");
             })

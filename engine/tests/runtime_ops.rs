@@ -262,8 +262,7 @@ on_both_backends! {
             let result = rt::timeout(Duration::from_secs(60), async { 7 }).await;
             assert_eq!(result, Ok(7));
             // The abandoned 60 s timers were cancelled, not left running.
-            rt::sleep(Duration::from_millis(10)).await;
-            let stats = rt::stats();
+            let stats = common::settle().await;
             assert_eq!(stats.driver.ops_in_flight, 0, "{stats:?}");
             assert_eq!(stats.driver.timers, 0, "{stats:?}");
         });
@@ -311,8 +310,8 @@ on_both_backends! {
                 assert!(result.is_err(), "nothing was sent, so the recv must time out");
             }
             // Cancellations complete; nothing stays in flight.
-            rt::sleep(Duration::from_millis(20)).await;
-            assert_eq!(rt::stats().driver.ops_in_flight, 0, "{:?}", rt::stats());
+            let stats = common::settle().await;
+            assert_eq!(stats.driver.ops_in_flight, 0, "{stats:?}");
             client.send_all(b"after".to_vec()).await.0.unwrap();
             assert_eq!(recv_exact(&server, 5).await, b"after");
         });
@@ -332,8 +331,7 @@ on_both_backends! {
             let got = recv_exact(&server, 16 << 20).await;
             assert!(got.len() < 8 << 20);
             assert!(got == pattern(got.len()));
-            rt::sleep(Duration::from_millis(20)).await;
-            assert_eq!(rt::stats().driver.ops_in_flight, 0);
+            assert_eq!(common::settle().await.driver.ops_in_flight, 0);
         });
     }
 
@@ -350,8 +348,7 @@ on_both_backends! {
                 let _ = read.as_mut().poll(&mut std::task::Context::from_waker(waker));
                 drop(read);
             }
-            rt::sleep(Duration::from_millis(50)).await;
-            let stats = rt::stats();
+            let stats = common::settle().await;
             assert_eq!(stats.driver.ops_in_flight, 0, "{stats:?}");
             assert_eq!(stats.driver.ops_abandoned, 0, "{stats:?}");
         });

@@ -1,1 +1,118 @@
-fn main() {}
+//! `runnel`: the broker.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use runnel_engine::rt::Runtime;
+use runnel_net::config::Config;
+use runnel_net::data_dir::DataDir;
+use runnel_net::listener::{accept_loop, ShardListeners};
+use runnel_net::signals;
+
+/// Runnel: a Kafka-compatible streaming broker, thread-per-core on io_uring.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// TOML config file; settings it leaves out keep their defaults.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on (overrides `listen`).
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Data directory (overrides `data_dir`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Number of shards, 0 for one per core (overrides `cores`).
+    #[arg(long)]
+    cores: Option<usize>,
+    /// I/O backend: auto, uring or epoll (overrides `io.backend`).
+    #[arg(long, value_name = "BACKEND")]
+    io_backend: Option<String>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUNNEL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    // Before any thread exists, so that every thread inherits the mask.
+    signals::block_shutdown_signals().map_err(|e| format!("cannot block signals: {e}"))?;
+
+    let mut config = match &cli.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if let Some(listen) = cli.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = cli.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(cores) = cli.cores {
+        config.cores = cores;
+    }
+    if let Some(backend) = cli.io_backend {
+        config.io.backend = backend;
+    }
+    let runtime_config = config.runtime().map_err(|e| e.to_string())?;
+    let listen = config.listen_addr().map_err(|e| e.to_string())?;
+    let data_dir = DataDir::open(&config.data_dir)
+        .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
+
+    let shards = match runtime_config.cores {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let listeners = Arc::new(
+        ShardListeners::bind(listen, shards)
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?,
+    );
+    let bound = listeners.local_addr();
+    let for_shards = listeners.clone();
+    let runtime = Runtime::start(runtime_config, move |shard| {
+        let listener = for_shards.take(shard);
+        async move {
+            if let Some(listener) = listener {
+                accept_loop(listener).await;
+            }
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    drop(listeners);
+    tracing::info!(
+        listen = %bound,
+        backend = %runtime.backend(),
+        shards = runtime.shard_count(),
+        data_dir = %data_dir.path().display(),
+        "runnel listening on {bound}"
+    );
+
+    let signal = signals::wait_for_shutdown_signal().map_err(|e| format!("sigwait failed: {e}"))?;
+    tracing::info!(%signal, "shutting down; a second signal exits at once");
+    runtime.shutdown();
+    std::thread::spawn(|| {
+        if let Ok(signal) = signals::wait_for_shutdown_signal() {
+            tracing::warn!(%signal, "second signal: exiting without a clean shutdown");
+            std::process::exit(130);
+        }
+    });
+    runtime.join().map_err(|e| e.to_string())?;
+    tracing::info!("clean shutdown complete");
+    Ok(())
+}

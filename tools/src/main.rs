@@ -1,1 +1,54 @@
-fn main() {}
+//! `runnelctl`: Runnel's admin CLI. Topic, group and log commands arrive with the broker; today it
+//! answers the first question an operator has on a new machine: which I/O backend will run here.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use runnel_engine::rt;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Runnel admin CLI")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check whether io_uring works on this machine and which backend `io.backend = "auto"`
+    /// picks. Exits with 1 when io_uring is unavailable and --require-uring is given.
+    Probe {
+        /// Fail (exit code 1) unless io_uring is usable.
+        #[arg(long)]
+        require_uring: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Probe { require_uring } => probe(require_uring),
+    }
+}
+
+fn probe(require_uring: bool) -> ExitCode {
+    let kernel =
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_else(|_| "unknown".into());
+    println!("kernel: {}", kernel.trim());
+    println!("arch: {}", std::env::consts::ARCH);
+    match rt::probe_uring() {
+        Ok(()) => {
+            println!("io_uring: available, all required operations supported");
+            println!("auto backend: {}", rt::IoBackend::Uring);
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            println!("io_uring: unavailable: {reason}");
+            println!("auto backend: {}", rt::IoBackend::Epoll);
+            if require_uring {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    }
+}

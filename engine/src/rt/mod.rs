@@ -62,7 +62,7 @@ pub use ops::FdKind;
 pub use pipe::{splice, Pipe, PipeReader, PipeWriter, SpliceFd};
 pub use runtime::{Runtime, RuntimeConfig, RuntimeError, RuntimeHandle};
 pub use shard::ShardId;
-pub use time::{sleep, timeout, Elapsed, Timeout};
+pub use time::{select, sleep, timeout, Either, Elapsed, Timeout};
 
 /// The current shard's index.
 ///

@@ -67,6 +67,29 @@ impl TcpListener {
         })
     }
 
+    /// Adopts a bound, listening std listener (made non-blocking here). Lets a caller bind on
+    /// its own thread, where errors such as "address in use" are easy to report, and hand each
+    /// shard its socket.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        Ok(TcpListener {
+            fd: IoFd::new(OwnedFd::from(listener)),
+            local_addr,
+        })
+    }
+
+    /// Binds and listens on a std listener with SO_REUSEADDR and SO_REUSEPORT, ready for
+    /// [`from_std`](Self::from_std) on a shard.
+    pub fn bind_std_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+        let socket = new_socket(&addr)?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(LISTEN_BACKLOG)?;
+        Ok(socket.into())
+    }
+
     /// The bound address (with the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

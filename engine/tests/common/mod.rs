@@ -77,3 +77,17 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Waits (up to 20 s, for slow emulated runs) until the shard has no operation in flight, and
+/// returns its stats then. Cancellations and abandoned pool jobs finish asynchronously.
+pub async fn settle() -> runnel_engine::rt::ShardStats {
+    use runnel_engine::rt;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let stats = rt::stats();
+        if stats.driver.ops_in_flight == 0 || std::time::Instant::now() > deadline {
+            return stats;
+        }
+        rt::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every check and test Runnel has. This is the command CI runs (.ci/run) and the README's
+# "run all tests" command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "setup"
+scripts/setup.sh
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build (the integration tests run the real binaries)"
+cargo build --workspace --bins --locked
+
+step "tests on x86_64, io_uring and epoll backends"
+cargo test --workspace --locked
+
+step "aarch64: build the runtime and the broker"
+cargo build --locked --target aarch64-unknown-linux-gnu -p runnel-engine -p runnel-net --bins --lib
+
+step "aarch64: runtime tests under qemu-user (epoll backend: qemu-user has no io_uring)"
+RUNNEL_TEST_BACKENDS=epoll cargo test --locked --target aarch64-unknown-linux-gnu -p runnel-engine
+
+step "all checks passed"

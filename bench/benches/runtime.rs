@@ -3,6 +3,9 @@
 //!   (so on different cores), against a blocking std-thread echo as the machine's own reference;
 //! - a cross-shard `submit_to` round trip.
 //!
+//! Each backend runs twice: shards blocking in the kernel as soon as they are idle (the default)
+//! and shards polling for 200 µs first (`idle_poll`).
+//!
 //! Run: `cargo bench -p runnel-bench --bench runtime`
 
 use std::io::{Read, Write};
@@ -15,24 +18,31 @@ use runnel_engine::rt::{
 
 const MESSAGE: usize = 64;
 
-fn backends() -> Vec<(&'static str, BackendChoice)> {
-    let mut list = vec![("epoll", BackendChoice::Epoll)];
+/// Idle poll of the "idle_poll" variants: shards poll this long before blocking in the kernel.
+const IDLE_POLL: Duration = Duration::from_micros(200);
+
+/// (label, backend, idle poll): each backend blocking at once (the default) and polling first.
+fn variants() -> Vec<(String, BackendChoice, Duration)> {
+    let mut backends = vec![("epoll", BackendChoice::Epoll)];
     if rt::probe_uring().is_ok() {
-        list.insert(0, ("uring", BackendChoice::Uring));
+        backends.insert(0, ("uring", BackendChoice::Uring));
+    }
+    let mut list = Vec::new();
+    for (name, backend) in backends {
+        list.push((name.to_string(), backend, Duration::ZERO));
+        list.push((format!("{name}+idle_poll"), backend, IDLE_POLL));
     }
     list
 }
 
-fn two_shards(backend: BackendChoice) -> Runtime {
-    Runtime::start(
-        RuntimeConfig {
-            cores: 2,
-            backend,
-            ..RuntimeConfig::default()
-        },
-        |_| async {},
-    )
-    .unwrap()
+fn two_shards(backend: BackendChoice, idle_poll: Duration) -> Runtime {
+    let config = RuntimeConfig {
+        cores: 2,
+        backend,
+        idle_poll,
+        ..RuntimeConfig::default()
+    };
+    Runtime::start(config, |_| async {}).unwrap()
 }
 
 /// Starts an echo server on shard 1; returns its address.
@@ -74,11 +84,11 @@ fn echo_round_trip(c: &mut Criterion) {
         .sample_size(30)
         .measurement_time(Duration::from_secs(4))
         .warm_up_time(Duration::from_secs(1));
-    for (name, backend) in backends() {
-        let runtime = two_shards(backend);
+    for (name, backend, idle_poll) in variants() {
+        let runtime = two_shards(backend, idle_poll);
         let handle = runtime.handle();
         let addr = start_echo_server(&handle);
-        group.bench_function(BenchmarkId::new("runnel", name), |b| {
+        group.bench_function(BenchmarkId::new("runnel", &name), |b| {
             b.iter_custom(|iters| {
                 handle
                     .run_on(0, move || async move {
@@ -145,10 +155,10 @@ fn submit_to_round_trip(c: &mut Criterion) {
         .sample_size(30)
         .measurement_time(Duration::from_secs(4))
         .warm_up_time(Duration::from_secs(1));
-    for (name, backend) in backends() {
-        let runtime = two_shards(backend);
+    for (name, backend, idle_poll) in variants() {
+        let runtime = two_shards(backend, idle_poll);
         let handle = runtime.handle();
-        group.bench_function(BenchmarkId::new("shard0_to_shard1", name), |b| {
+        group.bench_function(BenchmarkId::new("shard0_to_shard1", &name), |b| {
             b.iter_custom(|iters| {
                 handle
                     .run_on(0, move || async move {

@@ -129,6 +129,35 @@ on_both_backends! {
         assert!(waited < Duration::from_secs(5), "then stopped: {waited:?}");
     }
 
+    fn idle_polling_shards_serve_messages_io_and_timers(backend) {
+        let rt = Runtime::start(
+            RuntimeConfig { idle_poll: Duration::from_micros(300), ..config(backend, 2) },
+            |_| async {},
+        )
+        .unwrap();
+        let out = rt.handle().run_on(0, || async {
+            let mut sum = 0;
+            for i in 0..200 {
+                sum += rt::submit_to(1, move || async move { i }).await.unwrap();
+            }
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr();
+            let accepted = rt::spawn_local(async move { listener.accept().await.unwrap().0 });
+            let client = TcpStream::connect(addr).await.unwrap();
+            let server = accepted.await;
+            client.send_all(b"ping".to_vec()).await.0.unwrap();
+            let (n, buf) = server.recv(Vec::with_capacity(8)).await;
+            assert_eq!(n.unwrap(), 4);
+            assert_eq!(buf, b"ping");
+            let start = Instant::now();
+            rt::sleep(Duration::from_millis(5)).await;
+            assert!(start.elapsed() >= Duration::from_millis(5));
+            sum
+        });
+        assert_eq!(out, Ok((0..200).sum()));
+        rt.join().unwrap();
+    }
+
     fn stopped_shards_refuse_work(backend) {
         let rt = runtime(backend, 2);
         let handle = rt.handle();

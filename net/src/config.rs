@@ -33,6 +33,9 @@ pub struct IoConfig {
     pub ring_entries: u32,
     /// Threads of the epoll backend's file I/O pool.
     pub blocking_threads: usize,
+    /// Microseconds an idle shard polls before blocking (0: block at once; spends CPU to cut
+    /// wake-up latency).
+    pub idle_poll_us: u64,
 }
 
 /// The `[shutdown]` table.
@@ -62,6 +65,7 @@ impl Default for IoConfig {
             backend: "auto".into(),
             ring_entries: runtime.ring_entries,
             blocking_threads: runtime.blocking_threads,
+            idle_poll_us: runtime.idle_poll.as_micros() as u64,
         }
     }
 }
@@ -148,6 +152,7 @@ impl Config {
             ring_entries: self.io.ring_entries,
             blocking_threads: self.io.blocking_threads.max(1),
             shutdown_grace: Duration::from_millis(self.shutdown.grace_ms),
+            idle_poll: Duration::from_micros(self.io.idle_poll_us),
             ..RuntimeConfig::default()
         })
     }

@@ -37,6 +37,10 @@ pub struct RuntimeConfig {
     pub blocking_threads: usize,
     /// How long shards wait for their tasks to finish after shutdown is requested.
     pub shutdown_grace: Duration,
+    /// How long an idle shard keeps polling for work before blocking in the kernel. Zero (the
+    /// default) blocks at once; a few hundred microseconds cut cross-shard and network wake-up
+    /// latency at the cost of busy cores (see bench/RESULTS.md).
+    pub idle_poll: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -49,6 +53,7 @@ impl Default for RuntimeConfig {
             mailbox_capacity: 1024,
             blocking_threads: 4,
             shutdown_grace: Duration::from_secs(10),
+            idle_poll: Duration::ZERO,
         }
     }
 }
@@ -183,7 +188,11 @@ impl Runtime {
                     let _ = ready_tx.send((id, Ok(())));
                     drop(ready_tx);
                     let root = Box::pin(init(id));
-                    shard::run(ctx, config.shutdown_grace, root)
+                    let timing = shard::LoopTiming {
+                        grace: config.shutdown_grace,
+                        idle_poll: config.idle_poll,
+                    };
+                    shard::run(ctx, timing, root)
                 });
             match spawned {
                 Ok(handle) => runtime.threads.push(handle),

@@ -52,12 +52,16 @@ pub(crate) const REQUIRED_OPCODES: &[(u8, &str)] = &[
 ///
 /// SINGLE_ISSUER + DEFER_TASKRUN (6.1+) let the kernel skip cross-thread completion machinery
 /// since only the shard's own thread ever submits; COOP_TASKRUN (5.19+) is the next best; a
-/// plain ring works everywhere io_uring does.
+/// plain ring works everywhere io_uring does. TASKRUN_FLAG makes the kernel flag pending
+/// completion work in the SQ ring, so a busy shard knows when a non-blocking enter is needed
+/// (deferred completions only run inside io_uring_enter with GETEVENTS).
 pub(crate) fn build_ring(entries: u32) -> io::Result<IoUring> {
     let cq_entries = entries.saturating_mul(4);
     let attempts: [fn(&mut io_uring::Builder); 3] = [
         |b| {
-            b.setup_single_issuer().setup_defer_taskrun();
+            b.setup_single_issuer()
+                .setup_defer_taskrun()
+                .setup_taskrun_flag();
         },
         |b| {
             b.setup_coop_taskrun().setup_taskrun_flag();
@@ -265,6 +269,10 @@ impl UringDriver {
                 }
                 None => self.ring.submit_and_wait(1),
             }
+        } else if self.ring.submission().is_empty() && !self.ring.submission().taskrun() {
+            // Nothing to submit and no completion work pending in the kernel: reaping the
+            // completion queue needs no system call.
+            Ok(0)
         } else {
             self.ring.submit()
         };

@@ -45,6 +45,14 @@ fn two_shards(backend: BackendChoice, idle_poll: Duration) -> Runtime {
     Runtime::start(config, |_| async {}).unwrap()
 }
 
+/// Enough samples for stable medians while the whole run stays around a minute and a half.
+fn keep_short(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+}
+
 /// Starts an echo server on shard 1; returns its address.
 fn start_echo_server(handle: &RuntimeHandle) -> std::net::SocketAddr {
     handle
@@ -80,10 +88,7 @@ fn start_echo_server(handle: &RuntimeHandle) -> std::net::SocketAddr {
 
 fn echo_round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("tcp_echo_round_trip_64B");
-    group
-        .sample_size(30)
-        .measurement_time(Duration::from_secs(4))
-        .warm_up_time(Duration::from_secs(1));
+    keep_short(&mut group);
     for (name, backend, idle_poll) in variants() {
         let runtime = two_shards(backend, idle_poll);
         let handle = runtime.handle();
@@ -151,10 +156,7 @@ fn echo_round_trip(c: &mut Criterion) {
 
 fn submit_to_round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("submit_to_round_trip");
-    group
-        .sample_size(30)
-        .measurement_time(Duration::from_secs(4))
-        .warm_up_time(Duration::from_secs(1));
+    keep_short(&mut group);
     for (name, backend, idle_poll) in variants() {
         let runtime = two_shards(backend, idle_poll);
         let handle = runtime.handle();

@@ -47,15 +47,16 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
-/// Runs `round` (on a one-shard runtime) once to warm up caches and slabs, then `rounds` more
-/// times, and checks that live heap bytes and open descriptors came back to where they were.
-fn assert_no_leak<F, Fut>(backend: rt::BackendChoice, rounds: usize, round: F)
+/// Runs `round` on shard 0 of a runtime with `shards` shards twice to warm up caches and slabs,
+/// then `rounds` more times, and checks that live heap bytes and open descriptors came back to
+/// where they were.
+fn assert_no_leak_on<F, Fut>(shards: usize, backend: rt::BackendChoice, rounds: usize, round: F)
 where
     F: Fn() -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let rt = common::runtime(backend, 1);
+    let rt = common::runtime(backend, shards);
     let handle = rt.handle();
     let once = |handle: &rt::RuntimeHandle| {
         let round = round.clone();
@@ -87,6 +88,14 @@ where
     );
 }
 
+fn assert_no_leak<F, Fut>(backend: rt::BackendChoice, rounds: usize, round: F)
+where
+    F: Fn() -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    assert_no_leak_on(1, backend, rounds, round)
+}
+
 async fn socket_pair() -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr();
@@ -96,6 +105,47 @@ async fn socket_pair() -> (TcpStream, TcpStream) {
 }
 
 on_both_backends! {
+    fn cross_shard_calls_leak_nothing(backend) {
+        assert_no_leak_on(2, backend, 10, || async {
+            let tasks: Vec<_> = (0..50)
+                .map(|t| {
+                    rt::spawn_local(async move {
+                        for i in 0..20usize {
+                            let payload = vec![t as u8; 512];
+                            let back = rt::submit_to(1, move || async move { payload.len() + i })
+                                .await
+                                .unwrap();
+                            assert_eq!(back, 512 + i);
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await;
+            }
+            // Callers that give up before the reply: the reply is dropped when it arrives.
+            for _ in 0..20 {
+                let slow = rt::submit_to(1, || async {
+                    rt::sleep(Duration::from_millis(2)).await;
+                    vec![0u8; 4096]
+                });
+                assert!(rt::timeout(Duration::from_micros(100), slow).await.is_err());
+            }
+            // Wait until shard 1 has finished the abandoned calls' work.
+            rt::submit_to(1, || async {
+                loop {
+                    let stats = rt::stats();
+                    if stats.tasks == 1 && stats.driver.timers == 0 && stats.driver.ops_in_flight == 0 {
+                        break;
+                    }
+                    rt::sleep(Duration::from_millis(1)).await;
+                }
+            })
+            .await
+            .unwrap();
+        });
+    }
+
     fn cancelled_recvs_leak_nothing(backend) {
         assert_no_leak(backend, 20, || async {
             let (_client, server) = socket_pair().await;

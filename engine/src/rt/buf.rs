@@ -38,57 +38,39 @@ pub unsafe trait IoBufMut: IoBuf {
     unsafe fn set_init(&mut self, len: usize);
 }
 
-// SAFETY: a Vec's storage is on the heap and does not move when the Vec is moved.
-unsafe impl IoBuf for Vec<u8> {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-}
-
-// SAFETY: as above; `set_len` is only raised to bytes the kernel wrote.
-unsafe impl IoBufMut for Vec<u8> {
-    fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.as_mut_ptr()
-    }
-    fn bytes_total(&self) -> usize {
-        self.capacity()
-    }
-    unsafe fn set_init(&mut self, len: usize) {
-        if len > self.len() {
-            // SAFETY: the caller guarantees the bytes up to `len` (<= capacity) were written.
-            unsafe { self.set_len(len) };
+/// `IoBuf` + `IoBufMut` for growable heap buffers with `as_ptr`, `len`, `capacity`, `set_len`.
+macro_rules! impl_growable_buf {
+    ($($ty:ty),*) => {$(
+        // SAFETY: the storage is on the heap and does not move when the handle is moved.
+        unsafe impl IoBuf for $ty {
+            fn stable_ptr(&self) -> *const u8 {
+                self.as_ptr()
+            }
+            fn bytes_init(&self) -> usize {
+                self.len()
+            }
         }
-    }
-}
 
-// SAFETY: BytesMut keeps its storage on the heap; moving the handle does not move the bytes.
-unsafe impl IoBuf for BytesMut {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-}
-
-// SAFETY: as above; `set_len` is only raised to bytes the kernel wrote.
-unsafe impl IoBufMut for BytesMut {
-    fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.as_mut_ptr()
-    }
-    fn bytes_total(&self) -> usize {
-        self.capacity()
-    }
-    unsafe fn set_init(&mut self, len: usize) {
-        if len > self.len() {
-            // SAFETY: the caller guarantees the bytes up to `len` (<= capacity) were written.
-            unsafe { self.set_len(len) };
+        // SAFETY: as above; the length is only raised to bytes the kernel wrote.
+        unsafe impl IoBufMut for $ty {
+            fn stable_mut_ptr(&mut self) -> *mut u8 {
+                self.as_mut_ptr()
+            }
+            fn bytes_total(&self) -> usize {
+                self.capacity()
+            }
+            unsafe fn set_init(&mut self, len: usize) {
+                if len > self.len() {
+                    // SAFETY: the caller guarantees the bytes up to `len` (<= capacity) were
+                    // written.
+                    unsafe { self.set_len(len) };
+                }
+            }
         }
-    }
+    )*};
 }
+
+impl_growable_buf!(Vec<u8>, BytesMut);
 
 // SAFETY: Bytes is an immutable, reference-counted heap (or static) slice.
 unsafe impl IoBuf for Bytes {
@@ -144,6 +126,29 @@ pub(crate) fn advance_init<B: IoBufMut>(buf: &mut B, n: usize) {
     debug_assert!(new_len <= buf.bytes_total());
     // SAFETY: the kernel reported `n` bytes written right after the initialized ones.
     unsafe { buf.set_init(new_len.min(buf.bytes_total())) };
+}
+
+/// Repeats `write_from(buf, written_so_far)` until every initialized byte of `buf` is written:
+/// the loop shared by `send_all` and `write_all_at`. A write of zero bytes is `WriteZero`.
+pub(crate) async fn write_all<B, F, Fut>(mut buf: B, mut write_from: F) -> (std::io::Result<()>, B)
+where
+    B: IoBuf,
+    F: FnMut(B, usize) -> Fut,
+    Fut: std::future::Future<Output = (std::io::Result<usize>, B)>,
+{
+    let total = buf.bytes_init();
+    let mut done = 0;
+    while done < total {
+        let (result, returned) = write_from(buf, done).await;
+        buf = returned;
+        match result {
+            Ok(0) => return (Err(std::io::ErrorKind::WriteZero.into()), buf),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return (Err(e), buf),
+        }
+    }
+    (Ok(()), buf)
 }
 
 #[cfg(test)]

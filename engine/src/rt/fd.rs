@@ -62,3 +62,23 @@ impl Drop for IoFd {
         }
     }
 }
+
+/// `AsRawFd` and `AsFd` for types holding their descriptor in a field `fd: IoFd`.
+macro_rules! impl_as_fd {
+    ($($ty:ty),*) => {$(
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.fd.raw()
+            }
+        }
+
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                // SAFETY: the descriptor stays open for as long as `self` is borrowed.
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd.raw()) }
+            }
+        }
+    )*};
+}
+
+pub(crate) use impl_as_fd;

@@ -2,7 +2,7 @@
 
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::Path;
 
 use super::buf::{IoBuf, IoBufMut};
@@ -104,26 +104,17 @@ impl File {
     }
 
     /// Writes all initialized bytes of `buf` at `offset`.
-    pub async fn write_all_at<B: IoBuf>(&self, mut buf: B, offset: u64) -> (io::Result<()>, B) {
-        let total = buf.bytes_init();
-        let mut done = 0;
-        while done < total {
-            let op = ops::WriteAt {
-                fd: self.fd.raw(),
+    pub async fn write_all_at<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<()>, B) {
+        let fd = self.fd.raw();
+        super::buf::write_all(buf, |buf, done| {
+            Op::new(ops::WriteAt {
+                fd,
                 buf,
                 buf_offset: done,
                 offset: offset + done as u64,
-            };
-            let (result, returned) = Op::new(op).await;
-            buf = returned;
-            match result {
-                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(e), buf),
-            }
-        }
-        (Ok(()), buf)
+            })
+        })
+        .await
     }
 
     /// Flushes the file's data (and the metadata needed to read it back) to stable storage.
@@ -162,21 +153,10 @@ impl File {
     }
 }
 
-impl AsRawFd for File {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
-    }
-}
-
-impl std::os::fd::AsFd for File {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        // SAFETY: the descriptor stays open for as long as `self` is borrowed.
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd.raw()) }
-    }
-}
-
 impl SpliceFd for File {
     fn splice_fd(&self) -> (RawFd, FdKind) {
         (self.fd.raw(), FdKind::File)
     }
 }
+
+super::fd::impl_as_fd!(File);

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 
@@ -110,12 +110,6 @@ impl TcpListener {
     }
 }
 
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
-    }
-}
-
 /// A connected TCP socket.
 ///
 /// Reads append to the buffer's spare capacity; writes send its initialized bytes. Buffers
@@ -172,25 +166,9 @@ impl TcpStream {
     }
 
     /// Sends all of the initialized bytes of `buf`.
-    pub async fn send_all<B: IoBuf>(&self, mut buf: B) -> (io::Result<()>, B) {
-        let total = buf.bytes_init();
-        let mut offset = 0;
-        while offset < total {
-            let (result, returned) = Op::new(ops::Send {
-                fd: self.fd.raw(),
-                buf,
-                offset,
-            })
-            .await;
-            buf = returned;
-            match result {
-                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-                Ok(n) => offset += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(e), buf),
-            }
-        }
-        (Ok(()), buf)
+    pub async fn send_all<B: IoBuf>(&self, buf: B) -> (io::Result<()>, B) {
+        let fd = self.fd.raw();
+        super::buf::write_all(buf, |buf, offset| Op::new(ops::Send { fd, buf, offset })).await
     }
 
     /// Shuts down one or both directions (shutdown(2)).
@@ -237,21 +215,10 @@ fn no_spare_capacity() -> io::Error {
     )
 }
 
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
-    }
-}
-
-impl std::os::fd::AsFd for TcpStream {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        // SAFETY: the descriptor stays open for as long as `self` is borrowed.
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd.raw()) }
-    }
-}
-
 impl SpliceFd for TcpStream {
     fn splice_fd(&self) -> (RawFd, FdKind) {
         (self.fd.raw(), FdKind::Socket)
     }
 }
+
+super::fd::impl_as_fd!(TcpListener, TcpStream);

@@ -16,6 +16,15 @@ fn uring_len(len: usize) -> u32 {
     len.min(u32::MAX as usize) as u32
 }
 
+/// Hands a read's buffer back with the bytes the kernel wrote counted in.
+fn finish_read<B: IoBufMut>(result: io::Result<u32>, mut buf: B) -> (io::Result<usize>, B) {
+    let result = result.map(|n| {
+        buf::advance_init(&mut buf, n as usize);
+        n as usize
+    });
+    (result, buf)
+}
+
 pub(crate) struct Accept {
     pub(crate) fd: RawFd,
     pub(crate) storage: libc::sockaddr_storage,
@@ -167,12 +176,7 @@ impl<B: IoBufMut> OpSpec for Recv<B> {
     }
 
     fn complete(self: Box<Self>, result: io::Result<u32>) -> Self::Output {
-        let mut buf = self.buf;
-        let result = result.map(|n| {
-            buf::advance_init(&mut buf, n as usize);
-            n as usize
-        });
-        (result, buf)
+        finish_read(result, self.buf)
     }
 }
 
@@ -237,12 +241,7 @@ impl<B: IoBufMut> OpSpec for ReadAt<B> {
     }
 
     fn complete(self: Box<Self>, result: io::Result<u32>) -> Self::Output {
-        let mut buf = self.buf;
-        let result = result.map(|n| {
-            buf::advance_init(&mut buf, n as usize);
-            n as usize
-        });
-        (result, buf)
+        finish_read(result, self.buf)
     }
 }
 

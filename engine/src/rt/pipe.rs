@@ -1,7 +1,7 @@
 //! Pipes and splice, the zero-copy path from files to sockets.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 
 use super::fd::IoFd;
 use super::op::Op;
@@ -84,18 +84,6 @@ impl SpliceFd for PipeWriter {
     }
 }
 
-impl AsRawFd for PipeReader {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
-    }
-}
-
-impl AsRawFd for PipeWriter {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
-    }
-}
-
 /// Moves up to `len` bytes from `from` to `to` without copying them through user memory; one
 /// side must be a pipe. `from_offset`/`to_offset` give file positions (`None` for pipes and
 /// sockets). Returns the bytes moved; `Ok(0)` means end of input.
@@ -120,3 +108,5 @@ pub async fn splice(
     ))
     .await
 }
+
+super::fd::impl_as_fd!(PipeReader, PipeWriter);

@@ -248,6 +248,29 @@ on_both_backends! {
         assert_eq!(got, b"through the pipe");
     }
 
+    fn splice_reports_an_empty_or_full_pipe_instead_of_waiting(backend) {
+        run(backend, || async {
+            let (client, server) = socket_pair().await;
+            let pipe = Pipe::new(0).unwrap();
+            // Draining an empty pipe into a writable socket: nothing will ever arrive.
+            let start = Instant::now();
+            let err = rt::splice(pipe.reader(), None, &server, None, 4096).await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+            // Filling a full pipe from a readable socket.
+            client.send_all(vec![1u8; 256 << 10]).await.0.unwrap();
+            let mut filled = 0;
+            let err = loop {
+                match rt::splice(&server, None, pipe.writer(), None, 1 << 20).await {
+                    Ok(n) => filled += n,
+                    Err(e) => break e,
+                }
+            };
+            assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+            assert!(filled >= pipe.capacity() - 4096, "filled {filled} of {}", pipe.capacity());
+            assert!(start.elapsed() < Duration::from_secs(5));
+        });
+    }
+
     fn sleep_and_timeout(backend) {
         run(backend, || async {
             let start = Instant::now();
@@ -258,6 +281,10 @@ on_both_backends! {
             let result = rt::timeout(Duration::from_millis(20), rt::sleep(Duration::from_secs(60))).await;
             assert_eq!(result, Err(rt::Elapsed));
             assert!(start.elapsed() < Duration::from_secs(5));
+
+            // Absurd durations are clamped, not overflowed into an instant wake-up.
+            let result = rt::timeout(Duration::from_millis(10), rt::sleep(Duration::MAX)).await;
+            assert_eq!(result, Err(rt::Elapsed));
 
             let result = rt::timeout(Duration::from_secs(60), async { 7 }).await;
             assert_eq!(result, Ok(7));

@@ -158,6 +158,29 @@ on_both_backends! {
         rt.join().unwrap();
     }
 
+    fn senders_blocked_on_a_shard_that_dies_get_shard_stopped(backend) {
+        let rt = Runtime::start(RuntimeConfig { mailbox_capacity: 1, ..config(backend, 2) }, |shard| async move {
+            if shard == 1 {
+                // A stuck shard (blocking its thread) that then dies: its mailbox is never
+                // drained, so senders fill it and wait.
+                std::thread::sleep(Duration::from_millis(300));
+                panic!("shard 1 dies on purpose");
+            }
+        })
+        .unwrap();
+        let results = rt.handle().run_on(0, || async {
+            rt::sleep(Duration::from_millis(50)).await;
+            let calls: Vec<_> = (0..4).map(|i| rt::spawn_local(rt::submit_to(1, move || async move { i }))).collect();
+            let mut results = Vec::new();
+            for call in calls {
+                results.push(call.await);
+            }
+            results
+        });
+        assert_eq!(results.unwrap(), vec![Err(ShardStopped); 4]);
+        assert!(matches!(rt.join(), Err(rt::RuntimeError::ShardPanicked(1))));
+    }
+
     fn stopped_shards_refuse_work(backend) {
         let rt = runtime(backend, 2);
         let handle = rt.handle();
@@ -167,33 +190,34 @@ on_both_backends! {
 
     fn listeners_share_a_port_across_shards(backend) {
         const SHARDS: usize = 2;
+        const CONNECTIONS: usize = 64;
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let bound = Arc::new(AtomicUsize::new(0));
         let served = Arc::new(AtomicUsize::new(0));
-        let s = served.clone();
+        let (b, s) = (bound.clone(), served.clone());
         let rt = Runtime::start(config(backend, SHARDS), move |_| {
-            let served = s.clone();
+            let (bound, served) = (b.clone(), s.clone());
             async move {
                 let listener = TcpListener::bind_reuseport(("127.0.0.1", port)).unwrap();
-                loop {
-                    let accepted = rt::timeout(Duration::from_millis(20), listener.accept()).await;
-                    match accepted {
+                bound.fetch_add(1, Ordering::SeqCst);
+                while served.load(Ordering::SeqCst) < CONNECTIONS {
+                    match rt::timeout(Duration::from_millis(20), listener.accept()).await {
                         Ok(Ok((stream, _))) => {
-                            let shard = rt::shard_id() as u8;
                             served.fetch_add(1, Ordering::SeqCst);
-                            stream.send_all(vec![shard]).await.0.unwrap();
+                            stream.send_all(vec![rt::shard_id() as u8]).await.0.unwrap();
                         }
                         Ok(Err(e)) => panic!("accept failed: {e}"),
                         Err(_) => {}
-                    }
-                    if served.load(Ordering::SeqCst) >= 64 {
-                        break;
                     }
                 }
             }
         })
         .unwrap();
+        while bound.load(Ordering::SeqCst) < SHARDS {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let mut per_shard = [0usize; SHARDS];
-        for _ in 0..64 {
+        for _ in 0..CONNECTIONS {
             use std::io::Read;
             let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
             let mut b = [0u8; 1];
@@ -201,7 +225,7 @@ on_both_backends! {
             per_shard[b[0] as usize] += 1;
         }
         rt.join().unwrap();
-        assert_eq!(per_shard.iter().sum::<usize>(), 64);
+        assert_eq!(per_shard.iter().sum::<usize>(), CONNECTIONS);
         assert!(per_shard.iter().all(|&n| n > 0), "SO_REUSEPORT spreads connections: {per_shard:?}");
     }
 }

@@ -28,6 +28,9 @@ use super::sys;
 /// Token of the shard's wake eventfd in the epoll set; descriptors use their own number.
 const WAKE_TOKEN: u64 = u64::MAX;
 
+/// Longest timer: keeps `Instant` arithmetic from overflowing on absurd durations.
+const MAX_TIMER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 /// Identifies a pending timer: its deadline, then a sequence number for uniqueness.
 pub(crate) type TimerKey = (Instant, u64);
 
@@ -94,7 +97,7 @@ impl EpollDriver {
         match std::mem::replace(state, OpState::Done) {
             OpState::Unsubmitted(mut spec) => match spec.epoll_plan() {
                 EpollPlan::Readiness { fd, interest } => match spec.run_sync() {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
                         if let Err(e) = self.wait_for(fd, interest, cx.waker()) {
                             return Poll::Ready(spec.complete(Err(e)));
                         }
@@ -124,7 +127,10 @@ impl EpollDriver {
                     Poll::Pending
                 }
                 EpollPlan::Timer(duration) => {
-                    let key = (Instant::now() + duration, self.next_timer_seq);
+                    let key = (
+                        Instant::now() + duration.min(MAX_TIMER),
+                        self.next_timer_seq,
+                    );
                     self.next_timer_seq += 1;
                     self.timers.insert(key, Some(cx.waker().clone()));
                     *state = OpState::Timer { key, spec };

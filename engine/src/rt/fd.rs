@@ -3,10 +3,18 @@
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 
 use super::context;
 use super::op::Op;
 use super::ops;
+
+/// A descriptor shared between its owner and the operations in flight on it.
+///
+/// Operations hold a clone, so the descriptor is closed only when the owner is gone *and* the
+/// last operation has completed: an abandoned operation that the kernel (or the blocking pool)
+/// still runs can never find its descriptor number reused by an unrelated file or socket.
+pub(crate) type SharedFd = Arc<OwnedFd>;
 
 /// An owned descriptor used with the current shard's driver.
 ///
@@ -15,35 +23,56 @@ use super::ops;
 /// between threads as std types (`into_std` / `from_std`) instead.
 #[derive(Debug)]
 pub(crate) struct IoFd {
-    fd: Option<OwnedFd>,
+    fd: Option<SharedFd>,
     _not_send: PhantomData<*const ()>,
 }
 
 impl IoFd {
     pub(crate) fn new(fd: OwnedFd) -> Self {
         IoFd {
-            fd: Some(fd),
+            fd: Some(Arc::new(fd)),
             _not_send: PhantomData,
         }
     }
 
     pub(crate) fn raw(&self) -> RawFd {
-        self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)
+        self.fd.as_ref().map_or(-1, |fd| fd.as_raw_fd())
     }
 
-    /// Releases the descriptor from the driver and returns it.
-    pub(crate) fn into_owned(mut self) -> OwnedFd {
+    /// A handle for an operation on this descriptor.
+    pub(crate) fn shared(&self) -> SharedFd {
+        self.fd
+            .clone()
+            .expect("IoFd always holds a descriptor until consumed")
+    }
+
+    /// Releases the descriptor from the driver. `Err` carries it back while operations still
+    /// hold it.
+    fn release(mut self) -> Result<OwnedFd, SharedFd> {
         let fd = self
             .fd
             .take()
             .expect("IoFd always holds a descriptor until consumed");
         forget_registration(fd.as_raw_fd());
-        fd
+        Arc::try_unwrap(fd)
     }
 
-    /// Closes through the backend, reporting the kernel's verdict.
+    /// Releases the descriptor from the driver and returns it, duplicating it if abandoned
+    /// operations still hold the original.
+    pub(crate) fn into_owned(self) -> io::Result<OwnedFd> {
+        match self.release() {
+            Ok(fd) => Ok(fd),
+            Err(shared) => shared.try_clone(),
+        }
+    }
+
+    /// Closes through the backend, reporting the kernel's verdict. If abandoned operations
+    /// still hold the descriptor, it closes when the last of them completes.
     pub(crate) async fn close(self) -> io::Result<()> {
-        let fd = self.into_owned();
+        let fd = match self.release() {
+            Ok(fd) => fd,
+            Err(_still_in_use) => return Ok(()),
+        };
         if context::try_with(|_| ()).is_none() {
             return super::sys::close(fd);
         }

@@ -2,7 +2,7 @@
 
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use super::buf::{IoBuf, IoBufMut};
@@ -57,7 +57,7 @@ impl File {
             return (Err(err), buf);
         }
         Op::new(ops::ReadAt {
-            fd: self.fd.raw(),
+            fd: self.fd.shared(),
             buf,
             offset,
         })
@@ -73,7 +73,7 @@ impl File {
         let mut total = 0;
         while buf.bytes_init() < buf.bytes_total() {
             let (result, returned) = Op::new(ops::ReadAt {
-                fd: self.fd.raw(),
+                fd: self.fd.shared(),
                 buf,
                 offset,
             })
@@ -95,7 +95,7 @@ impl File {
     /// Writes some of the initialized bytes of `buf` at `offset`; returns how many.
     pub async fn write_at<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
         Op::new(ops::WriteAt {
-            fd: self.fd.raw(),
+            fd: self.fd.shared(),
             buf,
             buf_offset: 0,
             offset,
@@ -105,10 +105,10 @@ impl File {
 
     /// Writes all initialized bytes of `buf` at `offset`.
     pub async fn write_all_at<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<()>, B) {
-        let fd = self.fd.raw();
+        let fd = self.fd.shared();
         super::buf::write_all(buf, |buf, done| {
             Op::new(ops::WriteAt {
-                fd,
+                fd: fd.clone(),
                 buf,
                 buf_offset: done,
                 offset: offset + done as u64,
@@ -119,14 +119,17 @@ impl File {
 
     /// Flushes the file's data (and the metadata needed to read it back) to stable storage.
     pub async fn fdatasync(&self) -> io::Result<()> {
-        Op::new(ops::Fdatasync { fd: self.fd.raw() }).await
+        Op::new(ops::Fdatasync {
+            fd: self.fd.shared(),
+        })
+        .await
     }
 
     /// fallocate(2): reserves (mode 0) or, with flags such as FALLOC_FL_KEEP_SIZE, manipulates
     /// the byte range `offset..offset + len`.
     pub async fn fallocate(&self, mode: i32, offset: u64, len: u64) -> io::Result<()> {
         Op::new(ops::Fallocate {
-            fd: self.fd.raw(),
+            fd: self.fd.shared(),
             mode,
             offset,
             len,
@@ -153,9 +156,11 @@ impl File {
     }
 }
 
-impl SpliceFd for File {
-    fn splice_fd(&self) -> (RawFd, FdKind) {
-        (self.fd.raw(), FdKind::File)
+impl SpliceFd for File {}
+
+impl super::pipe::SpliceEnd for File {
+    fn splice_end(&self) -> (super::fd::SharedFd, FdKind) {
+        (self.fd.shared(), FdKind::File)
     }
 }
 

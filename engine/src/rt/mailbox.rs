@@ -131,6 +131,21 @@ impl Mailboxes {
         }
         while self.injectors[me].pop().is_some() {}
     }
+
+    /// Called once shard `me` has stopped: wakes the tasks still waiting for room in a mailbox
+    /// to it, so that their retry reports `ShardStopped` instead of waiting forever.
+    pub(crate) fn release_waiting_senders(&self, me: ShardId, shards: &[Arc<ShardShared>]) {
+        for (from, sender) in shards.iter().enumerate() {
+            if self
+                .pair(from, me)
+                .sender_waiting
+                .swap(false, Ordering::SeqCst)
+            {
+                sender.space_available.store(true, Ordering::Release);
+                sender.unpark();
+            }
+        }
+    }
 }
 
 /// Runs `work` on shard `target` and resolves to its output.

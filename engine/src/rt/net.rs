@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 
@@ -97,7 +97,7 @@ impl TcpListener {
 
     /// Waits for a connection.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (fd, addr) = Op::new(ops::Accept::new(self.fd.raw())).await?;
+        let (fd, addr) = Op::new(ops::Accept::new(self.fd.shared())).await?;
         let peer = addr
             .as_socket()
             .ok_or_else(|| io::Error::other("accepted a non-IP peer"))?;
@@ -125,7 +125,7 @@ impl TcpStream {
         let addr = resolve(addr)?;
         let socket = new_socket(&addr)?;
         let fd = IoFd::new(socket.into());
-        Op::new(ops::Connect::new(fd.raw(), SockAddr::from(addr))).await?;
+        Op::new(ops::Connect::new(fd.shared(), SockAddr::from(addr))).await?;
         Ok(TcpStream { fd })
     }
 
@@ -138,8 +138,8 @@ impl TcpStream {
     }
 
     /// Releases the socket as a std type, for moving it to another thread.
-    pub fn into_std(self) -> std::net::TcpStream {
-        std::net::TcpStream::from(self.fd.into_owned())
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        Ok(std::net::TcpStream::from(self.fd.into_owned()?))
     }
 
     /// Receives into the spare capacity of `buf`; `Ok(0)` means the peer closed its side.
@@ -149,7 +149,7 @@ impl TcpStream {
             return (Err(no_spare_capacity()), buf);
         }
         Op::new(ops::Recv {
-            fd: self.fd.raw(),
+            fd: self.fd.shared(),
             buf,
         })
         .await
@@ -158,7 +158,7 @@ impl TcpStream {
     /// Sends some of the initialized bytes of `buf`; returns how many.
     pub async fn send<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
         Op::new(ops::Send {
-            fd: self.fd.raw(),
+            fd: self.fd.shared(),
             buf,
             offset: 0,
         })
@@ -167,8 +167,15 @@ impl TcpStream {
 
     /// Sends all of the initialized bytes of `buf`.
     pub async fn send_all<B: IoBuf>(&self, buf: B) -> (io::Result<()>, B) {
-        let fd = self.fd.raw();
-        super::buf::write_all(buf, |buf, offset| Op::new(ops::Send { fd, buf, offset })).await
+        let fd = self.fd.shared();
+        super::buf::write_all(buf, |buf, offset| {
+            Op::new(ops::Send {
+                fd: fd.clone(),
+                buf,
+                offset,
+            })
+        })
+        .await
     }
 
     /// Shuts down one or both directions (shutdown(2)).
@@ -215,9 +222,11 @@ fn no_spare_capacity() -> io::Error {
     )
 }
 
-impl SpliceFd for TcpStream {
-    fn splice_fd(&self) -> (RawFd, FdKind) {
-        (self.fd.raw(), FdKind::Socket)
+impl SpliceFd for TcpStream {}
+
+impl super::pipe::SpliceEnd for TcpStream {
+    fn splice_end(&self) -> (super::fd::SharedFd, FdKind) {
+        (self.fd.shared(), FdKind::Socket)
     }
 }
 

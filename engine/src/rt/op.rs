@@ -14,6 +14,7 @@
 
 use std::future::Future;
 use std::io;
+use std::marker::PhantomData;
 use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -34,8 +35,8 @@ pub(crate) enum Interest {
 /// How the epoll backend carries out an operation.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum EpollPlan {
-    /// Call [`OpSpec::run_sync`] now (it must not block); on `WouldBlock`, wait for `interest`
-    /// on `fd` and call it again.
+    /// Call [`OpSpec::run_sync`] now (it must not block); on EAGAIN (the raw errno; other
+    /// `WouldBlock` errors go to the caller), wait for `interest` on `fd` and call it again.
     Readiness { fd: RawFd, interest: Interest },
     /// Call [`OpSpec::run_sync`] on the blocking pool (regular-file I/O, which epoll can't watch).
     Blocking,
@@ -57,6 +58,12 @@ pub(crate) trait OpSpec: Send + 'static {
     /// Performs the system call once (epoll backend only). Returns the same value a CQE would
     /// carry: a count, a descriptor, or zero.
     fn run_sync(&mut self) -> io::Result<u32>;
+
+    /// After EAGAIN on io_uring (splice on a non-blocking socket can return it), whether to wait
+    /// for the readiness named by [`epoll_plan`](Self::epoll_plan) and submit again.
+    fn retry_on_readiness(&self) -> bool {
+        true
+    }
 
     /// Turns the raw result into the operation's output, handing buffers back.
     fn complete(self: Box<Self>, result: io::Result<u32>) -> Self::Output;
@@ -90,14 +97,18 @@ pub(crate) fn cqe_result(res: i32) -> io::Result<u32> {
 }
 
 /// A future that runs one operation on the current shard's backend.
+///
+/// Not `Send`: its state refers to a slot of the driver of the shard that first polled it.
 pub(crate) struct Op<S: OpSpec> {
     state: OpState<S>,
+    _not_send: PhantomData<*const ()>,
 }
 
 impl<S: OpSpec> Op<S> {
     pub(crate) fn new(spec: S) -> Self {
         Op {
             state: OpState::Unsubmitted(Box::new(spec)),
+            _not_send: PhantomData,
         }
     }
 }

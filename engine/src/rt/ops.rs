@@ -2,12 +2,13 @@
 //! them. Public wrappers live in `net`, `fs`, `pipe` and `time`.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use io_uring::{opcode, squeue, types};
 
 use super::buf::{self, IoBuf, IoBufMut};
+use super::fd::SharedFd;
 use super::op::{EpollPlan, Interest, OpSpec};
 use super::sys;
 
@@ -26,13 +27,13 @@ fn finish_read<B: IoBufMut>(result: io::Result<u32>, mut buf: B) -> (io::Result<
 }
 
 pub(crate) struct Accept {
-    pub(crate) fd: RawFd,
+    pub(crate) fd: SharedFd,
     pub(crate) storage: libc::sockaddr_storage,
     pub(crate) len: libc::socklen_t,
 }
 
 impl Accept {
-    pub(crate) fn new(fd: RawFd) -> Self {
+    pub(crate) fn new(fd: SharedFd) -> Self {
         Accept {
             fd,
             // SAFETY: all-zero bytes are a valid (unspecified-family) sockaddr_storage.
@@ -47,21 +48,21 @@ impl OpSpec for Accept {
 
     fn uring_entry(&mut self) -> squeue::Entry {
         let storage = (&mut self.storage as *mut libc::sockaddr_storage).cast();
-        opcode::Accept::new(types::Fd(self.fd), storage, &mut self.len)
+        opcode::Accept::new(types::Fd(self.fd.as_raw_fd()), storage, &mut self.len)
             .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
             .build()
     }
 
     fn epoll_plan(&self) -> EpollPlan {
         EpollPlan::Readiness {
-            fd: self.fd,
+            fd: self.fd.as_raw_fd(),
             interest: Interest::Read,
         }
     }
 
     fn run_sync(&mut self) -> io::Result<u32> {
         // SAFETY: storage and len are fields of self, alive for the call.
-        let fd = unsafe { sys::accept(self.fd, &mut self.storage, &mut self.len) }?;
+        let fd = unsafe { sys::accept(self.fd.as_raw_fd(), &mut self.storage, &mut self.len) }?;
         Ok(std::os::fd::IntoRawFd::into_raw_fd(fd) as u32)
     }
 
@@ -82,14 +83,14 @@ impl OpSpec for Accept {
 }
 
 pub(crate) struct Connect {
-    pub(crate) fd: RawFd,
+    pub(crate) fd: SharedFd,
     pub(crate) addr: socket2::SockAddr,
     /// epoll: connect(2) was issued and returned EINPROGRESS.
     started: bool,
 }
 
 impl Connect {
-    pub(crate) fn new(fd: RawFd, addr: socket2::SockAddr) -> Self {
+    pub(crate) fn new(fd: SharedFd, addr: socket2::SockAddr) -> Self {
         Connect {
             fd,
             addr,
@@ -103,7 +104,7 @@ impl OpSpec for Connect {
 
     fn uring_entry(&mut self) -> squeue::Entry {
         opcode::Connect::new(
-            types::Fd(self.fd),
+            types::Fd(self.fd.as_raw_fd()),
             self.addr.as_ptr().cast(),
             self.addr.len(),
         )
@@ -112,21 +113,19 @@ impl OpSpec for Connect {
 
     fn epoll_plan(&self) -> EpollPlan {
         EpollPlan::Readiness {
-            fd: self.fd,
+            fd: self.fd.as_raw_fd(),
             interest: Interest::Write,
         }
     }
 
     fn run_sync(&mut self) -> io::Result<u32> {
-        // SAFETY: the socket stays open for the whole call (its owner awaits this operation).
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
-        let socket = socket2::SockRef::from(&fd);
+        let socket = socket2::SockRef::from(&*self.fd);
         if !self.started {
             self.started = true;
             return match socket.connect(&self.addr) {
                 Ok(()) => Ok(0),
                 Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
-                    Err(io::ErrorKind::WouldBlock.into())
+                    Err(io::Error::from_raw_os_error(libc::EAGAIN))
                 }
                 Err(e) => Err(e),
             };
@@ -137,7 +136,7 @@ impl OpSpec for Connect {
             None => match socket.peer_addr() {
                 Ok(_) => Ok(0),
                 Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-                    Err(io::ErrorKind::WouldBlock.into())
+                    Err(io::Error::from_raw_os_error(libc::EAGAIN))
                 }
                 Err(e) => Err(e),
             },
@@ -150,7 +149,7 @@ impl OpSpec for Connect {
 }
 
 pub(crate) struct Recv<B> {
-    pub(crate) fd: RawFd,
+    pub(crate) fd: SharedFd,
     pub(crate) buf: B,
 }
 
@@ -159,12 +158,12 @@ impl<B: IoBufMut> OpSpec for Recv<B> {
 
     fn uring_entry(&mut self) -> squeue::Entry {
         let (ptr, len) = buf::spare_parts(&mut self.buf);
-        opcode::Recv::new(types::Fd(self.fd), ptr, uring_len(len)).build()
+        opcode::Recv::new(types::Fd(self.fd.as_raw_fd()), ptr, uring_len(len)).build()
     }
 
     fn epoll_plan(&self) -> EpollPlan {
         EpollPlan::Readiness {
-            fd: self.fd,
+            fd: self.fd.as_raw_fd(),
             interest: Interest::Read,
         }
     }
@@ -172,7 +171,7 @@ impl<B: IoBufMut> OpSpec for Recv<B> {
     fn run_sync(&mut self) -> io::Result<u32> {
         let (ptr, len) = buf::spare_parts(&mut self.buf);
         // SAFETY: ptr/len describe the buffer's spare capacity, owned by self.
-        unsafe { sys::recv(self.fd, ptr, uring_len(len) as usize) }.map(|n| n as u32)
+        unsafe { sys::recv(self.fd.as_raw_fd(), ptr, uring_len(len) as usize) }.map(|n| n as u32)
     }
 
     fn complete(self: Box<Self>, result: io::Result<u32>) -> Self::Output {
@@ -181,7 +180,7 @@ impl<B: IoBufMut> OpSpec for Recv<B> {
 }
 
 pub(crate) struct Send<B> {
-    pub(crate) fd: RawFd,
+    pub(crate) fd: SharedFd,
     pub(crate) buf: B,
     pub(crate) offset: usize,
 }
@@ -191,14 +190,14 @@ impl<B: IoBuf> OpSpec for Send<B> {
 
     fn uring_entry(&mut self) -> squeue::Entry {
         let (ptr, len) = buf::init_parts_from(&self.buf, self.offset);
-        opcode::Send::new(types::Fd(self.fd), ptr, uring_len(len))
+        opcode::Send::new(types::Fd(self.fd.as_raw_fd()), ptr, uring_len(len))
             .flags(libc::MSG_NOSIGNAL)
             .build()
     }
 
     fn epoll_plan(&self) -> EpollPlan {
         EpollPlan::Readiness {
-            fd: self.fd,
+            fd: self.fd.as_raw_fd(),
             interest: Interest::Write,
         }
     }
@@ -206,7 +205,7 @@ impl<B: IoBuf> OpSpec for Send<B> {
     fn run_sync(&mut self) -> io::Result<u32> {
         let (ptr, len) = buf::init_parts_from(&self.buf, self.offset);
         // SAFETY: ptr/len describe initialized bytes of the buffer owned by self.
-        unsafe { sys::send(self.fd, ptr, uring_len(len) as usize) }.map(|n| n as u32)
+        unsafe { sys::send(self.fd.as_raw_fd(), ptr, uring_len(len) as usize) }.map(|n| n as u32)
     }
 
     fn complete(self: Box<Self>, result: io::Result<u32>) -> Self::Output {
@@ -215,7 +214,7 @@ impl<B: IoBuf> OpSpec for Send<B> {
 }
 
 pub(crate) struct ReadAt<B> {
-    pub(crate) fd: RawFd,
+    pub(crate) fd: SharedFd,
     pub(crate) buf: B,
     pub(crate) offset: u64,
 }
@@ -225,7 +224,7 @@ impl<B: IoBufMut> OpSpec for ReadAt<B> {
 
     fn uring_entry(&mut self) -> squeue::Entry {
         let (ptr, len) = buf::spare_parts(&mut self.buf);
-        opcode::Read::new(types::Fd(self.fd), ptr, uring_len(len))
+        opcode::Read::new(types::Fd(self.fd.as_raw_fd()), ptr, uring_len(len))
             .offset(self.offset)
             .build()
     }
@@ -237,7 +236,15 @@ impl<B: IoBufMut> OpSpec for ReadAt<B> {
     fn run_sync(&mut self) -> io::Result<u32> {
         let (ptr, len) = buf::spare_parts(&mut self.buf);
         // SAFETY: ptr/len describe the buffer's spare capacity, owned by self.
-        unsafe { sys::pread(self.fd, ptr, uring_len(len) as usize, self.offset) }.map(|n| n as u32)
+        unsafe {
+            sys::pread(
+                self.fd.as_raw_fd(),
+                ptr,
+                uring_len(len) as usize,
+                self.offset,
+            )
+        }
+        .map(|n| n as u32)
     }
 
     fn complete(self: Box<Self>, result: io::Result<u32>) -> Self::Output {
@@ -246,7 +253,7 @@ impl<B: IoBufMut> OpSpec for ReadAt<B> {
 }
 
 pub(crate) struct WriteAt<B> {
-    pub(crate) fd: RawFd,
+    pub(crate) fd: SharedFd,
     pub(crate) buf: B,
     /// Start within the buffer (for continuing a short write).
     pub(crate) buf_offset: usize,
@@ -258,7 +265,7 @@ impl<B: IoBuf> OpSpec for WriteAt<B> {
 
     fn uring_entry(&mut self) -> squeue::Entry {
         let (ptr, len) = buf::init_parts_from(&self.buf, self.buf_offset);
-        opcode::Write::new(types::Fd(self.fd), ptr, uring_len(len))
+        opcode::Write::new(types::Fd(self.fd.as_raw_fd()), ptr, uring_len(len))
             .offset(self.offset)
             .build()
     }
@@ -270,7 +277,15 @@ impl<B: IoBuf> OpSpec for WriteAt<B> {
     fn run_sync(&mut self) -> io::Result<u32> {
         let (ptr, len) = buf::init_parts_from(&self.buf, self.buf_offset);
         // SAFETY: ptr/len describe initialized bytes of the buffer owned by self.
-        unsafe { sys::pwrite(self.fd, ptr, uring_len(len) as usize, self.offset) }.map(|n| n as u32)
+        unsafe {
+            sys::pwrite(
+                self.fd.as_raw_fd(),
+                ptr,
+                uring_len(len) as usize,
+                self.offset,
+            )
+        }
+        .map(|n| n as u32)
     }
 
     fn complete(self: Box<Self>, result: io::Result<u32>) -> Self::Output {
@@ -279,14 +294,14 @@ impl<B: IoBuf> OpSpec for WriteAt<B> {
 }
 
 pub(crate) struct Fdatasync {
-    pub(crate) fd: RawFd,
+    pub(crate) fd: SharedFd,
 }
 
 impl OpSpec for Fdatasync {
     type Output = io::Result<()>;
 
     fn uring_entry(&mut self) -> squeue::Entry {
-        opcode::Fsync::new(types::Fd(self.fd))
+        opcode::Fsync::new(types::Fd(self.fd.as_raw_fd()))
             .flags(types::FsyncFlags::DATASYNC)
             .build()
     }
@@ -296,7 +311,7 @@ impl OpSpec for Fdatasync {
     }
 
     fn run_sync(&mut self) -> io::Result<u32> {
-        sys::fdatasync(self.fd).map(|()| 0)
+        sys::fdatasync(self.fd.as_raw_fd()).map(|()| 0)
     }
 
     fn complete(self: Box<Self>, result: io::Result<u32>) -> io::Result<()> {
@@ -305,7 +320,7 @@ impl OpSpec for Fdatasync {
 }
 
 pub(crate) struct Fallocate {
-    pub(crate) fd: RawFd,
+    pub(crate) fd: SharedFd,
     pub(crate) mode: i32,
     pub(crate) offset: u64,
     pub(crate) len: u64,
@@ -315,7 +330,7 @@ impl OpSpec for Fallocate {
     type Output = io::Result<()>;
 
     fn uring_entry(&mut self) -> squeue::Entry {
-        opcode::Fallocate::new(types::Fd(self.fd), self.len)
+        opcode::Fallocate::new(types::Fd(self.fd.as_raw_fd()), self.len)
             .offset(self.offset)
             .mode(self.mode)
             .build()
@@ -326,7 +341,7 @@ impl OpSpec for Fallocate {
     }
 
     fn run_sync(&mut self) -> io::Result<u32> {
-        sys::fallocate(self.fd, self.mode, self.offset, self.len).map(|()| 0)
+        sys::fallocate(self.fd.as_raw_fd(), self.mode, self.offset, self.len).map(|()| 0)
     }
 
     fn complete(self: Box<Self>, result: io::Result<u32>) -> io::Result<()> {
@@ -335,33 +350,60 @@ impl OpSpec for Fallocate {
 }
 
 pub(crate) struct Splice {
-    pub(crate) fd_in: RawFd,
+    pub(crate) fd_in: SharedFd,
     pub(crate) off_in: Option<u64>,
-    pub(crate) fd_out: RawFd,
+    pub(crate) fd_out: SharedFd,
     pub(crate) off_out: Option<u64>,
     pub(crate) len: usize,
-    /// epoll plan, decided once from the descriptor types.
-    pub(crate) plan: EpollPlan,
+    plan: EpollPlan,
+    /// The pipe end and whether this splice drains it (pipe -> x) rather than fills it.
+    pipe: Option<(RawFd, PipeRole)>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PipeRole {
+    Drained,
+    Filled,
+}
+
+/// Free space below which a pipe counts as full: splice moves whole pages.
+const PIPE_FULL_SLACK: usize = 4096;
+
 impl Splice {
-    /// Works out how epoll runs this splice: on the pool when a regular file is involved,
-    /// otherwise on readiness of the socket side.
+    /// Works out how the splice waits. The runtime only ever waits for the *socket* end: an
+    /// empty input pipe or a full output pipe is the caller's to resolve (it owns the pipe), so
+    /// that case completes with `WouldBlock` instead of waiting for an edge that may never come.
+    /// Regular-file splices run on the epoll backend's pool.
     pub(crate) fn new(
-        (fd_in, kind_in, off_in): (RawFd, FdKind, Option<u64>),
-        (fd_out, kind_out, off_out): (RawFd, FdKind, Option<u64>),
+        (fd_in, kind_in, off_in): (SharedFd, FdKind, Option<u64>),
+        (fd_out, kind_out, off_out): (SharedFd, FdKind, Option<u64>),
         len: usize,
     ) -> Self {
-        let plan = match (kind_in, kind_out) {
-            (FdKind::File, _) | (_, FdKind::File) => EpollPlan::Blocking,
-            (FdKind::Socket, _) => EpollPlan::Readiness {
-                fd: fd_in,
-                interest: Interest::Read,
-            },
-            _ => EpollPlan::Readiness {
-                fd: fd_out,
-                interest: Interest::Write,
-            },
+        let (raw_in, raw_out) = (fd_in.as_raw_fd(), fd_out.as_raw_fd());
+        let (plan, pipe) = match (kind_in, kind_out) {
+            (FdKind::File, FdKind::Pipe) => {
+                (EpollPlan::Blocking, Some((raw_out, PipeRole::Filled)))
+            }
+            (FdKind::Pipe, FdKind::File) => {
+                (EpollPlan::Blocking, Some((raw_in, PipeRole::Drained)))
+            }
+            (FdKind::Socket, FdKind::Pipe) => (
+                EpollPlan::Readiness {
+                    fd: raw_in,
+                    interest: Interest::Read,
+                },
+                Some((raw_out, PipeRole::Filled)),
+            ),
+            (FdKind::Pipe, FdKind::Socket) => (
+                EpollPlan::Readiness {
+                    fd: raw_out,
+                    interest: Interest::Write,
+                },
+                Some((raw_in, PipeRole::Drained)),
+            ),
+            // Pipe to pipe (either may be the cause of EAGAIN, and both are the caller's), or a
+            // pair splice(2) rejects with EINVAL: nothing to wait for.
+            _ => (EpollPlan::Blocking, None),
         };
         Splice {
             fd_in,
@@ -370,8 +412,33 @@ impl Splice {
             off_out,
             len,
             plan,
+            pipe,
         }
     }
+
+    /// Whether an EAGAIN came from the pipe end (empty when draining, full when filling).
+    fn pipe_not_ready(&self) -> bool {
+        match self.pipe {
+            None => matches!(self.plan, EpollPlan::Blocking),
+            Some((fd, role)) => {
+                let queued = sys::pipe_bytes_queued(fd).unwrap_or(0);
+                match role {
+                    PipeRole::Drained => queued == 0,
+                    PipeRole::Filled => {
+                        let capacity = sys::pipe_capacity(fd).unwrap_or(usize::MAX);
+                        capacity.saturating_sub(queued) < PIPE_FULL_SLACK
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn pipe_not_ready_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WouldBlock,
+        "splice: the pipe is empty (draining) or full (filling)",
+    )
 }
 
 /// What kind of descriptor a splice end is; decides how the epoll backend waits for it.
@@ -381,7 +448,7 @@ pub enum FdKind {
     File,
     /// A socket (readiness-driven).
     Socket,
-    /// A pipe (readiness-driven).
+    /// A pipe (never waited for: the caller fills and drains it).
     Pipe,
 }
 
@@ -392,9 +459,9 @@ impl OpSpec for Splice {
         let off_in = self.off_in.map_or(-1, |o| o as i64);
         let off_out = self.off_out.map_or(-1, |o| o as i64);
         opcode::Splice::new(
-            types::Fd(self.fd_in),
+            types::Fd(self.fd_in.as_raw_fd()),
             off_in,
-            types::Fd(self.fd_out),
+            types::Fd(self.fd_out.as_raw_fd()),
             off_out,
             uring_len(self.len),
         )
@@ -405,23 +472,35 @@ impl OpSpec for Splice {
         self.plan
     }
 
+    fn retry_on_readiness(&self) -> bool {
+        !self.pipe_not_ready()
+    }
+
     fn run_sync(&mut self) -> io::Result<u32> {
         // Non-blocking on the pipe side everywhere: a full (or empty) pipe must come back as
         // EAGAIN, never park a pool thread forever.
         let flags = libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE;
-        sys::splice(
-            self.fd_in,
+        let (fd_in, fd_out) = (self.fd_in.as_raw_fd(), self.fd_out.as_raw_fd());
+        match sys::splice(
+            fd_in,
             self.off_in,
-            self.fd_out,
+            fd_out,
             self.off_out,
             uring_len(self.len) as usize,
             flags,
-        )
-        .map(|n| n as u32)
+        ) {
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && self.pipe_not_ready() => {
+                Err(pipe_not_ready_error())
+            }
+            result => result.map(|n| n as u32),
+        }
     }
 
     fn complete(self: Box<Self>, result: io::Result<u32>) -> io::Result<usize> {
-        result.map(|n| n as usize)
+        match result {
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(pipe_not_ready_error()),
+            result => result.map(|n| n as usize),
+        }
     }
 }
 
@@ -462,8 +541,12 @@ pub(crate) struct Timeout {
     pub(crate) duration: Duration,
 }
 
+/// Longest sleep: a timespec of `Duration::MAX` overflows the kernel's signed seconds.
+const MAX_SLEEP: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 impl Timeout {
     pub(crate) fn new(duration: Duration) -> Self {
+        let duration = duration.min(MAX_SLEEP);
         Timeout {
             timespec: types::Timespec::from(duration),
             duration,

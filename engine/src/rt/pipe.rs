@@ -1,17 +1,20 @@
 //! Pipes and splice, the zero-copy path from files to sockets.
 
 use std::io;
-use std::os::fd::RawFd;
 
 use super::fd::IoFd;
 use super::op::Op;
 use super::ops::{self, FdKind};
 use super::sys;
 
-/// A descriptor that can be one end of a [`splice`].
-pub trait SpliceFd {
+/// A descriptor that can be one end of a [`splice`]: the runtime's files, sockets and pipes.
+pub trait SpliceFd: SpliceEnd {}
+
+/// Sealed: only the runtime's own descriptor types can be spliced, since the epoll backend must
+/// know each end's kind and in-flight operations must share ownership of the descriptor.
+pub trait SpliceEnd {
     /// The descriptor and its kind.
-    fn splice_fd(&self) -> (RawFd, FdKind);
+    fn splice_end(&self) -> (super::fd::SharedFd, FdKind);
 }
 
 /// A pipe, both ends non-blocking, for moving file data to a socket through the kernel.
@@ -72,15 +75,19 @@ impl Pipe {
     }
 }
 
-impl SpliceFd for PipeReader {
-    fn splice_fd(&self) -> (RawFd, FdKind) {
-        (self.fd.raw(), FdKind::Pipe)
+impl SpliceFd for PipeReader {}
+
+impl SpliceEnd for PipeReader {
+    fn splice_end(&self) -> (super::fd::SharedFd, FdKind) {
+        (self.fd.shared(), FdKind::Pipe)
     }
 }
 
-impl SpliceFd for PipeWriter {
-    fn splice_fd(&self) -> (RawFd, FdKind) {
-        (self.fd.raw(), FdKind::Pipe)
+impl SpliceFd for PipeWriter {}
+
+impl SpliceEnd for PipeWriter {
+    fn splice_end(&self) -> (super::fd::SharedFd, FdKind) {
+        (self.fd.shared(), FdKind::Pipe)
     }
 }
 
@@ -99,8 +106,8 @@ pub async fn splice(
     to_offset: Option<u64>,
     len: usize,
 ) -> io::Result<usize> {
-    let (fd_in, kind_in) = from.splice_fd();
-    let (fd_out, kind_out) = to.splice_fd();
+    let (fd_in, kind_in) = from.splice_end();
+    let (fd_out, kind_out) = to.splice_end();
     Op::new(ops::Splice::new(
         (fd_in, kind_in, from_offset),
         (fd_out, kind_out, to_offset),

@@ -123,7 +123,7 @@ impl Runtime {
             config.cores
         };
         let shards = (0..count)
-            .map(|id| ShardShared::new(id).map(Arc::new))
+            .map(|id| ShardShared::new(id, backend).map(Arc::new))
             .collect::<io::Result<Vec<_>>>()?;
         let shared = Arc::new(RuntimeShared {
             shards,

@@ -42,11 +42,11 @@ pub(crate) struct ShardShared {
 }
 
 impl ShardShared {
-    pub(crate) fn new(id: ShardId) -> io::Result<Self> {
+    pub(crate) fn new(id: ShardId, backend: super::backend::IoBackend) -> io::Result<Self> {
         Ok(ShardShared {
             id,
             parked: AtomicBool::new(false),
-            wake_fd: sys::eventfd()?,
+            wake_fd: sys::eventfd(backend == super::backend::IoBackend::Epoll)?,
             remote_wakes: SegQueue::new(),
             pool_done: SegQueue::new(),
             space_available: AtomicBool::new(false),
@@ -140,6 +140,9 @@ pub(crate) fn run(
     root: Pin<Box<dyn Future<Output = ()>>>,
 ) -> io::Result<()> {
     context::enter(ctx.clone());
+    // Marks the shard stopped however this function ends, panics included, so that nobody
+    // waits forever on work sent to it.
+    let _stopped = StopGuard { ctx: &ctx };
     ctx.executor.spawn(&ctx.shared, root);
     let result = run_loop(&ctx, timing);
     ctx.executor.drop_all();
@@ -151,11 +154,24 @@ pub(crate) fn run(
             "operations still in flight at shard stop; their buffers are leaked"
         );
     }
-    ctx.shared.stopped.store(true, Ordering::SeqCst);
-    fence(Ordering::SeqCst);
-    ctx.runtime.mailboxes.discard_inbound(ctx.shared.id);
-    context::exit();
     result
+}
+
+struct StopGuard<'a> {
+    ctx: &'a ShardContext,
+}
+
+impl Drop for StopGuard<'_> {
+    fn drop(&mut self) {
+        let (shared, runtime) = (&self.ctx.shared, &self.ctx.runtime);
+        shared.stopped.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        runtime.mailboxes.discard_inbound(shared.id);
+        runtime
+            .mailboxes
+            .release_waiting_senders(shared.id, &runtime.shards);
+        context::exit();
+    }
 }
 
 /// Time settings of the shard loop.

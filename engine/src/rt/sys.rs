@@ -30,10 +30,13 @@ fn owned(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-/// A non-blocking, close-on-exec eventfd used to wake a parked shard.
-pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+/// A close-on-exec eventfd used to wake a parked shard. Non-blocking for epoll, which drains it
+/// with read(2); blocking for io_uring, whose standing read would otherwise complete at once
+/// with EAGAIN on kernels that can't do a non-blocking eventfd read asynchronously (< 5.12).
+pub(crate) fn eventfd(nonblocking: bool) -> io::Result<OwnedFd> {
+    let flags = libc::EFD_CLOEXEC | if nonblocking { libc::EFD_NONBLOCK } else { 0 };
     // SAFETY: plain system call without pointers.
-    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    let fd = cvt(unsafe { libc::eventfd(0, flags) })?;
     Ok(owned(fd))
 }
 
@@ -203,6 +206,20 @@ pub(crate) fn set_pipe_size(fd: &impl AsRawFd, size: usize) -> io::Result<usize>
     let size = size.min(libc::c_int::MAX as usize) as libc::c_int;
     // SAFETY: plain fcntl without pointers.
     Ok(cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size) })? as usize)
+}
+
+/// Bytes waiting in a pipe (FIONREAD).
+pub(crate) fn pipe_bytes_queued(fd: RawFd) -> io::Result<usize> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into the live local.
+    cvt(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut queued) })?;
+    Ok(queued.max(0) as usize)
+}
+
+/// A pipe's buffer size (F_GETPIPE_SZ).
+pub(crate) fn pipe_capacity(fd: RawFd) -> io::Result<usize> {
+    // SAFETY: plain fcntl without pointers.
+    Ok(cvt(unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) })? as usize)
 }
 
 /// Ignores SIGPIPE process-wide: a splice or write into a socket whose peer went away must fail

@@ -27,8 +27,12 @@ enum Slot {
     Waiting(Option<Waker>),
     /// The CQE arrived; its result waits for the future.
     Completed(i32),
-    /// The future was dropped; the spec stays here until the CQE arrives.
-    Abandoned(Box<dyn Orphan>),
+    /// The future was dropped; the spec stays here until the CQE arrives. `polling`: the slot
+    /// is a readiness poll, whose result is an event mask, not the operation's result.
+    Abandoned {
+        spec: Box<dyn Orphan>,
+        polling: bool,
+    },
 }
 
 /// The opcodes the runtime relies on; start-up refuses a ring that lacks one.
@@ -83,15 +87,21 @@ pub(crate) fn build_ring(entries: u32) -> io::Result<IoUring> {
     Err(last_err.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL)))
 }
 
-/// Names the required opcodes `ring` does not support.
+/// Names the required opcodes (and features) `ring` does not support.
 pub(crate) fn missing_opcodes(ring: &IoUring) -> io::Result<Vec<&'static str>> {
     let mut probe = io_uring::Probe::new();
     ring.submitter().register_probe(&mut probe)?;
-    Ok(REQUIRED_OPCODES
+    let mut missing: Vec<&'static str> = REQUIRED_OPCODES
         .iter()
         .filter(|(code, _)| !probe.is_supported(*code))
         .map(|(_, name)| *name)
-        .collect())
+        .collect();
+    // Waiting with a timeout (shutdown deadlines, draining) needs io_uring_enter's extended
+    // argument, Linux 5.11+.
+    if !ring.params().is_feature_ext_arg() {
+        missing.push("EXT_ARG");
+    }
+    Ok(missing)
 }
 
 pub(crate) struct UringDriver {
@@ -150,7 +160,7 @@ impl UringDriver {
                             *state = OpState::Unsubmitted(spec);
                             continue;
                         }
-                        if res == -libc::EAGAIN {
+                        if res == -libc::EAGAIN && spec.retry_on_readiness() {
                             if let EpollPlan::Readiness { fd, interest } = spec.epoll_plan() {
                                 let mask = match interest {
                                     Interest::Read => libc::POLLIN | libc::POLLRDHUP,
@@ -178,7 +188,9 @@ impl UringDriver {
                         };
                         return Poll::Pending;
                     }
-                    Slot::Abandoned(_) => unreachable!("a live future's slot is never abandoned"),
+                    Slot::Abandoned { .. } => {
+                        unreachable!("a live future's slot is never abandoned")
+                    }
                 },
                 OpState::Pool { .. } | OpState::Timer { .. } => {
                     unreachable!("epoll-backend state on the io_uring driver")
@@ -200,17 +212,25 @@ impl UringDriver {
 
     /// Takes over an operation whose future was dropped while in flight.
     pub(crate) fn abandon_op<S: OpSpec>(&mut self, state: OpState<S>) {
-        let OpState::Uring { slot, spec, .. } = state else {
+        let OpState::Uring {
+            slot,
+            spec,
+            polling,
+        } = state
+        else {
             return;
         };
         match std::mem::replace(&mut self.slots[slot], Slot::Completed(0)) {
             Slot::Completed(res) => {
-                // The result arrived but was never collected: release what it created.
                 self.slots.remove(slot);
-                spec.orphaned(cqe_result(res));
+                // The result arrived but was never collected: release what it created. A poll's
+                // result is an event mask; the operation itself never ran again.
+                if !polling {
+                    spec.orphaned(cqe_result(res));
+                }
             }
             Slot::Waiting(_) => {
-                self.slots[slot] = Slot::Abandoned(spec);
+                self.slots[slot] = Slot::Abandoned { spec, polling };
                 self.abandoned += 1;
                 let cancel = opcode::AsyncCancel::new(slot as u64)
                     .build()
@@ -218,7 +238,7 @@ impl UringDriver {
                 // SAFETY: a cancel request carries no pointers.
                 unsafe { self.push(&cancel) };
             }
-            Slot::Abandoned(_) => unreachable!("an operation is abandoned once"),
+            Slot::Abandoned { .. } => unreachable!("an operation is abandoned once"),
         }
     }
 
@@ -310,10 +330,12 @@ impl UringDriver {
                     w.wake();
                 }
             }
-            Slot::Abandoned(spec) => {
+            Slot::Abandoned { spec, polling } => {
                 self.slots.remove(slot);
                 self.abandoned -= 1;
-                spec.finish(cqe_result(res));
+                if !polling {
+                    spec.finish(cqe_result(res));
+                }
             }
             Slot::Completed(_) => debug_assert!(false, "two completions for slot {slot}"),
         }

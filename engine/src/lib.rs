@@ -1,5 +1,6 @@
-//! Runnel's engine: the thread-per-core runtime ([`rt`]) and, later, the storage engine.
+//! Runnel's engine: the thread-per-core runtime ([`rt`]) and the storage engine ([`log`]).
 //!
 //! The engine knows nothing of Kafka requests; `runnel-net` builds the broker on top of it.
 
+pub mod log;
 pub mod rt;

@@ -1,0 +1,455 @@
+//! Kafka RecordBatch v2: the unit the log stores, byte for byte as producers send it.
+//!
+//! ```text
+//! offset  field                 type   covered by CRC
+//!  0      base_offset           i64    no  (assigned by the broker)
+//!  8      batch_length          i32    no  (bytes after this field)
+//! 12      partition_leader_epoch i32   no
+//! 16      magic                 i8     no  (must be 2)
+//! 17      crc                   u32    -   (CRC-32C of bytes 21..end)
+//! 21      attributes            i16    yes (compression 0-2, timestamp type 3, txn 4, control 5)
+//! 23      last_offset_delta     i32    yes
+//! 27      base_timestamp        i64    yes
+//! 35      max_timestamp         i64    yes
+//! 43      producer_id           i64    yes
+//! 51      producer_epoch        i16    yes
+//! 53      base_sequence         i32    yes
+//! 57      records_count         i32    yes
+//! 61      records               ...    yes
+//! ```
+//!
+//! Appending rewrites only the base offset (and, for LogAppendTime topics, the timestamp type,
+//! max timestamp and CRC), so fetches can hand the stored bytes to consumers unchanged.
+
+/// Size of the fixed batch header.
+pub const HEADER_LEN: usize = 61;
+/// Bytes before `batch_length` counts from: base offset and the length field itself.
+pub const LOG_OVERHEAD: usize = 12;
+
+const BATCH_LENGTH_OFFSET: usize = 8;
+const LEADER_EPOCH_OFFSET: usize = 12;
+const MAGIC_OFFSET: usize = 16;
+const CRC_OFFSET: usize = 17;
+const ATTRIBUTES_OFFSET: usize = 21;
+const LAST_OFFSET_DELTA_OFFSET: usize = 23;
+const BASE_TIMESTAMP_OFFSET: usize = 27;
+const MAX_TIMESTAMP_OFFSET: usize = 35;
+const PRODUCER_ID_OFFSET: usize = 43;
+const PRODUCER_EPOCH_OFFSET: usize = 51;
+const BASE_SEQUENCE_OFFSET: usize = 53;
+const RECORDS_COUNT_OFFSET: usize = 57;
+
+const COMPRESSION_MASK: i16 = 0x07;
+const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+const TRANSACTIONAL_BIT: i16 = 0x10;
+const CONTROL_BIT: i16 = 0x20;
+
+/// Why a batch was refused. Each maps to one Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// Lengths, magic or CRC don't add up: CORRUPT_MESSAGE.
+    #[error("corrupt record batch: {0}")]
+    Corrupt(&'static str),
+    /// The batch exceeds max.message.bytes: MESSAGE_TOO_LARGE.
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    TooLarge { size: usize, max: usize },
+    /// Well-formed but not acceptable (empty, inconsistent counts): INVALID_RECORD.
+    #[error("invalid record batch: {0}")]
+    Invalid(&'static str),
+}
+
+/// Compression codec of a batch (stored as sent; the broker never recompresses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+/// Which timestamp the batch carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    /// Set by the producer.
+    CreateTime,
+    /// Set by the broker when appending.
+    LogAppendTime,
+}
+
+/// The decoded fixed header of one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub batch_length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records_count: i32,
+}
+
+fn i16_at(buf: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([buf[at], buf[at + 1]])
+}
+
+fn i32_at(buf: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(buf[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn i64_at(buf: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(buf[at..at + 8].try_into().expect("8 bytes"))
+}
+
+impl BatchHeader {
+    /// Decodes the header at the start of `buf` (which must hold at least [`HEADER_LEN`]
+    /// bytes). Checks nothing beyond the length.
+    pub fn parse(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+        if buf.len() < HEADER_LEN {
+            return Err(BatchError::Corrupt("shorter than a batch header"));
+        }
+        Ok(BatchHeader {
+            base_offset: i64_at(buf, 0),
+            batch_length: i32_at(buf, BATCH_LENGTH_OFFSET),
+            partition_leader_epoch: i32_at(buf, LEADER_EPOCH_OFFSET),
+            magic: buf[MAGIC_OFFSET] as i8,
+            crc: u32::from_be_bytes(buf[CRC_OFFSET..CRC_OFFSET + 4].try_into().expect("4 bytes")),
+            attributes: i16_at(buf, ATTRIBUTES_OFFSET),
+            last_offset_delta: i32_at(buf, LAST_OFFSET_DELTA_OFFSET),
+            base_timestamp: i64_at(buf, BASE_TIMESTAMP_OFFSET),
+            max_timestamp: i64_at(buf, MAX_TIMESTAMP_OFFSET),
+            producer_id: i64_at(buf, PRODUCER_ID_OFFSET),
+            producer_epoch: i16_at(buf, PRODUCER_EPOCH_OFFSET),
+            base_sequence: i32_at(buf, BASE_SEQUENCE_OFFSET),
+            records_count: i32_at(buf, RECORDS_COUNT_OFFSET),
+        })
+    }
+
+    /// Bytes the whole batch occupies, header included; `None` if `batch_length` is impossible.
+    pub fn total_len(&self) -> Option<usize> {
+        let len = usize::try_from(self.batch_length).ok()?;
+        (len >= HEADER_LEN - LOG_OVERHEAD).then_some(len + LOG_OVERHEAD)
+    }
+
+    /// Offset of the batch's last record.
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.last_offset_delta)
+    }
+
+    pub fn compression(&self) -> Option<Compression> {
+        match self.attributes & COMPRESSION_MASK {
+            0 => Some(Compression::None),
+            1 => Some(Compression::Gzip),
+            2 => Some(Compression::Snappy),
+            3 => Some(Compression::Lz4),
+            4 => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    pub fn timestamp_type(&self) -> TimestampType {
+        if self.attributes & TIMESTAMP_TYPE_BIT != 0 {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        }
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_BIT != 0
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_BIT != 0
+    }
+}
+
+/// CRC-32C over the part of a batch the CRC covers (attributes to end).
+pub fn compute_crc(batch: &[u8]) -> u32 {
+    crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..])
+}
+
+/// Checks one complete batch (`batch` is exactly its bytes): magic, lengths, CRC, counts, size.
+pub fn validate(batch: &[u8], max_message_bytes: usize) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    if header.magic != 2 {
+        return Err(BatchError::Corrupt(
+            "magic is not 2 (only RecordBatch v2 is accepted)",
+        ));
+    }
+    let total = header
+        .total_len()
+        .ok_or(BatchError::Corrupt("batch length out of range"))?;
+    if total != batch.len() {
+        return Err(BatchError::Corrupt(
+            "batch length disagrees with the bytes received",
+        ));
+    }
+    if header.crc != compute_crc(batch) {
+        return Err(BatchError::Corrupt("CRC-32C mismatch"));
+    }
+    if total > max_message_bytes {
+        return Err(BatchError::TooLarge {
+            size: total,
+            max: max_message_bytes,
+        });
+    }
+    if header.compression().is_none() {
+        return Err(BatchError::Invalid("unknown compression codec"));
+    }
+    if header.records_count <= 0 {
+        return Err(BatchError::Invalid("batch holds no records"));
+    }
+    if header.last_offset_delta != header.records_count - 1 {
+        return Err(BatchError::Invalid(
+            "last offset delta disagrees with the record count",
+        ));
+    }
+    if header.compression() == Some(Compression::None) {
+        check_uncompressed_records(&batch[HEADER_LEN..], header.records_count)?;
+    }
+    Ok(header)
+}
+
+/// Walks the length-prefixed records of an uncompressed batch: their framing must cover the
+/// record bytes exactly and their number must match the header.
+fn check_uncompressed_records(mut records: &[u8], expected: i32) -> Result<(), BatchError> {
+    let mut count = 0i32;
+    while !records.is_empty() {
+        let (len, used) =
+            read_varint(records).ok_or(BatchError::Corrupt("bad record length varint"))?;
+        let len =
+            usize::try_from(len).map_err(|_| BatchError::Corrupt("negative record length"))?;
+        let end = used.checked_add(len).filter(|&end| end <= records.len());
+        let end = end.ok_or(BatchError::Corrupt("record runs past the end of the batch"))?;
+        records = &records[end..];
+        count += 1;
+        if count > expected {
+            break;
+        }
+    }
+    if count != expected {
+        return Err(BatchError::Invalid(
+            "record count disagrees with the records present",
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes a zig-zag varint (Kafka's record framing); returns (value, bytes used).
+fn read_varint(buf: &[u8]) -> Option<(i64, usize)> {
+    let mut raw: u64 = 0;
+    for (i, &byte) in buf.iter().enumerate().take(10) {
+        raw |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let value = (raw >> 1) as i64 ^ -((raw & 1) as i64);
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+/// Splits a produce request's record set into its batches, validating each. Refuses a record
+/// set with trailing bytes that don't form a whole batch.
+pub fn split_and_validate(
+    records: &[u8],
+    max_message_bytes: usize,
+) -> Result<Vec<(usize, BatchHeader)>, BatchError> {
+    let mut batches = Vec::new();
+    let mut at = 0;
+    while at < records.len() {
+        let rest = &records[at..];
+        if rest.len() < LOG_OVERHEAD {
+            return Err(BatchError::Corrupt(
+                "truncated batch at the end of the record set",
+            ));
+        }
+        let batch_length = i32_at(rest, BATCH_LENGTH_OFFSET);
+        let total = usize::try_from(batch_length)
+            .ok()
+            .and_then(|l| l.checked_add(LOG_OVERHEAD))
+            .filter(|&t| t >= HEADER_LEN && t <= rest.len())
+            .ok_or(BatchError::Corrupt("batch length out of range"))?;
+        let header = validate(&rest[..total], max_message_bytes)?;
+        batches.push((at, header));
+        at += total;
+    }
+    if batches.is_empty() {
+        return Err(BatchError::Invalid("empty record set"));
+    }
+    Ok(batches)
+}
+
+/// Rewrites the base offset of the batch at the start of `batch`. The base offset is outside
+/// the CRC, so the CRC stays valid.
+pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
+    batch[..8].copy_from_slice(&base_offset.to_be_bytes());
+}
+
+/// Stamps a batch for a LogAppendTime topic: sets the timestamp type and the max timestamp to
+/// `now_ms`, then recomputes the CRC (both fields are covered by it).
+pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
+    let attributes = i16_at(batch, ATTRIBUTES_OFFSET) | TIMESTAMP_TYPE_BIT;
+    batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::builder::{sample_batch, BatchBuilder, Record};
+    use proptest::prelude::*;
+
+    const MAX: usize = 1 << 20;
+
+    #[test]
+    fn built_batches_validate_and_decode() {
+        let batch = sample_batch(5, 100, 1_700_000_000_000);
+        let header = validate(&batch, MAX).unwrap();
+        assert_eq!(header.records_count, 5);
+        assert_eq!(header.last_offset_delta, 4);
+        assert_eq!(header.base_timestamp, 1_700_000_000_000);
+        assert_eq!(header.max_timestamp, 1_700_000_000_004);
+        assert_eq!(header.compression(), Some(Compression::None));
+        assert_eq!(header.timestamp_type(), TimestampType::CreateTime);
+        assert_eq!(header.total_len(), Some(batch.len()));
+        assert!(!header.is_transactional() && !header.is_control());
+    }
+
+    #[test]
+    fn null_keys_values_and_headers_round_trip_framing() {
+        let mut builder = BatchBuilder::new().producer(7, 1, 0);
+        builder.push(&Record {
+            key: None,
+            value: None,
+            headers: vec![("k".into(), None)],
+            timestamp: 5,
+        });
+        builder.push(&Record {
+            key: Some(vec![]),
+            value: Some(vec![1; 300]),
+            headers: vec![],
+            timestamp: 3,
+        });
+        let header = validate(&builder.build(), MAX).unwrap();
+        assert_eq!(
+            (
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence
+            ),
+            (7, 1, 0)
+        );
+        assert_eq!(header.max_timestamp, 5);
+    }
+
+    #[test]
+    fn base_offset_rewrite_keeps_the_crc() {
+        let mut batch = sample_batch(3, 10, 1);
+        set_base_offset(&mut batch, 123_456);
+        let header = validate(&batch, MAX).unwrap();
+        assert_eq!(header.base_offset, 123_456);
+        assert_eq!(header.last_offset(), 123_458);
+    }
+
+    #[test]
+    fn log_append_time_stamp_keeps_the_batch_valid() {
+        let mut batch = sample_batch(3, 10, 1);
+        stamp_log_append_time(&mut batch, 99_999);
+        let header = validate(&batch, MAX).unwrap();
+        assert_eq!(header.timestamp_type(), TimestampType::LogAppendTime);
+        assert_eq!(header.max_timestamp, 99_999);
+    }
+
+    #[test]
+    fn refusals_map_to_the_right_error() {
+        let batch = sample_batch(10, 100, 1);
+        assert_eq!(
+            validate(&batch, 100),
+            Err(BatchError::TooLarge {
+                size: batch.len(),
+                max: 100
+            })
+        );
+
+        let mut bad_magic = batch.clone();
+        bad_magic[16] = 1;
+        assert!(matches!(
+            validate(&bad_magic, MAX),
+            Err(BatchError::Corrupt(_))
+        ));
+
+        // A count that disagrees with the records present (CRC fixed up, so only the count is wrong).
+        let mut miscounted = batch.clone();
+        miscounted[57..61].copy_from_slice(&11i32.to_be_bytes());
+        miscounted[23..27].copy_from_slice(&10i32.to_be_bytes());
+        let crc = compute_crc(&miscounted);
+        miscounted[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate(&miscounted, MAX),
+            Err(BatchError::Invalid(_))
+        ));
+
+        let mut unknown_codec = batch.clone();
+        unknown_codec[22] |= 0x07;
+        let crc = compute_crc(&unknown_codec);
+        unknown_codec[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate(&unknown_codec, MAX),
+            Err(BatchError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn record_sets_split_into_batches() {
+        let (a, b) = (sample_batch(2, 10, 1), sample_batch(3, 20, 5));
+        let set = [a.clone(), b.clone()].concat();
+        let batches = split_and_validate(&set, MAX).unwrap();
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[1].0, a.len());
+        assert_eq!(batches[1].1.records_count, 3);
+        assert!(split_and_validate(&[], MAX).is_err());
+        assert!(split_and_validate(&set[..set.len() - 1], MAX).is_err());
+        assert!(split_and_validate(&[set.clone(), vec![0; 5]].concat(), MAX).is_err());
+    }
+
+    fn arb_batch() -> impl Strategy<Value = Vec<u8>> {
+        (1usize..20, 0usize..300, 0i64..1 << 40).prop_map(|(n, len, ts)| sample_batch(n, len, ts))
+    }
+
+    proptest! {
+        /// Every byte the format protects (length, magic, CRC and everything it covers) is
+        /// checked: changing any of them is refused.
+        #[test]
+        fn corrupting_any_protected_byte_is_detected(batch in arb_batch(), pos in any::<prop::sample::Index>(), flip in 1u8..=255) {
+            let protected: Vec<usize> = (8..12).chain(16..batch.len()).collect();
+            let at = protected[pos.index(protected.len())];
+            let mut corrupt = batch.clone();
+            corrupt[at] ^= flip;
+            prop_assert!(validate(&corrupt, MAX).is_err());
+            prop_assert!(split_and_validate(&corrupt, MAX).is_err());
+        }
+
+        /// Any prefix of a batch is refused, never panics.
+        #[test]
+        fn truncated_batches_are_refused(batch in arb_batch(), cut in any::<prop::sample::Index>()) {
+            let len = cut.index(batch.len());
+            prop_assert!(split_and_validate(&batch[..len], MAX).is_err());
+        }
+
+        /// Arbitrary bytes never panic the validator.
+        #[test]
+        fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = split_and_validate(&bytes, MAX);
+            let _ = validate(&bytes, MAX);
+        }
+    }
+}

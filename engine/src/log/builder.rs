@@ -1,0 +1,141 @@
+//! Builds RecordBatch v2 bytes: what producers send. Used by tests, the load generator and the
+//! broker's own writes (control and offset-commit batches).
+
+use super::batch::{compute_crc, HEADER_LEN, LOG_OVERHEAD};
+
+/// One record to put in a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Milliseconds since the epoch (CreateTime).
+    pub timestamp: i64,
+}
+
+/// Accumulates records into an uncompressed RecordBatch v2.
+#[derive(Debug, Clone)]
+pub struct BatchBuilder {
+    records: Vec<u8>,
+    count: i32,
+    base_timestamp: Option<i64>,
+    max_timestamp: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+}
+
+impl Default for BatchBuilder {
+    fn default() -> Self {
+        BatchBuilder {
+            records: Vec::new(),
+            count: 0,
+            base_timestamp: None,
+            max_timestamp: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+        }
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, value: i64) {
+    let mut raw = ((value << 1) ^ (value >> 63)) as u64;
+    loop {
+        let byte = (raw & 0x7f) as u8;
+        raw >>= 7;
+        if raw == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        None => put_varint(out, -1),
+        Some(b) => {
+            put_varint(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+impl BatchBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Marks the batch as coming from an idempotent producer.
+    pub fn producer(mut self, id: i64, epoch: i16, base_sequence: i32) -> Self {
+        (self.producer_id, self.producer_epoch, self.base_sequence) = (id, epoch, base_sequence);
+        self
+    }
+
+    /// Appends a record.
+    pub fn push(&mut self, record: &Record) {
+        let base_timestamp = *self.base_timestamp.get_or_insert(record.timestamp);
+        self.max_timestamp = self.max_timestamp.max(record.timestamp);
+        let mut body = Vec::with_capacity(32);
+        body.push(0); // record attributes: unused
+        put_varint(&mut body, record.timestamp - base_timestamp);
+        put_varint(&mut body, i64::from(self.count));
+        put_bytes(&mut body, record.key.as_deref());
+        put_bytes(&mut body, record.value.as_deref());
+        put_varint(&mut body, record.headers.len() as i64);
+        for (name, value) in &record.headers {
+            put_bytes(&mut body, Some(name.as_bytes()));
+            put_bytes(&mut body, value.as_deref());
+        }
+        put_varint(&mut self.records, body.len() as i64);
+        self.records.extend_from_slice(&body);
+        self.count += 1;
+    }
+
+    /// Number of records so far.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The finished batch with base offset 0 and a valid CRC.
+    pub fn build(&self) -> Vec<u8> {
+        let total = HEADER_LEN + self.records.len();
+        let mut batch = Vec::with_capacity(total);
+        batch.extend_from_slice(&0i64.to_be_bytes());
+        batch.extend_from_slice(&((total - LOG_OVERHEAD) as i32).to_be_bytes());
+        batch.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
+        batch.push(2); // magic
+        batch.extend_from_slice(&0u32.to_be_bytes()); // crc, filled below
+        batch.extend_from_slice(&0i16.to_be_bytes()); // attributes: no compression, CreateTime
+        batch.extend_from_slice(&(self.count - 1).to_be_bytes());
+        batch.extend_from_slice(&self.base_timestamp.unwrap_or(-1).to_be_bytes());
+        batch.extend_from_slice(&self.max_timestamp.to_be_bytes());
+        batch.extend_from_slice(&self.producer_id.to_be_bytes());
+        batch.extend_from_slice(&self.producer_epoch.to_be_bytes());
+        batch.extend_from_slice(&self.base_sequence.to_be_bytes());
+        batch.extend_from_slice(&self.count.to_be_bytes());
+        batch.extend_from_slice(&self.records);
+        let crc = compute_crc(&batch);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        batch
+    }
+}
+
+/// A batch of `count` records with `value_len`-byte values, timestamps from `timestamp`.
+pub fn sample_batch(count: usize, value_len: usize, timestamp: i64) -> Vec<u8> {
+    let mut builder = BatchBuilder::new();
+    for i in 0..count {
+        builder.push(&Record {
+            key: Some(format!("key-{i}").into_bytes()),
+            value: Some(vec![(i % 251) as u8; value_len]),
+            headers: vec![("h".into(), Some(b"v".to_vec()))],
+            timestamp: timestamp + i as i64,
+        });
+    }
+    builder.build()
+}

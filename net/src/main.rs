@@ -75,10 +75,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let data_dir = DataDir::open(&config.data_dir)
         .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
 
-    let shards = match runtime_config.cores {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
+    let shards = runtime_config.shard_count();
     let listeners = Arc::new(
         ShardListeners::bind(listen, shards)
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?,

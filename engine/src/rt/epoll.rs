@@ -28,9 +28,6 @@ use super::sys;
 /// Token of the shard's wake eventfd in the epoll set; descriptors use their own number.
 const WAKE_TOKEN: u64 = u64::MAX;
 
-/// Longest timer: keeps `Instant` arithmetic from overflowing on absurd durations.
-const MAX_TIMER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-
 /// Identifies a pending timer: its deadline, then a sequence number for uniqueness.
 pub(crate) type TimerKey = (Instant, u64);
 
@@ -127,10 +124,8 @@ impl EpollDriver {
                     Poll::Pending
                 }
                 EpollPlan::Timer(duration) => {
-                    let key = (
-                        Instant::now() + duration.min(MAX_TIMER),
-                        self.next_timer_seq,
-                    );
+                    // `Timeout::new` clamps durations, so this cannot overflow.
+                    let key = (Instant::now() + duration, self.next_timer_seq);
                     self.next_timer_seq += 1;
                     self.timers.insert(key, Some(cx.waker().clone()));
                     *state = OpState::Timer { key, spec };

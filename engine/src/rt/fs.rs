@@ -9,7 +9,6 @@ use super::buf::{IoBuf, IoBufMut};
 use super::fd::IoFd;
 use super::op::Op;
 use super::ops::{self, FdKind};
-use super::pipe::SpliceFd;
 
 /// An open file. Positional reads and writes only; there is no shared cursor.
 #[derive(Debug)]
@@ -155,8 +154,6 @@ impl File {
         self.fd.close().await
     }
 }
-
-impl SpliceFd for File {}
 
 impl super::pipe::SpliceEnd for File {
     fn splice_end(&self) -> (super::fd::SharedFd, FdKind) {

@@ -33,6 +33,16 @@ struct Pair {
     sender_waiting: AtomicBool,
 }
 
+impl Pair {
+    /// Wakes the sending shard's blocked tasks if it has any waiting on this pair.
+    fn wake_waiting_sender(&self, sender: &ShardShared) {
+        if self.sender_waiting.swap(false, Ordering::SeqCst) {
+            sender.space_available.store(true, Ordering::Release);
+            sender.unpark();
+        }
+    }
+}
+
 pub(crate) struct Mailboxes {
     shards: usize,
     /// `pairs[from * shards + to]`.
@@ -105,9 +115,8 @@ impl Mailboxes {
                 taken += 1;
                 message();
             }
-            if taken > 0 && pair.sender_waiting.swap(false, Ordering::SeqCst) {
-                sender.space_available.store(true, Ordering::Release);
-                sender.unpark();
+            if taken > 0 {
+                pair.wake_waiting_sender(sender);
             }
         }
         for _ in 0..batch {
@@ -136,14 +145,7 @@ impl Mailboxes {
     /// to it, so that their retry reports `ShardStopped` instead of waiting forever.
     pub(crate) fn release_waiting_senders(&self, me: ShardId, shards: &[Arc<ShardShared>]) {
         for (from, sender) in shards.iter().enumerate() {
-            if self
-                .pair(from, me)
-                .sender_waiting
-                .swap(false, Ordering::SeqCst)
-            {
-                sender.space_available.store(true, Ordering::Release);
-                sender.unpark();
-            }
+            self.pair(from, me).wake_waiting_sender(sender);
         }
     }
 }

@@ -10,7 +10,6 @@ use super::buf::{IoBuf, IoBufMut};
 use super::fd::IoFd;
 use super::op::Op;
 use super::ops::{self, FdKind};
-use super::pipe::SpliceFd;
 
 const LISTEN_BACKLOG: i32 = 1024;
 
@@ -221,8 +220,6 @@ fn no_spare_capacity() -> io::Error {
         "buffer has no spare capacity to receive into",
     )
 }
-
-impl SpliceFd for TcpStream {}
 
 impl super::pipe::SpliceEnd for TcpStream {
     fn splice_end(&self) -> (super::fd::SharedFd, FdKind) {

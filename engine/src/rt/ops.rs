@@ -541,7 +541,8 @@ pub(crate) struct Timeout {
     pub(crate) duration: Duration,
 }
 
-/// Longest sleep: a timespec of `Duration::MAX` overflows the kernel's signed seconds.
+/// Longest sleep: a timespec of `Duration::MAX` overflows the kernel's signed seconds, and
+/// `Instant + Duration::MAX` overflows on the epoll backend.
 const MAX_SLEEP: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 impl Timeout {

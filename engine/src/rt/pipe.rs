@@ -10,6 +10,8 @@ use super::sys;
 /// A descriptor that can be one end of a [`splice`]: the runtime's files, sockets and pipes.
 pub trait SpliceFd: SpliceEnd {}
 
+impl<T: SpliceEnd> SpliceFd for T {}
+
 /// Sealed: only the runtime's own descriptor types can be spliced, since the epoll backend must
 /// know each end's kind and in-flight operations must share ownership of the descriptor.
 pub trait SpliceEnd {
@@ -75,15 +77,11 @@ impl Pipe {
     }
 }
 
-impl SpliceFd for PipeReader {}
-
 impl SpliceEnd for PipeReader {
     fn splice_end(&self) -> (super::fd::SharedFd, FdKind) {
         (self.fd.shared(), FdKind::Pipe)
     }
 }
-
-impl SpliceFd for PipeWriter {}
 
 impl SpliceEnd for PipeWriter {
     fn splice_end(&self) -> (super::fd::SharedFd, FdKind) {

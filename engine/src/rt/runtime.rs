@@ -43,6 +43,16 @@ pub struct RuntimeConfig {
     pub idle_poll: Duration,
 }
 
+impl RuntimeConfig {
+    /// The number of shards this config starts: `cores`, or one per online core when 0.
+    pub fn shard_count(&self) -> usize {
+        match self.cores {
+            0 => thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
@@ -117,11 +127,7 @@ impl Runtime {
     {
         super::sys::ignore_sigpipe();
         let backend = backend::resolve(config.backend)?;
-        let count = if config.cores == 0 {
-            thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            config.cores
-        };
+        let count = config.shard_count();
         let shards = (0..count)
             .map(|id| ShardShared::new(id, backend).map(Arc::new))
             .collect::<io::Result<Vec<_>>>()?;

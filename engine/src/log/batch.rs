@@ -133,8 +133,7 @@ impl BatchHeader {
 
     /// Bytes the whole batch occupies, header included; `None` if `batch_length` is impossible.
     pub fn total_len(&self) -> Option<usize> {
-        let len = usize::try_from(self.batch_length).ok()?;
-        (len >= HEADER_LEN - LOG_OVERHEAD).then_some(len + LOG_OVERHEAD)
+        total_from_batch_length(self.batch_length)
     }
 
     /// Offset of the batch's last record.
@@ -168,6 +167,23 @@ impl BatchHeader {
     pub fn is_control(&self) -> bool {
         self.attributes & CONTROL_BIT != 0
     }
+}
+
+/// The whole size (header included) a `batch_length` field declares; `None` when it can't be a
+/// batch (negative, or shorter than a header).
+fn total_from_batch_length(batch_length: i32) -> Option<usize> {
+    let len = usize::try_from(batch_length).ok()?;
+    (len >= HEADER_LEN - LOG_OVERHEAD).then_some(len + LOG_OVERHEAD)
+}
+
+/// The whole size the batch at the start of `buf` declares, read from its length field alone.
+/// `None` when `buf` is too short to hold that field or the length is impossible; whether `buf`
+/// holds the whole batch is the caller's question (a torn write, or a truncated request).
+pub fn declared_total_len(buf: &[u8]) -> Option<usize> {
+    if buf.len() < LOG_OVERHEAD {
+        return None;
+    }
+    total_from_batch_length(i32_at(buf, BATCH_LENGTH_OFFSET))
 }
 
 /// CRC-32C over the part of a batch the CRC covers (attributes to end).
@@ -270,11 +286,8 @@ pub fn split_and_validate(
                 "truncated batch at the end of the record set",
             ));
         }
-        let batch_length = i32_at(rest, BATCH_LENGTH_OFFSET);
-        let total = usize::try_from(batch_length)
-            .ok()
-            .and_then(|l| l.checked_add(LOG_OVERHEAD))
-            .filter(|&t| t >= HEADER_LEN && t <= rest.len())
+        let total = declared_total_len(rest)
+            .filter(|&t| t <= rest.len())
             .ok_or(BatchError::Corrupt("batch length out of range"))?;
         let header = validate(&rest[..total], max_message_bytes)?;
         batches.push((at, header));

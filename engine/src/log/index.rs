@@ -39,6 +39,20 @@ pub struct TimestampOffset {
     pub offset: i64,
 }
 
+fn offset_entry(rel: u32, position: u32) -> [u8; OFFSET_ENTRY_LEN] {
+    let mut entry = [0u8; OFFSET_ENTRY_LEN];
+    entry[..4].copy_from_slice(&rel.to_be_bytes());
+    entry[4..].copy_from_slice(&position.to_be_bytes());
+    entry
+}
+
+fn time_entry(timestamp: i64, rel: u32) -> [u8; TIME_ENTRY_LEN] {
+    let mut entry = [0u8; TIME_ENTRY_LEN];
+    entry[..8].copy_from_slice(&timestamp.to_be_bytes());
+    entry[8..].copy_from_slice(&rel.to_be_bytes());
+    entry
+}
+
 fn relative(base: i64, offset: i64) -> Result<u32, IndexError> {
     offset
         .checked_sub(base)
@@ -101,10 +115,7 @@ impl OffsetIndex {
             }
         }
         self.entries.push((rel, position));
-        let mut entry = [0u8; OFFSET_ENTRY_LEN];
-        entry[..4].copy_from_slice(&rel.to_be_bytes());
-        entry[4..].copy_from_slice(&position.to_be_bytes());
-        Ok(entry)
+        Ok(offset_entry(rel, position))
     }
 
     /// The last entry at or before `offset`: where to start scanning the log for it. Before
@@ -140,12 +151,10 @@ impl OffsetIndex {
 
     /// The encoded index, as its file should hold it.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.entries.len() * OFFSET_ENTRY_LEN);
-        for &(rel, pos) in &self.entries {
-            out.extend_from_slice(&rel.to_be_bytes());
-            out.extend_from_slice(&pos.to_be_bytes());
-        }
-        out
+        self.entries
+            .iter()
+            .flat_map(|&(rel, pos)| offset_entry(rel, pos))
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -219,10 +228,7 @@ impl TimeIndex {
             }
         }
         self.entries.push((timestamp, rel));
-        let mut entry = [0u8; TIME_ENTRY_LEN];
-        entry[..8].copy_from_slice(&timestamp.to_be_bytes());
-        entry[8..].copy_from_slice(&rel.to_be_bytes());
-        Ok(Some(entry))
+        Ok(Some(time_entry(timestamp, rel)))
     }
 
     /// The last entry with timestamp <= `timestamp`: the first batch with a timestamp at or
@@ -261,12 +267,10 @@ impl TimeIndex {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.entries.len() * TIME_ENTRY_LEN);
-        for &(ts, rel) in &self.entries {
-            out.extend_from_slice(&ts.to_be_bytes());
-            out.extend_from_slice(&rel.to_be_bytes());
-        }
-        out
+        self.entries
+            .iter()
+            .flat_map(|&(ts, rel)| time_entry(ts, rel))
+            .collect()
     }
 
     pub fn len(&self) -> usize {

@@ -112,11 +112,8 @@ fn next_batch(rest: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, ScanSt
     if rest.len() < LOG_OVERHEAD {
         return Err(ScanStop::Torn);
     }
-    let declared = i32::from_be_bytes(rest[8..12].try_into().expect("4 bytes"));
-    let total = usize::try_from(declared)
-        .ok()
-        .and_then(|l| l.checked_add(LOG_OVERHEAD))
-        .filter(|&t| t >= batch::HEADER_LEN && t <= max_batch_bytes)
+    let total = batch::declared_total_len(rest)
+        .filter(|&t| t <= max_batch_bytes)
         .ok_or(ScanStop::Corrupt(BatchError::Corrupt(
             "batch length out of range",
         )))?;

@@ -52,6 +52,13 @@ fn starts_on_each_backend_accepts_and_shuts_down_cleanly_on_sigterm() {
     }
 }
 
+/// Runs the broker with `args`, checks that it refuses to start, and returns what it logged.
+fn refusal(args: &[&str]) -> String {
+    let out = Command::new(broker_binary()).args(args).output().unwrap();
+    assert!(!out.status.success(), "broker started with {args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn sigint_also_shuts_down_cleanly() {
     let dir = TempDir::new("sigint");
@@ -66,19 +73,15 @@ fn second_data_dir_user_is_refused() {
     let dir = TempDir::new("locked");
     let data = dir.path().to_str().unwrap();
     let _first = Broker::start(&["--cores", "1", "--data-dir", data]).unwrap();
-    let out = Command::new(broker_binary())
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--cores",
-            "1",
-            "--data-dir",
-            data,
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another broker"));
+    let stderr = refusal(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--cores",
+        "1",
+        "--data-dir",
+        data,
+    ]);
+    assert!(stderr.contains("in use by another broker"), "{stderr}");
 }
 
 #[test]
@@ -86,19 +89,14 @@ fn busy_port_is_reported_before_start() {
     let dir = TempDir::new("busy");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = Command::new(broker_binary())
-        .args([
-            "--listen",
-            &addr,
-            "--cores",
-            "1",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refusal(&[
+        "--listen",
+        &addr,
+        "--cores",
+        "1",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
     assert!(stderr.contains("cannot listen on"), "{stderr}");
 }
 
@@ -107,20 +105,12 @@ fn bad_config_is_refused_with_the_setting_named() {
     let dir = TempDir::new("badcfg");
     let cfg = dir.path().join("runnel.toml");
     std::fs::write(&cfg, "[io]\nbackend = \"kqueue\"\n").unwrap();
-    let out = Command::new(broker_binary())
-        .args(["--config", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("io.backend"));
+    let stderr = refusal(&["--config", cfg.to_str().unwrap()]);
+    assert!(stderr.contains("io.backend"), "{stderr}");
 
     std::fs::write(&cfg, "lisen = \"127.0.0.1:1\"\n").unwrap();
-    let out = Command::new(broker_binary())
-        .args(["--config", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field"));
+    let stderr = refusal(&["--config", cfg.to_str().unwrap()]);
+    assert!(stderr.contains("unknown field"), "{stderr}");
 }
 
 #[test]

@@ -2,5 +2,6 @@
 //!
 //! The engine knows nothing of Kafka requests; `runnel-net` builds the broker on top of it.
 
+pub mod flush;
 pub mod log;
 pub mod rt;

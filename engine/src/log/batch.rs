@@ -258,6 +258,28 @@ fn check_uncompressed_records(mut records: &[u8], expected: i32) -> Result<(), B
     Ok(())
 }
 
+/// `(offset delta, timestamp)` of each record of an uncompressed batch (`batch` is exactly its
+/// bytes), stopping early at any malformed record.
+pub fn record_timestamps(batch: &[u8]) -> impl Iterator<Item = (i64, i64)> + '_ {
+    let base_timestamp = if batch.len() >= HEADER_LEN {
+        i64_at(batch, BASE_TIMESTAMP_OFFSET)
+    } else {
+        0
+    };
+    let mut records = batch.get(HEADER_LEN..).unwrap_or_default();
+    std::iter::from_fn(move || {
+        let (len, used) = read_varint(records)?;
+        let end = used.checked_add(usize::try_from(len).ok()?)?;
+        let record = records.get(used..end)?;
+        records = &records[end..];
+        // attributes (int8), timestampDelta (varlong), offsetDelta (varint), ...
+        let fields = record.get(1..)?;
+        let (timestamp_delta, used) = read_varint(fields)?;
+        let (offset_delta, _) = read_varint(&fields[used..])?;
+        Some((offset_delta, base_timestamp.wrapping_add(timestamp_delta)))
+    })
+}
+
 /// Decodes a zig-zag varint (Kafka's record framing); returns (value, bytes used).
 fn read_varint(buf: &[u8]) -> Option<(i64, usize)> {
     let mut raw: u64 = 0;
@@ -318,6 +340,23 @@ pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_timestamps_walk_every_record() {
+        let mut builder = crate::log::builder::BatchBuilder::new();
+        for (i, ts) in [(0, 500), (1, 450), (2, 900)] {
+            builder.push(&crate::log::builder::Record {
+                value: Some(vec![i as u8; 10]),
+                timestamp: ts,
+                ..Default::default()
+            });
+        }
+        let batch = builder.build();
+        let seen: Vec<_> = record_timestamps(&batch).collect();
+        assert_eq!(seen, vec![(0, 500), (1, 450), (2, 900)]);
+        assert_eq!(record_timestamps(&batch[..HEADER_LEN + 3]).count(), 0);
+        assert_eq!(record_timestamps(&[]).count(), 0);
+    }
     use crate::log::builder::{sample_batch, BatchBuilder, Record};
     use proptest::prelude::*;
 

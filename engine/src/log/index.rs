@@ -282,6 +282,76 @@ impl TimeIndex {
     }
 }
 
+/// Both indexes of one segment, built batch by batch the way appends and recovery scans
+/// build them (Kafka's rule: an entry for a batch's last offset once more than
+/// `index.interval.bytes` were written since the previous entry, and one for the first batch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentIndexes {
+    pub offsets: OffsetIndex,
+    pub times: TimeIndex,
+    /// The segment's largest timestamp and the (last) offset of the batch it was seen in.
+    pub max_timestamp: Option<TimestampOffset>,
+    interval_bytes: usize,
+    bytes_since_entry: usize,
+    batches: usize,
+}
+
+impl SegmentIndexes {
+    pub fn new(base_offset: i64, interval_bytes: usize) -> Self {
+        Self::from_parts(
+            OffsetIndex::new(base_offset),
+            TimeIndex::new(base_offset),
+            interval_bytes,
+        )
+    }
+
+    /// Continues from indexes read back from their files.
+    pub fn from_parts(offsets: OffsetIndex, times: TimeIndex, interval_bytes: usize) -> Self {
+        let max_timestamp = times.max();
+        let batches = offsets.len();
+        SegmentIndexes {
+            offsets,
+            times,
+            max_timestamp,
+            interval_bytes,
+            bytes_since_entry: 0,
+            batches,
+        }
+    }
+
+    /// Accounts for a batch of `len` bytes written at `position`.
+    pub fn add_batch(&mut self, position: u32, last_offset: i64, max_timestamp: i64, len: usize) {
+        let seen = TimestampOffset {
+            timestamp: max_timestamp,
+            offset: last_offset,
+        };
+        if self
+            .max_timestamp
+            .is_none_or(|m| seen.timestamp > m.timestamp)
+        {
+            self.max_timestamp = Some(seen);
+        }
+        if self.bytes_since_entry > self.interval_bytes || self.batches == 0 {
+            // Offsets fit the index: callers keep a segment's offsets within i32::MAX of its
+            // base and its size below 2 GiB, so neither append can fail.
+            if self.offsets.append(last_offset, position).is_ok() {
+                self.note_max_in_time_index();
+            }
+            self.bytes_since_entry = 0;
+        }
+        self.bytes_since_entry += len;
+        self.batches += 1;
+    }
+
+    /// Makes the time index end with the segment's maximum (done when a segment is sealed or
+    /// written out, so lookups past the last entry are exact).
+    pub fn note_max_in_time_index(&mut self) {
+        if let Some(max) = self.max_timestamp {
+            let _ = self.times.maybe_append(max.timestamp, max.offset);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 //! Whatever follows the valid prefix is a torn write or corruption, to be truncated.
 
 use super::batch::{self, BatchError, BatchHeader, LOG_OVERHEAD};
-use super::index::{OffsetIndex, TimeIndex, TimestampOffset};
+use super::index::{OffsetIndex, SegmentIndexes, TimeIndex, TimestampOffset};
 
 /// Why a scan stopped before the end of the bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,66 +45,113 @@ pub fn scan_segment(
     index_interval_bytes: usize,
     max_batch_bytes: usize,
 ) -> ScanResult {
-    let mut result = ScanResult {
-        valid_len: 0,
-        batches: 0,
-        next_offset: None,
-        max_timestamp: None,
-        offset_index: OffsetIndex::new(base_offset),
-        time_index: TimeIndex::new(base_offset),
-        stop: None,
-    };
-    let mut position = 0usize;
-    let mut bytes_since_entry = 0usize;
-    while position < bytes.len() {
-        let header = match next_batch(&bytes[position..], max_batch_bytes) {
-            Ok(header) => header,
-            Err(stop) => {
-                result.stop = Some(stop);
-                break;
-            }
-        };
-        let expected_first = result.next_offset.unwrap_or(base_offset);
-        if header.base_offset < expected_first || header.last_offset() < header.base_offset {
-            result.stop = Some(ScanStop::OffsetsOutOfOrder);
-            break;
+    let mut scanner = SegmentScanner::new(base_offset, index_interval_bytes, max_batch_bytes);
+    scanner.feed(bytes, true);
+    scanner.finish()
+}
+
+/// What [`SegmentScanner::feed`] needs next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    /// The scan is over (see [`ScanResult::stop`]).
+    Done,
+    /// Feed the bytes from position [`SegmentScanner::position`] on, at least this many.
+    NeedMore(usize),
+}
+
+/// A scan fed in windows, so a segment of any size is checked in bounded memory.
+#[derive(Debug)]
+pub struct SegmentScanner {
+    base_offset: i64,
+    max_batch_bytes: usize,
+    indexes: SegmentIndexes,
+    result: ScanResult,
+}
+
+impl SegmentScanner {
+    pub fn new(base_offset: i64, index_interval_bytes: usize, max_batch_bytes: usize) -> Self {
+        SegmentScanner {
+            base_offset,
+            max_batch_bytes,
+            indexes: SegmentIndexes::new(base_offset, index_interval_bytes),
+            result: ScanResult {
+                valid_len: 0,
+                batches: 0,
+                next_offset: None,
+                max_timestamp: None,
+                offset_index: OffsetIndex::new(base_offset),
+                time_index: TimeIndex::new(base_offset),
+                stop: None,
+            },
         }
-        let len = header.total_len().expect("validated");
-        let seen = TimestampOffset {
-            timestamp: header.max_timestamp,
-            offset: header.last_offset(),
-        };
-        if result
-            .max_timestamp
-            .is_none_or(|m| seen.timestamp > m.timestamp)
-        {
-            result.max_timestamp = Some(seen);
-        }
-        if bytes_since_entry > index_interval_bytes || result.batches == 0 {
-            // Offsets fit the index: validated batches are below i32::MAX past the base, and a
-            // segment never exceeds 2 GiB, so neither append can fail.
-            if result
-                .offset_index
-                .append(header.last_offset(), position as u32)
-                .is_ok()
-            {
-                if let Some(max) = result.max_timestamp {
-                    let _ = result.time_index.maybe_append(max.timestamp, max.offset);
+    }
+
+    /// Where the next window must start: the end of the valid prefix so far.
+    pub fn position(&self) -> u64 {
+        self.result.valid_len
+    }
+
+    /// Scans `window`, the segment's bytes from [`position`](Self::position) on; `at_eof`
+    /// says the window reaches the end of the segment.
+    pub fn feed(&mut self, window: &[u8], at_eof: bool) -> Feed {
+        let mut at = 0usize;
+        while at < window.len() {
+            let rest = &window[at..];
+            if !at_eof {
+                let needed = batch::declared_total_len(rest).unwrap_or(LOG_OVERHEAD);
+                if needed > rest.len() && needed <= self.max_batch_bytes {
+                    return Feed::NeedMore(needed);
                 }
             }
-            bytes_since_entry = 0;
+            let header = match next_batch(rest, self.max_batch_bytes) {
+                Ok(header) => header,
+                Err(stop) => {
+                    self.result.stop = Some(stop);
+                    return Feed::Done;
+                }
+            };
+            if !self.accept(&header) {
+                self.result.stop = Some(ScanStop::OffsetsOutOfOrder);
+                return Feed::Done;
+            }
+            at += header.total_len().expect("validated");
         }
-        bytes_since_entry += len;
-        position += len;
+        if at_eof {
+            Feed::Done
+        } else {
+            Feed::NeedMore(LOG_OVERHEAD)
+        }
+    }
+
+    /// Adds a valid batch at the current position; false if its offsets are out of order.
+    fn accept(&mut self, header: &BatchHeader) -> bool {
+        let result = &mut self.result;
+        let expected_first = result.next_offset.unwrap_or(self.base_offset);
+        if header.base_offset < expected_first || header.last_offset() < header.base_offset {
+            return false;
+        }
+        let len = header.total_len().expect("validated");
+        self.indexes.add_batch(
+            result.valid_len as u32,
+            header.last_offset(),
+            header.max_timestamp,
+            len,
+        );
         result.batches += 1;
         result.next_offset = Some(header.last_offset() + 1);
-        result.valid_len = position as u64;
+        result.valid_len += len as u64;
+        true
     }
-    // The time index always ends with the segment's maximum, so lookups past it are exact.
-    if let Some(max) = result.max_timestamp {
-        let _ = result.time_index.maybe_append(max.timestamp, max.offset);
+
+    /// Ends the scan. The time index always ends with the segment's maximum, so lookups past
+    /// it are exact.
+    pub fn finish(mut self) -> ScanResult {
+        self.indexes.note_max_in_time_index();
+        self.result.max_timestamp = self.indexes.max_timestamp;
+        self.result.offset_index = self.indexes.offsets;
+        self.result.time_index = self.indexes.times;
+        self.result
     }
-    result
 }
 
 /// Validates the batch at the start of `rest`.
@@ -205,6 +252,29 @@ mod tests {
             if cut as u64 > scan.valid_len {
                 prop_assert_eq!(scan.stop, Some(ScanStop::Torn));
             }
+        }
+
+        /// Feeding the bytes in windows of any size finds what one whole scan finds.
+        #[test]
+        fn windowed_scan_equals_whole_scan(
+            shapes in prop::collection::vec((1usize..20, 0usize..500), 1..30),
+            cut in any::<prop::sample::Index>(),
+            window in 1usize..5000,
+        ) {
+            let (bytes, _) = segment(0, &shapes);
+            let bytes = &bytes[..cut.index(bytes.len() + 1)];
+            let whole = scan_segment(0, bytes, 1024, MAX);
+            let mut scanner = SegmentScanner::new(0, 1024, MAX);
+            let mut need = 0;
+            loop {
+                let from = scanner.position() as usize;
+                let until = bytes.len().min(from + window.max(need));
+                match scanner.feed(&bytes[from..until], until == bytes.len()) {
+                    Feed::Done => break,
+                    Feed::NeedMore(n) => need = n,
+                }
+            }
+            prop_assert_eq!(scanner.finish(), whole);
         }
 
         /// Corrupting a byte keeps exactly the batches before the damaged one.

@@ -22,6 +22,17 @@ impl File {
         Self::with_options(path, OpenOptions::new().read(true))
     }
 
+    /// Opens a directory, to [`fsync`](File::fsync) its entries.
+    pub fn open_dir(path: impl AsRef<Path>) -> io::Result<File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        Self::with_options(
+            path,
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY),
+        )
+    }
+
     /// Creates (or truncates) a file for reading and writing.
     pub fn create(path: impl AsRef<Path>) -> io::Result<File> {
         Self::with_options(
@@ -118,8 +129,19 @@ impl File {
 
     /// Flushes the file's data (and the metadata needed to read it back) to stable storage.
     pub async fn fdatasync(&self) -> io::Result<()> {
-        Op::new(ops::Fdatasync {
+        Op::new(ops::Fsync {
             fd: self.fd.shared(),
+            data_only: true,
+        })
+        .await
+    }
+
+    /// Flushes the file's data and all its metadata; on a directory opened with
+    /// [`File::open_dir`], makes the creation, renaming and removal of its entries durable.
+    pub async fn fsync(&self) -> io::Result<()> {
+        Op::new(ops::Fsync {
+            fd: self.fd.shared(),
+            data_only: false,
         })
         .await
     }
@@ -142,6 +164,12 @@ impl File {
         Ok(std::fs::File::from(fd.try_clone_to_owned()?)
             .metadata()?
             .len())
+    }
+
+    /// Sets the file's size (ftruncate(2); a quick metadata call, made synchronously).
+    pub fn set_len(&self, len: u64) -> io::Result<()> {
+        let fd = std::os::fd::AsFd::as_fd(self);
+        std::fs::File::from(fd.try_clone_to_owned()?).set_len(len)
     }
 
     /// Whether the file is empty.

@@ -293,16 +293,23 @@ impl<B: IoBuf> OpSpec for WriteAt<B> {
     }
 }
 
-pub(crate) struct Fdatasync {
+/// fsync(2), or fdatasync(2) when `data_only`.
+pub(crate) struct Fsync {
     pub(crate) fd: SharedFd,
+    pub(crate) data_only: bool,
 }
 
-impl OpSpec for Fdatasync {
+impl OpSpec for Fsync {
     type Output = io::Result<()>;
 
     fn uring_entry(&mut self) -> squeue::Entry {
+        let flags = if self.data_only {
+            types::FsyncFlags::DATASYNC
+        } else {
+            types::FsyncFlags::empty()
+        };
         opcode::Fsync::new(types::Fd(self.fd.as_raw_fd()))
-            .flags(types::FsyncFlags::DATASYNC)
+            .flags(flags)
             .build()
     }
 
@@ -311,7 +318,7 @@ impl OpSpec for Fdatasync {
     }
 
     fn run_sync(&mut self) -> io::Result<u32> {
-        sys::fdatasync(self.fd.as_raw_fd()).map(|()| 0)
+        sys::fsync(self.fd.as_raw_fd(), self.data_only).map(|()| 0)
     }
 
     fn complete(self: Box<Self>, result: io::Result<u32>) -> io::Result<()> {

@@ -152,9 +152,14 @@ pub(crate) unsafe fn pwrite(
     cvt_size(unsafe { libc::pwrite(fd, ptr.cast(), len, offset as libc::off_t) })
 }
 
-pub(crate) fn fdatasync(fd: RawFd) -> io::Result<()> {
-    // SAFETY: plain system call without pointers.
-    cvt(unsafe { libc::fdatasync(fd) })?;
+pub(crate) fn fsync(fd: RawFd, data_only: bool) -> io::Result<()> {
+    if data_only {
+        // SAFETY: plain system call without pointers.
+        cvt(unsafe { libc::fdatasync(fd) })?;
+    } else {
+        // SAFETY: plain system call without pointers.
+        cvt(unsafe { libc::fsync(fd) })?;
+    }
     Ok(())
 }
 

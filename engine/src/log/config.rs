@@ -1,0 +1,66 @@
+//! A partition log's settings, named after Kafka's topic configs.
+
+use std::time::Duration;
+
+use super::batch::TimestampType;
+use crate::flush::FlushPolicy;
+
+/// Largest segment the index format can address (positions are 32-bit signed, as in Kafka).
+pub const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
+
+/// Per-log settings. Defaults are Kafka's, except the flush policy (see [`FlushPolicy`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll to a new segment before one would grow past this.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll a segment this long after its first append.
+    pub segment_ms: Duration,
+    /// `segment.index.bytes`: roll when the offset index reaches this size.
+    pub segment_index_bytes: usize,
+    /// `index.interval.bytes`: log bytes between sparse index entries.
+    pub index_interval_bytes: usize,
+    /// `max.message.bytes`: the largest batch accepted.
+    pub max_message_bytes: usize,
+    /// `message.timestamp.type`: keep producers' CreateTime, or stamp LogAppendTime.
+    pub timestamp_type: TimestampType,
+    /// `flush.policy`, `flush.ms`, `flush.bytes`.
+    pub flush: FlushPolicy,
+    /// `retention.ms` (`None`: -1, keep forever): delete segments whose newest record is older.
+    pub retention_ms: Option<Duration>,
+    /// `retention.bytes` (`None`: -1, no limit): delete the oldest segments while the log is
+    /// larger.
+    pub retention_bytes: Option<u64>,
+    /// Bytes reserved ahead of the write position with fallocate (0: off). Keeps a segment's
+    /// blocks contiguous; the unused tail is released when the segment is sealed.
+    pub preallocate_bytes: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: Duration::from_secs(7 * 24 * 3600),
+            segment_index_bytes: 10 << 20,
+            index_interval_bytes: 4096,
+            max_message_bytes: 1_048_588,
+            timestamp_type: TimestampType::CreateTime,
+            flush: FlushPolicy::DEFAULT,
+            retention_ms: Some(Duration::from_secs(7 * 24 * 3600)),
+            retention_bytes: None,
+            preallocate_bytes: 16 << 20,
+        }
+    }
+}
+
+impl LogConfig {
+    /// The segment size actually used: at least one maximal batch, at most what positions
+    /// can address.
+    pub(crate) fn effective_segment_bytes(&self) -> u64 {
+        self.segment_bytes.clamp(1, MAX_SEGMENT_BYTES)
+    }
+
+    /// Offset index entries a segment may hold before it must roll.
+    pub(crate) fn max_index_entries(&self) -> usize {
+        (self.segment_index_bytes / super::index::OFFSET_ENTRY_LEN).max(1)
+    }
+}

@@ -1,0 +1,49 @@
+//! What log operations can fail with; each variant maps to one Kafka error code.
+
+use super::batch::BatchError;
+
+/// The log's storage failed (a write or sync error, or unreadable data): KAFKA_STORAGE_ERROR.
+/// After a failed write or sync the log refuses further appends until it is reopened, which
+/// runs recovery.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("storage error: {0}")]
+pub struct StorageError(pub String);
+
+impl StorageError {
+    pub(crate) fn io(what: &str, e: &std::io::Error) -> Self {
+        StorageError(format!("{what}: {e}"))
+    }
+}
+
+/// Why an append was refused. The log is unchanged by every refusal except `Storage`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// CORRUPT_MESSAGE, MESSAGE_TOO_LARGE or INVALID_RECORD.
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    /// The record set can't fit in one segment: RECORD_LIST_TOO_LARGE.
+    #[error("record set of {size} bytes exceeds segment.bytes {max}")]
+    RecordListTooLarge { size: usize, max: u64 },
+    /// The log was closed (shutting down, or the partition is being deleted):
+    /// NOT_LEADER_OR_FOLLOWER, so clients retry elsewhere or later.
+    #[error("the log is closed")]
+    Closed,
+    /// KAFKA_STORAGE_ERROR.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Why a read or lookup failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// OFFSET_OUT_OF_RANGE: below the log start offset or past the high watermark.
+    #[error("offset {offset} is outside [{log_start_offset}, {high_watermark}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        high_watermark: i64,
+    },
+    /// KAFKA_STORAGE_ERROR.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}

@@ -1,0 +1,280 @@
+//! Opening a partition directory: finding its segments, trusting what was synced and sealed,
+//! checking the rest.
+//!
+//! After a clean shutdown every segment's indexes were written and synced, so they are read
+//! back as they are (a missing or malformed index is rebuilt); only the tail of the last
+//! segment past its last index entry is read, to find the next offset. Otherwise every
+//! segment from the one holding the checkpoint's recovery point on is scanned batch by batch:
+//! its indexes are rebuilt, a torn or corrupt tail is truncated, and the segments after a
+//! damaged one are removed (their offsets would no longer follow on). What was changed is
+//! reported.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+use std::rc::Rc;
+
+use super::checkpoint::Checkpoint;
+use super::config::{LogConfig, MAX_SEGMENT_BYTES};
+use super::index::SegmentIndexes;
+use super::scan::{Feed, ScanResult, SegmentScanner};
+use super::segment::{self, Segment, LOG_SUFFIX};
+use crate::rt::File;
+
+/// Bytes read per step while scanning a segment.
+const SCAN_WINDOW: usize = 1 << 20;
+
+/// What opening a log found and changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The data directory was shut down cleanly: nothing was scanned beyond tails.
+    pub clean_shutdown: bool,
+    pub segments: usize,
+    /// Segments checked batch by batch.
+    pub segments_scanned: usize,
+    pub bytes_scanned: u64,
+    /// Bytes cut from torn or corrupt tails.
+    pub bytes_truncated: u64,
+    /// Segments removed because an earlier one was damaged.
+    pub segments_removed: usize,
+    /// Segments whose index files were rebuilt.
+    pub indexes_rebuilt: usize,
+    /// What was found at each truncation, for the operator's log.
+    pub problems: Vec<String>,
+}
+
+/// A directory's segments, ready for the log to use.
+pub(crate) struct Loaded {
+    pub segments: BTreeMap<i64, Segment>,
+    pub log_start_offset: i64,
+    /// Everything below this is known to be on stable storage.
+    pub durable_offset: i64,
+    pub report: RecoveryReport,
+}
+
+/// Loads (and if need be recovers) the log in `dir`.
+pub(crate) async fn load(
+    dir: &Path,
+    config: &LogConfig,
+    clean_shutdown: bool,
+    checkpoint: Option<Checkpoint>,
+) -> io::Result<Loaded> {
+    let bases = list_segments(dir)?;
+    let mut report = RecoveryReport {
+        clean_shutdown,
+        ..RecoveryReport::default()
+    };
+    let start = checkpoint.map_or(0, |c| c.log_start_offset);
+    if bases.is_empty() {
+        let segment = Segment::create(dir, start, config.index_interval_bytes)?;
+        File::open_dir(dir)?.fsync().await?;
+        let mut segments = BTreeMap::new();
+        segments.insert(start, segment);
+        report.segments = 1;
+        return Ok(Loaded {
+            segments,
+            log_start_offset: start,
+            durable_offset: start,
+            report,
+        });
+    }
+    // Scan from the segment holding the recovery point (all of them without a checkpoint).
+    let scan_from = if clean_shutdown {
+        None
+    } else {
+        let recovery_point = checkpoint.map_or(i64::MIN, |c| c.recovery_point);
+        Some(
+            bases
+                .iter()
+                .copied()
+                .take_while(|&b| b <= recovery_point)
+                .last()
+                .unwrap_or(i64::MIN),
+        )
+    };
+    let mut segments = BTreeMap::new();
+    let mut damaged = false;
+    let mut dir_changed = false;
+    for (i, &base) in bases.iter().enumerate() {
+        if damaged {
+            segment::remove_segment_files(dir, base)?;
+            report.segments_removed += 1;
+            dir_changed = true;
+            continue;
+        }
+        let is_last = i + 1 == bases.len();
+        let must_scan = scan_from.is_some_and(|from| base >= from);
+        let (segment, was_damaged) =
+            load_segment(dir, config, base, is_last, must_scan, &mut report).await?;
+        damaged = was_damaged;
+        segments.insert(base, segment);
+    }
+    // Offsets of a trusted segment end where the next begins.
+    let bases: Vec<i64> = segments.keys().copied().collect();
+    for pair in bases.windows(2) {
+        let next_base = pair[1];
+        let segment = segments.get_mut(&pair[0]).expect("listed");
+        if segment.next_offset == segment.base_offset && segment.size > 0 {
+            segment.next_offset = next_base;
+        }
+    }
+    // Scanned data may exist only in the page cache (a crashed process): make the sealed
+    // segments durable before a checkpoint claims them. The active one is synced by the
+    // first flush, which covers everything from its base.
+    let active_base = *segments.keys().last().expect("at least one segment");
+    for segment in segments.values().filter(|s| s.indexes_dirty) {
+        if segment.base_offset != active_base {
+            segment.log.fdatasync().await?;
+        }
+    }
+    if dir_changed {
+        File::open_dir(dir)?.fsync().await?;
+    }
+    let first_base = *segments.keys().next().expect("at least one segment");
+    let durable_offset = if clean_shutdown {
+        segments[&active_base].next_offset
+    } else {
+        active_base
+    };
+    report.segments = segments.len();
+    Ok(Loaded {
+        segments,
+        log_start_offset: start.max(first_base),
+        durable_offset,
+        report,
+    })
+}
+
+/// Base offsets of the segments in `dir`, in order; removes files that belong to no segment.
+fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
+    let mut bases = Vec::new();
+    let mut others = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(base) = segment::parse_segment_name(name, LOG_SUFFIX) {
+            bases.push(base);
+        } else if let Some(base) = segment::parse_segment_name(name, segment::INDEX_SUFFIX)
+            .or_else(|| segment::parse_segment_name(name, segment::TIME_INDEX_SUFFIX))
+        {
+            others.push((base, name.to_owned()));
+        } else if name.ends_with(".tmp") {
+            std::fs::remove_file(dir.join(name))?;
+        }
+    }
+    bases.sort_unstable();
+    for (base, name) in others {
+        if bases.binary_search(&base).is_err() {
+            std::fs::remove_file(dir.join(name))?;
+        }
+    }
+    Ok(bases)
+}
+
+/// Loads one segment; the flag says it was damaged (truncated) and later ones must go.
+async fn load_segment(
+    dir: &Path,
+    config: &LogConfig,
+    base: i64,
+    is_last: bool,
+    must_scan: bool,
+    report: &mut RecoveryReport,
+) -> io::Result<(Segment, bool)> {
+    let file = Segment::open_log(dir, base)?;
+    let size = file.len()?;
+    let trusted = if must_scan {
+        None
+    } else {
+        Segment::read_indexes(dir, base)
+            .filter(|(offsets, _)| offsets.last().is_none_or(|e| u64::from(e.position) < size))
+    };
+    let mut segment = Segment {
+        base_offset: base,
+        log: Rc::new(file),
+        size,
+        written: size,
+        next_offset: base,
+        indexes: SegmentIndexes::new(base, config.index_interval_bytes),
+        first_append_ms: None,
+        indexes_dirty: false,
+        preallocated_to: size,
+    };
+    let (valid_len, stop) = match trusted {
+        Some((offsets, times)) => {
+            let interval = config.index_interval_bytes;
+            segment.indexes = SegmentIndexes::from_parts(offsets, times, interval);
+            if !is_last {
+                return Ok((segment, false));
+            }
+            // The tail after the last index entry tells the next offset.
+            let from = segment
+                .indexes
+                .offsets
+                .last()
+                .map_or(0, |e| u64::from(e.position));
+            let tail = scan_file(&segment.log, base, from, size, usize::MAX).await?;
+            report.bytes_scanned += size - from;
+            segment.next_offset = tail.next_offset.unwrap_or(base);
+            if let Some(max) = tail.max_timestamp {
+                let known = segment.indexes.max_timestamp;
+                if known.is_none_or(|m| max.timestamp > m.timestamp) {
+                    segment.indexes.max_timestamp = Some(max);
+                }
+            }
+            (from + tail.valid_len, tail.stop)
+        }
+        None => {
+            let scan = scan_file(&segment.log, base, 0, size, config.index_interval_bytes).await?;
+            report.segments_scanned += 1;
+            report.bytes_scanned += size;
+            report.indexes_rebuilt += 1;
+            segment.next_offset = scan.next_offset.unwrap_or(base);
+            segment.indexes = SegmentIndexes::from_parts(
+                scan.offset_index,
+                scan.time_index,
+                config.index_interval_bytes,
+            );
+            segment.indexes_dirty = true;
+            (scan.valid_len, scan.stop)
+        }
+    };
+    let damaged = stop.is_some();
+    if let Some(stop) = stop {
+        report.problems.push(format!(
+            "segment {base}: {stop:?} at byte {valid_len} of {size}; truncated"
+        ));
+    }
+    if valid_len < size {
+        segment.log.set_len(valid_len)?;
+        segment.log.fdatasync().await?;
+        report.bytes_truncated += size - valid_len;
+        segment.size = valid_len;
+        segment.written = valid_len;
+        segment.preallocated_to = valid_len;
+    }
+    Ok((segment, damaged && !is_last))
+}
+
+/// Scans `file` (`size` bytes) from `from` in windows. Positions in the result are relative to
+/// `from`.
+async fn scan_file(
+    file: &File,
+    base: i64,
+    from: u64,
+    size: u64,
+    index_interval_bytes: usize,
+) -> io::Result<ScanResult> {
+    let mut scanner = SegmentScanner::new(base, index_interval_bytes, MAX_SEGMENT_BYTES as usize);
+    let mut need = 0usize;
+    loop {
+        let position = from + scanner.position();
+        let len = (size - position).min(SCAN_WINDOW.max(need) as u64) as usize;
+        let (result, bytes) = file.read_exact_at(Vec::with_capacity(len), position).await;
+        let read = result?;
+        let at_eof = read < len || position + read as u64 >= size;
+        match scanner.feed(&bytes[..read], at_eof) {
+            Feed::Done => return Ok(scanner.finish()),
+            Feed::NeedMore(n) => need = n,
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! One segment: a `.log` file of record batches and its two sparse indexes, named by the
+//! segment's 20-digit base offset as in Kafka (`00000000000000001234.log`).
+//!
+//! The log file is written as batches are appended. The index files are written whole when
+//! the segment is sealed (rolled) or the log closes; until then the indexes live in memory,
+//! and after a crash recovery rebuilds them from the log (it scans every segment past the
+//! last checkpoint anyway), so index writes never sit on the append path.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::index::{OffsetIndex, SegmentIndexes, TimeIndex, TimestampOffset};
+use crate::rt::File;
+
+pub(crate) const LOG_SUFFIX: &str = "log";
+pub(crate) const INDEX_SUFFIX: &str = "index";
+pub(crate) const TIME_INDEX_SUFFIX: &str = "timeindex";
+
+/// `dir/<20-digit base>.<suffix>`.
+pub(crate) fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{suffix}"))
+}
+
+/// The base offset a segment file name stands for, if it is one of ours with `suffix`.
+pub(crate) fn parse_segment_name(name: &str, suffix: &str) -> Option<i64> {
+    let stem = name.strip_suffix(suffix)?.strip_suffix('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// A segment's files and in-memory state. Owned by its log, on the log's shard.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub base_offset: i64,
+    /// Shared with reads in flight, so a deleted segment stays readable until they finish.
+    pub log: Rc<File>,
+    /// Bytes assigned to appends (some may still be in flight).
+    pub size: u64,
+    /// Bytes from the start whose writes have all completed: what readers may see.
+    pub written: u64,
+    /// Offset after the last batch assigned to this segment.
+    pub next_offset: i64,
+    pub indexes: SegmentIndexes,
+    /// When the first batch was appended (for `segment.ms`); `None` while empty.
+    pub first_append_ms: Option<i64>,
+    /// The index files lag the in-memory indexes.
+    pub indexes_dirty: bool,
+    /// fallocate'd up to here (beyond `size`).
+    pub preallocated_to: u64,
+}
+
+impl Segment {
+    /// Creates a new, empty segment's files (replacing leftovers of a deleted one).
+    pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: usize) -> io::Result<Self> {
+        let log = File::create(segment_path(dir, base_offset, LOG_SUFFIX))?;
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            File::create(segment_path(dir, base_offset, suffix))?;
+        }
+        Ok(Segment {
+            base_offset,
+            log: Rc::new(log),
+            size: 0,
+            written: 0,
+            next_offset: base_offset,
+            indexes: SegmentIndexes::new(base_offset, index_interval_bytes),
+            first_append_ms: None,
+            indexes_dirty: false,
+            preallocated_to: 0,
+        })
+    }
+
+    /// Opens an existing segment's log file for reading and appending.
+    pub fn open_log(dir: &Path, base_offset: i64) -> io::Result<File> {
+        File::with_options(
+            segment_path(dir, base_offset, LOG_SUFFIX),
+            std::fs::OpenOptions::new().read(true).write(true),
+        )
+    }
+
+    /// Reads the index files; `None` when either is missing or malformed (rebuild them).
+    pub fn read_indexes(dir: &Path, base_offset: i64) -> Option<(OffsetIndex, TimeIndex)> {
+        let offsets = std::fs::read(segment_path(dir, base_offset, INDEX_SUFFIX)).ok()?;
+        let times = std::fs::read(segment_path(dir, base_offset, TIME_INDEX_SUFFIX)).ok()?;
+        Some((
+            OffsetIndex::decode(base_offset, &offsets).ok()?,
+            TimeIndex::decode(base_offset, &times).ok()?,
+        ))
+    }
+
+    /// The segment's newest timestamp and where it was seen.
+    pub fn max_timestamp(&self) -> Option<TimestampOffset> {
+        self.indexes.max_timestamp
+    }
+
+    /// Encodes both indexes, the time index sealed with the segment's maximum, to be written
+    /// without holding the log's state.
+    pub fn index_snapshot(&mut self) -> IndexSnapshot {
+        self.indexes.note_max_in_time_index();
+        IndexSnapshot {
+            base_offset: self.base_offset,
+            offsets: self.indexes.offsets.encode(),
+            times: self.indexes.times.encode(),
+        }
+    }
+}
+
+/// Encoded index files of one segment, ready to write without holding the log's state.
+#[derive(Debug)]
+pub(crate) struct IndexSnapshot {
+    pub base_offset: i64,
+    offsets: Vec<u8>,
+    times: Vec<u8>,
+}
+
+impl IndexSnapshot {
+    /// Writes and syncs both index files.
+    pub async fn write(self, dir: &Path) -> io::Result<()> {
+        for (suffix, bytes) in [
+            (INDEX_SUFFIX, self.offsets),
+            (TIME_INDEX_SUFFIX, self.times),
+        ] {
+            let file = File::with_options(
+                segment_path(dir, self.base_offset, suffix),
+                std::fs::OpenOptions::new().write(true).create(true),
+            )?;
+            let len = bytes.len() as u64;
+            let (result, _) = file.write_all_at(bytes, 0).await;
+            result?;
+            file.set_len(len)?;
+            file.fdatasync().await?;
+            file.close().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes a segment's three files (missing ones are fine).
+pub(crate) fn remove_segment_files(dir: &Path, base_offset: i64) -> io::Result<()> {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        match std::fs::remove_file(segment_path(dir, base_offset, suffix)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let path = segment_path(Path::new("/d"), 1234, LOG_SUFFIX);
+        assert_eq!(path, Path::new("/d/00000000000000001234.log"));
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert_eq!(parse_segment_name(name, LOG_SUFFIX), Some(1234));
+        assert_eq!(parse_segment_name(name, INDEX_SUFFIX), None);
+        assert_eq!(parse_segment_name("1234.log", LOG_SUFFIX), None);
+        assert_eq!(
+            parse_segment_name("0000000000000000123x.log", LOG_SUFFIX),
+            None
+        );
+        assert_eq!(
+            parse_segment_name("99999999999999999999.log", LOG_SUFFIX),
+            None,
+            "beyond i64"
+        );
+    }
+}

@@ -464,6 +464,32 @@ on_both_backends! {
         });
     }
 
+    fn writes_lost_before_a_roll_drop_the_later_segments(backend) {
+        common::run(backend, || async {
+            let dir = tempfile::tempdir().unwrap();
+            let config = LogConfig { segment_bytes: 4096, ..config() };
+            let (log, _) = open(dir.path(), config.clone()).await;
+            let batch_len = sample_batch(2, 500, 0).len() as u64;
+            for i in 0..30 {
+                log.append(sample_batch(2, 500, i)).await.unwrap();
+            }
+            let bases = log.segment_bases();
+            crash(log).await;
+            // As if the last batch of the second-to-last segment was in flight when the kill
+            // came: its bytes never reached the file, though the next segment exists.
+            std::fs::remove_file(dir.path().join("checkpoint")).unwrap();
+            let victim = dir.path().join(format!("{:020}.log", bases[bases.len() - 2]));
+            let len = std::fs::metadata(&victim).unwrap().len();
+            std::fs::OpenOptions::new().write(true).open(&victim).unwrap().set_len(len - batch_len).unwrap();
+            let (log, report) = open(dir.path(), config).await;
+            assert_eq!(report.segments_removed, 1, "{report:?}");
+            let end = bases[bases.len() - 1] - 2;
+            assert_eq!((log.high_watermark(), log.log_end_offset()), (end, end));
+            assert_eq!(read_all(&log, 0, 1 << 20).await.len() as i64, end / 2, "dense");
+            assert_eq!(log.append(sample_batch(1, 1, 0)).await.unwrap().base_offset, end);
+        });
+    }
+
     fn missing_or_bad_indexes_are_rebuilt(backend) {
         common::run(backend, || async {
             let dir = tempfile::tempdir().unwrap();

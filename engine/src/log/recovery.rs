@@ -102,10 +102,10 @@ pub(crate) async fn load(
             dir_changed = true;
             continue;
         }
-        let is_last = i + 1 == bases.len();
+        let next_base = bases.get(i + 1).copied();
         let must_scan = scan_from.is_some_and(|from| base >= from);
         let (segment, was_damaged) =
-            load_segment(dir, config, base, is_last, must_scan, &mut report).await?;
+            load_segment(dir, config, base, next_base, must_scan, &mut report).await?;
         damaged = was_damaged;
         segments.insert(base, segment);
     }
@@ -176,10 +176,11 @@ async fn load_segment(
     dir: &Path,
     config: &LogConfig,
     base: i64,
-    is_last: bool,
+    next_base: Option<i64>,
     must_scan: bool,
     report: &mut RecoveryReport,
 ) -> io::Result<(Segment, bool)> {
+    let is_last = next_base.is_none();
     let file = Segment::open_log(dir, base)?;
     let size = file.len()?;
     let trusted = if must_scan {
@@ -238,11 +239,23 @@ async fn load_segment(
             (scan.valid_len, scan.stop)
         }
     };
-    let damaged = stop.is_some();
+    let mut damaged = stop.is_some();
     if let Some(stop) = stop {
         report.problems.push(format!(
             "segment {base}: {stop:?} at byte {valid_len} of {size}; truncated"
         ));
+    }
+    // A scanned segment must end where the next begins. One that ends short lost writes that
+    // were in flight when the next segment was created (a roll), and nothing after them can
+    // have been acknowledged: drop the later segments so offsets stay dense.
+    if let Some(next_base) = next_base.filter(|_| must_scan) {
+        if segment.next_offset != next_base {
+            report.problems.push(format!(
+                "segment {base}: offsets end at {}, the next segment starts at {next_base}",
+                segment.next_offset
+            ));
+            damaged = true;
+        }
     }
     if valid_len < size {
         segment.log.set_len(valid_len)?;

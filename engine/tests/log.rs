@@ -490,6 +490,59 @@ on_both_backends! {
         });
     }
 
+    fn a_clean_marker_without_a_clean_close_still_recovers(backend) {
+        common::run(backend, || async {
+            let dir = tempfile::tempdir().unwrap();
+            let (log, _) = open(dir.path(), config()).await;
+            log.append(sample_batch(3, 10, 0)).await.unwrap();
+            crash(log).await;
+            // The data directory says "clean" (another run ended cleanly without opening this
+            // log), but the log's own checkpoint does not.
+            let (log, report) = open_clean(dir.path(), config()).await;
+            assert!(!report.clean_shutdown);
+            assert_eq!(report.segments_scanned, 1);
+            assert_eq!(log.high_watermark(), 3);
+        });
+    }
+
+    fn a_damaged_tail_after_a_clean_close_is_rescanned(backend) {
+        common::run(backend, || async {
+            let dir = tempfile::tempdir().unwrap();
+            let (log, _) = open(dir.path(), config()).await;
+            for _ in 0..5 {
+                log.append(sample_batch(3, 100, 0)).await.unwrap();
+            }
+            log.close().await.unwrap();
+            drop(log);
+            let path = dir.path().join(format!("{:020}.log", 0));
+            let mut bytes = std::fs::read(&path).unwrap();
+            let last = bytes.len() - 5;
+            bytes[last] ^= 0xff;
+            std::fs::write(&path, &bytes).unwrap();
+            let (log, report) = open_clean(dir.path(), config()).await;
+            assert!(report.clean_shutdown);
+            assert!(!report.problems.is_empty(), "{report:?}");
+            assert_eq!(log.high_watermark(), 12, "the damaged last batch is cut");
+            assert_eq!(log.append(sample_batch(1, 1, 0)).await.unwrap().base_offset, 12);
+        });
+    }
+
+    fn a_log_start_past_the_recovered_end_starts_an_empty_segment(backend) {
+        common::run(backend, || async {
+            let dir = tempfile::tempdir().unwrap();
+            let (log, _) = open(dir.path(), config()).await;
+            log.append(sample_batch(10, 10, 0)).await.unwrap();
+            crash(log).await;
+            let checkpoint = "runnel-partition-checkpoint 1\nrecovery_point 0\nlog_start_offset 50\nclosed_cleanly 0\n";
+            std::fs::write(dir.path().join("checkpoint"), checkpoint).unwrap();
+            let (log, report) = open(dir.path(), config()).await;
+            assert!(!report.problems.is_empty());
+            assert_eq!(log.segment_bases(), vec![50]);
+            assert_eq!((log.log_start_offset(), log.high_watermark()), (50, 50));
+            assert_eq!(log.append(sample_batch(1, 1, 0)).await.unwrap().base_offset, 50);
+        });
+    }
+
     fn missing_or_bad_indexes_are_rebuilt(backend) {
         common::run(backend, || async {
             let dir = tempfile::tempdir().unwrap();

@@ -137,8 +137,11 @@ impl BatchHeader {
     }
 
     /// Offset of the batch's last record.
+    /// Saturates instead of overflowing: the base offset is not covered by the CRC, so a
+    /// corrupt one read from disk must not panic (scans reject such batches as out of order).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
     }
 
     pub fn compression(&self) -> Option<Compression> {

@@ -22,13 +22,19 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".runnel-clean-shutdown";
 pub struct Checkpoint {
     pub recovery_point: i64,
     pub log_start_offset: i64,
+    /// The log was closed cleanly and not opened since. Recovery is skipped only when this
+    /// and the data directory's clean-shutdown marker agree: a log that was not opened in
+    /// the run that ended cleanly keeps whatever state it crashed in.
+    pub closed_cleanly: bool,
 }
 
 impl Checkpoint {
     fn encode(&self) -> String {
         format!(
-            "{CHECKPOINT_MAGIC}\nrecovery_point {}\nlog_start_offset {}\n",
-            self.recovery_point, self.log_start_offset
+            "{CHECKPOINT_MAGIC}\nrecovery_point {}\nlog_start_offset {}\nclosed_cleanly {}\n",
+            self.recovery_point,
+            self.log_start_offset,
+            u8::from(self.closed_cleanly)
         )
     }
 
@@ -43,9 +49,15 @@ impl Checkpoint {
         };
         let recovery_point = field("recovery_point")?;
         let log_start_offset = field("log_start_offset")?;
+        let closed_cleanly = match field("closed_cleanly")? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
         (recovery_point >= 0 && log_start_offset >= 0).then_some(Checkpoint {
             recovery_point,
             log_start_offset,
+            closed_cleanly,
         })
     }
 
@@ -107,11 +119,14 @@ mod tests {
 
     #[test]
     fn round_trips_and_refuses_garbage() {
-        let checkpoint = Checkpoint {
-            recovery_point: 1234,
-            log_start_offset: 17,
-        };
-        assert_eq!(Checkpoint::decode(&checkpoint.encode()), Some(checkpoint));
+        for closed_cleanly in [false, true] {
+            let checkpoint = Checkpoint {
+                recovery_point: 1234,
+                log_start_offset: 17,
+                closed_cleanly,
+            };
+            assert_eq!(Checkpoint::decode(&checkpoint.encode()), Some(checkpoint));
+        }
         assert_eq!(Checkpoint::decode(""), None);
         assert_eq!(
             Checkpoint::decode("runnel-partition-checkpoint 1\nrecovery_point x\n"),
@@ -125,7 +140,7 @@ mod tests {
         );
         assert_eq!(
             Checkpoint::decode(
-                "runnel-partition-checkpoint 1\nrecovery_point -5\nlog_start_offset 0\n"
+                "runnel-partition-checkpoint 1\nrecovery_point -5\nlog_start_offset 0\nclosed_cleanly 0\n"
             ),
             None
         );

@@ -27,7 +27,7 @@ use super::recovery::{self, RecoveryReport};
 use super::retention::{self, RetentionInput, SegmentSummary};
 use super::segment::{self, Segment};
 use crate::flush::{FlushPolicy, GroupCommit};
-use crate::rt::{self, File, LocalEvent};
+use crate::rt::{self, EventWait, File, LocalEvent};
 
 /// Where the log gets the time: the system clock, or a hand-set one for tests.
 #[derive(Debug, Clone, Default)]
@@ -125,16 +125,21 @@ struct State {
     all_sealed: bool,
     /// A segment file was created since the directory was last synced.
     dir_dirty: bool,
-    /// Bytes appended, in total and as of the start of the last successful sync round.
+    /// Bytes appended; bytes written (in order, as the high watermark moves); bytes written
+    /// as of the start of the last successful sync round.
     appended_total: u64,
+    written_total: u64,
     synced_total: u64,
     /// An `interval` flush task is waiting to run.
     flush_pending: bool,
+    /// `flush.bytes` was reached while it waited: it should not wait any longer.
+    flush_kicked: bool,
 }
 
 #[derive(Debug)]
 struct PendingWrite {
     segment: i64,
+    len: u64,
     end_position: u64,
     end_offset: i64,
     done: bool,
@@ -171,6 +176,7 @@ impl State {
         Checkpoint {
             recovery_point: self.recovery_point(),
             log_start_offset: self.log_start_offset,
+            closed_cleanly: self.closed && self.all_sealed,
         }
     }
 }
@@ -184,7 +190,13 @@ impl Log {
         options: OpenOptions,
     ) -> io::Result<(Log, RecoveryReport)> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir)?;
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir)?;
+            // The partition directory's own entry must be durable before anything in it is.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                File::open_dir(parent)?.fsync().await?;
+            }
+        }
         let checkpoint = Checkpoint::read(&dir)?;
         let mut loaded = recovery::load(&dir, &config, options.clean_shutdown, checkpoint).await?;
         // Sealed segments whose indexes were rebuilt get them written now, so the checkpoint
@@ -209,8 +221,10 @@ impl Log {
             all_sealed: false,
             dir_dirty: false,
             appended_total: 0,
+            written_total: 0,
             synced_total: 0,
             flush_pending: false,
+            flush_kicked: false,
         };
         let log = Log {
             inner: Rc::new(Inner {
@@ -306,10 +320,11 @@ impl Log {
         self.inner.state.borrow().failed.clone()
     }
 
-    /// Completes when the high watermark may have moved (or the log failed): what a
-    /// long-polling fetch waits for.
-    pub async fn changed(&self) {
-        self.inner.progress.wait().await
+    /// Completes when the high watermark may have moved (or the log failed) after this call:
+    /// what a long-polling fetch waits for. Take it before checking the high watermark, so
+    /// progress in between is not missed.
+    pub fn changed(&self) -> EventWait<'_> {
+        self.inner.progress.wait()
     }
 
     /// Appends a produce request's record set (one or more RecordBatch v2). Validates every
@@ -332,6 +347,11 @@ impl Log {
             .iter()
             .map(|(_, h)| i64::from(h.last_offset_delta) + 1)
             .sum();
+        // A segment spans at most i32::MAX offsets (relative offsets in the index). Counts of
+        // compressed batches can't be checked without decompressing, so bound them here.
+        if record_count > i64::from(i32::MAX) {
+            return Err(batch::BatchError::Invalid("record set claims too many records").into());
+        }
 
         // Synchronous part: roll if need be, assign offsets and a file position.
         let (file, position, seq, info) = {
@@ -376,6 +396,7 @@ impl Log {
             let seq = st.first_pending_seq + st.pending.len() as u64;
             st.pending.push_back(PendingWrite {
                 segment,
+                len: records.len() as u64,
                 end_position,
                 end_offset: offset,
                 done: false,
@@ -483,6 +504,8 @@ impl Log {
             file: Rc<File>,
             start: u64,
             readable: u64,
+            /// The segment's offsets end here.
+            next_offset: i64,
         }
         let (views, mut result) = {
             let st = self.inner.state.borrow();
@@ -508,6 +531,7 @@ impl Log {
                     file: s.log.clone(),
                     start,
                     readable: s.written,
+                    next_offset: s.next_offset,
                 })
                 .collect();
             (views, result)
@@ -523,6 +547,12 @@ impl Log {
                 .await
                 .map_err(|e| StorageError::io("reading a segment", &e))?;
                 let Some((position, header)) = found else {
+                    if offset < view.next_offset {
+                        // Below the high watermark and inside this segment: the data must be
+                        // there. Skipping to the next segment would hide records.
+                        let what = format!("offset {offset} missing from its segment");
+                        return Err(StorageError(what).into());
+                    }
                     continue;
                 };
                 from = position;
@@ -582,6 +612,9 @@ impl Log {
                 continue;
             };
             let len = header.total_len().expect("a length find_batch accepted");
+            if position + len as u64 > readable {
+                return Err(StorageError("a batch runs past its segment's data".into()).into());
+            }
             let (result, bytes) = file.read_exact_at(Vec::with_capacity(len), position).await;
             result.map_err(|e| StorageError::io("reading a segment", &e))?;
             let (offset, ts) = read::first_record_at_or_after(&bytes, &header, timestamp);
@@ -612,7 +645,7 @@ impl Log {
     /// removes the segments wholly below it. Returns the new log start offset.
     pub async fn delete_records(&self, before: i64) -> Result<i64, ReadError> {
         let start = {
-            let mut st = self.inner.state.borrow_mut();
+            let st = self.inner.state.borrow_mut();
             let before = if before == -1 {
                 st.high_watermark
             } else {
@@ -621,7 +654,14 @@ impl Log {
             if before < 0 || before > st.high_watermark {
                 return Err(out_of_range(before, &st));
             }
-            st.log_start_offset = st.log_start_offset.max(before);
+            before
+        };
+        // The new start must never outrun durable data: after a crash, recovery could
+        // otherwise find the start past the end.
+        self.inner.sync_to(start).await?;
+        let start = {
+            let mut st = self.inner.state.borrow_mut();
+            st.log_start_offset = st.log_start_offset.max(start);
             st.log_start_offset
         };
         // Retention removes the segments now below the start, and records the new start in
@@ -668,20 +708,26 @@ impl Log {
         if removed.is_empty() {
             return Ok(0);
         }
-        for &base in &removed {
-            segment::remove_segment_files(&self.inner.dir, base)
-                .map_err(|e| StorageError::io("deleting a segment", &e))?;
-        }
-        self.inner
-            .dir_file
-            .fsync()
-            .await
-            .map_err(|e| StorageError::io("syncing the partition directory", &e))?;
-        self.inner
-            .bump_stats(|s| s.segments_deleted += removed.len() as u64);
-        self.inner.write_checkpoint().await?;
-        tracing::debug!(dir = %self.inner.dir.display(), segments = removed.len(), "retention deleted segments");
-        Ok(removed.len())
+        // The segments left the map above; their files and the new start must follow even if
+        // the caller stops waiting, so that part runs in its own task.
+        let inner = self.inner.clone();
+        let count = removed.len();
+        let deletion = self.inner.spawn_background(async move {
+            for &base in &removed {
+                segment::remove_segment_files(&inner.dir, base)
+                    .map_err(|e| StorageError::io("deleting a segment", &e))?;
+            }
+            inner
+                .dir_file
+                .fsync()
+                .await
+                .map_err(|e| StorageError::io("syncing the partition directory", &e))?;
+            inner.bump_stats(|s| s.segments_deleted += removed.len() as u64);
+            inner.write_checkpoint().await
+        });
+        deletion.await?;
+        tracing::debug!(dir = %self.inner.dir.display(), segments = count, "retention deleted segments");
+        Ok(count)
     }
 
     /// Syncs everything appended so far, whatever the flush policy.
@@ -728,14 +774,18 @@ impl Log {
 
 impl Inner {
     /// Spawns a task that [`Log::quiesce`] waits for.
-    fn spawn_background(self: &Rc<Self>, task: impl std::future::Future<Output = ()> + 'static) {
+    fn spawn_background<T: 'static>(
+        self: &Rc<Self>,
+        task: impl std::future::Future<Output = T> + 'static,
+    ) -> rt::JoinHandle<T> {
         self.background.set(self.background.get() + 1);
         let inner = self.clone();
         rt::spawn_local(async move {
-            task.await;
+            let output = task.await;
             inner.background.set(inner.background.get() - 1);
             inner.background_done.notify_all();
-        });
+            output
+        })
     }
 
     fn bump_stats(&self, update: impl FnOnce(&mut LogStats)) {
@@ -758,6 +808,7 @@ impl Inner {
                         segment.written = write.end_position;
                     }
                     st.high_watermark = write.end_offset;
+                    st.written_total += write.len;
                 }
             }
             Err(e) => {
@@ -807,7 +858,7 @@ impl Inner {
     /// the directory after a segment was created), then declares it durable.
     async fn sync_round(self: Rc<Self>) {
         let synced = self.group_commit.synced();
-        let (goal, files, sync_dir, appended) = {
+        let (goal, files, sync_dir, written) = {
             let mut st = self.state.borrow_mut();
             let goal = st.high_watermark;
             let files: Vec<Rc<File>> = st
@@ -817,7 +868,7 @@ impl Inner {
                 .map(|s| s.log.clone())
                 .collect();
             let sync_dir = std::mem::take(&mut st.dir_dirty);
-            (goal, files, sync_dir, st.appended_total)
+            (goal, files, sync_dir, st.written_total)
         };
         let mut result = Ok(());
         for file in &files {
@@ -832,7 +883,7 @@ impl Inner {
         }
         match result {
             Ok(()) => {
-                self.state.borrow_mut().synced_total = appended;
+                self.state.borrow_mut().synced_total = written;
                 self.group_commit.end_round(Some(goal));
             }
             Err(e) => {
@@ -854,8 +905,10 @@ impl Inner {
         let unsynced = st.appended_total - st.synced_total;
         let over = bytes.is_some_and(|limit| unsynced >= limit);
         if st.flush_pending {
-            drop(st);
             if over {
+                // The flag covers a task not yet polled (not yet waiting for the kick).
+                st.flush_kicked = true;
+                drop(st);
                 self.flush_kick.notify_all();
             }
             return;
@@ -865,10 +918,13 @@ impl Inner {
         let delay = if over { Duration::ZERO } else { ms };
         let inner = self.clone();
         self.spawn_background(async move {
-            let _ = rt::select(rt::sleep(delay), inner.flush_kick.wait()).await;
+            if !inner.state.borrow().flush_kicked {
+                let _ = rt::select(rt::sleep(delay), inner.flush_kick.wait()).await;
+            }
             let target = {
                 let mut st = inner.state.borrow_mut();
                 st.flush_pending = false;
+                st.flush_kicked = false;
                 st.high_watermark
             };
             // A failure is recorded in the log's state; appenders see it.
@@ -912,11 +968,21 @@ impl Inner {
         while self.checkpoint_busy.replace(true) {
             self.checkpoint_done.wait().await;
         }
+        // Released even if this future is dropped mid-write.
+        let _turn = CheckpointTurn(self);
         let checkpoint = self.state.borrow().checkpoint();
         let result = checkpoint.write(&self.dir, &self.dir_file).await;
-        self.checkpoint_busy.set(false);
-        self.checkpoint_done.notify_all();
         result.map_err(|e| StorageError::io("writing the checkpoint", &e))
+    }
+}
+
+/// Holds the log's turn to write its checkpoint; passes it on when dropped.
+struct CheckpointTurn<'a>(&'a Inner);
+
+impl Drop for CheckpointTurn<'_> {
+    fn drop(&mut self) {
+        self.0.checkpoint_busy.set(false);
+        self.0.checkpoint_done.notify_all();
     }
 }
 

@@ -60,6 +60,7 @@ pub(crate) async fn load(
     checkpoint: Option<Checkpoint>,
 ) -> io::Result<Loaded> {
     let bases = list_segments(dir)?;
+    let clean_shutdown = clean_shutdown && checkpoint.is_some_and(|c| c.closed_cleanly);
     let mut report = RecoveryReport {
         clean_shutdown,
         ..RecoveryReport::default()
@@ -130,6 +131,29 @@ pub(crate) async fn load(
     if dir_changed {
         File::open_dir(dir)?.fsync().await?;
     }
+    // DeleteRecords may have moved the start past data a crash then lost: nothing below the
+    // start is readable anyway, so begin again with an empty segment there (as Kafka does).
+    let end = segments[&active_base].next_offset;
+    if start > end {
+        report.problems.push(format!(
+            "log start offset {start} is past the recovered end {end}; starting an empty segment there"
+        ));
+        for base in std::mem::take(&mut segments).into_keys() {
+            segment::remove_segment_files(dir, base)?;
+        }
+        segments.insert(
+            start,
+            Segment::create(dir, start, config.index_interval_bytes)?,
+        );
+        File::open_dir(dir)?.fsync().await?;
+        report.segments = 1;
+        return Ok(Loaded {
+            segments,
+            log_start_offset: start,
+            durable_offset: start,
+            report,
+        });
+    }
     let first_base = *segments.keys().next().expect("at least one segment");
     let durable_offset = if clean_shutdown {
         segments[&active_base].next_offset
@@ -186,8 +210,11 @@ async fn load_segment(
     let trusted = if must_scan {
         None
     } else {
+        // An index must point inside the log, and a non-empty segment always has an entry
+        // for its first batch (empty files are what a roll creates before sealing).
         Segment::read_indexes(dir, base)
             .filter(|(offsets, _)| offsets.last().is_none_or(|e| u64::from(e.position) < size))
+            .filter(|(offsets, _)| size == 0 || !offsets.is_empty())
     };
     let mut segment = Segment {
         base_offset: base,
@@ -196,25 +223,26 @@ async fn load_segment(
         written: size,
         next_offset: base,
         indexes: SegmentIndexes::new(base, config.index_interval_bytes),
-        first_append_ms: None,
+        first_append_ms: (size > 0).then(|| segment_birth_ms(dir, base)).flatten(),
         indexes_dirty: false,
         preallocated_to: size,
     };
-    let (valid_len, stop) = match trusted {
-        Some((offsets, times)) => {
-            let interval = config.index_interval_bytes;
-            segment.indexes = SegmentIndexes::from_parts(offsets, times, interval);
-            if !is_last {
-                return Ok((segment, false));
-            }
-            // The tail after the last index entry tells the next offset.
-            let from = segment
-                .indexes
-                .offsets
-                .last()
-                .map_or(0, |e| u64::from(e.position));
-            let tail = scan_file(&segment.log, base, from, size, usize::MAX).await?;
-            report.bytes_scanned += size - from;
+    let mut outcome = None;
+    if let Some((offsets, times)) = trusted {
+        let interval = config.index_interval_bytes;
+        segment.indexes = SegmentIndexes::from_parts(offsets, times, interval);
+        if !is_last {
+            return Ok((segment, false));
+        }
+        // The tail from the last index entry on tells the next offset; it must agree with the
+        // entry, or the index is stale and the segment is rescanned.
+        let last_entry = segment.indexes.offsets.last();
+        let from = last_entry.map_or(0, |e| u64::from(e.position));
+        let tail = scan_file(&segment.log, base, from, size, ScanFrom::Resume).await?;
+        report.bytes_scanned += size - from;
+        let first_batch_end = tail.offset_index.last().map(|e| e.offset);
+        let agrees = last_entry.is_none_or(|e| first_batch_end == Some(e.offset));
+        if tail.stop.is_none() && agrees {
             segment.next_offset = tail.next_offset.unwrap_or(base);
             if let Some(max) = tail.max_timestamp {
                 let known = segment.indexes.max_timestamp;
@@ -222,19 +250,24 @@ async fn load_segment(
                     segment.indexes.max_timestamp = Some(max);
                 }
             }
-            (from + tail.valid_len, tail.stop)
+            outcome = Some((size, None));
+        } else {
+            report.problems.push(format!(
+                "segment {base}: its tail disagrees with its index after a clean shutdown; rescanned"
+            ));
         }
+    }
+    let (valid_len, stop) = match outcome {
+        Some(outcome) => outcome,
         None => {
-            let scan = scan_file(&segment.log, base, 0, size, config.index_interval_bytes).await?;
+            let interval = config.index_interval_bytes;
+            let scan = scan_file(&segment.log, base, 0, size, ScanFrom::Start(interval)).await?;
             report.segments_scanned += 1;
             report.bytes_scanned += size;
             report.indexes_rebuilt += 1;
             segment.next_offset = scan.next_offset.unwrap_or(base);
-            segment.indexes = SegmentIndexes::from_parts(
-                scan.offset_index,
-                scan.time_index,
-                config.index_interval_bytes,
-            );
+            segment.indexes =
+                SegmentIndexes::from_parts(scan.offset_index, scan.time_index, interval);
             segment.indexes_dirty = true;
             (scan.valid_len, scan.stop)
         }
@@ -268,16 +301,28 @@ async fn load_segment(
     Ok((segment, damaged && !is_last))
 }
 
+/// Where a scan starts: at the segment's start, building indexes every so many bytes, or at a
+/// batch boundary in the middle (only the first batch is indexed then).
+enum ScanFrom {
+    Start(usize),
+    Resume,
+}
+
 /// Scans `file` (`size` bytes) from `from` in windows. Positions in the result are relative to
-/// `from`.
+/// `from`. Any batch up to a segment's size is believable: CRCs catch damage, and bounding by
+/// today's max.message.bytes would cut batches accepted under an older, larger limit.
 async fn scan_file(
     file: &File,
     base: i64,
     from: u64,
     size: u64,
-    index_interval_bytes: usize,
+    mode: ScanFrom,
 ) -> io::Result<ScanResult> {
-    let mut scanner = SegmentScanner::new(base, index_interval_bytes, MAX_SEGMENT_BYTES as usize);
+    let max_batch = MAX_SEGMENT_BYTES as usize;
+    let mut scanner = match mode {
+        ScanFrom::Start(interval) => SegmentScanner::new(base, interval, max_batch),
+        ScanFrom::Resume => SegmentScanner::resumed(base, usize::MAX, max_batch),
+    };
     let mut need = 0usize;
     loop {
         let position = from + scanner.position();
@@ -290,4 +335,13 @@ async fn scan_file(
             Feed::NeedMore(n) => need = n,
         }
     }
+}
+
+/// When a segment's file was created (its modification time where the filesystem doesn't
+/// record creation), so `segment.ms` keeps counting across restarts.
+fn segment_birth_ms(dir: &Path, base: i64) -> Option<i64> {
+    let meta = std::fs::metadata(segment::segment_path(dir, base, LOG_SUFFIX)).ok()?;
+    let time = meta.created().or_else(|_| meta.modified()).ok()?;
+    let since_epoch = time.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(since_epoch.as_millis()).ok()
 }

@@ -75,15 +75,7 @@ async fn read_all(log: &Log, from: i64, max_bytes: u64) -> Vec<Vec<u8>> {
             result.bytes > 0,
             "a read below the high watermark returns data"
         );
-        let mut bytes = Vec::new();
-        for range in &result.ranges {
-            let (res, buf) = range
-                .file
-                .read_exact_at(Vec::with_capacity(range.len as usize), range.position)
-                .await;
-            assert_eq!(res.expect("range is readable") as u64, range.len);
-            bytes.extend_from_slice(&buf);
-        }
+        let bytes = result.copy_out().await.expect("ranges are readable");
         let mut at = 0;
         let mut progressed = false;
         while let Some(len) = batch::declared_total_len(&bytes[at..]) {

@@ -27,15 +27,7 @@ async fn read_everything(log: &Log) -> Vec<Vec<u8>> {
     let mut offset = log.log_start_offset();
     while offset < log.high_watermark() {
         let read = log.read(offset, 64 << 10, true).await.unwrap();
-        let mut bytes = Vec::new();
-        for range in &read.ranges {
-            let (res, buf) = range
-                .file
-                .read_exact_at(Vec::with_capacity(range.len as usize), range.position)
-                .await;
-            res.unwrap();
-            bytes.extend_from_slice(&buf);
-        }
+        let bytes = read.copy_out().await.unwrap();
         let mut at = 0;
         while let Some(len) = batch::declared_total_len(&bytes[at..]) {
             if at + len > bytes.len() {

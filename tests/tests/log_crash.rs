@@ -89,17 +89,7 @@ async fn verify(dir: std::path::PathBuf, acks: Vec<Ack>) -> Result<usize, String
                 "nothing readable at {next} below the high watermark {hw}: {report:?}"
             ));
         }
-        let mut bytes = Vec::new();
-        for range in &read.ranges {
-            let (result, buf) = range
-                .file
-                .read_exact_at(Vec::with_capacity(range.len as usize), range.position)
-                .await;
-            if result.map_err(|e| e.to_string())? as u64 != range.len {
-                return Err("short read of a planned range".into());
-            }
-            bytes.extend_from_slice(&buf);
-        }
+        let bytes = read.copy_out().await.map_err(|e| e.to_string())?;
         let mut at = 0;
         let before = next;
         while at < bytes.len() {

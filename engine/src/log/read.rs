@@ -34,6 +34,28 @@ pub struct ReadResult {
     pub log_start_offset: i64,
 }
 
+impl ReadResult {
+    /// The planned bytes, copied into memory: the copy path (TLS, tests, tools), where the
+    /// fetch path proper sends the ranges with splice or sendfile.
+    pub async fn copy_out(&self) -> io::Result<Vec<u8>> {
+        let mut bytes = Vec::with_capacity(self.bytes as usize);
+        for range in &self.ranges {
+            let (result, chunk) = range
+                .file
+                .read_exact_at(Vec::with_capacity(range.len as usize), range.position)
+                .await;
+            if result? as u64 != range.len {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "a segment is shorter than its planned range",
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+}
+
 /// Walks the batches of `file` from `position` (a batch boundary) up to `limit`, returning the
 /// first whose header satisfies `wanted`, with its position.
 pub(crate) async fn find_batch(

@@ -67,17 +67,7 @@ pub(crate) async fn load(
     };
     let start = checkpoint.map_or(0, |c| c.log_start_offset);
     if bases.is_empty() {
-        let segment = Segment::create(dir, start, config.index_interval_bytes)?;
-        File::open_dir(dir)?.fsync().await?;
-        let mut segments = BTreeMap::new();
-        segments.insert(start, segment);
-        report.segments = 1;
-        return Ok(Loaded {
-            segments,
-            log_start_offset: start,
-            durable_offset: start,
-            report,
-        });
+        return empty_log(dir, config, start, report).await;
     }
     // Scan from the segment holding the recovery point (all of them without a checkpoint).
     let scan_from = if clean_shutdown {
@@ -138,21 +128,10 @@ pub(crate) async fn load(
         report.problems.push(format!(
             "log start offset {start} is past the recovered end {end}; starting an empty segment there"
         ));
-        for base in std::mem::take(&mut segments).into_keys() {
+        for base in segments.into_keys() {
             segment::remove_segment_files(dir, base)?;
         }
-        segments.insert(
-            start,
-            Segment::create(dir, start, config.index_interval_bytes)?,
-        );
-        File::open_dir(dir)?.fsync().await?;
-        report.segments = 1;
-        return Ok(Loaded {
-            segments,
-            log_start_offset: start,
-            durable_offset: start,
-            report,
-        });
+        return empty_log(dir, config, start, report).await;
     }
     let first_base = *segments.keys().next().expect("at least one segment");
     let durable_offset = if clean_shutdown {
@@ -165,6 +144,25 @@ pub(crate) async fn load(
         segments,
         log_start_offset: start.max(first_base),
         durable_offset,
+        report,
+    })
+}
+
+/// A log with one empty segment at `start`: a new partition, or one whose data all lies below
+/// its start.
+async fn empty_log(
+    dir: &Path,
+    config: &LogConfig,
+    start: i64,
+    mut report: RecoveryReport,
+) -> io::Result<Loaded> {
+    let segment = Segment::create(dir, start, config.index_interval_bytes)?;
+    File::open_dir(dir)?.fsync().await?;
+    report.segments = 1;
+    Ok(Loaded {
+        segments: BTreeMap::from([(start, segment)]),
+        log_start_offset: start,
+        durable_offset: start,
         report,
     })
 }

@@ -17,6 +17,14 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Number of shards (threads pinned to cores); 0 means one per online core.
     pub cores: usize,
+    /// This broker's id (Kafka's `node.id`), as Metadata reports it.
+    pub node_id: i32,
+    /// `host:port` clients are told to connect to (Kafka's `advertised.listeners`). Default:
+    /// the listen address, or this machine's host name when listening on all addresses.
+    pub advertised_listener: Option<String>,
+    /// Largest request frame accepted (Kafka's `socket.request.max.bytes`); larger ones are
+    /// refused from their size prefix, before anything is allocated, and the connection closed.
+    pub socket_request_max_bytes: usize,
     /// I/O backend settings.
     pub io: IoConfig,
     /// Shutdown behaviour.
@@ -52,6 +60,9 @@ impl Default for Config {
             listen: "127.0.0.1:9092".into(),
             data_dir: PathBuf::from("./data"),
             cores: 0,
+            node_id: 0,
+            advertised_listener: None,
+            socket_request_max_bytes: 100 << 20,
             io: IoConfig::default(),
             shutdown: ShutdownConfig::default(),
         }
@@ -130,6 +141,37 @@ impl Config {
             .ok_or_else(|| invalid(format!("{:?} resolves to no address", self.listen)))
     }
 
+    /// The host and port to advertise for a listener bound at `bound`.
+    pub fn advertised(&self, bound: SocketAddr) -> Result<(String, u16), ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            setting: "advertised_listener",
+            reason,
+        };
+        if let Some(listener) = &self.advertised_listener {
+            let (host, port) = listener
+                .rsplit_once(':')
+                .ok_or_else(|| invalid(format!("{listener:?} is not host:port")))?;
+            let port = port
+                .parse()
+                .map_err(|_| invalid(format!("{listener:?} has no valid port")))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if host.is_empty() {
+                return Err(invalid(format!("{listener:?} has no host")));
+            }
+            return Ok((host.to_owned(), port));
+        }
+        if bound.ip().is_unspecified() {
+            let host = nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .ok_or_else(|| {
+                    invalid("bound to all addresses and no host name to advertise".into())
+                })?;
+            return Ok((host, bound.port()));
+        }
+        Ok((bound.ip().to_string(), bound.port()))
+    }
+
     /// The runtime settings this config asks for.
     pub fn runtime(&self) -> Result<RuntimeConfig, ConfigError> {
         let backend: BackendChoice =
@@ -180,6 +222,35 @@ mod tests {
         assert_eq!(config.cores, 2);
         assert_eq!(config.runtime().unwrap().backend, BackendChoice::Epoll);
         assert_eq!(config.io.ring_entries, IoConfig::default().ring_entries);
+    }
+
+    #[test]
+    fn advertised_listener_defaults_to_the_bound_address() {
+        let mut config = Config::default();
+        let bound: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        assert_eq!(
+            config.advertised(bound).unwrap(),
+            ("127.0.0.1".into(), 4000)
+        );
+        let any: SocketAddr = "0.0.0.0:4000".parse().unwrap();
+        let (host, port) = config.advertised(any).unwrap();
+        assert!(!host.is_empty() && host != "0.0.0.0");
+        assert_eq!(port, 4000);
+        config.advertised_listener = Some("broker.example:19092".into());
+        assert_eq!(
+            config.advertised(any).unwrap(),
+            ("broker.example".into(), 19092)
+        );
+        config.advertised_listener = Some("[::1]:9093".into());
+        assert_eq!(config.advertised(any).unwrap(), ("::1".into(), 9093));
+        for bad in ["nohost", ":9092", "host:port"] {
+            config.advertised_listener = Some(bad.into());
+            assert!(config
+                .advertised(any)
+                .unwrap_err()
+                .to_string()
+                .contains("advertised_listener"));
+        }
     }
 
     #[test]

@@ -43,11 +43,77 @@ impl DataDir {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The cluster id recorded in `meta.properties` (Kafka's file and key), created on first
+    /// start as a random base64url UUID like Kafka's.
+    pub fn cluster_id(&self) -> io::Result<String> {
+        let path = self.path.join("meta.properties");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .lines()
+                .find_map(|line| line.strip_prefix("cluster.id="))
+                .map(|id| id.trim().to_owned())
+                .filter(|id| !id.is_empty())
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{} has no cluster.id", path.display()),
+                    )
+                }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let id = random_cluster_id()?;
+                let tmp = self.path.join("meta.properties.tmp");
+                let text = format!("version=1\ncluster.id={id}\n");
+                let file = File::create(&tmp)?;
+                io::Write::write_all(&mut &file, text.as_bytes())?;
+                file.sync_all()?;
+                std::fs::rename(&tmp, &path)?;
+                File::open(&self.path)?.sync_all()?;
+                Ok(id)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// 16 random bytes in unpadded base64url (22 characters), the shape of Kafka's cluster ids.
+fn random_cluster_id() -> io::Result<String> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bytes = [0u8; 16];
+    io::Read::read_exact(&mut File::open("/dev/urandom")?, &mut bytes)?;
+    let bits = u128::from_be_bytes(bytes);
+    Ok((0..22)
+        .map(|i| {
+            let shift = 128i32 - 6 * (i + 1);
+            let index = if shift >= 0 {
+                (bits >> shift) & 63
+            } else {
+                (bits << -shift) & 63
+            };
+            char::from(ALPHABET[index as usize])
+        })
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_id_is_created_once_and_kept() {
+        let dir = std::env::temp_dir().join(format!("runnel-clusterid-{}", std::process::id()));
+        let data = DataDir::open(&dir).unwrap();
+        let id = data.cluster_id().unwrap();
+        assert_eq!(id.len(), 22);
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(data.cluster_id().unwrap(), id);
+        drop(data);
+        let other = DataDir::open(&dir).unwrap();
+        assert_eq!(other.cluster_id().unwrap(), id);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn second_open_is_refused_while_locked() {

@@ -1,7 +1,9 @@
-//! Runnel's network side: configuration, listeners and (coming with the broker issue) the Kafka
-//! wire protocol and its handlers. The `runnel` binary is built from this crate.
+//! Runnel's network side: configuration, listeners, the Kafka wire protocol ([`kafka`]) and its
+//! handlers ([`handlers`], one file per API). The `runnel` binary is built from this crate.
 
 pub mod config;
 pub mod data_dir;
+pub mod handlers;
+pub mod kafka;
 pub mod listener;
 pub mod signals;

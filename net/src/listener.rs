@@ -5,7 +5,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
-use runnel_engine::rt::{self, Either, TcpListener, TcpStream};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use runnel_engine::rt::{self, Either, TcpListener};
+
+use crate::kafka::{serve_connection, BrokerInfo};
 
 /// One bound listener per shard, waiting to be taken by its shard.
 #[derive(Debug)]
@@ -42,8 +47,10 @@ impl ShardListeners {
     }
 }
 
-/// Accepts connections on one shard until shutdown is requested.
-pub async fn accept_loop(listener: std::net::TcpListener) {
+/// Accepts connections on one shard until shutdown is requested; each is served by its own
+/// task on this shard.
+pub async fn accept_loop(listener: std::net::TcpListener, broker: Arc<BrokerInfo>) {
+    let broker = Rc::new(BrokerInfo::clone(&broker));
     let listener = match TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -55,7 +62,7 @@ pub async fn accept_loop(listener: std::net::TcpListener) {
         match rt::select(rt::shutdown_requested(), listener.accept()).await {
             Either::Left(()) => break,
             Either::Right(Ok((stream, peer))) => {
-                rt::spawn_local(serve_connection(stream, peer));
+                rt::spawn_local(serve_connection(stream, peer, broker.clone()));
             }
             Either::Right(Err(e)) => {
                 // EMFILE/ENFILE and friends: back off instead of spinning on the error.
@@ -65,12 +72,4 @@ pub async fn accept_loop(listener: std::net::TcpListener) {
         }
     }
     tracing::debug!(shard = rt::shard_id(), "stopped accepting");
-}
-
-/// Placeholder until the Kafka protocol lands: the connection is closed right away.
-async fn serve_connection(stream: TcpStream, peer: SocketAddr) {
-    tracing::debug!(shard = rt::shard_id(), %peer, "connection accepted; Kafka protocol not implemented yet, closing");
-    if let Err(e) = stream.close().await {
-        tracing::debug!(%peer, error = %e, "close failed");
-    }
 }

@@ -8,6 +8,7 @@ use clap::Parser;
 use runnel_engine::rt::Runtime;
 use runnel_net::config::Config;
 use runnel_net::data_dir::DataDir;
+use runnel_net::kafka::BrokerInfo;
 use runnel_net::listener::{accept_loop, ShardListeners};
 use runnel_net::signals;
 
@@ -81,12 +82,24 @@ fn run(cli: Cli) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?,
     );
     let bound = listeners.local_addr();
+    let (advertised_host, advertised_port) = config.advertised(bound).map_err(|e| e.to_string())?;
+    let cluster_id = data_dir
+        .cluster_id()
+        .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
+    let broker = Arc::new(BrokerInfo {
+        node_id: config.node_id,
+        advertised_host,
+        advertised_port,
+        cluster_id,
+        max_request_bytes: config.socket_request_max_bytes,
+    });
     let for_shards = listeners.clone();
     let runtime = Runtime::start(runtime_config, move |shard| {
         let listener = for_shards.take(shard);
+        let broker = broker.clone();
         async move {
             if let Some(listener) = listener {
-                accept_loop(listener).await;
+                accept_loop(listener, broker).await;
             }
         }
     })

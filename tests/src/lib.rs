@@ -1,5 +1,7 @@
 //! Helpers for integration tests that run the real `runnel` binary.
 
+pub mod kafka;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,10 +1,11 @@
 //! The `runnel` binary as a process: start-up, backend choice, listeners, signals, data dir.
 
-use std::io::Read;
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use runnel_tests::kafka::KafkaConn;
 use runnel_tests::{backends_under_test, broker_binary, Broker, TempDir};
 
 #[test]
@@ -33,13 +34,13 @@ fn starts_on_each_backend_accepts_and_shuts_down_cleanly_on_sigterm() {
         assert!(line.contains("shards=2"), "{line}");
         assert!(data.join(".lock").exists(), "data dir created and locked");
 
-        // Every shard accepts: many connections all get through (and, until the Kafka
-        // protocol lands, are closed by the broker).
+        // Every shard accepts and speaks Kafka: many connections all get an ApiVersions answer.
         for _ in 0..20 {
-            let mut conn = TcpStream::connect(broker.addr).unwrap();
-            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut buf = [0u8; 1];
-            assert_eq!(conn.read(&mut buf).unwrap(), 0, "closed by the broker");
+            let mut conn = KafkaConn::connect(broker.addr).unwrap();
+            let response: ApiVersionsResponse = conn
+                .call(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default())
+                .unwrap();
+            assert_eq!(response.error_code, 0);
         }
 
         broker.signal(libc::SIGTERM);

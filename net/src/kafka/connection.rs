@@ -1,0 +1,125 @@
+//! One client connection: frames in, responses out, in request order.
+//!
+//! Requests are answered one at a time, in the order they arrived; pipelined requests wait in
+//! the frame reader's buffer. A request that can't be understood (unknown API key, an
+//! unsupported version of anything but ApiVersions, a malformed header or body) closes the
+//! connection, as Kafka does; the broker logs it and keeps serving everyone else.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use runnel_engine::rt::{self, Either, TcpStream};
+
+use super::frame::{FrameError, FrameReader};
+use super::versions;
+use crate::handlers;
+
+/// What every connection needs to know about this broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub node_id: i32,
+    /// Host and port clients are told to connect to (Metadata).
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub cluster_id: String,
+    /// `socket.request.max.bytes`.
+    pub max_request_bytes: usize,
+}
+
+/// Why a connection is being closed on a request.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("request of {0} bytes is shorter than a request header")]
+    Short(usize),
+    #[error("unknown API key {0}")]
+    UnknownApi(i16),
+    #[error("{0:?} v{1} is not supported")]
+    UnsupportedVersion(ApiKey, i16),
+    #[error("malformed {0:?} v{1} request: {2}")]
+    Malformed(ApiKey, i16, String),
+    #[error("cannot encode the {0:?} v{1} response: {2}")]
+    Encode(ApiKey, i16, String),
+}
+
+/// Serves one connection until the peer closes it, it misbehaves, or the shard shuts down.
+pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Rc<BrokerInfo>) {
+    let _ = stream.set_nodelay(true);
+    let mut frames = FrameReader::new(broker.max_request_bytes);
+    loop {
+        let frame = match rt::select(rt::shutdown_requested(), frames.next(&stream)).await {
+            Either::Left(()) => break,
+            Either::Right(Ok(frame)) => frame,
+            Either::Right(Err(FrameError::Closed)) => break,
+            Either::Right(Err(e)) => {
+                tracing::warn!(%peer, error = %e, "closing connection");
+                break;
+            }
+        };
+        let response = match respond(frame, &broker).await {
+            Ok(response) => response,
+            Err(refusal) => {
+                tracing::warn!(%peer, error = %refusal, "closing connection");
+                break;
+            }
+        };
+        let (sent, _) = stream.send_all(response).await;
+        if let Err(e) = sent {
+            tracing::debug!(%peer, error = %e, "send failed; closing connection");
+            break;
+        }
+    }
+    if let Err(e) = stream.close().await {
+        tracing::debug!(%peer, error = %e, "close failed");
+    }
+}
+
+/// Decodes one request frame, runs its handler and returns the response frame.
+async fn respond(mut frame: Bytes, broker: &BrokerInfo) -> Result<BytesMut, Refusal> {
+    if frame.len() < 8 {
+        return Err(Refusal::Short(frame.len()));
+    }
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes(frame[4..8].try_into().expect("4 bytes"));
+    let key = ApiKey::try_from(raw_key).map_err(|_| Refusal::UnknownApi(raw_key))?;
+    if !versions::supports(key, version) {
+        if key == ApiKey::ApiVersions {
+            // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges, so the client
+            // can retry with a version we know.
+            let response = ResponseKind::ApiVersions(handlers::api_versions::unsupported_version());
+            return encode(ApiKey::ApiVersions, 0, correlation_id, &response);
+        }
+        return Err(Refusal::UnsupportedVersion(key, version));
+    }
+    let header_version = key.request_header_version(version);
+    let header = RequestHeader::decode(&mut frame, header_version)
+        .map_err(|e| Refusal::Malformed(key, version, e.to_string()))?;
+    let request = RequestKind::decode(key, &mut frame, version)
+        .map_err(|e| Refusal::Malformed(key, version, e.to_string()))?;
+    let response = handlers::handle(broker, &header, request, version).await;
+    encode(key, version, correlation_id, &response)
+}
+
+/// Encodes a response frame: size, response header, body.
+fn encode(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &ResponseKind,
+) -> Result<BytesMut, Refusal> {
+    let fail = |e: &dyn std::fmt::Display| Refusal::Encode(key, version, e.to_string());
+    let mut out = BytesMut::with_capacity(256);
+    out.extend_from_slice(&[0; 4]);
+    let mut header = ResponseHeader::default();
+    header.correlation_id = correlation_id;
+    header
+        .encode(&mut out, key.response_header_version(version))
+        .map_err(|e| fail(&e))?;
+    response.encode(&mut out, version).map_err(|e| fail(&e))?;
+    let size = (out.len() - 4) as i32;
+    out[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(out)
+}

@@ -1,0 +1,8 @@
+//! Kafka's wire protocol on a shard: framing, request headers, dispatch to the handlers in
+//! [`crate::handlers`], responses in request order.
+
+pub mod connection;
+pub mod frame;
+pub mod versions;
+
+pub use connection::{serve_connection, BrokerInfo};

@@ -1,0 +1,117 @@
+//! A minimal blocking Kafka protocol client for tests: encodes requests with the
+//! `kafka-protocol` crate (independent of the broker's own code paths) and reads responses.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+/// One connection to a broker.
+#[derive(Debug)]
+pub struct KafkaConn {
+    stream: TcpStream,
+    next_correlation_id: i32,
+}
+
+impl KafkaConn {
+    pub fn connect(addr: SocketAddr) -> io::Result<KafkaConn> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_nodelay(true)?;
+        Ok(KafkaConn {
+            stream,
+            next_correlation_id: 1,
+        })
+    }
+
+    /// Encodes a request frame (size, header, body) without sending it.
+    pub fn frame<R: Encodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        request: &R,
+    ) -> (i32, Vec<u8>) {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let mut header = RequestHeader::default();
+        header.request_api_key = key as i16;
+        header.request_api_version = version;
+        header.correlation_id = correlation_id;
+        header.client_id = Some(StrBytes::from_static_str("runnel-tests"));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, key.request_header_version(version))
+            .expect("header encodes");
+        request.encode(&mut body, version).expect("request encodes");
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        (correlation_id, frame)
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Sends a request; returns its correlation id.
+    pub fn send<R: Encodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        request: &R,
+    ) -> io::Result<i32> {
+        let (correlation_id, frame) = self.frame(key, version, request);
+        self.send_raw(&frame)?;
+        Ok(correlation_id)
+    }
+
+    /// Reads one response frame and decodes it as `key` at `version`; returns its correlation
+    /// id and body.
+    pub fn receive<T: Decodable>(&mut self, key: ApiKey, version: i16) -> io::Result<(i32, T)> {
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size)?;
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut body)?;
+        let mut body = Bytes::from(body);
+        let header = ResponseHeader::decode(&mut body, key.response_header_version(version))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        let response = T::decode(&mut body, version)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        if !body.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} bytes left after the {key:?} v{version} response",
+                    body.len()
+                ),
+            ));
+        }
+        Ok((header.correlation_id, response))
+    }
+
+    /// Sends a request and reads its response, checking the correlation id.
+    pub fn call<R: Encodable, T: Decodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        request: &R,
+    ) -> io::Result<T> {
+        let sent = self.send(key, version, request)?;
+        let (received, response) = self.receive(key, version)?;
+        assert_eq!(sent, received, "correlation id");
+        Ok(response)
+    }
+
+    /// Whether the broker closed the connection (EOF or reset within the read timeout).
+    pub fn closed_by_peer(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() == io::ErrorKind::ConnectionReset,
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The broker's Kafka framing and its first APIs, spoken to with an independent encoder (the
+//! kafka-protocol crate's client side) and with kcat (librdkafka), on every backend.
+
+use std::process::Command;
+
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use runnel_tests::kafka::KafkaConn;
+use runnel_tests::{backends_under_test, Broker, TempDir};
+
+fn start(name: &str, backend: &str, extra: &[&str]) -> (TempDir, Broker) {
+    let dir = TempDir::new(&format!("{name}-{backend}"));
+    let data = dir.path().join("data");
+    let mut args = vec!["--io-backend", backend, "--cores", "2", "--data-dir"];
+    args.push(data.to_str().unwrap());
+    args.extend_from_slice(extra);
+    let broker = Broker::start(&args).unwrap();
+    (dir, broker)
+}
+
+fn api_versions_request(version: i16) -> ApiVersionsRequest {
+    let mut request = ApiVersionsRequest::default();
+    if version >= 3 {
+        request.client_software_name = StrBytes::from_static_str("runnel-tests");
+        request.client_software_version = StrBytes::from_static_str("1");
+    }
+    request
+}
+
+#[test]
+fn api_versions_at_every_version_and_beyond() {
+    for backend in backends_under_test() {
+        let (_dir, broker) = start("apiversions", backend, &[]);
+        let mut conn = KafkaConn::connect(broker.addr).unwrap();
+        for version in 0..=4 {
+            let response: ApiVersionsResponse = conn
+                .call(ApiKey::ApiVersions, version, &api_versions_request(version))
+                .unwrap();
+            assert_eq!(response.error_code, 0, "v{version}");
+            let metadata = response
+                .api_keys
+                .iter()
+                .find(|k| k.api_key == ApiKey::Metadata as i16)
+                .expect("Metadata advertised");
+            assert_eq!((metadata.min_version, metadata.max_version), (0, 12));
+        }
+        // A version from the future: answered in v0 with UNSUPPORTED_VERSION (KIP-511).
+        let (_, mut frame) = conn.frame(ApiKey::ApiVersions, 4, &api_versions_request(4));
+        frame[6..8].copy_from_slice(&99i16.to_be_bytes());
+        conn.send_raw(&frame).unwrap();
+        let (_, response): (i32, ApiVersionsResponse) =
+            conn.receive(ApiKey::ApiVersions, 0).unwrap();
+        assert_eq!(response.error_code, 35);
+        assert!(!response.api_keys.is_empty());
+    }
+}
+
+#[test]
+fn metadata_names_this_broker_at_every_version() {
+    for backend in backends_under_test() {
+        let (_dir, broker) = start("metadata", backend, &[]);
+        let mut conn = KafkaConn::connect(broker.addr).unwrap();
+        let mut cluster_ids = Vec::new();
+        for version in 0..=12 {
+            let mut request = MetadataRequest::default();
+            let mut topic = MetadataRequestTopic::default();
+            topic.name = Some(TopicName(StrBytes::from_static_str("no-such-topic")));
+            request.topics = Some(vec![topic]);
+            let response: MetadataResponse =
+                conn.call(ApiKey::Metadata, version, &request).unwrap();
+            assert_eq!(response.brokers.len(), 1, "v{version}");
+            let me = &response.brokers[0];
+            assert_eq!(me.host.as_str(), broker.addr.ip().to_string());
+            assert_eq!(me.port, i32::from(broker.addr.port()));
+            assert_eq!(response.topics.len(), 1);
+            assert_eq!(
+                response.topics[0].error_code, 3,
+                "UNKNOWN_TOPIC_OR_PARTITION"
+            );
+            if version >= 2 {
+                cluster_ids.push(response.cluster_id.expect("cluster id").to_string());
+            }
+        }
+        cluster_ids.dedup();
+        assert_eq!(cluster_ids.len(), 1, "one cluster id");
+        assert_eq!(cluster_ids[0].len(), 22);
+    }
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    for backend in backends_under_test() {
+        let (_dir, broker) = start("pipeline", backend, &[]);
+        let mut conn = KafkaConn::connect(broker.addr).unwrap();
+        let mut frames = Vec::new();
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            let (id, frame) = if i % 2 == 0 {
+                conn.frame(ApiKey::ApiVersions, 3, &api_versions_request(3))
+            } else {
+                conn.frame(ApiKey::Metadata, 9, &MetadataRequest::default())
+            };
+            ids.push(id);
+            frames.extend(frame);
+        }
+        conn.send_raw(&frames).unwrap();
+        for (i, id) in ids.into_iter().enumerate() {
+            let received = if i % 2 == 0 {
+                conn.receive::<ApiVersionsResponse>(ApiKey::ApiVersions, 3)
+                    .unwrap()
+                    .0
+            } else {
+                conn.receive::<MetadataResponse>(ApiKey::Metadata, 9)
+                    .unwrap()
+                    .0
+            };
+            assert_eq!(received, id);
+        }
+    }
+}
+
+#[test]
+fn bad_requests_close_only_their_connection() {
+    for backend in backends_under_test() {
+        let max: i32 = 1 << 20;
+        let config_dir = TempDir::new(&format!("bad-config-{backend}"));
+        let config = config_dir.path().join("runnel.toml");
+        std::fs::write(&config, format!("socket_request_max_bytes = {max}\n")).unwrap();
+        let (_dir, broker) = start("bad", backend, &["--config", config.to_str().unwrap()]);
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("oversized frame", (max + 1).to_be_bytes().to_vec()),
+            ("negative size", (-5i32).to_be_bytes().to_vec()),
+            ("unknown api key", {
+                let mut frame = 10i32.to_be_bytes().to_vec();
+                frame.extend_from_slice(&[0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0xff, 0xff]);
+                frame
+            }),
+            ("shorter than a header", {
+                let mut frame = 3i32.to_be_bytes().to_vec();
+                frame.extend_from_slice(&[0, 18, 0]);
+                frame
+            }),
+            ("truncated body", {
+                let mut conn = KafkaConn::connect(broker.addr).unwrap();
+                let (_, mut frame) = conn.frame(ApiKey::Metadata, 12, &MetadataRequest::default());
+                let len = frame.len() - 4 - 3;
+                frame.truncate(frame.len() - 3);
+                frame[..4].copy_from_slice(&(len as i32).to_be_bytes());
+                frame
+            }),
+            ("an API not served", {
+                let mut conn = KafkaConn::connect(broker.addr).unwrap();
+                conn.frame(ApiKey::Produce, 9, &ProduceRequest::default()).1
+            }),
+        ];
+        for (what, bytes) in cases {
+            let mut conn = KafkaConn::connect(broker.addr).unwrap();
+            conn.send_raw(&bytes).unwrap();
+            assert!(conn.closed_by_peer(), "{what}: connection closed");
+            // Everyone else is still served.
+            let mut other = KafkaConn::connect(broker.addr).unwrap();
+            let response: ApiVersionsResponse = other
+                .call(ApiKey::ApiVersions, 3, &api_versions_request(3))
+                .unwrap();
+            assert_eq!(response.error_code, 0, "after {what}");
+        }
+    }
+}
+
+#[test]
+fn kcat_lists_the_broker() {
+    let Ok(kcat) = which_kcat() else {
+        panic!("kcat is missing: scripts/setup.sh installs it");
+    };
+    for backend in backends_under_test() {
+        let (_dir, broker) = start("kcat", backend, &[]);
+        let out = Command::new(&kcat)
+            .args(["-L", "-J", "-m", "10", "-b", &broker.addr.to_string()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let name = format!("\"name\":\"{}\"", broker.addr);
+        assert!(stdout.contains(&name), "{stdout}");
+        assert!(stdout.contains("\"topics\":[]"), "{stdout}");
+    }
+}
+
+fn which_kcat() -> Result<String, ()> {
+    for candidate in ["kcat", "kafkacat"] {
+        if Command::new(candidate).arg("-V").output().is_ok() {
+            return Ok(candidate.to_owned());
+        }
+    }
+    Err(())
+}

@@ -25,6 +25,8 @@ pub struct Config {
     /// Largest request frame accepted (Kafka's `socket.request.max.bytes`); larger ones are
     /// refused from their size prefix, before anything is allocated, and the connection closed.
     pub socket_request_max_bytes: usize,
+    /// Create topics that Metadata requests name (Kafka's `auto.create.topics.enable`).
+    pub auto_create_topics: bool,
     /// I/O backend settings.
     pub io: IoConfig,
     /// Shutdown behaviour.
@@ -63,6 +65,7 @@ impl Default for Config {
             node_id: 0,
             advertised_listener: None,
             socket_request_max_bytes: 100 << 20,
+            auto_create_topics: true,
             io: IoConfig::default(),
             shutdown: ShutdownConfig::default(),
         }

@@ -5,6 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
+use runnel_engine::log::CLEAN_SHUTDOWN_FILE;
 
 /// The data directory, locked for this process until dropped.
 #[derive(Debug)]
@@ -42,6 +43,25 @@ impl DataDir {
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Removes the clean-shutdown marker (durably); returns whether it was there, i.e.
+    /// whether the previous run closed every log cleanly.
+    pub fn take_clean_shutdown_marker(&self) -> io::Result<bool> {
+        match std::fs::remove_file(self.path.join(CLEAN_SHUTDOWN_FILE)) {
+            Ok(()) => {
+                File::open(&self.path)?.sync_all()?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the clean-shutdown marker (durably), once every log is closed.
+    pub fn write_clean_shutdown_marker(&self) -> io::Result<()> {
+        File::create(self.path.join(CLEAN_SHUTDOWN_FILE))?.sync_all()?;
+        File::open(&self.path)?.sync_all()
     }
 
     /// The cluster id recorded in `meta.properties` (Kafka's file and key), created on first

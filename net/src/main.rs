@@ -2,10 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
 
 use clap::Parser;
 use runnel_engine::rt::Runtime;
+use runnel_net::cluster::shard::start_shard;
+use runnel_net::cluster::topics::Topics;
 use runnel_net::config::Config;
 use runnel_net::data_dir::DataDir;
 use runnel_net::kafka::BrokerInfo;
@@ -92,19 +95,42 @@ fn run(cli: Cli) -> Result<(), String> {
         advertised_port,
         cluster_id,
         max_request_bytes: config.socket_request_max_bytes,
+        auto_create_topics: config.auto_create_topics,
     });
+    let clean_shutdown = data_dir
+        .take_clean_shutdown_marker()
+        .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
+    let topics = Arc::new(
+        Topics::load(data_dir.path(), shards)
+            .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?,
+    );
+    let close_failures = Arc::new(AtomicUsize::new(0));
+    // Nobody is served until every shard has opened its partitions (and "listening" is logged
+    // only then), so no request finds a partition whose log isn't open yet.
+    let ready = Arc::new(Barrier::new(shards + 1));
+    let shards_ready = ready.clone();
     let for_shards = listeners.clone();
+    let shard_failures = close_failures.clone();
+    let logs_dir = data_dir.path().to_path_buf();
     let runtime = Runtime::start(runtime_config, move |shard| {
         let listener = for_shards.take(shard);
         let broker = broker.clone();
+        let (topics, dir, failures) = (topics.clone(), logs_dir.clone(), shard_failures.clone());
+        let ready = shards_ready.clone();
         async move {
+            let state = start_shard(dir, clean_shutdown, topics).await;
+            // Blocking this shard's thread is fine here: it serves nothing yet.
+            ready.wait();
             if let Some(listener) = listener {
                 accept_loop(listener, broker).await;
             }
+            // Shutting down: close this shard's logs (sync, indexes, checkpoints).
+            failures.fetch_add(state.logs.close_all().await, Ordering::SeqCst);
         }
     })
     .map_err(|e| e.to_string())?;
     drop(listeners);
+    ready.wait();
     tracing::info!(
         listen = %bound,
         backend = %runtime.backend(),
@@ -123,6 +149,13 @@ fn run(cli: Cli) -> Result<(), String> {
         }
     });
     runtime.join().map_err(|e| e.to_string())?;
-    tracing::info!("clean shutdown complete");
+    if close_failures.load(Ordering::SeqCst) == 0 {
+        data_dir
+            .write_clean_shutdown_marker()
+            .map_err(|e| format!("writing the clean-shutdown marker: {e}"))?;
+        tracing::info!("clean shutdown complete");
+    } else {
+        tracing::warn!("some logs did not close cleanly; they are recovered at the next start");
+    }
     Ok(())
 }

@@ -5,8 +5,8 @@ use std::process::Command;
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
-    ProduceRequest, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, DeleteTopicsRequest, MetadataRequest,
+    MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_tests::kafka::KafkaConn;
@@ -62,7 +62,10 @@ fn api_versions_at_every_version_and_beyond() {
 #[test]
 fn metadata_names_this_broker_at_every_version() {
     for backend in backends_under_test() {
-        let (_dir, broker) = start("metadata", backend, &[]);
+        let config_dir = TempDir::new(&format!("metadata-config-{backend}"));
+        let config = config_dir.path().join("runnel.toml");
+        std::fs::write(&config, "auto_create_topics = false\n").unwrap();
+        let (_dir, broker) = start("metadata", backend, &["--config", config.to_str().unwrap()]);
         let mut conn = KafkaConn::connect(broker.addr).unwrap();
         let mut cluster_ids = Vec::new();
         for version in 0..=12 {
@@ -154,7 +157,8 @@ fn bad_requests_close_only_their_connection() {
             }),
             ("an API not served", {
                 let mut conn = KafkaConn::connect(broker.addr).unwrap();
-                conn.frame(ApiKey::Produce, 9, &ProduceRequest::default()).1
+                conn.frame(ApiKey::DeleteTopics, 4, &DeleteTopicsRequest::default())
+                    .1
             }),
         ];
         for (what, bytes) in cases {
@@ -190,7 +194,6 @@ fn kcat_lists_the_broker() {
         );
         let name = format!("\"name\":\"{}\"", broker.addr);
         assert!(stdout.contains(&name), "{stdout}");
-        assert!(stdout.contains("\"topics\":[]"), "{stdout}");
     }
 }
 

@@ -1,17 +1,28 @@
-//! Metadata (key 3): the brokers, and the topics asked about.
-//!
-//! Topics don't exist yet (the topic registry and auto-creation come with Produce): every
-//! topic asked about by name answers UNKNOWN_TOPIC_OR_PARTITION, by id UNKNOWN_TOPIC_ID, and a
-//! request for all topics gets none.
+//! Metadata (key 3): this broker, and the topics asked about (all of them when none are
+//! named), each partition led by this broker. Topics asked about by name that don't exist are
+//! created with the defaults when `auto_create_topics` is on and the client allows it (v4+),
+//! as Kafka's `auto.create.topics.enable` does.
 
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponseTopic};
-use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use super::create_topics::DEFAULT_PARTITIONS;
 use super::error_code;
+use crate::cluster::shard::{self, on_shard, CreateError};
+use crate::cluster::topics::{invalid_topic_name, TopicMeta};
 use crate::kafka::BrokerInfo;
 
-pub fn handle(broker: &BrokerInfo, request: &MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(
+    broker: &BrokerInfo,
+    request: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
+    let state = shard::current();
     let mut response = MetadataResponse::default();
     let mut me = MetadataResponseBroker::default();
     me.node_id = BrokerId(broker.node_id);
@@ -22,24 +33,101 @@ pub fn handle(broker: &BrokerInfo, request: &MetadataRequest, version: i16) -> M
         response.cluster_id = Some(StrBytes::from_string(broker.cluster_id.clone()));
     }
     response.controller_id = BrokerId(broker.node_id);
-    response.topics = request
-        .topics
-        .iter()
-        .flatten()
-        .map(|wanted| {
-            let mut topic = MetadataResponseTopic::default();
-            match &wanted.name {
-                Some(name) => {
-                    topic.name = Some(name.clone());
-                    topic.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION;
+
+    // v0 asks for every topic with an empty list; later versions with a null one.
+    let wanted = match request.topics {
+        Some(list) if !(version == 0 && list.is_empty()) => Some(list),
+        _ => None,
+    };
+    let allow_create =
+        broker.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+    let mut create_errors = BTreeMap::new();
+    if let (Some(list), true) = (&wanted, allow_create) {
+        let topics = state.topics();
+        for name in list.iter().filter_map(|t| t.name.as_ref()) {
+            let name = name.0.to_string();
+            if topics.get(&name).is_some() || invalid_topic_name(&name).is_some() {
+                continue;
+            }
+            let create = {
+                let name = name.clone();
+                move || shard::create_topic(name, DEFAULT_PARTITIONS, BTreeMap::new())
+            };
+            match on_shard(0, create).await {
+                Ok(Ok(_)) | Ok(Err(CreateError::Exists(_))) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(topic = %name, error = %e, "auto-creating a topic failed");
+                    create_errors.insert(name, error_code::KAFKA_STORAGE_ERROR);
                 }
-                None => {
-                    topic.topic_id = wanted.topic_id;
-                    topic.error_code = error_code::UNKNOWN_TOPIC_ID;
+                Err(_) => {
+                    create_errors.insert(name, error_code::LEADER_NOT_AVAILABLE);
                 }
             }
-            topic
+        }
+    }
+    let topics = state.topics();
+    response.topics = match wanted {
+        None => topics
+            .by_name
+            .values()
+            .map(|meta| describe(broker, meta, version))
+            .collect(),
+        Some(list) => list
+            .iter()
+            .map(|wanted| match &wanted.name {
+                Some(name) => match topics.get(name.0.as_str()) {
+                    Some(meta) => describe(broker, meta, version),
+                    None => {
+                        let mut topic = MetadataResponseTopic::default();
+                        topic.name = Some(name.clone());
+                        topic.error_code = if invalid_topic_name(name.0.as_str()).is_some() {
+                            error_code::INVALID_TOPIC_EXCEPTION
+                        } else {
+                            create_errors
+                                .get(name.0.as_str())
+                                .copied()
+                                .unwrap_or(error_code::UNKNOWN_TOPIC_OR_PARTITION)
+                        };
+                        topic
+                    }
+                },
+                None => match topics
+                    .by_name
+                    .values()
+                    .find(|t| t.uuid() == wanted.topic_id)
+                {
+                    Some(meta) => describe(broker, meta, version),
+                    None => {
+                        let mut topic = MetadataResponseTopic::default();
+                        topic.topic_id = wanted.topic_id;
+                        topic.error_code = error_code::UNKNOWN_TOPIC_ID;
+                        topic
+                    }
+                },
+            })
+            .collect(),
+    };
+    response
+}
+
+/// A topic as Metadata describes it: every partition led by this broker, its only replica.
+fn describe(broker: &BrokerInfo, meta: &TopicMeta, version: i16) -> MetadataResponseTopic {
+    let mut topic = MetadataResponseTopic::default();
+    topic.name = Some(TopicName(StrBytes::from_string(meta.name.clone())));
+    if version >= 10 {
+        topic.topic_id = meta.uuid();
+    }
+    let me = BrokerId(broker.node_id);
+    topic.partitions = (0..meta.shards.len())
+        .map(|index| {
+            let mut partition = MetadataResponsePartition::default();
+            partition.partition_index = index as i32;
+            partition.leader_id = me;
+            partition.leader_epoch = 0;
+            partition.replica_nodes = vec![me];
+            partition.isr_nodes = vec![me];
+            partition
         })
         .collect();
-    response
+    topic
 }

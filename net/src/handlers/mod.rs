@@ -2,7 +2,11 @@
 //! the response body; the connection encodes it at the same version.
 
 pub mod api_versions;
+pub mod create_topics;
+pub mod fetch;
+pub mod list_offsets;
 pub mod metadata;
+pub mod produce;
 
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 
@@ -11,24 +15,51 @@ use crate::kafka::BrokerInfo;
 /// Kafka error codes the handlers answer with.
 pub mod error_code {
     pub const NONE: i16 = 0;
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const CORRUPT_MESSAGE: i16 = 2;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const LEADER_NOT_AVAILABLE: i16 = 5;
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
+    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const RECORD_LIST_TOO_LARGE: i16 = 18;
     pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+    pub const INVALID_PARTITIONS: i16 = 37;
+    pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+    pub const NOT_CONTROLLER: i16 = 41;
+    pub const INVALID_REQUEST: i16 = 42;
+    pub const INVALID_CONFIG: i16 = 40;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+    pub const INVALID_RECORD: i16 = 87;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
 }
 
-/// Runs the handler for `request`. Only APIs listed in [`crate::kafka::versions::SUPPORTED`]
-/// reach this point, at versions listed there.
+/// Runs the handler for `request`; `None` when no response is due (acks=0 produce). Only
+/// APIs listed in [`crate::kafka::versions::SUPPORTED`] reach this point, at versions listed
+/// there.
 pub async fn handle(
     broker: &BrokerInfo,
     _header: &RequestHeader,
     request: RequestKind,
     version: i16,
-) -> ResponseKind {
-    match request {
+) -> Option<ResponseKind> {
+    Some(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
         RequestKind::Metadata(request) => {
-            ResponseKind::Metadata(metadata::handle(broker, &request, version))
+            ResponseKind::Metadata(metadata::handle(broker, request, version).await)
+        }
+        RequestKind::CreateTopics(request) => {
+            ResponseKind::CreateTopics(create_topics::handle(request, version).await)
+        }
+        RequestKind::Produce(request) => {
+            ResponseKind::Produce(produce::handle(request, version).await?)
+        }
+        RequestKind::Fetch(request) => ResponseKind::Fetch(fetch::handle(request, version).await),
+        RequestKind::ListOffsets(request) => {
+            ResponseKind::ListOffsets(list_offsets::handle(request, version).await)
         }
         other => unreachable!("dispatched an API missing from versions::SUPPORTED: {other:?}"),
-    }
+    })
 }

@@ -27,6 +27,8 @@ pub struct BrokerInfo {
     pub cluster_id: String,
     /// `socket.request.max.bytes`.
     pub max_request_bytes: usize,
+    /// `auto.create.topics.enable`: Metadata creates topics it is asked about.
+    pub auto_create_topics: bool,
 }
 
 /// Why a connection is being closed on a request.
@@ -59,7 +61,8 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Rc<Br
             }
         };
         let response = match respond(frame, &broker).await {
-            Ok(response) => response,
+            Ok(Some(response)) => response,
+            Ok(None) => continue, // acks=0: no response
             Err(refusal) => {
                 tracing::warn!(%peer, error = %refusal, "closing connection");
                 break;
@@ -77,7 +80,7 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Rc<Br
 }
 
 /// Decodes one request frame, runs its handler and returns the response frame.
-async fn respond(mut frame: Bytes, broker: &BrokerInfo) -> Result<BytesMut, Refusal> {
+async fn respond(mut frame: Bytes, broker: &BrokerInfo) -> Result<Option<BytesMut>, Refusal> {
     if frame.len() < 8 {
         return Err(Refusal::Short(frame.len()));
     }
@@ -90,7 +93,7 @@ async fn respond(mut frame: Bytes, broker: &BrokerInfo) -> Result<BytesMut, Refu
             // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges, so the client
             // can retry with a version we know.
             let response = ResponseKind::ApiVersions(handlers::api_versions::unsupported_version());
-            return encode(ApiKey::ApiVersions, 0, correlation_id, &response);
+            return encode(ApiKey::ApiVersions, 0, correlation_id, &response).map(Some);
         }
         return Err(Refusal::UnsupportedVersion(key, version));
     }
@@ -99,8 +102,10 @@ async fn respond(mut frame: Bytes, broker: &BrokerInfo) -> Result<BytesMut, Refu
         .map_err(|e| Refusal::Malformed(key, version, e.to_string()))?;
     let request = RequestKind::decode(key, &mut frame, version)
         .map_err(|e| Refusal::Malformed(key, version, e.to_string()))?;
-    let response = handlers::handle(broker, &header, request, version).await;
-    encode(key, version, correlation_id, &response)
+    match handlers::handle(broker, &header, request, version).await {
+        Some(response) => encode(key, version, correlation_id, &response).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Encodes a response frame: size, response header, body.

@@ -4,8 +4,14 @@
 use kafka_protocol::messages::ApiKey;
 
 /// (API, lowest version, highest version).
-pub const SUPPORTED: &[(ApiKey, i16, i16)] =
-    &[(ApiKey::ApiVersions, 0, 4), (ApiKey::Metadata, 0, 12)];
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+];
 
 /// The version range served for `key`, if the API is served at all.
 pub fn range(key: ApiKey) -> Option<(i16, i16)> {
@@ -36,6 +42,7 @@ mod tests {
         }
         assert!(supports(ApiKey::Metadata, 12));
         assert!(!supports(ApiKey::Metadata, 13));
-        assert!(!supports(ApiKey::Produce, 9));
+        assert!(supports(ApiKey::Produce, 9));
+        assert!(!supports(ApiKey::Produce, 10));
     }
 }

@@ -1,0 +1,214 @@
+//! Each shard's share of the broker: its snapshot of the topics and the logs of the
+//! partitions it owns. Shard 0 also makes every topic change.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use runnel_engine::log::{Log, LogSet, OpenOptions};
+use runnel_engine::rt::{self, ShardStopped};
+
+use super::topic_config;
+use super::topics::{self, partition_name, TopicMeta, Topics};
+
+/// How often each shard applies retention (Kafka's `log.retention.check.interval.ms` is 5
+/// minutes; segments are large, checking is cheap).
+const RETENTION_CHECK: Duration = Duration::from_secs(30);
+
+thread_local! {
+    static STATE: RefCell<Option<Rc<ShardState>>> = const { RefCell::new(None) };
+}
+
+/// One shard's state.
+#[derive(Debug)]
+pub struct ShardState {
+    pub data_dir: PathBuf,
+    /// The data directory was shut down cleanly: logs may skip recovery.
+    pub clean_shutdown: bool,
+    topics: RefCell<Arc<Topics>>,
+    pub logs: Rc<LogSet>,
+}
+
+/// This shard's state.
+///
+/// # Panics
+/// On a thread that is not a started shard.
+pub fn current() -> Rc<ShardState> {
+    STATE.with(|s| {
+        s.borrow()
+            .clone()
+            .expect("shard state installed by start_shard")
+    })
+}
+
+/// Sets up this shard: installs its state, opens the logs of its partitions, starts retention.
+pub async fn start_shard(
+    data_dir: PathBuf,
+    clean_shutdown: bool,
+    topics: Arc<Topics>,
+) -> Rc<ShardState> {
+    let state = Rc::new(ShardState {
+        data_dir,
+        clean_shutdown,
+        topics: RefCell::new(topics.clone()),
+        logs: LogSet::new(),
+    });
+    STATE.with(|s| *s.borrow_mut() = Some(state.clone()));
+    state.open_partitions(&topics).await;
+    rt::spawn_local(state.logs.clone().run_housekeeping(RETENTION_CHECK));
+    state
+}
+
+impl ShardState {
+    pub fn topics(&self) -> Arc<Topics> {
+        self.topics.borrow().clone()
+    }
+
+    /// The log of `topic`'s partition `partition` if this shard owns it and it is open.
+    pub fn log(&self, topic: &str, partition: usize) -> Option<Log> {
+        self.logs.get(&partition_name(topic, partition))
+    }
+
+    /// Adopts a new topics snapshot, opening the logs of partitions newly placed here.
+    pub async fn apply(&self, topics: Arc<Topics>) {
+        *self.topics.borrow_mut() = topics.clone();
+        self.open_partitions(&topics).await;
+    }
+
+    /// Opens every partition of `topics` placed on this shard that isn't open yet.
+    async fn open_partitions(&self, topics: &Topics) {
+        let me = rt::shard_id();
+        for topic in topics.by_name.values() {
+            let config = match topic_config::log_config(&topic.configs) {
+                Ok(config) => config,
+                Err(e) => {
+                    tracing::error!(topic = %topic.name, error = %e, "bad stored topic config; using defaults");
+                    Default::default()
+                }
+            };
+            for (partition, _) in topic.shards.iter().enumerate().filter(|(_, &s)| s == me) {
+                let name = partition_name(&topic.name, partition);
+                if self.logs.get(&name).is_some() {
+                    continue;
+                }
+                let options = OpenOptions {
+                    clean_shutdown: self.clean_shutdown,
+                    ..OpenOptions::default()
+                };
+                let dir = topic.partition_dir(&self.data_dir, partition);
+                match Log::open(&dir, config.clone(), options).await {
+                    Ok((log, report)) => {
+                        if !report.problems.is_empty() || report.bytes_truncated > 0 {
+                            tracing::warn!(partition = %name, ?report, "recovered");
+                        }
+                        self.logs.insert(name, log);
+                    }
+                    Err(e) => {
+                        tracing::error!(partition = %name, error = %e, "cannot open partition")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs `work` on `shard` (directly when it is this one) and returns its output.
+pub async fn on_shard<F, Fut, T>(shard: usize, work: F) -> Result<T, ShardStopped>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    if shard == rt::shard_id() {
+        Ok(work().await)
+    } else {
+        rt::submit_to(shard, work).await
+    }
+}
+
+/// Why a topic could not be created; each maps to a Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateError {
+    #[error("topic {0:?} already exists")]
+    Exists(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{0}")]
+    Storage(String),
+}
+
+/// Checks a topic creation without making it.
+pub fn validate_new_topic(
+    topics: &Topics,
+    name: &str,
+    partitions: i32,
+    configs: &BTreeMap<String, String>,
+) -> Result<(), CreateError> {
+    if let Some(reason) = topics::invalid_topic_name(name) {
+        return Err(CreateError::InvalidName(reason));
+    }
+    if topics.get(name).is_some() {
+        return Err(CreateError::Exists(name.to_owned()));
+    }
+    if !(1..=100_000).contains(&partitions) {
+        return Err(CreateError::InvalidPartitions(format!(
+            "{partitions} partitions: must be between 1 and 100000"
+        )));
+    }
+    topic_config::log_config(configs).map_err(CreateError::InvalidConfig)?;
+    Ok(())
+}
+
+/// Creates a topic. Runs on shard 0, which serializes changes: the registry is updated and
+/// saved without yielding, then every shard adopts the new snapshot (opening its partitions)
+/// before this returns.
+pub async fn create_topic(
+    name: String,
+    partitions: i32,
+    configs: BTreeMap<String, String>,
+) -> Result<Arc<TopicMeta>, CreateError> {
+    assert_eq!(rt::shard_id(), 0, "topic changes are made on shard 0");
+    let state = current();
+    let old = state.topics();
+    validate_new_topic(&old, &name, partitions, &configs)?;
+    let shards = old.place(partitions as usize, rt::shard_count());
+    let meta = Arc::new(TopicMeta {
+        name: name.clone(),
+        id: topics::new_topic_id().map_err(|e| CreateError::Storage(e.to_string()))?,
+        shards,
+        configs,
+    });
+    let mut new = Topics::clone(&old);
+    new.by_name.insert(name, meta.clone());
+    new.save(&state.data_dir)
+        .map_err(|e| CreateError::Storage(format!("saving topics: {e}")))?;
+    let new = Arc::new(new);
+    *state.topics.borrow_mut() = new.clone();
+    broadcast(new).await;
+    Ok(meta)
+}
+
+/// Gives every shard the new snapshot and waits until each has opened its partitions.
+async fn broadcast(topics: Arc<Topics>) {
+    let handles: Vec<_> = (0..rt::shard_count())
+        .map(|shard| {
+            let topics = topics.clone();
+            rt::spawn_local(on_shard(shard, move || async move {
+                current().apply(topics).await;
+            }))
+        })
+        .collect();
+    for handle in handles {
+        if handle.await.is_err() {
+            tracing::warn!("a shard stopped before adopting a topic change");
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The topics this broker hosts, where each partition lives, and their configs; persisted in
+//! `<data_dir>/topics.toml` (replaced atomically on every change).
+//!
+//! Shard 0 owns the registry and makes every change; each shard keeps an immutable snapshot
+//! ([`Topics`], shared through an `Arc`) that shard 0 replaces after a change, so lookups on
+//! the request path take no lock.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+const TOPICS_FILE: &str = "topics.toml";
+
+/// One topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    pub name: String,
+    /// Kafka's topic id, as 32 hex digits.
+    pub id: String,
+    /// The owning shard of each partition, by partition index.
+    pub shards: Vec<usize>,
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicMeta {
+    pub fn uuid(&self) -> uuid::Uuid {
+        uuid::Uuid::parse_str(&self.id).unwrap_or_default()
+    }
+
+    /// The directory of partition `partition` under `data_dir`.
+    pub fn partition_dir(&self, data_dir: &Path, partition: usize) -> PathBuf {
+        data_dir.join(partition_name(&self.name, partition))
+    }
+}
+
+/// `<topic>-<partition>`: a partition's directory and its key among a shard's logs.
+pub fn partition_name(topic: &str, partition: usize) -> String {
+    format!("{topic}-{partition}")
+}
+
+/// An immutable view of every topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Topics {
+    pub by_name: BTreeMap<String, Arc<TopicMeta>>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct TopicsFile {
+    #[serde(default, rename = "topic")]
+    topics: Vec<TopicMeta>,
+}
+
+impl Topics {
+    pub fn get(&self, name: &str) -> Option<&Arc<TopicMeta>> {
+        self.by_name.get(name)
+    }
+
+    /// Partitions per shard, for placing new ones where there are fewest.
+    pub fn partitions_per_shard(&self, shards: usize) -> Vec<usize> {
+        let mut counts = vec![0; shards];
+        for topic in self.by_name.values() {
+            for &shard in &topic.shards {
+                if let Some(count) = counts.get_mut(shard) {
+                    *count += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    /// Places `partitions` new partitions: each on the shard with the fewest so far.
+    pub fn place(&self, partitions: usize, shards: usize) -> Vec<usize> {
+        let mut counts = self.partitions_per_shard(shards);
+        (0..partitions)
+            .map(|_| {
+                let shard = (0..shards).min_by_key(|&s| (counts[s], s)).unwrap_or(0);
+                counts[shard] += 1;
+                shard
+            })
+            .collect()
+    }
+
+    /// Reads `<data_dir>/topics.toml` (none yet: no topics). Partitions placed on shards
+    /// that no longer exist (the broker now runs fewer) move to the remaining ones.
+    pub fn load(data_dir: &Path, shards: usize) -> io::Result<Topics> {
+        let text = match std::fs::read_to_string(data_dir.join(TOPICS_FILE)) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Topics::default()),
+            Err(e) => return Err(e),
+        };
+        let file: TopicsFile = toml::from_str(&text).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{TOPICS_FILE}: {e}"))
+        })?;
+        let mut topics = Topics::default();
+        for mut topic in file.topics {
+            for shard in &mut topic.shards {
+                *shard %= shards.max(1);
+            }
+            topics.by_name.insert(topic.name.clone(), Arc::new(topic));
+        }
+        Ok(topics)
+    }
+
+    /// Writes `<data_dir>/topics.toml` atomically and durably.
+    pub fn save(&self, data_dir: &Path) -> io::Result<()> {
+        let file = TopicsFile {
+            topics: self.by_name.values().map(|t| TopicMeta::clone(t)).collect(),
+        };
+        let text = toml::to_string(&file).map_err(io::Error::other)?;
+        let tmp = data_dir.join(format!("{TOPICS_FILE}.tmp"));
+        let mut out = std::fs::File::create(&tmp)?;
+        out.write_all(text.as_bytes())?;
+        out.sync_all()?;
+        std::fs::rename(&tmp, data_dir.join(TOPICS_FILE))?;
+        std::fs::File::open(data_dir)?.sync_all()
+    }
+}
+
+/// Why a topic name is not acceptable (Kafka's rules), if it isn't.
+pub fn invalid_topic_name(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("topic name is empty".into());
+    }
+    if name == "." || name == ".." {
+        return Some(format!("topic name {name:?} is not allowed"));
+    }
+    if name.len() > 249 {
+        return Some(format!(
+            "topic name is {} characters long (at most 249)",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Some(format!(
+            "topic name {name:?} contains {c:?} (allowed: a-z A-Z 0-9 . _ -)"
+        ));
+    }
+    None
+}
+
+/// A new random topic id.
+pub fn new_topic_id() -> io::Result<String> {
+    let mut bytes = [0u8; 16];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .simple()
+        .to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placement_balances_shards() {
+        let mut topics = Topics::default();
+        let first = topics.place(3, 2);
+        assert_eq!(first, vec![0, 1, 0]);
+        topics.by_name.insert(
+            "a".into(),
+            Arc::new(TopicMeta {
+                name: "a".into(),
+                id: new_topic_id().unwrap(),
+                shards: first,
+                configs: BTreeMap::new(),
+            }),
+        );
+        assert_eq!(topics.place(3, 2), vec![1, 0, 1]);
+    }
+
+    #[test]
+    fn saves_and_loads() {
+        let dir = std::env::temp_dir().join(format!("runnel-topics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(Topics::load(&dir, 2).unwrap(), Topics::default());
+        let mut topics = Topics::default();
+        let meta = TopicMeta {
+            name: "orders".into(),
+            id: new_topic_id().unwrap(),
+            shards: vec![0, 1, 0],
+            configs: [("retention.ms".to_string(), "1000".to_string())].into(),
+        };
+        topics
+            .by_name
+            .insert("orders".into(), Arc::new(meta.clone()));
+        topics.save(&dir).unwrap();
+        assert_eq!(Topics::load(&dir, 2).unwrap(), topics);
+        // Fewer shards now: partitions fold onto the ones left.
+        assert_eq!(
+            Topics::load(&dir, 1).unwrap().get("orders").unwrap().shards,
+            vec![0, 0, 0]
+        );
+        assert_eq!(meta.uuid().simple().to_string(), meta.id);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn topic_names_follow_kafkas_rules() {
+        assert_eq!(invalid_topic_name("orders.v2_eu-1"), None);
+        for bad in ["", ".", "..", "has space", "slash/", &"x".repeat(250)] {
+            assert!(invalid_topic_name(bad).is_some(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! CreateTopics (key 19): new topics with partition counts and configs; `validate_only` checks
+//! without creating. Changes are made by shard 0 (see [`crate::cluster::shard::create_topic`]).
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::error_code;
+use crate::cluster::shard::{self, CreateError};
+
+/// Kafka's `num.partitions`: partitions of a topic created without a count (or auto-created).
+pub const DEFAULT_PARTITIONS: i32 = 1;
+
+pub async fn handle(request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+    let mut response = CreateTopicsResponse::default();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let mut result = CreatableTopicResult::default();
+        result.name = topic.name.clone();
+        let partitions = if topic.num_partitions == -1 {
+            DEFAULT_PARTITIONS
+        } else {
+            topic.num_partitions
+        };
+        let configs: BTreeMap<String, String> = topic
+            .configs
+            .iter()
+            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+            .collect();
+        let outcome = if !(topic.replication_factor == -1 || topic.replication_factor == 1) {
+            Err((
+                error_code::INVALID_REPLICATION_FACTOR,
+                format!(
+                    "replication factor {} on a single broker (only 1)",
+                    topic.replication_factor
+                ),
+            ))
+        } else if !topic.assignments.is_empty() {
+            Err((
+                error_code::INVALID_REQUEST,
+                "manual replica assignments are not supported".to_string(),
+            ))
+        } else if request.validate_only {
+            let topics = shard::current().topics();
+            shard::validate_new_topic(&topics, &name, partitions, &configs)
+                .map(|()| None)
+                .map_err(to_code)
+        } else {
+            let (name, configs) = (name.clone(), configs.clone());
+            match shard::on_shard(0, move || shard::create_topic(name, partitions, configs)).await {
+                Ok(Ok(meta)) => Ok(Some(meta.uuid())),
+                Ok(Err(e)) => Err(to_code(e)),
+                Err(_) => Err((error_code::NOT_CONTROLLER, "shutting down".to_string())),
+            }
+        };
+        match outcome {
+            Ok(id) => {
+                result.error_code = error_code::NONE;
+                if let Some(id) = id {
+                    result.topic_id = id;
+                }
+                if version >= 5 {
+                    result.num_partitions = partitions;
+                    result.replication_factor = 1;
+                }
+            }
+            Err((code, message)) => {
+                result.error_code = code;
+                result.error_message = Some(StrBytes::from_string(message));
+                result.num_partitions = -1;
+                result.replication_factor = -1;
+            }
+        }
+        response.topics.push(result);
+    }
+    response
+}
+
+fn to_code(e: CreateError) -> (i16, String) {
+    let code = match &e {
+        CreateError::Exists(_) => error_code::TOPIC_ALREADY_EXISTS,
+        CreateError::InvalidName(_) => error_code::INVALID_TOPIC_EXCEPTION,
+        CreateError::InvalidPartitions(_) => error_code::INVALID_PARTITIONS,
+        CreateError::InvalidConfig(_) => error_code::INVALID_CONFIG,
+        CreateError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
+    };
+    (code, e.to_string())
+}

@@ -1,0 +1,415 @@
+//! The broker's data path against the real binary, on every backend: CreateTopics, Produce
+//! (each acks value), Fetch (long poll), ListOffsets, Metadata auto-creation, restart, and kcat
+//! (librdkafka) producing and consuming with every compression codec.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use runnel_engine::log::batch;
+use runnel_engine::log::builder::{BatchBuilder, Record};
+use runnel_tests::kafka::KafkaConn;
+use runnel_tests::{backends_under_test, Broker, TempDir};
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_owned()))
+}
+
+fn start(dir: &TempDir, backend: &str) -> Broker {
+    let data = dir.path().join("data");
+    Broker::start(&[
+        "--io-backend",
+        backend,
+        "--cores",
+        "2",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+    .unwrap()
+}
+
+fn create(
+    conn: &mut KafkaConn,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+    validate_only: bool,
+) -> (i16, Option<String>) {
+    let mut request = CreateTopicsRequest::default();
+    let mut creatable = CreatableTopic::default();
+    creatable.name = name(topic);
+    creatable.num_partitions = partitions;
+    creatable.replication_factor = -1;
+    creatable.configs = configs
+        .iter()
+        .map(|(k, v)| {
+            let mut c = CreatableTopicConfig::default();
+            c.name = StrBytes::from_string(k.to_string());
+            c.value = Some(StrBytes::from_string(v.to_string()));
+            c
+        })
+        .collect();
+    request.topics = vec![creatable];
+    request.timeout_ms = 10_000;
+    request.validate_only = validate_only;
+    let response: CreateTopicsResponse = conn.call(ApiKey::CreateTopics, 7, &request).unwrap();
+    let result = &response.topics[0];
+    (
+        result.error_code,
+        result.error_message.as_ref().map(|m| m.to_string()),
+    )
+}
+
+fn records(tag: &str, count: usize, timestamp: i64) -> Vec<u8> {
+    let mut builder = BatchBuilder::new();
+    for i in 0..count {
+        builder.push(&Record {
+            key: Some(format!("{tag}-key-{i}").into_bytes()),
+            value: Some(format!("{tag}-value-{i}").into_bytes()),
+            headers: vec![("h".into(), Some(tag.as_bytes().to_vec()))],
+            timestamp: timestamp + i as i64,
+        });
+    }
+    builder.build()
+}
+
+fn produce_request(topic: &str, partition: i32, acks: i16, batch: Vec<u8>) -> ProduceRequest {
+    let mut data = PartitionProduceData::default();
+    data.index = partition;
+    data.records = Some(Bytes::from(batch));
+    let mut topic_data = TopicProduceData::default();
+    topic_data.name = name(topic);
+    topic_data.partition_data = vec![data];
+    let mut request = ProduceRequest::default();
+    request.acks = acks;
+    request.timeout_ms = 10_000;
+    request.topic_data = vec![topic_data];
+    request
+}
+
+/// Produces; returns (error code, base offset).
+fn produce(
+    conn: &mut KafkaConn,
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    batch: Vec<u8>,
+) -> (i16, i64) {
+    let response: ProduceResponse = conn
+        .call(
+            ApiKey::Produce,
+            9,
+            &produce_request(topic, partition, acks, batch),
+        )
+        .unwrap();
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    let mut p = FetchPartition::default();
+    p.partition = partition;
+    p.fetch_offset = offset;
+    p.partition_max_bytes = 1 << 20;
+    let mut t = FetchTopic::default();
+    t.topic = name(topic);
+    t.partitions = vec![p];
+    let mut request = FetchRequest::default();
+    request.max_wait_ms = max_wait_ms;
+    request.min_bytes = 1;
+    request.max_bytes = 50 << 20;
+    request.session_epoch = -1;
+    request.topics = vec![t];
+    request
+}
+
+/// Fetches; returns (error code, high watermark, whole batches).
+fn fetch(
+    conn: &mut KafkaConn,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+) -> (i16, i64, Vec<Vec<u8>>) {
+    let response: FetchResponse = conn
+        .call(
+            ApiKey::Fetch,
+            12,
+            &fetch_request(topic, partition, offset, max_wait_ms),
+        )
+        .unwrap();
+    assert_eq!(response.error_code, 0);
+    let p = &response.responses[0].partitions[0];
+    let bytes = p.records.clone().unwrap_or_default();
+    let mut batches = Vec::new();
+    let mut at = 0;
+    while let Some(len) = batch::declared_total_len(&bytes[at..]) {
+        if at + len > bytes.len() {
+            break;
+        }
+        batches.push(bytes[at..at + len].to_vec());
+        at += len;
+    }
+    (p.error_code, p.high_watermark, batches)
+}
+
+fn list_offset(
+    conn: &mut KafkaConn,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> (i16, i64, i64) {
+    let mut p = ListOffsetsPartition::default();
+    p.partition_index = partition;
+    p.timestamp = timestamp;
+    let mut t = ListOffsetsTopic::default();
+    t.name = name(topic);
+    t.partitions = vec![p];
+    let mut request = ListOffsetsRequest::default();
+    request.replica_id = kafka_protocol::messages::BrokerId(-1);
+    request.topics = vec![t];
+    let response: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, 7, &request).unwrap();
+    let p = &response.topics[0].partitions[0];
+    (p.error_code, p.offset, p.timestamp)
+}
+
+fn stored(mut batch: Vec<u8>, base: i64) -> Vec<u8> {
+    batch::set_base_offset(&mut batch, base);
+    batch
+}
+
+#[test]
+fn create_produce_fetch_list_offsets_and_restart() {
+    for backend in backends_under_test() {
+        let dir = TempDir::new(&format!("data-path-{backend}"));
+        let mut broker = start(&dir, backend);
+        let mut conn = KafkaConn::connect(broker.addr).unwrap();
+
+        // CreateTopics and its refusals.
+        assert_eq!(
+            create(&mut conn, "orders", 4, &[("retention.ms", "-1")], true).0,
+            0
+        );
+        let mut metadata = MetadataRequest::default();
+        let mut wanted = MetadataRequestTopic::default();
+        wanted.name = Some(name("orders"));
+        metadata.topics = Some(vec![wanted]);
+        metadata.allow_auto_topic_creation = false;
+        let described: MetadataResponse = conn.call(ApiKey::Metadata, 12, &metadata).unwrap();
+        assert_eq!(
+            described.topics[0].error_code, 3,
+            "validate_only created nothing"
+        );
+        assert_eq!(
+            create(&mut conn, "orders", 4, &[("retention.ms", "-1")], false).0,
+            0
+        );
+        assert_eq!(
+            create(&mut conn, "orders", 4, &[], false).0,
+            36,
+            "TOPIC_ALREADY_EXISTS"
+        );
+        assert_eq!(
+            create(&mut conn, "bad name!", 1, &[], false).0,
+            17,
+            "INVALID_TOPIC_EXCEPTION"
+        );
+        assert_eq!(
+            create(&mut conn, "zero", 0, &[], false).0,
+            37,
+            "INVALID_PARTITIONS"
+        );
+        assert_eq!(
+            create(&mut conn, "cfg", 1, &[("no.such", "1")], false).0,
+            40,
+            "INVALID_CONFIG"
+        );
+        let described: MetadataResponse = conn.call(ApiKey::Metadata, 12, &metadata).unwrap();
+        assert_eq!(described.topics[0].error_code, 0);
+        assert_eq!(described.topics[0].partitions.len(), 4);
+
+        // Produce to every partition (spread over both shards) with each acks value.
+        let mut expected: BTreeMap<i32, Vec<Vec<u8>>> = BTreeMap::new();
+        for partition in 0..4 {
+            let mut next = 0;
+            for (i, acks) in [1i16, -1, 1].into_iter().enumerate() {
+                let batch = records(&format!("p{partition}b{i}"), 3, 1_000 * (i as i64 + 1));
+                let (code, base) = produce(&mut conn, "orders", partition, acks, batch.clone());
+                assert_eq!((code, base), (0, next), "partition {partition} acks {acks}");
+                expected
+                    .entry(partition)
+                    .or_default()
+                    .push(stored(batch, base));
+                next += 3;
+            }
+        }
+        // acks=0: no response; the next request's answer comes back first.
+        let zero = records("acks0", 2, 9_000);
+        conn.send(
+            ApiKey::Produce,
+            9,
+            &produce_request("orders", 0, 0, zero.clone()),
+        )
+        .unwrap();
+        expected.get_mut(&0).unwrap().push(stored(zero, 9));
+        let (code, high_watermark, _) = fetch(&mut conn, "orders", 0, 0, 0);
+        assert_eq!((code, high_watermark), (0, 11));
+
+        // Refusals map to Kafka codes; the log is untouched.
+        let mut corrupt = records("x", 1, 0);
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 1;
+        assert_eq!(
+            produce(&mut conn, "orders", 1, 1, corrupt).0,
+            2,
+            "CORRUPT_MESSAGE"
+        );
+        assert_eq!(produce(&mut conn, "nope", 0, 1, records("x", 1, 0)).0, 3);
+        assert_eq!(produce(&mut conn, "orders", 9, 1, records("x", 1, 0)).0, 3);
+
+        // Fetch everything back, byte for byte.
+        for (&partition, batches) in &expected {
+            let (code, _, fetched) = fetch(&mut conn, "orders", partition, 0, 0);
+            assert_eq!(code, 0);
+            assert_eq!(&fetched, batches, "partition {partition}");
+        }
+        assert_eq!(
+            fetch(&mut conn, "orders", 1, 100, 0).0,
+            1,
+            "OFFSET_OUT_OF_RANGE"
+        );
+
+        // ListOffsets: earliest, latest, by timestamp, max timestamp.
+        assert_eq!(list_offset(&mut conn, "orders", 1, -2), (0, 0, -1));
+        assert_eq!(list_offset(&mut conn, "orders", 1, -1), (0, 9, -1));
+        assert_eq!(list_offset(&mut conn, "orders", 1, 2_001), (0, 4, 2_001));
+        assert_eq!(list_offset(&mut conn, "orders", 1, -3), (0, 8, 3_002));
+        assert_eq!(list_offset(&mut conn, "orders", 1, 99_999), (0, -1, -1));
+
+        // Long poll: a fetch at the end waits until another connection produces.
+        let addr = broker.addr;
+        let waiter = std::thread::spawn(move || {
+            let mut conn = KafkaConn::connect(addr).unwrap();
+            let started = Instant::now();
+            let (code, _, batches) = fetch(&mut conn, "orders", 2, 9, 8_000);
+            (code, batches.len(), started.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        produce(&mut conn, "orders", 2, 1, records("late", 1, 5));
+        let (code, batches, waited) = waiter.join().unwrap();
+        assert_eq!((code, batches), (0, 1));
+        assert!(
+            waited < Duration::from_secs(6),
+            "the fetch returned when data came ({waited:?})"
+        );
+        assert!(
+            waited >= Duration::from_millis(250),
+            "it did wait ({waited:?})"
+        );
+        expected
+            .get_mut(&2)
+            .unwrap()
+            .push(stored(records("late", 1, 5), 9));
+
+        // Metadata auto-creates a topic it is asked about.
+        let mut auto = MetadataRequest::default();
+        let mut wanted = MetadataRequestTopic::default();
+        wanted.name = Some(name("auto-created"));
+        auto.topics = Some(vec![wanted]);
+        auto.allow_auto_topic_creation = true;
+        let response: MetadataResponse = conn.call(ApiKey::Metadata, 12, &auto).unwrap();
+        assert_eq!(
+            (
+                response.topics[0].error_code,
+                response.topics[0].partitions.len()
+            ),
+            (0, 1)
+        );
+
+        // Restart: everything is still there.
+        broker.signal(libc::SIGTERM);
+        assert!(broker.wait_exit(Duration::from_secs(15)).unwrap().success());
+        let broker = start(&dir, backend);
+        let mut conn = KafkaConn::connect(broker.addr).unwrap();
+        for (&partition, batches) in &expected {
+            let (code, _, fetched) = fetch(&mut conn, "orders", partition, 0, 0);
+            assert_eq!(code, 0);
+            assert_eq!(&fetched, batches, "partition {partition} after restart");
+        }
+        let mut all = MetadataRequest::default();
+        all.topics = None;
+        let response: MetadataResponse = conn.call(ApiKey::Metadata, 12, &all).unwrap();
+        let names: Vec<_> = response
+            .topics
+            .iter()
+            .map(|t| t.name.as_ref().unwrap().0.to_string())
+            .collect();
+        assert_eq!(names, vec!["auto-created", "orders"]);
+    }
+}
+
+#[test]
+fn kcat_produces_and_consumes_with_every_codec() {
+    for backend in backends_under_test() {
+        let dir = TempDir::new(&format!("kcat-codecs-{backend}"));
+        let broker = start(&dir, backend);
+        let bootstrap = broker.addr.to_string();
+        for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+            let topic = format!("codec-{codec}");
+            let lines: Vec<String> = (0..50)
+                .map(|i| format!("key{i}:{codec}-value-{i}"))
+                .collect();
+            let mut producer = Command::new("kcat")
+                .args(["-P", "-b", &bootstrap, "-t", &topic, "-K:", "-z", codec])
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap();
+            producer
+                .stdin
+                .take()
+                .unwrap()
+                .write_all((lines.join("\n") + "\n").as_bytes())
+                .unwrap();
+            assert!(producer.wait().unwrap().success(), "{codec}: produce");
+            let out = Command::new("kcat")
+                .args([
+                    "-C",
+                    "-b",
+                    &bootstrap,
+                    "-t",
+                    &topic,
+                    "-o",
+                    "beginning",
+                    "-e",
+                    "-f",
+                    "%k:%s\n",
+                ])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{codec}: consume: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let consumed: Vec<String> = String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            assert_eq!(consumed, lines, "{codec}");
+        }
+    }
+}

@@ -8,15 +8,20 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse,
-    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, TopicName,
+    ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_engine::log::batch;
@@ -358,6 +363,95 @@ fn create_produce_fetch_list_offsets_and_restart() {
             .map(|t| t.name.as_ref().unwrap().0.to_string())
             .collect();
         assert_eq!(names, vec!["auto-created", "orders"]);
+    }
+}
+
+#[test]
+fn delete_topics_create_partitions_and_delete_records() {
+    for backend in backends_under_test() {
+        let dir = TempDir::new(&format!("admin-{backend}"));
+        let broker = start(&dir, backend);
+        let mut conn = KafkaConn::connect(broker.addr).unwrap();
+        assert_eq!(create(&mut conn, "grow", 1, &[], false).0, 0);
+        for _ in 0..3 {
+            assert_eq!(produce(&mut conn, "grow", 0, 1, records("r", 2, 0)).0, 0);
+        }
+
+        // CreatePartitions: only upwards; new partitions take writes.
+        let grow = |conn: &mut KafkaConn, count: i32, validate_only: bool| -> i16 {
+            let mut topic = CreatePartitionsTopic::default();
+            topic.name = name("grow");
+            topic.count = count;
+            let mut request = CreatePartitionsRequest::default();
+            request.topics = vec![topic];
+            request.timeout_ms = 10_000;
+            request.validate_only = validate_only;
+            let response: CreatePartitionsResponse =
+                conn.call(ApiKey::CreatePartitions, 3, &request).unwrap();
+            response.results[0].error_code
+        };
+        assert_eq!(
+            grow(&mut conn, 1, false),
+            37,
+            "INVALID_PARTITIONS: not more"
+        );
+        assert_eq!(grow(&mut conn, 3, true), 0);
+        assert_eq!(
+            produce(&mut conn, "grow", 2, 1, records("r", 1, 0)).0,
+            3,
+            "validate_only"
+        );
+        assert_eq!(grow(&mut conn, 3, false), 0);
+        assert_eq!(produce(&mut conn, "grow", 2, 1, records("r", 1, 0)), (0, 0));
+
+        // DeleteRecords: the start moves, reads below it are out of range.
+        let delete_records = |conn: &mut KafkaConn, offset: i64| -> (i16, i64) {
+            let mut partition = DeleteRecordsPartition::default();
+            partition.partition_index = 0;
+            partition.offset = offset;
+            let mut topic = DeleteRecordsTopic::default();
+            topic.name = name("grow");
+            topic.partitions = vec![partition];
+            let mut request = DeleteRecordsRequest::default();
+            request.topics = vec![topic];
+            request.timeout_ms = 10_000;
+            let response: DeleteRecordsResponse =
+                conn.call(ApiKey::DeleteRecords, 2, &request).unwrap();
+            let p = &response.topics[0].partitions[0];
+            (p.error_code, p.low_watermark)
+        };
+        assert_eq!(
+            delete_records(&mut conn, 99),
+            (1, -1),
+            "OFFSET_OUT_OF_RANGE past the end"
+        );
+        assert_eq!(delete_records(&mut conn, 4), (0, 4));
+        assert_eq!(list_offset(&mut conn, "grow", 0, -2), (0, 4, -1));
+        assert_eq!(fetch(&mut conn, "grow", 0, 1, 0).0, 1, "below the start");
+        assert_eq!(delete_records(&mut conn, -1), (0, 6));
+
+        // DeleteTopics: the data goes; the name can be reused for a fresh topic.
+        let delete = |conn: &mut KafkaConn, topic: &str| -> i16 {
+            let mut request = DeleteTopicsRequest::default();
+            request.topic_names = vec![name(topic)];
+            request.timeout_ms = 10_000;
+            let response: DeleteTopicsResponse =
+                conn.call(ApiKey::DeleteTopics, 5, &request).unwrap();
+            response.responses[0].error_code
+        };
+        assert_eq!(delete(&mut conn, "grow"), 0);
+        assert!(
+            !dir.path().join("data/grow-0").exists(),
+            "partition data removed"
+        );
+        assert_eq!(delete(&mut conn, "grow"), 3, "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(produce(&mut conn, "grow", 0, 1, records("r", 1, 0)).0, 3);
+        assert_eq!(create(&mut conn, "grow", 1, &[], false).0, 0);
+        assert_eq!(
+            produce(&mut conn, "grow", 0, 1, records("r", 1, 0)),
+            (0, 0),
+            "a fresh log"
+        );
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, DeleteTopicsRequest, MetadataRequest,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, DescribeAclsRequest, MetadataRequest,
     MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -157,7 +157,7 @@ fn bad_requests_close_only_their_connection() {
             }),
             ("an API not served", {
                 let mut conn = KafkaConn::connect(broker.addr).unwrap();
-                conn.frame(ApiKey::DeleteTopics, 4, &DeleteTopicsRequest::default())
+                conn.frame(ApiKey::DescribeAcls, 1, &DescribeAclsRequest::default())
                     .1
             }),
         ];

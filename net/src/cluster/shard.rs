@@ -1,7 +1,7 @@
 //! Each shard's share of the broker: its snapshot of the topics and the logs of the
 //! partitions it owns. Shard 0 also makes every topic change.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runnel_engine::log::{Log, LogSet, OpenOptions};
-use runnel_engine::rt::{self, ShardStopped};
+use runnel_engine::rt::{self, LocalEvent, ShardStopped};
 
 use super::topic_config;
 use super::topics::{self, partition_name, TopicMeta, Topics};
@@ -31,6 +31,12 @@ pub struct ShardState {
     pub clean_shutdown: bool,
     topics: RefCell<Arc<Topics>>,
     pub logs: Rc<LogSet>,
+    /// The topic id each open log belongs to: a topic deleted and created again under the
+    /// same name must not inherit the old partition.
+    open_ids: RefCell<BTreeMap<String, String>>,
+    /// One reconciliation (opening and closing logs) at a time.
+    reconciling: Cell<bool>,
+    reconciled: LocalEvent,
 }
 
 /// This shard's state.
@@ -54,11 +60,14 @@ pub async fn start_shard(
     let state = Rc::new(ShardState {
         data_dir,
         clean_shutdown,
-        topics: RefCell::new(topics.clone()),
+        topics: RefCell::new(topics),
         logs: LogSet::new(),
+        open_ids: RefCell::new(BTreeMap::new()),
+        reconciling: Cell::new(false),
+        reconciled: LocalEvent::new(),
     });
     STATE.with(|s| *s.borrow_mut() = Some(state.clone()));
-    state.open_partitions(&topics).await;
+    state.reconcile().await;
     rt::spawn_local(state.logs.clone().run_housekeeping(RETENTION_CHECK));
     state
 }
@@ -73,16 +82,81 @@ impl ShardState {
         self.logs.get(&partition_name(topic, partition))
     }
 
-    /// Adopts a new topics snapshot, opening the logs of partitions newly placed here.
+    /// Adopts a newer topics snapshot and opens / closes logs to match it.
     pub async fn apply(&self, topics: Arc<Topics>) {
-        *self.topics.borrow_mut() = topics.clone();
-        self.open_partitions(&topics).await;
+        if topics.version > self.topics.borrow().version {
+            *self.topics.borrow_mut() = topics;
+        }
+        self.reconcile().await;
     }
 
-    /// Opens every partition of `topics` placed on this shard that isn't open yet.
-    async fn open_partitions(&self, topics: &Topics) {
+    /// Makes the open logs match the current snapshot: partitions placed here are open,
+    /// partitions of deleted (or re-created) topics are closed and their data removed.
+    async fn reconcile(&self) {
+        while self.reconciling.replace(true) {
+            self.reconciled.wait().await;
+        }
+        loop {
+            let target = self.topics();
+            self.close_removed(&target).await;
+            self.open_placed(&target).await;
+            if self.topics().version == target.version {
+                break;
+            }
+        }
+        self.reconciling.set(false);
+        self.reconciled.notify_all();
+    }
+
+    /// The partitions `topics` places on this shard: name -> (topic, partition index).
+    fn placed_here<'a>(&self, topics: &'a Topics) -> BTreeMap<String, (&'a Arc<TopicMeta>, usize)> {
         let me = rt::shard_id();
-        for topic in topics.by_name.values() {
+        topics
+            .by_name
+            .values()
+            .flat_map(|topic| {
+                topic
+                    .shards
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, &s)| s == me)
+                    .map(move |(p, _)| (partition_name(&topic.name, p), (topic, p)))
+            })
+            .collect()
+    }
+
+    async fn close_removed(&self, topics: &Topics) {
+        let placed = self.placed_here(topics);
+        let stale: Vec<(String, Log)> = self
+            .logs
+            .snapshot()
+            .into_iter()
+            .filter(|(name, _)| {
+                let id = self.open_ids.borrow().get(name).cloned();
+                placed
+                    .get(name)
+                    .is_none_or(|(topic, _)| Some(&topic.id) != id.as_ref())
+            })
+            .collect();
+        for (name, log) in stale {
+            self.logs.remove(&name);
+            self.open_ids.borrow_mut().remove(&name);
+            if let Err(e) = log.close().await {
+                tracing::warn!(partition = %name, error = %e, "closing a deleted partition failed");
+            }
+            if let Err(e) = std::fs::remove_dir_all(log.dir()) {
+                tracing::warn!(partition = %name, error = %e, "removing a deleted partition failed");
+            }
+            tracing::info!(partition = %name, "partition deleted");
+        }
+    }
+
+    /// Opens every partition placed here that isn't open yet.
+    async fn open_placed(&self, topics: &Topics) {
+        for (name, (topic, partition)) in self.placed_here(topics) {
+            if self.logs.get(&name).is_some() {
+                continue;
+            }
             let config = match topic_config::log_config(&topic.configs) {
                 Ok(config) => config,
                 Err(e) => {
@@ -90,27 +164,22 @@ impl ShardState {
                     Default::default()
                 }
             };
-            for (partition, _) in topic.shards.iter().enumerate().filter(|(_, &s)| s == me) {
-                let name = partition_name(&topic.name, partition);
-                if self.logs.get(&name).is_some() {
-                    continue;
-                }
-                let options = OpenOptions {
-                    clean_shutdown: self.clean_shutdown,
-                    ..OpenOptions::default()
-                };
-                let dir = topic.partition_dir(&self.data_dir, partition);
-                match Log::open(&dir, config.clone(), options).await {
-                    Ok((log, report)) => {
-                        if !report.problems.is_empty() || report.bytes_truncated > 0 {
-                            tracing::warn!(partition = %name, ?report, "recovered");
-                        }
-                        self.logs.insert(name, log);
+            let options = OpenOptions {
+                clean_shutdown: self.clean_shutdown,
+                ..OpenOptions::default()
+            };
+            let dir = topic.partition_dir(&self.data_dir, partition);
+            match Log::open(&dir, config, options).await {
+                Ok((log, report)) => {
+                    if !report.problems.is_empty() || report.bytes_truncated > 0 {
+                        tracing::warn!(partition = %name, ?report, "recovered");
                     }
-                    Err(e) => {
-                        tracing::error!(partition = %name, error = %e, "cannot open partition")
-                    }
+                    self.open_ids
+                        .borrow_mut()
+                        .insert(name.clone(), topic.id.clone());
+                    self.logs.insert(name, log);
                 }
+                Err(e) => tracing::error!(partition = %name, error = %e, "cannot open partition"),
             }
         }
     }
@@ -135,6 +204,8 @@ where
 pub enum CreateError {
     #[error("topic {0:?} already exists")]
     Exists(String),
+    #[error("topic {0:?} does not exist")]
+    Unknown(String),
     #[error("{0}")]
     InvalidName(String),
     #[error("{0}")]
@@ -188,12 +259,68 @@ pub async fn create_topic(
     });
     let mut new = Topics::clone(&old);
     new.by_name.insert(name, meta.clone());
+    new.version += 1;
+    commit(&state, new).await?;
+    Ok(meta)
+}
+
+/// Deletes a topic (on shard 0): its partitions' logs are closed and their data removed on
+/// every owning shard before this returns.
+pub async fn delete_topic(name: String) -> Result<Arc<TopicMeta>, CreateError> {
+    assert_eq!(rt::shard_id(), 0, "topic changes are made on shard 0");
+    let state = current();
+    let old = state.topics();
+    let Some(meta) = old.get(&name).cloned() else {
+        return Err(CreateError::Unknown(name));
+    };
+    let mut new = Topics::clone(&old);
+    new.by_name.remove(&name);
+    new.version += 1;
+    commit(&state, new).await?;
+    Ok(meta)
+}
+
+/// Grows a topic to `count` partitions (on shard 0).
+pub async fn create_partitions(
+    name: String,
+    count: i32,
+    validate_only: bool,
+) -> Result<(), CreateError> {
+    assert_eq!(rt::shard_id(), 0, "topic changes are made on shard 0");
+    let state = current();
+    let old = state.topics();
+    let Some(meta) = old.get(&name).cloned() else {
+        return Err(CreateError::Unknown(name));
+    };
+    let current_count = meta.shards.len();
+    let wanted = usize::try_from(count).unwrap_or(0);
+    if wanted <= current_count || wanted > 100_000 {
+        return Err(CreateError::InvalidPartitions(format!(
+            "topic {name:?} has {current_count} partitions; {count} is not more (or is too many)"
+        )));
+    }
+    if validate_only {
+        return Ok(());
+    }
+    let mut grown = TopicMeta::clone(&meta);
+    grown
+        .shards
+        .extend(old.place(wanted - current_count, rt::shard_count()));
+    let mut new = Topics::clone(&old);
+    new.by_name.insert(name, Arc::new(grown));
+    new.version += 1;
+    commit(&state, new).await
+}
+
+/// Saves a new registry, installs it on shard 0 at once (so the next change sees it), then on
+/// every shard.
+async fn commit(state: &ShardState, new: Topics) -> Result<(), CreateError> {
     new.save(&state.data_dir)
         .map_err(|e| CreateError::Storage(format!("saving topics: {e}")))?;
     let new = Arc::new(new);
     *state.topics.borrow_mut() = new.clone();
     broadcast(new).await;
-    Ok(meta)
+    Ok(())
 }
 
 /// Gives every shard the new snapshot and waits until each has opened its partitions.

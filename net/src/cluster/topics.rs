@@ -46,6 +46,8 @@ pub fn partition_name(topic: &str, partition: usize) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Topics {
     pub by_name: BTreeMap<String, Arc<TopicMeta>>,
+    /// Counts changes since start-up, so a shard never replaces a newer view by an older one.
+    pub version: u64,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -7,8 +7,8 @@ use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::error_code;
-use crate::cluster::shard::{self, CreateError};
+use super::{error_code, topic_change_error};
+use crate::cluster::shard;
 
 /// Kafka's `num.partitions`: partitions of a topic created without a count (or auto-created).
 pub const DEFAULT_PARTITIONS: i32 = 1;
@@ -46,12 +46,12 @@ pub async fn handle(request: CreateTopicsRequest, version: i16) -> CreateTopicsR
             let topics = shard::current().topics();
             shard::validate_new_topic(&topics, &name, partitions, &configs)
                 .map(|()| None)
-                .map_err(to_code)
+                .map_err(topic_change_error)
         } else {
             let (name, configs) = (name.clone(), configs.clone());
             match shard::on_shard(0, move || shard::create_topic(name, partitions, configs)).await {
                 Ok(Ok(meta)) => Ok(Some(meta.uuid())),
-                Ok(Err(e)) => Err(to_code(e)),
+                Ok(Err(e)) => Err(topic_change_error(e)),
                 Err(_) => Err((error_code::NOT_CONTROLLER, "shutting down".to_string())),
             }
         };
@@ -76,15 +76,4 @@ pub async fn handle(request: CreateTopicsRequest, version: i16) -> CreateTopicsR
         response.topics.push(result);
     }
     response
-}
-
-fn to_code(e: CreateError) -> (i16, String) {
-    let code = match &e {
-        CreateError::Exists(_) => error_code::TOPIC_ALREADY_EXISTS,
-        CreateError::InvalidName(_) => error_code::INVALID_TOPIC_EXCEPTION,
-        CreateError::InvalidPartitions(_) => error_code::INVALID_PARTITIONS,
-        CreateError::InvalidConfig(_) => error_code::INVALID_CONFIG,
-        CreateError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
-    };
-    (code, e.to_string())
 }

@@ -2,7 +2,10 @@
 //! the response body; the connection encodes it at the same version.
 
 pub mod api_versions;
+pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
 pub mod fetch;
 pub mod list_offsets;
 pub mod metadata;
@@ -10,7 +13,21 @@ pub mod produce;
 
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 
+use crate::cluster::shard::CreateError;
 use crate::kafka::BrokerInfo;
+
+/// The Kafka error code and message for a refused topic change.
+pub fn topic_change_error(e: CreateError) -> (i16, String) {
+    let code = match &e {
+        CreateError::Exists(_) => error_code::TOPIC_ALREADY_EXISTS,
+        CreateError::Unknown(_) => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+        CreateError::InvalidName(_) => error_code::INVALID_TOPIC_EXCEPTION,
+        CreateError::InvalidPartitions(_) => error_code::INVALID_PARTITIONS,
+        CreateError::InvalidConfig(_) => error_code::INVALID_CONFIG,
+        CreateError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
+    };
+    (code, e.to_string())
+}
 
 /// Kafka error codes the handlers answer with.
 pub mod error_code {
@@ -59,6 +76,15 @@ pub async fn handle(
         RequestKind::Fetch(request) => ResponseKind::Fetch(fetch::handle(request, version).await),
         RequestKind::ListOffsets(request) => {
             ResponseKind::ListOffsets(list_offsets::handle(request, version).await)
+        }
+        RequestKind::DeleteTopics(request) => {
+            ResponseKind::DeleteTopics(delete_topics::handle(request, version).await)
+        }
+        RequestKind::DeleteRecords(request) => {
+            ResponseKind::DeleteRecords(delete_records::handle(request).await)
+        }
+        RequestKind::CreatePartitions(request) => {
+            ResponseKind::CreatePartitions(create_partitions::handle(request).await)
         }
         other => unreachable!("dispatched an API missing from versions::SUPPORTED: {other:?}"),
     })

@@ -1,0 +1,66 @@
+//! DeleteTopics (key 20): removes topics (by name; by id from v6) and their data.
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{error_code, topic_change_error};
+use crate::cluster::shard::{self, on_shard};
+
+pub async fn handle(request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+    let mut response = DeleteTopicsResponse::default();
+    // v0-5 name topics in `topic_names`; v6 in `topics`, by name or by id.
+    let wanted: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
+        request
+            .topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
+    } else {
+        request
+            .topic_names
+            .into_iter()
+            .map(|n| (Some(n), uuid::Uuid::nil()))
+            .collect()
+    };
+    for (name, id) in wanted {
+        let mut result = DeletableTopicResult::default();
+        let topics = shard::current().topics();
+        let resolved = match &name {
+            Some(name) => Some(name.0.to_string()),
+            None => topics
+                .by_name
+                .values()
+                .find(|t| t.uuid() == id)
+                .map(|t| t.name.clone()),
+        };
+        result.name = name.clone();
+        result.topic_id = id;
+        match resolved {
+            None => {
+                result.error_code = error_code::UNKNOWN_TOPIC_ID;
+            }
+            Some(topic) => {
+                let outcome = on_shard(0, {
+                    let topic = topic.clone();
+                    move || shard::delete_topic(topic)
+                })
+                .await;
+                match outcome {
+                    Ok(Ok(meta)) => {
+                        result.name = Some(TopicName(StrBytes::from_string(topic)));
+                        result.topic_id = meta.uuid();
+                    }
+                    Ok(Err(e)) => {
+                        let (code, message) = topic_change_error(e);
+                        result.error_code = code;
+                        result.error_message = Some(StrBytes::from_string(message));
+                    }
+                    Err(_) => result.error_code = error_code::NOT_CONTROLLER,
+                }
+            }
+        }
+        response.responses.push(result);
+    }
+    response
+}

@@ -21,6 +21,9 @@ cargo build --workspace --bins --locked
 step "tests on x86_64, io_uring and epoll backends"
 cargo test --workspace --locked
 
+step "real Kafka clients (confluent-kafka, kafka-python, kcat) on each backend"
+scripts/compat.sh target/debug/runnel
+
 step "aarch64: build the runtime and the broker"
 cargo build --locked --target aarch64-unknown-linux-gnu -p runnel-engine -p runnel-net --bins --lib
 

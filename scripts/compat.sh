@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Real Kafka clients against the real broker: confluent-kafka (librdkafka), kafka-python and
+# kcat (scripts/compat.py), once per I/O backend. Installs the Python clients into .venv from
+# PyPI (pinned) on first use; kcat comes from scripts/setup.sh.
+# Usage: scripts/compat.sh [path/to/runnel]   (default: target/debug/runnel)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+broker="${1:-target/debug/runnel}"
+venv=.venv
+requirements=(confluent-kafka==2.16.1 kafka-python==3.0.12)
+
+if ! "$venv/bin/python" -c "import confluent_kafka, kafka" 2>/dev/null; then
+    echo "compat: installing ${requirements[*]} into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "${requirements[@]}"
+fi
+
+backends="${RUNNEL_TEST_BACKENDS:-uring,epoll}"
+status=0
+for backend in ${backends//,/ }; do
+    data=$(mktemp -d)
+    log="$data/broker.log"
+    RUNNEL_LOG=info "$broker" --listen 127.0.0.1:0 --data-dir "$data/data" --cores 2 \
+        --io-backend "$backend" 2>"$log" &
+    pid=$!
+    addr=""
+    for _ in $(seq 100); do
+        addr=$(sed -n 's/.*runnel listening on \([0-9.:]*\).*/\1/p' "$log" | head -1)
+        [ -n "$addr" ] && break
+        sleep 0.1
+    done
+    if [ -z "$addr" ]; then
+        echo "compat: the broker did not start on $backend:"; cat "$log"
+        kill "$pid" 2>/dev/null || true
+        exit 1
+    fi
+    echo "compat: $backend broker on $addr"
+    if ! "$venv/bin/python" scripts/compat.py "$addr"; then
+        status=1
+        echo "compat: failed on $backend; broker log:"; tail -50 "$log"
+    fi
+    kill -TERM "$pid"
+    wait "$pid" || { status=1; echo "compat: broker exited badly on $backend"; tail -20 "$log"; }
+    if grep -q " WARN \| ERROR " "$log"; then
+        echo "compat: the broker logged warnings or errors on $backend:"; grep " WARN \| ERROR " "$log" | head -20
+        status=1
+    fi
+    rm -rf "$data"
+done
+exit $status

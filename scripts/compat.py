@@ -89,6 +89,27 @@ def confluent_round_trip():
     check(found[0].offset == 7, f"confluent: offsets_for_times -> {found[0].offset}")
     consumer.close()
 
+    # Topic configs: describe, alter incrementally, describe again; a bad value is refused.
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    described = admin.describe_configs([resource])[resource].result(timeout=30)
+    check(described["retention.ms"].value == "604800000", "confluent: default retention.ms described")
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    described = admin.describe_configs([resource])[resource].result(timeout=30)
+    check(described["retention.ms"].value == "3600000", "confluent: altered retention.ms described")
+    bad = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", "soon", incremental_operation=AlterConfigOpType.SET)])
+    try:
+        admin.incremental_alter_configs([bad])[bad].result(timeout=30)
+        check(False, "confluent: a bad config value is refused")
+    except Exception as e:
+        check("INVALID_CONFIG" in str(e) or "retention.ms" in str(e), f"confluent: refusal names the problem ({e})")
+    cluster = admin.describe_cluster().result(timeout=30) if hasattr(admin, "describe_cluster") else None
+    check(cluster is None or len(cluster.nodes) == 1, "confluent: describe_cluster lists one broker")
+
     futures = admin.delete_topics([topic])
     futures[topic].result(timeout=30)
     check(topic not in admin.list_topics(timeout=30).topics, "confluent: topic deleted")
@@ -132,6 +153,12 @@ def kafka_python_round_trip():
     found = consumer.offsets_for_times({tp: wanted_ts})[tp]
     check(found is not None and found.offset == 11, f"kafka-python: offsets_for_times -> {found}")
     consumer.close()
+    from kafka.admin import ConfigResource, ConfigResourceType
+    described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)], config_filter="all")
+    check("retention.ms" in repr(described), "kafka-python: describe_configs lists retention.ms")
+    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.bytes": "1000000"})])
+    described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    check("1000000" in repr(described), "kafka-python: altered config described")
     admin.delete_topics([topic])
     check(topic not in admin.list_topics(), "kafka-python: topic deleted")
     admin.close()

@@ -151,12 +151,10 @@ impl ShardState {
         }
     }
 
-    /// Opens every partition placed here that isn't open yet.
+    /// Opens every partition placed here that isn't open yet; open ones get their topic's
+    /// current configs.
     async fn open_placed(&self, topics: &Topics) {
         for (name, (topic, partition)) in self.placed_here(topics) {
-            if self.logs.get(&name).is_some() {
-                continue;
-            }
             let config = match topic_config::log_config(&topic.configs) {
                 Ok(config) => config,
                 Err(e) => {
@@ -164,6 +162,12 @@ impl ShardState {
                     Default::default()
                 }
             };
+            if let Some(log) = self.logs.get(&name) {
+                if log.config() != config {
+                    log.set_config(config);
+                }
+                continue;
+            }
             let options = OpenOptions {
                 clean_shutdown: self.clean_shutdown,
                 ..OpenOptions::default()
@@ -308,6 +312,30 @@ pub async fn create_partitions(
         .extend(old.place(wanted - current_count, rt::shard_count()));
     let mut new = Topics::clone(&old);
     new.by_name.insert(name, Arc::new(grown));
+    new.version += 1;
+    commit(&state, new).await
+}
+
+/// Replaces a topic's configs (on shard 0); every shard applies them to its open logs.
+pub async fn alter_topic_configs(
+    name: String,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), CreateError> {
+    assert_eq!(rt::shard_id(), 0, "topic changes are made on shard 0");
+    let state = current();
+    let old = state.topics();
+    let Some(meta) = old.get(&name).cloned() else {
+        return Err(CreateError::Unknown(name));
+    };
+    topic_config::log_config(&configs).map_err(CreateError::InvalidConfig)?;
+    if validate_only {
+        return Ok(());
+    }
+    let mut altered = TopicMeta::clone(&meta);
+    altered.configs = configs;
+    let mut new = Topics::clone(&old);
+    new.by_name.insert(name, Arc::new(altered));
     new.version += 1;
     commit(&state, new).await
 }

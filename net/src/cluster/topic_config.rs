@@ -7,31 +7,45 @@ use runnel_engine::flush::FlushPolicy;
 use runnel_engine::log::batch::TimestampType;
 use runnel_engine::log::LogConfig;
 
-/// The topic configs this broker understands. Others are refused (INVALID_CONFIG), so a typo
-/// never passes silently.
-pub const KNOWN: &[&str] = &[
-    "cleanup.policy",
-    "flush.policy",
-    "flush.ms",
-    "flush.bytes",
-    "index.interval.bytes",
-    "max.message.bytes",
-    "message.timestamp.type",
-    "min.insync.replicas",
-    "preallocate",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.index.bytes",
-    "segment.ms",
+/// Kafka's config types, as DescribeConfigs reports them.
+pub mod config_type {
+    pub const BOOLEAN: i8 = 1;
+    pub const STRING: i8 = 2;
+    pub const INT: i8 = 3;
+    pub const LONG: i8 = 5;
+    pub const LIST: i8 = 7;
+}
+
+/// The topic configs this broker understands, with their defaults and types. Others are
+/// refused (INVALID_CONFIG), so a typo never passes silently.
+pub const DEFAULTS: &[(&str, &str, i8)] = &[
+    ("cleanup.policy", "delete", config_type::LIST),
+    ("flush.bytes", "-1", config_type::LONG),
+    ("flush.ms", "100", config_type::LONG),
+    ("flush.policy", "interval", config_type::STRING),
+    ("index.interval.bytes", "4096", config_type::INT),
+    ("max.message.bytes", "1048588", config_type::INT),
+    ("message.timestamp.type", "CreateTime", config_type::STRING),
+    ("min.insync.replicas", "1", config_type::INT),
+    ("preallocate", "false", config_type::BOOLEAN),
+    ("retention.bytes", "-1", config_type::LONG),
+    ("retention.ms", "604800000", config_type::LONG),
+    ("segment.bytes", "1073741824", config_type::INT),
+    ("segment.index.bytes", "10485760", config_type::INT),
+    ("segment.ms", "604800000", config_type::LONG),
 ];
+
+/// Whether `key` is a topic config this broker knows.
+pub fn is_known(key: &str) -> bool {
+    DEFAULTS.iter().any(|(k, _, _)| *k == key)
+}
 
 /// Builds the log settings for a topic: broker defaults, then the topic's own configs.
 pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, String> {
     let mut config = LogConfig::default();
     let get = |key: &str| configs.get(key).map(String::as_str);
     for key in configs.keys() {
-        if !KNOWN.contains(&key.as_str()) {
+        if !is_known(key) {
             return Err(format!("unknown topic config {key:?}"));
         }
     }
@@ -91,7 +105,11 @@ pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, Strin
         Some(bytes) => return Err(format!("retention.bytes={bytes} must be -1 or at least 0")),
     }
     let flush_ms = positive("flush.ms")?;
-    let flush_bytes = positive("flush.bytes")?;
+    let flush_bytes = match number("flush.bytes")? {
+        None | Some(-1) => None,
+        Some(n) if n > 0 => Some(n as u64),
+        Some(n) => return Err(format!("flush.bytes={n} must be -1 or positive")),
+    };
     if let Some(policy) = get("flush.policy") {
         config.flush = FlushPolicy::from_settings(policy, flush_ms, flush_bytes)?;
     } else if flush_ms.is_some() || flush_bytes.is_some() {
@@ -150,6 +168,15 @@ mod tests {
         assert_eq!(config.timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(config.max_message_bytes, 2_000_000);
         assert_eq!(log_config(&BTreeMap::new()).unwrap(), LogConfig::default());
+    }
+
+    #[test]
+    fn the_advertised_defaults_are_the_real_ones() {
+        let defaults: BTreeMap<String, String> = DEFAULTS
+            .iter()
+            .map(|(k, v, _)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(log_config(&defaults).unwrap(), LogConfig::default());
     }
 
     #[test]

@@ -1,12 +1,16 @@
 //! One file per Kafka API. Each handler gets the decoded request and its version and returns
 //! the response body; the connection encodes it at the same version.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
 pub mod fetch;
+pub mod incremental_alter_configs;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -50,7 +54,14 @@ pub mod error_code {
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
     pub const INVALID_RECORD: i16 = 87;
+    pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 119;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
+}
+
+/// Config resource types.
+pub mod resource_type {
+    pub const TOPIC: i8 = 2;
+    pub const BROKER: i8 = 4;
 }
 
 /// Runs the handler for `request`; `None` when no response is due (acks=0 produce). Only
@@ -85,6 +96,18 @@ pub async fn handle(
         }
         RequestKind::CreatePartitions(request) => {
             ResponseKind::CreatePartitions(create_partitions::handle(request).await)
+        }
+        RequestKind::DescribeConfigs(request) => {
+            ResponseKind::DescribeConfigs(describe_configs::handle(request, version))
+        }
+        RequestKind::AlterConfigs(request) => {
+            ResponseKind::AlterConfigs(alter_configs::handle(request).await)
+        }
+        RequestKind::IncrementalAlterConfigs(request) => {
+            ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(request).await)
+        }
+        RequestKind::DescribeCluster(request) => {
+            ResponseKind::DescribeCluster(describe_cluster::handle(broker, &request, version))
         }
         other => unreachable!("dispatched an API missing from versions::SUPPORTED: {other:?}"),
     })

@@ -1,0 +1,33 @@
+//! DescribeCluster (key 60): the cluster id, this broker, and it as the controller.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::error_code;
+use crate::kafka::BrokerInfo;
+
+/// DescribeCluster's endpoint types (v1+): brokers, or controllers.
+const ENDPOINT_BROKERS: i8 = 1;
+
+pub fn handle(
+    broker: &BrokerInfo,
+    request: &DescribeClusterRequest,
+    version: i16,
+) -> DescribeClusterResponse {
+    let mut response = DescribeClusterResponse::default();
+    if version >= 1 && request.endpoint_type != ENDPOINT_BROKERS {
+        response.error_code = error_code::UNSUPPORTED_ENDPOINT_TYPE;
+        response.error_message = Some(StrBytes::from_static_str("only broker endpoints"));
+        return response;
+    }
+    response.endpoint_type = ENDPOINT_BROKERS;
+    response.cluster_id = StrBytes::from_string(broker.cluster_id.clone());
+    response.controller_id = BrokerId(broker.node_id);
+    let mut me = DescribeClusterBroker::default();
+    me.broker_id = BrokerId(broker.node_id);
+    me.host = StrBytes::from_string(broker.advertised_host.clone());
+    me.port = i32::from(broker.advertised_port);
+    response.brokers = vec![me];
+    response
+}

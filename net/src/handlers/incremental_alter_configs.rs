@@ -1,0 +1,67 @@
+//! IncrementalAlterConfigs (key 44): sets or deletes individual topic configs, leaving the
+//! others as they are (what `kafka-configs.sh --alter` and admin clients use).
+
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::alter_configs::set_outcome;
+use super::{error_code, resource_type};
+use crate::cluster::shard::{self, on_shard, CreateError};
+
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+
+pub async fn handle(request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+    let mut response = IncrementalAlterConfigsResponse::default();
+    for resource in request.resources {
+        let mut result = AlterConfigsResourceResponse::default();
+        result.resource_type = resource.resource_type;
+        result.resource_name = resource.resource_name.clone();
+        if resource.resource_type != resource_type::TOPIC {
+            result.error_code = error_code::INVALID_REQUEST;
+            result.error_message = Some(StrBytes::from_static_str(
+                "only topic configs can be altered",
+            ));
+            response.responses.push(result);
+            continue;
+        }
+        let name = resource.resource_name.to_string();
+        let Some(meta) = shard::current().topics().get(&name).cloned() else {
+            result.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION;
+            response.responses.push(result);
+            continue;
+        };
+        let mut configs = meta.configs.clone();
+        let mut refused = None;
+        for change in &resource.configs {
+            match (change.config_operation, &change.value) {
+                (SET, Some(value)) => {
+                    configs.insert(change.name.to_string(), value.to_string());
+                }
+                (DELETE, _) => {
+                    configs.remove(change.name.as_str());
+                }
+                (op, _) => {
+                    refused = Some(format!(
+                        "operation {op} on {} is not supported (SET with a value, or DELETE)",
+                        change.name.as_str()
+                    ));
+                }
+            }
+        }
+        let validate_only = request.validate_only;
+        let outcome = match refused {
+            Some(reason) => Ok(Err(CreateError::InvalidConfig(reason))),
+            None => {
+                on_shard(0, move || {
+                    shard::alter_topic_configs(name, configs, validate_only)
+                })
+                .await
+            }
+        };
+        set_outcome(&mut result.error_code, &mut result.error_message, outcome);
+        response.responses.push(result);
+    }
+    response
+}

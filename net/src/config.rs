@@ -27,6 +27,9 @@ pub struct Config {
     pub socket_request_max_bytes: usize,
     /// Create topics that Metadata requests name (Kafka's `auto.create.topics.enable`).
     pub auto_create_topics: bool,
+    /// Send fetched records from the page cache with splice (true) or copy them through the
+    /// broker's memory (false: for comparison, and what TLS will need).
+    pub fetch_zero_copy: bool,
     /// I/O backend settings.
     pub io: IoConfig,
     /// Shutdown behaviour.
@@ -66,6 +69,7 @@ impl Default for Config {
             advertised_listener: None,
             socket_request_max_bytes: 100 << 20,
             auto_create_topics: true,
+            fetch_zero_copy: true,
             io: IoConfig::default(),
             shutdown: ShutdownConfig::default(),
         }

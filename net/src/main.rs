@@ -96,6 +96,7 @@ fn run(cli: Cli) -> Result<(), String> {
         cluster_id,
         max_request_bytes: config.socket_request_max_bytes,
         auto_create_topics: config.auto_create_topics,
+        zero_copy_fetch: config.fetch_zero_copy,
     });
     let clean_shutdown = data_dir
         .take_clean_shutdown_marker()

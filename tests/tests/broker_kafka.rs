@@ -367,6 +367,39 @@ fn create_produce_fetch_list_offsets_and_restart() {
 }
 
 #[test]
+fn the_copy_path_serves_the_same_bytes() {
+    for backend in backends_under_test() {
+        let dir = TempDir::new(&format!("copy-path-{backend}"));
+        let config = dir.path().join("runnel.toml");
+        std::fs::write(&config, "fetch_zero_copy = false\n").unwrap();
+        let data = dir.path().join("data");
+        let broker = Broker::start(&[
+            "--io-backend",
+            backend,
+            "--cores",
+            "2",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .unwrap();
+        let mut conn = KafkaConn::connect(broker.addr).unwrap();
+        assert_eq!(create(&mut conn, "copied", 2, &[], false).0, 0);
+        let mut expected = Vec::new();
+        for i in 0..5 {
+            let batch = records(&format!("c{i}"), 4, i * 100);
+            let (code, base) = produce(&mut conn, "copied", 1, 1, batch.clone());
+            assert_eq!(code, 0);
+            expected.push(stored(batch, base));
+        }
+        let (code, high_watermark, fetched) = fetch(&mut conn, "copied", 1, 0, 0);
+        assert_eq!((code, high_watermark), (0, 20));
+        assert_eq!(fetched, expected);
+    }
+}
+
+#[test]
 fn delete_topics_create_partitions_and_delete_records() {
     for backend in backends_under_test() {
         let dir = TempDir::new(&format!("admin-{backend}"));

@@ -1,9 +1,11 @@
 //! Fetch (key 1): reads from partition logs on their owning shards, long-polling up to
 //! `max_wait_ms` until `min_bytes` are available.
 //!
-//! This is the copy path: each shard plans its reads and copies the planned ranges out of the
-//! page cache into the response. The zero-copy path (splice/sendfile of the same ranges into
-//! the socket around a hand-written response) replaces it for plain TCP.
+//! Zero copy: each owning shard plans its reads into segment file ranges and hands back
+//! descriptors for them; the connection's shard writes the response around those ranges
+//! ([`crate::kafka::fetch_response`]) and splices the records from the page cache to the
+//! socket. With `fetch_zero_copy = false` the shards copy the ranges into the response
+//! instead (the path TLS will need, and the comparison point for benchmarks).
 //!
 //! Fetch sessions (KIP-227) are not kept: every response is a full, sessionless one
 //! (session id 0), which clients accept; a request naming a session we never created gets
@@ -14,13 +16,13 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
-use runnel_engine::log::ReadError;
+use kafka_protocol::messages::FetchRequest;
+use runnel_engine::log::{ReadError, ReadResult};
 use runnel_engine::rt::{self, LocalEvent};
 
 use super::error_code;
 use crate::cluster::shard::{self, on_shard};
+use crate::kafka::fetch_response::{FetchReply, PartitionReply, Records};
 
 /// One partition to read, on its way to its shard.
 #[derive(Debug, Clone)]
@@ -41,31 +43,29 @@ struct PartitionOutcome {
     error_code: i16,
     high_watermark: i64,
     log_start_offset: i64,
-    records: Bytes,
+    records: Records,
 }
 
-pub async fn handle(request: FetchRequest, version: i16) -> FetchResponse {
-    let mut response = FetchResponse::default();
+pub async fn handle(request: FetchRequest, version: i16, zero_copy: bool) -> FetchReply {
+    let mut reply = FetchReply::default();
     if version >= 7 && request.session_id != 0 {
-        response.error_code = error_code::FETCH_SESSION_ID_NOT_FOUND;
-        return response;
+        reply.error_code = error_code::FETCH_SESSION_ID_NOT_FOUND;
+        return reply;
     }
     let topics = shard::current().topics();
     let mut reads: BTreeMap<usize, Vec<PartitionRead>> = BTreeMap::new();
     for (t, topic) in request.topics.iter().enumerate() {
-        let mut topic_response = FetchableTopicResponse::default();
-        topic_response.topic = topic.topic.clone();
         let meta = topics.get(topic.topic.0.as_str());
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
         for (p, partition) in topic.partitions.iter().enumerate() {
-            let mut data = PartitionData::default();
-            data.partition_index = partition.partition;
-            data.high_watermark = -1;
-            data.last_stable_offset = -1;
-            data.log_start_offset = -1;
-            data.preferred_read_replica = BrokerId(-1);
-            if version >= 4 {
-                data.aborted_transactions = Some(Vec::new());
-            }
+            let mut data = PartitionReply {
+                partition_index: partition.partition,
+                error_code: error_code::NONE,
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                records: Records::Copied(Bytes::new()),
+            };
             let shard = meta.and_then(|m| m.shards.get(usize::try_from(partition.partition).ok()?));
             match shard {
                 Some(&shard) => reads.entry(shard).or_default().push(PartitionRead {
@@ -77,9 +77,9 @@ pub async fn handle(request: FetchRequest, version: i16) -> FetchResponse {
                 }),
                 None => data.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
             }
-            topic_response.partitions.push(data);
+            partitions.push(data);
         }
-        response.responses.push(topic_response);
+        reply.topics.push((topic.topic.0.to_string(), partitions));
     }
     let max_bytes = if version >= 3 {
         request.max_bytes.max(0) as u64
@@ -92,27 +92,27 @@ pub async fn handle(request: FetchRequest, version: i16) -> FetchResponse {
         // Ask the shards' logs to wake us before reading, so no append is missed between.
         let woken = Rc::new(LocalEvent::new());
         let wait = woken.wait();
-        let outcomes = read_everywhere(&reads, max_bytes, deadline, woken.clone()).await;
-        let total: u64 = outcomes.iter().map(|o| o.records.len() as u64).sum();
+        let outcomes = read_everywhere(&reads, max_bytes, deadline, woken.clone(), zero_copy).await;
+        let total: u64 = outcomes.iter().map(|o| o.records.len()).sum();
         let errors = outcomes.iter().any(|o| o.error_code != error_code::NONE);
         if total >= min_bytes.max(1) || errors || reads.is_empty() || Instant::now() >= deadline {
-            fill(&mut response, outcomes);
-            return response;
+            fill(&mut reply, outcomes);
+            return reply;
         }
         let left = deadline.saturating_duration_since(Instant::now());
         let _ = rt::select(wait, rt::sleep(left)).await;
     }
 }
 
-fn fill(response: &mut FetchResponse, outcomes: Vec<PartitionOutcome>) {
+fn fill(reply: &mut FetchReply, outcomes: Vec<PartitionOutcome>) {
     for outcome in outcomes {
         let (t, p) = outcome.slot;
-        let data = &mut response.responses[t].partitions[p];
+        let data = &mut reply.topics[t].1[p];
         data.error_code = outcome.error_code;
         data.high_watermark = outcome.high_watermark;
         data.last_stable_offset = outcome.high_watermark;
         data.log_start_offset = outcome.log_start_offset;
-        data.records = Some(outcome.records);
+        data.records = outcome.records;
     }
 }
 
@@ -124,6 +124,7 @@ async fn read_everywhere(
     max_bytes: u64,
     deadline: Instant,
     woken: Rc<LocalEvent>,
+    zero_copy: bool,
 ) -> Vec<PartitionOutcome> {
     let me = rt::shard_id();
     let mut outcomes = Vec::new();
@@ -133,7 +134,10 @@ async fn read_everywhere(
         let first = outcomes
             .iter()
             .all(|o: &PartitionOutcome| o.records.is_empty());
-        let result = on_shard(shard, move || read_on_shard(partitions, budget, first)).await;
+        let result = on_shard(shard, move || {
+            read_on_shard(partitions, budget, first, zero_copy)
+        })
+        .await;
         let Ok(shard_outcomes) = result else {
             continue;
         };
@@ -142,7 +146,7 @@ async fn read_everywhere(
             .filter(|o| o.error_code == error_code::NONE)
             .map(|o| (o.topic.clone(), o.partition, o.high_watermark))
             .collect();
-        budget = budget.saturating_sub(shard_outcomes.iter().map(|o| o.records.len() as u64).sum());
+        budget = budget.saturating_sub(shard_outcomes.iter().map(|o| o.records.len()).sum());
         outcomes.extend(shard_outcomes);
         // A waiter on the owning shard pings this shard's event when its logs change.
         let woken = woken.clone();
@@ -161,11 +165,13 @@ async fn read_everywhere(
     outcomes
 }
 
-/// Reads this shard's partitions.
+/// Reads this shard's partitions: the planned file ranges themselves (with descriptors the
+/// connection's shard can splice from) or, on the copy path, their bytes.
 async fn read_on_shard(
     partitions: Vec<PartitionRead>,
     mut budget: u64,
     mut first: bool,
+    zero_copy: bool,
 ) -> Vec<PartitionOutcome> {
     let state = shard::current();
     let mut outcomes = Vec::with_capacity(partitions.len());
@@ -177,7 +183,7 @@ async fn read_on_shard(
             error_code: error_code::NONE,
             high_watermark: -1,
             log_start_offset: -1,
-            records: Bytes::new(),
+            records: Records::Copied(Bytes::new()),
         };
         match state.log(&read.topic, read.partition) {
             None => outcome.error_code = error_code::NOT_LEADER_OR_FOLLOWER,
@@ -186,16 +192,18 @@ async fn read_on_shard(
                 outcome.log_start_offset = log.log_start_offset();
                 let limit = read.max_bytes.min(budget);
                 match log.read(read.offset, limit, first).await {
-                    Ok(planned) => match planned.copy_out().await {
-                        Ok(bytes) => {
-                            outcome.high_watermark = planned.high_watermark;
-                            outcome.log_start_offset = planned.log_start_offset;
-                            budget = budget.saturating_sub(bytes.len() as u64);
-                            first &= bytes.is_empty();
-                            outcome.records = Bytes::from(bytes);
+                    Ok(planned) => {
+                        outcome.high_watermark = planned.high_watermark;
+                        outcome.log_start_offset = planned.log_start_offset;
+                        match records_of(&planned, zero_copy).await {
+                            Ok(records) => {
+                                budget = budget.saturating_sub(records.len());
+                                first &= records.is_empty();
+                                outcome.records = records;
+                            }
+                            Err(_) => outcome.error_code = error_code::KAFKA_STORAGE_ERROR,
                         }
-                        Err(_) => outcome.error_code = error_code::KAFKA_STORAGE_ERROR,
-                    },
+                    }
                     Err(ReadError::OffsetOutOfRange { .. }) => {
                         outcome.error_code = error_code::OFFSET_OUT_OF_RANGE
                     }
@@ -208,6 +216,22 @@ async fn read_on_shard(
         outcomes.push(outcome);
     }
     outcomes
+}
+
+/// The planned ranges as response records: descriptors to splice from, or copied bytes.
+async fn records_of(planned: &ReadResult, zero_copy: bool) -> std::io::Result<Records> {
+    if !zero_copy {
+        return Ok(Records::Copied(Bytes::from(planned.copy_out().await?)));
+    }
+    planned
+        .ranges
+        .iter()
+        .map(|range| {
+            let fd = std::os::fd::AsFd::as_fd(&*range.file).try_clone_to_owned()?;
+            Ok((fd, range.position, range.len))
+        })
+        .collect::<std::io::Result<Vec<_>>>()
+        .map(Records::Files)
 }
 
 /// Completes when any of these partitions' high watermark differs from the one the read saw,

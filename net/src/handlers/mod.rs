@@ -18,6 +18,7 @@ pub mod produce;
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 
 use crate::cluster::shard::CreateError;
+use crate::kafka::fetch_response::{self, Piece};
 use crate::kafka::BrokerInfo;
 
 /// The Kafka error code and message for a refused topic change.
@@ -64,6 +65,14 @@ pub mod resource_type {
     pub const BROKER: i8 = 4;
 }
 
+/// A handler's answer: a message for the codec to encode, or (Fetch) an encoded body whose
+/// records are still in segment files.
+#[derive(Debug)]
+pub enum Reply {
+    Message(Box<ResponseKind>),
+    Pieces(Vec<Piece>),
+}
+
 /// Runs the handler for `request`; `None` when no response is due (acks=0 produce). Only
 /// APIs listed in [`crate::kafka::versions::SUPPORTED`] reach this point, at versions listed
 /// there.
@@ -72,8 +81,12 @@ pub async fn handle(
     _header: &RequestHeader,
     request: RequestKind,
     version: i16,
-) -> Option<ResponseKind> {
-    Some(match request {
+) -> Option<Reply> {
+    if let RequestKind::Fetch(request) = request {
+        let reply = fetch::handle(request, version, broker.zero_copy_fetch).await;
+        return Some(Reply::Pieces(fetch_response::encode(reply, version)));
+    }
+    Some(Reply::Message(Box::new(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
         RequestKind::Metadata(request) => {
             ResponseKind::Metadata(metadata::handle(broker, request, version).await)
@@ -84,7 +97,6 @@ pub async fn handle(
         RequestKind::Produce(request) => {
             ResponseKind::Produce(produce::handle(request, version).await?)
         }
-        RequestKind::Fetch(request) => ResponseKind::Fetch(fetch::handle(request, version).await),
         RequestKind::ListOffsets(request) => {
             ResponseKind::ListOffsets(list_offsets::handle(request, version).await)
         }
@@ -110,5 +122,5 @@ pub async fn handle(
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, &request, version))
         }
         other => unreachable!("dispatched an API missing from versions::SUPPORTED: {other:?}"),
-    })
+    })))
 }

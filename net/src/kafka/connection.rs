@@ -13,9 +13,11 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeade
 use kafka_protocol::protocol::{Decodable, Encodable};
 use runnel_engine::rt::{self, Either, TcpStream};
 
+use super::fetch_response::Piece;
 use super::frame::{FrameError, FrameReader};
+use super::send::send_pieces;
 use super::versions;
-use crate::handlers;
+use crate::handlers::{self, Reply};
 
 /// What every connection needs to know about this broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub struct BrokerInfo {
     pub max_request_bytes: usize,
     /// `auto.create.topics.enable`: Metadata creates topics it is asked about.
     pub auto_create_topics: bool,
+    /// Fetch responses splice records from segment files instead of copying them.
+    pub zero_copy_fetch: bool,
 }
 
 /// Why a connection is being closed on a request.
@@ -60,7 +64,7 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Rc<Br
                 break;
             }
         };
-        let response = match respond(frame, &broker).await {
+        let (head, pieces) = match respond(frame, &broker).await {
             Ok(Some(response)) => response,
             Ok(None) => continue, // acks=0: no response
             Err(refusal) => {
@@ -68,8 +72,7 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Rc<Br
                 break;
             }
         };
-        let (sent, _) = stream.send_all(response).await;
-        if let Err(e) = sent {
+        if let Err(e) = send_pieces(&stream, head, pieces).await {
             tracing::debug!(%peer, error = %e, "send failed; closing connection");
             break;
         }
@@ -80,7 +83,11 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Rc<Br
 }
 
 /// Decodes one request frame, runs its handler and returns the response frame.
-async fn respond(mut frame: Bytes, broker: &BrokerInfo) -> Result<Option<BytesMut>, Refusal> {
+/// The response to send: its frame head (size, header and any encoded body) and, for Fetch,
+/// the body's pieces.
+type Response = (BytesMut, Vec<Piece>);
+
+async fn respond(mut frame: Bytes, broker: &BrokerInfo) -> Result<Option<Response>, Refusal> {
     if frame.len() < 8 {
         return Err(Refusal::Short(frame.len()));
     }
@@ -93,7 +100,8 @@ async fn respond(mut frame: Bytes, broker: &BrokerInfo) -> Result<Option<BytesMu
             // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges, so the client
             // can retry with a version we know.
             let response = ResponseKind::ApiVersions(handlers::api_versions::unsupported_version());
-            return encode(ApiKey::ApiVersions, 0, correlation_id, &response).map(Some);
+            return encode(ApiKey::ApiVersions, 0, correlation_id, &response)
+                .map(|head| Some((head, Vec::new())));
         }
         return Err(Refusal::UnsupportedVersion(key, version));
     }
@@ -103,9 +111,31 @@ async fn respond(mut frame: Bytes, broker: &BrokerInfo) -> Result<Option<BytesMu
     let request = RequestKind::decode(key, &mut frame, version)
         .map_err(|e| Refusal::Malformed(key, version, e.to_string()))?;
     match handlers::handle(broker, &header, request, version).await {
-        Some(response) => encode(key, version, correlation_id, &response).map(Some),
+        Some(Reply::Message(response)) => {
+            encode(key, version, correlation_id, &response).map(|head| Some((head, Vec::new())))
+        }
+        Some(Reply::Pieces(pieces)) => {
+            let mut head = header_frame(key, version, correlation_id)?;
+            let size = (head.len() - 4) as u64 + pieces.iter().map(Piece::len).sum::<u64>();
+            let size = i32::try_from(size)
+                .map_err(|_| Refusal::Encode(key, version, format!("response of {size} bytes")))?;
+            head[..4].copy_from_slice(&size.to_be_bytes());
+            Ok(Some((head, pieces)))
+        }
         None => Ok(None),
     }
+}
+
+/// A frame's start: room for the size, then the response header.
+fn header_frame(key: ApiKey, version: i16, correlation_id: i32) -> Result<BytesMut, Refusal> {
+    let mut out = BytesMut::with_capacity(256);
+    out.extend_from_slice(&[0; 4]);
+    let mut header = ResponseHeader::default();
+    header.correlation_id = correlation_id;
+    header
+        .encode(&mut out, key.response_header_version(version))
+        .map_err(|e| Refusal::Encode(key, version, e.to_string()))?;
+    Ok(out)
 }
 
 /// Encodes a response frame: size, response header, body.
@@ -115,15 +145,10 @@ fn encode(
     correlation_id: i32,
     response: &ResponseKind,
 ) -> Result<BytesMut, Refusal> {
-    let fail = |e: &dyn std::fmt::Display| Refusal::Encode(key, version, e.to_string());
-    let mut out = BytesMut::with_capacity(256);
-    out.extend_from_slice(&[0; 4]);
-    let mut header = ResponseHeader::default();
-    header.correlation_id = correlation_id;
-    header
-        .encode(&mut out, key.response_header_version(version))
-        .map_err(|e| fail(&e))?;
-    response.encode(&mut out, version).map_err(|e| fail(&e))?;
+    let mut out = header_frame(key, version, correlation_id)?;
+    response
+        .encode(&mut out, version)
+        .map_err(|e| Refusal::Encode(key, version, e.to_string()))?;
     let size = (out.len() - 4) as i32;
     out[..4].copy_from_slice(&size.to_be_bytes());
     Ok(out)

@@ -2,7 +2,9 @@
 //! [`crate::handlers`], responses in request order.
 
 pub mod connection;
+pub mod fetch_response;
 pub mod frame;
+pub mod send;
 pub mod versions;
 
 pub use connection::{serve_connection, BrokerInfo};

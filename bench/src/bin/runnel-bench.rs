@@ -1,0 +1,271 @@
+//! `runnel-bench`: end-to-end throughput against a running broker, and this machine's
+//! loopback bandwidth to compare it with.
+//!
+//! - `runnel-bench loopback [--seconds S]`: TCP bandwidth over 127.0.0.1 (1 MiB writes).
+//! - `runnel-bench produce --bootstrap ADDR --topic T [--seconds S] [--records-per-batch N]
+//!   [--record-bytes B] [--acks A] [--in-flight K]`: creates T (flush.policy=never) and produces
+//!   batches to partition 0, K requests in flight.
+//! - `runnel-bench fetch --bootstrap ADDR --topic T [--seconds S] [--broker-pid PID]`: reads
+//!   partition 0 from the start over and over; with the broker's pid, reports its CPU time per
+//!   GiB served (from /proc).
+//!
+//! A simple blocking client on the kafka-protocol codec; the full load generator with
+//! workloads and latency histograms is issue 6.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse,
+    RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use runnel_engine::log::builder::{BatchBuilder, Record};
+
+const GIB: f64 = (1u64 << 30) as f64;
+const MIB: f64 = (1u64 << 20) as f64;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first() else {
+        eprintln!("usage: runnel-bench loopback|produce|fetch [options]");
+        std::process::exit(2);
+    };
+    let option = |name: &str| -> Option<String> {
+        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    };
+    let number = |name: &str, default: u64| -> u64 {
+        option(name).map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+    };
+    let seconds = Duration::from_secs(number("--seconds", 5));
+    match command.as_str() {
+        "loopback" => loopback(seconds),
+        "produce" => produce(
+            &option("--bootstrap").expect("--bootstrap"),
+            &option("--topic").expect("--topic"),
+            seconds,
+            number("--records-per-batch", 1000) as usize,
+            number("--record-bytes", 1024) as usize,
+            number("--acks", 1) as i16,
+            number("--in-flight", 8) as usize,
+        ),
+        "fetch" => fetch(
+            &option("--bootstrap").expect("--bootstrap"),
+            &option("--topic").expect("--topic"),
+            seconds,
+            option("--broker-pid").map(|p| p.parse().expect("--broker-pid takes a pid")),
+        ),
+        other => {
+            eprintln!("unknown command {other}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn loopback(seconds: Duration) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n as u64,
+            }
+        }
+    });
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let buf = vec![7u8; 1 << 20];
+    let started = Instant::now();
+    while started.elapsed() < seconds {
+        stream.write_all(&buf).unwrap();
+    }
+    drop(stream);
+    let total = reader.join().unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    println!("loopback: {:.2} GiB/s ({} bytes in {elapsed:.2}s)", total as f64 / GIB / elapsed, total);
+}
+
+/// A blocking connection that pipelines requests.
+struct Conn {
+    stream: TcpStream,
+    next_id: i32,
+}
+
+impl Conn {
+    fn connect(addr: &str) -> Conn {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Conn { stream, next_id: 0 }
+    }
+
+    fn send<R: Encodable>(&mut self, key: ApiKey, version: i16, request: &R) {
+        self.next_id += 1;
+        let mut header = RequestHeader::default();
+        header.request_api_key = key as i16;
+        header.request_api_version = version;
+        header.correlation_id = self.next_id;
+        header.client_id = Some(StrBytes::from_static_str("runnel-bench"));
+        let mut body = BytesMut::new();
+        header.encode(&mut body, key.request_header_version(version)).unwrap();
+        request.encode(&mut body, version).unwrap();
+        self.stream.write_all(&(body.len() as i32).to_be_bytes()).unwrap();
+        self.stream.write_all(&body).unwrap();
+    }
+
+    fn receive<T: Decodable>(&mut self, key: ApiKey, version: i16) -> T {
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).unwrap();
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut body).unwrap();
+        let mut body = Bytes::from(body);
+        ResponseHeader::decode(&mut body, key.response_header_version(version)).unwrap();
+        T::decode(&mut body, version).unwrap()
+    }
+}
+
+fn topic_name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_owned()))
+}
+
+fn produce(bootstrap: &str, topic: &str, seconds: Duration, records: usize, record_bytes: usize, acks: i16, in_flight: usize) {
+    let mut conn = Conn::connect(bootstrap);
+    let mut create = CreateTopicsRequest::default();
+    let mut creatable = CreatableTopic::default();
+    creatable.name = topic_name(topic);
+    creatable.num_partitions = 1;
+    creatable.replication_factor = 1;
+    let mut never = CreatableTopicConfig::default();
+    never.name = StrBytes::from_static_str("flush.policy");
+    never.value = Some(StrBytes::from_static_str("never"));
+    creatable.configs = vec![never];
+    create.topics = vec![creatable];
+    create.timeout_ms = 30_000;
+    conn.send(ApiKey::CreateTopics, 7, &create);
+    let _: kafka_protocol::messages::CreateTopicsResponse = conn.receive(ApiKey::CreateTopics, 7);
+
+    let mut builder = BatchBuilder::new();
+    for i in 0..records {
+        builder.push(&Record {
+            key: Some(format!("key-{i}").into_bytes()),
+            value: Some(vec![(i % 251) as u8; record_bytes]),
+            timestamp: 1_700_000_000_000,
+            ..Default::default()
+        });
+    }
+    let batch = Bytes::from(builder.build());
+    let mut partition = PartitionProduceData::default();
+    partition.index = 0;
+    partition.records = Some(batch.clone());
+    let mut data = TopicProduceData::default();
+    data.name = topic_name(topic);
+    data.partition_data = vec![partition];
+    let mut request = ProduceRequest::default();
+    request.acks = acks;
+    request.timeout_ms = 30_000;
+    request.topic_data = vec![data];
+
+    let started = Instant::now();
+    let mut outstanding = VecDeque::new();
+    let mut sent = 0u64;
+    while started.elapsed() < seconds {
+        while outstanding.len() < in_flight {
+            conn.send(ApiKey::Produce, 9, &request);
+            outstanding.push_back(());
+            sent += 1;
+        }
+        if acks != 0 {
+            let response: ProduceResponse = conn.receive(ApiKey::Produce, 9);
+            assert_eq!(response.responses[0].partition_responses[0].error_code, 0, "produce failed");
+        }
+        outstanding.pop_front();
+    }
+    if acks != 0 {
+        for _ in outstanding.drain(..) {
+            let _: ProduceResponse = conn.receive(ApiKey::Produce, 9);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let bytes = sent as f64 * batch.len() as f64;
+    println!(
+        "produce: {:.1} MiB/s, {:.0} records/s ({} batches of {} x {} B, acks={acks}, {in_flight} in flight, {elapsed:.2}s)",
+        bytes / MIB / elapsed,
+        sent as f64 * records as f64 / elapsed,
+        sent,
+        records,
+        record_bytes
+    );
+}
+
+/// utime + stime of `pid`, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("broker pid");
+    let fields: Vec<&str> = stat.rsplit_once(')').expect("stat format").1.split_whitespace().collect();
+    // After the command: state is field 3; utime and stime are fields 14 and 15.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks as f64 / hz
+}
+
+fn fetch(bootstrap: &str, topic: &str, seconds: Duration, broker_pid: Option<u32>) {
+    let mut conn = Conn::connect(bootstrap);
+    let request = |offset: i64| {
+        let mut partition = FetchPartition::default();
+        partition.partition = 0;
+        partition.fetch_offset = offset;
+        partition.partition_max_bytes = 16 << 20;
+        let mut t = FetchTopic::default();
+        t.topic = topic_name(topic);
+        t.partitions = vec![partition];
+        let mut request = FetchRequest::default();
+        request.max_wait_ms = 0;
+        request.min_bytes = 1;
+        request.max_bytes = 64 << 20;
+        request.session_epoch = -1;
+        request.topics = vec![t];
+        request
+    };
+    let cpu_before = broker_pid.map(cpu_seconds);
+    let started = Instant::now();
+    let mut offset = 0i64;
+    let mut total = 0u64;
+    while started.elapsed() < seconds {
+        conn.send(ApiKey::Fetch, 12, &request(offset));
+        let response: FetchResponse = conn.receive(ApiKey::Fetch, 12);
+        let partition = &response.responses[0].partitions[0];
+        assert_eq!(partition.error_code, 0, "fetch failed");
+        let records = partition.records.clone().unwrap_or_default();
+        total += records.len() as u64;
+        // Continue after the last whole batch; start over at the end.
+        let mut at = 0usize;
+        let mut next = offset;
+        while records.len() >= at + 12 {
+            let len = i32::from_be_bytes(records[at + 8..at + 12].try_into().unwrap()) as usize + 12;
+            if at + len > records.len() || at + 61 > records.len() {
+                break;
+            }
+            let base = i64::from_be_bytes(records[at..at + 8].try_into().unwrap());
+            let delta = i32::from_be_bytes(records[at + 23..at + 27].try_into().unwrap());
+            next = base + i64::from(delta) + 1;
+            at += len;
+        }
+        offset = if next >= partition.high_watermark || next == offset { 0 } else { next };
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let gib = total as f64 / GIB;
+    print!("fetch: {:.2} GiB/s ({total} bytes in {elapsed:.2}s)", gib / elapsed);
+    if let (Some(pid), Some(before)) = (broker_pid, cpu_before) {
+        let cpu = cpu_seconds(pid) - before;
+        print!(", broker CPU {cpu:.2}s = {:.2} CPU-s per GiB", cpu / gib);
+    }
+    println!();
+}

@@ -52,7 +52,7 @@ def confluent_round_trip():
     check(topic in metadata.topics, "confluent: created topic listed")
     check(len(metadata.topics[topic].partitions) == PARTITIONS, "confluent: partition count")
 
-    producer = Producer({"bootstrap.servers": BOOTSTRAP, "acks": "all", "linger.ms": 5})
+    producer = Producer({"bootstrap.servers": BOOTSTRAP, "acks": "all", "linger.ms": 5, "enable.idempotence": True})
     delivered = []
     for partition in range(PARTITIONS):
         for key, value, headers, ts in messages("confluent", partition):
@@ -159,6 +159,14 @@ def kafka_python_round_trip():
     admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.bytes": "1000000"})])
     described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
     check("1000000" in repr(described), "kafka-python: altered config described")
+    # Defaults: an idempotent producer (InitProducerId, acks=all).
+    default_producer = KafkaProducer(bootstrap_servers=BOOTSTRAP)
+    meta = default_producer.send(topic, b"idempotent", partition=0).get(timeout=30)
+    check(meta.offset == PER_PARTITION, f"kafka-python: default (idempotent) producer -> offset {meta.offset}")
+    default_producer.close()
+    dirs = admin.describe_log_dirs()
+    sizes = [p["partition_size"] for d in dirs[0]["log_dirs"] for t in d["topics"] if t["name"] == topic for p in t["partitions"]]
+    check(len(sizes) == PARTITIONS and all(s > 0 for s in sizes), f"kafka-python: describe_log_dirs sizes {sizes}")
     admin.delete_topics([topic])
     check(topic not in admin.list_topics(), "kafka-python: topic deleted")
     admin.close()

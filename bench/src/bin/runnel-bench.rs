@@ -38,10 +38,16 @@ fn main() {
         std::process::exit(2);
     };
     let option = |name: &str| -> Option<String> {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
     };
     let number = |name: &str, default: u64| -> u64 {
-        option(name).map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+        option(name).map_or(default, |v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} takes a number"))
+        })
     };
     let seconds = Duration::from_secs(number("--seconds", 5));
     match command.as_str() {
@@ -91,7 +97,11 @@ fn loopback(seconds: Duration) {
     drop(stream);
     let total = reader.join().unwrap();
     let elapsed = started.elapsed().as_secs_f64();
-    println!("loopback: {:.2} GiB/s ({} bytes in {elapsed:.2}s)", total as f64 / GIB / elapsed, total);
+    println!(
+        "loopback: {:.2} GiB/s ({} bytes in {elapsed:.2}s)",
+        total as f64 / GIB / elapsed,
+        total
+    );
 }
 
 /// A blocking connection that pipelines requests.
@@ -115,9 +125,13 @@ impl Conn {
         header.correlation_id = self.next_id;
         header.client_id = Some(StrBytes::from_static_str("runnel-bench"));
         let mut body = BytesMut::new();
-        header.encode(&mut body, key.request_header_version(version)).unwrap();
+        header
+            .encode(&mut body, key.request_header_version(version))
+            .unwrap();
         request.encode(&mut body, version).unwrap();
-        self.stream.write_all(&(body.len() as i32).to_be_bytes()).unwrap();
+        self.stream
+            .write_all(&(body.len() as i32).to_be_bytes())
+            .unwrap();
         self.stream.write_all(&body).unwrap();
     }
 
@@ -136,7 +150,15 @@ fn topic_name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_owned()))
 }
 
-fn produce(bootstrap: &str, topic: &str, seconds: Duration, records: usize, record_bytes: usize, acks: i16, in_flight: usize) {
+fn produce(
+    bootstrap: &str,
+    topic: &str,
+    seconds: Duration,
+    records: usize,
+    record_bytes: usize,
+    acks: i16,
+    in_flight: usize,
+) {
     let mut conn = Conn::connect(bootstrap);
     let mut create = CreateTopicsRequest::default();
     let mut creatable = CreatableTopic::default();
@@ -184,7 +206,10 @@ fn produce(bootstrap: &str, topic: &str, seconds: Duration, records: usize, reco
         }
         if acks != 0 {
             let response: ProduceResponse = conn.receive(ApiKey::Produce, 9);
-            assert_eq!(response.responses[0].partition_responses[0].error_code, 0, "produce failed");
+            assert_eq!(
+                response.responses[0].partition_responses[0].error_code, 0,
+                "produce failed"
+            );
         }
         outstanding.pop_front();
     }
@@ -208,7 +233,12 @@ fn produce(bootstrap: &str, topic: &str, seconds: Duration, records: usize, reco
 /// utime + stime of `pid`, in seconds.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("broker pid");
-    let fields: Vec<&str> = stat.rsplit_once(')').expect("stat format").1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("stat format")
+        .1
+        .split_whitespace()
+        .collect();
     // After the command: state is field 3; utime and stime are fields 14 and 15.
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     // SAFETY: sysconf has no memory-safety preconditions.
@@ -249,7 +279,8 @@ fn fetch(bootstrap: &str, topic: &str, seconds: Duration, broker_pid: Option<u32
         let mut at = 0usize;
         let mut next = offset;
         while records.len() >= at + 12 {
-            let len = i32::from_be_bytes(records[at + 8..at + 12].try_into().unwrap()) as usize + 12;
+            let len =
+                i32::from_be_bytes(records[at + 8..at + 12].try_into().unwrap()) as usize + 12;
             if at + len > records.len() || at + 61 > records.len() {
                 break;
             }
@@ -258,11 +289,18 @@ fn fetch(bootstrap: &str, topic: &str, seconds: Duration, broker_pid: Option<u32
             next = base + i64::from(delta) + 1;
             at += len;
         }
-        offset = if next >= partition.high_watermark || next == offset { 0 } else { next };
+        offset = if next >= partition.high_watermark || next == offset {
+            0
+        } else {
+            next
+        };
     }
     let elapsed = started.elapsed().as_secs_f64();
     let gib = total as f64 / GIB;
-    print!("fetch: {:.2} GiB/s ({total} bytes in {elapsed:.2}s)", gib / elapsed);
+    print!(
+        "fetch: {:.2} GiB/s ({total} bytes in {elapsed:.2}s)",
+        gib / elapsed
+    );
     if let (Some(pid), Some(before)) = (broker_pid, cpu_before) {
         let cpu = cpu_seconds(pid) - before;
         print!(", broker CPU {cpu:.2}s = {:.2} CPU-s per GiB", cpu / gib);

@@ -9,8 +9,10 @@ pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_log_dirs;
 pub mod fetch;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -52,6 +54,7 @@ pub mod error_code {
     pub const NOT_CONTROLLER: i16 = 41;
     pub const INVALID_REQUEST: i16 = 42;
     pub const INVALID_CONFIG: i16 = 40;
+    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
     pub const INVALID_RECORD: i16 = 87;
@@ -117,6 +120,12 @@ pub async fn handle(
         }
         RequestKind::IncrementalAlterConfigs(request) => {
             ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(request).await)
+        }
+        RequestKind::InitProducerId(request) => {
+            ResponseKind::InitProducerId(init_producer_id::handle(&request))
+        }
+        RequestKind::DescribeLogDirs(request) => {
+            ResponseKind::DescribeLogDirs(describe_log_dirs::handle(request, version).await)
         }
         RequestKind::DescribeCluster(request) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, &request, version))

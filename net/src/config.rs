@@ -1,5 +1,6 @@
 //! The broker's configuration: built-in defaults, then a TOML file, then command-line flags.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,6 +31,12 @@ pub struct Config {
     /// Send fetched records from the page cache with splice (true) or copy them through the
     /// broker's memory (false: for comparison, and what TLS will need).
     pub fetch_zero_copy: bool,
+    /// Partitions of topics created without a count or auto-created (Kafka's
+    /// `num.partitions`).
+    pub num_partitions: i32,
+    /// Topic configs, by Kafka's names, for topics that don't set them (Kafka's broker-level
+    /// `log.*` defaults), e.g. `"flush.policy" = "always"`.
+    pub topic_defaults: BTreeMap<String, String>,
     /// I/O backend settings.
     pub io: IoConfig,
     /// Shutdown behaviour.
@@ -70,6 +77,8 @@ impl Default for Config {
             socket_request_max_bytes: 100 << 20,
             auto_create_topics: true,
             fetch_zero_copy: true,
+            num_partitions: 1,
+            topic_defaults: BTreeMap::new(),
             io: IoConfig::default(),
             shutdown: ShutdownConfig::default(),
         }
@@ -117,6 +126,30 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Loads TOML files in order, each overriding what the earlier ones set (a profile, then
+    /// a config file); settings none of them set keep their defaults.
+    pub fn load_layers(paths: &[&Path]) -> Result<Config, ConfigError> {
+        let mut merged = toml::Table::new();
+        for path in paths {
+            // Each file must be a valid config on its own, so errors name the file.
+            Self::load(path)?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let table: toml::Table =
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    source: Box::new(source),
+                })?;
+            merge(&mut merged, table);
+        }
+        Config::deserialize(toml::Value::Table(merged)).map_err(|source| ConfigError::Invalid {
+            setting: "config",
+            reason: source.to_string(),
+        })
+    }
+
     /// Loads a TOML file; settings it leaves out keep their defaults.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -179,6 +212,22 @@ impl Config {
         Ok((bound.ip().to_string(), bound.port()))
     }
 
+    /// Checks the topic settings: `num_partitions` and every `[topic_defaults]` entry.
+    pub fn validate_topic_defaults(&self) -> Result<(), ConfigError> {
+        if !(1..=100_000).contains(&self.num_partitions) {
+            return Err(ConfigError::Invalid {
+                setting: "num_partitions",
+                reason: format!("{} is not between 1 and 100000", self.num_partitions),
+            });
+        }
+        crate::cluster::topic_config::log_config(&self.topic_defaults)
+            .map(drop)
+            .map_err(|reason| ConfigError::Invalid {
+                setting: "topic_defaults",
+                reason,
+            })
+    }
+
     /// The runtime settings this config asks for.
     pub fn runtime(&self) -> Result<RuntimeConfig, ConfigError> {
         let backend: BackendChoice =
@@ -204,6 +253,20 @@ impl Config {
             idle_poll: Duration::from_micros(self.io.idle_poll_us),
             ..RuntimeConfig::default()
         })
+    }
+}
+
+/// Merges `over` into `base`: tables merge key by key, anything else is replaced.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(over_inner)) => {
+                merge(inner, over_inner)
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
     }
 }
 
@@ -258,6 +321,33 @@ mod tests {
                 .to_string()
                 .contains("advertised_listener"));
         }
+    }
+
+    #[test]
+    fn layers_override_key_by_key() {
+        let dir = std::env::temp_dir().join(format!("runnel-layers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let profile = dir.join("profile.toml");
+        let file = dir.join("file.toml");
+        std::fs::write(&profile, "cores = 2\n[io]\nidle_poll_us = 200\n[topic_defaults]\n\"flush.policy\" = \"always\"\n").unwrap();
+        std::fs::write(&file, "cores = 3\n[io]\nbackend = \"epoll\"\n").unwrap();
+        let config = Config::load_layers(&[&profile, &file]).unwrap();
+        assert_eq!(config.cores, 3, "the later file wins");
+        assert_eq!(config.io.idle_poll_us, 200, "tables merge key by key");
+        assert_eq!(config.io.backend, "epoll");
+        assert_eq!(config.topic_defaults["flush.policy"], "always");
+        config.validate_topic_defaults().unwrap();
+        std::fs::write(
+            &file,
+            "[topic_defaults]\n\"flush.policy\" = \"sometimes\"\n",
+        )
+        .unwrap();
+        let err = Config::load_layers(&[&profile, &file])
+            .unwrap()
+            .validate_topic_defaults()
+            .unwrap_err();
+        assert!(err.to_string().contains("topic_defaults"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

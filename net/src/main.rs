@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier};
 
 use clap::Parser;
 use runnel_engine::rt::Runtime;
-use runnel_net::cluster::shard::start_shard;
+use runnel_net::cluster::shard::{start_shard, TopicDefaults};
 use runnel_net::cluster::topics::Topics;
 use runnel_net::config::Config;
 use runnel_net::data_dir::DataDir;
@@ -19,7 +19,10 @@ use runnel_net::signals;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
-    /// TOML config file; settings it leaves out keep their defaults.
+    /// A tuning profile: `tuning/NAME.toml` (low-latency, throughput, durable), or a path.
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// TOML config file, over the profile; settings neither sets keep their defaults.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to listen on (overrides `listen`).
@@ -54,14 +57,45 @@ fn main() -> ExitCode {
     }
 }
 
+/// Where profile `name` lives: a path as given, or `tuning/<name>.toml` under the current
+/// directory or the source tree the binary was built in.
+fn profile_path(name: &str) -> Result<PathBuf, String> {
+    if name.contains('/') || name.ends_with(".toml") {
+        return Ok(PathBuf::from(name));
+    }
+    let file = format!("{name}.toml");
+    let candidates = [
+        PathBuf::from("tuning").join(&file),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tuning")
+            .join(&file),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "no profile {name:?}: looked for {}",
+                candidates[0].display()
+            )
+        })
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     // Before any thread exists, so that every thread inherits the mask.
     signals::block_shutdown_signals().map_err(|e| format!("cannot block signals: {e}"))?;
 
-    let mut config = match &cli.config {
-        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
-        None => Config::default(),
-    };
+    let profile = cli.profile.as_deref().map(profile_path).transpose()?;
+    let layers: Vec<&std::path::Path> = profile
+        .iter()
+        .chain(&cli.config)
+        .map(PathBuf::as_path)
+        .collect();
+    let mut config = Config::load_layers(&layers).map_err(|e| e.to_string())?;
+    config
+        .validate_topic_defaults()
+        .map_err(|e| e.to_string())?;
     if let Some(listen) = cli.listen {
         config.listen = listen;
     }
@@ -101,6 +135,10 @@ fn run(cli: Cli) -> Result<(), String> {
     let clean_shutdown = data_dir
         .take_clean_shutdown_marker()
         .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
+    let defaults = Arc::new(TopicDefaults {
+        num_partitions: config.num_partitions,
+        configs: config.topic_defaults.clone(),
+    });
     let topics = Arc::new(
         Topics::load(data_dir.path(), shards)
             .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?,
@@ -117,9 +155,10 @@ fn run(cli: Cli) -> Result<(), String> {
         let listener = for_shards.take(shard);
         let broker = broker.clone();
         let (topics, dir, failures) = (topics.clone(), logs_dir.clone(), shard_failures.clone());
+        let defaults = defaults.clone();
         let ready = shards_ready.clone();
         async move {
-            let state = start_shard(dir, clean_shutdown, topics).await;
+            let state = start_shard(dir, clean_shutdown, topics, defaults).await;
             // Blocking this shard's thread is fine here: it serves nothing yet.
             ready.wait();
             if let Some(listener) = listener {

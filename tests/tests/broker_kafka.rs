@@ -13,6 +13,7 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -20,8 +21,9 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{
     ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
     CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
-    DeleteTopicsResponse, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
-    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+    DeleteTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse, FetchRequest,
+    FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_engine::log::batch;
@@ -364,6 +366,77 @@ fn create_produce_fetch_list_offsets_and_restart() {
             .collect();
         assert_eq!(names, vec!["auto-created", "orders"]);
     }
+}
+
+#[test]
+fn profiles_set_topic_defaults() {
+    let backend = backends_under_test()[0];
+    let dir = TempDir::new("profile");
+    let data = dir.path().join("data");
+    let args = [
+        "--io-backend",
+        backend,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--profile",
+        "durable",
+    ];
+    let broker = Broker::start(&args).unwrap();
+    let mut conn = KafkaConn::connect(broker.addr).unwrap();
+    assert_eq!(create(&mut conn, "durable-default", 1, &[], false).0, 0);
+    assert_eq!(
+        create(
+            &mut conn,
+            "durable-override",
+            1,
+            &[("flush.policy", "never")],
+            false
+        )
+        .0,
+        0
+    );
+    let flush_policy = |conn: &mut KafkaConn, topic: &str| -> (String, i8) {
+        let mut resource = DescribeConfigsResource::default();
+        resource.resource_type = 2;
+        resource.resource_name = StrBytes::from_string(topic.to_owned());
+        resource.configuration_keys = Some(vec![StrBytes::from_static_str("flush.policy")]);
+        let mut request = DescribeConfigsRequest::default();
+        request.resources = vec![resource];
+        let response: DescribeConfigsResponse =
+            conn.call(ApiKey::DescribeConfigs, 4, &request).unwrap();
+        let config = &response.results[0].configs[0];
+        (
+            config.value.as_ref().unwrap().to_string(),
+            config.config_source,
+        )
+    };
+    assert_eq!(
+        flush_policy(&mut conn, "durable-default"),
+        ("always".into(), 4),
+        "broker default"
+    );
+    assert_eq!(
+        flush_policy(&mut conn, "durable-override"),
+        ("never".into(), 1),
+        "topic's own"
+    );
+    // Durable appends are acknowledged (and synced) as usual.
+    assert_eq!(
+        produce(&mut conn, "durable-default", 0, -1, records("d", 3, 0)),
+        (0, 0)
+    );
+
+    let out = std::process::Command::new(runnel_tests::broker_binary())
+        .args([
+            "--profile",
+            "no-such-profile",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-profile"));
 }
 
 #[test]

@@ -29,6 +29,8 @@ pub struct ShardState {
     pub data_dir: PathBuf,
     /// The data directory was shut down cleanly: logs may skip recovery.
     pub clean_shutdown: bool,
+    /// What new topics get: the broker's `num_partitions` and `[topic_defaults]`.
+    pub defaults: Arc<TopicDefaults>,
     topics: RefCell<Arc<Topics>>,
     pub logs: Rc<LogSet>,
     /// The topic id each open log belongs to: a topic deleted and created again under the
@@ -51,15 +53,35 @@ pub fn current() -> Rc<ShardState> {
     })
 }
 
+/// The broker's defaults for topics (Kafka's `num.partitions` and `log.*` settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDefaults {
+    /// Partitions of a topic created without a count, or auto-created.
+    pub num_partitions: i32,
+    /// Topic configs (Kafka names) for topics that don't set them.
+    pub configs: BTreeMap<String, String>,
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        TopicDefaults {
+            num_partitions: 1,
+            configs: BTreeMap::new(),
+        }
+    }
+}
+
 /// Sets up this shard: installs its state, opens the logs of its partitions, starts retention.
 pub async fn start_shard(
     data_dir: PathBuf,
     clean_shutdown: bool,
     topics: Arc<Topics>,
+    defaults: Arc<TopicDefaults>,
 ) -> Rc<ShardState> {
     let state = Rc::new(ShardState {
         data_dir,
         clean_shutdown,
+        defaults,
         topics: RefCell::new(topics),
         logs: LogSet::new(),
         open_ids: RefCell::new(BTreeMap::new()),
@@ -155,7 +177,8 @@ impl ShardState {
     /// current configs.
     async fn open_placed(&self, topics: &Topics) {
         for (name, (topic, partition)) in self.placed_here(topics) {
-            let config = match topic_config::log_config(&topic.configs) {
+            let configs = topic_config::effective(&self.defaults.configs, &topic.configs);
+            let config = match topic_config::log_config(&configs) {
                 Ok(config) => config,
                 Err(e) => {
                     tracing::error!(topic = %topic.name, error = %e, "bad stored topic config; using defaults");
@@ -238,7 +261,9 @@ pub fn validate_new_topic(
             "{partitions} partitions: must be between 1 and 100000"
         )));
     }
-    topic_config::log_config(configs).map_err(CreateError::InvalidConfig)?;
+    let defaults = &current().defaults.configs;
+    topic_config::log_config(&topic_config::effective(defaults, configs))
+        .map_err(CreateError::InvalidConfig)?;
     Ok(())
 }
 
@@ -328,7 +353,8 @@ pub async fn alter_topic_configs(
     let Some(meta) = old.get(&name).cloned() else {
         return Err(CreateError::Unknown(name));
     };
-    topic_config::log_config(&configs).map_err(CreateError::InvalidConfig)?;
+    topic_config::log_config(&topic_config::effective(&state.defaults.configs, &configs))
+        .map_err(CreateError::InvalidConfig)?;
     if validate_only {
         return Ok(());
     }

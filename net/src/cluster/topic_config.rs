@@ -40,7 +40,18 @@ pub fn is_known(key: &str) -> bool {
     DEFAULTS.iter().any(|(k, _, _)| *k == key)
 }
 
-/// Builds the log settings for a topic: broker defaults, then the topic's own configs.
+/// The configs in force for a topic: the broker's `[topic_defaults]`, overridden by the
+/// topic's own.
+pub fn effective(
+    broker_defaults: &BTreeMap<String, String>,
+    topic: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut all = broker_defaults.clone();
+    all.extend(topic.iter().map(|(k, v)| (k.clone(), v.clone())));
+    all
+}
+
+/// Builds the log settings for a topic: built-in defaults, then the given configs.
 pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, String> {
     let mut config = LogConfig::default();
     let get = |key: &str| configs.get(key).map(String::as_str);

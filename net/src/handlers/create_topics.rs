@@ -10,9 +10,6 @@ use kafka_protocol::protocol::StrBytes;
 use super::{error_code, topic_change_error};
 use crate::cluster::shard;
 
-/// Kafka's `num.partitions`: partitions of a topic created without a count (or auto-created).
-pub const DEFAULT_PARTITIONS: i32 = 1;
-
 pub async fn handle(request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
     for topic in request.topics {
@@ -20,7 +17,7 @@ pub async fn handle(request: CreateTopicsRequest, version: i16) -> CreateTopicsR
         let mut result = CreatableTopicResult::default();
         result.name = topic.name.clone();
         let partitions = if topic.num_partitions == -1 {
-            DEFAULT_PARTITIONS
+            shard::current().defaults.num_partitions
         } else {
             topic.num_partitions
         };

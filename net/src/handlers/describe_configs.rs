@@ -13,10 +13,12 @@ use crate::cluster::topic_config::DEFAULTS;
 
 /// Where a config value comes from (Kafka's ConfigSource).
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
 pub fn handle(request: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
-    let topics = shard::current().topics();
+    let state = shard::current();
+    let topics = state.topics();
     let mut response = DescribeConfigsResponse::default();
     for resource in request.resources {
         let mut result = DescribeConfigsResult::default();
@@ -37,17 +39,16 @@ pub fn handle(request: DescribeConfigsRequest, version: i16) -> DescribeConfigsR
                         .iter()
                         .filter(|(key, _, _)| wanted(key))
                         .map(|&(key, default, config_type)| {
-                            let set = meta.configs.get(key);
+                            let (value, source) =
+                                match (meta.configs.get(key), state.defaults.configs.get(key)) {
+                                    (Some(set), _) => (set.clone(), SOURCE_TOPIC),
+                                    (None, Some(broker)) => (broker.clone(), SOURCE_BROKER),
+                                    (None, None) => (default.to_owned(), SOURCE_DEFAULT),
+                                };
                             let mut config = DescribeConfigsResourceResult::default();
                             config.name = StrBytes::from_static_str(key);
-                            config.value = Some(StrBytes::from_string(
-                                set.cloned().unwrap_or_else(|| default.to_owned()),
-                            ));
-                            config.config_source = if set.is_some() {
-                                SOURCE_TOPIC
-                            } else {
-                                SOURCE_DEFAULT
-                            };
+                            config.value = Some(StrBytes::from_string(value));
+                            config.config_source = source;
                             if version >= 3 {
                                 config.config_type = config_type;
                             }

@@ -11,7 +11,6 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::create_topics::DEFAULT_PARTITIONS;
 use super::error_code;
 use crate::cluster::shard::{self, on_shard, CreateError};
 use crate::cluster::topics::{invalid_topic_name, TopicMeta};
@@ -50,8 +49,8 @@ pub async fn handle(
                 continue;
             }
             let create = {
-                let name = name.clone();
-                move || shard::create_topic(name, DEFAULT_PARTITIONS, BTreeMap::new())
+                let (name, partitions) = (name.clone(), state.defaults.num_partitions);
+                move || shard::create_topic(name, partitions, BTreeMap::new())
             };
             match on_shard(0, create).await {
                 Ok(Ok(_)) | Ok(Err(CreateError::Exists(_))) => {}

@@ -36,16 +36,7 @@ fn name(s: &str) -> TopicName {
 }
 
 fn start(dir: &TempDir, backend: &str) -> Broker {
-    let data = dir.path().join("data");
-    Broker::start(&[
-        "--io-backend",
-        backend,
-        "--cores",
-        "2",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ])
-    .unwrap()
+    Broker::start_in(dir, backend, &[])
 }
 
 fn create(

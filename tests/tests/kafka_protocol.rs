@@ -14,11 +14,7 @@ use runnel_tests::{backends_under_test, Broker, TempDir};
 
 fn start(name: &str, backend: &str, extra: &[&str]) -> (TempDir, Broker) {
     let dir = TempDir::new(&format!("{name}-{backend}"));
-    let data = dir.path().join("data");
-    let mut args = vec!["--io-backend", backend, "--cores", "2", "--data-dir"];
-    args.push(data.to_str().unwrap());
-    args.extend_from_slice(extra);
-    let broker = Broker::start(&args).unwrap();
+    let broker = Broker::start_in(&dir, backend, extra);
     (dir, broker)
 }
 

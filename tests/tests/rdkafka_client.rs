@@ -30,16 +30,7 @@ struct Sent {
 }
 
 fn start(dir: &TempDir, backend: &str) -> Broker {
-    let data = dir.path().join("data");
-    Broker::start(&[
-        "--io-backend",
-        backend,
-        "--cores",
-        "2",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ])
-    .unwrap()
+    Broker::start_in(dir, backend, &[])
 }
 
 fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {

@@ -296,12 +296,7 @@ pub async fn create_topic(
 /// Deletes a topic (on shard 0): its partitions' logs are closed and their data removed on
 /// every owning shard before this returns.
 pub async fn delete_topic(name: String) -> Result<Arc<TopicMeta>, CreateError> {
-    assert_eq!(rt::shard_id(), 0, "topic changes are made on shard 0");
-    let state = current();
-    let old = state.topics();
-    let Some(meta) = old.get(&name).cloned() else {
-        return Err(CreateError::Unknown(name));
-    };
+    let (state, old, meta) = existing_topic(&name)?;
     let mut new = Topics::clone(&old);
     new.by_name.remove(&name);
     new.version += 1;
@@ -315,12 +310,7 @@ pub async fn create_partitions(
     count: i32,
     validate_only: bool,
 ) -> Result<(), CreateError> {
-    assert_eq!(rt::shard_id(), 0, "topic changes are made on shard 0");
-    let state = current();
-    let old = state.topics();
-    let Some(meta) = old.get(&name).cloned() else {
-        return Err(CreateError::Unknown(name));
-    };
+    let (state, old, meta) = existing_topic(&name)?;
     let current_count = meta.shards.len();
     let wanted = usize::try_from(count).unwrap_or(0);
     if wanted <= current_count || wanted > 100_000 {
@@ -347,12 +337,7 @@ pub async fn alter_topic_configs(
     configs: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<(), CreateError> {
-    assert_eq!(rt::shard_id(), 0, "topic changes are made on shard 0");
-    let state = current();
-    let old = state.topics();
-    let Some(meta) = old.get(&name).cloned() else {
-        return Err(CreateError::Unknown(name));
-    };
+    let (state, old, meta) = existing_topic(&name)?;
     topic_config::log_config(&topic_config::effective(&state.defaults.configs, &configs))
         .map_err(CreateError::InvalidConfig)?;
     if validate_only {
@@ -364,6 +349,22 @@ pub async fn alter_topic_configs(
     new.by_name.insert(name, Arc::new(altered));
     new.version += 1;
     commit(&state, new).await
+}
+
+/// What a change to an existing topic starts from: shard 0's state, the current topics, the
+/// topic.
+type ChangeBase = (Rc<ShardState>, Arc<Topics>, Arc<TopicMeta>);
+
+/// The starting point of a change to topic `name` (on shard 0).
+fn existing_topic(name: &str) -> Result<ChangeBase, CreateError> {
+    assert_eq!(rt::shard_id(), 0, "topic changes are made on shard 0");
+    let state = current();
+    let topics = state.topics();
+    let meta = topics
+        .get(name)
+        .cloned()
+        .ok_or_else(|| CreateError::Unknown(name.to_owned()))?;
+    Ok((state, topics, meta))
 }
 
 /// Saves a new registry, installs it on shard 0 at once (so the next change sees it), then on

@@ -61,6 +61,12 @@ impl Topics {
         self.by_name.get(name)
     }
 
+    /// The shard owning `topic`'s partition `partition`, if both exist.
+    pub fn shard_of(&self, topic: &str, partition: i32) -> Option<usize> {
+        let index = usize::try_from(partition).ok()?;
+        self.by_name.get(topic)?.shards.get(index).copied()
+    }
+
     /// Partitions per shard, for placing new ones where there are fewest.
     pub fn partitions_per_shard(&self, shards: usize) -> Vec<usize> {
         let mut counts = vec![0; shards];

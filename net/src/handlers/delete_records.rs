@@ -16,16 +16,11 @@ pub async fn handle(request: DeleteRecordsRequest) -> DeleteRecordsResponse {
     for topic in request.topics {
         let mut topic_result = DeleteRecordsTopicResult::default();
         topic_result.name = topic.name.clone();
-        let meta = topics.get(topic.name.0.as_str()).cloned();
         for partition in topic.partitions {
             let mut result = DeleteRecordsPartitionResult::default();
             result.partition_index = partition.partition_index;
             result.low_watermark = -1;
-            let shard = meta.as_ref().and_then(|m| {
-                m.shards
-                    .get(usize::try_from(partition.partition_index).ok()?)
-                    .copied()
-            });
+            let shard = topics.shard_of(topic.name.0.as_str(), partition.partition_index);
             let Some(shard) = shard else {
                 result.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION;
                 topic_result.partitions.push(result);

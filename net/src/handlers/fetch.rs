@@ -55,7 +55,6 @@ pub async fn handle(request: FetchRequest, version: i16, zero_copy: bool) -> Fet
     let topics = shard::current().topics();
     let mut reads: BTreeMap<usize, Vec<PartitionRead>> = BTreeMap::new();
     for (t, topic) in request.topics.iter().enumerate() {
-        let meta = topics.get(topic.topic.0.as_str());
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for (p, partition) in topic.partitions.iter().enumerate() {
             let mut data = PartitionReply {
@@ -66,9 +65,9 @@ pub async fn handle(request: FetchRequest, version: i16, zero_copy: bool) -> Fet
                 log_start_offset: -1,
                 records: Records::Copied(Bytes::new()),
             };
-            let shard = meta.and_then(|m| m.shards.get(usize::try_from(partition.partition).ok()?));
+            let shard = topics.shard_of(topic.topic.0.as_str(), partition.partition);
             match shard {
-                Some(&shard) => reads.entry(shard).or_default().push(PartitionRead {
+                Some(shard) => reads.entry(shard).or_default().push(PartitionRead {
                     slot: (t, p),
                     topic: topic.topic.0.to_string(),
                     partition: partition.partition as usize,

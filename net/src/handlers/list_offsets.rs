@@ -29,19 +29,15 @@ pub async fn handle(request: ListOffsetsRequest, version: i16) -> ListOffsetsRes
     for (t, topic) in request.topics.iter().enumerate() {
         let mut topic_response = ListOffsetsTopicResponse::default();
         topic_response.name = topic.name.clone();
-        let meta = topics.get(topic.name.0.as_str());
         for (p, partition) in topic.partitions.iter().enumerate() {
             let mut result = ListOffsetsPartitionResponse::default();
             result.partition_index = partition.partition_index;
             result.timestamp = -1;
             result.offset = -1;
             result.leader_epoch = if version >= 4 { 0 } else { -1 };
-            let shard = meta.and_then(|m| {
-                m.shards
-                    .get(usize::try_from(partition.partition_index).ok()?)
-            });
+            let shard = topics.shard_of(topic.name.0.as_str(), partition.partition_index);
             match shard {
-                Some(&shard) => by_shard.entry(shard).or_default().push(Lookup {
+                Some(shard) => by_shard.entry(shard).or_default().push(Lookup {
                     slot: (t, p),
                     topic: topic.name.0.to_string(),
                     partition: partition.partition_index as usize,

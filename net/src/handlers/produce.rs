@@ -27,16 +27,15 @@ pub async fn handle(request: ProduceRequest, _version: i16) -> Option<ProduceRes
     for (t, topic) in request.topic_data.into_iter().enumerate() {
         let mut topic_response = TopicProduceResponse::default();
         topic_response.name = topic.name.clone();
-        let meta = topics.get(topic.name.0.as_str());
         for (p, partition) in topic.partition_data.into_iter().enumerate() {
             let mut result = PartitionProduceResponse::default();
             result.index = partition.index;
             result.base_offset = -1;
             result.log_append_time_ms = -1;
             result.log_start_offset = -1;
-            let shard = meta.and_then(|m| m.shards.get(usize::try_from(partition.index).ok()?));
+            let shard = topics.shard_of(topic.name.0.as_str(), partition.index);
             match (shard, partition.records) {
-                (Some(&shard), Some(records)) => by_shard.entry(shard).or_default().push(Append {
+                (Some(shard), Some(records)) => by_shard.entry(shard).or_default().push(Append {
                     slot: (t, p),
                     topic: topic.name.0.to_string(),
                     partition: partition.index as usize,

@@ -276,6 +276,11 @@ fn create_produce_fetch_list_offsets_and_restart() {
             "CORRUPT_MESSAGE"
         );
         assert_eq!(produce(&mut conn, "nope", 0, 1, records("x", 1, 0)).0, 3);
+        assert_eq!(
+            produce(&mut conn, "orders", 1, 2, records("x", 1, 0)).0,
+            21,
+            "INVALID_REQUIRED_ACKS"
+        );
         assert_eq!(produce(&mut conn, "orders", 9, 1, records("x", 1, 0)).0, 3);
 
         // Fetch everything back, byte for byte.

@@ -23,6 +23,24 @@ struct Append {
 pub async fn handle(request: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
     let topics = shard::current().topics();
     let mut response = ProduceResponse::default();
+    if !matches!(request.acks, -1..=1) {
+        // Kafka answers every partition with INVALID_REQUIRED_ACKS and appends nothing.
+        for topic in request.topic_data {
+            let mut topic_response = TopicProduceResponse::default();
+            topic_response.name = topic.name;
+            for partition in topic.partition_data {
+                let mut result = PartitionProduceResponse::default();
+                result.index = partition.index;
+                result.error_code = error_code::INVALID_REQUIRED_ACKS;
+                result.base_offset = -1;
+                result.log_append_time_ms = -1;
+                result.log_start_offset = -1;
+                topic_response.partition_responses.push(result);
+            }
+            response.responses.push(topic_response);
+        }
+        return Some(response);
+    }
     let mut by_shard: BTreeMap<usize, Vec<Append>> = BTreeMap::new();
     for (t, topic) in request.topic_data.into_iter().enumerate() {
         let mut topic_response = TopicProduceResponse::default();

@@ -138,6 +138,13 @@ fn bad_requests_close_only_their_connection() {
                 frame.extend_from_slice(&[0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0xff, 0xff]);
                 frame
             }),
+            ("an array claiming 2^31 elements", {
+                // Metadata v0: header, then a topic count of i32::MAX with no topics after it.
+                let mut frame = 14i32.to_be_bytes().to_vec();
+                frame.extend_from_slice(&[0, 3, 0, 0, 0, 0, 0, 1, 0xff, 0xff]);
+                frame.extend_from_slice(&i32::MAX.to_be_bytes());
+                frame
+            }),
             ("shorter than a header", {
                 let mut frame = 3i32.to_be_bytes().to_vec();
                 frame.extend_from_slice(&[0, 18, 0]);

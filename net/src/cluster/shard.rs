@@ -39,6 +39,10 @@ pub struct ShardState {
     /// One reconciliation (opening and closing logs) at a time.
     reconciling: Cell<bool>,
     reconciled: LocalEvent,
+    /// Shard 0: one topic change at a time, from validation until every shard has applied it
+    /// (so a topic re-created under a deleted one's name never meets its old partitions).
+    changing: Cell<bool>,
+    changed: LocalEvent,
 }
 
 /// This shard's state.
@@ -87,11 +91,33 @@ pub async fn start_shard(
         open_ids: RefCell::new(BTreeMap::new()),
         reconciling: Cell::new(false),
         reconciled: LocalEvent::new(),
+        changing: Cell::new(false),
+        changed: LocalEvent::new(),
     });
     STATE.with(|s| *s.borrow_mut() = Some(state.clone()));
     state.reconcile().await;
     rt::spawn_local(state.logs.clone().run_housekeeping(RETENTION_CHECK));
     state
+}
+
+/// The turn to make a topic change; passed on when dropped (even if the change is abandoned).
+struct ChangeTurn(Rc<ShardState>);
+
+impl Drop for ChangeTurn {
+    fn drop(&mut self) {
+        self.0.changing.set(false);
+        self.0.changed.notify_all();
+    }
+}
+
+/// Waits for the turn to make a topic change (on shard 0).
+async fn change_turn() -> ChangeTurn {
+    assert_eq!(rt::shard_id(), 0, "topic changes are made on shard 0");
+    let state = current();
+    while state.changing.replace(true) {
+        state.changed.wait().await;
+    }
+    ChangeTurn(state)
 }
 
 impl ShardState {
@@ -275,7 +301,7 @@ pub async fn create_topic(
     partitions: i32,
     configs: BTreeMap<String, String>,
 ) -> Result<Arc<TopicMeta>, CreateError> {
-    assert_eq!(rt::shard_id(), 0, "topic changes are made on shard 0");
+    let _turn = change_turn().await;
     let state = current();
     let old = state.topics();
     validate_new_topic(&old, &name, partitions, &configs)?;
@@ -296,6 +322,7 @@ pub async fn create_topic(
 /// Deletes a topic (on shard 0): its partitions' logs are closed and their data removed on
 /// every owning shard before this returns.
 pub async fn delete_topic(name: String) -> Result<Arc<TopicMeta>, CreateError> {
+    let _turn = change_turn().await;
     let (state, old, meta) = existing_topic(&name)?;
     let mut new = Topics::clone(&old);
     new.by_name.remove(&name);
@@ -310,6 +337,7 @@ pub async fn create_partitions(
     count: i32,
     validate_only: bool,
 ) -> Result<(), CreateError> {
+    let _turn = change_turn().await;
     let (state, old, meta) = existing_topic(&name)?;
     let current_count = meta.shards.len();
     let wanted = usize::try_from(count).unwrap_or(0);
@@ -337,6 +365,7 @@ pub async fn alter_topic_configs(
     configs: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<(), CreateError> {
+    let _turn = change_turn().await;
     let (state, old, meta) = existing_topic(&name)?;
     topic_config::log_config(&topic_config::effective(&state.defaults.configs, &configs))
         .map_err(CreateError::InvalidConfig)?;

@@ -24,6 +24,10 @@ use super::error_code;
 use crate::cluster::shard::{self, on_shard};
 use crate::kafka::fetch_response::{FetchReply, PartitionReply, Records};
 
+/// The longest a Fetch waits for `min_bytes`, whatever `max_wait_ms` asks (Kafka's clients
+/// default to 500 ms).
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
 /// One partition to read, on its way to its shard.
 #[derive(Debug, Clone)]
 struct PartitionRead {
@@ -86,7 +90,15 @@ pub async fn handle(request: FetchRequest, version: i16, zero_copy: bool) -> Fet
         u64::MAX
     };
     let min_bytes = request.min_bytes.max(0) as u64;
-    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    // The broker bounds the long poll: a client can't park a request (and its connection)
+    // for days.
+    let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT);
+    let deadline = Instant::now() + max_wait;
+    let unknown = reply
+        .topics
+        .iter()
+        .flat_map(|(_, partitions)| partitions)
+        .any(|p| p.error_code != error_code::NONE);
     loop {
         // Ask the shards' logs to wake us before reading, so no append is missed between.
         let woken = Rc::new(LocalEvent::new());
@@ -94,7 +106,8 @@ pub async fn handle(request: FetchRequest, version: i16, zero_copy: bool) -> Fet
         let outcomes = read_everywhere(&reads, max_bytes, deadline, woken.clone(), zero_copy).await;
         let total: u64 = outcomes.iter().map(|o| o.records.len()).sum();
         let errors = outcomes.iter().any(|o| o.error_code != error_code::NONE);
-        if total >= min_bytes.max(1) || errors || reads.is_empty() || Instant::now() >= deadline {
+        if total >= min_bytes || errors || unknown || reads.is_empty() || Instant::now() >= deadline
+        {
             fill(&mut reply, outcomes);
             return reply;
         }

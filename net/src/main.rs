@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier};
 use clap::Parser;
 use runnel_engine::rt::Runtime;
 use runnel_net::cluster::shard::{start_shard, TopicDefaults};
-use runnel_net::cluster::topics::Topics;
+use runnel_net::cluster::topics::{remove_orphan_partitions, Topics};
 use runnel_net::config::Config;
 use runnel_net::data_dir::DataDir;
 use runnel_net::kafka::BrokerInfo;
@@ -143,6 +143,11 @@ fn run(cli: Cli) -> Result<(), String> {
         Topics::load(data_dir.path(), shards)
             .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?,
     );
+    let orphans = remove_orphan_partitions(data_dir.path(), &topics)
+        .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
+    if !orphans.is_empty() {
+        tracing::warn!(?orphans, "removed partition directories of deleted topics");
+    }
     let close_failures = Arc::new(AtomicUsize::new(0));
     // Nobody is served until every shard has opened its partitions (and "listening" is logged
     // only then), so no request finds a partition whose log isn't open yet.

@@ -359,14 +359,37 @@ pub async fn create_partitions(
     commit(&state, new).await
 }
 
-/// Replaces a topic's configs (on shard 0); every shard applies them to its open logs.
+/// How a topic's configs change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChange {
+    /// The whole set (AlterConfigs): what is left out returns to its default.
+    Replace(BTreeMap<String, String>),
+    /// Keys set (`Some`) or removed (`None`), the rest kept (IncrementalAlterConfigs).
+    Incremental(Vec<(String, Option<String>)>),
+}
+
+/// Changes a topic's configs (on shard 0); every shard applies them to its open logs.
 pub async fn alter_topic_configs(
     name: String,
-    configs: BTreeMap<String, String>,
+    change: ConfigChange,
     validate_only: bool,
 ) -> Result<(), CreateError> {
     let _turn = change_turn().await;
     let (state, old, meta) = existing_topic(&name)?;
+    // Merged here, under the turn, so concurrent incremental changes don't lose each other.
+    let configs = match change {
+        ConfigChange::Replace(configs) => configs,
+        ConfigChange::Incremental(changes) => {
+            let mut configs = meta.configs.clone();
+            for (key, value) in changes {
+                match value {
+                    Some(value) => configs.insert(key, value),
+                    None => configs.remove(&key),
+                };
+            }
+            configs
+        }
+    };
     topic_config::log_config(&topic_config::effective(&state.defaults.configs, &configs))
         .map_err(CreateError::InvalidConfig)?;
     if validate_only {

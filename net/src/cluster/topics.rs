@@ -128,6 +128,45 @@ impl Topics {
     }
 }
 
+/// Removes partition directories no topic owns: left behind by a deletion that a crash cut
+/// short, they would otherwise come back as the data of a topic re-created under the same
+/// name. Only directories that look like partitions (`<name>-<n>` holding a checkpoint or
+/// segments) are touched. Returns the names removed.
+pub fn remove_orphan_partitions(data_dir: &Path, topics: &Topics) -> io::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(data_dir)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let Some((topic, partition)) = name
+            .rsplit_once('-')
+            .and_then(|(t, p)| Some((t, p.parse::<usize>().ok()?)))
+        else {
+            continue;
+        };
+        let owned = topics
+            .get(topic)
+            .is_some_and(|meta| partition < meta.shards.len());
+        let looks_like_partition = std::fs::read_dir(entry.path())?.any(|f| {
+            f.ok()
+                .and_then(|f| f.file_name().to_str().map(str::to_owned))
+                .is_some_and(|f| f == "checkpoint" || f.ends_with(".log"))
+        });
+        if !owned && looks_like_partition {
+            std::fs::remove_dir_all(entry.path())?;
+            removed.push(name);
+        }
+    }
+    if !removed.is_empty() {
+        std::fs::File::open(data_dir)?.sync_all()?;
+    }
+    Ok(removed)
+}
+
 /// Why a topic name is not acceptable (Kafka's rules), if it isn't.
 pub fn invalid_topic_name(name: &str) -> Option<String> {
     if name.is_empty() {
@@ -207,6 +246,40 @@ mod tests {
             vec![0, 0, 0]
         );
         assert_eq!(meta.uuid().simple().to_string(), meta.id);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn orphan_partitions_are_removed_and_others_kept() {
+        let dir = std::env::temp_dir().join(format!("runnel-orphans-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (sub, file) in [
+            ("kept-0", "checkpoint"),
+            ("kept-1", "00000000000000000000.log"),
+            ("gone-0", "checkpoint"),
+            ("kept-7", "checkpoint"),
+            ("not-a-partition", "checkpoint"),
+            ("stranger-3", "notes.txt"),
+        ] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+            std::fs::write(dir.join(sub).join(file), b"").unwrap();
+        }
+        let mut topics = Topics::default();
+        topics.by_name.insert(
+            "kept".into(),
+            Arc::new(TopicMeta {
+                name: "kept".into(),
+                id: new_topic_id().unwrap(),
+                shards: vec![0, 0],
+                configs: BTreeMap::new(),
+            }),
+        );
+        let mut removed = remove_orphan_partitions(&dir, &topics).unwrap();
+        removed.sort();
+        assert_eq!(removed, vec!["gone-0", "kept-7"]);
+        for kept in ["kept-0", "kept-1", "not-a-partition", "stranger-3"] {
+            assert!(dir.join(kept).exists(), "{kept}");
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 

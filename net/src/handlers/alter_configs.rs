@@ -8,7 +8,7 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{error_code, resource_type, topic_change_error};
-use crate::cluster::shard::{self, on_shard};
+use crate::cluster::shard::{self, on_shard, ConfigChange};
 
 pub async fn handle(request: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut response = AlterConfigsResponse::default();
@@ -31,7 +31,7 @@ pub async fn handle(request: AlterConfigsRequest) -> AlterConfigsResponse {
             .collect();
         let (name, validate_only) = (resource.resource_name.to_string(), request.validate_only);
         let outcome = on_shard(0, move || {
-            shard::alter_topic_configs(name, configs, validate_only)
+            shard::alter_topic_configs(name, ConfigChange::Replace(configs), validate_only)
         })
         .await;
         set_outcome(&mut result.error_code, &mut result.error_message, outcome);

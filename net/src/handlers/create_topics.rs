@@ -12,10 +12,23 @@ use crate::cluster::shard;
 
 pub async fn handle(request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
+    // Kafka refuses every topic named more than once in one request.
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for topic in &request.topics {
+        *seen.entry(topic.name.0.to_string()).or_default() += 1;
+    }
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut result = CreatableTopicResult::default();
         result.name = topic.name.clone();
+        if seen[&name] > 1 {
+            result.error_code = error_code::INVALID_REQUEST;
+            result.error_message = Some(StrBytes::from_static_str("topic named more than once"));
+            result.num_partitions = -1;
+            result.replication_factor = -1;
+            response.topics.push(result);
+            continue;
+        }
         let partitions = if topic.num_partitions == -1 {
             shard::current().defaults.num_partitions
         } else {

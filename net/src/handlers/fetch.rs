@@ -28,6 +28,10 @@ use crate::kafka::fetch_response::{FetchReply, PartitionReply, Records};
 /// default to 500 ms).
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
+/// The most a Fetch response carries, whatever the client asks (Kafka's broker setting
+/// `fetch.max.bytes`, 55 MiB by default).
+const FETCH_MAX_BYTES: u64 = 55 << 20;
+
 /// One partition to read, on its way to its shard.
 #[derive(Debug, Clone)]
 struct PartitionRead {
@@ -85,9 +89,9 @@ pub async fn handle(request: FetchRequest, version: i16, zero_copy: bool) -> Fet
         reply.topics.push((topic.topic.0.to_string(), partitions));
     }
     let max_bytes = if version >= 3 {
-        request.max_bytes.max(0) as u64
+        (request.max_bytes.max(0) as u64).min(FETCH_MAX_BYTES)
     } else {
-        u64::MAX
+        FETCH_MAX_BYTES
     };
     let min_bytes = request.min_bytes.max(0) as u64;
     // The broker bounds the long poll: a client can't park a request (and its connection)
@@ -151,6 +155,19 @@ async fn read_everywhere(
         })
         .await;
         let Ok(shard_outcomes) = result else {
+            // The shard stopped (shutting down): its partitions answer as a leader would
+            // that is going away, so clients retry.
+            for read in &reads[&shard] {
+                outcomes.push(PartitionOutcome {
+                    slot: read.slot,
+                    topic: read.topic.clone(),
+                    partition: read.partition,
+                    error_code: error_code::NOT_LEADER_OR_FOLLOWER,
+                    high_watermark: -1,
+                    log_start_offset: -1,
+                    records: Records::Copied(Bytes::new()),
+                });
+            }
             continue;
         };
         let waiting: Vec<(String, usize, i64)> = shard_outcomes

@@ -7,7 +7,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::alter_configs::set_outcome;
 use super::{error_code, resource_type};
-use crate::cluster::shard::{self, on_shard, CreateError};
+use crate::cluster::shard::{self, on_shard, ConfigChange, CreateError};
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;
@@ -27,21 +27,19 @@ pub async fn handle(request: IncrementalAlterConfigsRequest) -> IncrementalAlter
             continue;
         }
         let name = resource.resource_name.to_string();
-        let Some(meta) = shard::current().topics().get(&name).cloned() else {
+        if shard::current().topics().get(&name).is_none() {
             result.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION;
             response.responses.push(result);
             continue;
-        };
-        let mut configs = meta.configs.clone();
+        }
+        let mut changes = Vec::with_capacity(resource.configs.len());
         let mut refused = None;
         for change in &resource.configs {
             match (change.config_operation, &change.value) {
                 (SET, Some(value)) => {
-                    configs.insert(change.name.to_string(), value.to_string());
+                    changes.push((change.name.to_string(), Some(value.to_string())))
                 }
-                (DELETE, _) => {
-                    configs.remove(change.name.as_str());
-                }
+                (DELETE, _) => changes.push((change.name.to_string(), None)),
                 (op, _) => {
                     refused = Some(format!(
                         "operation {op} on {} is not supported (SET with a value, or DELETE)",
@@ -54,8 +52,9 @@ pub async fn handle(request: IncrementalAlterConfigsRequest) -> IncrementalAlter
         let outcome = match refused {
             Some(reason) => Ok(Err(CreateError::InvalidConfig(reason))),
             None => {
+                let change = ConfigChange::Incremental(changes);
                 on_shard(0, move || {
-                    shard::alter_topic_configs(name, configs, validate_only)
+                    shard::alter_topic_configs(name, change, validate_only)
                 })
                 .await
             }

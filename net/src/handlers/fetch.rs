@@ -107,7 +107,9 @@ pub async fn handle(request: FetchRequest, version: i16, zero_copy: bool) -> Fet
         // Ask the shards' logs to wake us before reading, so no append is missed between.
         let woken = Rc::new(LocalEvent::new());
         let wait = woken.wait();
-        let outcomes = read_everywhere(&reads, max_bytes, deadline, woken.clone(), zero_copy).await;
+        let mut outcomes =
+            read_everywhere(&reads, max_bytes, deadline, woken.clone(), zero_copy).await;
+        spend_in_request_order(&mut outcomes, max_bytes);
         let total: u64 = outcomes.iter().map(|o| o.records.len()).sum();
         let errors = outcomes.iter().any(|o| o.error_code != error_code::NONE);
         if total >= min_bytes || errors || unknown || reads.is_empty() || Instant::now() >= deadline
@@ -117,6 +119,26 @@ pub async fn handle(request: FetchRequest, version: i16, zero_copy: bool) -> Fet
         }
         let left = deadline.saturating_duration_since(Instant::now());
         let _ = rt::select(wait, rt::sleep(left)).await;
+    }
+}
+
+/// Trims what the shards read to the response's byte budget, spent in request order: the
+/// first partition with records keeps at least its first batch whole (KIP-74), later ones get
+/// what is left (a cut batch is dropped by clients, as with Kafka), then nothing.
+fn spend_in_request_order(outcomes: &mut [PartitionOutcome], max_bytes: u64) {
+    outcomes.sort_by_key(|o| o.slot);
+    let mut left = max_bytes;
+    let mut first = true;
+    for outcome in outcomes.iter_mut() {
+        let len = outcome.records.len();
+        if len == 0 {
+            continue;
+        }
+        if !first {
+            outcome.records.truncate(left);
+        }
+        first = false;
+        left = left.saturating_sub(outcome.records.len());
     }
 }
 
@@ -144,14 +166,12 @@ async fn read_everywhere(
 ) -> Vec<PartitionOutcome> {
     let me = rt::shard_id();
     let mut outcomes = Vec::new();
-    let mut budget = max_bytes;
     for (&shard, partitions) in reads {
         let partitions = partitions.clone();
-        let first = outcomes
-            .iter()
-            .all(|o: &PartitionOutcome| o.records.is_empty());
+        // Every shard may use the whole budget; `spend_in_request_order` then keeps what
+        // Kafka would have sent, partitions taken in the order the client listed them.
         let result = on_shard(shard, move || {
-            read_on_shard(partitions, budget, first, zero_copy)
+            read_on_shard(partitions, max_bytes, true, zero_copy)
         })
         .await;
         let Ok(shard_outcomes) = result else {
@@ -175,7 +195,6 @@ async fn read_everywhere(
             .filter(|o| o.error_code == error_code::NONE)
             .map(|o| (o.topic.clone(), o.partition, o.high_watermark))
             .collect();
-        budget = budget.saturating_sub(shard_outcomes.iter().map(|o| o.records.len()).sum());
         outcomes.extend(shard_outcomes);
         // A waiter on the owning shard pings this shard's event when its logs change.
         let woken = woken.clone();
@@ -304,5 +323,47 @@ impl<F: std::future::Future<Output = ()> + Unpin> std::future::Future for AnyOf<
             }
         }
         std::task::Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(t: usize, p: usize, len: usize) -> PartitionOutcome {
+        PartitionOutcome {
+            slot: (t, p),
+            topic: format!("t{t}"),
+            partition: p,
+            error_code: error_code::NONE,
+            high_watermark: 100,
+            log_start_offset: 0,
+            records: Records::Copied(Bytes::from(vec![1u8; len])),
+        }
+    }
+
+    #[test]
+    fn the_budget_is_spent_in_request_order_whatever_shard_read_first() {
+        // Read shard by shard (shard 1's partition first), trimmed in request order.
+        let mut outcomes = vec![
+            outcome(0, 2, 40),
+            outcome(0, 0, 70),
+            outcome(0, 1, 0),
+            outcome(1, 0, 30),
+        ];
+        spend_in_request_order(&mut outcomes, 100);
+        let kept: Vec<_> = outcomes.iter().map(|o| (o.slot, o.records.len())).collect();
+        assert_eq!(
+            kept,
+            vec![((0, 0), 70), ((0, 1), 0), ((0, 2), 30), ((1, 0), 0)]
+        );
+    }
+
+    #[test]
+    fn the_first_partition_with_data_keeps_its_oversized_batch() {
+        let mut outcomes = vec![outcome(0, 0, 0), outcome(0, 1, 500), outcome(0, 2, 10)];
+        spend_in_request_order(&mut outcomes, 100);
+        let kept: Vec<_> = outcomes.iter().map(|o| o.records.len()).collect();
+        assert_eq!(kept, vec![0, 500, 0]);
     }
 }

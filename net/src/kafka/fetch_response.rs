@@ -28,6 +28,21 @@ impl Records {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Keeps at most the first `max` bytes.
+    pub fn truncate(&mut self, max: u64) {
+        match self {
+            Records::Copied(bytes) => bytes.truncate(max.min(bytes.len() as u64) as usize),
+            Records::Files(ranges) => {
+                let mut left = max;
+                ranges.retain_mut(|(_, _, len)| {
+                    *len = (*len).min(left);
+                    left -= *len;
+                    *len > 0
+                });
+            }
+        }
+    }
 }
 
 /// One partition of the response.
@@ -255,6 +270,23 @@ mod tests {
             }
             assert_eq!(ours, expected, "v{version}");
         }
+    }
+
+    #[test]
+    fn truncation_keeps_a_prefix() {
+        let mut copied = Records::Copied(Bytes::from_static(b"abcdef"));
+        copied.truncate(4);
+        assert!(matches!(&copied, Records::Copied(b) if b == &b"abcd"[..]));
+        let file = || -> OwnedFd { std::fs::File::open("/dev/null").unwrap().into() };
+        let mut files = Records::Files(vec![(file(), 0, 10), (file(), 100, 10), (file(), 200, 10)]);
+        files.truncate(15);
+        let Records::Files(ranges) = &files else {
+            unreachable!()
+        };
+        let kept: Vec<_> = ranges.iter().map(|r| (r.1, r.2)).collect();
+        assert_eq!(kept, vec![(0, 10), (100, 5)]);
+        files.truncate(0);
+        assert!(files.is_empty());
     }
 
     #[test]

@@ -318,8 +318,9 @@ fn create_produce_fetch_list_offsets_and_restart() {
             waited < Duration::from_secs(6),
             "the fetch returned when data came ({waited:?})"
         );
+        // The produce comes ~300 ms after the fetch; an answer without waiting takes ~1 ms.
         assert!(
-            waited >= Duration::from_millis(250),
+            waited >= Duration::from_millis(100),
             "it did wait ({waited:?})"
         );
         expected

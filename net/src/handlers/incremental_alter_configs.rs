@@ -27,11 +27,6 @@ pub async fn handle(request: IncrementalAlterConfigsRequest) -> IncrementalAlter
             continue;
         }
         let name = resource.resource_name.to_string();
-        if shard::current().topics().get(&name).is_none() {
-            result.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION;
-            response.responses.push(result);
-            continue;
-        }
         let mut changes = Vec::with_capacity(resource.configs.len());
         let mut refused = None;
         for change in &resource.configs {

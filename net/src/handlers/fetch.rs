@@ -171,7 +171,7 @@ async fn read_everywhere(
         // Every shard may use the whole budget; `spend_in_request_order` then keeps what
         // Kafka would have sent, partitions taken in the order the client listed them.
         let result = on_shard(shard, move || {
-            read_on_shard(partitions, max_bytes, true, zero_copy)
+            read_on_shard(partitions, max_bytes, zero_copy)
         })
         .await;
         let Ok(shard_outcomes) = result else {
@@ -218,9 +218,11 @@ async fn read_everywhere(
 async fn read_on_shard(
     partitions: Vec<PartitionRead>,
     mut budget: u64,
-    mut first: bool,
     zero_copy: bool,
 ) -> Vec<PartitionOutcome> {
+    // The shard's first partition with data gets its first batch whole (KIP-74); the
+    // connection's shard trims across shards in request order.
+    let mut first = true;
     let state = shard::current();
     let mut outcomes = Vec::with_capacity(partitions.len());
     for read in partitions {

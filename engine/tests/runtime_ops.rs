@@ -186,6 +186,34 @@ on_both_backends! {
         std::fs::remove_file(path).unwrap();
     }
 
+    fn vectored_writes_gather_every_part_in_order(backend) {
+        let path = temp_path(&format!("writev-{backend}"));
+        let p = path.clone();
+        // 3000 parts of varied sizes (empty ones included): more than one pwritev takes
+        // (1024 iovecs), so the write continues in rounds from the middle of the list.
+        let data = pattern(3000 * 61);
+        let mut parts = Vec::new();
+        let mut at = 0;
+        for i in 0..3000 {
+            let len = [0, 1, 7, 61, 176][i % 5];
+            parts.push(bytes::Bytes::copy_from_slice(&data[at..at + len]));
+            at += len;
+        }
+        let expected = data[..at].to_vec();
+        run(backend, move || async move {
+            let file = File::create(&p).unwrap();
+            let (written, returned) = file.write_all_vectored_at(parts, 100).await;
+            written.unwrap();
+            assert_eq!(returned.len(), 3000, "the parts come back");
+            let (result, _) = file.write_all_vectored_at(Vec::new(), 0).await;
+            result.unwrap();
+        });
+        let on_disk = std::fs::read(&path).unwrap();
+        assert_eq!(on_disk.len(), 100 + expected.len());
+        assert!(on_disk[100..] == expected[..]);
+        std::fs::remove_file(path).unwrap();
+    }
+
     fn file_errors_are_reported(backend) {
         let path = temp_path(&format!("ro-{backend}"));
         std::fs::write(&path, b"read only").unwrap();

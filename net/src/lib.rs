@@ -6,5 +6,6 @@ pub mod config;
 pub mod data_dir;
 pub mod handlers;
 pub mod kafka;
+pub mod limits;
 pub mod listener;
 pub mod signals;

@@ -108,6 +108,10 @@ fn run(cli: Cli) -> Result<(), String> {
     if let Some(backend) = cli.io_backend {
         config.io.backend = backend;
     }
+    match runnel_net::limits::raise_open_file_limit() {
+        Ok(limit) => tracing::debug!(limit, "open file limit"),
+        Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
+    }
     let runtime_config = config.runtime().map_err(|e| e.to_string())?;
     let listen = config.listen_addr().map_err(|e| e.to_string())?;
     let data_dir = DataDir::open(&config.data_dir)

@@ -1,6 +1,8 @@
 //! `runnel-bench`: end-to-end throughput against a running broker, and this machine's
 //! loopback bandwidth to compare it with.
 //!
+//! - `runnel-bench limits [--dir D] [--seconds S]`: this machine's limits (loopback bandwidth
+//!   and round trip, page-cache append bandwidth and fdatasync latency in D, default `.`).
 //! - `runnel-bench loopback [--seconds S]`: TCP bandwidth over 127.0.0.1 (1 MiB writes).
 //! - `runnel-bench produce --bootstrap ADDR --topic T [--seconds S] [--records-per-batch N]
 //!   [--record-bytes B] [--acks A] [--in-flight K]`: creates T (flush.policy=never) and produces
@@ -14,7 +16,7 @@
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -51,6 +53,10 @@ fn main() {
     };
     let seconds = Duration::from_secs(number("--seconds", 5));
     match command.as_str() {
+        "limits" => limits(
+            std::path::Path::new(&option("--dir").unwrap_or_else(|| ".".into())),
+            seconds,
+        ),
         "loopback" => loopback(seconds),
         "produce" => produce(
             &option("--bootstrap").expect("--bootstrap"),
@@ -74,34 +80,26 @@ fn main() {
     }
 }
 
-fn loopback(seconds: Duration) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let reader = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut total = 0u64;
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) | Err(_) => return total,
-                Ok(n) => total += n as u64,
-            }
-        }
-    });
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let buf = vec![7u8; 1 << 20];
-    let started = Instant::now();
-    while started.elapsed() < seconds {
-        stream.write_all(&buf).unwrap();
-    }
-    drop(stream);
-    let total = reader.join().unwrap();
-    let elapsed = started.elapsed().as_secs_f64();
+fn limits(dir: &std::path::Path, seconds: Duration) {
+    let l = runnel_bench::limits::measure(dir, seconds).expect("measuring the limits");
     println!(
-        "loopback: {:.2} GiB/s ({} bytes in {elapsed:.2}s)",
-        total as f64 / GIB / elapsed,
-        total
+        "loopback: {:.2} GiB/s, round trip p50 {:?} p99 {:?}",
+        l.loopback_bytes_per_sec / GIB,
+        l.loopback_rtt_p50,
+        l.loopback_rtt_p99
     );
+    println!(
+        "page-cache appends in {}: {:.0} MiB/s; fdatasync (4 KiB append) p50 {:?} p99 {:?}",
+        dir.display(),
+        l.page_cache_append_bytes_per_sec / MIB,
+        l.fdatasync_p50,
+        l.fdatasync_p99
+    );
+}
+
+fn loopback(seconds: Duration) {
+    let bytes_per_sec = runnel_bench::limits::loopback_bandwidth(seconds).expect("loopback");
+    println!("loopback: {:.2} GiB/s", bytes_per_sec / GIB);
 }
 
 /// A blocking connection that pipelines requests.
@@ -118,21 +116,17 @@ impl Conn {
     }
 
     fn send<R: Encodable>(&mut self, key: ApiKey, version: i16, request: &R) {
+        let mut frame = encode_frame(key, version, request);
+        self.send_frame(&mut frame);
+    }
+
+    /// Sends a frame made by [`encode_frame`] under the next correlation id. Load loops encode
+    /// their request once and send it over and over, so the client's CPU goes to the socket.
+    fn send_frame(&mut self, frame: &mut [u8]) {
         self.next_id += 1;
-        let mut header = RequestHeader::default();
-        header.request_api_key = key as i16;
-        header.request_api_version = version;
-        header.correlation_id = self.next_id;
-        header.client_id = Some(StrBytes::from_static_str("runnel-bench"));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, key.request_header_version(version))
-            .unwrap();
-        request.encode(&mut body, version).unwrap();
-        self.stream
-            .write_all(&(body.len() as i32).to_be_bytes())
-            .unwrap();
-        self.stream.write_all(&body).unwrap();
+        // Size (4 bytes), API key (2), version (2), then the correlation id.
+        frame[8..12].copy_from_slice(&self.next_id.to_be_bytes());
+        self.stream.write_all(frame).unwrap();
     }
 
     fn receive<T: Decodable>(&mut self, key: ApiKey, version: i16) -> T {
@@ -144,6 +138,22 @@ impl Conn {
         ResponseHeader::decode(&mut body, key.response_header_version(version)).unwrap();
         T::decode(&mut body, version).unwrap()
     }
+}
+
+/// A whole request frame (size prefix included), correlation id 0.
+fn encode_frame<R: Encodable>(key: ApiKey, version: i16, request: &R) -> Vec<u8> {
+    let mut header = RequestHeader::default();
+    header.request_api_key = key as i16;
+    header.request_api_version = version;
+    header.client_id = Some(StrBytes::from_static_str("runnel-bench"));
+    let header_version = key.request_header_version(version);
+    let size =
+        header.compute_size(header_version).unwrap() + request.compute_size(version).unwrap();
+    let mut frame = BytesMut::with_capacity(4 + size);
+    frame.extend_from_slice(&(size as i32).to_be_bytes());
+    header.encode(&mut frame, header_version).unwrap();
+    request.encode(&mut frame, version).unwrap();
+    frame.to_vec()
 }
 
 fn topic_name(topic: &str) -> TopicName {
@@ -195,12 +205,13 @@ fn produce(
     request.timeout_ms = 30_000;
     request.topic_data = vec![data];
 
+    let mut frame = encode_frame(ApiKey::Produce, 9, &request);
     let started = Instant::now();
     let mut outstanding = VecDeque::new();
     let mut sent = 0u64;
     while started.elapsed() < seconds {
         while outstanding.len() < in_flight {
-            conn.send(ApiKey::Produce, 9, &request);
+            conn.send_frame(&mut frame);
             outstanding.push_back(());
             sent += 1;
         }

@@ -22,6 +22,7 @@ mod recovery;
 mod retention;
 pub mod scan;
 mod segment;
+mod write_layout;
 
 pub use checkpoint::{
     take_clean_shutdown_marker, write_clean_shutdown_marker, Checkpoint, CLEAN_SHUTDOWN_FILE,

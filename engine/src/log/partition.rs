@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use super::batch::{self, TimestampType};
 use super::checkpoint::Checkpoint;
 use super::config::LogConfig;
@@ -26,6 +28,7 @@ use super::read::{self, FileRange, ReadResult};
 use super::recovery::{self, RecoveryReport};
 use super::retention::{self, RetentionInput, SegmentSummary};
 use super::segment::{self, Segment};
+use super::write_layout::WriteLayout;
 use crate::flush::{FlushPolicy, GroupCommit};
 use crate::rt::{self, EventWait, File, LocalEvent};
 
@@ -330,7 +333,8 @@ impl Log {
     /// Appends a produce request's record set (one or more RecordBatch v2). Validates every
     /// batch first; on any refusal nothing is written. Returns once the records are readable
     /// and, under `flush.policy = always`, durable.
-    pub async fn append(&self, mut records: Vec<u8>) -> Result<AppendInfo, AppendError> {
+    pub async fn append(&self, records: impl Into<Bytes>) -> Result<AppendInfo, AppendError> {
+        let records: Bytes = records.into();
         let inner = &self.inner;
         let config = inner.config.borrow().clone();
         let batches = batch::split_and_validate(&records, config.max_message_bytes)?;
@@ -354,7 +358,7 @@ impl Log {
         }
 
         // Synchronous part: roll if need be, assign offsets and a file position.
-        let (file, position, seq, info) = {
+        let (file, position, seq, info, parts) = {
             let mut st = inner.state.borrow_mut();
             if let Some(e) = &st.failed {
                 return Err(e.clone().into());
@@ -368,13 +372,12 @@ impl Log {
             let mut offset = base_offset;
             let active = st.active_mut();
             let position = active.size;
+            let mut layout = WriteLayout::new(&records, append_time.is_some(), batches.len());
             for (at, header) in &batches {
                 let len = header.total_len().expect("validated");
-                let bytes = &mut records[*at..*at + len];
-                batch::set_base_offset(bytes, offset);
                 let mut max_timestamp = header.max_timestamp;
+                layout.add_batch(*at, len, offset, append_time);
                 if let Some(time) = append_time {
-                    batch::stamp_log_append_time(bytes, time);
                     max_timestamp = time;
                 }
                 let last = offset + i64::from(header.last_offset_delta);
@@ -419,7 +422,7 @@ impl Log {
                 log_append_time: append_time,
                 log_start_offset,
             };
-            (file, position, seq, info)
+            (file, position, seq, info, layout.finish())
         };
         inner.bump_stats(|s| {
             s.appends += 1;
@@ -430,7 +433,7 @@ impl Log {
         // hole that holds the high watermark back forever.
         let writer = inner.clone();
         rt::spawn_local(async move {
-            let (result, _records) = file.write_all_at(records, position).await;
+            let (result, _parts) = file.write_all_vectored_at(parts, position).await;
             writer.write_completed(seq, result);
         });
         let end = info.last_offset + 1;

@@ -127,6 +127,35 @@ impl File {
         .await
     }
 
+    /// Writes the concatenation of `parts` at `offset` with vectored writes (pwritev): a write
+    /// gathered from several buffers without first copying them into one.
+    pub async fn write_all_vectored_at(
+        &self,
+        parts: Vec<bytes::Bytes>,
+        offset: u64,
+    ) -> (io::Result<()>, Vec<bytes::Bytes>) {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let mut parts = parts;
+        let mut done = 0;
+        while done < total {
+            let (result, returned) = Op::new(ops::WritevAt::new(
+                self.fd.shared(),
+                parts,
+                done,
+                offset + done as u64,
+            ))
+            .await;
+            parts = returned;
+            match result {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), parts),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), parts),
+            }
+        }
+        (Ok(()), parts)
+    }
+
     /// Flushes the file's data (and the metadata needed to read it back) to stable storage.
     pub async fn fdatasync(&self) -> io::Result<()> {
         Op::new(ops::Fsync {

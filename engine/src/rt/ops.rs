@@ -293,6 +293,83 @@ impl<B: IoBuf> OpSpec for WriteAt<B> {
     }
 }
 
+/// Most buffers one `pwritev` takes (Linux's UIO_MAXIOV); longer lists are written in rounds.
+const MAX_IOVECS: usize = 1024;
+
+/// The iovec array of a vectored write.
+struct IoVecs(Vec<libc::iovec>);
+
+// SAFETY: the iovecs point into the `Bytes` of the same `WritevAt`, which owns them, never
+// mutates them and moves with them (to the blocking pool, under epoll).
+unsafe impl std::marker::Send for IoVecs {}
+
+/// pwritev(2) of the concatenation of `parts`, from `skip` bytes into it: one system call
+/// (one io-wq hand-off on io_uring) for a write gathered from several buffers.
+pub(crate) struct WritevAt {
+    fd: SharedFd,
+    parts: Vec<bytes::Bytes>,
+    iovecs: IoVecs,
+    offset: u64,
+}
+
+impl WritevAt {
+    pub(crate) fn new(fd: SharedFd, parts: Vec<bytes::Bytes>, skip: usize, offset: u64) -> Self {
+        let mut iovecs = Vec::with_capacity(parts.len().min(MAX_IOVECS));
+        let mut skip = skip;
+        for part in &parts {
+            if iovecs.len() == MAX_IOVECS {
+                break;
+            }
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            let rest = &part[skip..];
+            skip = 0;
+            iovecs.push(libc::iovec {
+                iov_base: rest.as_ptr() as *mut libc::c_void,
+                iov_len: rest.len(),
+            });
+        }
+        WritevAt {
+            fd,
+            parts,
+            iovecs: IoVecs(iovecs),
+            offset,
+        }
+    }
+}
+
+impl OpSpec for WritevAt {
+    type Output = (io::Result<usize>, Vec<bytes::Bytes>);
+
+    fn uring_entry(&mut self) -> squeue::Entry {
+        let iovecs = &self.iovecs.0;
+        opcode::Writev::new(
+            types::Fd(self.fd.as_raw_fd()),
+            iovecs.as_ptr(),
+            iovecs.len() as u32,
+        )
+        .offset(self.offset)
+        .build()
+    }
+
+    fn epoll_plan(&self) -> EpollPlan {
+        EpollPlan::Blocking
+    }
+
+    fn run_sync(&mut self) -> io::Result<u32> {
+        let iovecs = &self.iovecs.0;
+        // SAFETY: the iovecs describe bytes of `self.parts`, owned by self.
+        unsafe { sys::pwritev(self.fd.as_raw_fd(), iovecs, self.offset) }
+            .map(|n| n.min(u32::MAX as usize) as u32)
+    }
+
+    fn complete(self: Box<Self>, result: io::Result<u32>) -> Self::Output {
+        (result.map(|n| n as usize), self.parts)
+    }
+}
+
 /// fsync(2), or fdatasync(2) when `data_only`.
 pub(crate) struct Fsync {
     pub(crate) fd: SharedFd,

@@ -152,6 +152,14 @@ pub(crate) unsafe fn pwrite(
     cvt_size(unsafe { libc::pwrite(fd, ptr.cast(), len, offset as libc::off_t) })
 }
 
+/// # Safety
+/// Every iovec must be valid for reads of its length for the duration of the call.
+pub(crate) unsafe fn pwritev(fd: RawFd, iovecs: &[libc::iovec], offset: u64) -> io::Result<usize> {
+    let count = iovecs.len().min(libc::c_int::MAX as usize) as libc::c_int;
+    // SAFETY: guaranteed by the caller; `count` never exceeds the slice.
+    cvt_size(unsafe { libc::pwritev(fd, iovecs.as_ptr(), count, offset as libc::off_t) })
+}
+
 pub(crate) fn fsync(fd: RawFd, data_only: bool) -> io::Result<()> {
     if data_only {
         // SAFETY: plain system call without pointers.

@@ -43,6 +43,7 @@ pub(crate) const REQUIRED_OPCODES: &[(u8, &str)] = &[
     (opcode::Send::CODE, "SEND"),
     (opcode::Read::CODE, "READ"),
     (opcode::Write::CODE, "WRITE"),
+    (opcode::Writev::CODE, "WRITEV"),
     (opcode::Fsync::CODE, "FSYNC"),
     (opcode::Fallocate::CODE, "FALLOCATE"),
     (opcode::Splice::CODE, "SPLICE"),

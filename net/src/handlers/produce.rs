@@ -105,20 +105,30 @@ pub async fn handle(request: ProduceRequest, _version: i16) -> Option<ProduceRes
 
 type AppendResult = Result<AppendInfo, (i16, Option<String>)>;
 
-/// Appends on the owning shard.
+/// Appends on the owning shard. The partitions' appends run concurrently (each its own task,
+/// started in request order), so one partition's write doesn't wait for another's. The records
+/// are not copied: the log writes them from the request's buffer.
 async fn append_all(appends: Vec<Append>) -> Vec<((usize, usize), AppendResult)> {
     let state = shard::current();
-    let mut results = Vec::with_capacity(appends.len());
-    for append in appends {
-        let result = match state.log(&append.topic, append.partition) {
-            // The records are copied once here, into the buffer the write consumes.
-            Some(log) => log
-                .append(append.records.to_vec())
-                .await
-                .map_err(|e| (append_error_code(&e), Some(e.to_string()))),
-            None => Err((error_code::LEADER_NOT_AVAILABLE, None)),
-        };
-        results.push((append.slot, result));
+    let started: Vec<_> = appends
+        .into_iter()
+        .map(|append| {
+            let log = state.log(&append.topic, append.partition);
+            let task = runnel_engine::rt::spawn_local(async move {
+                match log {
+                    Some(log) => log
+                        .append(append.records)
+                        .await
+                        .map_err(|e| (append_error_code(&e), Some(e.to_string()))),
+                    None => Err((error_code::LEADER_NOT_AVAILABLE, None)),
+                }
+            });
+            (append.slot, task)
+        })
+        .collect();
+    let mut results = Vec::with_capacity(started.len());
+    for (slot, task) in started {
+        results.push((slot, task.await));
     }
     results
 }

@@ -1,0 +1,192 @@
+//! This machine's limits, measured the same way every time so benchmark figures can be stated
+//! as ratios to them (the machines are shared and noisy; absolute numbers mean little).
+//!
+//! - loopback TCP bandwidth: one connection, 1 MiB writes, a reader thread;
+//! - loopback round trip: 1-byte ping-pong on a TCP_NODELAY connection;
+//! - page-cache append bandwidth: 1 MiB appends to a new file in the data directory (the shape
+//!   of a log append: unaligned end, the file growing), no sync;
+//! - fdatasync latency: 4 KiB append + fdatasync, the cost of an `always` flush.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// What [`measure`] found.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub loopback_bytes_per_sec: f64,
+    pub loopback_rtt_p50: Duration,
+    pub loopback_rtt_p99: Duration,
+    pub page_cache_append_bytes_per_sec: f64,
+    pub fdatasync_p50: Duration,
+    pub fdatasync_p99: Duration,
+}
+
+/// Measures everything, spending about `seconds` on each bandwidth; the file tests run in `dir`.
+pub fn measure(dir: &Path, seconds: Duration) -> std::io::Result<Limits> {
+    let (rtt_p50, rtt_p99) = loopback_round_trip(10_000)?;
+    let (sync_p50, sync_p99) = fdatasync_latency(dir, 200)?;
+    Ok(Limits {
+        loopback_bytes_per_sec: loopback_bandwidth(seconds)?,
+        loopback_rtt_p50: rtt_p50,
+        loopback_rtt_p99: rtt_p99,
+        page_cache_append_bytes_per_sec: page_cache_append_bandwidth(dir, seconds, 4 << 30)?,
+        fdatasync_p50: sync_p50,
+        fdatasync_p99: sync_p99,
+    })
+}
+
+/// Bytes per second through one loopback TCP connection.
+pub fn loopback_bandwidth(seconds: Duration) -> std::io::Result<f64> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let reader = std::thread::spawn(move || -> std::io::Result<u64> {
+        let (mut stream, _) = listener.accept()?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            match stream.read(&mut buf)? {
+                0 => return Ok(total),
+                n => total += n as u64,
+            }
+        }
+    });
+    let mut stream = TcpStream::connect(addr)?;
+    let buf = vec![7u8; 1 << 20];
+    let started = Instant::now();
+    while started.elapsed() < seconds {
+        stream.write_all(&buf)?;
+    }
+    drop(stream);
+    let total = reader.join().expect("reader thread")?;
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// p50 and p99 of `rounds` 1-byte round trips over loopback TCP.
+pub fn loopback_round_trip(rounds: usize) -> std::io::Result<(Duration, Duration)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut stream, _) = listener.accept()?;
+        stream.set_nodelay(true)?;
+        let mut byte = [0u8; 1];
+        while stream.read(&mut byte)? == 1 {
+            stream.write_all(&byte)?;
+        }
+        Ok(())
+    });
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let mut samples = Vec::with_capacity(rounds);
+    let mut byte = [1u8; 1];
+    for _ in 0..rounds {
+        let started = Instant::now();
+        stream.write_all(&byte)?;
+        stream.read_exact(&mut byte)?;
+        samples.push(started.elapsed());
+    }
+    drop(stream);
+    echo.join().expect("echo thread")?;
+    Ok(percentiles(samples))
+}
+
+/// Bytes per second of 1 MiB appends into a new file in `dir`, for `seconds` or `max_bytes`.
+pub fn page_cache_append_bandwidth(
+    dir: &Path,
+    seconds: Duration,
+    max_bytes: u64,
+) -> std::io::Result<f64> {
+    let path = dir.join(format!(".runnel-bench-append-{}", std::process::id()));
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    // Like a log's batches, the chunks aren't page multiples: every append ends mid-page.
+    let chunk = vec![3u8; (1 << 20) + 100];
+    let started = Instant::now();
+    let mut written = 0u64;
+    let result = (|| {
+        while started.elapsed() < seconds && written < max_bytes {
+            file.write_all_at(&chunk, written)?;
+            written += chunk.len() as u64;
+        }
+        Ok(written as f64 / started.elapsed().as_secs_f64())
+    })();
+    drop(file);
+    std::fs::remove_file(&path)?;
+    result
+}
+
+/// p50 and p99 of `rounds` (4 KiB append + fdatasync) in a new file in `dir`.
+pub fn fdatasync_latency(dir: &Path, rounds: usize) -> std::io::Result<(Duration, Duration)> {
+    let path = dir.join(format!(".runnel-bench-sync-{}", std::process::id()));
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    let block = vec![5u8; 4096];
+    let mut samples = Vec::with_capacity(rounds);
+    let result = (|| {
+        for i in 0..rounds {
+            let started = Instant::now();
+            file.write_all_at(&block, i as u64 * 4096)?;
+            file.sync_data()?;
+            samples.push(started.elapsed());
+        }
+        Ok(())
+    })();
+    drop(file);
+    std::fs::remove_file(&path)?;
+    result.map(|()| percentiles(samples))
+}
+
+/// (p50, p99) by the nearest-rank method.
+fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort_unstable();
+    let at = |q: f64| {
+        let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+        samples[rank - 1]
+    };
+    (at(0.50), at(0.99))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let samples: Vec<Duration> = (1..=100).rev().map(Duration::from_micros).collect();
+        assert_eq!(
+            percentiles(samples),
+            (Duration::from_micros(50), Duration::from_micros(99))
+        );
+        assert_eq!(
+            percentiles(vec![Duration::from_micros(7)]),
+            (Duration::from_micros(7), Duration::from_micros(7))
+        );
+    }
+
+    #[test]
+    fn measures_are_positive_and_clean_up() {
+        let dir = std::env::temp_dir().join(format!("runnel-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let written =
+            page_cache_append_bandwidth(&dir, Duration::from_millis(50), 8 << 20).unwrap();
+        assert!(written > 0.0);
+        let (p50, p99) = fdatasync_latency(&dir, 5).unwrap();
+        assert!(p50 > Duration::ZERO && p50 <= p99);
+        let (p50, p99) = loopback_round_trip(50).unwrap();
+        assert!(p50 > Duration::ZERO && p50 <= p99);
+        assert!(loopback_bandwidth(Duration::from_millis(50)).unwrap() > 0.0);
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "test files removed"
+        );
+        std::fs::remove_dir(&dir).unwrap();
+    }
+}

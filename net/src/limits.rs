@@ -1,0 +1,33 @@
+//! Process limits the broker needs raised before it opens its logs.
+
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+
+/// Raises the soft limit on open files to the hard limit and returns the new soft limit.
+///
+/// Every partition holds three descriptors (segment, offset index, time index) per open
+/// segment, plus one per connection: the common default soft limit of 1024 runs out at a few
+/// hundred partitions, while the hard limit is usually far higher. Kafka's documentation asks
+/// operators to raise it; the broker does what it can itself.
+pub fn raise_open_file_limit() -> nix::Result<u64> {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok(soft.max(hard))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn soft_limit_reaches_the_hard_limit() {
+        // Lower the soft limit first (always allowed) so the raise has something to do.
+        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        setrlimit(Resource::RLIMIT_NOFILE, (hard / 2).max(256), hard).unwrap();
+        let raised = raise_open_file_limit().unwrap();
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        assert_eq!(soft, hard);
+        assert_eq!(raised, soft);
+    }
+}

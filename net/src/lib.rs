@@ -9,3 +9,4 @@ pub mod kafka;
 pub mod limits;
 pub mod listener;
 pub mod signals;
+pub mod start_gate;

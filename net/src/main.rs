@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 use runnel_engine::rt::Runtime;
@@ -14,6 +14,7 @@ use runnel_net::data_dir::DataDir;
 use runnel_net::kafka::BrokerInfo;
 use runnel_net::listener::{accept_loop, ShardListeners};
 use runnel_net::signals;
+use runnel_net::start_gate::start_gate;
 
 /// Runnel: a Kafka-compatible streaming broker, thread-per-core on io_uring.
 #[derive(Debug, Parser)]
@@ -155,8 +156,10 @@ fn run(cli: Cli) -> Result<(), String> {
     let close_failures = Arc::new(AtomicUsize::new(0));
     // Nobody is served until every shard has opened its partitions (and "listening" is logged
     // only then), so no request finds a partition whose log isn't open yet.
-    let ready = Arc::new(Barrier::new(shards + 1));
-    let shards_ready = ready.clone();
+    let (gate, shard_starts) = start_gate(shards);
+    let shard_starts = Arc::new(Mutex::new(
+        shard_starts.into_iter().map(Some).collect::<Vec<_>>(),
+    ));
     let for_shards = listeners.clone();
     let shard_failures = close_failures.clone();
     let logs_dir = data_dir.path().to_path_buf();
@@ -165,13 +168,15 @@ fn run(cli: Cli) -> Result<(), String> {
         let broker = broker.clone();
         let (topics, dir, failures) = (topics.clone(), logs_dir.clone(), shard_failures.clone());
         let defaults = defaults.clone();
-        let ready = shards_ready.clone();
+        let start = shard_starts.lock().unwrap_or_else(|e| e.into_inner())[shard]
+            .take()
+            .expect("each shard starts once");
         async move {
             let state = start_shard(dir, clean_shutdown, topics, defaults).await;
-            // Blocking this shard's thread is fine here: it serves nothing yet.
-            ready.wait();
-            if let Some(listener) = listener {
-                accept_loop(listener, broker).await;
+            if start.ready() {
+                if let Some(listener) = listener {
+                    accept_loop(listener, broker).await;
+                }
             }
             // Shutting down: close this shard's logs (sync, indexes, checkpoints).
             failures.fetch_add(state.logs.close_all().await, Ordering::SeqCst);
@@ -179,7 +184,10 @@ fn run(cli: Cli) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     drop(listeners);
-    ready.wait();
+    if let Err(shard) = gate.wait() {
+        runtime.shutdown();
+        return Err(format!("shard {shard} failed while opening its partitions"));
+    }
     tracing::info!(
         listen = %bound,
         backend = %runtime.backend(),

@@ -2,15 +2,19 @@
 
 Clients: confluent-kafka (librdkafka), kafka-python, and kcat. Each does the same round trips:
 admin (create / list / delete topics), produce with keys and headers, consume by assignment
-from the beginning, list offsets (earliest, latest, by timestamp). Consumer groups are not
-served yet, so consumers assign partitions themselves.
+from the beginning, list offsets (earliest, latest, by timestamp). Then consumer groups with
+each client: subscribe and read everything, commit, resume in a new member of the group, the
+admin views of groups and their offsets, deleting groups; members sharing a topic as they join
+and leave; a group with a member of each Python client.
 
-Usage: compat.py BOOTSTRAP   (scripts/compat.sh starts a broker and runs this in a venv)
+Usage: compat.py BOOTSTRAP [ROUND_TRIP...]   (scripts/compat.sh starts a broker and runs this
+in a venv; naming round trips, e.g. kcat_group, runs only those)
 """
 
 import json
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -192,7 +196,465 @@ def kcat_round_trip():
     check(f"offset {PER_PARTITION}" in offsets.stdout, f"kcat: latest offset ({offsets.stdout.strip()})")
 
 
-for round_trip in (confluent_round_trip, kafka_python_round_trip, kcat_round_trip):
+# Consumer groups: subscribe instead of assign, commit, resume in a new consumer, admin views.
+# compat.sh starts the broker with a 300 ms group.initial.rebalance.delay so joins settle fast;
+# session.timeout.ms is the broker's minimum (6000) and heartbeats every 500 ms, so a
+# rebalance after a member joins or leaves takes about a second.
+GROUP_PARTITIONS = 4
+GROUP_PER_PARTITION = 25
+GROUP_EXTRA = 3
+SESSION_TIMEOUT_MS = 6000
+HEARTBEAT_MS = 500
+
+
+def group_messages(client, partition, start=0, count=GROUP_PER_PARTITION):
+    """The (key, value) messages a group test sends to one partition, from index start."""
+    return [
+        (f"{client}-gkey-{partition}-{i}".encode(), f"{client}-gvalue-{partition}-{i}-".encode() + bytes(range(i % 256)))
+        for i in range(start, start + count)
+    ]
+
+
+def confluent_create_topic(topic, partitions):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(timeout=30)
+    return admin
+
+
+def confluent_produce(topic, client, partitions, start, count):
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 5})
+    delivered = []
+    for partition in range(partitions):
+        for key, value in group_messages(client, partition, start, count):
+            producer.produce(topic, value=value, key=key, partition=partition,
+                             on_delivery=lambda err, msg: delivered.append(err))
+    producer.flush(30)
+    check(len(delivered) == partitions * count and not any(delivered), f"{client}: all delivered")
+
+
+def confluent_group_consumer(group, **extra):
+    from confluent_kafka import Consumer
+
+    return Consumer({
+        "bootstrap.servers": BOOTSTRAP,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "session.timeout.ms": SESSION_TIMEOUT_MS,
+        "heartbeat.interval.ms": HEARTBEAT_MS,
+        **extra,
+    })
+
+
+def confluent_drain(consumer, got, total, seconds):
+    """Polls into got {partition: [(offset, key, value)]} until it holds total messages or time is up."""
+    deadline = time.time() + seconds
+    while sum(map(len, got.values())) < total and time.time() < deadline:
+        msg = consumer.poll(0.2)
+        if msg is None:
+            continue
+        if msg.error():
+            check(False, f"confluent: poll error {msg.error()}")
+            continue
+        got.setdefault(msg.partition(), []).append((msg.offset(), msg.key(), msg.value()))
+
+
+def confluent_commit_on_revoke(consumer, revoked):
+    """on_revoke: commit where this member stopped, so the next owner of its partitions doesn't
+    read them again."""
+    try:
+        consumer.commit(asynchronous=False)
+    except Exception as e:
+        check("NO_OFFSET" in str(e), f"confluent: commit on revoke ({e})")
+
+
+def kafka_python_drain(consumer, got, total, seconds):
+    """confluent_drain for a kafka-python KafkaConsumer."""
+    deadline = time.time() + seconds
+    while sum(map(len, got.values())) < total and time.time() < deadline:
+        for tp, records in consumer.poll(timeout_ms=200).items():
+            got.setdefault(tp.partition, []).extend((r.offset, r.key, r.value) for r in records)
+
+
+def drain(consumer, got, total, seconds):
+    """Polls either client's group consumer."""
+    from confluent_kafka import Consumer
+
+    (confluent_drain if isinstance(consumer, Consumer) else kafka_python_drain)(consumer, got, total, seconds)
+
+
+def confluent_group():
+    from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, TopicPartition
+
+    client = "confluent-group"
+    topic = f"compat-confluent-group-{uuid.uuid4().hex[:8]}"
+    group = f"compat-confluent-group-{uuid.uuid4().hex[:8]}"
+    admin = confluent_create_topic(topic, GROUP_PARTITIONS)
+    confluent_produce(topic, client, GROUP_PARTITIONS, 0, GROUP_PER_PARTITION)
+
+    consumer = confluent_group_consumer(group)
+    consumer.subscribe([topic])
+    got = {}
+    confluent_drain(consumer, got, GROUP_PARTITIONS * GROUP_PER_PARTITION, 30)
+    for partition in range(GROUP_PARTITIONS):
+        check([(k, v) for _, k, v in got.get(partition, [])] == group_messages(client, partition),
+              f"confluent group: partition {partition} byte for byte")
+    check(sorted(tp.partition for tp in consumer.assignment()) == list(range(GROUP_PARTITIONS)),
+          "confluent group: a lone member is assigned every partition")
+    consumer.commit(asynchronous=False)
+    committed = consumer.committed([TopicPartition(topic, p) for p in range(GROUP_PARTITIONS)], timeout=10)
+    check([tp.offset for tp in committed] == [GROUP_PER_PARTITION] * GROUP_PARTITIONS,
+          f"confluent group: committed {[tp.offset for tp in committed]}")
+    described = admin.describe_consumer_groups([group])[group].result(timeout=30)
+    check(described.state == ConsumerGroupState.STABLE and len(described.members) == 1,
+          f"confluent group: described while consuming ({described.state}, {len(described.members)} members)")
+    check(sorted(tp.partition for tp in described.members[0].assignment.topic_partitions) == list(range(GROUP_PARTITIONS)),
+          "confluent group: the described member holds every partition")
+    check(described.partition_assignor != "" and not described.is_simple_consumer_group,
+          f"confluent group: described assignor {described.partition_assignor!r}")
+    consumer.close()
+
+    # A new member of the same group resumes at the commits: only what was produced after.
+    confluent_produce(topic, client, GROUP_PARTITIONS, GROUP_PER_PARTITION, GROUP_EXTRA)
+    consumer = confluent_group_consumer(group)
+    consumer.subscribe([topic])
+    got = {}
+    confluent_drain(consumer, got, GROUP_PARTITIONS * GROUP_EXTRA, 30)
+    confluent_drain(consumer, got, GROUP_PARTITIONS * GROUP_EXTRA + 1, 1)  # nothing more should come
+    for partition in range(GROUP_PARTITIONS):
+        resumed = got.get(partition, [])
+        check([(k, v) for _, k, v in resumed] == group_messages(client, partition, GROUP_PER_PARTITION, GROUP_EXTRA),
+              f"confluent group: partition {partition} resumed after the commit")
+        check([o for o, _, _ in resumed] == list(range(GROUP_PER_PARTITION, GROUP_PER_PARTITION + GROUP_EXTRA)),
+              f"confluent group: partition {partition} resumed offsets {[o for o, _, _ in resumed]}")
+    consumer.commit(asynchronous=False)
+    consumer.close()
+
+    listed = admin.list_consumer_groups().result(timeout=30)
+    mine = [g for g in listed.valid if g.group_id == group]
+    check(len(mine) == 1 and not listed.errors, f"confluent group: list_consumer_groups lists the group ({listed.errors})")
+    check(mine and mine[0].state == ConsumerGroupState.EMPTY and not mine[0].is_simple_consumer_group,
+          f"confluent group: listed state {mine and mine[0].state}")
+    described = admin.describe_consumer_groups([group])[group].result(timeout=30)
+    check(described.state == ConsumerGroupState.EMPTY and described.members == [],
+          f"confluent group: described after close ({described.state}, {len(described.members)} members)")
+    request = [ConsumerGroupTopicPartitions(group)]
+    offsets = admin.list_consumer_group_offsets(request)[group].result(timeout=30)
+    check(sorted((tp.topic, tp.partition, tp.offset) for tp in offsets.topic_partitions)
+          == [(topic, p, GROUP_PER_PARTITION + GROUP_EXTRA) for p in range(GROUP_PARTITIONS)],
+          f"confluent group: list_consumer_group_offsets {offsets.topic_partitions}")
+    request = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 1)])]
+    offsets = admin.list_consumer_group_offsets(request)[group].result(timeout=30)
+    check([(tp.partition, tp.offset) for tp in offsets.topic_partitions] == [(1, GROUP_PER_PARTITION + GROUP_EXTRA)],
+          f"confluent group: list_consumer_group_offsets of one partition {offsets.topic_partitions}")
+
+    admin.delete_consumer_groups([group])[group].result(timeout=30)
+    listed = admin.list_consumer_groups().result(timeout=30)
+    check(group not in [g.group_id for g in listed.valid], "confluent group: deleted group not listed")
+    request = [ConsumerGroupTopicPartitions(group)]
+    offsets = admin.list_consumer_group_offsets(request)[group].result(timeout=30)
+    check(all(tp.offset < 0 for tp in offsets.topic_partitions),
+          f"confluent group: no offsets after delete {offsets.topic_partitions}")
+    try:
+        admin.delete_consumer_groups([group])[group].result(timeout=30)
+        check(False, "confluent group: deleting a deleted group is refused")
+    except Exception as e:
+        check("GROUP_ID_NOT_FOUND" in str(e), f"confluent group: second delete refused ({e})")
+    admin.delete_topics([topic])[topic].result(timeout=30)
+
+
+def held_partitions(consumer):
+    return sorted(tp.partition for tp in consumer.assignment())
+
+
+def settled(held, partitions):
+    """Each member holds partitions, together all of them, once each."""
+    return all(held) and sorted(sum(held, [])) == list(range(partitions))
+
+
+def received(got):
+    return sum(len(m) for g in got for m in g.values())
+
+
+def poll_members(members, got, partitions, total, seconds):
+    """Polls members alternately in this thread, got[i] collecting members[i]'s messages, until
+    together they hold total messages and the group is settled. Then polls a little longer, so
+    late duplicates show. Returns each member's partitions."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        for member, into in zip(members, got):
+            drain(member, into, sum(map(len, into.values())) + 1, 0.2)
+        if received(got) >= total and settled([held_partitions(m) for m in members], partitions):
+            break
+    for member, into in zip(members, got):
+        drain(member, into, total + 1, 0.5)
+    return [held_partitions(m) for m in members]
+
+
+def poll_members_threaded(members, got, partitions, total, seconds):
+    """poll_members with a thread per member, each polling all the time. kafka-python 3.0.12
+    needs that in a group that takes a while to rebalance: a JoinGroup round trip that completes
+    between two polls is thrown away and sent again, so with alternate polling it never settles."""
+    stop = threading.Event()
+    held = [[] for _ in members]
+
+    def run(i):
+        while not stop.is_set():
+            drain(members[i], got[i], sum(map(len, got[i].values())) + 1, 0.2)
+            held[i] = held_partitions(members[i])
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(members))]
+    for thread in threads:
+        thread.start()
+    deadline = time.time() + seconds
+    while time.time() < deadline and not (received(got) >= total and settled(list(held), partitions)):
+        time.sleep(0.1)
+    time.sleep(0.5)  # late duplicates
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    return held
+
+
+def check_exactly_once(what, got, client, partitions, start, count):
+    """got: per member {partition: [(offset, key, value)]}; together they hold each message once."""
+    seen = [(p, o) for g in got for p, msgs in g.items() for o, _, _ in msgs]
+    check(len(seen) == len(set(seen)), f"{what}: no duplicates ({len(seen) - len(set(seen))})")
+    for partition in range(partitions):
+        # Sorted by offset: a partition may move from one member to another mid-stream.
+        merged = sorted(m for g in got for m in g.get(partition, []))
+        check([(k, v) for _, k, v in merged] == group_messages(client, partition, start, count),
+              f"{what}: partition {partition} byte for byte across the members")
+
+
+def confluent_shared_group():
+    """Members of one group polled alternately split the partitions and read every message once,
+    as members join together, one leaves, and one joins late."""
+    from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions
+
+    client = "confluent-shared"
+    partitions = 6
+    topic = f"compat-confluent-shared-{uuid.uuid4().hex[:8]}"
+    group = f"compat-confluent-shared-{uuid.uuid4().hex[:8]}"
+    admin = confluent_create_topic(topic, partitions)
+    confluent_produce(topic, client, partitions, 0, GROUP_PER_PARTITION)
+
+    def member():
+        consumer = confluent_group_consumer(group)
+        consumer.subscribe([topic], on_revoke=confluent_commit_on_revoke)
+        return consumer
+
+    first, second = member(), member()
+    got = [{}, {}]
+    held = poll_members([first, second], got, partitions, partitions * GROUP_PER_PARTITION, 60)
+    check(settled(held, partitions), f"confluent shared: each member holds some partitions, together all ({held})")
+    check_exactly_once("confluent shared", got, client, partitions, 0, GROUP_PER_PARTITION)
+    described = admin.describe_consumer_groups([group])[group].result(timeout=30)
+    check(described.state == ConsumerGroupState.STABLE and len(described.members) == 2,
+          f"confluent shared: described ({described.state}, {len(described.members)} members)")
+    described_held = sorted(sorted(tp.partition for tp in m.assignment.topic_partitions) for m in described.members)
+    check(described_held == sorted(held), f"confluent shared: described assignment {described_held} vs {held}")
+
+    # The second member leaves: the first takes over its partitions where it committed.
+    second.close()
+    offset = GROUP_PER_PARTITION
+    confluent_produce(topic, client, partitions, offset, GROUP_EXTRA)
+    got = [{}]
+    held = poll_members([first], got, partitions, partitions * GROUP_EXTRA, 60)
+    check(held == [list(range(partitions))], f"confluent shared: after a leave one member holds all ({held})")
+    check_exactly_once("confluent shared, after a leave", got, client, partitions, offset, GROUP_EXTRA)
+
+    # A third member joins late: the partitions split again, still every message once.
+    third = member()
+    offset += GROUP_EXTRA
+    confluent_produce(topic, client, partitions, offset, GROUP_EXTRA)
+    got = [{}, {}]
+    held = poll_members([first, third], got, partitions, partitions * GROUP_EXTRA, 60)
+    check(settled(held, partitions), f"confluent shared: after a late join each holds some partitions ({held})")
+    check_exactly_once("confluent shared, after a late join", got, client, partitions, offset, GROUP_EXTRA)
+
+    for consumer in (first, third):
+        consumer.close()
+    offsets = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(timeout=30)
+    check(sorted((tp.partition, tp.offset) for tp in offsets.topic_partitions)
+          == [(p, offset + GROUP_EXTRA) for p in range(partitions)],
+          f"confluent shared: committed at the end {offsets.topic_partitions}")
+    admin.delete_consumer_groups([group])[group].result(timeout=30)
+    admin.delete_topics([topic])[topic].result(timeout=30)
+
+
+def mixed_group():
+    """A kafka-python and a confluent-kafka member share a group. The confluent member only
+    offers roundrobin, kafka-python prefers range: the group must pick roundrobin."""
+    from confluent_kafka import ConsumerGroupState
+    from kafka import KafkaConsumer
+
+    client = "mixed-group"
+    topic = f"compat-mixed-group-{uuid.uuid4().hex[:8]}"
+    group = f"compat-mixed-group-{uuid.uuid4().hex[:8]}"
+    admin = confluent_create_topic(topic, GROUP_PARTITIONS)
+    confluent_produce(topic, client, GROUP_PARTITIONS, 0, GROUP_PER_PARTITION)
+
+    # kafka-python commits before giving partitions up when it auto-commits (a rebalance
+    # listener can't: its callbacks run on the client's I/O thread, where commit() refuses to block).
+    python_member = KafkaConsumer(
+        topic, bootstrap_servers=BOOTSTRAP, group_id=group, auto_offset_reset="earliest", enable_auto_commit=True,
+        session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_MS,
+    )
+    confluent_member = confluent_group_consumer(group, **{"partition.assignment.strategy": "roundrobin"})
+    confluent_member.subscribe([topic], on_revoke=confluent_commit_on_revoke)
+    got = [{}, {}]
+    members = [python_member, confluent_member]
+    held = poll_members_threaded(members, got, GROUP_PARTITIONS, GROUP_PARTITIONS * GROUP_PER_PARTITION, 60)
+    check(settled(held, GROUP_PARTITIONS), f"mixed group: each member holds some partitions, together all ({held})")
+    check_exactly_once("mixed group", got, client, GROUP_PARTITIONS, 0, GROUP_PER_PARTITION)
+    described = admin.describe_consumer_groups([group])[group].result(timeout=30)
+    check((described.state, len(described.members), described.partition_assignor)
+          == (ConsumerGroupState.STABLE, 2, "roundrobin"),
+          f"mixed group: described ({described.state}, {len(described.members)} members, "
+          f"{described.partition_assignor!r})")
+    python_member.close()
+    confluent_member.close()
+    admin.delete_consumer_groups([group])[group].result(timeout=30)
+    admin.delete_topics([topic])[topic].result(timeout=30)
+
+
+def kafka_python_group():
+    import kafka.errors
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    client = "kafka-python-group"
+    topic = f"compat-kafkapython-group-{uuid.uuid4().hex[:8]}"
+    group = f"compat-kafkapython-group-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    admin.create_topics([NewTopic(topic, num_partitions=GROUP_PARTITIONS, replication_factor=1)])
+    producer = KafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5)
+
+    def produce(start, count):
+        futures = [producer.send(topic, value=value, key=key, partition=partition)
+                   for partition in range(GROUP_PARTITIONS) for key, value in group_messages(client, partition, start, count)]
+        producer.flush(30)
+        check(all(f.succeeded() for f in futures), f"kafka-python group: delivered {start}..{start + count}")
+
+    def consumer(auto_commit):
+        return KafkaConsumer(
+            topic, bootstrap_servers=BOOTSTRAP, group_id=group, auto_offset_reset="earliest",
+            enable_auto_commit=auto_commit, session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_MS,
+        )
+
+    partitions = [TopicPartition(topic, p) for p in range(GROUP_PARTITIONS)]
+    produce(0, GROUP_PER_PARTITION)
+    member = consumer(auto_commit=False)
+    got = {}
+    drain(member, got, GROUP_PARTITIONS * GROUP_PER_PARTITION, 30)
+    for partition in range(GROUP_PARTITIONS):
+        check([(k, v) for _, k, v in got.get(partition, [])] == group_messages(client, partition),
+              f"kafka-python group: partition {partition} byte for byte")
+    member.commit()
+    check([member.committed(tp) for tp in partitions] == [GROUP_PER_PARTITION] * GROUP_PARTITIONS,
+          f"kafka-python group: committed {[member.committed(tp) for tp in partitions]}")
+    member.close()
+
+    # A new member with auto commit: nothing old, then exactly what is produced next.
+    member = consumer(auto_commit=True)
+    got = {}
+    deadline = time.time() + 30
+    while len(member.assignment()) < GROUP_PARTITIONS and time.time() < deadline:
+        drain(member, got, 1, 0.2)
+    check(len(member.assignment()) == GROUP_PARTITIONS, f"kafka-python group: assignment {member.assignment()}")
+    check([member.position(tp) for tp in partitions] == [GROUP_PER_PARTITION] * GROUP_PARTITIONS,
+          f"kafka-python group: resumed positions {[member.position(tp) for tp in partitions]}")
+    drain(member, got, 1, 1)
+    check(got == {}, f"kafka-python group: nothing old after resuming ({sum(map(len, got.values()))} messages)")
+    produce(GROUP_PER_PARTITION, GROUP_EXTRA)
+    drain(member, got, GROUP_PARTITIONS * GROUP_EXTRA, 30)
+    for partition in range(GROUP_PARTITIONS):
+        check([(k, v) for _, k, v in got.get(partition, [])]
+              == group_messages(client, partition, GROUP_PER_PARTITION, GROUP_EXTRA),
+              f"kafka-python group: partition {partition} got exactly the new messages")
+    member.close()  # auto commit commits on close
+    producer.close()
+
+    listed = [g for g in admin.list_groups() if g["group_id"] == group]
+    check([(g["protocol_type"], g["group_state"]) for g in listed] == [("consumer", "Empty")],
+          f"kafka-python group: list_groups lists the group ({listed})")
+    described = admin.describe_groups([group])[group]
+    check((described["group_state"], described["protocol_type"], described["members"], described["error"])
+          == ("Empty", "consumer", [], None), f"kafka-python group: described {described}")
+    offsets = admin.list_group_offsets({group: None})[group]
+    check({tp.partition: o.offset for tp, o in offsets.items() if tp.topic == topic}
+          == {p: GROUP_PER_PARTITION + GROUP_EXTRA for p in range(GROUP_PARTITIONS)},
+          f"kafka-python group: list_group_offsets {offsets}")
+    errors = admin.delete_group_offsets(group, [TopicPartition(topic, 0)])
+    check(list(errors.values()) == [kafka.errors.NoError], f"kafka-python group: delete_group_offsets {errors}")
+    offsets = admin.list_group_offsets({group: None})[group]
+    check(sorted(tp.partition for tp in offsets) == list(range(1, GROUP_PARTITIONS)),
+          f"kafka-python group: partition 0's offset deleted ({sorted(tp.partition for tp in offsets)})")
+    results = admin.delete_groups([group])
+    check(results == {group: "OK"}, f"kafka-python group: delete_groups {results}")
+    check(group not in [g["group_id"] for g in admin.list_groups()], "kafka-python group: deleted group not listed")
+    admin.delete_topics([topic])
+    admin.close()
+
+
+def kcat_group():
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    topic = f"compat-kcat-group-{uuid.uuid4().hex[:8]}"
+    group = f"compat-kcat-group-{uuid.uuid4().hex[:8]}"
+    admin = confluent_create_topic(topic, GROUP_PARTITIONS)
+    lines = []
+    for partition in range(GROUP_PARTITIONS):
+        part = [f"kcat-gkey-{partition}-{i}\tkcat-gvalue-{partition}-{i}" for i in range(GROUP_PER_PARTITION)]
+        produce = subprocess.run(
+            ["kcat", "-P", "-b", BOOTSTRAP, "-t", topic, "-p", str(partition), "-K", "\t"],
+            input="\n".join(part) + "\n", text=True, capture_output=True, timeout=60,
+        )
+        check(produce.returncode == 0, f"kcat group: produce to {partition} ({produce.stderr.strip()})")
+        lines += part
+
+    def consume(offset):
+        return subprocess.run(
+            ["kcat", "-b", BOOTSTRAP, "-G", group, topic, "-o", offset, "-e", "-q", "-f", "%p\t%k\t%s\n",
+             "-X", "auto.offset.reset=earliest",
+             "-X", f"session.timeout.ms={SESSION_TIMEOUT_MS}", "-X", f"heartbeat.interval.ms={HEARTBEAT_MS}"],
+            capture_output=True, text=True, timeout=60,
+        )
+
+    first = consume("beginning")
+    check(first.returncode == 0, f"kcat group: first run exit {first.returncode} ({first.stderr.strip()})")
+    by_partition = {}
+    for line in first.stdout.splitlines():
+        partition, rest = line.split("\t", 1)
+        by_partition.setdefault(int(partition), []).append(rest)
+    for partition in range(GROUP_PARTITIONS):
+        check(by_partition.get(partition) == lines[partition * GROUP_PER_PARTITION:(partition + 1) * GROUP_PER_PARTITION],
+              f"kcat group: partition {partition} byte for byte")
+    offsets = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(timeout=30)
+    check(sorted((tp.partition, tp.offset) for tp in offsets.topic_partitions)
+          == [(p, GROUP_PER_PARTITION) for p in range(GROUP_PARTITIONS)],
+          f"kcat group: committed on exit {offsets.topic_partitions}")
+    # kcat's -o beginning overrides the committed offsets on every assignment (so a second run
+    # with it reads everything again); -o stored starts at them.
+    second = consume("stored")
+    check(second.returncode == 0 and second.stdout == "",
+          f"kcat group: second run reads nothing old ({len(second.stdout.splitlines())} lines, {second.stderr.strip()})")
+    admin.delete_topics([topic])[topic].result(timeout=30)
+
+
+ROUND_TRIPS = (
+    confluent_round_trip, kafka_python_round_trip, kcat_round_trip,
+    confluent_group, confluent_shared_group, kafka_python_group, mixed_group, kcat_group,
+)
+chosen = sys.argv[2:]
+for round_trip in ROUND_TRIPS:
+    if chosen and round_trip.__name__ not in chosen:
+        continue
     started = time.time()
     try:
         round_trip()

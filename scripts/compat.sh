@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real Kafka clients against the real broker: confluent-kafka (librdkafka), kafka-python and
-# kcat (scripts/compat.py), once per I/O backend. Installs the Python clients into .venv from
-# PyPI (pinned) on first use; kcat comes from scripts/setup.sh.
+# kcat (scripts/compat.py), consumer groups included, once per I/O backend. Installs the Python
+# clients into .venv from PyPI (pinned) on first use; kcat comes from scripts/setup.sh.
 # Usage: scripts/compat.sh [path/to/runnel]   (default: target/debug/runnel)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +21,10 @@ status=0
 for backend in ${backends//,/ }; do
     data=$(mktemp -d)
     log="$data/broker.log"
-    RUNNEL_LOG=info "$broker" --listen 127.0.0.1:0 --data-dir "$data/data" --cores 2 \
-        --io-backend "$backend" 2>"$log" &
+    # Groups settle after 300 ms instead of Kafka's 3 s group.initial.rebalance.delay.
+    printf '[groups]\ninitial_rebalance_delay_ms = 300\n' >"$data/runnel.toml"
+    RUNNEL_LOG=info "$broker" --config "$data/runnel.toml" --listen 127.0.0.1:0 --data-dir "$data/data" \
+        --cores 2 --io-backend "$backend" 2>"$log" &
     pid=$!
     addr=""
     for _ in $(seq 100); do

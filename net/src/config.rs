@@ -41,6 +41,45 @@ pub struct Config {
     pub io: IoConfig,
     /// Shutdown behaviour.
     pub shutdown: ShutdownConfig,
+    /// Consumer groups and committed offsets.
+    pub groups: GroupsConfig,
+}
+
+/// The `[groups]` table: Kafka's `group.*` and `offsets.*` broker settings.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupsConfig {
+    /// Partitions of `__consumer_offsets` (`offsets.topic.num.partitions`). A group's
+    /// coordinator is the shard owning partition abs(hash(group id)) % this; changing it
+    /// after groups exist moves them away from their stored state, as in Kafka.
+    pub offsets_topic_num_partitions: i32,
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group
+    /// waits for more members to join.
+    pub initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
+    pub min_session_timeout_ms: u64,
+    pub max_session_timeout_ms: u64,
+    /// `offsets.retention.minutes`: committed offsets of an empty group expire this long
+    /// after the group emptied (or the commit, if later).
+    pub offsets_retention_minutes: u64,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: u64,
+    /// `offset.metadata.max.bytes`: longer commit metadata is refused.
+    pub offset_metadata_max_bytes: usize,
+}
+
+impl Default for GroupsConfig {
+    fn default() -> Self {
+        GroupsConfig {
+            offsets_topic_num_partitions: 50,
+            initial_rebalance_delay_ms: 3000,
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+            offsets_retention_minutes: 7 * 24 * 60,
+            offsets_retention_check_interval_ms: 600_000,
+            offset_metadata_max_bytes: 4096,
+        }
+    }
 }
 
 /// The `[io]` table.
@@ -81,6 +120,7 @@ impl Default for Config {
             topic_defaults: BTreeMap::new(),
             io: IoConfig::default(),
             shutdown: ShutdownConfig::default(),
+            groups: GroupsConfig::default(),
         }
     }
 }
@@ -212,8 +252,25 @@ impl Config {
         Ok((bound.ip().to_string(), bound.port()))
     }
 
-    /// Checks the topic settings: `num_partitions` and every `[topic_defaults]` entry.
+    /// Checks the topic settings: `num_partitions` and every `[topic_defaults]` entry, and the
+    /// `[groups]` numbers.
     pub fn validate_topic_defaults(&self) -> Result<(), ConfigError> {
+        let groups = &self.groups;
+        if !(1..=100_000).contains(&groups.offsets_topic_num_partitions) {
+            return Err(ConfigError::Invalid {
+                setting: "groups.offsets_topic_num_partitions",
+                reason: format!(
+                    "{} is not between 1 and 100000",
+                    groups.offsets_topic_num_partitions
+                ),
+            });
+        }
+        if groups.min_session_timeout_ms > groups.max_session_timeout_ms {
+            return Err(ConfigError::Invalid {
+                setting: "groups.min_session_timeout_ms",
+                reason: "larger than max_session_timeout_ms".into(),
+            });
+        }
         if !(1..=100_000).contains(&self.num_partitions) {
             return Err(ConfigError::Invalid {
                 setting: "num_partitions",

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod config;
 pub mod data_dir;
+pub mod groups;
 pub mod handlers;
 pub mod kafka;
 pub mod limits;

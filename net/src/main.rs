@@ -136,6 +136,7 @@ fn run(cli: Cli) -> Result<(), String> {
         max_request_bytes: config.socket_request_max_bytes,
         auto_create_topics: config.auto_create_topics,
         zero_copy_fetch: config.fetch_zero_copy,
+        groups: config.groups.clone(),
     });
     let clean_shutdown = data_dir
         .take_clean_shutdown_marker()
@@ -173,6 +174,7 @@ fn run(cli: Cli) -> Result<(), String> {
             .expect("each shard starts once");
         async move {
             let state = start_shard(dir, clean_shutdown, topics, defaults).await;
+            runnel_net::groups::coordinator::start(broker.groups.clone()).await;
             if start.ready() {
                 if let Some(listener) = listener {
                     accept_loop(listener, broker).await;

@@ -96,8 +96,11 @@ impl Broker {
     /// Starts a prepared `runnel` command (its stderr is captured) and waits for its
     /// "listening" line.
     pub fn spawn(mut command: Command) -> Result<Broker, String> {
+        // RUNNEL_TEST_BROKER_LOG=<filter> turns up the broker's logging and echoes it to the
+        // test's stderr, for debugging a test.
+        let echo = std::env::var("RUNNEL_TEST_BROKER_LOG").ok();
         command
-            .env("RUNNEL_LOG", "info")
+            .env("RUNNEL_LOG", echo.as_deref().unwrap_or("info"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -108,6 +111,9 @@ impl Broker {
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if echo.is_some() {
+                    eprintln!("broker: {line}");
+                }
                 if tx.send(line).is_err() {
                     break;
                 }

@@ -116,6 +116,7 @@ fn describe(broker: &BrokerInfo, meta: &TopicMeta, version: i16) -> MetadataResp
     if version >= 10 {
         topic.topic_id = meta.uuid();
     }
+    topic.is_internal = meta.name == crate::groups::OFFSETS_TOPIC;
     let me = BrokerId(broker.node_id);
     topic.partitions = (0..meta.shards.len())
         .map(|index| {

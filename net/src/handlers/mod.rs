@@ -5,17 +5,30 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
+
+use std::net::SocketAddr;
 
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 
@@ -61,6 +74,22 @@ pub mod error_code {
     pub const INVALID_RECORD: i16 = 87;
     pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 119;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const NOT_COORDINATOR: i16 = 16;
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    pub const INVALID_GROUP_ID: i16 = 24;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+    pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub const INVALID_COMMIT_OFFSET_SIZE: i16 = 28;
+    pub const NON_EMPTY_GROUP: i16 = 68;
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 }
 
 /// Config resource types.
@@ -82,7 +111,8 @@ pub enum Reply {
 /// there.
 pub async fn handle(
     broker: &BrokerInfo,
-    _header: &RequestHeader,
+    header: &RequestHeader,
+    peer: SocketAddr,
     request: RequestKind,
     version: i16,
 ) -> Option<Reply> {
@@ -130,6 +160,39 @@ pub async fn handle(
         }
         RequestKind::DescribeCluster(request) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, &request, version))
+        }
+        RequestKind::FindCoordinator(request) => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(broker, request, version).await)
+        }
+        RequestKind::JoinGroup(request) => ResponseKind::JoinGroup(
+            join_group::handle(broker, header, peer, request, version).await,
+        ),
+        RequestKind::SyncGroup(request) => {
+            ResponseKind::SyncGroup(sync_group::handle(broker, request, version).await)
+        }
+        RequestKind::Heartbeat(request) => {
+            ResponseKind::Heartbeat(heartbeat::handle(broker, request).await)
+        }
+        RequestKind::LeaveGroup(request) => {
+            ResponseKind::LeaveGroup(leave_group::handle(broker, request, version).await)
+        }
+        RequestKind::OffsetCommit(request) => {
+            ResponseKind::OffsetCommit(offset_commit::handle(broker, request, version).await)
+        }
+        RequestKind::OffsetFetch(request) => {
+            ResponseKind::OffsetFetch(offset_fetch::handle(broker, request, version).await)
+        }
+        RequestKind::ListGroups(request) => {
+            ResponseKind::ListGroups(list_groups::handle(request, version).await)
+        }
+        RequestKind::DescribeGroups(request) => {
+            ResponseKind::DescribeGroups(describe_groups::handle(broker, request, version).await)
+        }
+        RequestKind::DeleteGroups(request) => {
+            ResponseKind::DeleteGroups(delete_groups::handle(broker, request).await)
+        }
+        RequestKind::OffsetDelete(request) => {
+            ResponseKind::OffsetDelete(offset_delete::handle(broker, request).await)
         }
         other => unreachable!("dispatched an API missing from versions::SUPPORTED: {other:?}"),
     })))

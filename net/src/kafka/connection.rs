@@ -33,6 +33,8 @@ pub struct BrokerInfo {
     pub auto_create_topics: bool,
     /// Fetch responses splice records from segment files instead of copying them.
     pub zero_copy_fetch: bool,
+    /// Consumer group settings.
+    pub groups: crate::config::GroupsConfig,
 }
 
 /// Why a connection is being closed on a request.
@@ -59,12 +61,20 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Rc<Br
             Either::Left(()) => break,
             Either::Right(Ok(frame)) => frame,
             Either::Right(Err(FrameError::Closed)) => break,
+            // A client that closes with replies unread (librdkafka tearing down a consumer
+            // with a fetch in flight) resets the connection: routine, as Kafka treats it.
+            Either::Right(Err(FrameError::Io(e)))
+                if e.kind() == std::io::ErrorKind::ConnectionReset =>
+            {
+                tracing::debug!(%peer, error = %e, "connection reset by the client");
+                break;
+            }
             Either::Right(Err(e)) => {
                 tracing::warn!(%peer, error = %e, "closing connection");
                 break;
             }
         };
-        let (head, pieces) = match respond(frame, &broker).await {
+        let (head, pieces) = match respond(frame, &broker, peer).await {
             Ok(Some(response)) => response,
             Ok(None) => continue, // acks=0: no response
             Err(refusal) => {
@@ -76,6 +86,7 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Rc<Br
             tracing::debug!(%peer, error = %e, "send failed; closing connection");
             break;
         }
+        tracing::trace!(%peer, "response sent");
     }
     if let Err(e) = stream.close().await {
         tracing::debug!(%peer, error = %e, "close failed");
@@ -87,7 +98,11 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Rc<Br
 /// the body's pieces.
 type Response = (BytesMut, Vec<Piece>);
 
-async fn respond(mut frame: Bytes, broker: &BrokerInfo) -> Result<Option<Response>, Refusal> {
+async fn respond(
+    mut frame: Bytes,
+    broker: &BrokerInfo,
+    peer: SocketAddr,
+) -> Result<Option<Response>, Refusal> {
     if frame.len() < 8 {
         return Err(Refusal::Short(frame.len()));
     }
@@ -110,7 +125,8 @@ async fn respond(mut frame: Bytes, broker: &BrokerInfo) -> Result<Option<Respons
         .map_err(|e| Refusal::Malformed(key, version, e.to_string()))?;
     let request = RequestKind::decode(key, &mut frame, version)
         .map_err(|e| Refusal::Malformed(key, version, e.to_string()))?;
-    match handlers::handle(broker, &header, request, version).await {
+    tracing::trace!(%peer, ?key, version, correlation_id, "request");
+    match handlers::handle(broker, &header, peer, request, version).await {
         Some(Reply::Message(response)) => {
             encode(key, version, correlation_id, &response).map(|head| Some((head, Vec::new())))
         }

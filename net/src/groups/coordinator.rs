@@ -1,0 +1,849 @@
+//! The group coordinator of one shard: the groups whose `__consumer_offsets` partition this
+//! shard owns, their committed offsets, and the records that make both durable.
+//!
+//! Every group operation runs here, on the owning shard, so a group is only ever touched by
+//! one thread. Changes to membership go through [`Group`]; whenever a group asks to be stored
+//! its record is appended to its offsets partition (in a task of its own, so a request that
+//! stops waiting can't lose the write) and the group is told how that went. Deadlines (session
+//! and rebalance timeouts) are advanced by a ticker that runs only while some group has
+//! members, so an idle broker doesn't wake up for them.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use runnel_engine::log::builder::{BatchBuilder, Record};
+use runnel_engine::log::AppendError;
+use runnel_engine::rt::{self, LocalEvent};
+
+use super::group::{
+    join_error, sync_error, wall_ms, Group, GroupState, JoinRequest, JoinResult, SyncResult, Timing,
+};
+use super::records::{self, GroupValue, Key, OffsetValue};
+use super::OFFSETS_TOPIC;
+use crate::cluster::shard;
+use crate::config::GroupsConfig;
+use crate::handlers::error_code as ec;
+
+/// How often deadlines are checked while groups have members.
+const TICK: Duration = Duration::from_millis(100);
+/// Kafka's fixed wait for a member that joined during a rebalance.
+const NEW_MEMBER_JOIN_TIMEOUT: Duration = Duration::from_secs(300);
+/// Read size when loading an offsets partition.
+const LOAD_CHUNK: u64 = 1 << 20;
+
+thread_local! {
+    static COORDINATOR: RefCell<Option<Rc<Coordinator>>> = const { RefCell::new(None) };
+}
+
+/// This shard's coordinator.
+///
+/// # Panics
+/// On a thread where [`start`] has not run.
+pub fn current() -> Rc<Coordinator> {
+    COORDINATOR.with(|c| {
+        c.borrow()
+            .clone()
+            .expect("coordinator installed by groups::start")
+    })
+}
+
+/// Installs this shard's coordinator, loads the offsets partitions it owns, and starts the
+/// offset expiry task.
+pub async fn start(config: GroupsConfig) {
+    let coordinator = Rc::new(Coordinator {
+        timing: Timing {
+            initial_rebalance_delay: Duration::from_millis(config.initial_rebalance_delay_ms),
+            new_member_join_timeout: NEW_MEMBER_JOIN_TIMEOUT,
+        },
+        config,
+        groups: RefCell::new(HashMap::new()),
+        loaded: RefCell::new(HashSet::new()),
+        loading: RefCell::new(HashSet::new()),
+        load_done: LocalEvent::new(),
+        ticking: Cell::new(false),
+        commit_seq: Cell::new(0),
+        applied_seq: RefCell::new(HashMap::new()),
+    });
+    COORDINATOR.with(|c| *c.borrow_mut() = Some(coordinator.clone()));
+    let topics = shard::current().topics();
+    if let Some(topic) = topics.get(OFFSETS_TOPIC) {
+        let me = rt::shard_id();
+        for (partition, &owner) in topic.shards.iter().enumerate() {
+            if owner == me {
+                if let Err(code) = coordinator.ensure_loaded(partition as i32).await {
+                    tracing::error!(partition, code, "cannot load group state");
+                }
+            }
+        }
+    }
+    rt::spawn_local(coordinator.clone().expire_offsets_forever());
+}
+
+#[derive(Debug)]
+pub struct Coordinator {
+    pub config: GroupsConfig,
+    timing: Timing,
+    groups: RefCell<HashMap<String, Group>>,
+    /// Offsets partitions whose records have been read into `groups`.
+    loaded: RefCell<HashSet<i32>>,
+    loading: RefCell<HashSet<i32>>,
+    load_done: LocalEvent,
+    ticking: Cell<bool>,
+    /// Commits are applied in the order they were written, even if their appends finish in
+    /// another order.
+    commit_seq: Cell<u64>,
+    applied_seq: RefCell<HashMap<(String, String, i32), u64>>,
+}
+
+/// One partition's commit in an OffsetCommit.
+#[derive(Debug, Clone)]
+pub struct CommitEntry {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+}
+
+/// One partition's committed offset, as OffsetFetch reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedOffset {
+    pub topic: String,
+    pub partition: i32,
+    /// -1 when nothing is committed.
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub error: i16,
+}
+
+/// A group as ListGroups shows it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: &'static str,
+}
+
+/// A group as DescribeGroups shows it.
+#[derive(Debug, Clone, Default)]
+pub struct Described {
+    pub error: i16,
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<DescribedMember>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DescribedMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+impl Coordinator {
+    /// Reads partition `partition`'s records into memory once; later calls return at once.
+    pub async fn ensure_loaded(self: &Rc<Self>, partition: i32) -> Result<(), i16> {
+        loop {
+            if self.loaded.borrow().contains(&partition) {
+                return Ok(());
+            }
+            let wait = self.load_done.wait();
+            if self.loading.borrow_mut().insert(partition) {
+                break;
+            }
+            wait.await;
+        }
+        let result = self.load(partition).await;
+        self.loading.borrow_mut().remove(&partition);
+        if result.is_ok() {
+            self.loaded.borrow_mut().insert(partition);
+        }
+        self.load_done.notify_all();
+        result
+    }
+
+    async fn load(self: &Rc<Self>, partition: i32) -> Result<(), i16> {
+        let log = shard::current()
+            .log(OFFSETS_TOPIC, partition as usize)
+            .ok_or(ec::NOT_COORDINATOR)?;
+        let started = Instant::now();
+        let mut state: HashMap<String, LoadedGroup> = HashMap::new();
+        let mut offset = log.log_start_offset();
+        let end = log.high_watermark();
+        let mut records_read = 0u64;
+        while offset < end {
+            let read = log
+                .read(offset, LOAD_CHUNK, true)
+                .await
+                .map_err(|_| ec::COORDINATOR_LOAD_IN_PROGRESS)?;
+            let bytes = read
+                .copy_out()
+                .await
+                .map_err(|_| ec::COORDINATOR_LOAD_IN_PROGRESS)?;
+            let mut buf = Bytes::from(bytes);
+            let mut next = offset;
+            while !buf.is_empty() {
+                // A cut-off last batch (max bytes) is read again from its start next time.
+                let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) else {
+                    break;
+                };
+                for record in set.records {
+                    next = next.max(record.offset + 1);
+                    if record.offset < offset {
+                        continue;
+                    }
+                    records_read += 1;
+                    apply_record(&mut state, record.key.as_deref(), record.value.as_deref());
+                }
+            }
+            if next <= offset {
+                tracing::error!(
+                    partition,
+                    offset,
+                    "unreadable batch in the offsets partition"
+                );
+                return Err(ec::COORDINATOR_LOAD_IN_PROGRESS);
+            }
+            offset = next;
+        }
+        let now = Instant::now();
+        let mut groups = self.groups.borrow_mut();
+        let count = state.len();
+        for (id, loaded) in state {
+            let mut group = match loaded.group {
+                Some(value) => Group::from_value(id.clone(), value, now),
+                None => {
+                    // Offsets without group metadata (commits outside group management):
+                    // they expire by their commit times alone.
+                    let mut group = Group::new(id.clone());
+                    group.state_since_ms = 0;
+                    group
+                }
+            };
+            group.offsets = loaded.offsets;
+            groups.insert(id, group);
+        }
+        drop(groups);
+        if count > 0 {
+            tracing::info!(
+                partition,
+                groups = count,
+                records = records_read,
+                ms = started.elapsed().as_millis() as u64,
+                "loaded group state"
+            );
+            self.ensure_ticking();
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the group (created if `create`); `None` if there is none.
+    fn with_group<T>(&self, id: &str, create: bool, f: impl FnOnce(&mut Group) -> T) -> Option<T> {
+        let mut groups = self.groups.borrow_mut();
+        if create && !groups.contains_key(id) {
+            groups.insert(id.to_owned(), Group::new(id.to_owned()));
+        }
+        groups.get_mut(id).map(f)
+    }
+
+    /// After a change: store the group if it asks, keep the ticker running if needed.
+    fn after_change(self: &Rc<Self>, partition: i32, id: &str) {
+        let store = self.with_group(id, false, |g| {
+            g.take_store_request().map(|value| (g.generation, value))
+        });
+        if let Some(Some((generation, value))) = store {
+            let this = self.clone();
+            let id = id.to_owned();
+            rt::spawn_local(async move {
+                let key = records::encode_key(&Key::Group { group: id.clone() });
+                let value = records::encode_group_value(&value);
+                let ok = this
+                    .append(partition, vec![(key, Some(value))])
+                    .await
+                    .is_ok();
+                if !ok {
+                    tracing::warn!(group = %id, "storing the group failed");
+                }
+                this.with_group(&id, false, |g| g.stored(generation, ok, Instant::now()));
+                this.after_change(partition, &id);
+            });
+        }
+        self.ensure_ticking();
+    }
+
+    fn ensure_ticking(self: &Rc<Self>) {
+        let needed = self.groups.borrow().values().any(Group::needs_ticks);
+        if needed && !self.ticking.replace(true) {
+            rt::spawn_local(self.clone().tick_while_needed());
+        }
+    }
+
+    async fn tick_while_needed(self: Rc<Self>) {
+        loop {
+            if let rt::Either::Right(()) =
+                rt::select(rt::sleep(TICK), rt::shutdown_requested()).await
+            {
+                return;
+            }
+            let now = Instant::now();
+            let ids: Vec<(String, bool)> = {
+                let mut groups = self.groups.borrow_mut();
+                groups
+                    .values_mut()
+                    .map(|g| {
+                        g.tick(now, &self.timing);
+                        (g.id.clone(), g.needs_ticks())
+                    })
+                    .collect()
+            };
+            let partitions = self.config.offsets_topic_num_partitions;
+            for (id, _) in &ids {
+                // The ticker is running, so this only stores what the tick changed.
+                self.after_change(super::partition_for(id, partitions), id);
+            }
+            if !ids.iter().any(|(_, needed)| *needed) {
+                self.ticking.set(false);
+                return;
+            }
+        }
+    }
+
+    /// Appends `(key, value)` records (a `None` value is a tombstone) to the offsets partition.
+    async fn append(&self, partition: i32, entries: Vec<Entry>) -> Result<(), i16> {
+        let log = shard::current()
+            .log(OFFSETS_TOPIC, partition as usize)
+            .ok_or(ec::NOT_COORDINATOR)?;
+        let now = wall_ms();
+        let mut builder = BatchBuilder::new();
+        for (key, value) in entries {
+            builder.push(&Record {
+                key: Some(key),
+                value,
+                headers: Vec::new(),
+                timestamp: now,
+            });
+        }
+        log.append(builder.build())
+            .await
+            .map(drop)
+            .map_err(|e| match e {
+                AppendError::Batch(_) | AppendError::RecordListTooLarge { .. } => {
+                    ec::INVALID_COMMIT_OFFSET_SIZE
+                }
+                _ => ec::COORDINATOR_NOT_AVAILABLE,
+            })
+    }
+
+    fn check_session_timeout(&self, timeout: Duration) -> bool {
+        let ms = timeout.as_millis() as u64;
+        (self.config.min_session_timeout_ms..=self.config.max_session_timeout_ms).contains(&ms)
+    }
+
+    pub async fn join(
+        self: Rc<Self>,
+        partition: i32,
+        group_id: String,
+        req: JoinRequest,
+    ) -> JoinResult {
+        if group_id.is_empty() {
+            return join_error(ec::INVALID_GROUP_ID, &req.member_id);
+        }
+        if !self.check_session_timeout(req.session_timeout) {
+            return join_error(ec::INVALID_SESSION_TIMEOUT, &req.member_id);
+        }
+        let create = req.member_id.is_empty();
+        let member_id = req.member_id.clone();
+        let answer = self.with_group(&group_id, create, |g| {
+            g.join(req, Instant::now(), &self.timing, super::new_member_id)
+        });
+        self.after_change(partition, &group_id);
+        match answer {
+            None => join_error(ec::UNKNOWN_MEMBER_ID, &member_id),
+            Some(answer) => answer
+                .get()
+                .await
+                .unwrap_or_else(|| join_error(ec::COORDINATOR_NOT_AVAILABLE, &member_id)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn sync(
+        self: Rc<Self>,
+        partition: i32,
+        group_id: String,
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+        protocol_type: Option<String>,
+        protocol: Option<String>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncResult {
+        let answer = self.with_group(&group_id, false, |g| {
+            g.sync(
+                &member_id,
+                instance_id.as_deref(),
+                generation,
+                protocol_type.as_deref(),
+                protocol.as_deref(),
+                assignments,
+                Instant::now(),
+            )
+        });
+        self.after_change(partition, &group_id);
+        match answer {
+            None => sync_error(ec::UNKNOWN_MEMBER_ID),
+            Some(answer) => answer
+                .get()
+                .await
+                .unwrap_or_else(|| sync_error(ec::COORDINATOR_NOT_AVAILABLE)),
+        }
+    }
+
+    pub fn heartbeat(
+        self: Rc<Self>,
+        partition: i32,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> i16 {
+        let code = self
+            .with_group(group_id, false, |g| {
+                g.heartbeat(member_id, instance_id, generation, Instant::now())
+            })
+            .unwrap_or(ec::UNKNOWN_MEMBER_ID);
+        self.after_change(partition, group_id);
+        code
+    }
+
+    /// LeaveGroup: one error per (member id, instance id); `Err` for the whole request.
+    pub fn leave(
+        self: Rc<Self>,
+        partition: i32,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<i16>, i16> {
+        let now = Instant::now();
+        let codes = self
+            .with_group(group_id, false, |g| {
+                if g.state == GroupState::Dead {
+                    return Err(ec::COORDINATOR_NOT_AVAILABLE);
+                }
+                Ok(members
+                    .iter()
+                    .map(|(member, instance)| {
+                        g.leave(member, instance.as_deref(), now, &self.timing)
+                    })
+                    .collect())
+            })
+            .unwrap_or(Err(ec::UNKNOWN_MEMBER_ID))?;
+        self.after_change(partition, group_id);
+        Ok(codes)
+    }
+
+    /// OffsetCommit: one error code per entry, in order.
+    pub async fn commit(
+        self: Rc<Self>,
+        partition: i32,
+        group_id: String,
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+        entries: Vec<CommitEntry>,
+    ) -> Vec<i16> {
+        let mut codes = vec![ec::NONE; entries.len()];
+        if group_id.is_empty() {
+            return vec![ec::INVALID_GROUP_ID; entries.len()];
+        }
+        // A group unknown here is made only for commits outside group management.
+        let verdict = self
+            .with_group(&group_id, generation < 0, |g| {
+                g.validate_commit(&member_id, instance_id.as_deref(), generation)
+            })
+            .unwrap_or(Err(ec::ILLEGAL_GENERATION));
+        if let Err(code) = verdict {
+            return vec![code; entries.len()];
+        }
+        let topics = shard::current().topics();
+        let now = wall_ms();
+        let mut writes = Vec::new();
+        let mut staged = Vec::new();
+        for (i, entry) in entries.into_iter().enumerate() {
+            let known = topics
+                .get(&entry.topic)
+                .is_some_and(|t| (0..t.shards.len() as i32).contains(&entry.partition));
+            if !known {
+                codes[i] = ec::UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
+            if entry.metadata.len() > self.config.offset_metadata_max_bytes {
+                codes[i] = ec::OFFSET_METADATA_TOO_LARGE;
+                continue;
+            }
+            let value = OffsetValue {
+                offset: entry.offset,
+                leader_epoch: entry.leader_epoch,
+                metadata: entry.metadata,
+                commit_timestamp: now,
+            };
+            let key = Key::Offset {
+                group: group_id.clone(),
+                topic: entry.topic.clone(),
+                partition: entry.partition,
+            };
+            writes.push((
+                records::encode_key(&key),
+                Some(records::encode_offset_value(&value)),
+            ));
+            staged.push((i, entry.topic, entry.partition, value));
+        }
+        if staged.is_empty() {
+            return codes;
+        }
+        let seq = self.commit_seq.get() + 1;
+        self.commit_seq.set(seq);
+        match self.append(partition, writes).await {
+            Ok(()) => {
+                let mut applied = self.applied_seq.borrow_mut();
+                self.with_group(&group_id, true, |g| {
+                    for (_, topic, p, value) in staged {
+                        let last = applied
+                            .entry((group_id.clone(), topic.clone(), p))
+                            .or_insert(0);
+                        if *last < seq {
+                            *last = seq;
+                            g.offsets.insert((topic, p), value);
+                        }
+                    }
+                });
+            }
+            Err(code) => {
+                for (i, ..) in staged {
+                    codes[i] = code;
+                }
+            }
+        }
+        codes
+    }
+
+    /// OffsetFetch: `topics` None means every committed partition.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Vec<FetchedOffset> {
+        let groups = self.groups.borrow();
+        let offsets = groups.get(group_id).map(|g| &g.offsets);
+        let found = |topic: &str, partition: i32| {
+            let value = offsets.and_then(|o| o.get(&(topic.to_owned(), partition)));
+            FetchedOffset {
+                topic: topic.to_owned(),
+                partition,
+                offset: value.map_or(-1, |v| v.offset),
+                leader_epoch: value.map_or(-1, |v| v.leader_epoch),
+                metadata: value.map(|v| v.metadata.clone()).unwrap_or_default(),
+                error: ec::NONE,
+            }
+        };
+        match topics {
+            Some(topics) => topics
+                .iter()
+                .flat_map(|(topic, partitions)| partitions.iter().map(|&p| found(topic, p)))
+                .collect(),
+            None => {
+                let mut all: Vec<(String, i32)> = offsets
+                    .map(|o| o.keys().cloned().collect())
+                    .unwrap_or_default();
+                all.sort();
+                all.iter().map(|(t, p)| found(t, *p)).collect()
+            }
+        }
+    }
+
+    pub fn list(&self) -> Vec<Listed> {
+        self.groups
+            .borrow()
+            .values()
+            .filter(|g| g.state != GroupState::Dead)
+            .map(|g| Listed {
+                group_id: g.id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state.name(),
+            })
+            .collect()
+    }
+
+    /// DescribeGroups for one group; `None` if there is no such group.
+    pub fn describe(&self, group_id: &str) -> Option<Described> {
+        let groups = self.groups.borrow();
+        let g = groups
+            .get(group_id)
+            .filter(|g| g.state != GroupState::Dead)?;
+        let stable = g.state == GroupState::Stable;
+        let protocol = if stable {
+            g.protocol.clone().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Some(Described {
+            error: ec::NONE,
+            state: g.state.name().to_owned(),
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            members: g
+                .members()
+                .iter()
+                .map(|m| DescribedMember {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: if stable {
+                        m.protocols
+                            .iter()
+                            .find(|(n, _)| *n == protocol)
+                            .map(|(_, b)| b.clone())
+                            .unwrap_or_default()
+                    } else {
+                        Bytes::new()
+                    },
+                    assignment: if stable {
+                        m.assignment.clone()
+                    } else {
+                        Bytes::new()
+                    },
+                })
+                .collect(),
+            protocol,
+        })
+    }
+
+    /// DeleteGroups for one group: only empty groups; their offsets go too.
+    pub async fn delete(self: Rc<Self>, partition: i32, group_id: String) -> i16 {
+        let keys = self.with_group(&group_id, false, |g| match g.state {
+            GroupState::Dead => Err(ec::GROUP_ID_NOT_FOUND),
+            GroupState::Empty => {
+                let mut keys: Vec<Key> = g
+                    .offsets
+                    .keys()
+                    .map(|(topic, p)| Key::Offset {
+                        group: g.id.clone(),
+                        topic: topic.clone(),
+                        partition: *p,
+                    })
+                    .collect();
+                keys.push(Key::Group {
+                    group: g.id.clone(),
+                });
+                g.mark_dead();
+                Ok(keys)
+            }
+            _ => Err(ec::NON_EMPTY_GROUP),
+        });
+        let keys = match keys {
+            None => return ec::GROUP_ID_NOT_FOUND,
+            Some(Err(code)) => return code,
+            Some(Ok(keys)) => keys,
+        };
+        let tombstones = keys
+            .iter()
+            .map(|k| (records::encode_key(k), None))
+            .collect();
+        let result = self.append(partition, tombstones).await;
+        self.groups.borrow_mut().remove(&group_id);
+        match result {
+            Ok(()) => ec::NONE,
+            Err(code) => code,
+        }
+    }
+
+    /// OffsetDelete: removes committed offsets the group is not consuming. `Err` for the
+    /// whole request; else one code per partition.
+    pub async fn delete_offsets(
+        self: Rc<Self>,
+        partition: i32,
+        group_id: String,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<Vec<i16>, i16> {
+        let subscribed = self
+            .with_group(&group_id, false, |g| match g.state {
+                GroupState::Dead => Err(ec::GROUP_ID_NOT_FOUND),
+                GroupState::Empty => Ok(HashSet::new()),
+                _ if g.protocol_type.as_deref() == Some("consumer") => {
+                    Ok(super::subscribed_topics(g))
+                }
+                _ => Err(ec::NON_EMPTY_GROUP),
+            })
+            .unwrap_or(Err(ec::GROUP_ID_NOT_FOUND))?;
+        let mut codes = Vec::with_capacity(partitions.len());
+        let mut tombstones = Vec::new();
+        let mut removed = Vec::new();
+        for (topic, p) in partitions {
+            if subscribed.contains(&topic) {
+                codes.push(ec::GROUP_SUBSCRIBED_TO_TOPIC);
+                continue;
+            }
+            codes.push(ec::NONE);
+            let key = Key::Offset {
+                group: group_id.clone(),
+                topic: topic.clone(),
+                partition: p,
+            };
+            tombstones.push((records::encode_key(&key), None));
+            removed.push((topic, p));
+        }
+        if !tombstones.is_empty() {
+            self.append(partition, tombstones).await?;
+            self.with_group(&group_id, false, |g| {
+                for key in &removed {
+                    g.offsets.remove(key);
+                }
+            });
+        }
+        Ok(codes)
+    }
+
+    /// Expires offsets of empty groups (`offsets.retention.minutes` after the group emptied
+    /// or the offset was committed, whichever is later), forever.
+    async fn expire_offsets_forever(self: Rc<Self>) {
+        let interval =
+            Duration::from_millis(self.config.offsets_retention_check_interval_ms.max(1));
+        loop {
+            match rt::select(rt::sleep(interval), rt::shutdown_requested()).await {
+                rt::Either::Left(()) => {
+                    self.expire_offsets(wall_ms()).await;
+                }
+                rt::Either::Right(()) => return,
+            }
+        }
+    }
+
+    /// One expiry pass at `now_ms`; returns how many offsets expired.
+    pub async fn expire_offsets(self: &Rc<Self>, now_ms: i64) -> usize {
+        let retention = (self.config.offsets_retention_minutes as i64).saturating_mul(60_000);
+        let mut by_partition: HashMap<i32, Vec<Entry>> = HashMap::new();
+        let mut expired = 0;
+        let partitions = self.config.offsets_topic_num_partitions;
+        {
+            let mut groups = self.groups.borrow_mut();
+            let mut emptied = Vec::new();
+            for g in groups.values_mut().filter(|g| g.state == GroupState::Empty) {
+                let since = g.state_since_ms;
+                let old: Vec<(String, i32)> = g
+                    .offsets
+                    .iter()
+                    .filter(|(_, v)| {
+                        v.commit_timestamp.max(since).saturating_add(retention) <= now_ms
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                let partition = super::partition_for(&g.id, partitions);
+                for (topic, p) in old {
+                    g.offsets.remove(&(topic.clone(), p));
+                    expired += 1;
+                    let key = Key::Offset {
+                        group: g.id.clone(),
+                        topic,
+                        partition: p,
+                    };
+                    by_partition
+                        .entry(partition)
+                        .or_default()
+                        .push((records::encode_key(&key), None));
+                }
+                if g.offsets.is_empty() && g.state_since_ms.saturating_add(retention) <= now_ms {
+                    emptied.push((g.id.clone(), partition));
+                }
+            }
+            for (id, partition) in emptied {
+                groups.remove(&id);
+                by_partition
+                    .entry(partition)
+                    .or_default()
+                    .push((records::encode_key(&Key::Group { group: id }), None));
+            }
+        }
+        for (partition, tombstones) in by_partition {
+            if let Err(code) = self.append(partition, tombstones).await {
+                tracing::warn!(partition, code, "writing expired offsets failed");
+            }
+        }
+        if expired > 0 {
+            tracing::info!(expired, "expired committed offsets");
+        }
+        expired
+    }
+}
+
+/// A record to append: key and value (`None`: a tombstone), both in Kafka's encoding.
+type Entry = (Vec<u8>, Option<Vec<u8>>);
+
+/// What loading has found for one group so far.
+#[derive(Default)]
+struct LoadedGroup {
+    group: Option<GroupValue>,
+    offsets: HashMap<(String, i32), OffsetValue>,
+}
+
+/// Applies one `__consumer_offsets` record; records that can't be read are logged and skipped.
+fn apply_record(
+    state: &mut HashMap<String, LoadedGroup>,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) {
+    let Some(key) = key else {
+        return;
+    };
+    let key = match records::decode_key(key) {
+        Ok(key) => key,
+        Err(e) => {
+            tracing::warn!(error = %e, "skipping an unreadable offsets key");
+            return;
+        }
+    };
+    match (key, value) {
+        (
+            Key::Offset {
+                group,
+                topic,
+                partition,
+            },
+            Some(value),
+        ) => match records::decode_offset_value(value) {
+            Ok(value) => {
+                state
+                    .entry(group)
+                    .or_default()
+                    .offsets
+                    .insert((topic, partition), value);
+            }
+            Err(e) => tracing::warn!(%group, error = %e, "skipping an unreadable offset"),
+        },
+        (
+            Key::Offset {
+                group,
+                topic,
+                partition,
+            },
+            None,
+        ) => {
+            if let Some(g) = state.get_mut(&group) {
+                g.offsets.remove(&(topic, partition));
+            }
+        }
+        (Key::Group { group }, Some(value)) => match records::decode_group_value(value) {
+            Ok(value) => state.entry(group).or_default().group = Some(value),
+            Err(e) => tracing::warn!(%group, error = %e, "skipping unreadable group metadata"),
+        },
+        (Key::Group { group }, None) => {
+            state.remove(&group);
+        }
+    }
+}

@@ -4,6 +4,9 @@
 //! - `runnel-bench limits [--dir D] [--seconds S]`: this machine's limits (loopback bandwidth
 //!   and round trip, page-cache append bandwidth and fdatasync latency in D, default `.`).
 //! - `runnel-bench loopback [--seconds S]`: TCP bandwidth over 127.0.0.1 (1 MiB writes).
+//! - `runnel-bench rebalance --bootstrap ADDR [--members N] [--partitions P] [--heartbeat-ms H]
+//!   [--rounds R]`: a group of N members over a new P-partition topic; each round restarts one
+//!   member and times until every member has synced the next generation.
 //! - `runnel-bench produce --bootstrap ADDR --topic T [--seconds S] [--records-per-batch N]
 //!   [--record-bytes B] [--acks A] [--in-flight K]`: creates T (flush.policy=never) and produces
 //!   batches to partition 0, K requests in flight.
@@ -15,19 +18,18 @@
 //! workloads and latency histograms is issue 6.
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, ResponseHeader, TopicName,
+    TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
+use runnel_bench::client::{encode_frame, Conn};
 use runnel_engine::log::builder::{BatchBuilder, Record};
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -58,6 +60,13 @@ fn main() {
             seconds,
         ),
         "loopback" => loopback(seconds),
+        "rebalance" => rebalance(
+            &option("--bootstrap").expect("--bootstrap"),
+            number("--members", 3) as usize,
+            number("--partitions", 12) as i32,
+            Duration::from_millis(number("--heartbeat-ms", 100)),
+            number("--rounds", 10) as usize,
+        ),
         "produce" => produce(
             &option("--bootstrap").expect("--bootstrap"),
             &option("--topic").expect("--topic"),
@@ -102,58 +111,56 @@ fn loopback(seconds: Duration) {
     println!("loopback: {:.2} GiB/s", bytes_per_sec / GIB);
 }
 
-/// A blocking connection that pipelines requests.
-struct Conn {
-    stream: TcpStream,
-    next_id: i32,
+fn rebalance(bootstrap: &str, members: usize, partitions: i32, heartbeat: Duration, rounds: usize) {
+    let suffix = std::process::id();
+    let topic = format!("rebalance-{suffix}");
+    let mut conn = Conn::connect(bootstrap);
+    let mut create = CreateTopicsRequest::default();
+    let mut creatable = CreatableTopic::default();
+    creatable.name = topic_name(&topic);
+    creatable.num_partitions = partitions;
+    creatable.replication_factor = 1;
+    create.topics = vec![creatable];
+    create.timeout_ms = 30_000;
+    conn.send(ApiKey::CreateTopics, 7, &create);
+    let _: kafka_protocol::messages::CreateTopicsResponse = conn.receive(ApiKey::CreateTopics, 7);
+    let settings = runnel_bench::rebalance::Settings {
+        bootstrap: bootstrap.to_owned(),
+        group: format!("rebalance-{suffix}"),
+        topic,
+        partitions,
+        members,
+        heartbeat,
+        session_timeout: Duration::from_secs(10),
+        rounds,
+    };
+    let rounds = runnel_bench::rebalance::measure(&settings);
+    let summary = |mut times: Vec<Duration>| {
+        times.sort();
+        format!(
+            "min {:.2} ms, median {:.2} ms, max {:.2} ms",
+            ms(times[0]),
+            ms(times[times.len() / 2]),
+            ms(times[times.len() - 1])
+        )
+    };
+    println!(
+        "rebalance: {members} members, {partitions} partitions, heartbeat {} ms, {} rounds",
+        heartbeat.as_millis(),
+        rounds.len()
+    );
+    println!(
+        "  restart to stable: {}",
+        summary(rounds.iter().map(|r| r.total).collect())
+    );
+    println!(
+        "  last JoinGroup to last SyncGroup answer (the coordinator's part): {}",
+        summary(rounds.iter().map(|r| r.coordinator).collect())
+    );
 }
 
-impl Conn {
-    fn connect(addr: &str) -> Conn {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Conn { stream, next_id: 0 }
-    }
-
-    fn send<R: Encodable>(&mut self, key: ApiKey, version: i16, request: &R) {
-        let mut frame = encode_frame(key, version, request);
-        self.send_frame(&mut frame);
-    }
-
-    /// Sends a frame made by [`encode_frame`] under the next correlation id. Load loops encode
-    /// their request once and send it over and over, so the client's CPU goes to the socket.
-    fn send_frame(&mut self, frame: &mut [u8]) {
-        self.next_id += 1;
-        // Size (4 bytes), API key (2), version (2), then the correlation id.
-        frame[8..12].copy_from_slice(&self.next_id.to_be_bytes());
-        self.stream.write_all(frame).unwrap();
-    }
-
-    fn receive<T: Decodable>(&mut self, key: ApiKey, version: i16) -> T {
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).unwrap();
-        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut body).unwrap();
-        let mut body = Bytes::from(body);
-        ResponseHeader::decode(&mut body, key.response_header_version(version)).unwrap();
-        T::decode(&mut body, version).unwrap()
-    }
-}
-
-/// A whole request frame (size prefix included), correlation id 0.
-fn encode_frame<R: Encodable>(key: ApiKey, version: i16, request: &R) -> Vec<u8> {
-    let mut header = RequestHeader::default();
-    header.request_api_key = key as i16;
-    header.request_api_version = version;
-    header.client_id = Some(StrBytes::from_static_str("runnel-bench"));
-    let header_version = key.request_header_version(version);
-    let size =
-        header.compute_size(header_version).unwrap() + request.compute_size(version).unwrap();
-    let mut frame = BytesMut::with_capacity(4 + size);
-    frame.extend_from_slice(&(size as i32).to_be_bytes());
-    header.encode(&mut frame, header_version).unwrap();
-    request.encode(&mut frame, version).unwrap();
-    frame.to_vec()
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 fn topic_name(topic: &str) -> TopicName {

@@ -1,0 +1,64 @@
+//! A small blocking Kafka client on the kafka-protocol codec: enough for load loops and the
+//! rebalance benchmark, with nothing between the caller and the socket.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+/// A blocking connection that pipelines requests.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    next_id: i32,
+}
+
+impl Conn {
+    pub fn connect(addr: &str) -> Conn {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Conn { stream, next_id: 0 }
+    }
+
+    pub fn send<R: Encodable>(&mut self, key: ApiKey, version: i16, request: &R) {
+        let mut frame = encode_frame(key, version, request);
+        self.send_frame(&mut frame);
+    }
+
+    /// Sends a frame made by [`encode_frame`] under the next correlation id. Load loops encode
+    /// their request once and send it over and over, so the client's CPU goes to the socket.
+    pub fn send_frame(&mut self, frame: &mut [u8]) {
+        self.next_id += 1;
+        // Size (4 bytes), API key (2), version (2), then the correlation id.
+        frame[8..12].copy_from_slice(&self.next_id.to_be_bytes());
+        self.stream.write_all(frame).unwrap();
+    }
+
+    pub fn receive<T: Decodable>(&mut self, key: ApiKey, version: i16) -> T {
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).unwrap();
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut body).unwrap();
+        let mut body = Bytes::from(body);
+        ResponseHeader::decode(&mut body, key.response_header_version(version)).unwrap();
+        T::decode(&mut body, version).unwrap()
+    }
+}
+
+/// A whole request frame (size prefix included), correlation id 0.
+pub fn encode_frame<R: Encodable>(key: ApiKey, version: i16, request: &R) -> Vec<u8> {
+    let mut header = RequestHeader::default();
+    header.request_api_key = key as i16;
+    header.request_api_version = version;
+    header.client_id = Some(StrBytes::from_static_str("runnel-bench"));
+    let header_version = key.request_header_version(version);
+    let size =
+        header.compute_size(header_version).unwrap() + request.compute_size(version).unwrap();
+    let mut frame = BytesMut::with_capacity(4 + size);
+    frame.extend_from_slice(&(size as i32).to_be_bytes());
+    header.encode(&mut frame, header_version).unwrap();
+    request.encode(&mut frame, version).unwrap();
+    frame.to_vec()
+}

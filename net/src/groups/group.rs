@@ -146,6 +146,16 @@ impl Member {
         self.protocols == protocols
     }
 
+    /// Takes what a rejoin may change (protocols, timeouts, client) and counts as a heartbeat.
+    fn update(&mut self, req: &JoinRequest, now: Instant) {
+        self.protocols = req.protocols.clone();
+        self.session_timeout = req.session_timeout;
+        self.rebalance_timeout = req.rebalance_timeout;
+        self.client_id = req.client_id.clone();
+        self.client_host = req.client_host.clone();
+        self.refresh(now);
+    }
+
     fn refresh(&mut self, now: Instant) {
         self.heartbeat_deadline = now + self.session_timeout;
     }
@@ -561,13 +571,8 @@ impl Group {
     ) -> Answer<JoinResult> {
         let (reply, pending) = reply::channel();
         let member = &mut self.members[index];
-        member.protocols = req.protocols;
-        member.session_timeout = req.session_timeout;
-        member.rebalance_timeout = req.rebalance_timeout;
-        member.client_id = req.client_id;
-        member.client_host = req.client_host;
+        member.update(&req, now);
         member.join_waiter = Some(reply);
-        member.refresh(now);
         self.maybe_prepare_rebalance(now, timing);
         self.maybe_complete_join(now, timing);
         Answer::Later(pending)
@@ -595,12 +600,7 @@ impl Group {
                 waiter.send(sync_error(ec::FENCED_INSTANCE_ID));
             }
             member.id = new_id.clone();
-            member.protocols = req.protocols.clone();
-            member.session_timeout = req.session_timeout;
-            member.rebalance_timeout = req.rebalance_timeout;
-            member.client_id = req.client_id.clone();
-            member.client_host = req.client_host.clone();
-            member.refresh(now);
+            member.update(&req, now);
         }
         if self.leader.as_deref() == Some(old_id.as_str()) {
             self.leader = Some(new_id.clone());

@@ -40,6 +40,14 @@ pub async fn handle(request: DeleteTopicsRequest, version: i16) -> DeleteTopicsR
             None => {
                 result.error_code = error_code::UNKNOWN_TOPIC_ID;
             }
+            // The group coordinators own it (as Kafka, which refuses to delete internal
+            // topics): deleting it would lose every group's committed offsets.
+            Some(topic) if topic == crate::groups::OFFSETS_TOPIC => {
+                result.error_code = error_code::TOPIC_AUTHORIZATION_FAILED;
+                result.error_message = Some(StrBytes::from_static_str(
+                    "internal topics cannot be deleted",
+                ));
+            }
             Some(topic) => {
                 let outcome = on_shard(0, {
                     let topic = topic.clone();

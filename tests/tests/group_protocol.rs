@@ -526,3 +526,90 @@ fn offsets_of_empty_groups_expire() {
         );
     }
 }
+
+#[test]
+fn the_offsets_topic_is_the_coordinators_and_deleted_topics_take_their_offsets() {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        DeleteTopicsRequest, DeleteTopicsResponse, MetadataRequest, MetadataResponse,
+        ProduceRequest, ProduceResponse,
+    };
+    for backend in backends_under_test() {
+        let (_dir, broker) = start(
+            "group-internal",
+            backend,
+            "offsets_topic_num_partitions = 7\n",
+        );
+        let mut conn = KafkaConn::connect(broker.addr).unwrap();
+
+        // A client asking Metadata for it gets it made as the coordinators need it.
+        let mut metadata = MetadataRequest::default();
+        let mut wanted = MetadataRequestTopic::default();
+        wanted.name = Some(TopicName(s("__consumer_offsets")));
+        metadata.topics = Some(vec![wanted]);
+        metadata.allow_auto_topic_creation = true;
+        let response: MetadataResponse = conn.call(ApiKey::Metadata, 12, &metadata).unwrap();
+        let topic = &response.topics[0];
+        assert_eq!(topic.error_code, 0);
+        assert!(topic.is_internal);
+        assert_eq!(topic.partitions.len(), 7, "offsets_topic_num_partitions");
+
+        // Nobody else writes, creates or deletes it.
+        let mut partition = PartitionProduceData::default();
+        partition.index = 0;
+        partition.records = Some(Bytes::from_static(b"whatever"));
+        let mut data = TopicProduceData::default();
+        data.name = TopicName(s("__consumer_offsets"));
+        data.partition_data = vec![partition];
+        let mut produce = ProduceRequest::default();
+        produce.acks = 1;
+        produce.timeout_ms = 1000;
+        produce.topic_data = vec![data];
+        let response: ProduceResponse = conn.call(ApiKey::Produce, 9, &produce).unwrap();
+        assert_eq!(
+            response.responses[0].partition_responses[0].error_code, 17,
+            "INVALID_TOPIC_EXCEPTION"
+        );
+        let mut create = CreateTopicsRequest::default();
+        let mut creatable = CreatableTopic::default();
+        creatable.name = TopicName(s("__consumer_offsets"));
+        creatable.num_partitions = 3;
+        creatable.replication_factor = 1;
+        create.topics = vec![creatable];
+        let response: CreateTopicsResponse = conn.call(ApiKey::CreateTopics, 7, &create).unwrap();
+        assert_ne!(response.topics[0].error_code, 0);
+        let mut delete = DeleteTopicsRequest::default();
+        delete.topic_names = vec![TopicName(s("__consumer_offsets"))];
+        let response: DeleteTopicsResponse = conn.call(ApiKey::DeleteTopics, 5, &delete).unwrap();
+        assert_eq!(
+            response.responses[0].error_code, 29,
+            "TOPIC_AUTHORIZATION_FAILED"
+        );
+
+        // Offsets of a deleted topic go with it: the same name created again starts afresh.
+        create_topic(&mut conn, "short-lived");
+        assert_eq!(
+            commit(&mut conn, "keeper", "", -1, 9, &[("short-lived", 0, 9, "")]),
+            vec![0]
+        );
+        assert_eq!(
+            commit(&mut conn, "", "", -1, 9, &[("short-lived", 1, 3, "")]),
+            vec![0],
+            "an empty group id is allowed for offsets"
+        );
+        assert_eq!(fetch_offset(&mut conn, "keeper", 9, "short-lived").0, 9);
+        let mut delete = DeleteTopicsRequest::default();
+        delete.topic_names = vec![TopicName(s("short-lived"))];
+        let response: DeleteTopicsResponse = conn.call(ApiKey::DeleteTopics, 5, &delete).unwrap();
+        assert_eq!(response.responses[0].error_code, 0);
+        create_topic(&mut conn, "short-lived");
+        assert_eq!(fetch_offset(&mut conn, "keeper", 9, "short-lived").0, -1);
+
+        // Leaving a group that doesn't exist: per member, as Kafka answers from v3.
+        let (code, members) = leave(&mut conn, "no-such-group", "someone", 5);
+        assert_eq!((code, members), (0, vec![UNKNOWN_MEMBER_ID]));
+        let (code, _) = leave(&mut conn, "no-such-group", "someone", 2);
+        assert_eq!(code, UNKNOWN_MEMBER_ID);
+    }
+}

@@ -3,6 +3,9 @@
 //!
 //! - `runnel-bench limits [--dir D] [--seconds S]`: this machine's limits (loopback bandwidth
 //!   and round trip, page-cache append bandwidth and fdatasync latency in D, default `.`).
+//! - `runnel-bench run --bootstrap ADDR --workload FILE [--cores N] [--json OUT]`: runs a
+//!   workload file (bench/workloads/) with producers and consumers on N shards of Runnel's
+//!   runtime; prints rates and latency percentiles, and writes them as JSON to OUT.
 //! - `runnel-bench loopback [--seconds S]`: TCP bandwidth over 127.0.0.1 (1 MiB writes).
 //! - `runnel-bench rebalance --bootstrap ADDR [--members N] [--partitions P] [--heartbeat-ms H]
 //!   [--rounds R]`: a group of N members over a new P-partition topic; each round restarts one
@@ -60,6 +63,12 @@ fn main() {
             seconds,
         ),
         "loopback" => loopback(seconds),
+        "run" => run_workload(
+            &option("--bootstrap").expect("--bootstrap"),
+            std::path::Path::new(&option("--workload").expect("--workload FILE")),
+            number("--cores", 1) as usize,
+            option("--json"),
+        ),
         "rebalance" => rebalance(
             &option("--bootstrap").expect("--bootstrap"),
             number("--members", 3) as usize,
@@ -104,6 +113,22 @@ fn limits(dir: &std::path::Path, seconds: Duration) {
         l.fdatasync_p50,
         l.fdatasync_p99
     );
+}
+
+fn run_workload(bootstrap: &str, path: &std::path::Path, cores: usize, json: Option<String>) {
+    let workload = runnel_bench::workload::Workload::load(path).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2);
+    });
+    let report = runnel_bench::runner::run(bootstrap, &workload, cores).unwrap_or_else(|e| {
+        eprintln!("run failed: {e}");
+        std::process::exit(1);
+    });
+    print!("{}", runnel_bench::runner::table(&report));
+    if let Some(out) = json {
+        let text = serde_json::to_string_pretty(&report).expect("serializable");
+        std::fs::write(&out, text).unwrap_or_else(|e| panic!("writing {out}: {e}"));
+    }
 }
 
 fn loopback(seconds: Duration) {

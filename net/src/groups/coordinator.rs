@@ -65,7 +65,7 @@ pub async fn start(config: GroupsConfig) {
         load_done: LocalEvent::new(),
         ticking: Cell::new(false),
         commit_seq: Cell::new(0),
-        applied_seq: RefCell::new(HashMap::new()),
+        incarnations: Cell::new(0),
     });
     COORDINATOR.with(|c| *c.borrow_mut() = Some(coordinator.clone()));
     let topics = shard::current().topics();
@@ -95,7 +95,9 @@ pub struct Coordinator {
     /// Commits are applied in the order they were written, even if their appends finish in
     /// another order.
     commit_seq: Cell<u64>,
-    applied_seq: RefCell<HashMap<(String, String, i32), u64>>,
+    /// Numbers each group object, so a commit that was written while its group was deleted
+    /// (and maybe made again) doesn't land in the new one.
+    incarnations: Cell<u64>,
 }
 
 /// One partition's commit in an OffsetCommit.
@@ -215,8 +217,10 @@ impl Coordinator {
             offset = next;
         }
         let now = Instant::now();
-        let mut groups = self.groups.borrow_mut();
+        // A group whose metadata and offsets were all deleted is gone.
+        state.retain(|_, loaded| loaded.group.is_some() || !loaded.offsets.is_empty());
         let count = state.len();
+        let mut groups = self.groups.borrow_mut();
         for (id, loaded) in state {
             let mut group = match loaded.group {
                 Some(value) => Group::from_value(id.clone(), value, now),
@@ -229,6 +233,7 @@ impl Coordinator {
                 }
             };
             group.offsets = loaded.offsets;
+            group.incarnation = self.next_incarnation();
             groups.insert(id, group);
         }
         drop(groups);
@@ -249,7 +254,9 @@ impl Coordinator {
     fn with_group<T>(&self, id: &str, create: bool, f: impl FnOnce(&mut Group) -> T) -> Option<T> {
         let mut groups = self.groups.borrow_mut();
         if create && !groups.contains_key(id) {
-            groups.insert(id.to_owned(), Group::new(id.to_owned()));
+            let mut group = Group::new(id.to_owned());
+            group.incarnation = self.next_incarnation();
+            groups.insert(id.to_owned(), group);
         }
         groups.get_mut(id).map(f)
     }
@@ -279,9 +286,18 @@ impl Coordinator {
         self.ensure_ticking();
     }
 
+    fn next_incarnation(&self) -> u64 {
+        let next = self.incarnations.get() + 1;
+        self.incarnations.set(next);
+        next
+    }
+
     fn ensure_ticking(self: &Rc<Self>) {
-        let needed = self.groups.borrow().values().any(Group::needs_ticks);
-        if needed && !self.ticking.replace(true) {
+        if self.ticking.get() {
+            return;
+        }
+        if self.groups.borrow().values().any(Group::needs_ticks) {
+            self.ticking.set(true);
             rt::spawn_local(self.clone().tick_while_needed());
         }
     }
@@ -294,23 +310,31 @@ impl Coordinator {
                 return;
             }
             let now = Instant::now();
-            let ids: Vec<(String, bool)> = {
+            // Only groups with members or a rebalance under way have deadlines (groups that
+            // only hold offsets are skipped); only those the tick changed get stored.
+            let (to_store, still_needed) = {
                 let mut groups = self.groups.borrow_mut();
-                groups
-                    .values_mut()
-                    .map(|g| {
-                        g.tick(now, &self.timing);
-                        (g.id.clone(), g.needs_ticks())
-                    })
-                    .collect()
+                let mut to_store = Vec::new();
+                let mut still_needed = false;
+                for g in groups.values_mut().filter(|g| g.needs_ticks()) {
+                    g.tick(now, &self.timing);
+                    if g.wants_store() {
+                        to_store.push(g.id.clone());
+                    }
+                    still_needed |= g.needs_ticks();
+                }
+                (to_store, still_needed)
             };
-            let partitions = self.config.offsets_topic_num_partitions;
-            for (id, _) in &ids {
+            let partitions =
+                super::offsets_partition_count(self.config.offsets_topic_num_partitions);
+            for id in &to_store {
                 // The ticker is running, so this only stores what the tick changed.
                 self.after_change(super::partition_for(id, partitions), id);
             }
-            if !ids.iter().any(|(_, needed)| *needed) {
+            if !still_needed {
                 self.ticking.set(false);
+                // A group may have started needing ticks while this one was deciding to stop.
+                self.ensure_ticking();
                 return;
             }
         }
@@ -444,7 +468,8 @@ impl Coordinator {
                     })
                     .collect())
             })
-            .unwrap_or(Err(ec::UNKNOWN_MEMBER_ID))?;
+            // No such group: each member is unknown (Kafka's answer from v3).
+            .unwrap_or_else(|| Ok(vec![ec::UNKNOWN_MEMBER_ID; members.len()]))?;
         self.after_change(partition, group_id);
         Ok(codes)
     }
@@ -460,18 +485,18 @@ impl Coordinator {
         entries: Vec<CommitEntry>,
     ) -> Vec<i16> {
         let mut codes = vec![ec::NONE; entries.len()];
-        if group_id.is_empty() {
-            return vec![ec::INVALID_GROUP_ID; entries.len()];
-        }
-        // A group unknown here is made only for commits outside group management.
+        // A group unknown here is made only for commits outside group management. (An empty
+        // group id is allowed here, as Kafka allows it for offsets.)
         let verdict = self
             .with_group(&group_id, generation < 0, |g| {
                 g.validate_commit(&member_id, instance_id.as_deref(), generation)
+                    .map(|()| g.incarnation)
             })
             .unwrap_or(Err(ec::ILLEGAL_GENERATION));
-        if let Err(code) = verdict {
-            return vec![code; entries.len()];
-        }
+        let incarnation = match verdict {
+            Ok(incarnation) => incarnation,
+            Err(code) => return vec![code; entries.len()],
+        };
         let topics = shard::current().topics();
         let now = wall_ms();
         let mut writes = Vec::new();
@@ -512,12 +537,14 @@ impl Coordinator {
         self.commit_seq.set(seq);
         match self.append(partition, writes).await {
             Ok(()) => {
-                let mut applied = self.applied_seq.borrow_mut();
-                self.with_group(&group_id, true, |g| {
+                // Into the same group object only: if it was deleted meanwhile, the deletion's
+                // tombstones follow this commit in the log too.
+                self.with_group(&group_id, false, |g| {
+                    if g.incarnation != incarnation || g.state == GroupState::Dead {
+                        return;
+                    }
                     for (_, topic, p, value) in staged {
-                        let last = applied
-                            .entry((group_id.clone(), topic.clone(), p))
-                            .or_insert(0);
+                        let last = g.offset_commit_seq.entry((topic.clone(), p)).or_insert(0);
                         if *last < seq {
                             *last = seq;
                             g.offsets.insert((topic, p), value);
@@ -642,25 +669,40 @@ impl Coordinator {
                 keys.push(Key::Group {
                     group: g.id.clone(),
                 });
+                let kept = g.offsets.clone();
                 g.mark_dead();
-                Ok(keys)
+                Ok((keys, kept, g.incarnation))
             }
             _ => Err(ec::NON_EMPTY_GROUP),
         });
-        let keys = match keys {
+        let (keys, kept, incarnation) = match keys {
             None => return ec::GROUP_ID_NOT_FOUND,
             Some(Err(code)) => return code,
-            Some(Ok(keys)) => keys,
+            Some(Ok(deleted)) => deleted,
         };
         let tombstones = keys
             .iter()
             .map(|k| (records::encode_key(k), None))
             .collect();
         let result = self.append(partition, tombstones).await;
-        self.groups.borrow_mut().remove(&group_id);
+        let mut groups = self.groups.borrow_mut();
+        let same = groups
+            .get(&group_id)
+            .is_some_and(|g| g.incarnation == incarnation);
         match result {
-            Ok(()) => ec::NONE,
-            Err(code) => code,
+            Ok(()) => {
+                if same {
+                    groups.remove(&group_id);
+                }
+                ec::NONE
+            }
+            Err(code) => {
+                // Nothing was written: the group (and its offsets) are still there on disk.
+                if let Some(g) = groups.get_mut(&group_id).filter(|_| same) {
+                    g.revive(kept);
+                }
+                code
+            }
         }
     }
 
@@ -675,7 +717,7 @@ impl Coordinator {
         let subscribed = self
             .with_group(&group_id, false, |g| match g.state {
                 GroupState::Dead => Err(ec::GROUP_ID_NOT_FOUND),
-                GroupState::Empty => Ok(HashSet::new()),
+                GroupState::Empty => Ok(Some(HashSet::new())),
                 _ if g.protocol_type.as_deref() == Some("consumer") => {
                     Ok(super::subscribed_topics(g))
                 }
@@ -686,7 +728,7 @@ impl Coordinator {
         let mut tombstones = Vec::new();
         let mut removed = Vec::new();
         for (topic, p) in partitions {
-            if subscribed.contains(&topic) {
+            if subscribed.as_ref().is_none_or(|s| s.contains(&topic)) {
                 codes.push(ec::GROUP_SUBSCRIBED_TO_TOPIC);
                 continue;
             }
@@ -710,6 +752,42 @@ impl Coordinator {
         Ok(codes)
     }
 
+    /// A topic was deleted: its committed offsets go too (tombstones), so a topic created again
+    /// under the name doesn't resume from them. Returns how many were removed.
+    pub async fn forget_topic(self: Rc<Self>, topic: String) -> usize {
+        let partitions = super::offsets_partition_count(self.config.offsets_topic_num_partitions);
+        let mut by_partition: HashMap<i32, Vec<Entry>> = HashMap::new();
+        let mut removed = 0;
+        for g in self.groups.borrow_mut().values_mut() {
+            let keys: Vec<(String, i32)> = g
+                .offsets
+                .keys()
+                .filter(|(t, _)| *t == topic)
+                .cloned()
+                .collect();
+            for (t, p) in keys {
+                g.offsets.remove(&(t.clone(), p));
+                g.offset_commit_seq.remove(&(t.clone(), p));
+                removed += 1;
+                let key = Key::Offset {
+                    group: g.id.clone(),
+                    topic: t,
+                    partition: p,
+                };
+                by_partition
+                    .entry(super::partition_for(&g.id, partitions))
+                    .or_default()
+                    .push((records::encode_key(&key), None));
+            }
+        }
+        for (partition, tombstones) in by_partition {
+            if let Err(code) = self.append(partition, tombstones).await {
+                tracing::warn!(partition, code, %topic, "writing a deleted topic's offsets failed");
+            }
+        }
+        removed
+    }
+
     /// Expires offsets of empty groups (`offsets.retention.minutes` after the group emptied
     /// or the offset was committed, whichever is later), forever.
     async fn expire_offsets_forever(self: Rc<Self>) {
@@ -730,7 +808,7 @@ impl Coordinator {
         let retention = (self.config.offsets_retention_minutes as i64).saturating_mul(60_000);
         let mut by_partition: HashMap<i32, Vec<Entry>> = HashMap::new();
         let mut expired = 0;
-        let partitions = self.config.offsets_topic_num_partitions;
+        let partitions = super::offsets_partition_count(self.config.offsets_topic_num_partitions);
         {
             let mut groups = self.groups.borrow_mut();
             let mut emptied = Vec::new();
@@ -842,8 +920,12 @@ fn apply_record(
             Ok(value) => state.entry(group).or_default().group = Some(value),
             Err(e) => tracing::warn!(%group, error = %e, "skipping unreadable group metadata"),
         },
+        // As in Kafka, a group tombstone ends the group's metadata; its offsets have
+        // tombstones of their own.
         (Key::Group { group }, None) => {
-            state.remove(&group);
+            if let Some(g) = state.get_mut(&group) {
+                g.group = None;
+            }
         }
     }
 }

@@ -65,6 +65,8 @@ pub struct JoinRequest {
     pub protocol_type: String,
     /// (name, metadata) in the member's order of preference.
     pub protocols: Vec<(String, Bytes)>,
+    /// v9+: the answer can tell a leader not to assign (`skip_assignment`).
+    pub supports_skip_assignment: bool,
 }
 
 /// A JoinGroup's answer.
@@ -199,6 +201,11 @@ pub struct Group {
     /// When the group entered its state (ms since the epoch), for offset expiry.
     pub state_since_ms: i64,
     pub offsets: HashMap<(String, i32), OffsetValue>,
+    /// The commit (by the coordinator's count) each offset came from: a commit whose write
+    /// finished after a later one's doesn't overwrite it.
+    pub offset_commit_seq: HashMap<(String, i32), u64>,
+    /// Which group object this is (the coordinator numbers them).
+    pub incarnation: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -233,6 +240,8 @@ impl Group {
             store_requested: false,
             state_since_ms: wall_ms(),
             offsets: HashMap::new(),
+            offset_commit_seq: HashMap::new(),
+            incarnation: 0,
         }
     }
 
@@ -314,6 +323,11 @@ impl Group {
         !self.members.is_empty()
             || !self.pending.is_empty()
             || self.state == GroupState::PreparingRebalance
+    }
+
+    /// Whether [`take_store_request`](Self::take_store_request) has something.
+    pub fn wants_store(&self) -> bool {
+        self.store_requested
     }
 
     /// The group's state must be written (a generation completed, it emptied, a static member
@@ -611,7 +625,17 @@ impl Group {
         if self.state == GroupState::Stable && self.select_protocol() == self.protocol {
             self.store_requested = true;
             let mut result = self.current_join_result(index);
-            result.skip_assignment = self.leader.as_deref() == Some(new_id.as_str());
+            if self.leader.as_deref() == Some(new_id.as_str()) {
+                // A stable group keeps its assignment, so the leader must not assign again:
+                // v9 says so; older clients are given the old leader id (Kafka's way), which
+                // isn't theirs, so they act as followers.
+                if req.supports_skip_assignment {
+                    result.skip_assignment = true;
+                } else {
+                    result.leader = old_id;
+                    result.members = Vec::new();
+                }
+            }
             return Answer::Now(result);
         }
         self.update_member_and_wait(index, req, now, timing)
@@ -684,14 +708,34 @@ impl Group {
 
     /// Forms the next generation from the members that rejoined.
     fn complete_join(&mut self, now: Instant) {
+        // Dynamic members that didn't rejoin are gone; static ones keep their place (KIP-345:
+        // a restarting static member must not cost a second rebalance) until their session
+        // times out.
         let gone: Vec<String> = self
             .members
             .iter()
-            .filter(|m| m.join_waiter.is_none())
+            .filter(|m| m.join_waiter.is_none() && m.instance_id.is_none())
             .map(|m| m.id.clone())
             .collect();
         for id in gone {
             self.remove_member(&id);
+        }
+        // The leader must be a member that rejoined: it alone gets the members to assign.
+        let leader_rejoined = self.leader.as_deref().is_some_and(|leader| {
+            self.members
+                .iter()
+                .any(|m| m.id == leader && m.join_waiter.is_some())
+        });
+        if !leader_rejoined {
+            match self.members.iter().find(|m| m.join_waiter.is_some()) {
+                Some(m) => self.leader = Some(m.id.clone()),
+                None if !self.members.is_empty() => {
+                    // Only absent static members: wait for them or their session timeouts.
+                    self.join_deadline = Some(now + self.max_rebalance_timeout());
+                    return;
+                }
+                None => {}
+            }
         }
         self.initial_delay = None;
         self.join_deadline = None;
@@ -704,13 +748,6 @@ impl Group {
             return;
         }
         self.protocol = self.select_protocol();
-        if !self
-            .leader
-            .as_deref()
-            .is_some_and(|leader| self.has_member(leader))
-        {
-            self.leader = Some(self.members[0].id.clone());
-        }
         self.set_state(GroupState::CompletingRebalance);
         self.pending_sync = self.members.iter().map(|m| m.id.clone()).collect();
         self.sync_deadline = Some(now + self.max_rebalance_timeout());
@@ -950,6 +987,12 @@ impl Group {
     pub fn mark_dead(&mut self) {
         self.set_state(GroupState::Dead);
         self.offsets.clear();
+    }
+
+    /// Undoes [`mark_dead`](Self::mark_dead) when the deletion could not be written.
+    pub fn revive(&mut self, offsets: HashMap<(String, i32), OffsetValue>) {
+        self.set_state(GroupState::Empty);
+        self.offsets = offsets;
     }
 }
 

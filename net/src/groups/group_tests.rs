@@ -26,6 +26,7 @@ fn request(member_id: &str, protocols: &[&str]) -> JoinRequest {
         session_timeout: SESSION,
         rebalance_timeout: REBALANCE,
         protocol_type: "consumer".into(),
+        supports_skip_assignment: true,
         protocols: protocols
             .iter()
             .map(|p| (p.to_string(), Bytes::from(format!("meta-{p}"))))
@@ -476,4 +477,99 @@ fn a_failed_store_sends_everyone_back_to_rejoin() {
         ec::COORDINATOR_NOT_AVAILABLE
     );
     assert_eq!(group.state, GroupState::PreparingRebalance);
+}
+
+#[test]
+fn an_absent_static_member_keeps_its_place_through_a_rebalance() {
+    let t0 = Instant::now();
+    let mut group = Group::new("g".into());
+    let mut a = request("", &["range"]);
+    a.instance_id = Some("inst-a".into());
+    a.session_timeout = Duration::from_secs(120);
+    let a_join = later(group.join(a, t0, &timing(), |_| "a".into()));
+    let b_join = later(group.join(request("", &["range"]), t0, &timing(), |_| "b".into()));
+    let t1 = settle(&mut group, t0);
+    assert_eq!(a_join.try_take().unwrap().leader, "a");
+    b_join.try_take().unwrap();
+    let assignments = vec![
+        ("a".into(), Bytes::from("pa")),
+        ("b".into(), Bytes::from("pb")),
+    ];
+    let _ = group.sync("a", Some("inst-a"), 1, None, None, assignments, t1);
+    let _ = group.sync("b", None, 1, None, None, vec![], t1);
+    group.take_store_request();
+    group.stored(1, true, t1);
+
+    // a goes away without leaving (a static member's restart); c joins meanwhile.
+    let c_join = later(group.join(request("", &["range"]), t1, &timing(), |_| "c".into()));
+    let b_join = later(group.join(request("b", &["range"]), t1, &timing(), ids()));
+    let mut t = t1;
+    while group.state == GroupState::PreparingRebalance {
+        t += Duration::from_secs(1);
+        group.heartbeat("b", None, 1, t);
+        group.tick(t, &timing());
+    }
+    assert!(group.has_member("a"), "the absent static member stays");
+    let b_result = b_join.try_take().unwrap();
+    assert_eq!(b_result.leader, "b", "the leader is a member that rejoined");
+    assert_eq!(
+        b_result.members.len(),
+        3,
+        "and it assigns the absent member too"
+    );
+    assert_eq!(c_join.try_take().unwrap().generation, 2);
+    let assignments = vec![
+        ("a".into(), Bytes::from("pa2")),
+        ("b".into(), Bytes::from("pb2")),
+        ("c".into(), Bytes::from("pc2")),
+    ];
+    let _ = group.sync("b", None, 2, None, None, assignments, t);
+    group.take_store_request();
+    group.stored(2, true, t);
+    assert_eq!(group.state, GroupState::Stable);
+
+    // a comes back: its place and its new assignment, no third rebalance.
+    let mut back = request("", &["range"]);
+    back.instance_id = Some("inst-a".into());
+    let rejoined = now_value(group.join(back, t, &timing(), |_| "a2".into()));
+    assert_eq!((rejoined.error, rejoined.generation), (ec::NONE, 2));
+    let sync = now_value(group.sync("a2", Some("inst-a"), 2, None, None, vec![], t));
+    assert_eq!(sync.assignment, Bytes::from("pa2"));
+    assert_eq!(group.state, GroupState::Stable);
+}
+
+#[test]
+fn a_restarting_static_leader_is_not_asked_to_assign() {
+    let t0 = Instant::now();
+    let mut group = Group::new("g".into());
+    let mut joins = Vec::new();
+    for (id, instance) in [("a", "inst-a"), ("b", "inst-b")] {
+        let mut req = request("", &["range"]);
+        req.instance_id = Some(instance.into());
+        let id = id.to_owned();
+        joins.push(later(group.join(req, t0, &timing(), move |_| id.clone())));
+    }
+    settle(&mut group, t0);
+    let _ = group.sync("a", Some("inst-a"), 1, None, None, vec![], t0);
+    let _ = group.sync("b", Some("inst-b"), 1, None, None, vec![], t0);
+    group.take_store_request();
+    group.stored(1, true, t0);
+    for (v9, new_id) in [(false, "a2"), (true, "a3")] {
+        let mut restart = request("", &["range"]);
+        restart.instance_id = Some("inst-a".into());
+        restart.supports_skip_assignment = v9;
+        let result = now_value(group.join(restart, t0, &timing(), |_| new_id.into()));
+        assert_eq!(result.member_id, new_id);
+        if v9 {
+            assert!(result.skip_assignment);
+            assert_eq!(result.leader, new_id);
+        } else {
+            assert_ne!(
+                result.leader, new_id,
+                "older clients see another leader: they follow"
+            );
+            assert!(result.members.is_empty());
+        }
+        assert_eq!(group.state, GroupState::Stable);
+    }
 }

@@ -58,27 +58,32 @@ fn new_member_id(client_id: &str) -> String {
     format!("{client_id}-{}", uuid.hyphenated())
 }
 
-/// Topics a consumer-protocol group's members subscribe to (their JoinGroup metadata).
-fn subscribed_topics(group: &Group) -> HashSet<String> {
-    let protocol = group.protocol.clone().unwrap_or_default();
+/// Topics a consumer-protocol group's members subscribe to (their JoinGroup metadata);
+/// `None` when that can't be told (no protocol chosen yet, metadata that doesn't decode), in
+/// which case every topic counts as subscribed, as Kafka counts it.
+fn subscribed_topics(group: &Group) -> Option<HashSet<String>> {
+    let protocol = group.protocol.clone()?;
     let mut topics = HashSet::new();
     for member in group.members() {
-        let Some((_, metadata)) = member.protocols.iter().find(|(n, _)| *n == protocol) else {
-            continue;
-        };
+        let (_, metadata) = member.protocols.iter().find(|(n, _)| *n == protocol)?;
         let mut buf = metadata.clone();
         if buf.len() < 2 {
-            continue;
+            return None;
         }
-        let version = i16::from_be_bytes([buf[0], buf[1]]);
-        let _ = bytes::Buf::get_i16(&mut buf);
-        if let Ok(subscription) =
-            ConsumerProtocolSubscription::decode(&mut buf, version.clamp(0, 3))
-        {
-            topics.extend(subscription.topics.iter().map(|t| t.to_string()));
-        }
+        let version = bytes::Buf::get_i16(&mut buf);
+        let subscription =
+            ConsumerProtocolSubscription::decode(&mut buf, version.clamp(0, 3)).ok()?;
+        topics.extend(subscription.topics.iter().map(|t| t.to_string()));
     }
-    topics
+    Some(topics)
+}
+
+/// Partitions of `__consumer_offsets`: the topic's own count once it exists, else `configured`.
+pub fn offsets_partition_count(configured: i32) -> i32 {
+    shard::current()
+        .topics()
+        .get(OFFSETS_TOPIC)
+        .map_or(configured, |t| t.shards.len() as i32)
 }
 
 /// Makes sure `__consumer_offsets` exists (created on shard 0 on first use, as Kafka does).
@@ -114,11 +119,15 @@ where
     T: Send + 'static,
 {
     ensure_offsets_topic(partitions).await?;
-    let partition = partition_for(group_id, partitions);
     let topics = shard::current().topics();
-    let owner = topics
+    let offsets = topics
         .get(OFFSETS_TOPIC)
-        .and_then(|t| t.shards.get(partition as usize).copied())
+        .ok_or(ec::COORDINATOR_NOT_AVAILABLE)?;
+    // The topic's own count rules (it may predate a change of the setting).
+    let partition = partition_for(group_id, offsets.shards.len() as i32);
+    let owner = *offsets
+        .shards
+        .get(partition as usize)
         .ok_or(ec::COORDINATOR_NOT_AVAILABLE)?;
     on_shard(owner, move || async move {
         let coordinator = coordinator::current();

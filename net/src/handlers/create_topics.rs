@@ -47,6 +47,11 @@ pub async fn handle(request: CreateTopicsRequest, version: i16) -> CreateTopicsR
                     topic.replication_factor
                 ),
             ))
+        } else if name == crate::groups::OFFSETS_TOPIC {
+            Err((
+                error_code::INVALID_REQUEST,
+                "internal topic: the broker creates it for the group coordinators".to_string(),
+            ))
         } else if !topic.assignments.is_empty() {
             Err((
                 error_code::INVALID_REQUEST,

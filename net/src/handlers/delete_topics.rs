@@ -56,6 +56,7 @@ pub async fn handle(request: DeleteTopicsRequest, version: i16) -> DeleteTopicsR
                 .await;
                 match outcome {
                     Ok(Ok(meta)) => {
+                        forget_committed_offsets(&topic).await;
                         result.name = Some(TopicName(StrBytes::from_string(topic)));
                         result.topic_id = meta.uuid();
                     }
@@ -71,4 +72,18 @@ pub async fn handle(request: DeleteTopicsRequest, version: i16) -> DeleteTopicsR
         response.responses.push(result);
     }
     response
+}
+
+/// Every shard's coordinator drops the groups' committed offsets of a deleted topic.
+async fn forget_committed_offsets(topic: &str) {
+    for shard in 0..runnel_engine::rt::shard_count() {
+        let topic = topic.to_owned();
+        let forgotten = on_shard(shard, move || {
+            crate::groups::coordinator::current().forget_topic(topic)
+        })
+        .await;
+        if let Err(e) = forgotten {
+            tracing::debug!(shard, error = %e, "shard stopped before forgetting offsets");
+        }
+    }
 }

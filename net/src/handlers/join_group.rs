@@ -37,6 +37,7 @@ pub async fn handle(
             session_timeout
         },
         protocol_type: request.protocol_type.to_string(),
+        supports_skip_assignment: version >= 9,
         protocols: request
             .protocols
             .into_iter()

@@ -48,6 +48,16 @@ pub async fn handle(
             if topics.get(&name).is_some() || invalid_topic_name(&name).is_some() {
                 continue;
             }
+            if name == crate::groups::OFFSETS_TOPIC {
+                // Made the way the coordinators need it, or not at all.
+                if let Err(code) =
+                    crate::groups::ensure_offsets_topic(broker.groups.offsets_topic_num_partitions)
+                        .await
+                {
+                    create_errors.insert(name, code);
+                }
+                continue;
+            }
             let create = {
                 let (name, partitions) = (name.clone(), state.defaults.num_partitions);
                 move || shard::create_topic(name, partitions, BTreeMap::new())

@@ -52,6 +52,13 @@ pub async fn handle(request: ProduceRequest, _version: i16) -> Option<ProduceRes
             result.log_append_time_ms = -1;
             result.log_start_offset = -1;
             let shard = topics.shard_of(topic.name.0.as_str(), partition.index);
+            if topic.name.0.as_str() == crate::groups::OFFSETS_TOPIC {
+                // Only the group coordinators write it (Kafka: "Cannot append to internal
+                // topic").
+                result.error_code = error_code::INVALID_TOPIC_EXCEPTION;
+                topic_response.partition_responses.push(result);
+                continue;
+            }
             match (shard, partition.records) {
                 (Some(shard), Some(records)) => by_shard.entry(shard).or_default().push(Append {
                     slot: (t, p),

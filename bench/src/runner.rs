@@ -1,0 +1,682 @@
+//! The load generator: producers and consumers as tasks on Runnel's own runtime, speaking the
+//! Kafka protocol through the kafka-protocol codec, so the client costs little next to the
+//! broker it measures.
+//!
+//! Every message value starts with the time it was meant to be sent (nanoseconds since the run's
+//! base instant; the actual send time when the producer is unthrottled) and the producer's
+//! sequence number. Producers record publish latency (send call to acknowledgement, from the
+//! intended time when the rate is fixed) and publish delay (how late the send call was);
+//! consumers record end-to-end latency from the value's time to the moment they decode it.
+//! Only messages meant to be sent after the warm-up count.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, ProduceRequest,
+    ProduceResponse, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::records::RecordBatchDecoder;
+use runnel_engine::log::builder::{BatchBuilder, Record};
+use runnel_engine::rt::{self, Runtime, RuntimeConfig, TcpStream};
+use runnel_net::kafka::frame::FrameReader;
+
+use crate::client::{encode_frame, Conn};
+use crate::latency::{corrected_latency, intended_send_time, Latencies, Percentiles};
+use crate::workload::{KeyDistribution, Workload, MESSAGE_HEADER};
+
+const PRODUCE_VERSION: i16 = 9;
+const FETCH_VERSION: i16 = 12;
+/// How long consumers keep reading after the producers stop, for messages still in flight.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// What a run measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub workload: String,
+    pub seconds: f64,
+    pub published: u64,
+    pub consumed: u64,
+    pub publish_rate: f64,
+    pub publish_mib_per_sec: f64,
+    pub consume_rate: f64,
+    /// Send call to acknowledgement (from the intended send time when the rate is fixed).
+    pub publish_latency_us: Percentiles,
+    /// How late send calls were against the schedule (zero when unthrottled).
+    pub publish_delay_us: Percentiles,
+    /// Intended send time to the consumer decoding the message.
+    pub end_to_end_us: Percentiles,
+    /// Messages acknowledged and consumed in each second of the run (warm-up included).
+    pub publish_per_second: Vec<u64>,
+    pub consume_per_second: Vec<u64>,
+}
+
+/// What every task adds to at the end.
+#[derive(Default)]
+struct Collected {
+    publish: Latencies,
+    delay: Latencies,
+    end_to_end: Latencies,
+    published: u64,
+    consumed: u64,
+}
+
+/// Shared by all tasks of a run.
+struct Run {
+    bootstrap: String,
+    workload: Workload,
+    topics: Vec<String>,
+    base: Instant,
+    /// Messages meant to be sent from here on are measured.
+    measure_from: Instant,
+    /// Producers stop sending here.
+    end: Instant,
+    collected: Mutex<Collected>,
+    publish_seconds: Vec<AtomicU64>,
+    consume_seconds: Vec<AtomicU64>,
+    /// Producers that have sent everything and had it acknowledged.
+    producers_done: AtomicU64,
+    /// Messages sent (warm-up included) and messages consumed: consumers stop early once
+    /// every producer is done and they have read everything.
+    sent_total: AtomicU64,
+    received_total: AtomicU64,
+}
+
+impl Run {
+    fn second_of(&self, at: Instant) -> usize {
+        (at.saturating_duration_since(self.base).as_secs() as usize)
+            .min(self.publish_seconds.len() - 1)
+    }
+    fn nanos(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.base).as_nanos() as u64
+    }
+    fn instant(&self, nanos: u64) -> Instant {
+        self.base + Duration::from_nanos(nanos)
+    }
+}
+
+/// Creates the workload's topics (named `<workload>-<run id>-<n>`) and runs it against
+/// `bootstrap` with the generator on `cores` shards of its own.
+pub fn run(bootstrap: &str, workload: &Workload, cores: usize) -> Result<Report, String> {
+    let run_id = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() % 100_000)
+    );
+    let topics: Vec<String> = (0..workload.topics)
+        .map(|t| format!("{}-{run_id}-{t}", workload.name))
+        .collect();
+    create_topics(bootstrap, &topics, workload.partitions_per_topic)?;
+    let base = Instant::now();
+    let total = workload.warmup() + workload.duration();
+    let seconds = (total + DRAIN).as_secs() as usize + 2;
+    let run = Arc::new(Run {
+        bootstrap: bootstrap.to_owned(),
+        workload: workload.clone(),
+        topics,
+        base,
+        measure_from: base + workload.warmup(),
+        end: base + total,
+        collected: Mutex::new(Collected::default()),
+        publish_seconds: (0..seconds).map(|_| AtomicU64::new(0)).collect(),
+        consume_seconds: (0..seconds).map(|_| AtomicU64::new(0)).collect(),
+        producers_done: AtomicU64::new(0),
+        sent_total: AtomicU64::new(0),
+        received_total: AtomicU64::new(0),
+    });
+    let config = RuntimeConfig {
+        cores,
+        pin_threads: false,
+        ..RuntimeConfig::default()
+    };
+    let runtime = Runtime::start(config, |_| async {}).map_err(|e| e.to_string())?;
+    let handle = runtime.handle();
+    let shards = runtime.shard_count();
+    let threads: Vec<_> = (0..shards)
+        .map(|shard| {
+            let handle = handle.clone();
+            let run = run.clone();
+            std::thread::spawn(move || {
+                handle
+                    .run_on(shard, move || run_shard(run, shard, shards))
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    let progress = progress_line(run.clone());
+    let mut failures = Vec::new();
+    for thread in threads {
+        match thread.join() {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) | Ok(Err(e)) => failures.push(e),
+            Err(_) => failures.push("a generator thread panicked".into()),
+        }
+    }
+    runtime.shutdown();
+    runtime.join().map_err(|e| e.to_string())?;
+    progress.finish();
+    if !failures.is_empty() {
+        return Err(failures.join("; "));
+    }
+    let collected = run.collected.lock().unwrap_or_else(|e| e.into_inner());
+    let measured = workload.duration().as_secs_f64();
+    Ok(Report {
+        workload: workload.name.clone(),
+        seconds: measured,
+        published: collected.published,
+        consumed: collected.consumed,
+        publish_rate: collected.published as f64 / measured,
+        publish_mib_per_sec: collected.published as f64 * workload.message_size as f64
+            / measured
+            / (1u64 << 20) as f64,
+        consume_rate: collected.consumed as f64 / measured,
+        publish_latency_us: collected.publish.percentiles(),
+        publish_delay_us: collected.delay.percentiles(),
+        end_to_end_us: collected.end_to_end.percentiles(),
+        publish_per_second: counts(&run.publish_seconds),
+        consume_per_second: counts(&run.consume_seconds),
+    })
+}
+
+/// Prints the last second's publish and consume counts on stderr once a second.
+struct Progress {
+    done: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Progress {
+    fn finish(self) {
+        self.done.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        eprintln!();
+    }
+}
+
+fn progress_line(run: Arc<Run>) -> Progress {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    let thread = std::thread::spawn(move || {
+        let mut second = 1;
+        while !stop.load(Ordering::Relaxed) {
+            let next = run.base + Duration::from_secs(second);
+            std::thread::sleep(
+                next.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(100)),
+            );
+            if Instant::now() < next {
+                continue;
+            }
+            let at = (second - 1) as usize;
+            let phase = if run.base + Duration::from_secs(second) <= run.measure_from {
+                "warm-up"
+            } else if run.base + Duration::from_secs(second) <= run.end {
+                "measuring"
+            } else {
+                "draining"
+            };
+            if at < run.publish_seconds.len() {
+                eprint!(
+                    "\r[{second:>4} s {phase:<9}] published {:>9} msg/s, consumed {:>9} msg/s ",
+                    run.publish_seconds[at].load(Ordering::Relaxed),
+                    run.consume_seconds[at].load(Ordering::Relaxed)
+                );
+            }
+            second += 1;
+        }
+    });
+    Progress { done, thread }
+}
+
+fn counts(seconds: &[AtomicU64]) -> Vec<u64> {
+    let mut counts: Vec<u64> = seconds.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    while counts.last() == Some(&0) {
+        counts.pop();
+    }
+    counts
+}
+
+fn create_topics(bootstrap: &str, topics: &[String], partitions: usize) -> Result<(), String> {
+    let mut conn = Conn::connect(bootstrap);
+    let mut request = CreateTopicsRequest::default();
+    request.timeout_ms = 30_000;
+    for name in topics {
+        let mut topic = CreatableTopic::default();
+        topic.name = TopicName(StrBytes::from_string(name.clone()));
+        topic.num_partitions = partitions as i32;
+        topic.replication_factor = 1;
+        request.topics.push(topic);
+    }
+    conn.send(ApiKey::CreateTopics, 7, &request);
+    let response: CreateTopicsResponse = conn.receive(ApiKey::CreateTopics, 7);
+    for topic in response.topics {
+        if topic.error_code != 0 {
+            return Err(format!(
+                "creating {}: error {}",
+                topic.name.0, topic.error_code
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// This shard's share of the producers and consumers (spread round-robin over shards).
+async fn run_shard(run: Arc<Run>, shard: usize, shards: usize) -> Result<(), String> {
+    let w = &run.workload;
+    let mut tasks = Vec::new();
+    let mut index = 0;
+    for topic in 0..w.topics {
+        for consumer in 0..w.consumers_per_topic {
+            if index % shards == shard {
+                let partitions: Vec<i32> = (0..w.partitions_per_topic as i32)
+                    .filter(|p| *p as usize % w.consumers_per_topic == consumer)
+                    .collect();
+                tasks.push(rt::spawn_local(consume(run.clone(), topic, partitions)));
+            }
+            index += 1;
+        }
+    }
+    for topic in 0..w.topics {
+        for producer in 0..w.producers_per_topic {
+            if index % shards == shard {
+                tasks.push(rt::spawn_local(produce(run.clone(), topic, producer)));
+            }
+            index += 1;
+        }
+    }
+    let mut result = Ok(());
+    for task in tasks {
+        if let Err(e) = task.await {
+            result = Err(e);
+        }
+    }
+    result
+}
+
+async fn connect(bootstrap: &str) -> Result<TcpStream, String> {
+    let stream = TcpStream::connect(bootstrap)
+        .await
+        .map_err(|e| format!("connecting to {bootstrap}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(stream)
+}
+
+/// The messages of one Produce request: when each was meant to go out and was handed over.
+type Sent = Vec<(Option<Instant>, Instant)>;
+
+/// A producer's requests awaiting their responses, shared with its response reader.
+#[derive(Default)]
+struct Pipeline {
+    sent: RefCell<VecDeque<Sent>>,
+    /// The reader failed: no more responses will come.
+    broken: std::cell::Cell<bool>,
+    /// Notified on every response (a slot freed) and when the reader stops.
+    changed: rt::LocalEvent,
+}
+
+/// One partition's batch being filled.
+struct Batch {
+    builder: BatchBuilder,
+    bytes: usize,
+    messages: Sent,
+    opened: Instant,
+}
+
+async fn produce(run: Arc<Run>, topic: usize, producer: usize) -> Result<(), String> {
+    let w = run.workload.clone();
+    let stream = Rc::new(connect(&run.bootstrap).await?);
+    let pipeline: Rc<Pipeline> = Rc::default();
+    let acks = if w.acks == 0 {
+        None
+    } else {
+        Some(rt::spawn_local(read_acks(
+            run.clone(),
+            stream.clone(),
+            pipeline.clone(),
+        )))
+    };
+    let rate = w.rate_per_producer();
+    let partitions = w.partitions_per_topic;
+    let linger = Duration::from_millis(w.linger_ms);
+    let mut batches: Vec<Option<Batch>> = (0..partitions).map(|_| None).collect();
+    let padding = vec![0u8; w.message_size - MESSAGE_HEADER];
+    let start = Instant::now();
+    let mut delay = Latencies::default();
+    let mut seq: u64 = 0;
+    let mut next_partition = producer % partitions;
+    loop {
+        let now = Instant::now();
+        let intended = intended_send_time(start, seq, rate);
+        if now >= run.end || intended.is_some_and(|i| i >= run.end) {
+            break;
+        }
+        // Send batches whose linger ran out; wait for the next message's time.
+        for (p, slot) in batches.iter_mut().enumerate() {
+            if slot.as_ref().is_some_and(|b| now >= b.opened + linger) {
+                let batch = slot.take().expect("checked");
+                send_batch(&run, &stream, &pipeline, topic, p, batch).await?;
+            }
+        }
+        if let Some(at) = intended {
+            if at > Instant::now() {
+                let oldest = batches.iter().flatten().map(|b| b.opened + linger).min();
+                let wake = oldest.map_or(at, |o| o.min(at));
+                rt::sleep(wake.saturating_duration_since(Instant::now())).await;
+                if Instant::now() < at {
+                    continue;
+                }
+            }
+        }
+        let sent = Instant::now();
+        if let Some(i) = intended {
+            if i >= run.measure_from {
+                delay.record(sent.saturating_duration_since(i));
+            }
+        }
+        let stamp = run.nanos(intended.unwrap_or(sent));
+        let mut value = Vec::with_capacity(w.message_size);
+        value.extend_from_slice(&stamp.to_be_bytes());
+        value.extend_from_slice(&seq.to_be_bytes());
+        value.extend_from_slice(&padding);
+        let partition = next_partition;
+        next_partition = (next_partition + 1) % partitions;
+        let key = match w.key_distribution {
+            KeyDistribution::None => None,
+            KeyDistribution::RoundRobin => Some((seq % partitions as u64).to_string().into_bytes()),
+            KeyDistribution::Random => {
+                Some(format!("{:x}", stamp.wrapping_mul(0x9e37_79b9_7f4a_7c15)).into_bytes())
+            }
+        };
+        let batch = batches[partition].get_or_insert_with(|| Batch {
+            builder: BatchBuilder::new(),
+            bytes: 0,
+            messages: Vec::new(),
+            opened: sent,
+        });
+        batch.builder.push(&Record {
+            key,
+            value: Some(value),
+            headers: Vec::new(),
+            timestamp: (stamp / 1_000_000) as i64,
+        });
+        batch.bytes += w.message_size;
+        batch.messages.push((intended, sent));
+        seq += 1;
+        if batch.bytes >= w.batch_size {
+            let batch = batches[partition].take().expect("just filled");
+            send_batch(&run, &stream, &pipeline, topic, partition, batch).await?;
+        }
+    }
+    for (p, batch) in batches.into_iter().enumerate() {
+        if let Some(batch) = batch {
+            send_batch(&run, &stream, &pipeline, topic, p, batch).await?;
+        }
+    }
+    // Wait for the last acknowledgements, then stop the reader.
+    loop {
+        let wait = pipeline.changed.wait();
+        if pipeline.sent.borrow().is_empty() || pipeline.broken.get() {
+            break;
+        }
+        wait.await;
+    }
+    if let Some(acks) = acks {
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        acks.await?;
+    }
+    run.collected
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .delay
+        .merge(&delay);
+    run.sent_total.fetch_add(seq, Ordering::SeqCst);
+    run.producers_done.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send_batch(
+    run: &Run,
+    stream: &TcpStream,
+    pipeline: &Pipeline,
+    topic: usize,
+    partition: usize,
+    batch: Batch,
+) -> Result<(), String> {
+    let w = &run.workload;
+    loop {
+        let wait = pipeline.changed.wait();
+        if pipeline.broken.get() {
+            return Err("the produce responses stopped".into());
+        }
+        if pipeline.sent.borrow().len() < w.max_in_flight || w.acks == 0 {
+            break;
+        }
+        wait.await;
+    }
+    let mut data = PartitionProduceData::default();
+    data.index = partition as i32;
+    data.records = Some(Bytes::from(batch.builder.build()));
+    let mut topic_data = TopicProduceData::default();
+    topic_data.name = TopicName(StrBytes::from_string(run.topics[topic].clone()));
+    topic_data.partition_data = vec![data];
+    let mut request = ProduceRequest::default();
+    request.acks = w.acks;
+    request.timeout_ms = 30_000;
+    request.topic_data = vec![topic_data];
+    let frame = encode_frame(ApiKey::Produce, PRODUCE_VERSION, &request);
+    if w.acks == 0 {
+        let done = Instant::now();
+        count_published(run, &batch.messages, done, &mut Latencies::default());
+    } else {
+        pipeline.sent.borrow_mut().push_back(batch.messages);
+    }
+    let (result, _) = stream.send_all(frame).await;
+    result.map_err(|e| format!("sending a produce request: {e}"))
+}
+
+/// Counts acknowledged messages (and, when `publish` is given, their latencies).
+fn count_published(run: &Run, messages: &Sent, done: Instant, publish: &mut Latencies) {
+    let mut measured = 0;
+    for &(intended, sent) in messages {
+        if intended.unwrap_or(sent) >= run.measure_from {
+            publish.record(corrected_latency(intended, sent, done));
+            measured += 1;
+        }
+    }
+    run.publish_seconds[run.second_of(done)].fetch_add(messages.len() as u64, Ordering::Relaxed);
+    run.collected
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .published += measured;
+}
+
+/// Reads Produce responses in order and records each request's messages as acknowledged.
+async fn read_acks(
+    run: Arc<Run>,
+    stream: Rc<TcpStream>,
+    pipeline: Rc<Pipeline>,
+) -> Result<(), String> {
+    let mut frames = FrameReader::new(64 << 20);
+    let mut publish = Latencies::default();
+    let result = loop {
+        let frame = match frames.next(&stream).await {
+            Ok(frame) => frame,
+            Err(_) if pipeline.sent.borrow().is_empty() => break Ok(()),
+            Err(e) => break Err(format!("reading produce responses: {e}")),
+        };
+        let done = Instant::now();
+        let mut body = frame;
+        let header_version = ApiKey::Produce.response_header_version(PRODUCE_VERSION);
+        if ResponseHeader::decode(&mut body, header_version).is_err() {
+            break Err("bad response header".into());
+        }
+        let response = match ProduceResponse::decode(&mut body, PRODUCE_VERSION) {
+            Ok(r) => r,
+            Err(e) => break Err(format!("bad produce response: {e}")),
+        };
+        let error = response
+            .responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter())
+            .map(|p| p.error_code)
+            .find(|c| *c != 0);
+        if let Some(code) = error {
+            break Err(format!("produce failed with error {code}"));
+        }
+        let Some(messages) = pipeline.sent.borrow_mut().pop_front() else {
+            break Err("a response nobody asked for".into());
+        };
+        count_published(&run, &messages, done, &mut publish);
+        pipeline.changed.notify_all();
+    };
+    if result.is_err() {
+        pipeline.broken.set(true);
+    }
+    pipeline.changed.notify_all();
+    run.collected
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .publish
+        .merge(&publish);
+    result
+}
+
+async fn consume(run: Arc<Run>, topic: usize, partitions: Vec<i32>) -> Result<(), String> {
+    if partitions.is_empty() {
+        return Ok(());
+    }
+    let stream = connect(&run.bootstrap).await?;
+    let mut frames = FrameReader::new(256 << 20);
+    let mut offsets: Vec<i64> = vec![0; partitions.len()];
+    let mut end_to_end = Latencies::default();
+    let mut consumed = 0u64;
+    let stop = run.end + DRAIN;
+    let name = TopicName(StrBytes::from_string(run.topics[topic].clone()));
+    let producers = (run.workload.topics * run.workload.producers_per_topic) as u64;
+    while Instant::now() < stop {
+        let everything_read = run.producers_done.load(Ordering::SeqCst) == producers
+            && run.received_total.load(Ordering::SeqCst) >= run.sent_total.load(Ordering::SeqCst);
+        if everything_read {
+            break;
+        }
+        let mut fetch = FetchRequest::default();
+        fetch.replica_id = kafka_protocol::messages::BrokerId(-1);
+        fetch.max_wait_ms = 100;
+        fetch.min_bytes = 1;
+        fetch.max_bytes = 64 << 20;
+        let mut wanted = FetchTopic::default();
+        wanted.topic = name.clone();
+        wanted.partitions = partitions
+            .iter()
+            .zip(&offsets)
+            .map(|(&p, &offset)| {
+                let mut partition = FetchPartition::default();
+                partition.partition = p;
+                partition.fetch_offset = offset;
+                partition.partition_max_bytes = 8 << 20;
+                partition.log_start_offset = -1;
+                partition
+            })
+            .collect();
+        fetch.topics = vec![wanted];
+        let frame = encode_frame(ApiKey::Fetch, FETCH_VERSION, &fetch);
+        let (sent, _) = stream.send_all(frame).await;
+        sent.map_err(|e| format!("sending a fetch: {e}"))?;
+        let mut body = frames
+            .next(&stream)
+            .await
+            .map_err(|e| format!("reading a fetch response: {e}"))?;
+        let now = Instant::now();
+        ResponseHeader::decode(
+            &mut body,
+            ApiKey::Fetch.response_header_version(FETCH_VERSION),
+        )
+        .map_err(|e| e.to_string())?;
+        let response =
+            FetchResponse::decode(&mut body, FETCH_VERSION).map_err(|e| e.to_string())?;
+        for topic_response in response.responses {
+            for partition in topic_response.partitions {
+                let Some(i) = partitions
+                    .iter()
+                    .position(|p| *p == partition.partition_index)
+                else {
+                    continue;
+                };
+                if partition.error_code != 0 {
+                    return Err(format!("fetch failed with error {}", partition.error_code));
+                }
+                let Some(mut records) = partition.records else {
+                    continue;
+                };
+                while !records.is_empty() {
+                    let Ok(set) = RecordBatchDecoder::decode(&mut records) else {
+                        break; // a batch cut off at the size limit: read again next time
+                    };
+                    for record in set.records {
+                        offsets[i] = offsets[i].max(record.offset + 1);
+                        let Some(value) = record.value else { continue };
+                        if value.len() < MESSAGE_HEADER {
+                            continue;
+                        }
+                        let stamp = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+                        let meant = run.instant(stamp);
+                        run.consume_seconds[run.second_of(now)].fetch_add(1, Ordering::Relaxed);
+                        run.received_total.fetch_add(1, Ordering::SeqCst);
+                        if meant >= run.measure_from && meant < run.end {
+                            end_to_end.record(now.saturating_duration_since(meant));
+                            consumed += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = stream.close().await;
+    let mut collected = run.collected.lock().unwrap_or_else(|e| e.into_inner());
+    collected.end_to_end.merge(&end_to_end);
+    collected.consumed += consumed;
+    Ok(())
+}
+
+/// A human summary of a report: rates and each latency's percentiles, in milliseconds.
+pub fn table(report: &Report) -> String {
+    let mut out = String::new();
+    let ms = |us: u64| us as f64 / 1000.0;
+    out.push_str(&format!(
+        "{}: {:.0} msg/s published ({:.1} MiB/s), {:.0} msg/s consumed, over {:.0} s\n",
+        report.workload,
+        report.publish_rate,
+        report.publish_mib_per_sec,
+        report.consume_rate,
+        report.seconds
+    ));
+    out.push_str("latency (ms)      p50      p75      p95      p99    p99.9   p99.99      max\n");
+    for (name, p) in [
+        ("publish", &report.publish_latency_us),
+        ("publish delay", &report.publish_delay_us),
+        ("end to end", &report.end_to_end_us),
+    ] {
+        out.push_str(&format!(
+            "{name:<14}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9.3}\n",
+            ms(p.p50),
+            ms(p.p75),
+            ms(p.p95),
+            ms(p.p99),
+            ms(p.p999),
+            ms(p.p9999),
+            ms(p.max)
+        ));
+    }
+    out
+}

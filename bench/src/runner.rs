@@ -324,6 +324,13 @@ struct Pipeline {
     changed: rt::LocalEvent,
 }
 
+impl Pipeline {
+    /// Whether another request may be sent now.
+    fn has_slot(&self, w: &Workload) -> bool {
+        w.acks == 0 || self.sent.borrow().len() < w.max_in_flight
+    }
+}
+
 /// One partition's batch being filled.
 struct Batch {
     builder: BatchBuilder,
@@ -360,8 +367,12 @@ async fn produce(run: Arc<Run>, topic: usize, producer: usize) -> Result<(), Str
         if now >= run.end || intended.is_some_and(|i| i >= run.end) {
             break;
         }
-        // Send batches whose linger ran out; wait for the next message's time.
+        // Send batches whose linger ran out while a request slot is free; with every slot
+        // taken they keep filling (as a Kafka client's accumulator does) until one frees.
         for (p, slot) in batches.iter_mut().enumerate() {
+            if !pipeline.has_slot(&w) {
+                break;
+            }
             if slot.as_ref().is_some_and(|b| now >= b.opened + linger) {
                 let batch = slot.take().expect("checked");
                 send_batch(&run, &stream, &pipeline, topic, p, batch).await?;
@@ -370,8 +381,16 @@ async fn produce(run: Arc<Run>, topic: usize, producer: usize) -> Result<(), Str
         if let Some(at) = intended {
             if at > Instant::now() {
                 let oldest = batches.iter().flatten().map(|b| b.opened + linger).min();
-                let wake = oldest.map_or(at, |o| o.min(at));
-                rt::sleep(wake.saturating_duration_since(Instant::now())).await;
+                let lingered = oldest.is_some_and(|o| o <= Instant::now());
+                if lingered {
+                    // A batch waits for a slot: wake on a response or the next message.
+                    let changed = pipeline.changed.wait();
+                    let until = at.saturating_duration_since(Instant::now());
+                    rt::select(rt::sleep(until), changed).await;
+                } else {
+                    let wake = oldest.map_or(at, |o| o.min(at));
+                    rt::sleep(wake.saturating_duration_since(Instant::now())).await;
+                }
                 if Instant::now() < at {
                     continue;
                 }
@@ -459,7 +478,7 @@ async fn send_batch(
         if pipeline.broken.get() {
             return Err("the produce responses stopped".into());
         }
-        if pipeline.sent.borrow().len() < w.max_in_flight || w.acks == 0 {
+        if pipeline.has_slot(w) {
             break;
         }
         wait.await;

@@ -43,6 +43,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// Consumer groups and committed offsets.
     pub groups: GroupsConfig,
+    /// `host:port` of the admin HTTP port (`GET /metrics`, Prometheus text); off when unset.
+    pub admin_listen: Option<String>,
 }
 
 /// The `[groups]` table: Kafka's `group.*` and `offsets.*` broker settings.
@@ -121,6 +123,7 @@ impl Default for Config {
             io: IoConfig::default(),
             shutdown: ShutdownConfig::default(),
             groups: GroupsConfig::default(),
+            admin_listen: None,
         }
     }
 }

@@ -9,5 +9,6 @@ pub mod handlers;
 pub mod kafka;
 pub mod limits;
 pub mod listener;
+pub mod metrics;
 pub mod signals;
 pub mod start_gate;

@@ -35,6 +35,9 @@ struct Cli {
     /// Number of shards, 0 for one per core (overrides `cores`).
     #[arg(long)]
     cores: Option<usize>,
+    /// Admin HTTP port for `GET /metrics` (overrides `admin_listen`).
+    #[arg(long, value_name = "HOST:PORT")]
+    admin_listen: Option<String>,
     /// I/O backend: auto, uring or epoll (overrides `io.backend`).
     #[arg(long, value_name = "BACKEND")]
     io_backend: Option<String>,
@@ -109,6 +112,9 @@ fn run(cli: Cli) -> Result<(), String> {
     if let Some(backend) = cli.io_backend {
         config.io.backend = backend;
     }
+    if let Some(admin) = cli.admin_listen {
+        config.admin_listen = Some(admin);
+    }
     match runnel_net::limits::raise_open_file_limit() {
         Ok(limit) => tracing::debug!(limit, "open file limit"),
         Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
@@ -124,6 +130,15 @@ fn run(cli: Cli) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?,
     );
     let bound = listeners.local_addr();
+    let admin = match &config.admin_listen {
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr.as_str())
+                .map_err(|e| format!("cannot listen on the admin port {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    let admin_bound = admin.as_ref().and_then(|l| l.local_addr().ok());
+    let admin = Arc::new(Mutex::new(admin));
     let (advertised_host, advertised_port) = config.advertised(bound).map_err(|e| e.to_string())?;
     let cluster_id = data_dir
         .cluster_id()
@@ -169,6 +184,7 @@ fn run(cli: Cli) -> Result<(), String> {
         let broker = broker.clone();
         let (topics, dir, failures) = (topics.clone(), logs_dir.clone(), shard_failures.clone());
         let defaults = defaults.clone();
+        let admin = admin.clone();
         let start = shard_starts.lock().unwrap_or_else(|e| e.into_inner())[shard]
             .take()
             .expect("each shard starts once");
@@ -176,6 +192,13 @@ fn run(cli: Cli) -> Result<(), String> {
             let state = start_shard(dir, clean_shutdown, topics, defaults).await;
             runnel_net::groups::coordinator::start(broker.groups.clone()).await;
             if start.ready() {
+                // Shard 0 serves the admin port.
+                let admin = (shard == 0)
+                    .then(|| admin.lock().unwrap_or_else(|e| e.into_inner()).take())
+                    .flatten();
+                if let Some(admin) = admin {
+                    runnel_engine::rt::spawn_local(runnel_net::metrics::http::serve(admin));
+                }
                 if let Some(listener) = listener {
                     accept_loop(listener, broker).await;
                 }
@@ -189,6 +212,9 @@ fn run(cli: Cli) -> Result<(), String> {
     if let Err(shard) = gate.wait() {
         runtime.shutdown();
         return Err(format!("shard {shard} failed while opening its partitions"));
+    }
+    if let Some(admin) = admin_bound {
+        tracing::info!("admin port (GET /metrics) on {admin}");
     }
     tracing::info!(
         listen = %bound,

@@ -7,6 +7,9 @@
 //!   workload file (bench/workloads/) with producers and consumers on N shards of Runnel's
 //!   runtime; prints rates and latency percentiles, and writes them as JSON to OUT.
 //! - `runnel-bench loopback [--seconds S]`: TCP bandwidth over 127.0.0.1 (1 MiB writes).
+//! - `runnel-bench stats --admin HOST:PORT`: prints the broker's `/metrics` (request latency
+//!   per API and version, append latency, per-topic counters, high watermarks, connections);
+//!   a stand-in for `runnelctl stats`.
 //! - `runnel-bench rebalance --bootstrap ADDR [--members N] [--partitions P] [--heartbeat-ms H]
 //!   [--rounds R]`: a group of N members over a new P-partition topic; each round restarts one
 //!   member and times until every member has synced the next generation.
@@ -63,6 +66,9 @@ fn main() {
             seconds,
         ),
         "loopback" => loopback(seconds),
+        "stats" => {
+            stats(&option("--admin").expect("--admin HOST:PORT (the broker's admin_listen)"))
+        }
         "run" => run_workload(
             &option("--bootstrap").expect("--bootstrap"),
             std::path::Path::new(&option("--workload").expect("--workload FILE")),
@@ -128,6 +134,31 @@ fn run_workload(bootstrap: &str, path: &std::path::Path, cores: usize, json: Opt
     if let Some(out) = json {
         let text = serde_json::to_string_pretty(&report).expect("serializable");
         std::fs::write(&out, text).unwrap_or_else(|e| panic!("writing {out}: {e}"));
+    }
+}
+
+fn stats(admin: &str) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(admin).unwrap_or_else(|e| {
+        eprintln!("cannot reach the admin port {admin}: {e}");
+        std::process::exit(1);
+    });
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {admin}\r\n\r\n").expect("request sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    match response.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => {
+            for line in body.lines().filter(|l| !l.starts_with('#')) {
+                println!("{line}");
+            }
+        }
+        _ => {
+            eprintln!(
+                "unexpected answer: {}",
+                response.lines().next().unwrap_or("")
+            );
+            std::process::exit(1);
+        }
     }
 }
 

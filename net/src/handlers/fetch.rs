@@ -150,6 +150,7 @@ fn fill(reply: &mut FetchReply, outcomes: Vec<PartitionOutcome>) {
         data.high_watermark = outcome.high_watermark;
         data.last_stable_offset = outcome.high_watermark;
         data.log_start_offset = outcome.log_start_offset;
+        crate::metrics::record_fetched(&outcome.topic, outcome.records.len());
         data.records = outcome.records;
     }
 }

@@ -122,13 +122,18 @@ async fn append_all(appends: Vec<Append>) -> Vec<((usize, usize), AppendResult)>
         .map(|append| {
             let log = state.log(&append.topic, append.partition);
             let task = runnel_engine::rt::spawn_local(async move {
-                match log {
-                    Some(log) => log
-                        .append(append.records)
-                        .await
-                        .map_err(|e| (append_error_code(&e), Some(e.to_string()))),
-                    None => Err((error_code::LEADER_NOT_AVAILABLE, None)),
-                }
+                let Some(log) = log else {
+                    return Err((error_code::LEADER_NOT_AVAILABLE, None));
+                };
+                let started = std::time::Instant::now();
+                let bytes = append.records.len() as u64;
+                let info = log
+                    .append(append.records)
+                    .await
+                    .map_err(|e| (append_error_code(&e), Some(e.to_string())))?;
+                let messages = (info.last_offset - info.base_offset + 1).max(0) as u64;
+                crate::metrics::record_append(&append.topic, messages, bytes, started.elapsed());
+                Ok(info)
             });
             (append.slot, task)
         })

@@ -55,6 +55,7 @@ pub enum Refusal {
 /// Serves one connection until the peer closes it, it misbehaves, or the shard shuts down.
 pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Rc<BrokerInfo>) {
     let _ = stream.set_nodelay(true);
+    crate::metrics::connection_change(1);
     let mut frames = FrameReader::new(broker.max_request_bytes);
     loop {
         let frame = match rt::select(rt::shutdown_requested(), frames.next(&stream)).await {
@@ -88,6 +89,7 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Rc<Br
         }
         tracing::trace!(%peer, "response sent");
     }
+    crate::metrics::connection_change(-1);
     if let Err(e) = stream.close().await {
         tracing::debug!(%peer, error = %e, "close failed");
     }
@@ -126,7 +128,10 @@ async fn respond(
     let request = RequestKind::decode(key, &mut frame, version)
         .map_err(|e| Refusal::Malformed(key, version, e.to_string()))?;
     tracing::trace!(%peer, ?key, version, correlation_id, "request");
-    match handlers::handle(broker, &header, peer, request, version).await {
+    let started = std::time::Instant::now();
+    let reply = handlers::handle(broker, &header, peer, request, version).await;
+    crate::metrics::record_request(raw_key, version, started.elapsed());
+    match reply {
         Some(Reply::Message(response)) => {
             encode(key, version, correlation_id, &response).map(|head| Some((head, Vec::new())))
         }

@@ -1,0 +1,117 @@
+//! The admin port: `GET /metrics` in Prometheus text, with the requests, appends, topic
+//! counters, high watermarks and connections the broker just served.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use runnel_engine::log::builder::{BatchBuilder, Record};
+use runnel_tests::kafka::KafkaConn;
+use runnel_tests::{backends_under_test, Broker, TempDir};
+
+fn get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn metrics_show_what_the_broker_served() {
+    for backend in backends_under_test() {
+        let dir = TempDir::new(&format!("metrics-{backend}"));
+        let broker = Broker::start_in(&dir, backend, &["--admin-listen", "127.0.0.1:0"]);
+        let admin = broker
+            .log
+            .iter()
+            .find_map(|l| l.split("admin port (GET /metrics) on ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("the admin port is logged")
+            .to_owned();
+
+        let mut conn = KafkaConn::connect(broker.addr).unwrap();
+        let mut topic = CreatableTopic::default();
+        topic.name = TopicName(StrBytes::from_static_str("measured"));
+        topic.num_partitions = 2;
+        topic.replication_factor = 1;
+        let mut create = CreateTopicsRequest::default();
+        create.topics = vec![topic];
+        let _: CreateTopicsResponse = conn.call(ApiKey::CreateTopics, 7, &create).unwrap();
+        let mut builder = BatchBuilder::new();
+        for i in 0..5 {
+            builder.push(&Record {
+                value: Some(vec![i; 100]),
+                ..Default::default()
+            });
+        }
+        let batch = builder.build();
+        let mut partition = PartitionProduceData::default();
+        partition.index = 1;
+        partition.records = Some(batch.clone().into());
+        let mut data = TopicProduceData::default();
+        data.name = TopicName(StrBytes::from_static_str("measured"));
+        data.partition_data = vec![partition];
+        let mut produce = ProduceRequest::default();
+        produce.acks = 1;
+        produce.timeout_ms = 5000;
+        produce.topic_data = vec![data];
+        let response: ProduceResponse = conn.call(ApiKey::Produce, 9, &produce).unwrap();
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+
+        let response = get(&admin, "/metrics");
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(response.contains("Content-Type: text/plain; version=0.0.4"));
+        let body = response.split("\r\n\r\n").nth(1).unwrap();
+        assert!(
+            body.contains("runnel_request_latency_seconds_count{api=\"Produce\",version=\"9\"} 1"),
+            "{body}"
+        );
+        assert!(
+            body.contains(
+                "runnel_request_latency_seconds_count{api=\"CreateTopics\",version=\"7\"} 1"
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains("runnel_append_latency_seconds_count 1"),
+            "{body}"
+        );
+        assert!(
+            body.contains("runnel_messages_in_total{topic=\"measured\"} 5"),
+            "{body}"
+        );
+        assert!(
+            body.contains(&format!(
+                "runnel_bytes_in_total{{topic=\"measured\"}} {}",
+                batch.len()
+            )),
+            "{body}"
+        );
+        assert!(
+            body.contains("runnel_partition_high_watermark{topic=\"measured\",partition=\"1\"} 5"),
+            "{body}"
+        );
+        assert!(
+            body.contains("runnel_partition_high_watermark{topic=\"measured\",partition=\"0\"} 0"),
+            "{body}"
+        );
+        assert!(
+            body.contains("runnel_connections 1"),
+            "the test's connection: {body}"
+        );
+
+        assert!(get(&admin, "/other").starts_with("HTTP/1.1 404"));
+        // A client that sends garbage or nothing is dropped; the port keeps serving.
+        let mut junk = TcpStream::connect(&admin).unwrap();
+        junk.write_all(&[0xff; 9000]).unwrap();
+        let mut rest = Vec::new();
+        let _ = junk.read_to_end(&mut rest);
+        assert!(get(&admin, "/metrics").starts_with("HTTP/1.1 200 OK"));
+    }
+}

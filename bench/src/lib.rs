@@ -11,5 +11,6 @@ pub mod client;
 pub mod latency;
 pub mod limits;
 pub mod rebalance;
+pub mod round_trip;
 pub mod runner;
 pub mod workload;

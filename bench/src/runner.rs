@@ -246,7 +246,11 @@ fn counts(seconds: &[AtomicU64]) -> Vec<u64> {
     counts
 }
 
-fn create_topics(bootstrap: &str, topics: &[String], partitions: usize) -> Result<(), String> {
+pub(crate) fn create_topics(
+    bootstrap: &str,
+    topics: &[String],
+    partitions: usize,
+) -> Result<(), String> {
     let mut conn = Conn::connect(bootstrap);
     let mut request = CreateTopicsRequest::default();
     request.timeout_ms = 30_000;
@@ -303,7 +307,7 @@ async fn run_shard(run: Arc<Run>, shard: usize, shards: usize) -> Result<(), Str
     result
 }
 
-async fn connect(bootstrap: &str) -> Result<TcpStream, String> {
+pub(crate) async fn connect(bootstrap: &str) -> Result<TcpStream, String> {
     let stream = TcpStream::connect(bootstrap)
         .await
         .map_err(|e| format!("connecting to {bootstrap}: {e}"))?;

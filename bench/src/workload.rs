@@ -23,6 +23,18 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// What the run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// Producers send a stream of messages (at `producer_rate`), consumers read them.
+    Stream,
+    /// `clients` clients each send `messages_per_request` messages in one request and wait
+    /// until all of them have been consumed, then go again: the round trip of a request
+    /// carried over Kafka (the "100 concurrent requests" scenario).
+    RoundTrip,
+}
+
 /// Which key each message gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -40,6 +52,14 @@ pub enum KeyDistribution {
 #[serde(deny_unknown_fields)]
 pub struct Workload {
     pub name: String,
+    #[serde(default = "scenario_default")]
+    pub scenario: Scenario,
+    /// Round trip: concurrent clients.
+    #[serde(default = "clients_default")]
+    pub clients: usize,
+    /// Round trip: messages each request carries.
+    #[serde(default = "messages_per_request_default")]
+    pub messages_per_request: usize,
     #[serde(default = "one")]
     pub topics: usize,
     #[serde(default = "one")]
@@ -75,6 +95,15 @@ pub struct Workload {
 
 fn one() -> usize {
     1
+}
+fn scenario_default() -> Scenario {
+    Scenario::Stream
+}
+fn clients_default() -> usize {
+    100
+}
+fn messages_per_request_default() -> usize {
+    3
 }
 fn acks_default() -> i16 {
     1
@@ -128,6 +157,11 @@ impl Workload {
         }
         if self.max_in_flight == 0 || self.batch_size == 0 {
             return Err("max_in_flight and batch_size must be at least 1".into());
+        }
+        if self.scenario == Scenario::RoundTrip
+            && (self.clients == 0 || self.messages_per_request == 0 || self.acks == 0)
+        {
+            return Err("a round trip needs clients, messages_per_request >= 1 and acks".into());
         }
         if self.duration_seconds == 0 {
             return Err("duration_seconds must be at least 1".into());

@@ -66,3 +66,32 @@ fn a_short_fixed_rate_run_reports_consistently() {
         "{table}"
     );
 }
+
+#[test]
+fn a_short_round_trip_run_reports_consistently() {
+    let backend = backends_under_test()[0];
+    let dir = TempDir::new(&format!("bench-round-trip-{backend}"));
+    let broker = Broker::start_in(&dir, backend, &[]);
+    let workload = Workload::parse(
+        r#"
+        name = "round-trips"
+        scenario = "round-trip"
+        clients = 5
+        messages_per_request = 3
+        partitions_per_topic = 2
+        message_size = 3072
+        consumers_per_topic = 2
+        warmup_seconds = 1
+        duration_seconds = 2
+        "#,
+    )
+    .unwrap();
+    let report = runnel_bench::round_trip::run(&broker.addr.to_string(), &workload).unwrap();
+    assert_eq!(report.clients, 5);
+    assert!(report.requests > 10, "{report:?}");
+    assert_eq!(report.round_trip_us.count, report.requests);
+    let p = &report.round_trip_us;
+    assert!(p.p50 <= p.p99 && p.p99 <= p.max && p.p50 > 0, "{p:?}");
+    let table = runnel_bench::round_trip::table(&report);
+    assert!(table.contains("round trip"), "{table}");
+}

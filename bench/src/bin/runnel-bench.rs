@@ -126,13 +126,31 @@ fn run_workload(bootstrap: &str, path: &std::path::Path, cores: usize, json: Opt
         eprintln!("{e}");
         std::process::exit(2);
     });
-    let report = runnel_bench::runner::run(bootstrap, &workload, cores).unwrap_or_else(|e| {
+    let fail = |e: String| -> ! {
         eprintln!("run failed: {e}");
         std::process::exit(1);
-    });
-    print!("{}", runnel_bench::runner::table(&report));
+    };
+    let (table, text) = match workload.scenario {
+        runnel_bench::workload::Scenario::Stream => {
+            let report =
+                runnel_bench::runner::run(bootstrap, &workload, cores).unwrap_or_else(|e| fail(e));
+            (
+                runnel_bench::runner::table(&report),
+                serde_json::to_string_pretty(&report),
+            )
+        }
+        runnel_bench::workload::Scenario::RoundTrip => {
+            let report =
+                runnel_bench::round_trip::run(bootstrap, &workload).unwrap_or_else(|e| fail(e));
+            (
+                runnel_bench::round_trip::table(&report),
+                serde_json::to_string_pretty(&report),
+            )
+        }
+    };
+    print!("{table}");
     if let Some(out) = json {
-        let text = serde_json::to_string_pretty(&report).expect("serializable");
+        let text = text.expect("serializable");
         std::fs::write(&out, text).unwrap_or_else(|e| panic!("writing {out}: {e}"));
     }
 }

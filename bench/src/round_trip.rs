@@ -1,0 +1,351 @@
+//! The round-trip scenario: `clients` clients each send `messages_per_request` messages in
+//! one Produce request and wait until a consumer has read all of them, then send the next
+//! request; the time from sending to the last of its messages being consumed is the round
+//! trip (a request/response carried over Kafka). Everything runs on one shard of Runnel's
+//! runtime, so clients and consumers share plain `Rc` state.
+//!
+//! Each message value starts with the client number and the request number (4 bytes each);
+//! consumers count down the request's outstanding messages and wake its client.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, ResponseHeader,
+    TopicName,
+};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::records::RecordBatchDecoder;
+use runnel_engine::log::builder::{BatchBuilder, Record};
+use runnel_engine::rt::{self, LocalEvent, Runtime, RuntimeConfig, TcpStream};
+use runnel_net::kafka::frame::FrameReader;
+
+use crate::client::encode_frame;
+use crate::latency::{Latencies, Percentiles};
+use crate::runner::{connect, create_topics};
+use crate::workload::Workload;
+
+const PRODUCE_VERSION: i16 = 9;
+const FETCH_VERSION: i16 = 12;
+
+/// What a round-trip run measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub workload: String,
+    pub clients: usize,
+    pub seconds: f64,
+    /// Round trips completed in the measured window.
+    pub requests: u64,
+    pub requests_per_sec: f64,
+    pub round_trip_us: Percentiles,
+}
+
+/// Outstanding messages per (client, request), and each client's wake-up.
+struct Waiting {
+    remaining: RefCell<HashMap<(u32, u32), usize>>,
+    done: Vec<LocalEvent>,
+    /// Clients still running: the consumers stop when none is.
+    clients_left: std::cell::Cell<usize>,
+}
+
+pub fn run(bootstrap: &str, workload: &Workload) -> Result<Report, String> {
+    let topic = format!("{}-{}", workload.name, std::process::id());
+    create_topics(
+        bootstrap,
+        std::slice::from_ref(&topic),
+        workload.partitions_per_topic,
+    )?;
+    let config = RuntimeConfig {
+        cores: 1,
+        pin_threads: false,
+        ..RuntimeConfig::default()
+    };
+    let runtime = Runtime::start(config, |_| async {}).map_err(|e| e.to_string())?;
+    let (bootstrap, w) = (bootstrap.to_owned(), workload.clone());
+    let outcome = runtime
+        .handle()
+        .run_on(0, move || run_on_shard(bootstrap, w, topic))
+        .map_err(|e| e.to_string());
+    runtime.shutdown();
+    runtime.join().map_err(|e| e.to_string())?;
+    let (latencies, requests) = outcome??;
+    let seconds = workload.duration().as_secs_f64();
+    Ok(Report {
+        workload: workload.name.clone(),
+        clients: workload.clients,
+        seconds,
+        requests,
+        requests_per_sec: requests as f64 / seconds,
+        round_trip_us: latencies.percentiles(),
+    })
+}
+
+async fn run_on_shard(
+    bootstrap: String,
+    w: Workload,
+    topic: String,
+) -> Result<(Latencies, u64), String> {
+    let waiting = Rc::new(Waiting {
+        remaining: RefCell::new(HashMap::new()),
+        done: (0..w.clients).map(|_| LocalEvent::new()).collect(),
+        clients_left: std::cell::Cell::new(w.clients),
+    });
+    let start = Instant::now();
+    let measure_from = start + w.warmup();
+    let end = measure_from + w.duration();
+    let consumers: Vec<_> = (0..w.consumers_per_topic.max(1))
+        .map(|c| {
+            let partitions: Vec<i32> = (0..w.partitions_per_topic as i32)
+                .filter(|p| *p as usize % w.consumers_per_topic.max(1) == c)
+                .collect();
+            rt::spawn_local(consume(
+                bootstrap.clone(),
+                topic.clone(),
+                partitions,
+                waiting.clone(),
+                end,
+            ))
+        })
+        .collect();
+    let clients: Vec<_> = (0..w.clients)
+        .map(|c| {
+            rt::spawn_local(client(
+                bootstrap.clone(),
+                topic.clone(),
+                w.clone(),
+                c as u32,
+                waiting.clone(),
+                measure_from,
+                end,
+            ))
+        })
+        .collect();
+    let mut latencies = Latencies::default();
+    let mut requests = 0;
+    let mut failure = None;
+    for task in clients {
+        let outcome = task.await;
+        waiting.clients_left.set(waiting.clients_left.get() - 1);
+        match outcome {
+            Ok(l) => {
+                requests += l.count();
+                latencies.merge(&l);
+            }
+            Err(e) => failure = Some(e),
+        }
+    }
+    for task in consumers {
+        if let Err(e) = task.await {
+            failure = Some(e);
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok((latencies, requests)),
+    }
+}
+
+async fn client(
+    bootstrap: String,
+    topic: String,
+    w: Workload,
+    me: u32,
+    waiting: Rc<Waiting>,
+    measure_from: Instant,
+    end: Instant,
+) -> Result<Latencies, String> {
+    let stream = connect(&bootstrap).await?;
+    let mut frames = FrameReader::new(16 << 20);
+    let mut latencies = Latencies::default();
+    let padding = vec![0u8; w.message_size.saturating_sub(8)];
+    let partition = me as usize % w.partitions_per_topic;
+    let mut request_number: u32 = 0;
+    while Instant::now() < end {
+        let mut builder = BatchBuilder::new();
+        for _ in 0..w.messages_per_request {
+            let mut value = Vec::with_capacity(w.message_size.max(8));
+            value.extend_from_slice(&me.to_be_bytes());
+            value.extend_from_slice(&request_number.to_be_bytes());
+            value.extend_from_slice(&padding);
+            builder.push(&Record {
+                value: Some(value),
+                ..Default::default()
+            });
+        }
+        let key = (me, request_number);
+        waiting
+            .remaining
+            .borrow_mut()
+            .insert(key, w.messages_per_request);
+        let started = Instant::now();
+        let frame = produce_frame(&topic, partition, w.acks, Bytes::from(builder.build()));
+        let (sent, _) = stream.send_all(frame).await;
+        sent.map_err(|e| format!("client {me}: {e}"))?;
+        let mut body = frames
+            .next(&stream)
+            .await
+            .map_err(|e| format!("client {me}: {e}"))?;
+        ResponseHeader::decode(
+            &mut body,
+            ApiKey::Produce.response_header_version(PRODUCE_VERSION),
+        )
+        .map_err(|e| e.to_string())?;
+        let response =
+            ProduceResponse::decode(&mut body, PRODUCE_VERSION).map_err(|e| e.to_string())?;
+        let code = response.responses[0].partition_responses[0].error_code;
+        if code != 0 {
+            return Err(format!("client {me}: produce error {code}"));
+        }
+        // Wait until the consumers have seen every message of this request.
+        let done = &waiting.done[me as usize];
+        loop {
+            let wait = done.wait();
+            if !waiting.remaining.borrow().contains_key(&key) {
+                break;
+            }
+            if Instant::now() >= end + Duration::from_secs(5) {
+                return Err(format!(
+                    "client {me}: request {request_number} was never consumed"
+                ));
+            }
+            let _ = rt::select(wait, rt::sleep(Duration::from_millis(500))).await;
+        }
+        if started >= measure_from && Instant::now() < end {
+            latencies.record(started.elapsed());
+        }
+        request_number += 1;
+    }
+    let _ = stream.close().await;
+    Ok(latencies)
+}
+
+fn produce_frame(topic: &str, partition: usize, acks: i16, records: Bytes) -> Vec<u8> {
+    let mut data = PartitionProduceData::default();
+    data.index = partition as i32;
+    data.records = Some(records);
+    let mut topic_data = TopicProduceData::default();
+    topic_data.name = TopicName(StrBytes::from_string(topic.to_owned()));
+    topic_data.partition_data = vec![data];
+    let mut request = ProduceRequest::default();
+    request.acks = acks;
+    request.timeout_ms = 30_000;
+    request.topic_data = vec![topic_data];
+    encode_frame(ApiKey::Produce, PRODUCE_VERSION, &request)
+}
+
+async fn consume(
+    bootstrap: String,
+    topic: String,
+    partitions: Vec<i32>,
+    waiting: Rc<Waiting>,
+    end: Instant,
+) -> Result<(), String> {
+    if partitions.is_empty() {
+        return Ok(());
+    }
+    let stream: TcpStream = connect(&bootstrap).await?;
+    let mut frames = FrameReader::new(256 << 20);
+    let mut offsets = vec![0i64; partitions.len()];
+    let name = TopicName(StrBytes::from_string(topic));
+    while waiting.clients_left.get() > 0 && Instant::now() < end + Duration::from_secs(10) {
+        let mut fetch = FetchRequest::default();
+        fetch.replica_id = BrokerId(-1);
+        fetch.max_wait_ms = 100;
+        fetch.min_bytes = 1;
+        fetch.max_bytes = 64 << 20;
+        let mut wanted = FetchTopic::default();
+        wanted.topic = name.clone();
+        wanted.partitions = partitions
+            .iter()
+            .zip(&offsets)
+            .map(|(&p, &offset)| {
+                let mut partition = FetchPartition::default();
+                partition.partition = p;
+                partition.fetch_offset = offset;
+                partition.partition_max_bytes = 8 << 20;
+                partition.log_start_offset = -1;
+                partition
+            })
+            .collect();
+        fetch.topics = vec![wanted];
+        let (sent, _) = stream
+            .send_all(encode_frame(ApiKey::Fetch, FETCH_VERSION, &fetch))
+            .await;
+        sent.map_err(|e| format!("consumer: {e}"))?;
+        let mut body = frames
+            .next(&stream)
+            .await
+            .map_err(|e| format!("consumer: {e}"))?;
+        ResponseHeader::decode(
+            &mut body,
+            ApiKey::Fetch.response_header_version(FETCH_VERSION),
+        )
+        .map_err(|e| e.to_string())?;
+        let response =
+            FetchResponse::decode(&mut body, FETCH_VERSION).map_err(|e| e.to_string())?;
+        for partition in response.responses.into_iter().flat_map(|t| t.partitions) {
+            let Some(i) = partitions
+                .iter()
+                .position(|p| *p == partition.partition_index)
+            else {
+                continue;
+            };
+            let Some(mut records) = partition.records else {
+                continue;
+            };
+            while !records.is_empty() {
+                let Ok(set) = RecordBatchDecoder::decode(&mut records) else {
+                    break;
+                };
+                for record in set.records {
+                    offsets[i] = offsets[i].max(record.offset + 1);
+                    let Some(value) = record.value.filter(|v| v.len() >= 8) else {
+                        continue;
+                    };
+                    let client = u32::from_be_bytes(value[..4].try_into().expect("4 bytes"));
+                    let request = u32::from_be_bytes(value[4..8].try_into().expect("4 bytes"));
+                    let mut remaining = waiting.remaining.borrow_mut();
+                    if let Some(left) = remaining.get_mut(&(client, request)) {
+                        *left -= 1;
+                        if *left == 0 {
+                            remaining.remove(&(client, request));
+                            if let Some(done) = waiting.done.get(client as usize) {
+                                done.notify_all();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = stream.close().await;
+    Ok(())
+}
+
+/// A human summary.
+pub fn table(report: &Report) -> String {
+    let p = &report.round_trip_us;
+    let ms = |us: u64| us as f64 / 1000.0;
+    format!(
+        "{}: {} clients, {:.0} round trips/s over {:.0} s\n\
+         round trip (ms)   p50      p75      p95      p99    p99.9   p99.99      max\n\
+         {:<14}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9.3}\n",
+        report.workload,
+        report.clients,
+        report.requests_per_sec,
+        report.seconds,
+        "request",
+        ms(p.p50),
+        ms(p.p75),
+        ms(p.p95),
+        ms(p.p99),
+        ms(p.p999),
+        ms(p.p9999),
+        ms(p.max)
+    )
+}

@@ -189,6 +189,7 @@ fn run(cli: Cli) -> Result<(), String> {
             .take()
             .expect("each shard starts once");
         async move {
+            runnel_net::metrics::observe_storage();
             let state = start_shard(dir, clean_shutdown, topics, defaults).await;
             runnel_net::groups::coordinator::start(broker.groups.clone()).await;
             if start.ready() {

@@ -83,6 +83,14 @@ fn metrics_show_what_the_broker_served() {
             "{body}"
         );
         assert!(
+            body.contains("runnel_log_write_latency_seconds_count 1"),
+            "{body}"
+        );
+        assert!(
+            body.contains("# TYPE runnel_fsync_latency_seconds summary"),
+            "{body}"
+        );
+        assert!(
             body.contains("runnel_messages_in_total{topic=\"measured\"} 5"),
             "{body}"
         );

@@ -16,6 +16,7 @@ mod config;
 mod error;
 mod housekeeping;
 pub mod index;
+pub mod observe;
 mod partition;
 mod read;
 mod recovery;

@@ -433,7 +433,9 @@ impl Log {
         // hole that holds the high watermark back forever.
         let writer = inner.clone();
         rt::spawn_local(async move {
+            let started = std::time::Instant::now();
             let (result, _parts) = file.write_all_vectored_at(parts, position).await;
+            super::observe::write_took(started.elapsed());
             writer.write_completed(seq, result);
         });
         let end = info.last_offset + 1;
@@ -874,6 +876,7 @@ impl Inner {
             (goal, files, sync_dir, st.written_total)
         };
         let mut result = Ok(());
+        let started = std::time::Instant::now();
         for file in &files {
             result = file.fdatasync().await;
             self.bump_stats(|s| s.fdatasyncs += 1);
@@ -884,6 +887,7 @@ impl Inner {
         if result.is_ok() && sync_dir {
             result = self.dir_file.fsync().await;
         }
+        super::observe::sync_took(started.elapsed());
         match result {
             Ok(()) => {
                 self.state.borrow_mut().synced_total = written;

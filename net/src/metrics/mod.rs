@@ -40,6 +40,9 @@ pub struct Snapshot {
     /// (API key, version) -> latency in µs.
     pub requests: BTreeMap<(i16, i16), Histogram<u64>>,
     pub append: Option<Histogram<u64>>,
+    /// Group-commit rounds' syncs and appends' page-cache writes (storage engine hooks).
+    pub sync: Option<Histogram<u64>>,
+    pub write: Option<Histogram<u64>>,
     pub topics: BTreeMap<String, TopicCounters>,
     pub connections: i64,
 }
@@ -54,11 +57,16 @@ impl Snapshot {
                 .add(h)
                 .expect("same bounds");
         }
-        if let Some(h) = &other.append {
-            self.append
-                .get_or_insert_with(histogram)
-                .add(h)
-                .expect("same bounds");
+        for (mine, theirs) in [
+            (&mut self.append, &other.append),
+            (&mut self.sync, &other.sync),
+            (&mut self.write, &other.write),
+        ] {
+            if let Some(h) = theirs {
+                mine.get_or_insert_with(histogram)
+                    .add(h)
+                    .expect("same bounds");
+            }
         }
         for (topic, c) in &other.topics {
             let mine = self.topics.entry(topic.clone()).or_default();
@@ -101,6 +109,24 @@ pub fn record_append(topic: &str, messages: u64, bytes: u64, took: Duration) {
         let c = topic_entry(&mut s, topic);
         c.messages_in += messages;
         c.bytes_in += bytes;
+    });
+}
+
+/// Installs the storage engine's hooks on this shard (call once per shard thread).
+pub fn observe_storage() {
+    runnel_engine::log::observe::set_sync_observer(|took| {
+        SHARD.with(|s| {
+            let mut s = s.borrow_mut();
+            let h = s.sync.get_or_insert_with(histogram);
+            h.record(micros(took)).expect("clamped");
+        })
+    });
+    runnel_engine::log::observe::set_write_observer(|took| {
+        SHARD.with(|s| {
+            let mut s = s.borrow_mut();
+            let h = s.write.get_or_insert_with(histogram);
+            h.record(micros(took)).expect("clamped");
+        })
     });
 }
 

@@ -73,6 +73,23 @@ pub fn render(snapshot: &Snapshot, watermarks: &[Watermark]) -> String {
     if let Some(h) = &snapshot.append {
         summary(&mut out, "runnel_append_latency_seconds", "", h);
     }
+    for (name, help, h) in [
+        (
+            "runnel_fsync_latency_seconds",
+            "One group-commit round's fdatasyncs (flush.policy always, interval flushes, rolls).",
+            &snapshot.sync,
+        ),
+        (
+            "runnel_log_write_latency_seconds",
+            "One append's write into the page cache.",
+            &snapshot.write,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");
+        if let Some(h) = h {
+            summary(&mut out, name, "", h);
+        }
+    }
     for (name, help, pick) in [
         (
             "runnel_messages_in_total",

@@ -10,6 +10,7 @@
 pub mod client;
 pub mod latency;
 pub mod limits;
+pub mod plot;
 pub mod rebalance;
 pub mod round_trip;
 pub mod runner;

@@ -5,7 +5,8 @@
 //!   and round trip, page-cache append bandwidth and fdatasync latency in D, default `.`).
 //! - `runnel-bench run --bootstrap ADDR --workload FILE [--cores N] [--json OUT]`: runs a
 //!   workload file (bench/workloads/) with producers and consumers on N shards of Runnel's
-//!   runtime; prints rates and latency percentiles, and writes them as JSON to OUT.
+//!   runtime; prints rates and latency percentiles, writes them as JSON to OUT and SVG plots
+//!   (`--plots DIR`: latency distribution, throughput over time).
 //! - `runnel-bench loopback [--seconds S]`: TCP bandwidth over 127.0.0.1 (1 MiB writes).
 //! - `runnel-bench stats --admin HOST:PORT`: prints the broker's `/metrics` (request latency
 //!   per API and version, append latency, per-topic counters, high watermarks, connections);
@@ -74,6 +75,7 @@ fn main() {
             std::path::Path::new(&option("--workload").expect("--workload FILE")),
             number("--cores", 1) as usize,
             option("--json"),
+            option("--plots"),
         ),
         "rebalance" => rebalance(
             &option("--bootstrap").expect("--bootstrap"),
@@ -121,7 +123,13 @@ fn limits(dir: &std::path::Path, seconds: Duration) {
     );
 }
 
-fn run_workload(bootstrap: &str, path: &std::path::Path, cores: usize, json: Option<String>) {
+fn run_workload(
+    bootstrap: &str,
+    path: &std::path::Path,
+    cores: usize,
+    json: Option<String>,
+    plots: Option<String>,
+) {
     let workload = runnel_bench::workload::Workload::load(path).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(2);
@@ -130,10 +138,14 @@ fn run_workload(bootstrap: &str, path: &std::path::Path, cores: usize, json: Opt
         eprintln!("run failed: {e}");
         std::process::exit(1);
     };
+    let plots = plots.map(std::path::PathBuf::from);
     let (table, text) = match workload.scenario {
         runnel_bench::workload::Scenario::Stream => {
             let report =
                 runnel_bench::runner::run(bootstrap, &workload, cores).unwrap_or_else(|e| fail(e));
+            if let Some(dir) = &plots {
+                plot_stream(dir, &report).unwrap_or_else(|e| fail(e));
+            }
             (
                 runnel_bench::runner::table(&report),
                 serde_json::to_string_pretty(&report),
@@ -142,6 +154,16 @@ fn run_workload(bootstrap: &str, path: &std::path::Path, cores: usize, json: Opt
         runnel_bench::workload::Scenario::RoundTrip => {
             let report =
                 runnel_bench::round_trip::run(bootstrap, &workload).unwrap_or_else(|e| fail(e));
+            if let Some(dir) = &plots {
+                std::fs::create_dir_all(dir).unwrap_or_else(|e| fail(e.to_string()));
+                let series = [("round trip", &report.round_trip_us)];
+                runnel_bench::plot::latency_distribution(
+                    &dir.join("latency.svg"),
+                    &report.workload,
+                    &series,
+                )
+                .unwrap_or_else(|e| fail(e));
+            }
             (
                 runnel_bench::round_trip::table(&report),
                 serde_json::to_string_pretty(&report),
@@ -153,6 +175,28 @@ fn run_workload(bootstrap: &str, path: &std::path::Path, cores: usize, json: Opt
         let text = text.expect("serializable");
         std::fs::write(&out, text).unwrap_or_else(|e| panic!("writing {out}: {e}"));
     }
+}
+
+/// latency.svg (percentile distributions) and throughput.svg (rates over time) in `dir`.
+fn plot_stream(dir: &std::path::Path, report: &runnel_bench::runner::Report) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    runnel_bench::plot::latency_distribution(
+        &dir.join("latency.svg"),
+        &report.workload,
+        &[
+            ("end to end", &report.end_to_end_us),
+            ("publish", &report.publish_latency_us),
+            ("publish delay", &report.publish_delay_us),
+        ],
+    )?;
+    runnel_bench::plot::throughput(
+        &dir.join("throughput.svg"),
+        &report.workload,
+        &[
+            ("published", &report.publish_per_second[..]),
+            ("consumed", &report.consume_per_second[..]),
+        ],
+    )
 }
 
 fn stats(admin: &str) {

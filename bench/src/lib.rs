@@ -8,6 +8,7 @@
 //!   reported figure is divided by.
 
 pub mod client;
+pub mod fetcher;
 pub mod latency;
 pub mod limits;
 pub mod plot;

@@ -13,25 +13,22 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, ResponseHeader,
-    TopicName,
+    ApiKey, ProduceRequest, ProduceResponse, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use kafka_protocol::records::RecordBatchDecoder;
 use runnel_engine::log::builder::{BatchBuilder, Record};
-use runnel_engine::rt::{self, LocalEvent, Runtime, RuntimeConfig, TcpStream};
+use runnel_engine::rt::{self, LocalEvent, Runtime, RuntimeConfig};
 use runnel_net::kafka::frame::FrameReader;
 
 use crate::client::encode_frame;
+use crate::fetcher::Fetcher;
 use crate::latency::{Latencies, Percentiles};
 use crate::runner::{connect, create_topics};
 use crate::workload::Workload;
 
 const PRODUCE_VERSION: i16 = 9;
-const FETCH_VERSION: i16 = 12;
 
 /// What a round-trip run measured.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -248,82 +245,28 @@ async fn consume(
     if partitions.is_empty() {
         return Ok(());
     }
-    let stream: TcpStream = connect(&bootstrap).await?;
-    let mut frames = FrameReader::new(256 << 20);
-    let mut offsets = vec![0i64; partitions.len()];
-    let name = TopicName(StrBytes::from_string(topic));
+    let mut fetcher = Fetcher::connect(&bootstrap, &topic, partitions).await?;
     while waiting.clients_left.get() > 0 && Instant::now() < end + Duration::from_secs(10) {
-        let mut fetch = FetchRequest::default();
-        fetch.replica_id = BrokerId(-1);
-        fetch.max_wait_ms = 100;
-        fetch.min_bytes = 1;
-        fetch.max_bytes = 64 << 20;
-        let mut wanted = FetchTopic::default();
-        wanted.topic = name.clone();
-        wanted.partitions = partitions
-            .iter()
-            .zip(&offsets)
-            .map(|(&p, &offset)| {
-                let mut partition = FetchPartition::default();
-                partition.partition = p;
-                partition.fetch_offset = offset;
-                partition.partition_max_bytes = 8 << 20;
-                partition.log_start_offset = -1;
-                partition
-            })
-            .collect();
-        fetch.topics = vec![wanted];
-        let (sent, _) = stream
-            .send_all(encode_frame(ApiKey::Fetch, FETCH_VERSION, &fetch))
-            .await;
-        sent.map_err(|e| format!("consumer: {e}"))?;
-        let mut body = frames
-            .next(&stream)
-            .await
-            .map_err(|e| format!("consumer: {e}"))?;
-        ResponseHeader::decode(
-            &mut body,
-            ApiKey::Fetch.response_header_version(FETCH_VERSION),
-        )
-        .map_err(|e| e.to_string())?;
-        let response =
-            FetchResponse::decode(&mut body, FETCH_VERSION).map_err(|e| e.to_string())?;
-        for partition in response.responses.into_iter().flat_map(|t| t.partitions) {
-            let Some(i) = partitions
-                .iter()
-                .position(|p| *p == partition.partition_index)
-            else {
+        let (_, values) = fetcher.next().await?;
+        for value in values {
+            if value.len() < 8 {
                 continue;
-            };
-            let Some(mut records) = partition.records else {
-                continue;
-            };
-            while !records.is_empty() {
-                let Ok(set) = RecordBatchDecoder::decode(&mut records) else {
-                    break;
-                };
-                for record in set.records {
-                    offsets[i] = offsets[i].max(record.offset + 1);
-                    let Some(value) = record.value.filter(|v| v.len() >= 8) else {
-                        continue;
-                    };
-                    let client = u32::from_be_bytes(value[..4].try_into().expect("4 bytes"));
-                    let request = u32::from_be_bytes(value[4..8].try_into().expect("4 bytes"));
-                    let mut remaining = waiting.remaining.borrow_mut();
-                    if let Some(left) = remaining.get_mut(&(client, request)) {
-                        *left -= 1;
-                        if *left == 0 {
-                            remaining.remove(&(client, request));
-                            if let Some(done) = waiting.done.get(client as usize) {
-                                done.notify_all();
-                            }
-                        }
+            }
+            let client = u32::from_be_bytes(value[..4].try_into().expect("4 bytes"));
+            let request = u32::from_be_bytes(value[4..8].try_into().expect("4 bytes"));
+            let mut remaining = waiting.remaining.borrow_mut();
+            if let Some(left) = remaining.get_mut(&(client, request)) {
+                *left -= 1;
+                if *left == 0 {
+                    remaining.remove(&(client, request));
+                    if let Some(done) = waiting.done.get(client as usize) {
+                        done.notify_all();
                     }
                 }
             }
         }
     }
-    let _ = stream.close().await;
+    fetcher.close().await;
     Ok(())
 }
 

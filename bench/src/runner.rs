@@ -18,24 +18,22 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, ProduceRequest,
-    ProduceResponse, ResponseHeader, TopicName,
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse,
+    ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use kafka_protocol::records::RecordBatchDecoder;
 use runnel_engine::log::builder::{BatchBuilder, Record};
 use runnel_engine::rt::{self, Runtime, RuntimeConfig, TcpStream};
 use runnel_net::kafka::frame::FrameReader;
 
 use crate::client::{encode_frame, Conn};
+use crate::fetcher::Fetcher;
 use crate::latency::{corrected_latency, intended_send_time, Latencies, Percentiles};
 use crate::workload::{KeyDistribution, Workload, MESSAGE_HEADER};
 
 const PRODUCE_VERSION: i16 = 9;
-const FETCH_VERSION: i16 = 12;
 /// How long consumers keep reading after the producers stop, for messages still in flight.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -579,13 +577,10 @@ async fn consume(run: Arc<Run>, topic: usize, partitions: Vec<i32>) -> Result<()
     if partitions.is_empty() {
         return Ok(());
     }
-    let stream = connect(&run.bootstrap).await?;
-    let mut frames = FrameReader::new(256 << 20);
-    let mut offsets: Vec<i64> = vec![0; partitions.len()];
+    let mut fetcher = Fetcher::connect(&run.bootstrap, &run.topics[topic], partitions).await?;
     let mut end_to_end = Latencies::default();
     let mut consumed = 0u64;
     let stop = run.end + DRAIN;
-    let name = TopicName(StrBytes::from_string(run.topics[topic].clone()));
     let producers = (run.workload.topics * run.workload.producers_per_topic) as u64;
     while Instant::now() < stop {
         let everything_read = run.producers_done.load(Ordering::SeqCst) == producers
@@ -593,79 +588,22 @@ async fn consume(run: Arc<Run>, topic: usize, partitions: Vec<i32>) -> Result<()
         if everything_read {
             break;
         }
-        let mut fetch = FetchRequest::default();
-        fetch.replica_id = kafka_protocol::messages::BrokerId(-1);
-        fetch.max_wait_ms = 100;
-        fetch.min_bytes = 1;
-        fetch.max_bytes = 64 << 20;
-        let mut wanted = FetchTopic::default();
-        wanted.topic = name.clone();
-        wanted.partitions = partitions
-            .iter()
-            .zip(&offsets)
-            .map(|(&p, &offset)| {
-                let mut partition = FetchPartition::default();
-                partition.partition = p;
-                partition.fetch_offset = offset;
-                partition.partition_max_bytes = 8 << 20;
-                partition.log_start_offset = -1;
-                partition
-            })
-            .collect();
-        fetch.topics = vec![wanted];
-        let frame = encode_frame(ApiKey::Fetch, FETCH_VERSION, &fetch);
-        let (sent, _) = stream.send_all(frame).await;
-        sent.map_err(|e| format!("sending a fetch: {e}"))?;
-        let mut body = frames
-            .next(&stream)
-            .await
-            .map_err(|e| format!("reading a fetch response: {e}"))?;
-        let now = Instant::now();
-        ResponseHeader::decode(
-            &mut body,
-            ApiKey::Fetch.response_header_version(FETCH_VERSION),
-        )
-        .map_err(|e| e.to_string())?;
-        let response =
-            FetchResponse::decode(&mut body, FETCH_VERSION).map_err(|e| e.to_string())?;
-        for topic_response in response.responses {
-            for partition in topic_response.partitions {
-                let Some(i) = partitions
-                    .iter()
-                    .position(|p| *p == partition.partition_index)
-                else {
-                    continue;
-                };
-                if partition.error_code != 0 {
-                    return Err(format!("fetch failed with error {}", partition.error_code));
-                }
-                let Some(mut records) = partition.records else {
-                    continue;
-                };
-                while !records.is_empty() {
-                    let Ok(set) = RecordBatchDecoder::decode(&mut records) else {
-                        break; // a batch cut off at the size limit: read again next time
-                    };
-                    for record in set.records {
-                        offsets[i] = offsets[i].max(record.offset + 1);
-                        let Some(value) = record.value else { continue };
-                        if value.len() < MESSAGE_HEADER {
-                            continue;
-                        }
-                        let stamp = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
-                        let meant = run.instant(stamp);
-                        run.consume_seconds[run.second_of(now)].fetch_add(1, Ordering::Relaxed);
-                        run.received_total.fetch_add(1, Ordering::SeqCst);
-                        if meant >= run.measure_from && meant < run.end {
-                            end_to_end.record(now.saturating_duration_since(meant));
-                            consumed += 1;
-                        }
-                    }
-                }
+        let (now, values) = fetcher.next().await?;
+        for value in values {
+            if value.len() < MESSAGE_HEADER {
+                continue;
+            }
+            let stamp = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+            let meant = run.instant(stamp);
+            run.consume_seconds[run.second_of(now)].fetch_add(1, Ordering::Relaxed);
+            run.received_total.fetch_add(1, Ordering::SeqCst);
+            if meant >= run.measure_from && meant < run.end {
+                end_to_end.record(now.saturating_duration_since(meant));
+                consumed += 1;
             }
         }
     }
-    let _ = stream.close().await;
+    fetcher.close().await;
     let mut collected = run.collected.lock().unwrap_or_else(|e| e.into_inner());
     collected.end_to_end.merge(&end_to_end);
     collected.consumed += consumed;

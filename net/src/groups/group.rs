@@ -571,6 +571,17 @@ impl Group {
             is_new: true,
             joined_at: now,
         });
+        self.rebalance_for(pending, now, timing)
+    }
+
+    /// A member now waits in a JoinGroup: rebalance (if not already) and see whether that
+    /// completes it.
+    fn rebalance_for(
+        &mut self,
+        pending: Pending<JoinResult>,
+        now: Instant,
+        timing: &Timing,
+    ) -> Answer<JoinResult> {
         self.maybe_prepare_rebalance(now, timing);
         self.maybe_complete_join(now, timing);
         Answer::Later(pending)
@@ -587,9 +598,7 @@ impl Group {
         let member = &mut self.members[index];
         member.update(&req, now);
         member.join_waiter = Some(reply);
-        self.maybe_prepare_rebalance(now, timing);
-        self.maybe_complete_join(now, timing);
-        Answer::Later(pending)
+        self.rebalance_for(pending, now, timing)
     }
 
     /// KIP-345: a static member (known `group.instance.id`) joining without its member id is

@@ -47,6 +47,30 @@ fn settle(group: &mut Group, t0: Instant) -> Instant {
     panic!("the rebalance never completed");
 }
 
+/// A stable generation-1 group of static members "a" (instance "inst-a", the leader) and
+/// "b" ("inst-b") with the given assignments; also the leader's JoinGroup answer.
+fn static_pair(t0: Instant, assigned: (&str, &str)) -> (Group, JoinResult) {
+    let mut group = Group::new("g".into());
+    let mut joins = Vec::new();
+    for (id, instance) in [("a", "inst-a"), ("b", "inst-b")] {
+        let mut req = request("", &["range"]);
+        req.instance_id = Some(instance.into());
+        let id = id.to_owned();
+        joins.push(later(group.join(req, t0, &timing(), move |_| id.clone())));
+    }
+    settle(&mut group, t0);
+    let leader = joins[0].try_take().unwrap();
+    let assignments = vec![
+        ("a".into(), Bytes::from(assigned.0.to_owned())),
+        ("b".into(), Bytes::from(assigned.1.to_owned())),
+    ];
+    let _ = group.sync("a", Some("inst-a"), 1, None, None, assignments, t0);
+    let _ = group.sync("b", Some("inst-b"), 1, None, None, vec![], t0);
+    group.take_store_request();
+    group.stored(1, true, t0);
+    (group, leader)
+}
+
 fn ids() -> impl FnMut(&str) -> String {
     let mut next = 0;
     move |client: &str| {
@@ -376,25 +400,8 @@ fn the_most_voted_common_protocol_wins() {
 #[test]
 fn a_static_member_restarting_keeps_its_place_without_a_rebalance() {
     let t0 = Instant::now();
-    let mut group = Group::new("g".into());
-    let mut joins = Vec::new();
-    for (id, instance) in [("a", "inst-a"), ("b", "inst-b")] {
-        let mut req = request("", &["range"]);
-        req.instance_id = Some(instance.into());
-        let id = id.to_owned();
-        joins.push(later(group.join(req, t0, &timing(), move |_| id.clone())));
-    }
-    settle(&mut group, t0);
-    let leader = joins[0].try_take().unwrap();
+    let (mut group, leader) = static_pair(t0, ("pa", "pb"));
     assert_eq!(leader.members[1].instance_id.as_deref(), Some("inst-b"));
-    let assignments = vec![
-        ("a".into(), Bytes::from("pa")),
-        ("b".into(), Bytes::from("pb")),
-    ];
-    let _ = group.sync("a", Some("inst-a"), 1, None, None, assignments, t0);
-    let _ = group.sync("b", Some("inst-b"), 1, None, None, vec![], t0);
-    group.take_store_request();
-    group.stored(1, true, t0);
     assert_eq!(group.state, GroupState::Stable);
 
     // inst-b restarts: it joins without a member id and gets a new one, same generation.
@@ -541,19 +548,7 @@ fn an_absent_static_member_keeps_its_place_through_a_rebalance() {
 #[test]
 fn a_restarting_static_leader_is_not_asked_to_assign() {
     let t0 = Instant::now();
-    let mut group = Group::new("g".into());
-    let mut joins = Vec::new();
-    for (id, instance) in [("a", "inst-a"), ("b", "inst-b")] {
-        let mut req = request("", &["range"]);
-        req.instance_id = Some(instance.into());
-        let id = id.to_owned();
-        joins.push(later(group.join(req, t0, &timing(), move |_| id.clone())));
-    }
-    settle(&mut group, t0);
-    let _ = group.sync("a", Some("inst-a"), 1, None, None, vec![], t0);
-    let _ = group.sync("b", Some("inst-b"), 1, None, None, vec![], t0);
-    group.take_store_request();
-    group.stored(1, true, t0);
+    let (mut group, _) = static_pair(t0, ("pa", "pb"));
     for (v9, new_id) in [(false, "a2"), (true, "a3")] {
         let mut restart = request("", &["range"]);
         restart.instance_id = Some("inst-a".into());

@@ -320,8 +320,8 @@ type Sent = Vec<(Option<Instant>, Instant)>;
 #[derive(Default)]
 struct Pipeline {
     sent: RefCell<VecDeque<Sent>>,
-    /// The reader failed: no more responses will come.
-    broken: std::cell::Cell<bool>,
+    /// Why the reader stopped, if it failed: no more responses will come.
+    failure: RefCell<Option<String>>,
     /// Notified on every response (a slot freed) and when the reader stops.
     changed: rt::LocalEvent,
 }
@@ -371,13 +371,16 @@ async fn produce(run: Arc<Run>, topic: usize, producer: usize) -> Result<(), Str
         }
         // Send batches whose linger ran out while a request slot is free; with every slot
         // taken they keep filling (as a Kafka client's accumulator does) until one frees.
-        for (p, slot) in batches.iter_mut().enumerate() {
-            if !pipeline.has_slot(&w) {
-                break;
-            }
-            if slot.as_ref().is_some_and(|b| now >= b.opened + linger) {
-                let batch = slot.take().expect("checked");
-                send_batch(&run, &stream, &pipeline, topic, p, batch).await?;
+        // Like a Kafka client, one request carries every partition's ready batch.
+        if pipeline.has_slot(&w) {
+            let ready: Vec<(usize, Batch)> = batches
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, slot)| slot.as_ref().is_some_and(|b| now >= b.opened + linger))
+                .map(|(p, slot)| (p, slot.take().expect("checked")))
+                .collect();
+            if !ready.is_empty() {
+                send_batches(&run, &stream, &pipeline, topic, ready).await?;
             }
         }
         if let Some(at) = intended {
@@ -435,18 +438,21 @@ async fn produce(run: Arc<Run>, topic: usize, producer: usize) -> Result<(), Str
         seq += 1;
         if batch.bytes >= w.batch_size {
             let batch = batches[partition].take().expect("just filled");
-            send_batch(&run, &stream, &pipeline, topic, partition, batch).await?;
+            send_batches(&run, &stream, &pipeline, topic, vec![(partition, batch)]).await?;
         }
     }
-    for (p, batch) in batches.into_iter().enumerate() {
-        if let Some(batch) = batch {
-            send_batch(&run, &stream, &pipeline, topic, p, batch).await?;
-        }
+    let rest: Vec<(usize, Batch)> = batches
+        .into_iter()
+        .enumerate()
+        .filter_map(|(p, b)| Some((p, b?)))
+        .collect();
+    if !rest.is_empty() {
+        send_batches(&run, &stream, &pipeline, topic, rest).await?;
     }
     // Wait for the last acknowledgements, then stop the reader.
     loop {
         let wait = pipeline.changed.wait();
-        if pipeline.sent.borrow().is_empty() || pipeline.broken.get() {
+        if pipeline.sent.borrow().is_empty() || pipeline.failure.borrow().is_some() {
             break;
         }
         wait.await;
@@ -465,32 +471,36 @@ async fn produce(run: Arc<Run>, topic: usize, producer: usize) -> Result<(), Str
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn send_batch(
+/// Sends one Produce request carrying `batches` (partition, batch), once a request slot is
+/// free.
+async fn send_batches(
     run: &Run,
     stream: &TcpStream,
     pipeline: &Pipeline,
     topic: usize,
-    partition: usize,
-    batch: Batch,
+    batches: Vec<(usize, Batch)>,
 ) -> Result<(), String> {
     let w = &run.workload;
     loop {
         let wait = pipeline.changed.wait();
-        if pipeline.broken.get() {
-            return Err("the produce responses stopped".into());
+        if let Some(e) = pipeline.failure.borrow().as_ref() {
+            return Err(e.clone());
         }
         if pipeline.has_slot(w) {
             break;
         }
         wait.await;
     }
-    let mut data = PartitionProduceData::default();
-    data.index = partition as i32;
-    data.records = Some(Bytes::from(batch.builder.build()));
     let mut topic_data = TopicProduceData::default();
     topic_data.name = TopicName(StrBytes::from_string(run.topics[topic].clone()));
-    topic_data.partition_data = vec![data];
+    let mut messages = Vec::new();
+    for (partition, batch) in batches {
+        let mut data = PartitionProduceData::default();
+        data.index = partition as i32;
+        data.records = Some(Bytes::from(batch.builder.build()));
+        topic_data.partition_data.push(data);
+        messages.extend(batch.messages);
+    }
     let mut request = ProduceRequest::default();
     request.acks = w.acks;
     request.timeout_ms = 30_000;
@@ -498,9 +508,9 @@ async fn send_batch(
     let frame = encode_frame(ApiKey::Produce, PRODUCE_VERSION, &request);
     if w.acks == 0 {
         let done = Instant::now();
-        count_published(run, &batch.messages, done, &mut Latencies::default());
+        count_published(run, &messages, done, &mut Latencies::default());
     } else {
-        pipeline.sent.borrow_mut().push_back(batch.messages);
+        pipeline.sent.borrow_mut().push_back(messages);
     }
     let (result, _) = stream.send_all(frame).await;
     result.map_err(|e| format!("sending a produce request: {e}"))
@@ -561,8 +571,8 @@ async fn read_acks(
         count_published(&run, &messages, done, &mut publish);
         pipeline.changed.notify_all();
     };
-    if result.is_err() {
-        pipeline.broken.set(true);
+    if let Err(e) = &result {
+        *pipeline.failure.borrow_mut() = Some(e.clone());
     }
     pipeline.changed.notify_all();
     run.collected

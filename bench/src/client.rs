@@ -62,3 +62,25 @@ pub fn encode_frame<R: Encodable>(key: ApiKey, version: i16, request: &R) -> Vec
     request.encode(&mut frame, version).unwrap();
     frame.to_vec()
 }
+
+/// The Produce version the load generators speak.
+pub const PRODUCE_VERSION: i16 = 9;
+
+/// A Produce request frame for `topic` carrying each (partition, record batch).
+pub fn produce_frame(topic: &str, batches: Vec<(usize, Bytes)>, acks: i16) -> Vec<u8> {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    let mut topic_data = TopicProduceData::default();
+    topic_data.name = TopicName(StrBytes::from_string(topic.to_owned()));
+    for (partition, records) in batches {
+        let mut data = PartitionProduceData::default();
+        data.index = partition as i32;
+        data.records = Some(records);
+        topic_data.partition_data.push(data);
+    }
+    let mut request = ProduceRequest::default();
+    request.acks = acks;
+    request.timeout_ms = 30_000;
+    request.topic_data = vec![topic_data];
+    encode_frame(ApiKey::Produce, PRODUCE_VERSION, &request)
+}

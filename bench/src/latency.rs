@@ -67,6 +67,23 @@ impl Latencies {
     }
 }
 
+impl Percentiles {
+    /// One line of a human table: `name` and the percentiles in milliseconds.
+    pub fn table_row(&self, name: &str) -> String {
+        let ms = |us: u64| us as f64 / 1000.0;
+        format!(
+            "{name:<14}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9.3}\n",
+            ms(self.p50),
+            ms(self.p75),
+            ms(self.p95),
+            ms(self.p99),
+            ms(self.p999),
+            ms(self.p9999),
+            ms(self.max)
+        )
+    }
+}
+
 /// When message `index` of a producer sending `rate` messages per second from `start` should
 /// go out; `None` when the producer is unthrottled (rate 0).
 pub fn intended_send_time(start: Instant, index: u64, rate: f64) -> Option<Instant> {

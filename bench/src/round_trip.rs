@@ -13,22 +13,17 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, ProduceRequest, ProduceResponse, ResponseHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::messages::{ApiKey, ProduceResponse, ResponseHeader};
+use kafka_protocol::protocol::Decodable;
 use runnel_engine::log::builder::{BatchBuilder, Record};
 use runnel_engine::rt::{self, LocalEvent, Runtime, RuntimeConfig};
 use runnel_net::kafka::frame::FrameReader;
 
-use crate::client::encode_frame;
+use crate::client::{produce_frame, PRODUCE_VERSION};
 use crate::fetcher::Fetcher;
 use crate::latency::{Latencies, Percentiles};
 use crate::runner::{connect, create_topics};
 use crate::workload::Workload;
-
-const PRODUCE_VERSION: i16 = 9;
 
 /// What a round-trip run measured.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -180,7 +175,11 @@ async fn client(
             .borrow_mut()
             .insert(key, w.messages_per_request);
         let started = Instant::now();
-        let frame = produce_frame(&topic, partition, w.acks, Bytes::from(builder.build()));
+        let frame = produce_frame(
+            &topic,
+            vec![(partition, Bytes::from(builder.build()))],
+            w.acks,
+        );
         let (sent, _) = stream.send_all(frame).await;
         sent.map_err(|e| format!("client {me}: {e}"))?;
         let mut body = frames
@@ -221,20 +220,6 @@ async fn client(
     Ok(latencies)
 }
 
-fn produce_frame(topic: &str, partition: usize, acks: i16, records: Bytes) -> Vec<u8> {
-    let mut data = PartitionProduceData::default();
-    data.index = partition as i32;
-    data.records = Some(records);
-    let mut topic_data = TopicProduceData::default();
-    topic_data.name = TopicName(StrBytes::from_string(topic.to_owned()));
-    topic_data.partition_data = vec![data];
-    let mut request = ProduceRequest::default();
-    request.acks = acks;
-    request.timeout_ms = 30_000;
-    request.topic_data = vec![topic_data];
-    encode_frame(ApiKey::Produce, PRODUCE_VERSION, &request)
-}
-
 async fn consume(
     bootstrap: String,
     topic: String,
@@ -272,23 +257,13 @@ async fn consume(
 
 /// A human summary.
 pub fn table(report: &Report) -> String {
-    let p = &report.round_trip_us;
-    let ms = |us: u64| us as f64 / 1000.0;
     format!(
         "{}: {} clients, {:.0} round trips/s over {:.0} s\n\
-         round trip (ms)   p50      p75      p95      p99    p99.9   p99.99      max\n\
-         {:<14}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9.3}\n",
+         round trip (ms)   p50      p75      p95      p99    p99.9   p99.99      max\n{}",
         report.workload,
         report.clients,
         report.requests_per_sec,
         report.seconds,
-        "request",
-        ms(p.p50),
-        ms(p.p75),
-        ms(p.p95),
-        ms(p.p99),
-        ms(p.p999),
-        ms(p.p9999),
-        ms(p.max)
+        report.round_trip_us.table_row("request")
     )
 }

@@ -18,22 +18,19 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse,
-    ResponseHeader, TopicName,
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceResponse, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use runnel_engine::log::builder::{BatchBuilder, Record};
 use runnel_engine::rt::{self, Runtime, RuntimeConfig, TcpStream};
 use runnel_net::kafka::frame::FrameReader;
 
-use crate::client::{encode_frame, Conn};
+use crate::client::{produce_frame, Conn, PRODUCE_VERSION};
 use crate::fetcher::Fetcher;
 use crate::latency::{corrected_latency, intended_send_time, Latencies, Percentiles};
 use crate::workload::{KeyDistribution, Workload, MESSAGE_HEADER};
 
-const PRODUCE_VERSION: i16 = 9;
 /// How long consumers keep reading after the producers stop, for messages still in flight.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -491,21 +488,13 @@ async fn send_batches(
         }
         wait.await;
     }
-    let mut topic_data = TopicProduceData::default();
-    topic_data.name = TopicName(StrBytes::from_string(run.topics[topic].clone()));
     let mut messages = Vec::new();
+    let mut records = Vec::with_capacity(batches.len());
     for (partition, batch) in batches {
-        let mut data = PartitionProduceData::default();
-        data.index = partition as i32;
-        data.records = Some(Bytes::from(batch.builder.build()));
-        topic_data.partition_data.push(data);
+        records.push((partition, Bytes::from(batch.builder.build())));
         messages.extend(batch.messages);
     }
-    let mut request = ProduceRequest::default();
-    request.acks = w.acks;
-    request.timeout_ms = 30_000;
-    request.topic_data = vec![topic_data];
-    let frame = encode_frame(ApiKey::Produce, PRODUCE_VERSION, &request);
+    let frame = produce_frame(&run.topics[topic], records, w.acks);
     if w.acks == 0 {
         let done = Instant::now();
         count_published(run, &messages, done, &mut Latencies::default());
@@ -623,7 +612,6 @@ async fn consume(run: Arc<Run>, topic: usize, partitions: Vec<i32>) -> Result<()
 /// A human summary of a report: rates and each latency's percentiles, in milliseconds.
 pub fn table(report: &Report) -> String {
     let mut out = String::new();
-    let ms = |us: u64| us as f64 / 1000.0;
     out.push_str(&format!(
         "{}: {:.0} msg/s published ({:.1} MiB/s), {:.0} msg/s consumed, over {:.0} s\n",
         report.workload,
@@ -638,16 +626,7 @@ pub fn table(report: &Report) -> String {
         ("publish delay", &report.publish_delay_us),
         ("end to end", &report.end_to_end_us),
     ] {
-        out.push_str(&format!(
-            "{name:<14}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9.3}\n",
-            ms(p.p50),
-            ms(p.p75),
-            ms(p.p95),
-            ms(p.p99),
-            ms(p.p999),
-            ms(p.p9999),
-            ms(p.max)
-        ));
+        out.push_str(&p.table_row(name));
     }
     out
 }

@@ -30,13 +30,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse,
-    TopicName,
+    ApiKey, CreateTopicsRequest, FetchRequest, FetchResponse, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use runnel_bench::client::{encode_frame, Conn};
+use runnel_bench::client::{produce_frame, Conn};
 use runnel_engine::log::builder::{BatchBuilder, Record};
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -319,18 +317,7 @@ fn produce(
         });
     }
     let batch = Bytes::from(builder.build());
-    let mut partition = PartitionProduceData::default();
-    partition.index = 0;
-    partition.records = Some(batch.clone());
-    let mut data = TopicProduceData::default();
-    data.name = topic_name(topic);
-    data.partition_data = vec![partition];
-    let mut request = ProduceRequest::default();
-    request.acks = acks;
-    request.timeout_ms = 30_000;
-    request.topic_data = vec![data];
-
-    let mut frame = encode_frame(ApiKey::Produce, 9, &request);
+    let mut frame = produce_frame(topic, vec![(0, batch.clone())], acks);
     let started = Instant::now();
     let mut outstanding = VecDeque::new();
     let mut sent = 0u64;

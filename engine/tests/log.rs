@@ -339,6 +339,34 @@ on_both_backends! {
         });
     }
 
+    fn appends_are_placed_in_call_order_not_poll_order(backend) {
+        common::run(backend, || async {
+            let dir = tempfile::tempdir().unwrap();
+            let config = LogConfig { flush: FlushPolicy::Always, ..config() };
+            let (log, _) = open(dir.path(), config).await;
+            // Three appends started before any is polled, awaited in reverse: offsets follow
+            // the calls (what a connection's pipelined produce requests rely on).
+            let batches: Vec<_> = [(1, 2), (2, 3), (3, 1), (4, 1), (5, 1)]
+                .iter()
+                .map(|&(tag, count)| tagged_batch(tag, count, 10, 0))
+                .collect();
+            let first = log.append(batches[0].clone());
+            let second = log.append(batches[1].clone());
+            let third = log.append(batches[2].clone());
+            assert_eq!(third.await.unwrap().base_offset, 5);
+            assert_eq!(second.await.unwrap().base_offset, 2);
+            assert_eq!(first.await.unwrap().base_offset, 0);
+            // An append whose future is dropped unpolled still lands (its write is under way).
+            drop(log.append(batches[3].clone()));
+            let after = log.append(batches[4].clone()).await.unwrap();
+            assert_eq!(after.base_offset, 7);
+            assert_eq!(log.durable_offset(), 8);
+            let bases = [0, 2, 5, 6, 7];
+            let expected: Vec<_> = batches.into_iter().zip(bases).map(|(b, base)| stored(b, base)).collect();
+            assert_eq!(read_all(&log, 0, 1 << 20).await, expected);
+        });
+    }
+
     fn interval_flushes_in_the_background(backend) {
         common::run(backend, || async {
             let dir = tempfile::tempdir().unwrap();

@@ -23,6 +23,33 @@ on_both_backends! {
         rt.join().unwrap();
     }
 
+    fn work_posted_in_order_runs_in_order_before_it_is_awaited(backend) {
+        let rt = runtime(backend, 2);
+        let out = rt.handle().run_on(0, || async {
+            let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+            // Post three pieces of work, each only once the one before is in the mailbox, then
+            // await their outputs in reverse: they ran in posting order.
+            let mut submits = Vec::new();
+            for i in 0..3 {
+                let order = order.clone();
+                let mut submit = rt::submit_to(1, move || {
+                    order.lock().unwrap().push(i);
+                    async move { i * 10 }
+                });
+                submit.posted().await.unwrap();
+                submits.push(submit);
+            }
+            let mut outputs = Vec::new();
+            while let Some(submit) = submits.pop() {
+                outputs.push(submit.await.unwrap());
+            }
+            let order = order.lock().unwrap().clone();
+            (order, outputs)
+        });
+        assert_eq!(out, Ok((vec![0, 1, 2], vec![20, 10, 0])));
+        rt.join().unwrap();
+    }
+
     fn submitted_futures_need_not_be_send(backend) {
         let rt = runtime(backend, 2);
         let out = rt.handle().run_on(1, || async {

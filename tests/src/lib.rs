@@ -83,11 +83,15 @@ impl Broker {
         Self::spawn(command)
     }
 
-    /// Starts `runnel` on `backend` with two shards and its data in `<dir>/data`, plus `extra`
-    /// arguments; panics if it doesn't start.
+    /// Starts `runnel` on `backend` with two shards (unless `extra` says `--cores`) and its
+    /// data in `<dir>/data`, plus `extra` arguments; panics if it doesn't start.
     pub fn start_in(dir: &TempDir, backend: &str, extra: &[&str]) -> Broker {
         let data = dir.path().join("data");
-        let mut args = vec!["--io-backend", backend, "--cores", "2", "--data-dir"];
+        let mut args = vec!["--io-backend", backend];
+        if !extra.contains(&"--cores") {
+            args.extend(["--cores", "2"]);
+        }
+        args.push("--data-dir");
         args.push(data.to_str().expect("UTF-8 temp path"));
         args.extend_from_slice(extra);
         Broker::start(&args).unwrap_or_else(|e| panic!("broker did not start: {e}"))

@@ -610,3 +610,191 @@ fn kcat_produces_and_consumes_with_every_codec() {
         }
     }
 }
+
+fn record_count(batch: &[u8]) -> i64 {
+    i64::from(batch::BatchHeader::parse(batch).unwrap().last_offset_delta) + 1
+}
+
+/// The broker's `runnel_fsync_latency_seconds_count`: group-commit rounds so far.
+fn sync_rounds(admin: &str) -> u64 {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(admin).unwrap();
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .lines()
+        .find_map(|l| l.strip_prefix("runnel_fsync_latency_seconds_count "))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[test]
+fn pipelined_produce_requests_keep_their_order_and_share_syncs() {
+    const REQUESTS: usize = 40;
+    const FETCH_AT: usize = 20;
+    const NO_ACKS_AT: usize = 31;
+    for backend in backends_under_test() {
+        let dir = TempDir::new(&format!("pipelined-produce-{backend}"));
+        let broker = Broker::start_in(&dir, backend, &["--admin-listen", "127.0.0.1:0"]);
+        let admin = broker
+            .log
+            .iter()
+            .find_map(|l| l.split("admin port (GET /metrics) on ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("the admin port is logged")
+            .to_owned();
+        let mut conn = KafkaConn::connect(broker.addr).unwrap();
+        let configs = [("flush.policy", "always")];
+        assert_eq!(create(&mut conn, "pipe", 2, &configs, false).0, 0);
+        let syncs_before = sync_rounds(&admin);
+
+        // Forty produce requests (alternating partitions, one with acks=0) and a fetch in the
+        // middle, written in one go: the broker reads them all before answering the first.
+        let mut frames = Vec::new();
+        let mut sent = Vec::new(); // (correlation id, what the request was)
+        let mut batches: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
+        for i in 0..REQUESTS {
+            if i == FETCH_AT {
+                let (id, frame) = conn.frame(ApiKey::Fetch, 12, &fetch_request("pipe", 0, 0, 0));
+                frames.extend(frame);
+                sent.push((id, None));
+            }
+            let partition = i % 2;
+            let batch = records(&format!("r{i}"), 1 + i % 3, 1_000 + i as i64);
+            let acks = if i == NO_ACKS_AT { 0 } else { -1 };
+            let request = produce_request("pipe", partition as i32, acks, batch.clone());
+            let (id, frame) = conn.frame(ApiKey::Produce, 9, &request);
+            frames.extend(frame);
+            batches[partition].push(batch);
+            if acks != 0 {
+                sent.push((id, Some(partition)));
+            }
+        }
+        conn.send_raw(&frames).unwrap();
+
+        let mut next_offset = [0i64; 2];
+        let mut answered = [0usize; 2];
+        for (id, what) in sent {
+            match what {
+                Some(partition) => {
+                    let (received, response): (i32, ProduceResponse) =
+                        conn.receive(ApiKey::Produce, 9).unwrap();
+                    assert_eq!(received, id, "responses in request order");
+                    let p = &response.responses[0].partition_responses[0];
+                    assert_eq!(p.error_code, 0);
+                    // Offsets follow request order (the acks=0 batch takes its turn silently).
+                    let mut at = answered[partition];
+                    if partition == NO_ACKS_AT % 2 && at == NO_ACKS_AT / 2 {
+                        next_offset[partition] += record_count(&batches[partition][at]);
+                        at += 1;
+                    }
+                    assert_eq!(p.base_offset, next_offset[partition], "request {id}");
+                    next_offset[partition] += record_count(&batches[partition][at]);
+                    answered[partition] = at + 1;
+                }
+                None => {
+                    // The fetch ran after every earlier request had completed: it sees the
+                    // ten batches produced to partition 0 before it, all of them durable.
+                    let (received, response): (i32, FetchResponse) =
+                        conn.receive(ApiKey::Fetch, 12).unwrap();
+                    assert_eq!(received, id);
+                    let p = &response.responses[0].partitions[0];
+                    assert_eq!(p.high_watermark, next_offset[0]);
+                    assert_eq!(answered[0], FETCH_AT / 2);
+                }
+            }
+        }
+        // Everything landed, in order, byte for byte.
+        for (partition, expected) in batches.iter().enumerate() {
+            let (code, _, stored_batches) = fetch(&mut conn, "pipe", partition as i32, 0, 0);
+            assert_eq!(code, 0);
+            let mut base = 0;
+            let expected: Vec<_> = expected
+                .iter()
+                .map(|b| {
+                    let at = base;
+                    base += record_count(b);
+                    stored(b.clone(), at)
+                })
+                .collect();
+            assert_eq!(stored_batches, expected, "partition {partition}");
+        }
+        // One at a time, 40 acks=all requests under flush.policy=always cost at least 39
+        // group-commit rounds; pipelined, the requests queued behind a sync share the next.
+        let syncs = sync_rounds(&admin) - syncs_before;
+        eprintln!("{backend}: {syncs} sync rounds for {REQUESTS} pipelined requests");
+        assert!(
+            syncs <= 20,
+            "{syncs} sync rounds for {REQUESTS} pipelined requests"
+        );
+    }
+}
+
+/// A batch of one record with a `value_len`-byte value.
+fn big_batch(value_len: usize) -> Vec<u8> {
+    let mut builder = BatchBuilder::new();
+    builder.push(&Record {
+        value: Some(vec![7; value_len]),
+        ..Default::default()
+    });
+    builder.build()
+}
+
+#[test]
+fn fetch_spends_its_byte_budget_in_request_order() {
+    // On one shard (the whole long poll runs there) and on two (shards read concurrently and
+    // the budget is spent across them on the connection's shard), the same answer.
+    for (backend, cores) in backends_under_test()
+        .into_iter()
+        .flat_map(|b| [(b, "1"), (b, "2")])
+    {
+        let dir = TempDir::new(&format!("fetch-budget-{backend}-{cores}"));
+        let broker = Broker::start_in(&dir, backend, &["--cores", cores]);
+        let mut conn = KafkaConn::connect(broker.addr).unwrap();
+        assert_eq!(create(&mut conn, "budget", 4, &[], false).0, 0);
+        let batch = big_batch(3000);
+        let len = batch.len() as i64;
+        for partition in 1..4 {
+            assert_eq!(
+                produce(&mut conn, "budget", partition, 1, batch.clone()).0,
+                0
+            );
+        }
+        // Partition 0 is empty; 1, 2 and 3 hold one batch each. The first partition with data
+        // keeps its batch whole past partition_max_bytes (KIP-74); the next gets at most
+        // partition_max_bytes of what is left; the last nothing.
+        let mut request = fetch_request("budget", 0, 0, 0);
+        let template = request.topics[0].partitions[0].clone();
+        request.topics[0].partitions = (0..4)
+            .map(|p| {
+                let mut partition = template.clone();
+                partition.partition = p;
+                partition.partition_max_bytes = 1000;
+                partition
+            })
+            .collect();
+        request.max_bytes = (len + 500) as i32;
+        let response: FetchResponse = conn.call(ApiKey::Fetch, 12, &request).unwrap();
+        let sizes: Vec<_> = response.responses[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                assert_eq!(p.error_code, 0);
+                (
+                    p.partition_index,
+                    p.records.as_ref().map_or(0, |r| r.len() as i64),
+                )
+            })
+            .collect();
+        assert_eq!(
+            sizes,
+            [(0, 0), (1, len), (2, 500), (3, 0)],
+            "{backend} on {cores} cores"
+        );
+        let whole = &response.responses[0].partitions[1];
+        assert_eq!(
+            whole.records.as_deref(),
+            Some(&stored(batch.clone(), 0)[..])
+        );
+    }
+}

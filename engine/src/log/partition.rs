@@ -12,6 +12,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -331,10 +332,36 @@ impl Log {
     }
 
     /// Appends a produce request's record set (one or more RecordBatch v2). Validates every
-    /// batch first; on any refusal nothing is written. Returns once the records are readable
-    /// and, under `flush.policy = always`, durable.
-    pub async fn append(&self, records: impl Into<Bytes>) -> Result<AppendInfo, AppendError> {
-        let records: Bytes = records.into();
+    /// batch first; on any refusal nothing is written. The returned future completes once the
+    /// records are readable and, under `flush.policy = always`, durable.
+    ///
+    /// The records are placed in the log when this is called, not when the future is first
+    /// polled: offsets and file positions follow call order, so a connection can start its
+    /// next pipelined append without waiting for this one to be written (the write is already
+    /// under way). Dropping the future doesn't undo the append.
+    pub fn append(
+        &self,
+        records: impl Into<Bytes>,
+    ) -> impl Future<Output = Result<AppendInfo, AppendError>> + 'static {
+        let placed = self.place(records.into());
+        let inner = self.inner.clone();
+        async move {
+            let (info, flush) = placed?;
+            let end = info.last_offset + 1;
+            inner.wait_written(end).await?;
+            match flush {
+                FlushPolicy::Always => inner.sync_to(end).await?,
+                FlushPolicy::Interval { ms, bytes } => inner.schedule_flush(ms, bytes),
+                FlushPolicy::Never => {}
+            }
+            Ok(info)
+        }
+    }
+
+    /// The synchronous part of [`append`](Self::append): validates, rolls if need be, assigns
+    /// offsets and a file position, and starts the write. Returns what was assigned and the
+    /// flush policy the append is under.
+    fn place(&self, records: Bytes) -> Result<(AppendInfo, FlushPolicy), AppendError> {
         let inner = &self.inner;
         let config = inner.config.borrow().clone();
         let batches = batch::split_and_validate(&records, config.max_message_bytes)?;
@@ -438,14 +465,7 @@ impl Log {
             super::observe::write_took(started.elapsed());
             writer.write_completed(seq, result);
         });
-        let end = info.last_offset + 1;
-        inner.wait_written(end).await?;
-        match config.flush {
-            FlushPolicy::Always => inner.sync_to(end).await?,
-            FlushPolicy::Interval { ms, bytes } => inner.schedule_flush(ms, bytes),
-            FlushPolicy::Never => {}
-        }
-        Ok(info)
+        Ok((info, config.flush))
     }
 
     /// Rolls to a new segment when the incoming `len` bytes / `records` wouldn't fit the

@@ -228,6 +228,14 @@ impl<T> SubmitTo<T> {
         }
     }
 
+    /// Completes once the work is in the target's mailbox: at once, unless the mailbox is full.
+    /// Work one shard posts to another runs there in the order it was posted, so a caller that
+    /// awaits this before submitting its next piece of work orders the two without waiting for
+    /// either to run. Await the `SubmitTo` itself afterwards for the output.
+    pub fn posted(&mut self) -> Posted<'_, T> {
+        Posted { submit: self }
+    }
+
     fn try_send(&mut self, cx: &mut Context<'_>) -> Result<(), ShardStopped> {
         let Some(message) = self.message.take() else {
             return Ok(());
@@ -283,6 +291,26 @@ impl<T> Future for SubmitTo<T> {
             return Poll::Pending;
         }
         Pin::new(&mut self.receiver).poll(cx)
+    }
+}
+
+/// The future returned by [`SubmitTo::posted`].
+#[derive(Debug)]
+#[must_use = "the work is only sent when the future is polled"]
+pub struct Posted<'a, T> {
+    submit: &'a mut SubmitTo<T>,
+}
+
+impl<T> Future for Posted<'_, T> {
+    type Output = Result<(), ShardStopped>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.submit.try_send(cx)?;
+        if self.submit.message.is_some() {
+            Poll::Pending
+        } else {
+            Poll::Ready(Ok(()))
+        }
     }
 }
 

@@ -103,6 +103,20 @@ pub async fn handle(request: FetchRequest, version: i16, zero_copy: bool) -> Fet
         .iter()
         .flat_map(|(_, partitions)| partitions)
         .any(|p| p.error_code != error_code::NONE);
+    if let (false, Some((&shard, partitions))) = (unknown, reads.first_key_value()) {
+        if reads.len() == 1 {
+            // Every partition lives on one shard: the whole long poll runs there, so new data
+            // is read where it lands and only the answer crosses shards.
+            let partitions = partitions.clone();
+            let outcomes = on_shard(shard, move || {
+                poll_on_shard(partitions, max_bytes, min_bytes, deadline, zero_copy)
+            })
+            .await
+            .unwrap_or_else(|_| shard_stopped(&reads[&shard]));
+            fill(&mut reply, outcomes);
+            return reply;
+        }
+    }
     loop {
         // Ask the shards' logs to wake us before reading, so no append is missed between.
         let woken = Rc::new(LocalEvent::new());
@@ -155,9 +169,9 @@ fn fill(reply: &mut FetchReply, outcomes: Vec<PartitionOutcome>) {
     }
 }
 
-/// Reads every partition on its shard, shard after shard, within the response's byte budget.
-/// Each shard also arranges for `woken` to fire when one of its partitions gets new data
-/// before `deadline` (for the long poll).
+/// Reads every partition on its shard, the shards concurrently, each within the response's
+/// byte budget. Each shard also arranges for `woken` to fire when one of its partitions gets
+/// new data before `deadline` (for the long poll).
 async fn read_everywhere(
     reads: &BTreeMap<usize, Vec<PartitionRead>>,
     max_bytes: u64,
@@ -166,36 +180,25 @@ async fn read_everywhere(
     zero_copy: bool,
 ) -> Vec<PartitionOutcome> {
     let me = rt::shard_id();
-    let mut outcomes = Vec::new();
-    for (&shard, partitions) in reads {
-        let partitions = partitions.clone();
-        // Every shard may use the whole budget; `spend_in_request_order` then keeps what
-        // Kafka would have sent, partitions taken in the order the client listed them.
-        let result = on_shard(shard, move || {
-            read_on_shard(partitions, max_bytes, zero_copy)
+    // Every shard may use the whole budget; `spend_in_request_order` then keeps what Kafka
+    // would have sent, partitions taken in the order the client listed them.
+    let reading: Vec<_> = reads
+        .iter()
+        .map(|(&shard, partitions)| {
+            let partitions = partitions.clone();
+            let read = on_shard(shard, move || {
+                read_on_shard(partitions, max_bytes, zero_copy)
+            });
+            (shard, rt::spawn_local(read))
         })
-        .await;
-        let Ok(shard_outcomes) = result else {
-            // The shard stopped (shutting down): its partitions answer as a leader would
-            // that is going away, so clients retry.
-            for read in &reads[&shard] {
-                outcomes.push(PartitionOutcome {
-                    slot: read.slot,
-                    topic: read.topic.clone(),
-                    partition: read.partition,
-                    error_code: error_code::NOT_LEADER_OR_FOLLOWER,
-                    high_watermark: -1,
-                    log_start_offset: -1,
-                    records: Records::Copied(Bytes::new()),
-                });
-            }
+        .collect();
+    let mut outcomes = Vec::new();
+    for (shard, read) in reading {
+        let Ok(shard_outcomes) = read.await else {
+            outcomes.extend(shard_stopped(&reads[&shard]));
             continue;
         };
-        let waiting: Vec<(String, usize, i64)> = shard_outcomes
-            .iter()
-            .filter(|o| o.error_code == error_code::NONE)
-            .map(|o| (o.topic.clone(), o.partition, o.high_watermark))
-            .collect();
+        let waiting = waiting_for_more(&shard_outcomes);
         outcomes.extend(shard_outcomes);
         // A waiter on the owning shard pings this shard's event when its logs change.
         let woken = woken.clone();
@@ -214,59 +217,136 @@ async fn read_everywhere(
     outcomes
 }
 
+/// The long poll of a fetch whose partitions all live on this shard: reads, and until
+/// `min_bytes` are there (or an error, or the deadline), waits for the logs to change and
+/// reads again.
+async fn poll_on_shard(
+    partitions: Vec<PartitionRead>,
+    max_bytes: u64,
+    min_bytes: u64,
+    deadline: Instant,
+    zero_copy: bool,
+) -> Vec<PartitionOutcome> {
+    loop {
+        let outcomes = read_on_shard(partitions.clone(), max_bytes, zero_copy).await;
+        let total: u64 = outcomes.iter().map(|o| o.records.len()).sum();
+        let errors = outcomes.iter().any(|o| o.error_code != error_code::NONE);
+        if total >= min_bytes || errors || Instant::now() >= deadline {
+            return outcomes;
+        }
+        // The read saw these high watermarks; any change since wakes the wait at once.
+        wait_for_change(waiting_for_more(&outcomes), deadline).await;
+    }
+}
+
+/// The partitions a long poll waits on, with the high watermark each read saw.
+fn waiting_for_more(outcomes: &[PartitionOutcome]) -> Vec<(String, usize, i64)> {
+    outcomes
+        .iter()
+        .filter(|o| o.error_code == error_code::NONE)
+        .map(|o| (o.topic.clone(), o.partition, o.high_watermark))
+        .collect()
+}
+
+/// The answer for partitions whose shard stopped (shutting down): as a leader that is going
+/// away, so clients retry.
+fn shard_stopped(reads: &[PartitionRead]) -> Vec<PartitionOutcome> {
+    reads
+        .iter()
+        .map(|read| PartitionOutcome {
+            slot: read.slot,
+            topic: read.topic.clone(),
+            partition: read.partition,
+            error_code: error_code::NOT_LEADER_OR_FOLLOWER,
+            high_watermark: -1,
+            log_start_offset: -1,
+            records: Records::Copied(Bytes::new()),
+        })
+        .collect()
+}
+
 /// Reads this shard's partitions: the planned file ranges themselves (with descriptors the
 /// connection's shard can splice from) or, on the copy path, their bytes.
+///
+/// Every partition's read is planned at once (planning may read batch headers from the
+/// segment files, and a fetch of many partitions shouldn't pay for them one after another);
+/// the byte budget is then spent in request order: the shard's first partition with data
+/// keeps its first batch whole (KIP-74), later ones get at most their `partition_max_bytes`
+/// and what is left. The connection's shard trims across shards the same way.
 async fn read_on_shard(
     partitions: Vec<PartitionRead>,
     mut budget: u64,
     zero_copy: bool,
 ) -> Vec<PartitionOutcome> {
-    // The shard's first partition with data gets its first batch whole (KIP-74); the
-    // connection's shard trims across shards in request order.
-    let mut first = true;
     let state = shard::current();
-    let mut outcomes = Vec::with_capacity(partitions.len());
-    for read in partitions {
+    let planning: Vec<_> = partitions
+        .into_iter()
+        .map(|read| {
+            let log = state.log(&read.topic, read.partition);
+            let limit = read.max_bytes.min(budget);
+            let plan = log.map(|log| {
+                let watermarks = (log.high_watermark(), log.log_start_offset());
+                let planned =
+                    rt::spawn_local(async move { log.read(read.offset, limit, true).await });
+                (watermarks, planned)
+            });
+            (read, plan)
+        })
+        .collect();
+    let mut first = true;
+    let mut outcomes = Vec::with_capacity(planning.len());
+    for (read, plan) in planning {
         let mut outcome = PartitionOutcome {
             slot: read.slot,
-            topic: read.topic.clone(),
+            topic: read.topic,
             partition: read.partition,
             error_code: error_code::NONE,
             high_watermark: -1,
             log_start_offset: -1,
             records: Records::Copied(Bytes::new()),
         };
-        match state.log(&read.topic, read.partition) {
-            None => outcome.error_code = error_code::NOT_LEADER_OR_FOLLOWER,
-            Some(log) => {
-                outcome.high_watermark = log.high_watermark();
-                outcome.log_start_offset = log.log_start_offset();
-                let limit = read.max_bytes.min(budget);
-                match log.read(read.offset, limit, first).await {
-                    Ok(planned) => {
-                        outcome.high_watermark = planned.high_watermark;
-                        outcome.log_start_offset = planned.log_start_offset;
-                        match records_of(&planned, zero_copy).await {
-                            Ok(records) => {
-                                budget = budget.saturating_sub(records.len());
-                                first &= records.is_empty();
-                                outcome.records = records;
-                            }
-                            Err(_) => outcome.error_code = error_code::KAFKA_STORAGE_ERROR,
-                        }
+        let Some(((high_watermark, log_start_offset), planned)) = plan else {
+            outcome.error_code = error_code::NOT_LEADER_OR_FOLLOWER;
+            outcomes.push(outcome);
+            continue;
+        };
+        outcome.high_watermark = high_watermark;
+        outcome.log_start_offset = log_start_offset;
+        match planned.await {
+            Ok(mut planned) => {
+                outcome.high_watermark = planned.high_watermark;
+                outcome.log_start_offset = planned.log_start_offset;
+                if !first {
+                    trim(&mut planned, read.max_bytes.min(budget));
+                }
+                match records_of(&planned, zero_copy).await {
+                    Ok(records) => {
+                        budget = budget.saturating_sub(records.len());
+                        first &= records.is_empty();
+                        outcome.records = records;
                     }
-                    Err(ReadError::OffsetOutOfRange { .. }) => {
-                        outcome.error_code = error_code::OFFSET_OUT_OF_RANGE
-                    }
-                    Err(ReadError::Storage(_)) => {
-                        outcome.error_code = error_code::KAFKA_STORAGE_ERROR
-                    }
+                    Err(_) => outcome.error_code = error_code::KAFKA_STORAGE_ERROR,
                 }
             }
+            Err(ReadError::OffsetOutOfRange { .. }) => {
+                outcome.error_code = error_code::OFFSET_OUT_OF_RANGE
+            }
+            Err(ReadError::Storage(_)) => outcome.error_code = error_code::KAFKA_STORAGE_ERROR,
         }
         outcomes.push(outcome);
     }
     outcomes
+}
+
+/// Keeps at most the first `max` bytes of a planned read.
+fn trim(planned: &mut ReadResult, max: u64) {
+    let mut left = max;
+    planned.ranges.retain_mut(|range| {
+        range.len = range.len.min(left);
+        left -= range.len;
+        range.len > 0
+    });
+    planned.bytes = max.min(planned.bytes);
 }
 
 /// The planned ranges as response records: descriptors to splice from, or copied bytes.

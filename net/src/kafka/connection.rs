@@ -1,9 +1,9 @@
 //! One client connection: frames in, responses out, in request order.
 //!
-//! Requests are answered one at a time, in the order they arrived; pipelined requests wait in
-//! the frame reader's buffer. A request that can't be understood (unknown API key, an
-//! unsupported version of anything but ApiVersions, a malformed header or body) closes the
-//! connection, as Kafka does; the broker logs it and keeps serving everyone else.
+//! Pipelined Produce requests overlap (see [`serve_connection`]); every other request runs
+//! alone. A request that can't be understood (unknown API key, an unsupported version of
+//! anything but ApiVersions, a malformed header or body) closes the connection, as Kafka does;
+//! the broker logs it and keeps serving everyone else.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -15,6 +15,7 @@ use runnel_engine::rt::{self, Either, TcpStream};
 
 use super::fetch_response::Piece;
 use super::frame::{FrameError, FrameReader};
+use super::outbox::Outbox;
 use super::send::send_pieces;
 use super::versions;
 use crate::handlers::{self, Reply};
@@ -52,13 +53,54 @@ pub enum Refusal {
     Encode(ApiKey, i16, String),
 }
 
+/// Responses a connection may have queued or in progress before the broker stops reading its
+/// requests. Only Produce requests overlap (everything else waits for the queue to empty), so
+/// this bounds the produce requests, and the records they hold, in flight per connection; Java
+/// clients send at most 5, librdkafka as many as it is allowed.
+const MAX_PIPELINED: usize = 32;
+
+/// What the writer sends for one request: its response, nothing (acks=0), or a reason to
+/// close the connection.
+type Answer = Result<Option<Response>, Refusal>;
+
 /// Serves one connection until the peer closes it, it misbehaves, or the shard shuts down.
+///
+/// A reader (this task) decodes requests and starts them; a writer task sends the responses in
+/// request order (see [`Outbox`]). Produce requests are pipelined: each is placed in its logs
+/// (offsets assigned) before the next request is read, and completes while later ones are
+/// read, so a client's in-flight produce requests are written and synced together. Every
+/// other request runs alone once all earlier responses have been sent, as Kafka runs a
+/// connection's requests one at a time.
 pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Rc<BrokerInfo>) {
     let _ = stream.set_nodelay(true);
     crate::metrics::connection_change(1);
+    let stream = Rc::new(stream);
+    let outbox = Rc::new(Outbox::new(MAX_PIPELINED));
+    let writer = rt::spawn_local(write_responses(stream.clone(), outbox.clone(), peer));
+    read_requests(&stream, &outbox, &broker, peer).await;
+    outbox.close();
+    writer.await;
+    crate::metrics::connection_change(-1);
+    let Ok(stream) = Rc::try_unwrap(stream) else {
+        unreachable!("the writer, the stream's only other owner, has finished");
+    };
+    if let Err(e) = stream.close().await {
+        tracing::debug!(%peer, error = %e, "close failed");
+    }
+}
+
+/// Reads and starts requests until the peer closes, a request is refused, the writer stops or
+/// the shard shuts down.
+async fn read_requests(
+    stream: &TcpStream,
+    outbox: &Outbox<Answer>,
+    broker: &BrokerInfo,
+    peer: SocketAddr,
+) {
     let mut frames = FrameReader::new(broker.max_request_bytes);
-    loop {
-        let frame = match rt::select(rt::shutdown_requested(), frames.next(&stream)).await {
+    // A full outbox stops reading: the client waits, and so does the memory its requests take.
+    while outbox.room().await {
+        let frame = match rt::select(rt::shutdown_requested(), frames.next(stream)).await {
             Either::Left(()) => break,
             Either::Right(Ok(frame)) => frame,
             Either::Right(Err(FrameError::Closed)) => break,
@@ -75,9 +117,55 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Rc<Br
                 break;
             }
         };
-        let (head, pieces) = match respond(frame, &broker, peer).await {
+        let request = match decode(frame) {
+            Ok(Decoded::Request(request)) => *request,
+            Ok(Decoded::Answered(head)) => {
+                outbox.push(Box::pin(std::future::ready(Ok(Some((head, Vec::new()))))));
+                continue;
+            }
+            Err(refusal) => {
+                tracing::warn!(%peer, error = %refusal, "closing connection");
+                break;
+            }
+        };
+        tracing::trace!(%peer, key = ?request.key, request.version, request.correlation_id, "request");
+        let started = std::time::Instant::now();
+        if let RequestKind::Produce(produce) = request.body {
+            let placed = handlers::produce::place(produce, request.version).await;
+            outbox.push(Box::pin(async move {
+                let response = placed.finish().await;
+                crate::metrics::record_request(request.raw_key, request.version, started.elapsed());
+                let response = response.map(|r| Reply::Message(Box::new(ResponseKind::Produce(r))));
+                encode_reply(
+                    request.key,
+                    request.version,
+                    request.correlation_id,
+                    response,
+                )
+            }));
+            continue;
+        }
+        if !outbox.idle().await {
+            break;
+        }
+        let reply =
+            handlers::handle(broker, &request.header, peer, request.body, request.version).await;
+        crate::metrics::record_request(request.raw_key, request.version, started.elapsed());
+        let answer = encode_reply(request.key, request.version, request.correlation_id, reply);
+        outbox.push(Box::pin(std::future::ready(answer)));
+    }
+}
+
+/// Sends the responses in request order until the reader closes the outbox, a send fails or
+/// a response can't be encoded; on failure the socket is shut down so the reader stops too.
+async fn write_responses(stream: Rc<TcpStream>, outbox: Rc<Outbox<Answer>>, peer: SocketAddr) {
+    while let Some(answer) = outbox.next().await {
+        let (head, pieces) = match answer.await {
             Ok(Some(response)) => response,
-            Ok(None) => continue, // acks=0: no response
+            Ok(None) => {
+                outbox.sent(); // acks=0: no response
+                continue;
+            }
             Err(refusal) => {
                 tracing::warn!(%peer, error = %refusal, "closing connection");
                 break;
@@ -88,23 +176,38 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Rc<Br
             break;
         }
         tracing::trace!(%peer, "response sent");
+        outbox.sent();
     }
-    crate::metrics::connection_change(-1);
-    if let Err(e) = stream.close().await {
-        tracing::debug!(%peer, error = %e, "close failed");
+    if !outbox.is_closed_and_empty() {
+        outbox.fail();
+        // Wakes the reader's pending receive (it sees the end of the stream).
+        let _ = stream.shutdown(std::net::Shutdown::Both);
     }
 }
 
-/// Decodes one request frame, runs its handler and returns the response frame.
+/// A decoded request.
+struct Request {
+    raw_key: i16,
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    header: RequestHeader,
+    body: RequestKind,
+}
+
+/// What a frame turned out to be.
+enum Decoded {
+    Request(Box<Request>),
+    /// Answered without a handler (ApiVersions at a version we don't know): the response frame.
+    Answered(BytesMut),
+}
+
 /// The response to send: its frame head (size, header and any encoded body) and, for Fetch,
 /// the body's pieces.
 type Response = (BytesMut, Vec<Piece>);
 
-async fn respond(
-    mut frame: Bytes,
-    broker: &BrokerInfo,
-    peer: SocketAddr,
-) -> Result<Option<Response>, Refusal> {
+/// Decodes one request frame.
+fn decode(mut frame: Bytes) -> Result<Decoded, Refusal> {
     if frame.len() < 8 {
         return Err(Refusal::Short(frame.len()));
     }
@@ -118,19 +221,32 @@ async fn respond(
             // can retry with a version we know.
             let response = ResponseKind::ApiVersions(handlers::api_versions::unsupported_version());
             return encode(ApiKey::ApiVersions, 0, correlation_id, &response)
-                .map(|head| Some((head, Vec::new())));
+                .map(Decoded::Answered);
         }
         return Err(Refusal::UnsupportedVersion(key, version));
     }
     let header_version = key.request_header_version(version);
     let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| Refusal::Malformed(key, version, e.to_string()))?;
-    let request = RequestKind::decode(key, &mut frame, version)
+    let body = RequestKind::decode(key, &mut frame, version)
         .map_err(|e| Refusal::Malformed(key, version, e.to_string()))?;
-    tracing::trace!(%peer, ?key, version, correlation_id, "request");
-    let started = std::time::Instant::now();
-    let reply = handlers::handle(broker, &header, peer, request, version).await;
-    crate::metrics::record_request(raw_key, version, started.elapsed());
+    Ok(Decoded::Request(Box::new(Request {
+        raw_key,
+        key,
+        version,
+        correlation_id,
+        header,
+        body,
+    })))
+}
+
+/// Encodes a handler's reply as a response frame; `None` when no response is due.
+fn encode_reply(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    reply: Option<Reply>,
+) -> Result<Option<Response>, Refusal> {
     match reply {
         Some(Reply::Message(response)) => {
             encode(key, version, correlation_id, &response).map(|head| Some((head, Vec::new())))

@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod fetch_response;
 pub mod frame;
+pub mod outbox;
 pub mod send;
 pub mod versions;
 

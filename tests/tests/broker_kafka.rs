@@ -437,35 +437,37 @@ fn profiles_set_topic_defaults() {
 }
 
 #[test]
-fn the_copy_path_serves_the_same_bytes() {
-    for backend in backends_under_test() {
-        let dir = TempDir::new(&format!("copy-path-{backend}"));
+fn both_fetch_paths_serve_the_same_bytes() {
+    // Zero copy splices reads of 64 KiB and more and copies smaller ones; the copy path copies
+    // everything. Both must serve the stored bytes exactly.
+    for (backend, zero_copy) in backends_under_test()
+        .into_iter()
+        .flat_map(|b| [(b, true), (b, false)])
+    {
+        let dir = TempDir::new(&format!("fetch-paths-{backend}-{zero_copy}"));
         let config = dir.path().join("runnel.toml");
-        std::fs::write(&config, "fetch_zero_copy = false\n").unwrap();
-        let data = dir.path().join("data");
-        let broker = Broker::start(&[
-            "--io-backend",
-            backend,
-            "--cores",
-            "2",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-        ])
-        .unwrap();
+        std::fs::write(&config, format!("fetch_zero_copy = {zero_copy}\n")).unwrap();
+        let broker = Broker::start_in(&dir, backend, &["--config", config.to_str().unwrap()]);
         let mut conn = KafkaConn::connect(broker.addr).unwrap();
-        assert_eq!(create(&mut conn, "copied", 2, &[], false).0, 0);
+        assert_eq!(create(&mut conn, "paths", 2, &[], false).0, 0);
         let mut expected = Vec::new();
-        for i in 0..5 {
-            let batch = records(&format!("c{i}"), 4, i * 100);
-            let (code, base) = produce(&mut conn, "copied", 1, 1, batch.clone());
+        for i in 0..6 {
+            let batch = if i % 3 == 1 {
+                big_batch(100_000)
+            } else {
+                records(&format!("c{i}"), 4, i * 100)
+            };
+            let (code, base) = produce(&mut conn, "paths", 1, 1, batch.clone());
             assert_eq!(code, 0);
             expected.push(stored(batch, base));
         }
-        let (code, high_watermark, fetched) = fetch(&mut conn, "copied", 1, 0, 0);
-        assert_eq!((code, high_watermark), (0, 20));
-        assert_eq!(fetched, expected);
+        // All six (over 64 KiB), then the last small one alone.
+        let (code, high_watermark, fetched) = fetch(&mut conn, "paths", 1, 0, 0);
+        assert_eq!((code, high_watermark), (0, 18));
+        assert_eq!(fetched, expected, "zero copy {zero_copy}");
+        let (code, _, fetched) = fetch(&mut conn, "paths", 1, 14, 0);
+        assert_eq!(code, 0);
+        assert_eq!(fetched, expected[5..], "zero copy {zero_copy}");
     }
 }
 

@@ -284,12 +284,8 @@ async fn read_on_shard(
         .map(|read| {
             let log = state.log(&read.topic, read.partition);
             let limit = read.max_bytes.min(budget);
-            let plan = log.map(|log| {
-                let watermarks = (log.high_watermark(), log.log_start_offset());
-                let planned =
-                    rt::spawn_local(async move { log.read(read.offset, limit, true).await });
-                (watermarks, planned)
-            });
+            let offset = read.offset;
+            let plan = log.map(|log| rt::spawn_local(plan_read(log, offset, limit)));
             (read, plan)
         })
         .collect();
@@ -305,37 +301,96 @@ async fn read_on_shard(
             log_start_offset: -1,
             records: Records::Copied(Bytes::new()),
         };
-        let Some(((high_watermark, log_start_offset), planned)) = plan else {
+        let Some(plan) = plan else {
             outcome.error_code = error_code::NOT_LEADER_OR_FOLLOWER;
             outcomes.push(outcome);
             continue;
         };
-        outcome.high_watermark = high_watermark;
-        outcome.log_start_offset = log_start_offset;
-        match planned.await {
-            Ok(mut planned) => {
-                outcome.high_watermark = planned.high_watermark;
-                outcome.log_start_offset = planned.log_start_offset;
-                if !first {
-                    trim(&mut planned, read.max_bytes.min(budget));
-                }
-                match records_of(&planned, zero_copy).await {
-                    Ok(records) => {
-                        budget = budget.saturating_sub(records.len());
-                        first &= records.is_empty();
-                        outcome.records = records;
-                    }
-                    Err(_) => outcome.error_code = error_code::KAFKA_STORAGE_ERROR,
-                }
+        let mut plan = match plan.await {
+            Ok(plan) => plan,
+            Err(code) => {
+                outcome.error_code = code;
+                outcomes.push(outcome);
+                continue;
             }
-            Err(ReadError::OffsetOutOfRange { .. }) => {
-                outcome.error_code = error_code::OFFSET_OUT_OF_RANGE
+        };
+        outcome.high_watermark = plan.high_watermark;
+        outcome.log_start_offset = plan.log_start_offset;
+        if !first {
+            plan.truncate(read.max_bytes.min(budget));
+        }
+        let records = match plan.data {
+            PlannedData::Copied(bytes) => Ok(Records::Copied(bytes)),
+            PlannedData::Ranges(planned) => records_of(&planned, zero_copy).await,
+        };
+        match records {
+            Ok(records) => {
+                budget = budget.saturating_sub(records.len());
+                first &= records.is_empty();
+                outcome.records = records;
             }
-            Err(ReadError::Storage(_)) => outcome.error_code = error_code::KAFKA_STORAGE_ERROR,
+            Err(_) => outcome.error_code = error_code::KAFKA_STORAGE_ERROR,
         }
         outcomes.push(outcome);
     }
     outcomes
+}
+
+/// Reads this small or smaller are copied into memory on the owning shard rather than spliced:
+/// splicing costs two operations per range (file to pipe, pipe to socket) in the response's
+/// send, one after another, which for a fetch of many partitions with a little new data each
+/// takes longer than copying them (measured in bench/RESULTS.md, 100 partitions).
+const SPLICE_MIN_BYTES: u64 = 64 << 10;
+
+/// One partition's planned read.
+struct PlannedRead {
+    high_watermark: i64,
+    log_start_offset: i64,
+    data: PlannedData,
+}
+
+enum PlannedData {
+    /// Small reads, already copied.
+    Copied(Bytes),
+    /// Larger ones, still in the segment files.
+    Ranges(ReadResult),
+}
+
+impl PlannedRead {
+    fn truncate(&mut self, max: u64) {
+        match &mut self.data {
+            PlannedData::Copied(bytes) => bytes.truncate(max.min(bytes.len() as u64) as usize),
+            PlannedData::Ranges(planned) => trim(planned, max),
+        }
+    }
+}
+
+/// Plans a read of up to `limit` bytes from `offset` (the first batch whole, KIP-74), copying
+/// it at once when it is small. Errors are Kafka error codes.
+async fn plan_read(
+    log: runnel_engine::log::Log,
+    offset: i64,
+    limit: u64,
+) -> Result<PlannedRead, i16> {
+    let planned = log.read(offset, limit, true).await.map_err(|e| match e {
+        ReadError::OffsetOutOfRange { .. } => error_code::OFFSET_OUT_OF_RANGE,
+        ReadError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
+    })?;
+    let (high_watermark, log_start_offset) = (planned.high_watermark, planned.log_start_offset);
+    let data = if planned.bytes < SPLICE_MIN_BYTES {
+        let bytes = planned
+            .copy_out()
+            .await
+            .map_err(|_| error_code::KAFKA_STORAGE_ERROR)?;
+        PlannedData::Copied(Bytes::from(bytes))
+    } else {
+        PlannedData::Ranges(planned)
+    };
+    Ok(PlannedRead {
+        high_watermark,
+        log_start_offset,
+        data,
+    })
 }
 
 /// Keeps at most the first `max` bytes of a planned read.

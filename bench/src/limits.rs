@@ -5,7 +5,10 @@
 //! - loopback round trip: 1-byte ping-pong on a TCP_NODELAY connection;
 //! - page-cache append bandwidth: 1 MiB appends to a new file in the data directory (the shape
 //!   of a log append: unaligned end, the file growing), no sync;
-//! - fdatasync latency: 4 KiB append + fdatasync, the cost of an `always` flush.
+//! - fdatasync latency: 4 KiB append + fdatasync, the cost of an `always` flush;
+//! - wake-up lateness: how much later than asked a thread sleeping 100 µs runs again. On a VM
+//!   this is the floor under every tail latency (a descheduled vCPU stalls broker and client
+//!   alike), so reports state p99.9 and beyond next to it.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
@@ -23,6 +26,17 @@ pub struct Limits {
     pub page_cache_append_bytes_per_sec: f64,
     pub fdatasync_p50: Duration,
     pub fdatasync_p99: Duration,
+    pub wakeup: WakeUpLateness,
+}
+
+/// Percentiles of a sleeping thread's lateness.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WakeUpLateness {
+    pub p50: Duration,
+    pub p99: Duration,
+    pub p999: Duration,
+    pub p9999: Duration,
+    pub max: Duration,
 }
 
 /// Measures everything, spending about `seconds` on each bandwidth; the file tests run in `dir`.
@@ -36,6 +50,27 @@ pub fn measure(dir: &Path, seconds: Duration) -> std::io::Result<Limits> {
         page_cache_append_bytes_per_sec: page_cache_append_bandwidth(dir, seconds, 4 << 30)?,
         fdatasync_p50: sync_p50,
         fdatasync_p99: sync_p99,
+        wakeup: wakeup_lateness(seconds.max(Duration::from_secs(2)))?,
+    })
+}
+
+/// How late a thread that sleeps 100 µs at a time wakes, over `seconds`.
+pub fn wakeup_lateness(seconds: Duration) -> std::io::Result<WakeUpLateness> {
+    const NAP: Duration = Duration::from_micros(100);
+    let mut samples = Vec::new();
+    let end = Instant::now() + seconds;
+    while Instant::now() < end || samples.is_empty() {
+        let asleep = Instant::now();
+        std::thread::sleep(NAP);
+        samples.push(asleep.elapsed().saturating_sub(NAP));
+    }
+    samples.sort_unstable();
+    Ok(WakeUpLateness {
+        p50: nearest_rank(&samples, 0.50),
+        p99: nearest_rank(&samples, 0.99),
+        p999: nearest_rank(&samples, 0.999),
+        p9999: nearest_rank(&samples, 0.9999),
+        max: *samples.last().expect("at least one sample"),
     })
 }
 
@@ -146,11 +181,13 @@ pub fn fdatasync_latency(dir: &Path, rounds: usize) -> std::io::Result<(Duration
 /// (p50, p99) by the nearest-rank method.
 fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort_unstable();
-    let at = |q: f64| {
-        let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-        samples[rank - 1]
-    };
-    (at(0.50), at(0.99))
+    (nearest_rank(&samples, 0.50), nearest_rank(&samples, 0.99))
+}
+
+/// The `q` quantile of sorted, non-empty `samples` by the nearest-rank method.
+fn nearest_rank(samples: &[Duration], q: f64) -> Duration {
+    let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+    samples[rank - 1]
 }
 
 #[cfg(test)]
@@ -182,6 +219,8 @@ mod tests {
         let (p50, p99) = loopback_round_trip(50).unwrap();
         assert!(p50 > Duration::ZERO && p50 <= p99);
         assert!(loopback_bandwidth(Duration::from_millis(50)).unwrap() > 0.0);
+        let w = wakeup_lateness(Duration::from_millis(50)).unwrap();
+        assert!(w.p50 <= w.p99 && w.p99 <= w.p999 && w.p999 <= w.p9999 && w.p9999 <= w.max);
         assert_eq!(
             std::fs::read_dir(&dir).unwrap().count(),
             0,

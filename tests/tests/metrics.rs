@@ -90,6 +90,16 @@ fn metrics_show_what_the_broker_served() {
             body.contains("# TYPE runnel_fsync_latency_seconds summary"),
             "{body}"
         );
+        // CreateTopics and Produce waited for nothing and were sent (the metrics request itself
+        // is on the admin port, not counted).
+        assert!(
+            body.contains("runnel_request_queueing_seconds_count 2"),
+            "{body}"
+        );
+        assert!(
+            body.contains("runnel_response_send_seconds_count 2"),
+            "{body}"
+        );
         assert!(
             body.contains("runnel_messages_in_total{topic=\"measured\"} 5"),
             "{body}"

@@ -119,6 +119,11 @@ fn limits(dir: &std::path::Path, seconds: Duration) {
         l.fdatasync_p50,
         l.fdatasync_p99
     );
+    let w = l.wakeup;
+    println!(
+        "wake-up lateness (100 µs sleeps): p50 {:?} p99 {:?} p99.9 {:?} p99.99 {:?} max {:?}",
+        w.p50, w.p99, w.p999, w.p9999, w.max
+    );
 }
 
 fn run_workload(

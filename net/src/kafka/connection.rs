@@ -131,6 +131,7 @@ async fn read_requests(
         tracing::trace!(%peer, key = ?request.key, request.version, request.correlation_id, "request");
         let started = std::time::Instant::now();
         if let RequestKind::Produce(produce) = request.body {
+            crate::metrics::record_queueing(started.elapsed());
             let placed = handlers::produce::place(produce, request.version).await;
             outbox.push(Box::pin(async move {
                 let response = placed.finish().await;
@@ -148,6 +149,7 @@ async fn read_requests(
         if !outbox.idle().await {
             break;
         }
+        crate::metrics::record_queueing(started.elapsed());
         let reply =
             handlers::handle(broker, &request.header, peer, request.body, request.version).await;
         crate::metrics::record_request(request.raw_key, request.version, started.elapsed());
@@ -171,10 +173,12 @@ async fn write_responses(stream: Rc<TcpStream>, outbox: Rc<Outbox<Answer>>, peer
                 break;
             }
         };
+        let sending = std::time::Instant::now();
         if let Err(e) = send_pieces(&stream, head, pieces).await {
             tracing::debug!(%peer, error = %e, "send failed; closing connection");
             break;
         }
+        crate::metrics::record_send(sending.elapsed());
         tracing::trace!(%peer, "response sent");
         outbox.sent();
     }

@@ -4,6 +4,8 @@
 //!
 //! - request latency per Kafka API and version (from the decoded request to the response
 //!   being ready), produce append latency per partition append;
+//! - queueing (a decoded request waiting for the connection's earlier requests) and response
+//!   send time (a ready response written to the socket);
 //! - messages and bytes in (produce) and bytes out (fetch) per topic;
 //! - open connections.
 //!
@@ -43,6 +45,9 @@ pub struct Snapshot {
     /// Group-commit rounds' syncs and appends' page-cache writes (storage engine hooks).
     pub sync: Option<Histogram<u64>>,
     pub write: Option<Histogram<u64>>,
+    /// Requests waiting for their connection's earlier ones; responses being sent.
+    pub queueing: Option<Histogram<u64>>,
+    pub send: Option<Histogram<u64>>,
     pub topics: BTreeMap<String, TopicCounters>,
     pub connections: i64,
 }
@@ -61,6 +66,8 @@ impl Snapshot {
             (&mut self.append, &other.append),
             (&mut self.sync, &other.sync),
             (&mut self.write, &other.write),
+            (&mut self.queueing, &other.queueing),
+            (&mut self.send, &other.send),
         ] {
             if let Some(h) = theirs {
                 mine.get_or_insert_with(histogram)
@@ -112,21 +119,29 @@ pub fn record_append(topic: &str, messages: u64, bytes: u64, took: Duration) {
     });
 }
 
+/// Records how long a decoded request waited before its handler started.
+pub fn record_queueing(took: Duration) {
+    SHARD.with(|s| record_into(&mut s.borrow_mut().queueing, took));
+}
+
+/// Records how long a ready response took to be written to its socket.
+pub fn record_send(took: Duration) {
+    SHARD.with(|s| record_into(&mut s.borrow_mut().send, took));
+}
+
+fn record_into(h: &mut Option<Histogram<u64>>, took: Duration) {
+    h.get_or_insert_with(histogram)
+        .record(micros(took))
+        .expect("clamped");
+}
+
 /// Installs the storage engine's hooks on this shard (call once per shard thread).
 pub fn observe_storage() {
     runnel_engine::log::observe::set_sync_observer(|took| {
-        SHARD.with(|s| {
-            let mut s = s.borrow_mut();
-            let h = s.sync.get_or_insert_with(histogram);
-            h.record(micros(took)).expect("clamped");
-        })
+        SHARD.with(|s| record_into(&mut s.borrow_mut().sync, took))
     });
     runnel_engine::log::observe::set_write_observer(|took| {
-        SHARD.with(|s| {
-            let mut s = s.borrow_mut();
-            let h = s.write.get_or_insert_with(histogram);
-            h.record(micros(took)).expect("clamped");
-        })
+        SHARD.with(|s| record_into(&mut s.borrow_mut().write, took))
     });
 }
 
@@ -216,8 +231,13 @@ mod tests {
             record_request(0, 9, Duration::from_micros(250));
             record_append("t", 10, 1000, Duration::from_micros(80));
             record_fetched("t", 500);
+            record_queueing(Duration::from_micros(3));
+            record_send(Duration::from_micros(40));
+            record_send(Duration::from_micros(50));
             connection_change(1);
             let s = shard_snapshot();
+            assert_eq!(s.queueing.as_ref().unwrap().len(), 1);
+            assert_eq!(s.send.as_ref().unwrap().len(), 2);
             assert_eq!(s.requests[&(0, 9)].len(), 1);
             assert_eq!(s.append.as_ref().unwrap().len(), 1);
             assert_eq!(

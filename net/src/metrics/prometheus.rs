@@ -84,6 +84,16 @@ pub fn render(snapshot: &Snapshot, watermarks: &[Watermark]) -> String {
             "One append's write into the page cache.",
             &snapshot.write,
         ),
+        (
+            "runnel_request_queueing_seconds",
+            "A decoded request waiting for its connection's earlier requests.",
+            &snapshot.queueing,
+        ),
+        (
+            "runnel_response_send_seconds",
+            "A ready response being written to its socket.",
+            &snapshot.send,
+        ),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");
         if let Some(h) = h {

@@ -115,6 +115,16 @@ impl Fetcher {
         Ok((arrived, values))
     }
 
+    /// Where each partition's reading stands: (partition, next offset), what a group
+    /// consumer commits.
+    pub fn positions(&self) -> Vec<(i32, i64)> {
+        self.partitions
+            .iter()
+            .copied()
+            .zip(self.offsets.iter().copied())
+            .collect()
+    }
+
     pub async fn close(self) {
         let _ = self.stream.close().await;
     }

@@ -8,7 +8,9 @@
 //!   reported figure is divided by.
 
 pub mod client;
+pub mod compression;
 pub mod fetcher;
+pub mod group;
 pub mod latency;
 pub mod limits;
 pub mod plot;

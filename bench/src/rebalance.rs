@@ -12,22 +12,18 @@ use std::collections::HashMap;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
-use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, ConsumerProtocolAssignment, ConsumerProtocolSubscription, GroupId, HeartbeatRequest,
-    HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
-    SyncGroupRequest, SyncGroupResponse, TopicName,
+    ApiKey, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
 };
-use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 
 use crate::client::Conn;
-
-const MEMBER_ID_REQUIRED: i16 = 79;
-const REBALANCE_IN_PROGRESS: i16 = 27;
+use crate::group::{
+    group_id, round_robin, subscription, MEMBER_ID_REQUIRED, REBALANCE_IN_PROGRESS,
+};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -228,7 +224,7 @@ impl Member {
     }
 
     fn group_id(&self) -> GroupId {
-        GroupId(StrBytes::from_string(self.settings.group.clone()))
+        group_id(&self.settings.group)
     }
 
     /// JoinGroup (twice on a first join, KIP-394) and SyncGroup; on success the generation
@@ -244,7 +240,7 @@ impl Member {
             request.protocol_type = StrBytes::from_static_str("consumer");
             let mut protocol = JoinGroupRequestProtocol::default();
             protocol.name = StrBytes::from_static_str("range");
-            protocol.metadata = self.subscription();
+            protocol.metadata = subscription(&self.settings.topic);
             request.protocols = vec![protocol];
             sent = Instant::now();
             self.conn.send(ApiKey::JoinGroup, 9, &request);
@@ -263,7 +259,11 @@ impl Member {
                 .iter()
                 .map(|m| m.member_id.to_string())
                 .collect();
-            self.assign(&ids)
+            round_robin(
+                &self.settings.topic,
+                self.settings.partitions as usize,
+                &ids,
+            )
         } else {
             Vec::new()
         };
@@ -301,40 +301,4 @@ impl Member {
         self.conn.send(ApiKey::LeaveGroup, 5, &request);
         let _: LeaveGroupResponse = self.conn.receive(ApiKey::LeaveGroup, 5);
     }
-
-    /// ConsumerProtocolSubscription v0: the topic.
-    fn subscription(&self) -> Bytes {
-        let mut subscription = ConsumerProtocolSubscription::default();
-        subscription.topics = vec![StrBytes::from_string(self.settings.topic.clone())];
-        versioned(&subscription)
-    }
-
-    /// Round-robin: partition p goes to member p % n.
-    fn assign(&self, members: &[String]) -> Vec<SyncGroupRequestAssignment> {
-        members
-            .iter()
-            .enumerate()
-            .map(|(i, id)| {
-                let mut assignment = ConsumerProtocolAssignment::default();
-                let mut owned = TopicPartition::default();
-                owned.topic = TopicName(StrBytes::from_string(self.settings.topic.clone()));
-                owned.partitions = (0..self.settings.partitions)
-                    .filter(|p| *p as usize % members.len() == i)
-                    .collect();
-                assignment.assigned_partitions = vec![owned];
-                let mut entry = SyncGroupRequestAssignment::default();
-                entry.member_id = StrBytes::from_string(id.clone());
-                entry.assignment = versioned(&assignment);
-                entry
-            })
-            .collect()
-    }
-}
-
-/// The consumer protocol's encoding: an int16 version (0), then the message at that version.
-fn versioned<M: Encodable>(message: &M) -> Bytes {
-    let mut out = BytesMut::new();
-    out.put_i16(0);
-    message.encode(&mut out, 0).expect("encodable at v0");
-    out.freeze()
 }

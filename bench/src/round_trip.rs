@@ -1,7 +1,8 @@
 //! The round-trip scenario: `clients` clients each send `messages_per_request` messages in
 //! one Produce request and wait until a consumer has read all of them, then send the next
-//! request; the time from sending to the last of its messages being consumed is the round
-//! trip (a request/response carried over Kafka). Everything runs on one shard of Runnel's
+//! request (at once, or when the client's `client_interval_ms` comes round); the time from
+//! sending (or from when the request was due) to the last of its messages being consumed is
+//! the round trip (a request/response carried over Kafka). Everything runs on one shard of Runnel's
 //! runtime, so clients and consumers share plain `Rc` state.
 //!
 //! Each message value starts with the client number and the request number (4 bytes each);
@@ -157,7 +158,15 @@ async fn client(
     let padding = vec![0u8; w.message_size.saturating_sub(8)];
     let partition = me as usize % w.partitions_per_topic;
     let mut request_number: u32 = 0;
+    // Paced clients start a request every interval, spread over it so they don't all start
+    // at once; a late request counts from when it was due (no coordinated omission).
+    let interval = Duration::from_millis(w.client_interval_ms);
+    let first_due = Instant::now() + interval.mul_f64(f64::from(me) / w.clients as f64);
     while Instant::now() < end {
+        let due = (!interval.is_zero()).then(|| first_due + interval * request_number);
+        if let Some(due) = due {
+            rt::sleep(due.saturating_duration_since(Instant::now())).await;
+        }
         let mut builder = BatchBuilder::new();
         for _ in 0..w.messages_per_request {
             let mut value = Vec::with_capacity(w.message_size.max(8));
@@ -174,7 +183,7 @@ async fn client(
             .remaining
             .borrow_mut()
             .insert(key, w.messages_per_request);
-        let started = Instant::now();
+        let started = due.unwrap_or_else(Instant::now);
         let frame = produce_frame(
             &topic,
             vec![(partition, Bytes::from(builder.build()))],

@@ -27,9 +27,14 @@ use runnel_engine::rt::{self, Runtime, RuntimeConfig, TcpStream};
 use runnel_net::kafka::frame::FrameReader;
 
 use crate::client::{produce_frame, Conn, PRODUCE_VERSION};
+use crate::compression::compress_batch;
 use crate::fetcher::Fetcher;
+use crate::group::{form_group, GroupSession, Membership};
 use crate::latency::{corrected_latency, intended_send_time, Latencies, Percentiles};
 use crate::workload::{KeyDistribution, Workload, MESSAGE_HEADER};
+
+/// How often group consumers commit their positions and heartbeat.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long consumers keep reading after the producers stop, for messages still in flight.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -70,6 +75,8 @@ struct Run {
     bootstrap: String,
     workload: Workload,
     topics: Vec<String>,
+    /// With `consumer_group`: each topic's consumers' group memberships, in consumer order.
+    memberships: Vec<Vec<Membership>>,
     base: Instant,
     /// Messages meant to be sent from here on are measured.
     measure_from: Instant,
@@ -113,6 +120,11 @@ pub fn run(bootstrap: &str, workload: &Workload, cores: usize) -> Result<Report,
         .map(|t| format!("{}-{run_id}-{t}", workload.name))
         .collect();
     create_topics(bootstrap, &topics, workload.partitions_per_topic)?;
+    let memberships = if workload.consumer_group && workload.consumers_per_topic > 0 {
+        form_groups(bootstrap, &topics, workload)?
+    } else {
+        Vec::new()
+    };
     let base = Instant::now();
     let total = workload.warmup() + workload.duration();
     let seconds = (total + DRAIN).as_secs() as usize + 2;
@@ -120,6 +132,7 @@ pub fn run(bootstrap: &str, workload: &Workload, cores: usize) -> Result<Report,
         bootstrap: bootstrap.to_owned(),
         workload: workload.clone(),
         topics,
+        memberships,
         base,
         measure_from: base + workload.warmup(),
         end: base + total,
@@ -269,6 +282,38 @@ pub(crate) fn create_topics(
     Ok(())
 }
 
+/// Forms each topic's consumer group (`<topic>-consumers`), the topics' groups concurrently.
+fn form_groups(
+    bootstrap: &str,
+    topics: &[String],
+    w: &Workload,
+) -> Result<Vec<Vec<Membership>>, String> {
+    std::thread::scope(|scope| {
+        let forming: Vec<_> = topics
+            .iter()
+            .map(|topic| {
+                scope.spawn(move || {
+                    let group = format!("{topic}-consumers");
+                    form_group(
+                        bootstrap,
+                        &group,
+                        topic,
+                        w.partitions_per_topic,
+                        w.consumers_per_topic,
+                    )
+                })
+            })
+            .collect();
+        forming
+            .into_iter()
+            .map(|f| {
+                f.join()
+                    .map_err(|_| "forming a group panicked".to_string())?
+            })
+            .collect()
+    })
+}
+
 /// This shard's share of the producers and consumers (spread round-robin over shards).
 async fn run_shard(run: Arc<Run>, shard: usize, shards: usize) -> Result<(), String> {
     let w = &run.workload;
@@ -277,10 +322,19 @@ async fn run_shard(run: Arc<Run>, shard: usize, shards: usize) -> Result<(), Str
     for topic in 0..w.topics {
         for consumer in 0..w.consumers_per_topic {
             if index % shards == shard {
-                let partitions: Vec<i32> = (0..w.partitions_per_topic as i32)
-                    .filter(|p| *p as usize % w.consumers_per_topic == consumer)
-                    .collect();
-                tasks.push(rt::spawn_local(consume(run.clone(), topic, partitions)));
+                let membership = run.memberships.get(topic).map(|m| m[consumer].clone());
+                let partitions: Vec<i32> = match &membership {
+                    Some(m) => m.partitions.clone(),
+                    None => (0..w.partitions_per_topic as i32)
+                        .filter(|p| *p as usize % w.consumers_per_topic == consumer)
+                        .collect(),
+                };
+                tasks.push(rt::spawn_local(consume(
+                    run.clone(),
+                    topic,
+                    partitions,
+                    membership,
+                )));
             }
             index += 1;
         }
@@ -491,7 +545,8 @@ async fn send_batches(
     let mut messages = Vec::new();
     let mut records = Vec::with_capacity(batches.len());
     for (partition, batch) in batches {
-        records.push((partition, Bytes::from(batch.builder.build())));
+        let built = compress_batch(batch.builder.build(), w.compression)?;
+        records.push((partition, Bytes::from(built)));
         messages.extend(batch.messages);
     }
     let frame = produce_frame(&run.topics[topic], records, w.acks);
@@ -572,11 +627,21 @@ async fn read_acks(
     result
 }
 
-async fn consume(run: Arc<Run>, topic: usize, partitions: Vec<i32>) -> Result<(), String> {
-    if partitions.is_empty() {
-        return Ok(());
-    }
+async fn consume(
+    run: Arc<Run>,
+    topic: usize,
+    partitions: Vec<i32>,
+    membership: Option<Membership>,
+) -> Result<(), String> {
+    let mut session = match membership {
+        Some(m) => Some(GroupSession::connect(m).await?),
+        None if partitions.is_empty() => return Ok(()),
+        None => None,
+    };
+    // A group member given no partitions (more consumers than partitions) only heartbeats.
+    let idle = partitions.is_empty();
     let mut fetcher = Fetcher::connect(&run.bootstrap, &run.topics[topic], partitions).await?;
+    let mut next_commit = Instant::now() + COMMIT_INTERVAL;
     let mut end_to_end = Latencies::default();
     let mut consumed = 0u64;
     let stop = run.end + DRAIN;
@@ -586,6 +651,19 @@ async fn consume(run: Arc<Run>, topic: usize, partitions: Vec<i32>) -> Result<()
             && run.received_total.load(Ordering::SeqCst) >= run.sent_total.load(Ordering::SeqCst);
         if everything_read {
             break;
+        }
+        if let Some(session) = &mut session {
+            if Instant::now() >= next_commit {
+                let closing = Instant::now() >= run.end;
+                session
+                    .commit_and_heartbeat(&run.topics[topic], &fetcher.positions(), closing)
+                    .await?;
+                next_commit += COMMIT_INTERVAL;
+            }
+        }
+        if idle {
+            rt::sleep(next_commit.saturating_duration_since(Instant::now())).await;
+            continue;
         }
         let (now, values) = fetcher.next().await?;
         for value in values {
@@ -601,6 +679,12 @@ async fn consume(run: Arc<Run>, topic: usize, partitions: Vec<i32>) -> Result<()
                 consumed += 1;
             }
         }
+    }
+    if let Some(mut session) = session {
+        session
+            .commit_and_heartbeat(&run.topics[topic], &fetcher.positions(), true)
+            .await?;
+        session.leave().await?;
     }
     fetcher.close().await;
     let mut collected = run.collected.lock().unwrap_or_else(|e| e.into_inner());

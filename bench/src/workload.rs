@@ -16,12 +16,21 @@
 //! warmup_seconds = 5
 //! duration_seconds = 60
 //! key_distribution = "none"      # none | round-robin | random
+//! compression = "none"           # none | gzip | snappy | lz4 | zstd
+//! consumer_group = false         # consumers share a consumer group (Kafka's group protocol)
+//! find_max_rate = false          # search for the highest rate the broker sustains first
 //! ```
+//!
+//! A round trip (`scenario = "round-trip"`) takes `clients`, `messages_per_request` and
+//! `client_interval_ms` (0: each client sends its next request as soon as the last one came
+//! back; otherwise one request per client per interval, measured from when it was due).
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::compression::Codec;
 
 /// What the run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -60,6 +69,9 @@ pub struct Workload {
     /// Round trip: messages each request carries.
     #[serde(default = "messages_per_request_default")]
     pub messages_per_request: usize,
+    /// Round trip: a client starts a request every this many milliseconds (0: back to back).
+    #[serde(default)]
+    pub client_interval_ms: u64,
     #[serde(default = "one")]
     pub topics: usize,
     #[serde(default = "one")]
@@ -71,6 +83,14 @@ pub struct Workload {
     /// Consumers per topic, each reading its share of the partitions (0: produce only).
     #[serde(default = "one")]
     pub consumers_per_topic: usize,
+    /// The consumers of a topic join one consumer group and read the partitions the group
+    /// assigns them (committing their offsets), instead of being given partitions.
+    #[serde(default)]
+    pub consumer_group: bool,
+    /// Before the measured run, search for the highest producer rate the broker sustains
+    /// (published and consumed in full, without a growing backlog); the run then uses it.
+    #[serde(default)]
+    pub find_max_rate: bool,
     /// Messages per second over all producers; 0 runs as fast as the broker takes them.
     #[serde(default)]
     pub producer_rate: u64,
@@ -88,6 +108,9 @@ pub struct Workload {
     pub max_in_flight: usize,
     #[serde(default = "key_default")]
     pub key_distribution: KeyDistribution,
+    /// The codec producers compress their batches with.
+    #[serde(default)]
+    pub compression: Codec,
     #[serde(default)]
     pub warmup_seconds: u64,
     pub duration_seconds: u64,
@@ -163,6 +186,15 @@ impl Workload {
         {
             return Err("a round trip needs clients, messages_per_request >= 1 and acks".into());
         }
+        if self.find_max_rate && self.scenario == Scenario::RoundTrip {
+            return Err("find_max_rate applies to streams, not round trips".into());
+        }
+        if self.consumer_group && self.scenario == Scenario::RoundTrip {
+            return Err(
+                "round-trip consumers are plain consumers; consumer_group applies to streams"
+                    .into(),
+            );
+        }
         if self.duration_seconds == 0 {
             return Err("duration_seconds must be at least 1".into());
         }
@@ -200,6 +232,9 @@ mod tests {
         assert_eq!(w.batch_size, 16 * 1024);
         assert_eq!(w.linger_ms, 1);
         assert_eq!(w.key_distribution, KeyDistribution::None);
+        assert_eq!(w.compression, Codec::None);
+        assert!(!w.consumer_group && !w.find_max_rate);
+        assert_eq!(w.client_interval_ms, 0);
         assert_eq!(w.warmup(), Duration::ZERO);
         assert_eq!(w.duration(), Duration::from_secs(10));
     }
@@ -220,6 +255,9 @@ mod tests {
             linger_ms = 5
             max_in_flight = 3
             key_distribution = "round-robin"
+            compression = "zstd"
+            consumer_group = true
+            find_max_rate = true
             warmup_seconds = 3
             duration_seconds = 30
             "#,
@@ -236,7 +274,18 @@ mod tests {
         );
         assert_eq!((w.linger_ms, w.max_in_flight), (5, 3));
         assert_eq!(w.key_distribution, KeyDistribution::RoundRobin);
+        assert_eq!(w.compression, Codec::Zstd);
+        assert!(w.consumer_group && w.find_max_rate);
         assert_eq!(w.rate_per_producer(), 1250.0);
+        let w = Workload::parse(
+            "name = \"rt\"\nscenario = \"round-trip\"\nmessage_size = 3072\nclients = 7\nmessages_per_request = 2\nclient_interval_ms = 10\nduration_seconds = 5\n",
+        )
+        .unwrap();
+        assert_eq!(w.scenario, Scenario::RoundTrip);
+        assert_eq!(
+            (w.clients, w.messages_per_request, w.client_interval_ms),
+            (7, 2, 10)
+        );
     }
 
     #[test]
@@ -248,6 +297,11 @@ mod tests {
             ("message_size = 100\ntopics = 0\n", "topics"),
             ("message_size = 100\nbogus = 1\n", "bogus"),
             ("message_size = 100\nkey_distribution = \"zipf\"\n", "zipf"),
+            ("message_size = 100\ncompression = \"brotli\"\n", "brotli"),
+            (
+                "message_size = 100\nscenario = \"round-trip\"\nfind_max_rate = true\n",
+                "find_max_rate",
+            ),
         ] {
             let err = Workload::parse(&format!("{base}{extra}")).unwrap_err();
             assert!(err.contains(reason), "{extra:?}: {err}");

@@ -95,3 +95,68 @@ fn a_short_round_trip_run_reports_consistently() {
     let table = runnel_bench::round_trip::table(&report);
     assert!(table.contains("round trip"), "{table}");
 }
+
+#[test]
+fn a_group_run_with_compression_consumes_and_commits_everything() {
+    use kafka_protocol::messages::{
+        ApiKey, ListGroupsRequest, ListGroupsResponse, OffsetFetchRequest, OffsetFetchResponse,
+    };
+    use runnel_tests::kafka::KafkaConn;
+
+    let backend = backends_under_test()[0];
+    let dir = TempDir::new(&format!("bench-group-{backend}"));
+    let config = dir.path().join("runnel.toml");
+    std::fs::write(&config, "[groups]\ninitial_rebalance_delay_ms = 300\n").unwrap();
+    let broker = Broker::start_in(&dir, backend, &["--config", config.to_str().unwrap()]);
+    // Five members for four partitions: one member is given none and only heartbeats.
+    let workload = Workload::parse(
+        r#"
+        name = "grouped"
+        partitions_per_topic = 4
+        message_size = 600
+        consumers_per_topic = 5
+        consumer_group = true
+        compression = "zstd"
+        producer_rate = 2000
+        linger_ms = 2
+        warmup_seconds = 1
+        duration_seconds = 2
+        "#,
+    )
+    .unwrap();
+    let report = runner::run(&broker.addr.to_string(), &workload, 1).unwrap();
+    assert!(report.published > 0);
+    assert_eq!(
+        report.consumed, report.published,
+        "every measured message consumed once"
+    );
+
+    // The group committed, at the end, every partition's end: all that was produced.
+    let mut conn = KafkaConn::connect(broker.addr).unwrap();
+    let groups: ListGroupsResponse = conn
+        .call(ApiKey::ListGroups, 4, &ListGroupsRequest::default())
+        .unwrap();
+    let group = groups
+        .groups
+        .iter()
+        .find(|g| g.group_id.0.starts_with("grouped-"))
+        .expect("the run's group is listed");
+    assert_eq!(group.group_state.as_str(), "Empty", "every member left");
+    let mut fetch = OffsetFetchRequest::default();
+    fetch.group_id = group.group_id.clone();
+    fetch.topics = None; // every topic the group committed
+    let committed: OffsetFetchResponse = conn.call(ApiKey::OffsetFetch, 7, &fetch).unwrap();
+    assert_eq!(committed.error_code, 0);
+    let partitions: Vec<_> = committed
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .collect();
+    assert_eq!(partitions.len(), 4, "{committed:?}");
+    let total: i64 = partitions.iter().map(|p| p.committed_offset).sum();
+    let produced: u64 = report.publish_per_second.iter().sum();
+    assert_eq!(
+        total as u64, produced,
+        "committed offsets add up to every message"
+    );
+}

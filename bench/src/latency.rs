@@ -25,7 +25,7 @@ impl Default for Latencies {
 }
 
 /// The percentiles a report shows, in microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Percentiles {
     pub count: u64,
     pub p50: u64,

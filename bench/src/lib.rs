@@ -14,6 +14,7 @@ pub mod group;
 pub mod latency;
 pub mod limits;
 pub mod plot;
+pub mod rate_search;
 pub mod rebalance;
 pub mod round_trip;
 pub mod runner;

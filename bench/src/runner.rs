@@ -58,6 +58,8 @@ pub struct Report {
     /// Messages acknowledged and consumed in each second of the run (warm-up included).
     pub publish_per_second: Vec<u64>,
     pub consume_per_second: Vec<u64>,
+    /// With `find_max_rate`: the search's steps; this run is at the highest sustained rate.
+    pub rate_search: Vec<crate::rate_search::Step>,
 }
 
 /// What every task adds to at the end.
@@ -194,6 +196,7 @@ pub fn run(bootstrap: &str, workload: &Workload, cores: usize) -> Result<Report,
         end_to_end_us: collected.end_to_end.percentiles(),
         publish_per_second: counts(&run.publish_seconds),
         consume_per_second: counts(&run.consume_seconds),
+        rate_search: Vec::new(),
     })
 }
 
@@ -704,6 +707,18 @@ pub fn table(report: &Report) -> String {
         report.consume_rate,
         report.seconds
     ));
+    if let Some(best) = report
+        .rate_search
+        .iter()
+        .filter(|s| s.sustained)
+        .map(|s| s.rate)
+        .max()
+    {
+        out.push_str(&format!(
+            "maximum sustainable rate: {best} msg/s (searched in {} steps)\n",
+            report.rate_search.len()
+        ));
+    }
     out.push_str("latency (ms)      p50      p75      p95      p99    p99.9   p99.99      max\n");
     for (name, p) in [
         ("publish", &report.publish_latency_us),

@@ -31,6 +31,10 @@ pub struct Config {
     /// Send fetched records from the page cache with splice (true) or copy them through the
     /// broker's memory (false: for comparison, and what TLS will need).
     pub fetch_zero_copy: bool,
+    /// With zero copy, partition reads smaller than this are still copied: splicing costs
+    /// two operations per read in the response's send, which for fetches of many partitions
+    /// with a little data each takes longer than the copy (bench/RESULTS.md). 0 splices all.
+    pub fetch_splice_min_bytes: u64,
     /// Partitions of topics created without a count or auto-created (Kafka's
     /// `num.partitions`).
     pub num_partitions: i32,
@@ -118,6 +122,7 @@ impl Default for Config {
             socket_request_max_bytes: 100 << 20,
             auto_create_topics: true,
             fetch_zero_copy: true,
+            fetch_splice_min_bytes: 64 << 10,
             num_partitions: 1,
             topic_defaults: BTreeMap::new(),
             io: IoConfig::default(),

@@ -151,6 +151,7 @@ fn run(cli: Cli) -> Result<(), String> {
         max_request_bytes: config.socket_request_max_bytes,
         auto_create_topics: config.auto_create_topics,
         zero_copy_fetch: config.fetch_zero_copy,
+        fetch_splice_min_bytes: config.fetch_splice_min_bytes,
         groups: config.groups.clone(),
     });
     let clean_shutdown = data_dir

@@ -438,15 +438,20 @@ fn profiles_set_topic_defaults() {
 
 #[test]
 fn both_fetch_paths_serve_the_same_bytes() {
-    // Zero copy splices reads of 64 KiB and more and copies smaller ones; the copy path copies
-    // everything. Both must serve the stored bytes exactly.
-    for (backend, zero_copy) in backends_under_test()
+    // Zero copy splices reads of 64 KiB and more and copies smaller ones (or splices all);
+    // the copy path copies everything. All must serve the stored bytes exactly.
+    let paths = [
+        "fetch_zero_copy = true",
+        "fetch_zero_copy = true\nfetch_splice_min_bytes = 0",
+        "fetch_zero_copy = false",
+    ];
+    for (backend, (n, path)) in backends_under_test()
         .into_iter()
-        .flat_map(|b| [(b, true), (b, false)])
+        .flat_map(|b| paths.iter().enumerate().map(move |p| (b, p)))
     {
-        let dir = TempDir::new(&format!("fetch-paths-{backend}-{zero_copy}"));
+        let dir = TempDir::new(&format!("fetch-paths-{backend}-{n}"));
         let config = dir.path().join("runnel.toml");
-        std::fs::write(&config, format!("fetch_zero_copy = {zero_copy}\n")).unwrap();
+        std::fs::write(&config, format!("{path}\n")).unwrap();
         let broker = Broker::start_in(&dir, backend, &["--config", config.to_str().unwrap()]);
         let mut conn = KafkaConn::connect(broker.addr).unwrap();
         assert_eq!(create(&mut conn, "paths", 2, &[], false).0, 0);
@@ -464,10 +469,10 @@ fn both_fetch_paths_serve_the_same_bytes() {
         // All six (over 64 KiB), then the last small one alone.
         let (code, high_watermark, fetched) = fetch(&mut conn, "paths", 1, 0, 0);
         assert_eq!((code, high_watermark), (0, 18));
-        assert_eq!(fetched, expected, "zero copy {zero_copy}");
+        assert_eq!(fetched, expected, "{path}");
         let (code, _, fetched) = fetch(&mut conn, "paths", 1, 14, 0);
         assert_eq!(code, 0);
-        assert_eq!(fetched, expected[5..], "zero copy {zero_copy}");
+        assert_eq!(fetched, expected[5..], "{path}");
     }
 }
 

@@ -144,8 +144,33 @@ fn run_workload(
     let plots = plots.map(std::path::PathBuf::from);
     let (table, text) = match workload.scenario {
         runnel_bench::workload::Scenario::Stream => {
-            let report =
+            let mut workload = workload.clone();
+            let mut steps = Vec::new();
+            if workload.find_max_rate {
+                let rate = runnel_bench::rate_search::search(bootstrap, &workload, cores, |step| {
+                    eprintln!(
+                        "\rsearch: {} msg/s {} (published {:.0}/s, consumed {:.0}/s){}",
+                        step.rate,
+                        if step.sustained {
+                            "sustained"
+                        } else {
+                            "NOT sustained"
+                        },
+                        step.publish_rate,
+                        step.consume_rate,
+                        step.reason
+                            .as_ref()
+                            .map_or(String::new(), |r| format!(": {r}"))
+                    );
+                    steps.push(step.clone());
+                })
+                .unwrap_or_else(|e| fail(e));
+                eprintln!("search: measuring at {rate} msg/s");
+                workload.producer_rate = rate;
+            }
+            let mut report =
                 runnel_bench::runner::run(bootstrap, &workload, cores).unwrap_or_else(|e| fail(e));
+            report.rate_search = steps;
             if let Some(dir) = &plots {
                 plot_stream(dir, &report).unwrap_or_else(|e| fail(e));
             }

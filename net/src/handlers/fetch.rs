@@ -4,8 +4,12 @@
 //! Zero copy: each owning shard plans its reads into segment file ranges and hands back
 //! descriptors for them; the connection's shard writes the response around those ranges
 //! ([`crate::kafka::fetch_response`]) and splices the records from the page cache to the
-//! socket. With `fetch_zero_copy = false` the shards copy the ranges into the response
-//! instead (the path TLS will need, and the comparison point for benchmarks).
+//! socket. Reads smaller than `fetch_splice_min_bytes` (64 KiB) are copied on the owning
+//! shard even so: splicing costs two operations per read, one after another in the response's
+//! send, which for a fetch of many partitions with a little new data each costs more than
+//! the copy (bench/RESULTS.md, 100 partitions). With `fetch_zero_copy = false` the shards copy
+//! every read into the response (the path TLS will need, and the comparison point for
+//! benchmarks).
 //!
 //! Fetch sessions (KIP-227) are not kept: every response is a full, sessionless one
 //! (session id 0), which clients accept; a request naming a session we never created gets
@@ -54,7 +58,7 @@ struct PartitionOutcome {
     records: Records,
 }
 
-pub async fn handle(request: FetchRequest, version: i16, zero_copy: bool) -> FetchReply {
+pub async fn handle(request: FetchRequest, version: i16, copy_below: u64) -> FetchReply {
     let mut reply = FetchReply::default();
     if version >= 7 && request.session_id != 0 {
         reply.error_code = error_code::FETCH_SESSION_ID_NOT_FOUND;
@@ -109,7 +113,7 @@ pub async fn handle(request: FetchRequest, version: i16, zero_copy: bool) -> Fet
             // is read where it lands and only the answer crosses shards.
             let partitions = partitions.clone();
             let outcomes = on_shard(shard, move || {
-                poll_on_shard(partitions, max_bytes, min_bytes, deadline, zero_copy)
+                poll_on_shard(partitions, max_bytes, min_bytes, deadline, copy_below)
             })
             .await
             .unwrap_or_else(|_| shard_stopped(&reads[&shard]));
@@ -122,7 +126,7 @@ pub async fn handle(request: FetchRequest, version: i16, zero_copy: bool) -> Fet
         let woken = Rc::new(LocalEvent::new());
         let wait = woken.wait();
         let mut outcomes =
-            read_everywhere(&reads, max_bytes, deadline, woken.clone(), zero_copy).await;
+            read_everywhere(&reads, max_bytes, deadline, woken.clone(), copy_below).await;
         spend_in_request_order(&mut outcomes, max_bytes);
         let total: u64 = outcomes.iter().map(|o| o.records.len()).sum();
         let errors = outcomes.iter().any(|o| o.error_code != error_code::NONE);
@@ -177,7 +181,7 @@ async fn read_everywhere(
     max_bytes: u64,
     deadline: Instant,
     woken: Rc<LocalEvent>,
-    zero_copy: bool,
+    copy_below: u64,
 ) -> Vec<PartitionOutcome> {
     let me = rt::shard_id();
     // Every shard may use the whole budget; `spend_in_request_order` then keeps what Kafka
@@ -187,7 +191,7 @@ async fn read_everywhere(
         .map(|(&shard, partitions)| {
             let partitions = partitions.clone();
             let read = on_shard(shard, move || {
-                read_on_shard(partitions, max_bytes, zero_copy)
+                read_on_shard(partitions, max_bytes, copy_below)
             });
             (shard, rt::spawn_local(read))
         })
@@ -225,10 +229,10 @@ async fn poll_on_shard(
     max_bytes: u64,
     min_bytes: u64,
     deadline: Instant,
-    zero_copy: bool,
+    copy_below: u64,
 ) -> Vec<PartitionOutcome> {
     loop {
-        let outcomes = read_on_shard(partitions.clone(), max_bytes, zero_copy).await;
+        let outcomes = read_on_shard(partitions.clone(), max_bytes, copy_below).await;
         let total: u64 = outcomes.iter().map(|o| o.records.len()).sum();
         let errors = outcomes.iter().any(|o| o.error_code != error_code::NONE);
         if total >= min_bytes || errors || Instant::now() >= deadline {
@@ -276,7 +280,7 @@ fn shard_stopped(reads: &[PartitionRead]) -> Vec<PartitionOutcome> {
 async fn read_on_shard(
     partitions: Vec<PartitionRead>,
     mut budget: u64,
-    zero_copy: bool,
+    copy_below: u64,
 ) -> Vec<PartitionOutcome> {
     let state = shard::current();
     let planning: Vec<_> = partitions
@@ -285,7 +289,7 @@ async fn read_on_shard(
             let log = state.log(&read.topic, read.partition);
             let limit = read.max_bytes.min(budget);
             let offset = read.offset;
-            let plan = log.map(|log| rt::spawn_local(plan_read(log, offset, limit)));
+            let plan = log.map(|log| rt::spawn_local(plan_read(log, offset, limit, copy_below)));
             (read, plan)
         })
         .collect();
@@ -321,7 +325,7 @@ async fn read_on_shard(
         }
         let records = match plan.data {
             PlannedData::Copied(bytes) => Ok(Records::Copied(bytes)),
-            PlannedData::Ranges(planned) => records_of(&planned, zero_copy).await,
+            PlannedData::Ranges(planned) => records_of(&planned),
         };
         match records {
             Ok(records) => {
@@ -336,12 +340,6 @@ async fn read_on_shard(
     outcomes
 }
 
-/// Reads this small or smaller are copied into memory on the owning shard rather than spliced:
-/// splicing costs two operations per range (file to pipe, pipe to socket) in the response's
-/// send, one after another, which for a fetch of many partitions with a little new data each
-/// takes longer than copying them (measured in bench/RESULTS.md, 100 partitions).
-const SPLICE_MIN_BYTES: u64 = 64 << 10;
-
 /// One partition's planned read.
 struct PlannedRead {
     high_watermark: i64,
@@ -350,9 +348,9 @@ struct PlannedRead {
 }
 
 enum PlannedData {
-    /// Small reads, already copied.
+    /// Reads below `copy_below`, already copied.
     Copied(Bytes),
-    /// Larger ones, still in the segment files.
+    /// Larger ones, still in the segment files (spliced to the socket).
     Ranges(ReadResult),
 }
 
@@ -366,18 +364,19 @@ impl PlannedRead {
 }
 
 /// Plans a read of up to `limit` bytes from `offset` (the first batch whole, KIP-74), copying
-/// it at once when it is small. Errors are Kafka error codes.
+/// it at once when it is smaller than `copy_below`. Errors are Kafka error codes.
 async fn plan_read(
     log: runnel_engine::log::Log,
     offset: i64,
     limit: u64,
+    copy_below: u64,
 ) -> Result<PlannedRead, i16> {
     let planned = log.read(offset, limit, true).await.map_err(|e| match e {
         ReadError::OffsetOutOfRange { .. } => error_code::OFFSET_OUT_OF_RANGE,
         ReadError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
     })?;
     let (high_watermark, log_start_offset) = (planned.high_watermark, planned.log_start_offset);
-    let data = if planned.bytes < SPLICE_MIN_BYTES {
+    let data = if planned.bytes < copy_below {
         let bytes = planned
             .copy_out()
             .await
@@ -404,11 +403,8 @@ fn trim(planned: &mut ReadResult, max: u64) {
     planned.bytes = max.min(planned.bytes);
 }
 
-/// The planned ranges as response records: descriptors to splice from, or copied bytes.
-async fn records_of(planned: &ReadResult, zero_copy: bool) -> std::io::Result<Records> {
-    if !zero_copy {
-        return Ok(Records::Copied(Bytes::from(planned.copy_out().await?)));
-    }
+/// The planned ranges as response records: descriptors to splice from.
+fn records_of(planned: &ReadResult) -> std::io::Result<Records> {
     planned
         .ranges
         .iter()

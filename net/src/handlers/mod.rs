@@ -118,7 +118,13 @@ pub async fn handle(
     version: i16,
 ) -> Option<Reply> {
     if let RequestKind::Fetch(request) = request {
-        let reply = fetch::handle(request, version, broker.zero_copy_fetch).await;
+        // Reads below this size are copied into the response; larger ones are spliced.
+        let copy_below = if broker.zero_copy_fetch {
+            broker.fetch_splice_min_bytes
+        } else {
+            u64::MAX
+        };
+        let reply = fetch::handle(request, version, copy_below).await;
         return Some(Reply::Pieces(fetch_response::encode(reply, version)));
     }
     Some(Reply::Message(Box::new(match request {

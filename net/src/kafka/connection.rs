@@ -34,6 +34,8 @@ pub struct BrokerInfo {
     pub auto_create_topics: bool,
     /// Fetch responses splice records from segment files instead of copying them.
     pub zero_copy_fetch: bool,
+    /// Zero-copy fetches copy partition reads smaller than this.
+    pub fetch_splice_min_bytes: u64,
     /// Consumer group settings.
     pub groups: crate::config::GroupsConfig,
 }

@@ -5,6 +5,8 @@
 //! - loopback round trip: 1-byte ping-pong on a TCP_NODELAY connection;
 //! - page-cache append bandwidth: 1 MiB appends to a new file in the data directory (the shape
 //!   of a log append: unaligned end, the file growing), no sync;
+//! - synced append bandwidth: the same appends with an fdatasync every 100 ms (the default
+//!   `interval` flush), which is what the device sustains;
 //! - fdatasync latency: 4 KiB append + fdatasync, the cost of an `always` flush;
 //! - wake-up lateness: how much later than asked a thread sleeping 100 µs runs again. On a VM
 //!   this is the floor under every tail latency (a descheduled vCPU stalls broker and client
@@ -24,6 +26,8 @@ pub struct Limits {
     pub loopback_rtt_p50: Duration,
     pub loopback_rtt_p99: Duration,
     pub page_cache_append_bytes_per_sec: f64,
+    /// Appends with an fdatasync every 100 ms: the device's sustained write rate.
+    pub synced_append_bytes_per_sec: f64,
     pub fdatasync_p50: Duration,
     pub fdatasync_p99: Duration,
     pub wakeup: WakeUpLateness,
@@ -48,6 +52,7 @@ pub fn measure(dir: &Path, seconds: Duration) -> std::io::Result<Limits> {
         loopback_rtt_p50: rtt_p50,
         loopback_rtt_p99: rtt_p99,
         page_cache_append_bytes_per_sec: page_cache_append_bandwidth(dir, seconds, 4 << 30)?,
+        synced_append_bytes_per_sec: synced_append_bandwidth(dir, seconds)?,
         fdatasync_p50: sync_p50,
         fdatasync_p99: sync_p99,
         wakeup: wakeup_lateness(seconds.max(Duration::from_secs(2)))?,
@@ -134,6 +139,22 @@ pub fn page_cache_append_bandwidth(
     seconds: Duration,
     max_bytes: u64,
 ) -> std::io::Result<f64> {
+    appends(dir, seconds, max_bytes, None)
+}
+
+/// Bytes per second of 1 MiB appends into a new file in `dir` with an fdatasync every 100 ms
+/// (the broker's default `flush.policy = interval`), for `seconds`: what the device sustains,
+/// which bounds any produce rate held for longer than the page cache can absorb.
+pub fn synced_append_bandwidth(dir: &Path, seconds: Duration) -> std::io::Result<f64> {
+    appends(dir, seconds, u64::MAX, Some(Duration::from_millis(100)))
+}
+
+fn appends(
+    dir: &Path,
+    seconds: Duration,
+    max_bytes: u64,
+    sync_every: Option<Duration>,
+) -> std::io::Result<f64> {
     let path = dir.join(format!(".runnel-bench-append-{}", std::process::id()));
     let file = OpenOptions::new()
         .write(true)
@@ -143,10 +164,18 @@ pub fn page_cache_append_bandwidth(
     let chunk = vec![3u8; (1 << 20) + 100];
     let started = Instant::now();
     let mut written = 0u64;
+    let mut synced_at = started;
     let result = (|| {
         while started.elapsed() < seconds && written < max_bytes {
             file.write_all_at(&chunk, written)?;
             written += chunk.len() as u64;
+            if sync_every.is_some_and(|every| synced_at.elapsed() >= every) {
+                file.sync_data()?;
+                synced_at = Instant::now();
+            }
+        }
+        if sync_every.is_some() {
+            file.sync_data()?;
         }
         Ok(written as f64 / started.elapsed().as_secs_f64())
     })();
@@ -214,6 +243,7 @@ mod tests {
         let written =
             page_cache_append_bandwidth(&dir, Duration::from_millis(50), 8 << 20).unwrap();
         assert!(written > 0.0);
+        assert!(synced_append_bandwidth(&dir, Duration::from_millis(150)).unwrap() > 0.0);
         let (p50, p99) = fdatasync_latency(&dir, 5).unwrap();
         assert!(p50 > Duration::ZERO && p50 <= p99);
         let (p50, p99) = loopback_round_trip(50).unwrap();

@@ -707,15 +707,15 @@ pub fn table(report: &Report) -> String {
         report.consume_rate,
         report.seconds
     ));
-    if let Some(best) = report
-        .rate_search
-        .iter()
-        .filter(|s| s.sustained)
-        .map(|s| s.rate)
-        .max()
-    {
+    if let Some(last) = report.rate_search.last() {
+        let verdict = if last.sustained {
+            "held for the whole run"
+        } else {
+            "NOT held for the whole run"
+        };
         out.push_str(&format!(
-            "maximum sustainable rate: {best} msg/s (searched in {} steps)\n",
+            "maximum sustainable rate: {} msg/s, {verdict} ({} steps)\n",
+            last.rate,
             report.rate_search.len()
         ));
     }

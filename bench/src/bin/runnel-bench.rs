@@ -113,9 +113,10 @@ fn limits(dir: &std::path::Path, seconds: Duration) {
         l.loopback_rtt_p99
     );
     println!(
-        "page-cache appends in {}: {:.0} MiB/s; fdatasync (4 KiB append) p50 {:?} p99 {:?}",
+        "appends in {}: {:.0} MiB/s into the page cache, {:.0} MiB/s with an fdatasync every 100 ms; fdatasync (4 KiB append) p50 {:?} p99 {:?}",
         dir.display(),
         l.page_cache_append_bytes_per_sec / MIB,
+        l.synced_append_bytes_per_sec / MIB,
         l.fdatasync_p50,
         l.fdatasync_p99
     );
@@ -144,12 +145,11 @@ fn run_workload(
     let plots = plots.map(std::path::PathBuf::from);
     let (table, text) = match workload.scenario {
         runnel_bench::workload::Scenario::Stream => {
-            let mut workload = workload.clone();
             let mut steps = Vec::new();
-            if workload.find_max_rate {
-                let rate = runnel_bench::rate_search::search(bootstrap, &workload, cores, |step| {
+            let mut report = if workload.find_max_rate {
+                runnel_bench::rate_search::measure_at_max(bootstrap, &workload, cores, |step| {
                     eprintln!(
-                        "\rsearch: {} msg/s {} (published {:.0}/s, consumed {:.0}/s){}",
+                        "\rrate {} msg/s {} (published {:.0}/s, consumed {:.0}/s){}",
                         step.rate,
                         if step.sustained {
                             "sustained"
@@ -164,12 +164,10 @@ fn run_workload(
                     );
                     steps.push(step.clone());
                 })
-                .unwrap_or_else(|e| fail(e));
-                eprintln!("search: measuring at {rate} msg/s");
-                workload.producer_rate = rate;
+            } else {
+                runnel_bench::runner::run(bootstrap, &workload, cores)
             }
-            let mut report =
-                runnel_bench::runner::run(bootstrap, &workload, cores).unwrap_or_else(|e| fail(e));
+            .unwrap_or_else(|e| fail(e));
             report.rate_search = steps;
             if let Some(dir) = &plots {
                 plot_stream(dir, &report).unwrap_or_else(|e| fail(e));

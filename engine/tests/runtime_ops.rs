@@ -200,18 +200,36 @@ on_both_backends! {
             at += len;
         }
         let expected = data[..at].to_vec();
-        run(backend, move || async move {
-            let file = File::create(&p).unwrap();
-            let (written, returned) = file.write_all_vectored_at(parts, 100).await;
-            written.unwrap();
-            assert_eq!(returned.len(), 3000, "the parts come back");
-            let (result, _) = file.write_all_vectored_at(Vec::new(), 0).await;
-            result.unwrap();
-        });
-        let on_disk = std::fs::read(&path).unwrap();
-        assert_eq!(on_disk.len(), 100 + expected.len());
-        assert!(on_disk[100..] == expected[..]);
-        std::fs::remove_file(path).unwrap();
+        // Through the backend, and inline on the shard thread (`inline_file_writes`), where the
+        // write is done by the time the future is first polled.
+        for inline in [false, true] {
+            let (p, parts) = (p.clone(), parts.clone());
+            let config = runnel_engine::rt::RuntimeConfig {
+                inline_file_writes: inline,
+                ..common::config(backend, 1)
+            };
+            let rt = runnel_engine::rt::Runtime::start(config, |_| async {}).unwrap();
+            rt.handle().run_on(0, move || async move {
+                let file = File::create(&p).unwrap();
+                let mut write = std::pin::pin!(file.write_all_vectored_at(parts, 100));
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                let first = write.as_mut().poll(&mut cx);
+                assert_eq!(first.is_ready(), inline, "inline {inline}");
+                let (written, returned) = match first {
+                    std::task::Poll::Ready(done) => done,
+                    std::task::Poll::Pending => write.await,
+                };
+                written.unwrap();
+                assert_eq!(returned.len(), 3000, "the parts come back");
+                let (result, _) = file.write_all_vectored_at(Vec::new(), 0).await;
+                result.unwrap();
+            }).unwrap();
+            rt.join().unwrap();
+            let on_disk = std::fs::read(&path).unwrap();
+            assert_eq!(on_disk.len(), 100 + expected.len());
+            assert!(on_disk[100..] == expected[..], "inline {inline}");
+            std::fs::remove_file(&path).unwrap();
+        }
     }
 
     fn file_errors_are_reported(backend) {

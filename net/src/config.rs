@@ -101,6 +101,10 @@ pub struct IoConfig {
     /// Microseconds an idle shard polls before blocking (0: block at once; spends CPU to cut
     /// wake-up latency).
     pub idle_poll_us: u64,
+    /// Write log appends on the shard thread (pwritev) rather than through the backend: much
+    /// lower append latency where the file system can't write the page cache without blocking
+    /// (ext4), at the price of stalling the whole shard whenever the kernel throttles writes.
+    pub inline_writes: bool,
 }
 
 /// The `[shutdown]` table.
@@ -141,6 +145,7 @@ impl Default for IoConfig {
             ring_entries: runtime.ring_entries,
             blocking_threads: runtime.blocking_threads,
             idle_poll_us: runtime.idle_poll.as_micros() as u64,
+            inline_writes: runtime.inline_file_writes,
         }
     }
 }
@@ -316,6 +321,7 @@ impl Config {
             blocking_threads: self.io.blocking_threads.max(1),
             shutdown_grace: Duration::from_millis(self.shutdown.grace_ms),
             idle_poll: Duration::from_micros(self.io.idle_poll_us),
+            inline_file_writes: self.io.inline_writes,
             ..RuntimeConfig::default()
         })
     }
@@ -357,6 +363,9 @@ mod tests {
         assert_eq!(config.cores, 2);
         assert_eq!(config.runtime().unwrap().backend, BackendChoice::Epoll);
         assert_eq!(config.io.ring_entries, IoConfig::default().ring_entries);
+        assert!(!config.runtime().unwrap().inline_file_writes);
+        let inline = Config::parse("[io]\ninline_writes = true\n").unwrap();
+        assert!(inline.runtime().unwrap().inline_file_writes);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub(crate) struct ShardContext {
     /// Tasks awaiting [`shutdown_requested`](super::shutdown_requested).
     pub(crate) shutdown_waiters: RefCell<Vec<Waker>>,
     pub(crate) shutdown_seen: Cell<bool>,
+    /// [`RuntimeConfig::inline_file_writes`](super::RuntimeConfig::inline_file_writes).
+    pub(crate) inline_file_writes: bool,
 }
 
 thread_local! {

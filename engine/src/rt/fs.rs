@@ -6,8 +6,9 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use super::buf::{IoBuf, IoBufMut};
+use super::context;
 use super::fd::IoFd;
-use super::op::Op;
+use super::op::{Op, OpSpec};
 use super::ops::{self, FdKind};
 
 /// An open file. Positional reads and writes only; there is no shared cursor.
@@ -137,14 +138,16 @@ impl File {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         let mut parts = parts;
         let mut done = 0;
+        let inline = context::try_with(|ctx| ctx.inline_file_writes).unwrap_or(false);
         while done < total {
-            let (result, returned) = Op::new(ops::WritevAt::new(
-                self.fd.shared(),
-                parts,
-                done,
-                offset + done as u64,
-            ))
-            .await;
+            let write = ops::WritevAt::new(self.fd.shared(), parts, done, offset + done as u64);
+            let (result, returned) = if inline {
+                let mut write = Box::new(write);
+                let result = write.run_sync();
+                write.complete(result)
+            } else {
+                Op::new(write).await
+            };
             parts = returned;
             match result {
                 Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), parts),

@@ -55,7 +55,8 @@ pub(crate) trait OpSpec: Send + 'static {
     /// How the epoll backend runs this operation.
     fn epoll_plan(&self) -> EpollPlan;
 
-    /// Performs the system call once (epoll backend only). Returns the same value a CQE would
+    /// Performs the system call once (epoll backend; file writes on io_uring too when
+    /// `inline_file_writes` is set). Returns the same value a CQE would
     /// carry: a count, a descriptor, or zero.
     fn run_sync(&mut self) -> io::Result<u32>;
 

@@ -41,6 +41,12 @@ pub struct RuntimeConfig {
     /// default) blocks at once; a few hundred microseconds cut cross-shard and network wake-up
     /// latency at the cost of busy cores (see bench/RESULTS.md).
     pub idle_poll: Duration,
+    /// Write files (log appends) with pwritev(2) on the shard thread instead of through the
+    /// backend. Buffered writes that the file system can't do without blocking (ext4 refuses
+    /// RWF_NOWAIT) go to io_uring's worker threads, two thread hand-offs per append; inline
+    /// they take microseconds, but a write the kernel throttles (too many dirty pages) stalls
+    /// the whole shard while it waits. Off by default (bench/RESULTS.md has both).
+    pub inline_file_writes: bool,
 }
 
 impl RuntimeConfig {
@@ -64,6 +70,7 @@ impl Default for RuntimeConfig {
             blocking_threads: 4,
             shutdown_grace: Duration::from_secs(10),
             idle_poll: Duration::ZERO,
+            inline_file_writes: false,
         }
     }
 }
@@ -190,6 +197,7 @@ impl Runtime {
                         blocked_senders: Default::default(),
                         shutdown_waiters: Default::default(),
                         shutdown_seen: Default::default(),
+                        inline_file_writes: config.inline_file_writes,
                     });
                     let _ = ready_tx.send((id, Ok(())));
                     drop(ready_tx);

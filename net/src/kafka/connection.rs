@@ -61,6 +61,11 @@ pub enum Refusal {
 /// clients send at most 5, librdkafka as many as it is allowed.
 const MAX_PIPELINED: usize = 32;
 
+/// Request bytes a connection's pipelined Produce requests may hold at once (a request larger
+/// than this still runs, alone). Bounds the broker's memory per connection to about this plus
+/// one request, where one at a time would hold one request.
+const MAX_PIPELINED_BYTES: usize = 64 << 20;
+
 /// What the writer sends for one request: its response, nothing (acks=0), or a reason to
 /// close the connection.
 type Answer = Result<Option<Response>, Refusal>;
@@ -77,7 +82,7 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Rc<Br
     let _ = stream.set_nodelay(true);
     crate::metrics::connection_change(1);
     let stream = Rc::new(stream);
-    let outbox = Rc::new(Outbox::new(MAX_PIPELINED));
+    let outbox = Rc::new(Outbox::new(MAX_PIPELINED, MAX_PIPELINED_BYTES));
     let writer = rt::spawn_local(write_responses(stream.clone(), outbox.clone(), peer));
     read_requests(&stream, &outbox, &broker, peer).await;
     outbox.close();
@@ -101,7 +106,7 @@ async fn read_requests(
 ) {
     let mut frames = FrameReader::new(broker.max_request_bytes);
     // A full outbox stops reading: the client waits, and so does the memory its requests take.
-    while outbox.room().await {
+    while outbox.room_for(0).await {
         let frame = match rt::select(rt::shutdown_requested(), frames.next(stream)).await {
             Either::Left(()) => break,
             Either::Right(Ok(frame)) => frame,
@@ -119,10 +124,14 @@ async fn read_requests(
                 break;
             }
         };
+        let size = frame.len();
         let request = match decode(frame) {
             Ok(Decoded::Request(request)) => *request,
             Ok(Decoded::Answered(head)) => {
-                outbox.push(Box::pin(std::future::ready(Ok(Some((head, Vec::new()))))));
+                outbox.push(
+                    Box::pin(std::future::ready(Ok(Some((head, Vec::new()))))),
+                    0,
+                );
                 continue;
             }
             Err(refusal) => {
@@ -133,19 +142,30 @@ async fn read_requests(
         tracing::trace!(%peer, key = ?request.key, request.version, request.correlation_id, "request");
         let started = std::time::Instant::now();
         if let RequestKind::Produce(produce) = request.body {
+            if !outbox.room_for(size).await {
+                break;
+            }
             crate::metrics::record_queueing(started.elapsed());
             let placed = handlers::produce::place(produce, request.version).await;
-            outbox.push(Box::pin(async move {
-                let response = placed.finish().await;
-                crate::metrics::record_request(request.raw_key, request.version, started.elapsed());
-                let response = response.map(|r| Reply::Message(Box::new(ResponseKind::Produce(r))));
-                encode_reply(
-                    request.key,
-                    request.version,
-                    request.correlation_id,
-                    response,
-                )
-            }));
+            outbox.push(
+                Box::pin(async move {
+                    let response = placed.finish().await;
+                    crate::metrics::record_request(
+                        request.raw_key,
+                        request.version,
+                        started.elapsed(),
+                    );
+                    let response =
+                        response.map(|r| Reply::Message(Box::new(ResponseKind::Produce(r))));
+                    encode_reply(
+                        request.key,
+                        request.version,
+                        request.correlation_id,
+                        response,
+                    )
+                }),
+                size,
+            );
             continue;
         }
         if !outbox.idle().await {
@@ -156,7 +176,7 @@ async fn read_requests(
             handlers::handle(broker, &request.header, peer, request.body, request.version).await;
         crate::metrics::record_request(request.raw_key, request.version, started.elapsed());
         let answer = encode_reply(request.key, request.version, request.correlation_id, reply);
-        outbox.push(Box::pin(std::future::ready(answer)));
+        outbox.push(Box::pin(std::future::ready(answer)), 0);
     }
 }
 

@@ -63,6 +63,15 @@ pub fn encode_frame<R: Encodable>(key: ApiKey, version: i16, request: &R) -> Vec
     frame.to_vec()
 }
 
+/// Milliseconds since the Unix epoch: what records' CreateTime must be. (The broker's time
+/// retention deletes segments whose records are older than `retention.ms`, 7 days by default,
+/// so records stamped near 1970 vanish as soon as their segment rolls.)
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// The Produce version the load generators speak.
 pub const PRODUCE_VERSION: i16 = 9;
 

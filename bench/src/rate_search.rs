@@ -92,17 +92,22 @@ pub fn search(
         step_workload.warmup_seconds = STEP_WARMUP_SECONDS;
         step_workload.duration_seconds = STEP_SECONDS;
         let report = runner::run(bootstrap, &step_workload, cores)?;
-        let verdict = sustained(rate, &report, consumers);
-        let kept_up = verdict.is_ok();
-        on_step(&Step {
-            rate,
-            sustained: kept_up,
-            reason: verdict.err(),
-            publish_rate: report.publish_rate,
-            consume_rate: report.consume_rate,
-        });
-        Ok(kept_up)
+        Ok(judge(rate, &report, consumers, &mut on_step))
     })
+}
+
+/// Whether the run at `rate` that made `report` sustained it; tells `on_step` either way.
+fn judge(rate: u64, report: &Report, consumers: bool, on_step: &mut impl FnMut(&Step)) -> bool {
+    let verdict = sustained(rate, report, consumers);
+    let kept_up = verdict.is_ok();
+    on_step(&Step {
+        rate,
+        sustained: kept_up,
+        reason: verdict.err(),
+        publish_rate: report.publish_rate,
+        consume_rate: report.consume_rate,
+    });
+    kept_up
 }
 
 /// Backs-offs after the search when a full-length run doesn't hold the found rate.
@@ -125,15 +130,7 @@ pub fn measure_at_max(
         full.producer_rate = rate;
         full.find_max_rate = false;
         let report = runner::run(bootstrap, &full, cores)?;
-        let verdict = sustained(rate, &report, consumers);
-        let kept_up = verdict.is_ok();
-        on_step(&Step {
-            rate,
-            sustained: kept_up,
-            reason: verdict.err(),
-            publish_rate: report.publish_rate,
-            consume_rate: report.consume_rate,
-        });
+        let kept_up = judge(rate, &report, consumers, &mut on_step);
         attempt += 1;
         if kept_up || attempt > CONFIRMATIONS {
             return Ok(report);

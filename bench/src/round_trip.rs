@@ -175,6 +175,7 @@ async fn client(
             value.extend_from_slice(&padding);
             builder.push(&Record {
                 value: Some(value),
+                timestamp: crate::client::now_ms(),
                 ..Default::default()
             });
         }

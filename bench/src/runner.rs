@@ -80,6 +80,8 @@ struct Run {
     /// With `consumer_group`: each topic's consumers' group memberships, in consumer order.
     memberships: Vec<Vec<Membership>>,
     base: Instant,
+    /// `base` as milliseconds since the Unix epoch, for the records' CreateTime.
+    base_unix_ms: i64,
     /// Messages meant to be sent from here on are measured.
     measure_from: Instant,
     /// Producers stop sending here.
@@ -136,6 +138,7 @@ pub fn run(bootstrap: &str, workload: &Workload, cores: usize) -> Result<Report,
         topics,
         memberships,
         base,
+        base_unix_ms: crate::client::now_ms(),
         measure_from: base + workload.warmup(),
         end: base + total,
         collected: Mutex::new(Collected::default()),
@@ -485,7 +488,7 @@ async fn produce(run: Arc<Run>, topic: usize, producer: usize) -> Result<(), Str
             key,
             value: Some(value),
             headers: Vec::new(),
-            timestamp: (stamp / 1_000_000) as i64,
+            timestamp: run.base_unix_ms + (stamp / 1_000_000) as i64,
         });
         batch.bytes += w.message_size;
         batch.messages.push((intended, sent));

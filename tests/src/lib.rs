@@ -190,6 +190,16 @@ impl Broker {
         }
     }
 
+    /// The admin port's address, from the broker's log (started with `--admin-listen`).
+    pub fn admin_addr(&self) -> String {
+        self.log
+            .iter()
+            .find_map(|l| l.split("admin port (GET /metrics) on ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("the admin port is logged")
+            .to_owned()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

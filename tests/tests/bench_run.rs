@@ -65,6 +65,35 @@ fn a_short_fixed_rate_run_reports_consistently() {
         table.contains("end to end") && table.contains("p99.9"),
         "{table}"
     );
+    // The records carry the wall-clock time (records stamped near 1970 would be deleted by
+    // time retention as soon as their segment rolled): the first record at or after two
+    // minutes ago is the first of the run.
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{
+        ApiKey, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    };
+    let mut conn = runnel_tests::kafka::KafkaConn::connect(broker.addr).unwrap();
+    let mut all = MetadataRequest::default();
+    all.topics = None; // every topic
+    let metadata: MetadataResponse = conn.call(ApiKey::Metadata, 12, &all).unwrap();
+    let topic = metadata
+        .topics
+        .iter()
+        .filter_map(|t| t.name.clone())
+        .find(|n| n.0.starts_with("short-"))
+        .expect("the run's topic");
+    let mut partition = ListOffsetsPartition::default();
+    partition.partition_index = 0;
+    partition.timestamp = runnel_bench::client::now_ms() - 120_000;
+    let mut wanted = ListOffsetsTopic::default();
+    wanted.name = topic;
+    wanted.partitions = vec![partition];
+    let mut request = ListOffsetsRequest::default();
+    request.replica_id = kafka_protocol::messages::BrokerId(-1);
+    request.topics = vec![wanted];
+    let offsets: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, 7, &request).unwrap();
+    let found = &offsets.topics[0].partitions[0];
+    assert_eq!((found.error_code, found.offset), (0, 0), "{found:?}");
 }
 
 #[test]

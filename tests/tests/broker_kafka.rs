@@ -643,13 +643,7 @@ fn pipelined_produce_requests_keep_their_order_and_share_syncs() {
     for backend in backends_under_test() {
         let dir = TempDir::new(&format!("pipelined-produce-{backend}"));
         let broker = Broker::start_in(&dir, backend, &["--admin-listen", "127.0.0.1:0"]);
-        let admin = broker
-            .log
-            .iter()
-            .find_map(|l| l.split("admin port (GET /metrics) on ").nth(1))
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("the admin port is logged")
-            .to_owned();
+        let admin = broker.admin_addr();
         let mut conn = KafkaConn::connect(broker.addr).unwrap();
         let configs = [("flush.policy", "always")];
         assert_eq!(create(&mut conn, "pipe", 2, &configs, false).0, 0);

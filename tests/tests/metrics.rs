@@ -27,13 +27,7 @@ fn metrics_show_what_the_broker_served() {
     for backend in backends_under_test() {
         let dir = TempDir::new(&format!("metrics-{backend}"));
         let broker = Broker::start_in(&dir, backend, &["--admin-listen", "127.0.0.1:0"]);
-        let admin = broker
-            .log
-            .iter()
-            .find_map(|l| l.split("admin port (GET /metrics) on ").nth(1))
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("the admin port is logged")
-            .to_owned();
+        let admin = broker.admin_addr();
 
         let mut conn = KafkaConn::connect(broker.addr).unwrap();
         let mut topic = CreatableTopic::default();

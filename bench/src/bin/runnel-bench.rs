@@ -340,7 +340,7 @@ fn produce(
         builder.push(&Record {
             key: Some(format!("key-{i}").into_bytes()),
             value: Some(vec![(i % 251) as u8; record_bytes]),
-            timestamp: 1_700_000_000_000,
+            timestamp: runnel_bench::client::now_ms(),
             ..Default::default()
         });
     }

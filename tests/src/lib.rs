@@ -14,16 +14,21 @@ pub fn broker_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("RUNNEL_BIN") {
         return PathBuf::from(path);
     }
+    workspace_binary("runnel", "runnel-net")
+}
+
+/// The workspace binary `name` (of package `package`) next to this test executable
+/// (target/<profile>/deps/<test> -> target/<profile>/<name>).
+pub fn workspace_binary(name: &str, package: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/runnel
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("test executable lives in target/<profile>/deps");
-    let binary = profile_dir.join("runnel");
+    let binary = profile_dir.join(name);
     assert!(
         binary.exists(),
-        "{} is missing: build it first (`cargo build -p runnel-net`, which scripts/test.sh does)",
+        "{} is missing: build it first (`cargo build -p {package}`; scripts/test.sh builds every binary)",
         binary.display()
     );
     binary

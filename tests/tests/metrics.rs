@@ -118,6 +118,31 @@ fn metrics_show_what_the_broker_served() {
             "the test's connection: {body}"
         );
 
+        // runnelctl stats: the same figures as a table, latencies in milliseconds.
+        let out =
+            std::process::Command::new(runnel_tests::workspace_binary("runnelctl", "runnel-tools"))
+                .args(["stats", "--admin", &admin])
+                .output()
+                .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let table = String::from_utf8(out.stdout).unwrap();
+        let produce = table
+            .lines()
+            .find(|l| l.starts_with("request_latency{api=\"Produce\",version=\"9\"}"))
+            .unwrap_or_else(|| panic!("{table}"));
+        assert_eq!(produce.split_whitespace().nth(1), Some("1"), "{table}");
+        assert!(
+            table.contains("runnel_messages_in_total{topic=\"measured\"} 5"),
+            "{table}"
+        );
+        let unreachable =
+            std::process::Command::new(runnel_tests::workspace_binary("runnelctl", "runnel-tools"))
+                .args(["stats", "--admin", "127.0.0.1:1"])
+                .output()
+                .unwrap();
+        assert!(!unreachable.status.success());
+        assert!(String::from_utf8_lossy(&unreachable.stderr).contains("cannot reach"));
+
         assert!(get(&admin, "/other").starts_with("HTTP/1.1 404"));
         // A client that sends garbage or nothing is dropped; the port keeps serving.
         let mut junk = TcpStream::connect(&admin).unwrap();

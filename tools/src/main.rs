@@ -1,5 +1,5 @@
-//! `runnelctl`: Runnel's admin CLI. Topic, group and log commands arrive with the broker; today it
-//! answers the first question an operator has on a new machine: which I/O backend will run here.
+//! `runnelctl`: Runnel's admin CLI. It answers the first question an operator has on a new
+//! machine (which I/O backend will run here) and prints a running broker's measurements.
 
 use std::process::ExitCode;
 
@@ -22,11 +22,39 @@ enum Command {
         #[arg(long)]
         require_uring: bool,
     },
+    /// Print a broker's latency histograms (per API and version, append, fsync, write,
+    /// queueing, response send; merged over shards) and its counters, from its admin port.
+    Stats {
+        /// The broker's admin address (`admin_listen` / `--admin-listen`).
+        #[arg(long, default_value = "127.0.0.1:9644")]
+        admin: String,
+        /// Print the Prometheus text as served instead of the table.
+        #[arg(long)]
+        raw: bool,
+    },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Probe { require_uring } => probe(require_uring),
+        Command::Stats { admin, raw } => stats(&admin, raw),
+    }
+}
+
+fn stats(admin: &str, raw: bool) -> ExitCode {
+    match runnel_net::metrics::report::fetch(admin) {
+        Ok(text) if raw => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok(text) => {
+            print!("{}", runnel_net::metrics::report::table(&text));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -225,26 +225,16 @@ fn plot_stream(dir: &std::path::Path, report: &runnel_bench::runner::Report) -> 
     )
 }
 
+/// The broker's metrics as served, one sample per line (`runnelctl stats` prints them as a table).
 fn stats(admin: &str) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(admin).unwrap_or_else(|e| {
-        eprintln!("cannot reach the admin port {admin}: {e}");
-        std::process::exit(1);
-    });
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {admin}\r\n\r\n").expect("request sent");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response read");
-    match response.split_once("\r\n\r\n") {
-        Some((head, body)) if head.starts_with("HTTP/1.1 200") => {
-            for line in body.lines().filter(|l| !l.starts_with('#')) {
+    match runnel_net::metrics::report::fetch(admin) {
+        Ok(text) => {
+            for line in text.lines().filter(|l| !l.starts_with('#')) {
                 println!("{line}");
             }
         }
-        _ => {
-            eprintln!(
-                "unexpected answer: {}",
-                response.lines().next().unwrap_or("")
-            );
+        Err(e) => {
+            eprintln!("{e}");
             std::process::exit(1);
         }
     }

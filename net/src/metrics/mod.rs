@@ -13,6 +13,7 @@
 
 pub mod http;
 pub mod prometheus;
+pub mod report;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

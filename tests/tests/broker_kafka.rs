@@ -799,3 +799,26 @@ fn fetch_spends_its_byte_budget_in_request_order() {
         );
     }
 }
+
+#[test]
+fn a_failed_acks_0_produce_closes_the_connection() {
+    // Kafka's answer to an acks=0 request that failed: it closes the connection, the only way
+    // a client expecting no response learns to refresh its metadata.
+    for backend in backends_under_test() {
+        let dir = TempDir::new(&format!("acks0-{backend}"));
+        let broker = start(&dir, backend);
+        let mut conn = KafkaConn::connect(broker.addr).unwrap();
+        assert_eq!(create(&mut conn, "fire", 1, &[], false).0, 0);
+        // A good acks=0 request gets no answer and leaves the connection open.
+        let request = produce_request("fire", 0, 0, records("ok", 2, 1));
+        conn.send(ApiKey::Produce, 9, &request).unwrap();
+        assert_eq!(list_offset(&mut conn, "fire", 0, -1), (0, 2, -1));
+        // One to a partition that doesn't exist closes it.
+        let request = produce_request("fire", 7, 0, records("bad", 1, 1));
+        conn.send(ApiKey::Produce, 9, &request).unwrap();
+        assert!(conn.closed_by_peer(), "{backend}");
+        // The broker keeps serving others.
+        let mut other = KafkaConn::connect(broker.addr).unwrap();
+        assert_eq!(list_offset(&mut other, "fire", 0, -1), (0, 2, -1));
+    }
+}

@@ -338,7 +338,10 @@ impl Log {
     /// The records are placed in the log when this is called, not when the future is first
     /// polled: offsets and file positions follow call order, so a connection can start its
     /// next pipelined append without waiting for this one to be written (the write is already
-    /// under way). Dropping the future doesn't undo the append.
+    /// under way). Dropping the future doesn't undo the append, but its share of the flush
+    /// policy runs only when it completes (the `always` sync it waits for, the `interval`
+    /// flush it schedules): a dropped append is made durable by the next append's flush, or by
+    /// the segment's seal or the log's close.
     pub fn append(
         &self,
         records: impl Into<Bytes>,

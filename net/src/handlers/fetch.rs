@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::messages::FetchRequest;
 use runnel_engine::log::{ReadError, ReadResult};
-use runnel_engine::rt::{self, LocalEvent};
+use runnel_engine::rt::{self, Either, LocalEvent};
 
 use super::error_code;
 use crate::cluster::shard::{self, on_shard};
@@ -270,13 +270,15 @@ fn shard_stopped(reads: &[PartitionRead]) -> Vec<PartitionOutcome> {
 }
 
 /// Reads this shard's partitions: the planned file ranges themselves (with descriptors the
-/// connection's shard can splice from) or, on the copy path, their bytes.
+/// connection's shard can splice from) or, below `copy_below` bytes, their bytes.
 ///
-/// Every partition's read is planned at once (planning may read batch headers from the
-/// segment files, and a fetch of many partitions shouldn't pay for them one after another);
-/// the byte budget is then spent in request order: the shard's first partition with data
-/// keeps its first batch whole (KIP-74), later ones get at most their `partition_max_bytes`
-/// and what is left. The connection's shard trims across shards the same way.
+/// Three steps. Every partition's read is planned at once (planning may read batch headers
+/// from the segment files, and a fetch of many partitions shouldn't pay for them one after
+/// another). The byte budget is then spent on the plans in request order: the shard's first
+/// partition with data keeps its first batch whole (KIP-74), later ones get at most their
+/// `partition_max_bytes` and what is left. Last, the reads to copy are copied, again all at
+/// once, so only bytes the response will carry are read. The connection's shard trims across
+/// shards the same way.
 async fn read_on_shard(
     partitions: Vec<PartitionRead>,
     mut budget: u64,
@@ -289,12 +291,12 @@ async fn read_on_shard(
             let log = state.log(&read.topic, read.partition);
             let limit = read.max_bytes.min(budget);
             let offset = read.offset;
-            let plan = log.map(|log| rt::spawn_local(plan_read(log, offset, limit, copy_below)));
+            let plan = log.map(|log| rt::spawn_local(plan_read(log, offset, limit)));
             (read, plan)
         })
         .collect();
     let mut first = true;
-    let mut outcomes = Vec::with_capacity(planning.len());
+    let mut kept = Vec::with_capacity(planning.len());
     for (read, plan) in planning {
         let mut outcome = PartitionOutcome {
             slot: read.slot,
@@ -305,34 +307,49 @@ async fn read_on_shard(
             log_start_offset: -1,
             records: Records::Copied(Bytes::new()),
         };
-        let Some(plan) = plan else {
-            outcome.error_code = error_code::NOT_LEADER_OR_FOLLOWER;
-            outcomes.push(outcome);
-            continue;
+        let planned = match plan {
+            None => Err(error_code::NOT_LEADER_OR_FOLLOWER),
+            Some(plan) => plan.await,
         };
-        let mut plan = match plan.await {
-            Ok(plan) => plan,
+        let mut planned = match planned {
+            Ok(planned) => planned,
             Err(code) => {
                 outcome.error_code = code;
-                outcomes.push(outcome);
+                kept.push((outcome, None));
                 continue;
             }
         };
-        outcome.high_watermark = plan.high_watermark;
-        outcome.log_start_offset = plan.log_start_offset;
+        outcome.high_watermark = planned.high_watermark;
+        outcome.log_start_offset = planned.log_start_offset;
         if !first {
-            plan.truncate(read.max_bytes.min(budget));
+            trim(&mut planned, read.max_bytes.min(budget));
         }
-        let records = match plan.data {
-            PlannedData::Copied(bytes) => Ok(Records::Copied(bytes)),
-            PlannedData::Ranges(planned) => records_of(&planned),
+        budget = budget.saturating_sub(planned.bytes);
+        first &= planned.bytes == 0;
+        kept.push((outcome, Some(planned)));
+    }
+    let copying: Vec<_> = kept
+        .into_iter()
+        .map(|(outcome, planned)| {
+            let records = planned.map(|planned| {
+                if planned.bytes < copy_below {
+                    Either::Left(rt::spawn_local(async move { planned.copy_out().await }))
+                } else {
+                    Either::Right(records_of(&planned))
+                }
+            });
+            (outcome, records)
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(copying.len());
+    for (mut outcome, records) in copying {
+        let records = match records {
+            None => Ok(Records::Copied(Bytes::new())),
+            Some(Either::Left(copy)) => copy.await.map(|bytes| Records::Copied(Bytes::from(bytes))),
+            Some(Either::Right(ranges)) => ranges,
         };
         match records {
-            Ok(records) => {
-                budget = budget.saturating_sub(records.len());
-                first &= records.is_empty();
-                outcome.records = records;
-            }
+            Ok(records) => outcome.records = records,
             Err(_) => outcome.error_code = error_code::KAFKA_STORAGE_ERROR,
         }
         outcomes.push(outcome);
@@ -340,55 +357,16 @@ async fn read_on_shard(
     outcomes
 }
 
-/// One partition's planned read.
-struct PlannedRead {
-    high_watermark: i64,
-    log_start_offset: i64,
-    data: PlannedData,
-}
-
-enum PlannedData {
-    /// Reads below `copy_below`, already copied.
-    Copied(Bytes),
-    /// Larger ones, still in the segment files (spliced to the socket).
-    Ranges(ReadResult),
-}
-
-impl PlannedRead {
-    fn truncate(&mut self, max: u64) {
-        match &mut self.data {
-            PlannedData::Copied(bytes) => bytes.truncate(max.min(bytes.len() as u64) as usize),
-            PlannedData::Ranges(planned) => trim(planned, max),
-        }
-    }
-}
-
-/// Plans a read of up to `limit` bytes from `offset` (the first batch whole, KIP-74), copying
-/// it at once when it is smaller than `copy_below`. Errors are Kafka error codes.
+/// Plans a read of up to `limit` bytes from `offset` (the first batch whole, KIP-74). Errors
+/// are Kafka error codes.
 async fn plan_read(
     log: runnel_engine::log::Log,
     offset: i64,
     limit: u64,
-    copy_below: u64,
-) -> Result<PlannedRead, i16> {
-    let planned = log.read(offset, limit, true).await.map_err(|e| match e {
+) -> Result<ReadResult, i16> {
+    log.read(offset, limit, true).await.map_err(|e| match e {
         ReadError::OffsetOutOfRange { .. } => error_code::OFFSET_OUT_OF_RANGE,
         ReadError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
-    })?;
-    let (high_watermark, log_start_offset) = (planned.high_watermark, planned.log_start_offset);
-    let data = if planned.bytes < copy_below {
-        let bytes = planned
-            .copy_out()
-            .await
-            .map_err(|_| error_code::KAFKA_STORAGE_ERROR)?;
-        PlannedData::Copied(Bytes::from(bytes))
-    } else {
-        PlannedData::Ranges(planned)
-    };
-    Ok(PlannedRead {
-        high_watermark,
-        log_start_offset,
-        data,
     })
 }
 

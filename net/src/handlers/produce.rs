@@ -37,9 +37,9 @@ type Slot = (usize, usize);
 /// A shard's placed appends, each completing in its own task.
 type Appending = Vec<(Slot, rt::JoinHandle<AppendResult>)>;
 
-/// Runs a produce request: [`place`], then [`Placed::finish`].
+/// Runs a produce request: [`place`], then [`Placed::finish`]; `None` for acks=0.
 pub async fn handle(request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
-    place(request, version).await.finish().await
+    place(request, version).await.finish().await.ok().flatten()
 }
 
 /// The first stage of a produce request: returns once every partition's records have been
@@ -142,8 +142,11 @@ impl Shard {
 }
 
 impl Placed {
-    /// Waits for the appends and fills in the response; `None` for acks=0 (no response).
-    pub async fn finish(self) -> Option<ProduceResponse> {
+    /// Waits for the appends and fills in the response; `Ok(None)` for acks=0 (no response).
+    /// An acks=0 request that failed somewhere is `Err(its first error code)`: Kafka closes the
+    /// connection then, the only way to tell a client that expects no answer to refresh its
+    /// metadata.
+    pub async fn finish(self) -> Result<Option<ProduceResponse>, i16> {
         let Placed {
             mut response,
             acks,
@@ -176,7 +179,19 @@ impl Placed {
                 }
             }
         }
-        (acks != 0).then_some(response)
+        if acks != 0 {
+            return Ok(Some(response));
+        }
+        let failed = response
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .map(|p| p.error_code)
+            .find(|&code| code != error_code::NONE);
+        match failed {
+            Some(code) => Err(code),
+            None => Ok(None),
+        }
     }
 }
 

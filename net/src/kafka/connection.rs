@@ -53,6 +53,8 @@ pub enum Refusal {
     Malformed(ApiKey, i16, String),
     #[error("cannot encode the {0:?} v{1} response: {2}")]
     Encode(ApiKey, i16, String),
+    #[error("an acks=0 produce request failed with error {0}; closing so the client notices")]
+    FailedWithoutAcks(i16),
 }
 
 /// Responses a connection may have queued or in progress before the broker stops reading its
@@ -62,8 +64,9 @@ pub enum Refusal {
 const MAX_PIPELINED: usize = 32;
 
 /// Request bytes a connection's pipelined Produce requests may hold at once (a request larger
-/// than this still runs, alone). Bounds the broker's memory per connection to about this plus
-/// one request, where one at a time would hold one request.
+/// than this still runs, alone). Bounds the broker's memory per connection to this plus the
+/// frame just read (up to `socket.request.max.bytes`), where one at a time would hold one
+/// request; there is no broker-wide bound yet (Kafka's `queued.max.request.bytes`).
 const MAX_PIPELINED_BYTES: usize = 64 << 20;
 
 /// What the writer sends for one request: its response, nothing (acks=0), or a reason to
@@ -147,25 +150,21 @@ async fn read_requests(
             }
             crate::metrics::record_queueing(started.elapsed());
             let placed = handlers::produce::place(produce, request.version).await;
-            outbox.push(
-                Box::pin(async move {
-                    let response = placed.finish().await;
-                    crate::metrics::record_request(
-                        request.raw_key,
-                        request.version,
-                        started.elapsed(),
-                    );
-                    let response =
-                        response.map(|r| Reply::Message(Box::new(ResponseKind::Produce(r))));
-                    encode_reply(
-                        request.key,
-                        request.version,
-                        request.correlation_id,
-                        response,
-                    )
-                }),
-                size,
-            );
+            // Its own task, so the request is timed when its appends complete, not when the
+            // writer gets to it.
+            let finished = rt::spawn_local(async move {
+                let response = placed.finish().await;
+                crate::metrics::record_request(request.raw_key, request.version, started.elapsed());
+                let response = response.map_err(Refusal::FailedWithoutAcks)?;
+                let response = response.map(|r| Reply::Message(Box::new(ResponseKind::Produce(r))));
+                encode_reply(
+                    request.key,
+                    request.version,
+                    request.correlation_id,
+                    response,
+                )
+            });
+            outbox.push(Box::pin(finished), size);
             continue;
         }
         if !outbox.idle().await {

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::latency::Percentiles;
@@ -48,20 +49,8 @@ pub fn latency_distribution(
         .x_label_formatter(&|x| format!("{:.4}%", 100.0 * (1.0 - 10f64.powf(-x))))
         .draw()
         .map_err(|e| e.to_string())?;
-    for (i, (name, p)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        chart
-            .draw_series(LineSeries::new(points(p), color.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(*name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.8))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    let lines = series.iter().map(|(name, p)| (*name, points(p)));
+    draw_lines(&mut chart, lines)?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -94,16 +83,29 @@ pub fn throughput(path: &Path, title: &str, series: &[(&str, &[u64])]) -> Result
         .y_desc("messages/s")
         .draw()
         .map_err(|e| e.to_string())?;
-    for (i, (name, counts)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+    let lines = series.iter().map(|(name, counts)| {
         let points = counts
             .iter()
             .enumerate()
-            .map(|(t, c)| (t as f64 + 1.0, *c as f64));
+            .map(|(t, c)| (t as f64 + 1.0, *c as f64))
+            .collect();
+        (*name, points)
+    });
+    draw_lines(&mut chart, lines)?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Draws each named line in its own colour, with a legend.
+fn draw_lines<'a, 'b>(
+    chart: &mut ChartContext<'b, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    lines: impl Iterator<Item = (&'a str, Vec<(f64, f64)>)>,
+) -> Result<(), String> {
+    for (i, (name, points)) in lines.enumerate() {
+        let color = Palette99::pick(i).to_rgba();
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(|e| e.to_string())?
-            .label(*name)
+            .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
     chart
@@ -111,8 +113,7 @@ pub fn throughput(path: &Path, title: &str, series: &[(&str, &[u64])]) -> Result
         .border_style(BLACK)
         .background_style(WHITE.mix(0.8))
         .draw()
-        .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

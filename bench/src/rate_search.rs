@@ -85,15 +85,21 @@ pub fn search(
         START_RATE
     };
     bracket(start, |rate| {
-        let mut step_workload = workload.clone();
+        let mut step_workload = at_rate(workload, rate);
         step_workload.name = format!("{}-at-{rate}", workload.name);
-        step_workload.producer_rate = rate;
-        step_workload.find_max_rate = false;
         step_workload.warmup_seconds = STEP_WARMUP_SECONDS;
         step_workload.duration_seconds = STEP_SECONDS;
         let report = runner::run(bootstrap, &step_workload, cores)?;
         Ok(judge(rate, &report, consumers, &mut on_step))
     })
+}
+
+/// `workload` at the fixed producer `rate`, searching nothing.
+fn at_rate(workload: &Workload, rate: u64) -> Workload {
+    let mut fixed = workload.clone();
+    fixed.producer_rate = rate;
+    fixed.find_max_rate = false;
+    fixed
 }
 
 /// Whether the run at `rate` that made `report` sustained it; tells `on_step` either way.
@@ -126,10 +132,7 @@ pub fn measure_at_max(
     let mut rate = search(bootstrap, workload, cores, &mut on_step)?;
     let mut attempt = 0;
     loop {
-        let mut full = workload.clone();
-        full.producer_rate = rate;
-        full.find_max_rate = false;
-        let report = runner::run(bootstrap, &full, cores)?;
+        let report = runner::run(bootstrap, &at_rate(workload, rate), cores)?;
         let kept_up = judge(rate, &report, consumers, &mut on_step);
         attempt += 1;
         if kept_up || attempt > CONFIRMATIONS {

@@ -624,12 +624,8 @@ fn record_count(batch: &[u8]) -> i64 {
 
 /// The broker's `runnel_fsync_latency_seconds_count`: group-commit rounds so far.
 fn sync_rounds(admin: &str) -> u64 {
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(admin).unwrap();
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
+    runnel_net::metrics::report::fetch(admin)
+        .unwrap()
         .lines()
         .find_map(|l| l.strip_prefix("runnel_fsync_latency_seconds_count "))
         .map_or(0, |n| n.parse().unwrap())

@@ -107,16 +107,16 @@ pub enum Reply {
     Pieces(Vec<Piece>),
 }
 
-/// Runs the handler for `request`; `None` when no response is due (acks=0 produce). Only
-/// APIs listed in [`crate::kafka::versions::SUPPORTED`] reach this point, at versions listed
-/// there.
+/// Runs the handler for `request`. Only APIs listed in [`crate::kafka::versions::SUPPORTED`]
+/// reach this point, at versions listed there, and not Produce: the connection pipelines it
+/// itself ([`produce::place`], then [`produce::Placed::finish`]).
 pub async fn handle(
     broker: &BrokerInfo,
     header: &RequestHeader,
     peer: SocketAddr,
     request: RequestKind,
     version: i16,
-) -> Option<Reply> {
+) -> Reply {
     if let RequestKind::Fetch(request) = request {
         // Reads below this size are copied into the response; larger ones are spliced.
         let copy_below = if broker.zero_copy_fetch {
@@ -125,18 +125,15 @@ pub async fn handle(
             u64::MAX
         };
         let reply = fetch::handle(request, version, copy_below).await;
-        return Some(Reply::Pieces(fetch_response::encode(reply, version)));
+        return Reply::Pieces(fetch_response::encode(reply, version));
     }
-    Some(Reply::Message(Box::new(match request {
+    Reply::Message(Box::new(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
         RequestKind::Metadata(request) => {
             ResponseKind::Metadata(metadata::handle(broker, request, version).await)
         }
         RequestKind::CreateTopics(request) => {
             ResponseKind::CreateTopics(create_topics::handle(request, version).await)
-        }
-        RequestKind::Produce(request) => {
-            ResponseKind::Produce(produce::handle(request, version).await?)
         }
         RequestKind::ListOffsets(request) => {
             ResponseKind::ListOffsets(list_offsets::handle(request, version).await)
@@ -201,6 +198,7 @@ pub async fn handle(
         RequestKind::OffsetDelete(request) => {
             ResponseKind::OffsetDelete(offset_delete::handle(broker, request).await)
         }
+        RequestKind::Produce(_) => unreachable!("the connection runs Produce requests itself"),
         other => unreachable!("dispatched an API missing from versions::SUPPORTED: {other:?}"),
-    })))
+    }))
 }

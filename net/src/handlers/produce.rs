@@ -37,11 +37,6 @@ type Slot = (usize, usize);
 /// A shard's placed appends, each completing in its own task.
 type Appending = Vec<(Slot, rt::JoinHandle<AppendResult>)>;
 
-/// Runs a produce request: [`place`], then [`Placed::finish`]; `None` for acks=0.
-pub async fn handle(request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
-    place(request, version).await.finish().await.ok().flatten()
-}
-
 /// The first stage of a produce request: returns once every partition's records have been
 /// placed in its log on its owning shard, so offsets are assigned in the order requests are
 /// placed. The connection places a pipelined request only after the one before it, and can

@@ -174,7 +174,12 @@ async fn read_requests(
         let reply =
             handlers::handle(broker, &request.header, peer, request.body, request.version).await;
         crate::metrics::record_request(request.raw_key, request.version, started.elapsed());
-        let answer = encode_reply(request.key, request.version, request.correlation_id, reply);
+        let answer = encode_reply(
+            request.key,
+            request.version,
+            request.correlation_id,
+            Some(reply),
+        );
         outbox.push(Box::pin(std::future::ready(answer)), 0);
     }
 }

@@ -290,7 +290,7 @@ impl Config {
                 reason: format!("{} is not between 1 and 100000", self.num_partitions),
             });
         }
-        crate::cluster::topic_config::log_config(&self.topic_defaults)
+        crate::partitions::topic_config::log_config(&self.topic_defaults)
             .map(drop)
             .map_err(|reason| ConfigError::Invalid {
                 setting: "topic_defaults",

@@ -1,14 +1,28 @@
 //! Runnel's network side: configuration, listeners, the Kafka wire protocol ([`kafka`]) and its
 //! handlers ([`handlers`], one file per API). The `runnel` binary is built from this crate.
+//!
+//! Modules depend only on those listed before them here (the engine below them all), never on
+//! one after:
+//! [`partitions`] (topics, partitions and their logs on each shard) < [`config`] < [`metrics`]
+//! < [`kafka`] (the protocol) < [`route`] (a partition's owner, scatter and gather) <
+//! [`groups`] < [`handlers`] < [`listener`].
 
-pub mod cluster;
+pub mod partitions;
+
 pub mod config;
 pub mod data_dir;
-pub mod groups;
-pub mod handlers;
-pub mod kafka;
 pub mod limits;
-pub mod listener;
-pub mod metrics;
 pub mod signals;
 pub mod start_gate;
+
+pub mod metrics;
+
+pub mod kafka;
+
+pub mod route;
+
+pub mod groups;
+
+pub mod handlers;
+
+pub mod listener;

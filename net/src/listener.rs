@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use runnel_engine::rt::{self, Either, TcpListener};
 
+use crate::handlers::APIS;
 use crate::kafka::{serve_connection, BrokerInfo};
 
 /// One bound listener per shard, waiting to be taken by its shard.
@@ -62,7 +63,7 @@ pub async fn accept_loop(listener: std::net::TcpListener, broker: Arc<BrokerInfo
         match rt::select(rt::shutdown_requested(), listener.accept()).await {
             Either::Left(()) => break,
             Either::Right(Ok((stream, peer))) => {
-                rt::spawn_local(serve_connection(stream, peer, broker.clone()));
+                rt::spawn_local(serve_connection(stream, peer, broker.clone(), APIS));
             }
             Either::Right(Err(e)) => {
                 // EMFILE/ENFILE and friends: back off instead of spinning on the error.

@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 use runnel_engine::rt::Runtime;
-use runnel_net::cluster::shard::{start_shard, TopicDefaults};
-use runnel_net::cluster::topics::{remove_orphan_partitions, Topics};
 use runnel_net::config::Config;
 use runnel_net::data_dir::DataDir;
 use runnel_net::kafka::BrokerInfo;
 use runnel_net::listener::{accept_loop, ShardListeners};
+use runnel_net::partitions::shard::{start_shard, TopicDefaults};
+use runnel_net::partitions::topics::{remove_orphan_partitions, Topics};
 use runnel_net::signals;
 use runnel_net::start_gate::start_gate;
 

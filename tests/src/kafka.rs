@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 /// One connection to a broker.
@@ -105,6 +105,58 @@ impl KafkaConn {
         Ok(response)
     }
 
+    /// Sends any API's request at `version` and reads its response, decoded as that API's
+    /// response; checks the correlation id and that the body is used up.
+    pub fn call_kind(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        request: &RequestKind,
+    ) -> io::Result<ResponseKind> {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let mut header = RequestHeader::default();
+        header.request_api_key = key as i16;
+        header.request_api_version = version;
+        header.correlation_id = correlation_id;
+        header.client_id = Some(StrBytes::from_static_str("runnel-tests"));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, key.request_header_version(version))
+            .and_then(|()| request.encode(&mut body, version))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        self.send_raw(&frame)?;
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size)?;
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut body)?;
+        let mut body = Bytes::from(body);
+        let header = ResponseHeader::decode(&mut body, key.response_header_version(version))
+            .map_err(invalid)?;
+        if header.correlation_id != correlation_id {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "correlation id {} for {correlation_id}",
+                    header.correlation_id
+                ),
+            ));
+        }
+        let response = ResponseKind::decode(key, &mut body, version).map_err(invalid)?;
+        if !body.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} bytes left after the {key:?} v{version} response",
+                    body.len()
+                ),
+            ));
+        }
+        Ok(response)
+    }
+
     /// Whether the broker closed the connection (EOF or reset within the read timeout).
     pub fn closed_by_peer(&mut self) -> bool {
         let mut byte = [0u8; 1];
@@ -114,4 +166,8 @@ impl KafkaConn {
             Err(e) => e.kind() == io::ErrorKind::ConnectionReset,
         }
     }
+}
+
+fn invalid(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }

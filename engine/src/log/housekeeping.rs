@@ -2,33 +2,48 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::fmt::Display;
 use std::rc::Rc;
 use std::time::Duration;
 
 use super::partition::Log;
 use crate::rt;
 
-/// The logs one shard owns, by name (`<topic>-<partition>`).
-#[derive(Debug, Default)]
-pub struct LogSet {
-    logs: RefCell<BTreeMap<String, Log>>,
+/// The logs one shard owns, by key: the broker keys them by topic and partition. An entry may
+/// be the [`Log`] itself or a richer value holding one (the broker's replica state), so the
+/// housekeeping here serves whatever the caller keeps.
+#[derive(Debug)]
+pub struct LogSet<K, V = Log> {
+    logs: RefCell<BTreeMap<K, V>>,
 }
 
-impl LogSet {
+impl<K, V> Default for LogSet<K, V> {
+    fn default() -> Self {
+        LogSet {
+            logs: RefCell::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl<K, V> LogSet<K, V>
+where
+    K: Ord + Clone + Display,
+    V: Clone + AsRef<Log>,
+{
     pub fn new() -> Rc<Self> {
         Rc::new(LogSet::default())
     }
 
-    pub fn insert(&self, name: impl Into<String>, log: Log) -> Option<Log> {
-        self.logs.borrow_mut().insert(name.into(), log)
+    pub fn insert(&self, key: K, entry: V) -> Option<V> {
+        self.logs.borrow_mut().insert(key, entry)
     }
 
-    pub fn get(&self, name: &str) -> Option<Log> {
-        self.logs.borrow().get(name).cloned()
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.logs.borrow().get(key).cloned()
     }
 
-    pub fn remove(&self, name: &str) -> Option<Log> {
-        self.logs.borrow_mut().remove(name)
+    pub fn remove(&self, key: &K) -> Option<V> {
+        self.logs.borrow_mut().remove(key)
     }
 
     pub fn len(&self) -> usize {
@@ -39,22 +54,22 @@ impl LogSet {
         self.logs.borrow().is_empty()
     }
 
-    /// The logs at this moment (the set may change while the caller awaits).
-    pub fn snapshot(&self) -> Vec<(String, Log)> {
+    /// The entries at this moment (the set may change while the caller awaits).
+    pub fn snapshot(&self) -> Vec<(K, V)> {
         self.logs
             .borrow()
             .iter()
-            .map(|(name, log)| (name.clone(), log.clone()))
+            .map(|(key, entry)| (key.clone(), entry.clone()))
             .collect()
     }
 
     /// Applies retention to every log once; returns the segments deleted.
     pub async fn enforce_retention(&self) -> usize {
         let mut deleted = 0;
-        for (name, log) in self.snapshot() {
-            match log.enforce_retention().await {
+        for (key, entry) in self.snapshot() {
+            match entry.as_ref().enforce_retention().await {
                 Ok(n) => deleted += n,
-                Err(e) => tracing::warn!(log = %name, error = %e, "retention failed"),
+                Err(e) => tracing::warn!(log = %key, error = %e, "retention failed"),
             }
         }
         deleted
@@ -76,12 +91,18 @@ impl LogSet {
     /// Closes every log (see [`Log::close`]); returns how many failed to close cleanly.
     pub async fn close_all(&self) -> usize {
         let mut failures = 0;
-        for (name, log) in self.snapshot() {
-            if let Err(e) = log.close().await {
-                tracing::error!(log = %name, error = %e, "closing the log failed");
+        for (key, entry) in self.snapshot() {
+            if let Err(e) = entry.as_ref().close().await {
+                tracing::error!(log = %key, error = %e, "closing the log failed");
                 failures += 1;
             }
         }
         failures
+    }
+}
+
+impl AsRef<Log> for Log {
+    fn as_ref(&self) -> &Log {
+        self
     }
 }

@@ -176,6 +176,21 @@ where
     }
 }
 
+/// Runs `work` on shard `target` and resolves to its output: in place when `target` is this
+/// shard (no message, no task), else through [`submit_to`].
+pub async fn run_on<F, Fut>(target: ShardId, work: F) -> Result<Fut::Output, ShardStopped>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future + 'static,
+    Fut::Output: Send + 'static,
+{
+    if target == super::shard_id() {
+        Ok(work().await)
+    } else {
+        submit_to(target, work).await
+    }
+}
+
 fn wrap<F, Fut>(work: F, sender: ReplySender<Fut::Output>) -> Message
 where
     F: FnOnce() -> Fut + Send + 'static,

@@ -23,9 +23,9 @@ use super::group::{
 };
 use super::records::{self, GroupValue, Key, OffsetValue};
 use super::OFFSETS_TOPIC;
-use crate::cluster::shard;
 use crate::config::GroupsConfig;
-use crate::handlers::error_code as ec;
+use crate::kafka::error_code as ec;
+use crate::partitions::{shard, TopicPartition};
 
 /// How often deadlines are checked while groups have members.
 const TICK: Duration = Duration::from_millis(100);
@@ -173,9 +173,7 @@ impl Coordinator {
     }
 
     async fn load(self: &Rc<Self>, partition: i32) -> Result<(), i16> {
-        let log = shard::current()
-            .log(OFFSETS_TOPIC, partition as usize)
-            .ok_or(ec::NOT_COORDINATOR)?;
+        let log = offsets_log(partition)?;
         let started = Instant::now();
         let mut state: HashMap<String, LoadedGroup> = HashMap::new();
         let mut offset = log.log_start_offset();
@@ -342,9 +340,7 @@ impl Coordinator {
 
     /// Appends `(key, value)` records (a `None` value is a tombstone) to the offsets partition.
     async fn append(&self, partition: i32, entries: Vec<Entry>) -> Result<(), i16> {
-        let log = shard::current()
-            .log(OFFSETS_TOPIC, partition as usize)
-            .ok_or(ec::NOT_COORDINATOR)?;
+        let log = offsets_log(partition)?;
         let now = wall_ms();
         let mut builder = BatchBuilder::new();
         for (key, value) in entries {
@@ -928,4 +924,13 @@ fn apply_record(
             }
         }
     }
+}
+
+/// This shard's log of `__consumer_offsets` partition `partition`: only the shard that owns
+/// the partition coordinates its groups.
+fn offsets_log(partition: i32) -> Result<runnel_engine::log::Log, i16> {
+    shard::current()
+        .partition(&TopicPartition::new(OFFSETS_TOPIC, partition))
+        .map(|p| p.log().clone())
+        .ok_or(ec::NOT_COORDINATOR)
 }

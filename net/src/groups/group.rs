@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::oneshot::{self, Pending, Sender};
 use super::records::{GroupValue, MemberValue, OffsetValue};
-use super::reply::{self, Pending, Reply};
-use crate::handlers::error_code as ec;
+use crate::kafka::error_code as ec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
@@ -100,18 +100,18 @@ pub struct SyncResult {
     pub assignment: Bytes,
 }
 
-/// An answer now, or one to wait for.
+/// An answer now, or one to wait for (a JoinGroup until the rebalance completes).
 #[derive(Debug)]
-pub enum Answer<T> {
+pub enum Deferred<T> {
     Now(T),
     Later(Pending<T>),
 }
 
-impl<T> Answer<T> {
+impl<T> Deferred<T> {
     pub async fn get(self) -> Option<T> {
         match self {
-            Answer::Now(value) => Some(value),
-            Answer::Later(pending) => pending.recv().await,
+            Deferred::Now(value) => Some(value),
+            Deferred::Later(pending) => pending.recv().await,
         }
     }
 }
@@ -127,8 +127,8 @@ pub struct Member {
     pub protocol_type: String,
     pub protocols: Vec<(String, Bytes)>,
     pub assignment: Bytes,
-    join_waiter: Option<Reply<JoinResult>>,
-    sync_waiter: Option<Reply<SyncResult>>,
+    join_waiter: Option<Sender<JoinResult>>,
+    sync_waiter: Option<Sender<SyncResult>>,
     heartbeat_deadline: Instant,
     /// Joined during the current rebalance (and may only wait `new_member_join_timeout`).
     is_new: bool,
@@ -489,12 +489,12 @@ impl Group {
         now: Instant,
         timing: &Timing,
         new_member_id: impl FnOnce(&str) -> String,
-    ) -> Answer<JoinResult> {
+    ) -> Deferred<JoinResult> {
         if self.state == GroupState::Dead {
-            return Answer::Now(join_error(ec::COORDINATOR_NOT_AVAILABLE, &req.member_id));
+            return Deferred::Now(join_error(ec::COORDINATOR_NOT_AVAILABLE, &req.member_id));
         }
         if !self.supports(&req.protocol_type, &req.protocols) {
-            return Answer::Now(join_error(ec::INCONSISTENT_GROUP_PROTOCOL, &req.member_id));
+            return Deferred::Now(join_error(ec::INCONSISTENT_GROUP_PROTOCOL, &req.member_id));
         }
         if req.member_id.is_empty() {
             let id = new_member_id(&req.client_id);
@@ -506,7 +506,7 @@ impl Group {
             }
             if req.require_known_member_id {
                 self.pending.insert(id.clone(), now + req.session_timeout);
-                return Answer::Now(join_error(ec::MEMBER_ID_REQUIRED, &id));
+                return Deferred::Now(join_error(ec::MEMBER_ID_REQUIRED, &id));
             }
             return self.add_member(id, req, now, timing);
         }
@@ -515,10 +515,10 @@ impl Group {
             return self.add_member(id, req, now, timing);
         }
         if self.is_fenced(&req.member_id, req.instance_id.as_deref()) {
-            return Answer::Now(join_error(ec::FENCED_INSTANCE_ID, &req.member_id));
+            return Deferred::Now(join_error(ec::FENCED_INSTANCE_ID, &req.member_id));
         }
         let Some(index) = self.index_of(&req.member_id) else {
-            return Answer::Now(join_error(ec::UNKNOWN_MEMBER_ID, &req.member_id));
+            return Deferred::Now(join_error(ec::UNKNOWN_MEMBER_ID, &req.member_id));
         };
         let is_leader = self.leader.as_deref() == Some(req.member_id.as_str());
         let unchanged = self.members[index].same_protocols(&req.protocols);
@@ -526,11 +526,11 @@ impl Group {
             GroupState::CompletingRebalance if unchanged => {
                 // The member missed its JoinGroup answer: send it again.
                 self.members[index].refresh(now);
-                Answer::Now(self.current_join_result(index))
+                Deferred::Now(self.current_join_result(index))
             }
             GroupState::Stable if unchanged && !is_leader => {
                 self.members[index].refresh(now);
-                Answer::Now(self.current_join_result(index))
+                Deferred::Now(self.current_join_result(index))
             }
             _ => self.update_member_and_wait(index, req, now, timing),
         }
@@ -542,8 +542,8 @@ impl Group {
         req: JoinRequest,
         now: Instant,
         timing: &Timing,
-    ) -> Answer<JoinResult> {
-        let (reply, pending) = reply::channel();
+    ) -> Deferred<JoinResult> {
+        let (reply, pending) = oneshot::channel();
         if self.members.is_empty() {
             self.protocol_type = Some(req.protocol_type.clone());
         }
@@ -581,10 +581,10 @@ impl Group {
         pending: Pending<JoinResult>,
         now: Instant,
         timing: &Timing,
-    ) -> Answer<JoinResult> {
+    ) -> Deferred<JoinResult> {
         self.maybe_prepare_rebalance(now, timing);
         self.maybe_complete_join(now, timing);
-        Answer::Later(pending)
+        Deferred::Later(pending)
     }
 
     fn update_member_and_wait(
@@ -593,8 +593,8 @@ impl Group {
         req: JoinRequest,
         now: Instant,
         timing: &Timing,
-    ) -> Answer<JoinResult> {
-        let (reply, pending) = reply::channel();
+    ) -> Deferred<JoinResult> {
+        let (reply, pending) = oneshot::channel();
         let member = &mut self.members[index];
         member.update(&req, now);
         member.join_waiter = Some(reply);
@@ -612,7 +612,7 @@ impl Group {
         req: JoinRequest,
         now: Instant,
         timing: &Timing,
-    ) -> Answer<JoinResult> {
+    ) -> Deferred<JoinResult> {
         let old_id = self.members[index].id.clone();
         {
             let member = &mut self.members[index];
@@ -645,7 +645,7 @@ impl Group {
                     result.members = Vec::new();
                 }
             }
-            return Answer::Now(result);
+            return Deferred::Now(result);
         }
         self.update_member_and_wait(index, req, now, timing)
     }
@@ -813,32 +813,32 @@ impl Group {
         protocol: Option<&str>,
         assignments: Vec<(String, Bytes)>,
         now: Instant,
-    ) -> Answer<SyncResult> {
+    ) -> Deferred<SyncResult> {
         if self.state == GroupState::Dead {
-            return Answer::Now(sync_error(ec::COORDINATOR_NOT_AVAILABLE));
+            return Deferred::Now(sync_error(ec::COORDINATOR_NOT_AVAILABLE));
         }
         if self.is_fenced(member_id, instance_id) {
-            return Answer::Now(sync_error(ec::FENCED_INSTANCE_ID));
+            return Deferred::Now(sync_error(ec::FENCED_INSTANCE_ID));
         }
         let Some(index) = self.index_of(member_id) else {
-            return Answer::Now(sync_error(ec::UNKNOWN_MEMBER_ID));
+            return Deferred::Now(sync_error(ec::UNKNOWN_MEMBER_ID));
         };
         if generation != self.generation {
-            return Answer::Now(sync_error(ec::ILLEGAL_GENERATION));
+            return Deferred::Now(sync_error(ec::ILLEGAL_GENERATION));
         }
         let type_differs = protocol_type.is_some_and(|t| self.protocol_type.as_deref() != Some(t));
         let name_differs = protocol.is_some_and(|p| self.protocol.as_deref() != Some(p));
         if type_differs || name_differs {
-            return Answer::Now(sync_error(ec::INCONSISTENT_GROUP_PROTOCOL));
+            return Deferred::Now(sync_error(ec::INCONSISTENT_GROUP_PROTOCOL));
         }
         match self.state {
-            GroupState::Empty => Answer::Now(sync_error(ec::UNKNOWN_MEMBER_ID)),
-            GroupState::PreparingRebalance => Answer::Now(sync_error(ec::REBALANCE_IN_PROGRESS)),
+            GroupState::Empty => Deferred::Now(sync_error(ec::UNKNOWN_MEMBER_ID)),
+            GroupState::PreparingRebalance => Deferred::Now(sync_error(ec::REBALANCE_IN_PROGRESS)),
             GroupState::Stable => {
                 self.pending_sync.remove(member_id);
                 let member = &mut self.members[index];
                 member.refresh(now);
-                Answer::Now(SyncResult {
+                Deferred::Now(SyncResult {
                     error: ec::NONE,
                     protocol_type: self.protocol_type.clone(),
                     protocol: self.protocol.clone(),
@@ -846,7 +846,7 @@ impl Group {
                 })
             }
             GroupState::CompletingRebalance => {
-                let (reply, pending) = reply::channel();
+                let (reply, pending) = oneshot::channel();
                 self.pending_sync.remove(member_id);
                 let member = &mut self.members[index];
                 member.refresh(now);
@@ -860,7 +860,7 @@ impl Group {
                     self.assignment_pending_store = true;
                     self.store_requested = true;
                 }
-                Answer::Later(pending)
+                Deferred::Later(pending)
             }
             GroupState::Dead => unreachable!("checked above"),
         }

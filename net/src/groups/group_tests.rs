@@ -79,17 +79,17 @@ fn ids() -> impl FnMut(&str) -> String {
     }
 }
 
-fn now_value<T>(answer: Answer<T>) -> T {
+fn now_value<T>(answer: Deferred<T>) -> T {
     match answer {
-        Answer::Now(value) => value,
-        Answer::Later(_) => panic!("expected an answer now"),
+        Deferred::Now(value) => value,
+        Deferred::Later(_) => panic!("expected an answer now"),
     }
 }
 
-fn later<T>(answer: Answer<T>) -> Pending<T> {
+fn later<T>(answer: Deferred<T>) -> Pending<T> {
     match answer {
-        Answer::Later(pending) => pending,
-        Answer::Now(_) => panic!("expected to wait"),
+        Deferred::Later(pending) => pending,
+        Deferred::Now(_) => panic!("expected to wait"),
     }
 }
 

@@ -11,8 +11,8 @@
 
 pub mod coordinator;
 pub mod group;
+mod oneshot;
 pub mod records;
-mod reply;
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -21,10 +21,11 @@ use std::rc::Rc;
 use kafka_protocol::messages::ConsumerProtocolSubscription;
 use kafka_protocol::protocol::Decodable;
 
-use crate::cluster::shard::{self, on_shard, CreateError};
-use crate::handlers::error_code as ec;
+use crate::kafka::error_code as ec;
+use crate::partitions::shard::{self, CreateError};
 use coordinator::Coordinator;
 use group::Group;
+use runnel_engine::rt;
 
 /// The internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -91,7 +92,7 @@ pub async fn ensure_offsets_topic(partitions: i32) -> Result<(), i16> {
     if shard::current().topics().get(OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
-    let created = on_shard(0, move || {
+    let created = rt::run_on(0, move || {
         let configs = BTreeMap::from([
             // Compaction is not implemented: keep everything rather than lose offsets.
             ("retention.ms".to_owned(), "-1".to_owned()),
@@ -129,7 +130,7 @@ where
         .shards
         .get(partition as usize)
         .ok_or(ec::COORDINATOR_NOT_AVAILABLE)?;
-    on_shard(owner, move || async move {
+    rt::run_on(owner, move || async move {
         let coordinator = coordinator::current();
         coordinator.ensure_loaded(partition).await?;
         Ok(work(coordinator, partition).await)

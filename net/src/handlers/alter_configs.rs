@@ -7,8 +7,12 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{error_code, resource_type, topic_change_error};
-use crate::cluster::shard::{self, on_shard, ConfigChange};
+use super::{resource_type, topic_change_error};
+use crate::kafka::error_code;
+use crate::partitions::shard::{self, ConfigChange};
+use runnel_engine::rt;
+
+crate::api!(AlterConfigs, 0..=2, |call, request| handle(request).await);
 
 pub async fn handle(request: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut response = AlterConfigsResponse::default();
@@ -30,7 +34,7 @@ pub async fn handle(request: AlterConfigsRequest) -> AlterConfigsResponse {
             .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
             .collect();
         let (name, validate_only) = (resource.resource_name.to_string(), request.validate_only);
-        let outcome = on_shard(0, move || {
+        let outcome = rt::run_on(0, move || {
             shard::alter_topic_configs(name, ConfigChange::Replace(configs), validate_only)
         })
         .await;

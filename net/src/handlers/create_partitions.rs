@@ -5,8 +5,13 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{error_code, topic_change_error};
-use crate::cluster::shard::{self, on_shard};
+use super::topic_change_error;
+use crate::kafka::error_code;
+use crate::partitions::shard;
+use runnel_engine::rt;
+
+crate::api!(CreatePartitions, 0..=3, |call, request| handle(request)
+    .await);
 
 pub async fn handle(request: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut response = CreatePartitionsResponse::default();
@@ -23,7 +28,7 @@ pub async fn handle(request: CreatePartitionsRequest) -> CreatePartitionsRespons
         }
         let (name, count, validate_only) =
             (topic.name.0.to_string(), topic.count, request.validate_only);
-        match on_shard(0, move || {
+        match rt::run_on(0, move || {
             shard::create_partitions(name, count, validate_only)
         })
         .await

@@ -1,5 +1,5 @@
 //! CreateTopics (key 19): new topics with partition counts and configs; `validate_only` checks
-//! without creating. Changes are made by shard 0 (see [`crate::cluster::shard::create_topic`]).
+//! without creating. Changes are made by shard 0 (see [`crate::partitions::shard::create_topic`]).
 
 use std::collections::BTreeMap;
 
@@ -7,8 +7,16 @@ use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{error_code, topic_change_error};
-use crate::cluster::shard;
+use super::topic_change_error;
+use crate::kafka::error_code;
+use crate::partitions::shard;
+use runnel_engine::rt;
+
+crate::api!(CreateTopics, 2..=7, |call, request| handle(
+    request,
+    call.version
+)
+.await);
 
 pub async fn handle(request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
@@ -64,7 +72,7 @@ pub async fn handle(request: CreateTopicsRequest, version: i16) -> CreateTopicsR
                 .map_err(topic_change_error)
         } else {
             let (name, configs) = (name.clone(), configs.clone());
-            match shard::on_shard(0, move || shard::create_topic(name, partitions, configs)).await {
+            match rt::run_on(0, move || shard::create_topic(name, partitions, configs)).await {
                 Ok(Ok(meta)) => Ok(Some(meta.uuid())),
                 Ok(Err(e)) => Err(topic_change_error(e)),
                 Err(_) => Err((error_code::NOT_CONTROLLER, "shutting down".to_string())),

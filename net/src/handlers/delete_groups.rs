@@ -8,6 +8,12 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use crate::groups::on_coordinator;
 use crate::kafka::BrokerInfo;
 
+crate::api!(DeleteGroups, 0..=2, |call, request| handle(
+    &call.broker,
+    request
+)
+.await);
+
 pub async fn handle(broker: &BrokerInfo, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut response = DeleteGroupsResponse::default();
     for group_id in request.groups_names {

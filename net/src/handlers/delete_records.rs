@@ -5,50 +5,46 @@ use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
-use runnel_engine::log::ReadError;
 
-use super::error_code;
-use crate::cluster::shard::{self, on_shard};
+use crate::partitions::{shard, Partition};
+use crate::route::{self, ErrorCode, Need, Routed};
+
+crate::api!(DeleteRecords, 0..=2, |call, request| handle(request).await);
 
 pub async fn handle(request: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let topics = shard::current().topics();
     let mut response = DeleteRecordsResponse::default();
-    for topic in request.topics {
+    let mut routed = Routed::new(Need::Leader);
+    for topic in &request.topics {
         let mut topic_result = DeleteRecordsTopicResult::default();
         topic_result.name = topic.name.clone();
-        for partition in topic.partitions {
+        for partition in &topic.partitions {
             let mut result = DeleteRecordsPartitionResult::default();
             result.partition_index = partition.partition_index;
             result.low_watermark = -1;
-            let shard = topics.shard_of(topic.name.0.as_str(), partition.partition_index);
-            let Some(shard) = shard else {
-                result.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION;
-                topic_result.partitions.push(result);
-                continue;
-            };
-            let (name, index, offset) = (
-                topic.name.0.to_string(),
-                partition.partition_index as usize,
-                partition.offset,
-            );
-            let outcome = on_shard(shard, move || async move {
-                let Some(log) = shard::current().log(&name, index) else {
-                    return Err(error_code::NOT_LEADER_OR_FOLLOWER);
-                };
-                log.delete_records(offset).await.map_err(|e| match e {
-                    ReadError::OffsetOutOfRange { .. } => error_code::OFFSET_OUT_OF_RANGE,
-                    ReadError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
-                })
-            })
-            .await;
-            match outcome {
-                Ok(Ok(low_watermark)) => result.low_watermark = low_watermark,
-                Ok(Err(code)) => result.error_code = code,
-                Err(_) => result.error_code = error_code::NOT_LEADER_OR_FOLLOWER,
-            }
             topic_result.partitions.push(result);
+            let name = topic.name.0.as_str();
+            routed.push(&topics, name, partition.partition_index, partition.offset);
         }
         response.topics.push(topic_result);
     }
+    let deleted = routed.scatter(delete_all).await.gather().await;
+    let answers = response.topics.iter_mut().flat_map(|t| &mut t.partitions);
+    for (answer, deleted) in answers.zip(deleted) {
+        match deleted.and_then(|deleted| deleted) {
+            Ok(low_watermark) => answer.low_watermark = low_watermark,
+            Err(code) => answer.error_code = code,
+        }
+    }
     response
+}
+
+/// Moves each partition's log start offset, on the owning shard; answers the new one.
+async fn delete_all(deletions: Vec<(Partition, i64)>) -> Vec<Result<i64, ErrorCode>> {
+    let mut results = Vec::with_capacity(deletions.len());
+    for (partition, before) in deletions {
+        let deleted = partition.log().delete_records(before).await;
+        results.push(deleted.map_err(|e| route::errors::read_error(&e)));
+    }
+    results
 }

@@ -4,8 +4,16 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{error_code, topic_change_error};
-use crate::cluster::shard::{self, on_shard};
+use super::topic_change_error;
+use crate::kafka::error_code;
+use crate::partitions::shard;
+use runnel_engine::rt;
+
+crate::api!(DeleteTopics, 1..=6, |call, request| handle(
+    request,
+    call.version
+)
+.await);
 
 pub async fn handle(request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
     let mut response = DeleteTopicsResponse::default();
@@ -32,7 +40,7 @@ pub async fn handle(request: DeleteTopicsRequest, version: i16) -> DeleteTopicsR
                 .by_name
                 .values()
                 .find(|t| t.uuid() == id)
-                .map(|t| t.name.clone()),
+                .map(|t| t.name.to_string()),
         };
         result.name = name.clone();
         result.topic_id = id;
@@ -49,7 +57,7 @@ pub async fn handle(request: DeleteTopicsRequest, version: i16) -> DeleteTopicsR
                 ));
             }
             Some(topic) => {
-                let outcome = on_shard(0, {
+                let outcome = rt::run_on(0, {
                     let topic = topic.clone();
                     move || shard::delete_topic(topic)
                 })
@@ -78,7 +86,7 @@ pub async fn handle(request: DeleteTopicsRequest, version: i16) -> DeleteTopicsR
 async fn forget_committed_offsets(topic: &str) {
     for shard in 0..runnel_engine::rt::shard_count() {
         let topic = topic.to_owned();
-        let forgotten = on_shard(shard, move || {
+        let forgotten = rt::run_on(shard, move || {
             crate::groups::coordinator::current().forget_topic(topic)
         })
         .await;

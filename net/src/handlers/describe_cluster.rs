@@ -4,11 +4,17 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::error_code;
+use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
 
 /// DescribeCluster's endpoint types (v1+): brokers, or controllers.
 const ENDPOINT_BROKERS: i8 = 1;
+
+crate::api!(DescribeCluster, 0..=2, |call, request| handle(
+    &call.broker,
+    &request,
+    call.version
+));
 
 pub fn handle(
     broker: &BrokerInfo,

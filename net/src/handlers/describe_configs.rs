@@ -7,14 +7,20 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{error_code, resource_type};
-use crate::cluster::shard;
-use crate::cluster::topic_config::DEFAULTS;
+use super::resource_type;
+use crate::kafka::error_code;
+use crate::partitions::shard;
+use crate::partitions::topic_config::DEFAULTS;
 
 /// Where a config value comes from (Kafka's ConfigSource).
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
+
+crate::api!(DescribeConfigs, 1..=4, |call, request| handle(
+    request,
+    call.version
+));
 
 pub fn handle(request: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
     let state = shard::current();

@@ -6,12 +6,19 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::error_code;
 use crate::groups::on_coordinator;
+use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
 
 /// "Not provided" for authorized operations (Kafka's Integer.MIN_VALUE).
 const OPERATIONS_NOT_PROVIDED: i32 = i32::MIN;
+
+crate::api!(DescribeGroups, 0..=6, |call, request| handle(
+    &call.broker,
+    request,
+    call.version
+)
+.await);
 
 pub async fn handle(
     broker: &BrokerInfo,

@@ -1,69 +1,54 @@
 //! DescribeLogDirs (key 35): the data directory, its partitions' sizes (asked of their owning
 //! shards) and, from v4, the file system's total and free bytes.
 
-use std::collections::BTreeMap;
-
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::cluster::shard::{self, on_shard};
+use crate::partitions::{shard, Partition, TopicPartition};
+use crate::route::{Need, Routed};
+
+crate::api!(DescribeLogDirs, 1..=4, |call, request| handle(
+    request,
+    call.version
+)
+.await);
 
 pub async fn handle(request: DescribeLogDirsRequest, version: i16) -> DescribeLogDirsResponse {
     let state = shard::current();
     let topics = state.topics();
-    // (topic, partition) wanted, grouped by owning shard; null asks for every partition.
-    let mut by_shard: BTreeMap<usize, Vec<(String, usize)>> = BTreeMap::new();
-    let wanted: Vec<(String, Vec<usize>)> = match request.topics {
+    // The partitions asked about (null: every partition), each to a shard holding a replica.
+    let wanted: Vec<(TopicPartition, ())> = match request.topics {
         None => topics
             .by_name
             .values()
-            .map(|t| (t.name.clone(), (0..t.shards.len()).collect()))
+            .flat_map(|t| (0..t.shards.len()).map(|p| (t.partition(p), ())))
             .collect(),
         Some(list) => list
-            .into_iter()
-            .map(|t| {
-                let partitions = t
-                    .partitions
+            .iter()
+            .flat_map(|t| {
+                let name = t.topic.0.as_str();
+                t.partitions
                     .iter()
-                    .filter_map(|&p| usize::try_from(p).ok())
-                    .collect();
-                (t.topic.0.to_string(), partitions)
+                    .map(move |&p| (TopicPartition::new(name, p), ()))
             })
             .collect(),
     };
-    for (topic, partitions) in &wanted {
-        let Some(meta) = topics.get(topic) else {
-            continue;
-        };
-        for &partition in partitions {
-            if let Some(&shard) = meta.shards.get(partition) {
-                by_shard
-                    .entry(shard)
-                    .or_default()
-                    .push((topic.clone(), partition));
-            }
-        }
+    let mut routed = Routed::new(Need::AnyReplica);
+    for (tp, ()) in &wanted {
+        routed.push(&topics, &tp.topic, tp.partition, ());
     }
-    let mut sizes: BTreeMap<String, Vec<(usize, u64)>> = BTreeMap::new();
-    for (shard, partitions) in by_shard {
-        let Ok(found) = on_shard(shard, move || async move {
-            let state = shard::current();
-            partitions
-                .into_iter()
-                .filter_map(|(topic, p)| {
-                    Some((topic.clone(), p, state.log(&topic, p)?.size_bytes()))
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        else {
-            continue;
-        };
-        for (topic, partition, size) in found {
-            sizes.entry(topic).or_default().push((partition, size));
+    let sizes = routed.scatter(sizes_on_shard).await.gather().await;
+    // Partitions this broker doesn't hold are left out, as Kafka leaves them out.
+    let mut by_topic: std::collections::BTreeMap<&str, Vec<(i32, u64)>> = Default::default();
+    for ((tp, ()), size) in wanted.iter().zip(sizes) {
+        if let Ok(size) = size {
+            by_topic
+                .entry(&tp.topic)
+                .or_default()
+                .push((tp.partition, size));
         }
     }
     let mut result = DescribeLogDirsResult::default();
@@ -73,17 +58,18 @@ pub async fn handle(request: DescribeLogDirsRequest, version: i16) -> DescribeLo
             .display()
             .to_string(),
     );
-    result.topics = sizes
+    result.topics = by_topic
         .into_iter()
         .map(|(topic, mut partitions)| {
             partitions.sort_unstable();
+            partitions.dedup_by_key(|(index, _)| *index);
             let mut t = DescribeLogDirsTopic::default();
-            t.name = TopicName(StrBytes::from_string(topic));
+            t.name = TopicName(StrBytes::from_string(topic.to_owned()));
             t.partitions = partitions
                 .into_iter()
                 .map(|(index, size)| {
                     let mut p = DescribeLogDirsPartition::default();
-                    p.partition_index = index as i32;
+                    p.partition_index = index;
                     p.partition_size = size as i64;
                     p
                 })
@@ -101,4 +87,12 @@ pub async fn handle(request: DescribeLogDirsRequest, version: i16) -> DescribeLo
     let mut response = DescribeLogDirsResponse::default();
     response.results = vec![result];
     response
+}
+
+/// Each partition's size on disk, on the shard holding it.
+async fn sizes_on_shard(partitions: Vec<(Partition, ())>) -> Vec<u64> {
+    partitions
+        .iter()
+        .map(|(partition, ())| partition.log().size_bytes())
+        .collect()
 }

@@ -16,17 +16,40 @@
 //! FETCH_SESSION_ID_NOT_FOUND.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::FetchRequest;
-use runnel_engine::log::{ReadError, ReadResult};
-use runnel_engine::rt::{self, Either, LocalEvent};
+use kafka_protocol::messages::{ApiKey, FetchRequest, RequestKind};
+use runnel_engine::log::ReadResult;
+use runnel_engine::rt::{self, Either};
 
-use super::error_code;
-use crate::cluster::shard::{self, on_shard};
-use crate::kafka::fetch_response::{FetchReply, PartitionReply, Records};
+use crate::kafka::dispatch::{Api, Call, Handled, HandlerError, LocalBoxFuture, ResponseBody, Run};
+use crate::kafka::error_code;
+use crate::kafka::fetch_response::{self, FetchBody, FetchPartition, FetchTopic, Records};
+use crate::partitions::{shard, Partition, TopicPartition};
+use crate::route::{self, ErrorCode, Need, Routed};
+
+pub const API: Api = Api::new(ApiKey::Fetch, 4, 12, Run::Alone(run));
+
+fn run(call: Call) -> LocalBoxFuture<Handled> {
+    Box::pin(async move {
+        let RequestKind::Fetch(request) = call.body else {
+            return Err(HandlerError::WrongBody);
+        };
+        // Reads below this size are copied into the response; larger ones are spliced.
+        let copy_below = if call.broker.zero_copy_fetch {
+            call.broker.fetch_splice_min_bytes
+        } else {
+            u64::MAX
+        };
+        let body = handle(request, call.version, copy_below).await;
+        Ok(Some(ResponseBody::Pieces(fetch_response::encode(
+            body,
+            call.version,
+        ))))
+    })
+}
 
 /// The longest a Fetch waits for `min_bytes`, whatever `max_wait_ms` asks (Kafka's clients
 /// default to 500 ms).
@@ -36,120 +59,151 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 /// `fetch.max.bytes`, 55 MiB by default).
 const FETCH_MAX_BYTES: u64 = 55 << 20;
 
-/// One partition to read, on its way to its shard.
-#[derive(Debug, Clone)]
+/// What the request asks of one partition.
+#[derive(Debug, Clone, Copy)]
 struct PartitionRead {
-    slot: (usize, usize),
-    topic: String,
-    partition: usize,
     offset: i64,
     max_bytes: u64,
 }
 
-/// What a shard read for one partition.
+/// What the owning shard read for one partition.
 #[derive(Debug)]
-struct PartitionOutcome {
-    slot: (usize, usize),
-    topic: String,
-    partition: usize,
+struct ReadOutcome {
+    tp: TopicPartition,
     error_code: i16,
     high_watermark: i64,
     log_start_offset: i64,
     records: Records,
 }
 
-pub async fn handle(request: FetchRequest, version: i16, copy_below: u64) -> FetchReply {
-    let mut reply = FetchReply::default();
+/// A partition's outcome, or the error it got before reaching a log.
+type Outcome = Result<ReadOutcome, ErrorCode>;
+
+/// The response's limits, the same for every read of a long poll.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_bytes: u64,
+    min_bytes: u64,
+    deadline: Instant,
+    /// Partition reads below this size are copied, larger ones spliced.
+    copy_below: u64,
+}
+
+pub async fn handle(request: FetchRequest, version: i16, copy_below: u64) -> FetchBody {
+    let mut body = FetchBody::default();
     if version >= 7 && request.session_id != 0 {
-        reply.error_code = error_code::FETCH_SESSION_ID_NOT_FOUND;
-        return reply;
+        body.error_code = error_code::FETCH_SESSION_ID_NOT_FOUND;
+        return body;
     }
     let topics = shard::current().topics();
-    let mut reads: BTreeMap<usize, Vec<PartitionRead>> = BTreeMap::new();
-    for (t, topic) in request.topics.iter().enumerate() {
+    let mut routed = Routed::new(Need::Leader);
+    for topic in &request.topics {
+        let name = topic.topic.0.as_str();
         let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for (p, partition) in topic.partitions.iter().enumerate() {
-            let mut data = PartitionReply {
+        for partition in &topic.partitions {
+            partitions.push(FetchPartition {
                 partition_index: partition.partition,
                 error_code: error_code::NONE,
                 high_watermark: -1,
                 last_stable_offset: -1,
                 log_start_offset: -1,
                 records: Records::Copied(Bytes::new()),
+            });
+            let read = PartitionRead {
+                offset: partition.fetch_offset,
+                max_bytes: partition.partition_max_bytes.max(0) as u64,
             };
-            let shard = topics.shard_of(topic.topic.0.as_str(), partition.partition);
-            match shard {
-                Some(shard) => reads.entry(shard).or_default().push(PartitionRead {
-                    slot: (t, p),
-                    topic: topic.topic.0.to_string(),
-                    partition: partition.partition as usize,
-                    offset: partition.fetch_offset,
-                    max_bytes: partition.partition_max_bytes.max(0) as u64,
-                }),
-                None => data.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
-            }
-            partitions.push(data);
+            routed.push(&topics, name, partition.partition, read);
         }
-        reply.topics.push((topic.topic.0.to_string(), partitions));
+        body.topics.push(FetchTopic {
+            name: name.to_owned(),
+            partitions,
+        });
     }
     let max_bytes = if version >= 3 {
         (request.max_bytes.max(0) as u64).min(FETCH_MAX_BYTES)
     } else {
         FETCH_MAX_BYTES
     };
-    let min_bytes = request.min_bytes.max(0) as u64;
     // The broker bounds the long poll: a client can't park a request (and its connection)
     // for days.
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT);
-    let deadline = Instant::now() + max_wait;
-    let unknown = reply
-        .topics
-        .iter()
-        .flat_map(|(_, partitions)| partitions)
-        .any(|p| p.error_code != error_code::NONE);
-    if let (false, Some((&shard, partitions))) = (unknown, reads.first_key_value()) {
-        if reads.len() == 1 {
-            // Every partition lives on one shard: the whole long poll runs there, so new data
-            // is read where it lands and only the answer crosses shards.
-            let partitions = partitions.clone();
-            let outcomes = on_shard(shard, move || {
-                poll_on_shard(partitions, max_bytes, min_bytes, deadline, copy_below)
-            })
-            .await
-            .unwrap_or_else(|_| shard_stopped(&reads[&shard]));
-            fill(&mut reply, outcomes);
-            return reply;
-        }
-    }
+    let limits = Limits {
+        max_bytes,
+        min_bytes: request.min_bytes.max(0) as u64,
+        deadline: Instant::now() + max_wait,
+        copy_below,
+    };
+    let outcomes = if routed.shard_count() == 1 && !routed.any_refused() {
+        // Every partition lives on one shard: the whole long poll runs there, so new data
+        // is read where it lands and only the answer crosses shards.
+        let polled = routed.scatter(move |reads| poll_on_shard(reads, limits));
+        polled.await.gather().await
+    } else {
+        poll_across_shards(&routed, limits).await
+    };
+    fill(&mut body, outcomes);
+    body
+}
+
+/// The long poll of a fetch whose partitions live on several shards (or none): reads every
+/// shard at once and, until `min_bytes` are there (or an error, or the deadline), waits for
+/// any of the partitions to change on its shard and reads again.
+async fn poll_across_shards(routed: &Routed<PartitionRead>, limits: Limits) -> Vec<Outcome> {
     loop {
-        // Ask the shards' logs to wake us before reading, so no append is missed between.
-        let woken = Rc::new(LocalEvent::new());
-        let wait = woken.wait();
-        let mut outcomes =
-            read_everywhere(&reads, max_bytes, deadline, woken.clone(), copy_below).await;
-        spend_in_request_order(&mut outcomes, max_bytes);
-        let total: u64 = outcomes.iter().map(|o| o.records.len()).sum();
-        let errors = outcomes.iter().any(|o| o.error_code != error_code::NONE);
-        if total >= min_bytes || errors || unknown || reads.is_empty() || Instant::now() >= deadline
-        {
-            fill(&mut reply, outcomes);
-            return reply;
+        let reads = routed.scatter(move |reads| read_on_shard(reads, limits));
+        let mut outcomes = reads.await.gather().await;
+        spend_in_request_order(&mut outcomes, limits.max_bytes);
+        if poll_is_over(&outcomes, limits) || routed.is_empty() {
+            return outcomes;
         }
+        let seen: Arc<BTreeMap<TopicPartition, i64>> = Arc::new(
+            outcomes
+                .iter()
+                .flatten()
+                .map(|o| (o.tp.clone(), o.high_watermark))
+                .collect(),
+        );
+        let deadline = limits.deadline;
+        let waits = routed
+            .scatter(move |reads| {
+                let seen = seen.clone();
+                let waiting = reads
+                    .into_iter()
+                    .filter_map(|(partition, _)| {
+                        let hw = *seen.get(&partition.tp)?;
+                        Some((partition, hw))
+                    })
+                    .collect();
+                async move {
+                    wait_for_change(waiting, deadline).await;
+                    Vec::<()>::new()
+                }
+            })
+            .await;
         let left = deadline.saturating_duration_since(Instant::now());
-        let _ = rt::select(wait, rt::sleep(left)).await;
+        let _ = rt::select(waits.any(), rt::sleep(left)).await;
     }
+}
+
+/// Whether a long poll answers now: enough bytes, an error somewhere, or out of time.
+fn poll_is_over(outcomes: &[Outcome], limits: Limits) -> bool {
+    let total: u64 = outcomes.iter().flatten().map(|o| o.records.len()).sum();
+    let errors = outcomes.iter().any(|o| {
+        o.as_ref()
+            .map_or(true, |o| o.error_code != error_code::NONE)
+    });
+    total >= limits.min_bytes || errors || Instant::now() >= limits.deadline
 }
 
 /// Trims what the shards read to the response's byte budget, spent in request order: the
 /// first partition with records keeps at least its first batch whole (KIP-74), later ones get
 /// what is left (a cut batch is dropped by clients, as with Kafka), then nothing.
-fn spend_in_request_order(outcomes: &mut [PartitionOutcome], max_bytes: u64) {
-    outcomes.sort_by_key(|o| o.slot);
+fn spend_in_request_order(outcomes: &mut [Outcome], max_bytes: u64) {
     let mut left = max_bytes;
     let mut first = true;
-    for outcome in outcomes.iter_mut() {
-        let len = outcome.records.len();
-        if len == 0 {
+    for outcome in outcomes.iter_mut().flatten() {
+        if outcome.records.is_empty() {
             continue;
         }
         if !first {
@@ -160,113 +214,43 @@ fn spend_in_request_order(outcomes: &mut [PartitionOutcome], max_bytes: u64) {
     }
 }
 
-fn fill(reply: &mut FetchReply, outcomes: Vec<PartitionOutcome>) {
-    for outcome in outcomes {
-        let (t, p) = outcome.slot;
-        let data = &mut reply.topics[t].1[p];
-        data.error_code = outcome.error_code;
-        data.high_watermark = outcome.high_watermark;
-        data.last_stable_offset = outcome.high_watermark;
-        data.log_start_offset = outcome.log_start_offset;
-        crate::metrics::record_fetched(&outcome.topic, outcome.records.len());
-        data.records = outcome.records;
-    }
-}
-
-/// Reads every partition on its shard, the shards concurrently, each within the response's
-/// byte budget. Each shard also arranges for `woken` to fire when one of its partitions gets
-/// new data before `deadline` (for the long poll).
-async fn read_everywhere(
-    reads: &BTreeMap<usize, Vec<PartitionRead>>,
-    max_bytes: u64,
-    deadline: Instant,
-    woken: Rc<LocalEvent>,
-    copy_below: u64,
-) -> Vec<PartitionOutcome> {
-    let me = rt::shard_id();
-    // Every shard may use the whole budget; `spend_in_request_order` then keeps what Kafka
-    // would have sent, partitions taken in the order the client listed them.
-    let reading: Vec<_> = reads
-        .iter()
-        .map(|(&shard, partitions)| {
-            let partitions = partitions.clone();
-            let read = on_shard(shard, move || {
-                read_on_shard(partitions, max_bytes, copy_below)
-            });
-            (shard, rt::spawn_local(read))
-        })
-        .collect();
-    let mut outcomes = Vec::new();
-    for (shard, read) in reading {
-        let Ok(shard_outcomes) = read.await else {
-            outcomes.extend(shard_stopped(&reads[&shard]));
-            continue;
-        };
-        let waiting = waiting_for_more(&shard_outcomes);
-        outcomes.extend(shard_outcomes);
-        // A waiter on the owning shard pings this shard's event when its logs change.
-        let woken = woken.clone();
-        rt::spawn_local(async move {
-            if shard == me {
-                wait_for_change(waiting, deadline).await;
-            } else if on_shard(shard, move || wait_for_change(waiting, deadline))
-                .await
-                .is_err()
-            {
-                return;
+/// Puts each partition's outcome into its place in the response (both in request order).
+fn fill(body: &mut FetchBody, outcomes: Vec<Outcome>) {
+    let answers = body.topics.iter_mut().flat_map(|t| &mut t.partitions);
+    for (answer, outcome) in answers.zip(outcomes) {
+        match outcome {
+            Ok(outcome) => {
+                answer.error_code = outcome.error_code;
+                answer.high_watermark = outcome.high_watermark;
+                answer.last_stable_offset = outcome.high_watermark;
+                answer.log_start_offset = outcome.log_start_offset;
+                crate::metrics::record_fetched(&outcome.tp.topic, outcome.records.len());
+                answer.records = outcome.records;
             }
-            woken.notify_all();
-        });
+            Err(code) => answer.error_code = code,
+        }
     }
-    outcomes
 }
 
 /// The long poll of a fetch whose partitions all live on this shard: reads, and until
 /// `min_bytes` are there (or an error, or the deadline), waits for the logs to change and
 /// reads again.
-async fn poll_on_shard(
-    partitions: Vec<PartitionRead>,
-    max_bytes: u64,
-    min_bytes: u64,
-    deadline: Instant,
-    copy_below: u64,
-) -> Vec<PartitionOutcome> {
+async fn poll_on_shard(reads: Vec<(Partition, PartitionRead)>, limits: Limits) -> Vec<ReadOutcome> {
     loop {
-        let outcomes = read_on_shard(partitions.clone(), max_bytes, copy_below).await;
+        let outcomes = read_on_shard(reads.clone(), limits).await;
         let total: u64 = outcomes.iter().map(|o| o.records.len()).sum();
         let errors = outcomes.iter().any(|o| o.error_code != error_code::NONE);
-        if total >= min_bytes || errors || Instant::now() >= deadline {
+        if total >= limits.min_bytes || errors || Instant::now() >= limits.deadline {
             return outcomes;
         }
         // The read saw these high watermarks; any change since wakes the wait at once.
-        wait_for_change(waiting_for_more(&outcomes), deadline).await;
+        let waiting = reads
+            .iter()
+            .zip(&outcomes)
+            .map(|((partition, _), outcome)| (partition.clone(), outcome.high_watermark))
+            .collect();
+        wait_for_change(waiting, limits.deadline).await;
     }
-}
-
-/// The partitions a long poll waits on, with the high watermark each read saw.
-fn waiting_for_more(outcomes: &[PartitionOutcome]) -> Vec<(String, usize, i64)> {
-    outcomes
-        .iter()
-        .filter(|o| o.error_code == error_code::NONE)
-        .map(|o| (o.topic.clone(), o.partition, o.high_watermark))
-        .collect()
-}
-
-/// The answer for partitions whose shard stopped (shutting down): as a leader that is going
-/// away, so clients retry.
-fn shard_stopped(reads: &[PartitionRead]) -> Vec<PartitionOutcome> {
-    reads
-        .iter()
-        .map(|read| PartitionOutcome {
-            slot: read.slot,
-            topic: read.topic.clone(),
-            partition: read.partition,
-            error_code: error_code::NOT_LEADER_OR_FOLLOWER,
-            high_watermark: -1,
-            log_start_offset: -1,
-            records: Records::Copied(Bytes::new()),
-        })
-        .collect()
 }
 
 /// Reads this shard's partitions: the planned file ranges themselves (with descriptors the
@@ -279,39 +263,27 @@ fn shard_stopped(reads: &[PartitionRead]) -> Vec<PartitionOutcome> {
 /// `partition_max_bytes` and what is left. Last, the reads to copy are copied, again all at
 /// once, so only bytes the response will carry are read. The connection's shard trims across
 /// shards the same way.
-async fn read_on_shard(
-    partitions: Vec<PartitionRead>,
-    mut budget: u64,
-    copy_below: u64,
-) -> Vec<PartitionOutcome> {
-    let state = shard::current();
-    let planning: Vec<_> = partitions
+async fn read_on_shard(reads: Vec<(Partition, PartitionRead)>, limits: Limits) -> Vec<ReadOutcome> {
+    let mut budget = limits.max_bytes;
+    let planning: Vec<_> = reads
         .into_iter()
-        .map(|read| {
-            let log = state.log(&read.topic, read.partition);
+        .map(|(partition, read)| {
             let limit = read.max_bytes.min(budget);
-            let offset = read.offset;
-            let plan = log.map(|log| rt::spawn_local(plan_read(log, offset, limit)));
-            (read, plan)
+            let plan = rt::spawn_local(plan_read(partition.clone(), read.offset, limit));
+            (partition, read, plan)
         })
         .collect();
     let mut first = true;
     let mut kept = Vec::with_capacity(planning.len());
-    for (read, plan) in planning {
-        let mut outcome = PartitionOutcome {
-            slot: read.slot,
-            topic: read.topic,
-            partition: read.partition,
+    for (partition, read, plan) in planning {
+        let mut outcome = ReadOutcome {
+            tp: partition.tp,
             error_code: error_code::NONE,
             high_watermark: -1,
             log_start_offset: -1,
             records: Records::Copied(Bytes::new()),
         };
-        let planned = match plan {
-            None => Err(error_code::NOT_LEADER_OR_FOLLOWER),
-            Some(plan) => plan.await,
-        };
-        let mut planned = match planned {
+        let mut planned = match plan.await {
             Ok(planned) => planned,
             Err(code) => {
                 outcome.error_code = code;
@@ -332,7 +304,7 @@ async fn read_on_shard(
         .into_iter()
         .map(|(outcome, planned)| {
             let records = planned.map(|planned| {
-                if planned.bytes < copy_below {
+                if planned.bytes < limits.copy_below {
                     Either::Left(rt::spawn_local(async move { planned.copy_out().await }))
                 } else {
                     Either::Right(records_of(&planned))
@@ -359,15 +331,12 @@ async fn read_on_shard(
 
 /// Plans a read of up to `limit` bytes from `offset` (the first batch whole, KIP-74). Errors
 /// are Kafka error codes.
-async fn plan_read(
-    log: runnel_engine::log::Log,
-    offset: i64,
-    limit: u64,
-) -> Result<ReadResult, i16> {
-    log.read(offset, limit, true).await.map_err(|e| match e {
-        ReadError::OffsetOutOfRange { .. } => error_code::OFFSET_OUT_OF_RANGE,
-        ReadError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
-    })
+async fn plan_read(partition: Partition, offset: i64, limit: u64) -> Result<ReadResult, ErrorCode> {
+    partition
+        .log()
+        .read(offset, limit, true)
+        .await
+        .map_err(|e| route::errors::read_error(&e))
 }
 
 /// Keeps at most the first `max` bytes of a planned read.
@@ -397,24 +366,22 @@ fn records_of(planned: &ReadResult) -> std::io::Result<Records> {
 /// Completes when any of these partitions' high watermark differs from the one the read saw,
 /// or at `deadline`. Checking and registering happen without yielding, so no change slips
 /// between them.
-async fn wait_for_change(partitions: Vec<(String, usize, i64)>, deadline: Instant) {
-    let state = shard::current();
-    let logs: Vec<_> = partitions
-        .iter()
-        .filter_map(|(topic, partition, seen)| Some((state.log(topic, *partition)?, *seen)))
-        .collect();
-    if logs.is_empty() {
+async fn wait_for_change(partitions: Vec<(Partition, i64)>, deadline: Instant) {
+    if partitions.is_empty() {
         return;
     }
     loop {
-        if logs.iter().any(|(log, seen)| log.high_watermark() != *seen) {
+        if partitions
+            .iter()
+            .any(|(partition, seen)| partition.high_watermark() != *seen)
+        {
             return;
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return;
         }
-        let changes = AnyOf(logs.iter().map(|(log, _)| log.changed()).collect());
+        let changes = AnyOf(partitions.iter().map(|(p, _)| p.log().changed()).collect());
         let _ = rt::select(changes, rt::sleep(left)).await;
     }
 }
@@ -442,40 +409,40 @@ impl<F: std::future::Future<Output = ()> + Unpin> std::future::Future for AnyOf<
 mod tests {
     use super::*;
 
-    fn outcome(t: usize, p: usize, len: usize) -> PartitionOutcome {
-        PartitionOutcome {
-            slot: (t, p),
-            topic: format!("t{t}"),
-            partition: p,
+    fn outcome(partition: i32, len: usize) -> Outcome {
+        Ok(ReadOutcome {
+            tp: TopicPartition::new("t", partition),
             error_code: error_code::NONE,
             high_watermark: 100,
             log_start_offset: 0,
             records: Records::Copied(Bytes::from(vec![1u8; len])),
-        }
+        })
+    }
+
+    fn kept(outcomes: &[Outcome]) -> Vec<u64> {
+        outcomes
+            .iter()
+            .map(|o| o.as_ref().map_or(u64::MAX, |o| o.records.len()))
+            .collect()
     }
 
     #[test]
-    fn the_budget_is_spent_in_request_order_whatever_shard_read_first() {
-        // Read shard by shard (shard 1's partition first), trimmed in request order.
+    fn the_budget_is_spent_in_request_order() {
         let mut outcomes = vec![
-            outcome(0, 2, 40),
-            outcome(0, 0, 70),
-            outcome(0, 1, 0),
-            outcome(1, 0, 30),
+            outcome(0, 70),
+            Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
+            outcome(1, 0),
+            outcome(2, 40),
+            outcome(3, 30),
         ];
         spend_in_request_order(&mut outcomes, 100);
-        let kept: Vec<_> = outcomes.iter().map(|o| (o.slot, o.records.len())).collect();
-        assert_eq!(
-            kept,
-            vec![((0, 0), 70), ((0, 1), 0), ((0, 2), 30), ((1, 0), 0)]
-        );
+        assert_eq!(kept(&outcomes), vec![70, u64::MAX, 0, 30, 0]);
     }
 
     #[test]
     fn the_first_partition_with_data_keeps_its_oversized_batch() {
-        let mut outcomes = vec![outcome(0, 0, 0), outcome(0, 1, 500), outcome(0, 2, 10)];
+        let mut outcomes = vec![outcome(0, 0), outcome(1, 500), outcome(2, 10)];
         spend_in_request_order(&mut outcomes, 100);
-        let kept: Vec<_> = outcomes.iter().map(|o| o.records.len()).collect();
-        assert_eq!(kept, vec![0, 500, 0]);
+        assert_eq!(kept(&outcomes), vec![0, 500, 0]);
     }
 }

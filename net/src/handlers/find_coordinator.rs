@@ -6,12 +6,19 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::error_code;
 use crate::groups;
+use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
 
 const KEY_GROUP: i8 = 0;
 const KEY_TRANSACTION: i8 = 1;
+
+crate::api!(FindCoordinator, 0..=6, |call, request| handle(
+    &call.broker,
+    request,
+    call.version
+)
+.await);
 
 pub async fn handle(
     broker: &BrokerInfo,

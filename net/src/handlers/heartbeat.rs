@@ -6,6 +6,12 @@ use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use crate::groups::on_coordinator;
 use crate::kafka::BrokerInfo;
 
+crate::api!(Heartbeat, 0..=4, |call, request| handle(
+    &call.broker,
+    request
+)
+.await);
+
 pub async fn handle(broker: &BrokerInfo, request: HeartbeatRequest) -> HeartbeatResponse {
     let group_id = request.group_id.to_string();
     let member_id = request.member_id.to_string();

@@ -6,11 +6,18 @@ use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterC
 use kafka_protocol::protocol::StrBytes;
 
 use super::alter_configs::set_outcome;
-use super::{error_code, resource_type};
-use crate::cluster::shard::{self, on_shard, ConfigChange, CreateError};
+use super::resource_type;
+use crate::kafka::error_code;
+use crate::partitions::shard::{self, ConfigChange, CreateError};
+use runnel_engine::rt;
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;
+
+crate::api!(IncrementalAlterConfigs, 0..=1, |call, request| handle(
+    request
+)
+.await);
 
 pub async fn handle(request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
     let mut response = IncrementalAlterConfigsResponse::default();
@@ -48,7 +55,7 @@ pub async fn handle(request: IncrementalAlterConfigsRequest) -> IncrementalAlter
             Some(reason) => Ok(Err(CreateError::InvalidConfig(reason))),
             None => {
                 let change = ConfigChange::Incremental(changes);
-                on_shard(0, move || {
+                rt::run_on(0, move || {
                     shard::alter_topic_configs(name, change, validate_only)
                 })
                 .await

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use super::error_code;
+use crate::kafka::error_code;
 
 static NEXT_PRODUCER_ID: OnceLock<AtomicI64> = OnceLock::new();
 
@@ -29,6 +29,8 @@ fn next_producer_id() -> i64 {
         })
         .fetch_add(1, Ordering::Relaxed)
 }
+
+crate::api!(InitProducerId, 0..=4, |call, request| handle(&request));
 
 pub fn handle(request: &InitProducerIdRequest) -> InitProducerIdResponse {
     let mut response = InitProducerIdResponse::default();

@@ -15,6 +15,15 @@ use crate::groups::group::{join_error, JoinRequest, JoinResult};
 use crate::groups::on_coordinator;
 use crate::kafka::BrokerInfo;
 
+crate::api!(JoinGroup, 0..=9, |call, request| handle(
+    &call.broker,
+    &call.header,
+    call.peer,
+    request,
+    call.version
+)
+.await);
+
 pub async fn handle(
     broker: &BrokerInfo,
     header: &RequestHeader,

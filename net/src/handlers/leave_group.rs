@@ -4,9 +4,16 @@
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
-use super::error_code;
 use crate::groups::on_coordinator;
+use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
+
+crate::api!(LeaveGroup, 0..=5, |call, request| handle(
+    &call.broker,
+    request,
+    call.version
+)
+.await);
 
 pub async fn handle(
     broker: &BrokerInfo,

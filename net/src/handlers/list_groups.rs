@@ -6,11 +6,16 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 use runnel_engine::rt;
 
-use super::error_code;
-use crate::cluster::shard::on_shard;
 use crate::groups::coordinator;
+use crate::kafka::error_code;
 
 const GROUP_TYPE: &str = "classic";
+
+crate::api!(ListGroups, 0..=5, |call, request| handle(
+    request,
+    call.version
+)
+.await);
 
 pub async fn handle(request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
     let mut response = ListGroupsResponse::default();
@@ -28,7 +33,7 @@ pub async fn handle(request: ListGroupsRequest, version: i16) -> ListGroupsRespo
         return response;
     }
     for shard in 0..rt::shard_count() {
-        let Ok(listed) = on_shard(shard, || async { coordinator::current().list() }).await else {
+        let Ok(listed) = rt::run_on(shard, || async { coordinator::current().list() }).await else {
             response.error_code = error_code::COORDINATOR_NOT_AVAILABLE;
             continue;
         };

@@ -1,95 +1,94 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3) and by-timestamp
 //! offsets of partitions, asked of their owning shards.
 
-use std::collections::BTreeMap;
-
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::error_code;
-use crate::cluster::shard::{self, on_shard};
+use crate::kafka::error_code;
+use crate::partitions::{shard, Partition};
+use crate::route::{self, ErrorCode, Need, Routed};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-struct Lookup {
-    slot: (usize, usize),
-    topic: String,
-    partition: usize,
-    timestamp: i64,
-}
+crate::api!(ListOffsets, 1..=7, |call, request| handle(
+    request,
+    call.version
+)
+.await);
 
 pub async fn handle(request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let topics = shard::current().topics();
     let mut response = ListOffsetsResponse::default();
-    let mut by_shard: BTreeMap<usize, Vec<Lookup>> = BTreeMap::new();
-    for (t, topic) in request.topics.iter().enumerate() {
+    let mut routed = Routed::new(Need::Leader);
+    for topic in &request.topics {
         let mut topic_response = ListOffsetsTopicResponse::default();
         topic_response.name = topic.name.clone();
-        for (p, partition) in topic.partitions.iter().enumerate() {
+        for partition in &topic.partitions {
             let mut result = ListOffsetsPartitionResponse::default();
             result.partition_index = partition.partition_index;
             result.timestamp = -1;
             result.offset = -1;
             result.leader_epoch = if version >= 4 { 0 } else { -1 };
-            let shard = topics.shard_of(topic.name.0.as_str(), partition.partition_index);
-            match shard {
-                Some(shard) => by_shard.entry(shard).or_default().push(Lookup {
-                    slot: (t, p),
-                    topic: topic.name.0.to_string(),
-                    partition: partition.partition_index as usize,
-                    timestamp: partition.timestamp,
-                }),
-                None => result.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
-            }
             topic_response.partitions.push(result);
+            let name = topic.name.0.as_str();
+            routed.push(
+                &topics,
+                name,
+                partition.partition_index,
+                partition.timestamp,
+            );
         }
         response.topics.push(topic_response);
     }
-    for (shard, lookups) in by_shard {
-        let Ok(results) = on_shard(shard, move || look_up_all(lookups)).await else {
-            continue;
-        };
-        for ((t, p), code, timestamp, offset) in results {
-            let slot = &mut response.topics[t].partitions[p];
-            slot.error_code = code;
-            slot.timestamp = timestamp;
-            slot.offset = offset;
+    let found = routed.scatter(look_up_all).await.gather().await;
+    let answers = response.topics.iter_mut().flat_map(|t| &mut t.partitions);
+    for (answer, found) in answers.zip(found) {
+        match found.and_then(|found| found) {
+            Ok(Some(Found { timestamp, offset })) => {
+                answer.timestamp = timestamp;
+                answer.offset = offset;
+            }
+            Ok(None) => {}
+            Err(code) => answer.error_code = code,
         }
     }
     response
 }
 
-/// (slot, error code, timestamp, offset) for each lookup, on the owning shard.
-async fn look_up_all(lookups: Vec<Lookup>) -> Vec<((usize, usize), i16, i64, i64)> {
-    let state = shard::current();
+/// An offset found, with its record's timestamp (-1 where the lookup has none).
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    timestamp: i64,
+    offset: i64,
+}
+
+/// Each partition's lookup, on the owning shard: `Ok(None)` when no record matches.
+async fn look_up_all(lookups: Vec<(Partition, i64)>) -> Vec<Result<Option<Found>, ErrorCode>> {
     let mut results = Vec::with_capacity(lookups.len());
-    for lookup in lookups {
-        let Some(log) = state.log(&lookup.topic, lookup.partition) else {
-            results.push((lookup.slot, error_code::NOT_LEADER_OR_FOLLOWER, -1, -1));
-            continue;
-        };
-        let found = match lookup.timestamp {
-            LATEST => Ok(Some((-1, log.high_watermark()))),
-            EARLIEST => Ok(Some((-1, log.log_start_offset()))),
-            MAX_TIMESTAMP => Ok(log.max_timestamp().map(|m| (m.timestamp, m.offset))),
-            timestamp if timestamp >= 0 => log
-                .offset_for_timestamp(timestamp)
-                .await
-                .map(|found| found.map(|m| (m.timestamp, m.offset))),
-            _ => {
-                results.push((lookup.slot, error_code::INVALID_REQUEST, -1, -1));
-                continue;
-            }
-        };
-        results.push(match found {
-            Ok(Some((timestamp, offset))) => (lookup.slot, error_code::NONE, timestamp, offset),
-            Ok(None) => (lookup.slot, error_code::NONE, -1, -1),
-            Err(_) => (lookup.slot, error_code::KAFKA_STORAGE_ERROR, -1, -1),
-        });
+    for (partition, timestamp) in lookups {
+        results.push(look_up(&partition, timestamp).await);
     }
     results
+}
+
+async fn look_up(partition: &Partition, timestamp: i64) -> Result<Option<Found>, ErrorCode> {
+    let log = partition.log();
+    let found = |timestamp, offset| Some(Found { timestamp, offset });
+    match timestamp {
+        LATEST => Ok(found(-1, partition.high_watermark())),
+        EARLIEST => Ok(found(-1, partition.log_start_offset())),
+        MAX_TIMESTAMP => Ok(log
+            .max_timestamp()
+            .and_then(|m| found(m.timestamp, m.offset))),
+        timestamp if timestamp >= 0 => log
+            .offset_for_timestamp(timestamp)
+            .await
+            .map(|m| m.and_then(|m| found(m.timestamp, m.offset)))
+            .map_err(|e| route::errors::read_error(&e)),
+        _ => Err(error_code::INVALID_REQUEST),
+    }
 }

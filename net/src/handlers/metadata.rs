@@ -11,10 +11,18 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::error_code;
-use crate::cluster::shard::{self, on_shard, CreateError};
-use crate::cluster::topics::{invalid_topic_name, TopicMeta};
+use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
+use crate::partitions::shard::{self, CreateError};
+use crate::partitions::topics::{invalid_topic_name, TopicMeta};
+use runnel_engine::rt;
+
+crate::api!(Metadata, 0..=12, |call, request| handle(
+    &call.broker,
+    request,
+    call.version
+)
+.await);
 
 pub async fn handle(
     broker: &BrokerInfo,
@@ -62,7 +70,7 @@ pub async fn handle(
                 let (name, partitions) = (name.clone(), state.defaults.num_partitions);
                 move || shard::create_topic(name, partitions, BTreeMap::new())
             };
-            match on_shard(0, create).await {
+            match rt::run_on(0, create).await {
                 Ok(Ok(_)) | Ok(Err(CreateError::Exists(_))) => {}
                 Ok(Err(e)) => {
                     tracing::warn!(topic = %name, error = %e, "auto-creating a topic failed");
@@ -122,11 +130,11 @@ pub async fn handle(
 /// A topic as Metadata describes it: every partition led by this broker, its only replica.
 fn describe(broker: &BrokerInfo, meta: &TopicMeta, version: i16) -> MetadataResponseTopic {
     let mut topic = MetadataResponseTopic::default();
-    topic.name = Some(TopicName(StrBytes::from_string(meta.name.clone())));
+    topic.name = Some(TopicName(StrBytes::from_string(meta.name.to_string())));
     if version >= 10 {
         topic.topic_id = meta.uuid();
     }
-    topic.is_internal = meta.name == crate::groups::OFFSETS_TOPIC;
+    topic.is_internal = *meta.name == *crate::groups::OFFSETS_TOPIC;
     let me = BrokerId(broker.node_id);
     topic.partitions = (0..meta.shards.len())
         .map(|index| {

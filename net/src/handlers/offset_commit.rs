@@ -12,6 +12,13 @@ use crate::groups::coordinator::CommitEntry;
 use crate::groups::on_coordinator;
 use crate::kafka::BrokerInfo;
 
+crate::api!(OffsetCommit, 2..=9, |call, request| handle(
+    &call.broker,
+    request,
+    call.version
+)
+.await);
+
 pub async fn handle(
     broker: &BrokerInfo,
     request: OffsetCommitRequest,

@@ -9,6 +9,12 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use crate::groups::on_coordinator;
 use crate::kafka::BrokerInfo;
 
+crate::api!(OffsetDelete, 0..=0, |call, request| handle(
+    &call.broker,
+    request
+)
+.await);
+
 pub async fn handle(broker: &BrokerInfo, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group_id = request.group_id.to_string();
     let partitions: Vec<(String, i32)> = request

@@ -9,12 +9,19 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::error_code;
 use crate::groups::coordinator::FetchedOffset;
 use crate::groups::on_coordinator;
+use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
 
 type Asked = Option<Vec<(String, Vec<i32>)>>;
+
+crate::api!(OffsetFetch, 1..=9, |call, request| handle(
+    &call.broker,
+    request,
+    call.version
+)
+.await);
 
 pub async fn handle(
     broker: &BrokerInfo,

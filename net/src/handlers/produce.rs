@@ -1,25 +1,42 @@
-//! Produce (key 0): appends record batches to partition logs on their owning shards, one
-//! message per shard. acks=0 requests get no response at all (as in Kafka).
-
-use std::collections::BTreeMap;
+//! Produce (key 0, v3-v9): appends record batches to partition logs on their owning shards,
+//! one message per shard. acks=0 requests get no response at all (as in Kafka).
+//!
+//! Runs in two phases, so a connection's pipelined requests are written and synced together:
+//! [`place`] returns once every partition's records are placed in their logs (offsets
+//! assigned, in request order), then [`Placed::finish`] waits for the appends.
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
-use runnel_engine::log::{AppendError, AppendInfo};
+use runnel_engine::log::AppendInfo;
+use runnel_engine::rt;
 
-use super::error_code;
-use runnel_engine::rt::{self, ShardStopped};
+use crate::kafka::dispatch::{Api, Call, Finishing, HandlerError, LocalBoxFuture, Run};
+use crate::kafka::error_code;
+use crate::partitions::{shard, Partition};
+use crate::route::{self, ErrorCode, Need, Routed, Scattered};
 
-use crate::cluster::shard;
+pub const API: Api = Api::new(
+    kafka_protocol::messages::ApiKey::Produce,
+    3,
+    9,
+    Run::Pipelined(run),
+);
 
-/// One partition's records, on their way to its shard.
-struct Append {
-    slot: Slot,
-    topic: String,
-    partition: usize,
-    records: Bytes,
+fn run(call: Call) -> LocalBoxFuture<Finishing> {
+    Box::pin(async move {
+        let RequestKind::Produce(request) = call.body else {
+            return Finishing::failed(HandlerError::WrongBody);
+        };
+        let placed = place(request).await;
+        Finishing::new(async move {
+            match placed.finish().await {
+                Ok(response) => Ok(response.map(|r| ResponseKind::Produce(r).into())),
+                Err(code) => Err(HandlerError::FailedWithoutAcks(code)),
+            }
+        })
+    })
 }
 
 /// A produce request whose records are placed in their logs (offsets assigned), waiting for
@@ -28,21 +45,17 @@ struct Append {
 pub struct Placed {
     response: ProduceResponse,
     acks: i16,
-    shards: Vec<Shard>,
+    appends: Option<Scattered<AppendResult>>,
 }
 
-/// A partition's place in the request and the response: (topic, partition) indexes.
-type Slot = (usize, usize);
+/// An append's outcome: where the records landed, or the Kafka error and its message.
+type AppendResult = Result<AppendInfo, (ErrorCode, Option<String>)>;
 
-/// A shard's placed appends, each completing in its own task.
-type Appending = Vec<(Slot, rt::JoinHandle<AppendResult>)>;
-
-/// The first stage of a produce request: returns once every partition's records have been
+/// The first phase of a produce request: returns once every partition's records have been
 /// placed in its log on its owning shard, so offsets are assigned in the order requests are
 /// placed. The connection places a pipelined request only after the one before it, and can
 /// then read the next while these appends are written and synced (they share a group commit).
-pub async fn place(request: ProduceRequest, _version: i16) -> Placed {
-    let topics = shard::current().topics();
+pub async fn place(request: ProduceRequest) -> Placed {
     let acks = request.acks;
     let mut response = ProduceResponse::default();
     if !matches!(acks, -1..=1) {
@@ -60,79 +73,35 @@ pub async fn place(request: ProduceRequest, _version: i16) -> Placed {
         return Placed {
             response,
             acks: 1,
-            shards: Vec::new(),
+            appends: None,
         };
     }
-    let mut by_shard: BTreeMap<usize, Vec<Append>> = BTreeMap::new();
-    for (t, topic) in request.topic_data.into_iter().enumerate() {
+    let topics = shard::current().topics();
+    let mut routed = Routed::new(Need::Leader);
+    for topic in request.topic_data {
         let mut topic_response = TopicProduceResponse::default();
-        topic_response.name = topic.name.clone();
-        for (p, partition) in topic.partition_data.into_iter().enumerate() {
-            let mut result = unanswered(partition.index);
-            let shard = topics.shard_of(topic.name.0.as_str(), partition.index);
-            if topic.name.0.as_str() == crate::groups::OFFSETS_TOPIC {
+        let name = topic.name.0.as_str();
+        for partition in topic.partition_data {
+            topic_response
+                .partition_responses
+                .push(unanswered(partition.index));
+            match partition.records {
                 // Only the group coordinators write it (Kafka: "Cannot append to internal
                 // topic").
-                result.error_code = error_code::INVALID_TOPIC_EXCEPTION;
-                topic_response.partition_responses.push(result);
-                continue;
+                _ if name == crate::groups::OFFSETS_TOPIC => {
+                    routed.refuse(error_code::INVALID_TOPIC_EXCEPTION)
+                }
+                Some(records) => routed.push(&topics, name, partition.index, records),
+                None => routed.refuse(error_code::CORRUPT_MESSAGE),
             }
-            match (shard, partition.records) {
-                (Some(shard), Some(records)) => by_shard.entry(shard).or_default().push(Append {
-                    slot: (t, p),
-                    topic: topic.name.0.to_string(),
-                    partition: partition.index as usize,
-                    records,
-                }),
-                (Some(_), None) => result.error_code = error_code::CORRUPT_MESSAGE,
-                (None, _) => result.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
-            }
-            topic_response.partition_responses.push(result);
         }
+        topic_response.name = topic.name;
         response.responses.push(topic_response);
-    }
-    // Each shard places its partitions when it takes the message: this shard at once, the
-    // others in the order this shard posted to them, which is request order. So the next
-    // request can be placed as soon as these messages are posted, without waiting for them
-    // to run.
-    let mut shards = Vec::with_capacity(by_shard.len());
-    for (shard, appends) in by_shard {
-        if shard == rt::shard_id() {
-            shards.push(Shard::Here(place_on_this_shard(appends)));
-            continue;
-        }
-        let mut submit = rt::submit_to(shard, move || collect(place_on_this_shard(appends)));
-        match submit.posted().await {
-            Ok(()) => shards.push(Shard::There(submit)),
-            Err(stopped) => shards.push(Shard::Stopped(stopped)),
-        }
     }
     Placed {
         response,
         acks,
-        shards,
-    }
-}
-
-/// Where a shard's appends stand once a request is placed.
-#[derive(Debug)]
-enum Shard {
-    /// Placed on this shard.
-    Here(Appending),
-    /// Posted to another shard, which places them when it takes the message and answers
-    /// once they complete.
-    There(rt::SubmitTo<Vec<(Slot, AppendResult)>>),
-    /// That shard has stopped.
-    Stopped(ShardStopped),
-}
-
-impl Shard {
-    async fn results(self) -> Result<Vec<(Slot, AppendResult)>, ShardStopped> {
-        match self {
-            Shard::Here(appending) => Ok(collect(appending).await),
-            Shard::There(submit) => submit.await,
-            Shard::Stopped(stopped) => Err(stopped),
-        }
+        appends: Some(routed.scatter(place_on_this_shard).await),
     }
 }
 
@@ -141,36 +110,30 @@ impl Placed {
     /// An acks=0 request that failed somewhere is `Err(its first error code)`: Kafka closes the
     /// connection then, the only way to tell a client that expects no answer to refresh its
     /// metadata.
-    pub async fn finish(self) -> Result<Option<ProduceResponse>, i16> {
+    pub async fn finish(self) -> Result<Option<ProduceResponse>, ErrorCode> {
         let Placed {
             mut response,
             acks,
-            shards,
+            appends,
         } = self;
-        for shard in shards {
-            let Ok(results) = shard.results().await else {
-                continue; // the shard stopped: its partitions keep the error set below
-            };
-            for ((t, p), result) in results {
-                let slot = &mut response.responses[t].partition_responses[p];
+        if let Some(appends) = appends {
+            let results = appends.gather().await;
+            let partitions = response
+                .responses
+                .iter_mut()
+                .flat_map(|t| &mut t.partition_responses);
+            for (answer, result) in partitions.zip(results) {
                 match result {
-                    Ok(info) => {
-                        slot.error_code = error_code::NONE;
-                        slot.base_offset = info.base_offset;
-                        slot.log_append_time_ms = info.log_append_time.unwrap_or(-1);
-                        slot.log_start_offset = info.log_start_offset;
+                    Ok(Ok(info)) => {
+                        answer.base_offset = info.base_offset;
+                        answer.log_append_time_ms = info.log_append_time.unwrap_or(-1);
+                        answer.log_start_offset = info.log_start_offset;
                     }
-                    Err((code, message)) => {
-                        slot.error_code = code;
-                        slot.error_message = message.map(StrBytes::from_string);
+                    Ok(Err((code, message))) => {
+                        answer.error_code = code;
+                        answer.error_message = message.map(StrBytes::from_string);
                     }
-                }
-            }
-        }
-        for topic in &mut response.responses {
-            for partition in &mut topic.partition_responses {
-                if partition.error_code == error_code::NONE && partition.base_offset == -1 {
-                    partition.error_code = error_code::NOT_LEADER_OR_FOLLOWER;
+                    Err(code) => answer.error_code = code,
                 }
             }
         }
@@ -200,55 +163,39 @@ fn unanswered(index: i32) -> PartitionProduceResponse {
     result
 }
 
-type AppendResult = Result<AppendInfo, (i16, Option<String>)>;
-
-/// Places every append in its log now, in request order. The appends complete concurrently
-/// (each awaited by its own task), so one partition's write or sync doesn't wait for
-/// another's. The records are not copied: the log writes them from the request's buffer.
-fn place_on_this_shard(appends: Vec<Append>) -> Appending {
-    let state = shard::current();
-    appends
+/// Places every append in its log now, in request order (this runs when the shard takes the
+/// message). The appends complete concurrently, each awaited by its own task, so one
+/// partition's write or sync doesn't wait for another's. The records are not copied: the log
+/// writes them from the request's buffer.
+fn place_on_this_shard(
+    appends: Vec<(Partition, Bytes)>,
+) -> impl std::future::Future<Output = Vec<AppendResult>> {
+    let tasks: Vec<_> = appends
         .into_iter()
-        .map(|append| {
-            let bytes = append.records.len() as u64;
+        .map(|(partition, records)| {
+            let bytes = records.len() as u64;
             let started = std::time::Instant::now();
-            let appended = state
-                .log(&append.topic, append.partition)
-                .map(|log| log.append(append.records));
-            let task = rt::spawn_local(async move {
-                let Some(appended) = appended else {
-                    return Err((error_code::LEADER_NOT_AVAILABLE, None));
-                };
+            let appended = partition.log().append(records);
+            rt::spawn_local(async move {
                 let info = appended
                     .await
-                    .map_err(|e| (append_error_code(&e), Some(e.to_string())))?;
+                    .map_err(|e| (route::errors::append_error(&e), Some(e.to_string())))?;
                 let messages = (info.last_offset - info.base_offset + 1).max(0) as u64;
-                crate::metrics::record_append(&append.topic, messages, bytes, started.elapsed());
+                crate::metrics::record_append(
+                    &partition.tp.topic,
+                    messages,
+                    bytes,
+                    started.elapsed(),
+                );
                 Ok(info)
-            });
-            (append.slot, task)
+            })
         })
-        .collect()
-}
-
-/// Waits for a shard's placed appends.
-async fn collect(appending: Appending) -> Vec<(Slot, AppendResult)> {
-    let mut results = Vec::with_capacity(appending.len());
-    for (slot, task) in appending {
-        results.push((slot, task.await));
-    }
-    results
-}
-
-/// The Kafka error code for a refused append.
-pub fn append_error_code(e: &AppendError) -> i16 {
-    use runnel_engine::log::batch::BatchError;
-    match e {
-        AppendError::Batch(BatchError::Corrupt(_)) => error_code::CORRUPT_MESSAGE,
-        AppendError::Batch(BatchError::TooLarge { .. }) => error_code::MESSAGE_TOO_LARGE,
-        AppendError::Batch(BatchError::Invalid(_)) => error_code::INVALID_RECORD,
-        AppendError::RecordListTooLarge { .. } => error_code::RECORD_LIST_TOO_LARGE,
-        AppendError::Closed => error_code::NOT_LEADER_OR_FOLLOWER,
-        AppendError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
+        .collect();
+    async move {
+        let mut results = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            results.push(task.await);
+        }
+        results
     }
 }

@@ -10,6 +10,13 @@ use crate::groups::group::sync_error;
 use crate::groups::on_coordinator;
 use crate::kafka::BrokerInfo;
 
+crate::api!(SyncGroup, 0..=5, |call, request| handle(
+    &call.broker,
+    request,
+    call.version
+)
+.await);
+
 pub async fn handle(
     broker: &BrokerInfo,
     request: SyncGroupRequest,

@@ -13,12 +13,11 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeade
 use kafka_protocol::protocol::{Decodable, Encodable};
 use runnel_engine::rt::{self, Either, TcpStream};
 
+use super::dispatch::{Api, Apis, Call, Handled, HandlerError, ResponseBody, Run};
 use super::fetch_response::Piece;
 use super::frame::{FrameError, FrameReader};
 use super::outbox::Outbox;
 use super::send::send_pieces;
-use super::versions;
-use crate::handlers::{self, Reply};
 
 /// What every connection needs to know about this broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +52,8 @@ pub enum Refusal {
     Malformed(ApiKey, i16, String),
     #[error("cannot encode the {0:?} v{1} response: {2}")]
     Encode(ApiKey, i16, String),
-    #[error("an acks=0 produce request failed with error {0}; closing so the client notices")]
-    FailedWithoutAcks(i16),
+    #[error("{0:?} v{1}: {2}")]
+    Handler(ApiKey, i16, HandlerError),
 }
 
 /// Responses a connection may have queued or in progress before the broker stops reading its
@@ -69,9 +68,9 @@ const MAX_PIPELINED: usize = 32;
 /// request; there is no broker-wide bound yet (Kafka's `queued.max.request.bytes`).
 const MAX_PIPELINED_BYTES: usize = 64 << 20;
 
-/// What the writer sends for one request: its response, nothing (acks=0), or a reason to
-/// close the connection.
-type Answer = Result<Option<Response>, Refusal>;
+/// What the writer sends for one request: its response frame, nothing (acks=0), or a reason
+/// to close the connection.
+type Framed = Result<Option<EncodedResponse>, Refusal>;
 
 /// Serves one connection until the peer closes it, it misbehaves, or the shard shuts down.
 ///
@@ -81,13 +80,18 @@ type Answer = Result<Option<Response>, Refusal>;
 /// read, so a client's in-flight produce requests are written and synced together. Every
 /// other request runs alone once all earlier responses have been sent, as Kafka runs a
 /// connection's requests one at a time.
-pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Rc<BrokerInfo>) {
+pub async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Rc<BrokerInfo>,
+    apis: Apis,
+) {
     let _ = stream.set_nodelay(true);
     crate::metrics::connection_change(1);
     let stream = Rc::new(stream);
     let outbox = Rc::new(Outbox::new(MAX_PIPELINED, MAX_PIPELINED_BYTES));
     let writer = rt::spawn_local(write_responses(stream.clone(), outbox.clone(), peer));
-    read_requests(&stream, &outbox, &broker, peer).await;
+    read_requests(&stream, &outbox, &broker, apis, peer).await;
     outbox.close();
     writer.await;
     crate::metrics::connection_change(-1);
@@ -103,8 +107,9 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Rc<Br
 /// the shard shuts down.
 async fn read_requests(
     stream: &TcpStream,
-    outbox: &Outbox<Answer>,
-    broker: &BrokerInfo,
+    outbox: &Outbox<Framed>,
+    broker: &Rc<BrokerInfo>,
+    apis: Apis,
     peer: SocketAddr,
 ) {
     let mut frames = FrameReader::new(broker.max_request_bytes);
@@ -128,7 +133,7 @@ async fn read_requests(
             }
         };
         let size = frame.len();
-        let request = match decode(frame) {
+        let request = match decode(frame, apis) {
             Ok(Decoded::Request(request)) => *request,
             Ok(Decoded::Answered(head)) => {
                 outbox.push(
@@ -144,51 +149,57 @@ async fn read_requests(
         };
         tracing::trace!(%peer, key = ?request.key, request.version, request.correlation_id, "request");
         let started = std::time::Instant::now();
-        if let RequestKind::Produce(produce) = request.body {
-            if !outbox.room_for(size).await {
-                break;
+        let Request {
+            api,
+            raw_key,
+            key,
+            version,
+            correlation_id,
+            header,
+            body,
+        } = request;
+        let call = Call {
+            broker: broker.clone(),
+            header,
+            peer,
+            version,
+            body,
+        };
+        match api.run {
+            Run::Pipelined(run) => {
+                if !outbox.room_for(size).await {
+                    break;
+                }
+                crate::metrics::record_queueing(started.elapsed());
+                let finishing = run(call).await.into_future();
+                // Its own task, so the request is timed when it completes, not when the
+                // writer gets to it.
+                let finished = rt::spawn_local(async move {
+                    let handled = finishing.await;
+                    crate::metrics::record_request(raw_key, version, started.elapsed());
+                    frame_response(key, version, correlation_id, handled)
+                });
+                outbox.push(Box::pin(finished), size);
             }
-            crate::metrics::record_queueing(started.elapsed());
-            let placed = handlers::produce::place(produce, request.version).await;
-            // Its own task, so the request is timed when its appends complete, not when the
-            // writer gets to it.
-            let finished = rt::spawn_local(async move {
-                let response = placed.finish().await;
-                crate::metrics::record_request(request.raw_key, request.version, started.elapsed());
-                let response = response.map_err(Refusal::FailedWithoutAcks)?;
-                let response = response.map(|r| Reply::Message(Box::new(ResponseKind::Produce(r))));
-                encode_reply(
-                    request.key,
-                    request.version,
-                    request.correlation_id,
-                    response,
-                )
-            });
-            outbox.push(Box::pin(finished), size);
-            continue;
+            Run::Alone(run) => {
+                if !outbox.idle().await {
+                    break;
+                }
+                crate::metrics::record_queueing(started.elapsed());
+                let handled = run(call).await;
+                crate::metrics::record_request(raw_key, version, started.elapsed());
+                let framed = frame_response(key, version, correlation_id, handled);
+                outbox.push(Box::pin(std::future::ready(framed)), 0);
+            }
         }
-        if !outbox.idle().await {
-            break;
-        }
-        crate::metrics::record_queueing(started.elapsed());
-        let reply =
-            handlers::handle(broker, &request.header, peer, request.body, request.version).await;
-        crate::metrics::record_request(request.raw_key, request.version, started.elapsed());
-        let answer = encode_reply(
-            request.key,
-            request.version,
-            request.correlation_id,
-            Some(reply),
-        );
-        outbox.push(Box::pin(std::future::ready(answer)), 0);
     }
 }
 
 /// Sends the responses in request order until the reader closes the outbox, a send fails or
 /// a response can't be encoded; on failure the socket is shut down so the reader stops too.
-async fn write_responses(stream: Rc<TcpStream>, outbox: Rc<Outbox<Answer>>, peer: SocketAddr) {
-    while let Some(answer) = outbox.next().await {
-        let (head, pieces) = match answer.await {
+async fn write_responses(stream: Rc<TcpStream>, outbox: Rc<Outbox<Framed>>, peer: SocketAddr) {
+    while let Some(framed) = outbox.next().await {
+        let (head, pieces) = match framed.await {
             Ok(Some(response)) => response,
             Ok(None) => {
                 outbox.sent(); // acks=0: no response
@@ -217,6 +228,7 @@ async fn write_responses(stream: Rc<TcpStream>, outbox: Rc<Outbox<Answer>>, peer
 
 /// A decoded request.
 struct Request {
+    api: &'static Api,
     raw_key: i16,
     key: ApiKey,
     version: i16,
@@ -232,12 +244,12 @@ enum Decoded {
     Answered(BytesMut),
 }
 
-/// The response to send: its frame head (size, header and any encoded body) and, for Fetch,
-/// the body's pieces.
-type Response = (BytesMut, Vec<Piece>);
+/// A response ready to send: its frame head (size, header and any encoded body) and, for
+/// Fetch, the body's pieces.
+type EncodedResponse = (BytesMut, Vec<Piece>);
 
 /// Decodes one request frame.
-fn decode(mut frame: Bytes) -> Result<Decoded, Refusal> {
+fn decode(mut frame: Bytes, apis: Apis) -> Result<Decoded, Refusal> {
     if frame.len() < 8 {
         return Err(Refusal::Short(frame.len()));
     }
@@ -245,22 +257,23 @@ fn decode(mut frame: Bytes) -> Result<Decoded, Refusal> {
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes(frame[4..8].try_into().expect("4 bytes"));
     let key = ApiKey::try_from(raw_key).map_err(|_| Refusal::UnknownApi(raw_key))?;
-    if !versions::supports(key, version) {
+    let Some(api) = apis.at_version(key, version) else {
         if key == ApiKey::ApiVersions {
             // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges, so the client
             // can retry with a version we know.
-            let response = ResponseKind::ApiVersions(handlers::api_versions::unsupported_version());
+            let response = ResponseKind::ApiVersions(apis.api_versions_unsupported());
             return encode(ApiKey::ApiVersions, 0, correlation_id, &response)
                 .map(Decoded::Answered);
         }
         return Err(Refusal::UnsupportedVersion(key, version));
-    }
+    };
     let header_version = key.request_header_version(version);
     let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| Refusal::Malformed(key, version, e.to_string()))?;
     let body = RequestKind::decode(key, &mut frame, version)
         .map_err(|e| Refusal::Malformed(key, version, e.to_string()))?;
     Ok(Decoded::Request(Box::new(Request {
+        api,
         raw_key,
         key,
         version,
@@ -270,18 +283,14 @@ fn decode(mut frame: Bytes) -> Result<Decoded, Refusal> {
     })))
 }
 
-/// Encodes a handler's reply as a response frame; `None` when no response is due.
-fn encode_reply(
-    key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    reply: Option<Reply>,
-) -> Result<Option<Response>, Refusal> {
-    match reply {
-        Some(Reply::Message(response)) => {
+/// Frames what a handler produced: its response, `None` when no response is due, or why the
+/// connection closes.
+fn frame_response(key: ApiKey, version: i16, correlation_id: i32, handled: Handled) -> Framed {
+    match handled.map_err(|e| Refusal::Handler(key, version, e))? {
+        Some(ResponseBody::Message(response)) => {
             encode(key, version, correlation_id, &response).map(|head| Some((head, Vec::new())))
         }
-        Some(Reply::Pieces(pieces)) => {
+        Some(ResponseBody::Pieces(pieces)) => {
             let mut head = header_frame(key, version, correlation_id)?;
             let size = (head.len() - 4) as u64 + pieces.iter().map(Piece::len).sum::<u64>();
             let size = i32::try_from(size)

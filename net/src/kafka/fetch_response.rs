@@ -47,7 +47,7 @@ impl Records {
 
 /// One partition of the response.
 #[derive(Debug)]
-pub struct PartitionReply {
+pub struct FetchPartition {
     pub partition_index: i32,
     pub error_code: i16,
     pub high_watermark: i64,
@@ -58,10 +58,17 @@ pub struct PartitionReply {
 
 /// The whole response body.
 #[derive(Debug, Default)]
-pub struct FetchReply {
+pub struct FetchBody {
     pub error_code: i16,
     pub session_id: i32,
-    pub topics: Vec<(String, Vec<PartitionReply>)>,
+    pub topics: Vec<FetchTopic>,
+}
+
+/// One topic of the response.
+#[derive(Debug)]
+pub struct FetchTopic {
+    pub name: String,
+    pub partitions: Vec<FetchPartition>,
 }
 
 /// A piece of an encoded response: bytes to send, or a file range to splice.
@@ -89,7 +96,7 @@ impl Piece {
 }
 
 /// Encodes `reply` at `version` (4..=12) into pieces; record bytes stay where they are.
-pub fn encode(reply: FetchReply, version: i16) -> Vec<Piece> {
+pub fn encode(reply: FetchBody, version: i16) -> Vec<Piece> {
     assert!(
         (4..=12).contains(&version),
         "Fetch v{version} is not served"
@@ -103,10 +110,10 @@ pub fn encode(reply: FetchReply, version: i16) -> Vec<Piece> {
         buf.put_i32(reply.session_id);
     }
     put_len(buf, reply.topics.len(), flexible);
-    for (topic, partitions) in reply.topics {
-        put_string(&mut out.current, &topic, flexible);
-        put_len(&mut out.current, partitions.len(), flexible);
-        for partition in partitions {
+    for topic in reply.topics {
+        put_string(&mut out.current, &topic.name, flexible);
+        put_len(&mut out.current, topic.partitions.len(), flexible);
+        for partition in topic.partitions {
             let buf = &mut out.current;
             buf.put_i32(partition.partition_index);
             buf.put_i16(partition.error_code);
@@ -204,8 +211,8 @@ mod tests {
     use kafka_protocol::messages::{BrokerId, FetchResponse, TopicName};
     use kafka_protocol::protocol::{Encodable, StrBytes};
 
-    fn reply() -> FetchReply {
-        let partition = |index: i32, records: &[u8]| PartitionReply {
+    fn reply() -> FetchBody {
+        let partition = |index: i32, records: &[u8]| FetchPartition {
             partition_index: index,
             error_code: if index == 2 { 1 } else { 0 },
             high_watermark: 1000 + i64::from(index),
@@ -213,28 +220,31 @@ mod tests {
             log_start_offset: 5,
             records: Records::Copied(Bytes::copy_from_slice(records)),
         };
-        FetchReply {
+        FetchBody {
             error_code: 0,
             session_id: 0,
             topics: vec![
-                (
-                    "orders".into(),
-                    vec![partition(0, b"abc"), partition(2, b"")],
-                ),
-                ("x".repeat(200), vec![partition(7, &[9u8; 300])]),
+                FetchTopic {
+                    name: "orders".into(),
+                    partitions: vec![partition(0, b"abc"), partition(2, b"")],
+                },
+                FetchTopic {
+                    name: "x".repeat(200),
+                    partitions: vec![partition(7, &[9u8; 300])],
+                },
             ],
         }
     }
 
     /// The same response, encoded by the codec crate.
-    fn codec_bytes(reply: &FetchReply, version: i16) -> Vec<u8> {
+    fn codec_bytes(reply: &FetchBody, version: i16) -> Vec<u8> {
         let mut response = FetchResponse::default();
         response.error_code = reply.error_code;
         response.session_id = reply.session_id;
-        for (topic, partitions) in &reply.topics {
+        for topic in &reply.topics {
             let mut t = FetchableTopicResponse::default();
-            t.topic = TopicName(StrBytes::from_string(topic.clone()));
-            for p in partitions {
+            t.topic = TopicName(StrBytes::from_string(topic.name.clone()));
+            for p in &topic.partitions {
                 let mut d = PartitionData::default();
                 d.partition_index = p.partition_index;
                 d.error_code = p.error_code;
@@ -292,10 +302,10 @@ mod tests {
     #[test]
     fn file_ranges_become_their_own_pieces() {
         let file = std::fs::File::open("/dev/null").unwrap();
-        let reply = FetchReply {
-            topics: vec![(
-                "t".into(),
-                vec![PartitionReply {
+        let reply = FetchBody {
+            topics: vec![FetchTopic {
+                name: "t".into(),
+                partitions: vec![FetchPartition {
                     partition_index: 0,
                     error_code: 0,
                     high_watermark: 10,
@@ -303,8 +313,8 @@ mod tests {
                     log_start_offset: 0,
                     records: Records::Files(vec![(file.into(), 4096, 777)]),
                 }],
-            )],
-            ..FetchReply::default()
+            }],
+            ..FetchBody::default()
         };
         let pieces = encode(reply, 12);
         assert_eq!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use runnel_engine::rt::{self, Either, TcpListener, TcpStream};
 
 use super::prometheus::{self, Watermark};
-use crate::cluster::shard::{self, on_shard};
+use crate::partitions::shard;
 
 /// Longest request head accepted.
 const MAX_HEAD: usize = 8192;
@@ -97,26 +97,17 @@ async fn respond(head: &[u8]) -> Option<Vec<u8>> {
 async fn watermarks() -> Vec<Watermark> {
     let mut all = Vec::new();
     for s in 0..rt::shard_count() {
-        let on_this = on_shard(s, || async {
-            let state = shard::current();
-            let me = rt::shard_id();
-            let topics = state.topics();
-            let mut found = Vec::new();
-            for topic in topics.by_name.values() {
-                for (partition, &owner) in topic.shards.iter().enumerate() {
-                    if owner != me {
-                        continue;
-                    }
-                    if let Some(log) = state.log(&topic.name, partition) {
-                        found.push(Watermark {
-                            topic: topic.name.clone(),
-                            partition,
-                            high_watermark: log.high_watermark(),
-                        });
-                    }
-                }
-            }
-            found
+        let on_this = rt::run_on(s, || async {
+            shard::current()
+                .logs
+                .snapshot()
+                .into_iter()
+                .map(|(tp, partition)| Watermark {
+                    topic: tp.topic.to_string(),
+                    partition: tp.partition as usize,
+                    high_watermark: partition.high_watermark(),
+                })
+                .collect::<Vec<_>>()
         })
         .await;
         all.extend(on_this.unwrap_or_default());

@@ -20,8 +20,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-
-use crate::cluster::shard::on_shard;
+use runnel_engine::rt;
 
 const MAX_MICROS: u64 = 60_000_000;
 
@@ -174,7 +173,7 @@ pub fn shard_snapshot() -> Snapshot {
 pub async fn gather() -> Snapshot {
     let mut merged = Snapshot::default();
     for shard in 0..runnel_engine::rt::shard_count() {
-        if let Ok(s) = on_shard(shard, || async { shard_snapshot() }).await {
+        if let Ok(s) = rt::run_on(shard, || async { shard_snapshot() }).await {
             merged.merge(&s);
         }
     }

@@ -7,17 +7,19 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use super::TopicPartition;
 
 const TOPICS_FILE: &str = "topics.toml";
 
 /// One topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicMeta {
-    pub name: String,
+    pub name: Arc<str>,
     /// Kafka's topic id, as 32 hex digits.
     pub id: String,
     /// The owning shard of each partition, by partition index.
@@ -31,21 +33,24 @@ impl TopicMeta {
         uuid::Uuid::parse_str(&self.id).unwrap_or_default()
     }
 
-    /// The directory of partition `partition` under `data_dir`.
-    pub fn partition_dir(&self, data_dir: &Path, partition: usize) -> PathBuf {
-        data_dir.join(partition_name(&self.name, partition))
+    /// The key of partition `index` (an index below `shards.len()`).
+    pub fn partition(&self, index: usize) -> TopicPartition {
+        TopicPartition {
+            topic: self.name.clone(),
+            partition: index as i32,
+        }
     }
-}
 
-/// `<topic>-<partition>`: a partition's directory and its key among a shard's logs.
-pub fn partition_name(topic: &str, partition: usize) -> String {
-    format!("{topic}-{partition}")
+    /// Partition `partition`'s owning shard, if the topic has that partition.
+    pub fn shard_of(&self, partition: i32) -> Option<usize> {
+        self.shards.get(usize::try_from(partition).ok()?).copied()
+    }
 }
 
 /// An immutable view of every topic.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Topics {
-    pub by_name: BTreeMap<String, Arc<TopicMeta>>,
+    pub by_name: BTreeMap<Arc<str>, Arc<TopicMeta>>,
     /// Counts changes since start-up, so a shard never replaces a newer view by an older one.
     pub version: u64,
 }
@@ -59,12 +64,6 @@ struct TopicsFile {
 impl Topics {
     pub fn get(&self, name: &str) -> Option<&Arc<TopicMeta>> {
         self.by_name.get(name)
-    }
-
-    /// The shard owning `topic`'s partition `partition`, if both exist.
-    pub fn shard_of(&self, topic: &str, partition: i32) -> Option<usize> {
-        let index = usize::try_from(partition).ok()?;
-        self.by_name.get(topic)?.shards.get(index).copied()
     }
 
     /// Partitions per shard, for placing new ones where there are fewest.

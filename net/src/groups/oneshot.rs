@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use runnel_engine::rt::LocalEvent;
 
-struct Slot<T> {
+struct Shared<T> {
     value: RefCell<Option<T>>,
     /// The sending side was dropped without an answer.
     abandoned: Cell<bool>,
@@ -15,21 +15,21 @@ struct Slot<T> {
 }
 
 /// The answering side, kept by the group.
-pub struct Reply<T>(Option<Rc<Slot<T>>>);
+pub struct Sender<T>(Option<Rc<Shared<T>>>);
 
 /// The waiting side, awaited by the request.
-pub struct Pending<T>(Rc<Slot<T>>);
+pub struct Pending<T>(Rc<Shared<T>>);
 
-pub fn channel<T>() -> (Reply<T>, Pending<T>) {
-    let slot = Rc::new(Slot {
+pub fn channel<T>() -> (Sender<T>, Pending<T>) {
+    let slot = Rc::new(Shared {
         value: RefCell::new(None),
         abandoned: Cell::new(false),
         event: LocalEvent::new(),
     });
-    (Reply(Some(slot.clone())), Pending(slot))
+    (Sender(Some(slot.clone())), Pending(slot))
 }
 
-impl<T> Reply<T> {
+impl<T> Sender<T> {
     pub fn send(mut self, value: T) {
         if let Some(slot) = self.0.take() {
             *slot.value.borrow_mut() = Some(value);
@@ -38,7 +38,7 @@ impl<T> Reply<T> {
     }
 }
 
-impl<T> Drop for Reply<T> {
+impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         if let Some(slot) = self.0.take() {
             slot.abandoned.set(true);
@@ -47,9 +47,9 @@ impl<T> Drop for Reply<T> {
     }
 }
 
-impl<T> std::fmt::Debug for Reply<T> {
+impl<T> std::fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Reply")
+        f.write_str("Sender")
     }
 }
 

@@ -3,17 +3,17 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use runnel_engine::log::{Log, LogSet, OpenOptions};
-use runnel_engine::rt::{self, LocalEvent, ShardStopped};
+use runnel_engine::rt::{self, LocalEvent};
 
 use super::topic_config;
-use super::topics::{self, partition_name, TopicMeta, Topics};
+use super::topics::{self, TopicMeta, Topics};
+use super::{Partition, TopicPartition};
 
 /// How often each shard applies retention (Kafka's `log.retention.check.interval.ms` is 5
 /// minutes; segments are large, checking is cheap).
@@ -32,10 +32,8 @@ pub struct ShardState {
     /// What new topics get: the broker's `num_partitions` and `[topic_defaults]`.
     pub defaults: Arc<TopicDefaults>,
     topics: RefCell<Arc<Topics>>,
-    pub logs: Rc<LogSet>,
-    /// The topic id each open log belongs to: a topic deleted and created again under the
-    /// same name must not inherit the old partition.
-    open_ids: RefCell<BTreeMap<String, String>>,
+    /// The partitions this shard owns, open.
+    pub logs: Rc<LogSet<TopicPartition, Partition>>,
     /// One reconciliation (opening and closing logs) at a time.
     reconciling: Cell<bool>,
     reconciled: LocalEvent,
@@ -88,7 +86,6 @@ pub async fn start_shard(
         defaults,
         topics: RefCell::new(topics),
         logs: LogSet::new(),
-        open_ids: RefCell::new(BTreeMap::new()),
         reconciling: Cell::new(false),
         reconciled: LocalEvent::new(),
         changing: Cell::new(false),
@@ -125,9 +122,9 @@ impl ShardState {
         self.topics.borrow().clone()
     }
 
-    /// The log of `topic`'s partition `partition` if this shard owns it and it is open.
-    pub fn log(&self, topic: &str, partition: usize) -> Option<Log> {
-        self.logs.get(&partition_name(topic, partition))
+    /// Partition `tp` if this shard owns it and its log is open.
+    pub fn partition(&self, tp: &TopicPartition) -> Option<Partition> {
+        self.logs.get(tp)
     }
 
     /// Adopts a newer topics snapshot and opens / closes logs to match it.
@@ -156,8 +153,8 @@ impl ShardState {
         self.reconciled.notify_all();
     }
 
-    /// The partitions `topics` places on this shard: name -> (topic, partition index).
-    fn placed_here<'a>(&self, topics: &'a Topics) -> BTreeMap<String, (&'a Arc<TopicMeta>, usize)> {
+    /// The partitions `topics` places on this shard, with their topics.
+    fn placed_here<'a>(&self, topics: &'a Topics) -> BTreeMap<TopicPartition, &'a Arc<TopicMeta>> {
         let me = rt::shard_id();
         topics
             .by_name
@@ -168,41 +165,40 @@ impl ShardState {
                     .iter()
                     .enumerate()
                     .filter(move |(_, &s)| s == me)
-                    .map(move |(p, _)| (partition_name(&topic.name, p), (topic, p)))
+                    .map(move |(p, _)| (topic.partition(p), topic))
             })
             .collect()
     }
 
     async fn close_removed(&self, topics: &Topics) {
         let placed = self.placed_here(topics);
-        let stale: Vec<(String, Log)> = self
+        let stale: Vec<(TopicPartition, Partition)> = self
             .logs
             .snapshot()
             .into_iter()
-            .filter(|(name, _)| {
-                let id = self.open_ids.borrow().get(name).cloned();
+            .filter(|(tp, partition)| {
                 placed
-                    .get(name)
-                    .is_none_or(|(topic, _)| Some(&topic.id) != id.as_ref())
+                    .get(tp)
+                    .is_none_or(|topic| *topic.id != *partition.topic_id)
             })
             .collect();
-        for (name, log) in stale {
-            self.logs.remove(&name);
-            self.open_ids.borrow_mut().remove(&name);
+        for (tp, partition) in stale {
+            self.logs.remove(&tp);
+            let log = partition.log();
             if let Err(e) = log.close().await {
-                tracing::warn!(partition = %name, error = %e, "closing a deleted partition failed");
+                tracing::warn!(partition = %tp, error = %e, "closing a deleted partition failed");
             }
             if let Err(e) = std::fs::remove_dir_all(log.dir()) {
-                tracing::warn!(partition = %name, error = %e, "removing a deleted partition failed");
+                tracing::warn!(partition = %tp, error = %e, "removing a deleted partition failed");
             }
-            tracing::info!(partition = %name, "partition deleted");
+            tracing::info!(partition = %tp, "partition deleted");
         }
     }
 
     /// Opens every partition placed here that isn't open yet; open ones get their topic's
     /// current configs.
     async fn open_placed(&self, topics: &Topics) {
-        for (name, (topic, partition)) in self.placed_here(topics) {
+        for (tp, topic) in self.placed_here(topics) {
             let configs = topic_config::effective(&self.defaults.configs, &topic.configs);
             let config = match topic_config::log_config(&configs) {
                 Ok(config) => config,
@@ -211,9 +207,9 @@ impl ShardState {
                     Default::default()
                 }
             };
-            if let Some(log) = self.logs.get(&name) {
-                if log.config() != config {
-                    log.set_config(config);
+            if let Some(open) = self.logs.get(&tp) {
+                if open.log().config() != config {
+                    open.log().set_config(config);
                 }
                 continue;
             }
@@ -221,34 +217,18 @@ impl ShardState {
                 clean_shutdown: self.clean_shutdown,
                 ..OpenOptions::default()
             };
-            let dir = topic.partition_dir(&self.data_dir, partition);
+            let dir = self.data_dir.join(tp.dir_name());
             match Log::open(&dir, config, options).await {
                 Ok((log, report)) => {
                     if !report.problems.is_empty() || report.bytes_truncated > 0 {
-                        tracing::warn!(partition = %name, ?report, "recovered");
+                        tracing::warn!(partition = %tp, ?report, "recovered");
                     }
-                    self.open_ids
-                        .borrow_mut()
-                        .insert(name.clone(), topic.id.clone());
-                    self.logs.insert(name, log);
+                    let partition = Partition::leader(tp.clone(), &topic.id, log);
+                    self.logs.insert(tp, partition);
                 }
-                Err(e) => tracing::error!(partition = %name, error = %e, "cannot open partition"),
+                Err(e) => tracing::error!(partition = %tp, error = %e, "cannot open partition"),
             }
         }
-    }
-}
-
-/// Runs `work` on `shard` (directly when it is this one) and returns its output.
-pub async fn on_shard<F, Fut, T>(shard: usize, work: F) -> Result<T, ShardStopped>
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    if shard == rt::shard_id() {
-        Ok(work().await)
-    } else {
-        rt::submit_to(shard, work).await
     }
 }
 
@@ -307,13 +287,13 @@ pub async fn create_topic(
     validate_new_topic(&old, &name, partitions, &configs)?;
     let shards = old.place(partitions as usize, rt::shard_count());
     let meta = Arc::new(TopicMeta {
-        name: name.clone(),
+        name: name.as_str().into(),
         id: topics::new_topic_id().map_err(|e| CreateError::Storage(e.to_string()))?,
         shards,
         configs,
     });
     let mut new = Topics::clone(&old);
-    new.by_name.insert(name, meta.clone());
+    new.by_name.insert(meta.name.clone(), meta.clone());
     new.version += 1;
     commit(&state, new).await?;
     Ok(meta)
@@ -325,7 +305,7 @@ pub async fn delete_topic(name: String) -> Result<Arc<TopicMeta>, CreateError> {
     let _turn = change_turn().await;
     let (state, old, meta) = existing_topic(&name)?;
     let mut new = Topics::clone(&old);
-    new.by_name.remove(&name);
+    new.by_name.remove(name.as_str());
     new.version += 1;
     commit(&state, new).await?;
     Ok(meta)
@@ -354,7 +334,7 @@ pub async fn create_partitions(
         .shards
         .extend(old.place(wanted - current_count, rt::shard_count()));
     let mut new = Topics::clone(&old);
-    new.by_name.insert(name, Arc::new(grown));
+    new.by_name.insert(grown.name.clone(), Arc::new(grown));
     new.version += 1;
     commit(&state, new).await
 }
@@ -398,7 +378,7 @@ pub async fn alter_topic_configs(
     let mut altered = TopicMeta::clone(&meta);
     altered.configs = configs;
     let mut new = Topics::clone(&old);
-    new.by_name.insert(name, Arc::new(altered));
+    new.by_name.insert(altered.name.clone(), Arc::new(altered));
     new.version += 1;
     commit(&state, new).await
 }
@@ -435,7 +415,7 @@ async fn broadcast(topics: Arc<Topics>) {
     let handles: Vec<_> = (0..rt::shard_count())
         .map(|shard| {
             let topics = topics.clone();
-            rt::spawn_local(on_shard(shard, move || async move {
+            rt::spawn_local(rt::run_on(shard, move || async move {
                 current().apply(topics).await;
             }))
         })

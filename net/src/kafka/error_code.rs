@@ -1,0 +1,64 @@
+//! The Kafka error codes Runnel answers with, taken from the codec's table of Kafka's errors
+//! (`ResponseError`), so a number can't drift from Kafka's. Every module of the broker uses
+//! these; they sit here, at the bottom of the protocol layer, so that no module has to import
+//! a handler to name an error.
+
+use kafka_protocol::error::ResponseError;
+
+pub const NONE: i16 = 0;
+pub const OFFSET_OUT_OF_RANGE: i16 = ResponseError::OffsetOutOfRange.code();
+pub const CORRUPT_MESSAGE: i16 = ResponseError::CorruptMessage.code();
+pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = ResponseError::UnknownTopicOrPartition.code();
+pub const LEADER_NOT_AVAILABLE: i16 = ResponseError::LeaderNotAvailable.code();
+pub const NOT_LEADER_OR_FOLLOWER: i16 = ResponseError::NotLeaderOrFollower.code();
+pub const MESSAGE_TOO_LARGE: i16 = ResponseError::MessageTooLarge.code();
+pub const OFFSET_METADATA_TOO_LARGE: i16 = ResponseError::OffsetMetadataTooLarge.code();
+pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = ResponseError::CoordinatorLoadInProgress.code();
+pub const COORDINATOR_NOT_AVAILABLE: i16 = ResponseError::CoordinatorNotAvailable.code();
+pub const NOT_COORDINATOR: i16 = ResponseError::NotCoordinator.code();
+pub const INVALID_TOPIC_EXCEPTION: i16 = ResponseError::InvalidTopicException.code();
+pub const RECORD_LIST_TOO_LARGE: i16 = ResponseError::RecordListTooLarge.code();
+pub const INVALID_REQUIRED_ACKS: i16 = ResponseError::InvalidRequiredAcks.code();
+pub const ILLEGAL_GENERATION: i16 = ResponseError::IllegalGeneration.code();
+pub const INCONSISTENT_GROUP_PROTOCOL: i16 = ResponseError::InconsistentGroupProtocol.code();
+pub const INVALID_GROUP_ID: i16 = ResponseError::InvalidGroupId.code();
+pub const UNKNOWN_MEMBER_ID: i16 = ResponseError::UnknownMemberId.code();
+pub const INVALID_SESSION_TIMEOUT: i16 = ResponseError::InvalidSessionTimeout.code();
+pub const REBALANCE_IN_PROGRESS: i16 = ResponseError::RebalanceInProgress.code();
+pub const INVALID_COMMIT_OFFSET_SIZE: i16 = ResponseError::InvalidCommitOffsetSize.code();
+pub const TOPIC_AUTHORIZATION_FAILED: i16 = ResponseError::TopicAuthorizationFailed.code();
+pub const UNSUPPORTED_VERSION: i16 = ResponseError::UnsupportedVersion.code();
+pub const TOPIC_ALREADY_EXISTS: i16 = ResponseError::TopicAlreadyExists.code();
+pub const INVALID_PARTITIONS: i16 = ResponseError::InvalidPartitions.code();
+pub const INVALID_REPLICATION_FACTOR: i16 = ResponseError::InvalidReplicationFactor.code();
+pub const INVALID_CONFIG: i16 = ResponseError::InvalidConfig.code();
+pub const NOT_CONTROLLER: i16 = ResponseError::NotController.code();
+pub const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
+pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 =
+    ResponseError::TransactionalIdAuthorizationFailed.code();
+pub const KAFKA_STORAGE_ERROR: i16 = ResponseError::KafkaStorageError.code();
+pub const NON_EMPTY_GROUP: i16 = ResponseError::NonEmptyGroup.code();
+pub const GROUP_ID_NOT_FOUND: i16 = ResponseError::GroupIdNotFound.code();
+pub const FETCH_SESSION_ID_NOT_FOUND: i16 = ResponseError::FetchSessionIdNotFound.code();
+pub const MEMBER_ID_REQUIRED: i16 = ResponseError::MemberIdRequired.code();
+pub const FENCED_INSTANCE_ID: i16 = ResponseError::FencedInstanceId.code();
+pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = ResponseError::GroupSubscribedToTopic.code();
+pub const INVALID_RECORD: i16 = ResponseError::InvalidRecord.code();
+pub const UNKNOWN_TOPIC_ID: i16 = ResponseError::UnknownTopicId.code();
+pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = ResponseError::UnsupportedEndpointType.code();
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_kafkas() {
+        // Spot checks against Kafka's Errors.java.
+        assert_eq!(OFFSET_OUT_OF_RANGE, 1);
+        assert_eq!(NOT_LEADER_OR_FOLLOWER, 6);
+        assert_eq!(UNSUPPORTED_VERSION, 35);
+        assert_eq!(KAFKA_STORAGE_ERROR, 56);
+        assert_eq!(UNKNOWN_TOPIC_ID, 100);
+        assert_eq!(UNSUPPORTED_ENDPOINT_TYPE, 115);
+    }
+}

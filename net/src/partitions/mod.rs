@@ -1,0 +1,12 @@
+//! The broker's topics and partitions: the registry ([`topics`]), topic configs
+//! ([`topic_config`]), the partition key ([`TopicPartition`]), a partition's log and replica
+//! state ([`partition`]), and each shard's share ([`shard`]).
+
+pub mod partition;
+pub mod shard;
+pub mod topic_config;
+mod topic_partition;
+pub mod topics;
+
+pub use partition::{Partition, Role};
+pub use topic_partition::TopicPartition;

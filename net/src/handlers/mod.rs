@@ -81,3 +81,55 @@ pub mod resource_type {
     pub const TOPIC: i8 = 2;
     pub const BROKER: i8 = 4;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use kafka_protocol::messages::ApiKey;
+
+    #[test]
+    fn every_api_is_served_once_at_versions_the_codec_knows() {
+        let mut seen = HashSet::new();
+        for api in APIS.0 {
+            assert!(seen.insert(api.key), "{:?} is in the table twice", api.key);
+            let codec = api.key.valid_versions();
+            assert!(api.min_version <= api.max_version, "{:?}", api.key);
+            assert!(
+                codec.min <= api.min_version && api.max_version <= codec.max,
+                "{:?} {}..={} vs the codec's {codec:?}",
+                api.key,
+                api.min_version,
+                api.max_version
+            );
+            for version in api.min_version..=api.max_version {
+                let found = APIS.at_version(api.key, version).map(|a| a.key);
+                assert_eq!(found, Some(api.key), "v{version}");
+            }
+            assert!(APIS.at_version(api.key, api.max_version + 1).is_none());
+        }
+        assert!(APIS.get(ApiKey::DescribeAcls).is_none());
+    }
+
+    #[test]
+    fn api_versions_advertises_exactly_the_table() {
+        let advertised: Vec<_> = APIS
+            .api_versions()
+            .api_keys
+            .iter()
+            .map(|v| (v.api_key, v.min_version, v.max_version))
+            .collect();
+        let table: Vec<_> = APIS
+            .0
+            .iter()
+            .map(|a| (a.key as i16, a.min_version, a.max_version))
+            .collect();
+        assert_eq!(advertised, table);
+        assert_eq!(APIS.api_versions().error_code, error_code::NONE);
+        assert_eq!(
+            APIS.api_versions_unsupported().error_code,
+            error_code::UNSUPPORTED_VERSION
+        );
+    }
+}

@@ -228,7 +228,7 @@ impl std::fmt::Debug for GroupSession {
 
 impl GroupSession {
     pub async fn connect(membership: Membership) -> Result<GroupSession, String> {
-        let stream = crate::runner::connect(&membership.coordinator).await?;
+        let stream = crate::client::connect(&membership.coordinator).await?;
         Ok(GroupSession {
             stream,
             frames: FrameReader::new(16 << 20),

@@ -21,10 +21,12 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn connect(addr: &str) -> Conn {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Conn { stream, next_id: 0 }
+    /// Connects to `addr` (`host:port`); an address given by the user can be wrong, so this
+    /// is an error, not a panic.
+    pub fn connect(addr: &str) -> Result<Conn, String> {
+        let stream = TcpStream::connect(addr).map_err(|e| format!("connecting to {addr}: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        Ok(Conn { stream, next_id: 0 })
     }
 
     pub fn send<R: Encodable>(&mut self, key: ApiKey, version: i16, request: &R) {
@@ -112,7 +114,7 @@ pub async fn connect(bootstrap: &str) -> Result<runnel_engine::rt::TcpStream, St
 /// Creates `topics`, each with `partitions` partitions (replication factor 1); any topic's
 /// error fails the whole call.
 pub fn create_topics(bootstrap: &str, topics: &[String], partitions: usize) -> Result<(), String> {
-    let mut conn = Conn::connect(bootstrap);
+    let mut conn = Conn::connect(bootstrap)?;
     let mut request = CreateTopicsRequest::default();
     request.timeout_ms = 30_000;
     for name in topics {

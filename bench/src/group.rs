@@ -77,7 +77,7 @@ pub fn form_group(
 
 /// The coordinator of `group`, as `host:port`.
 fn find_coordinator(bootstrap: &str, group: &str) -> Result<String, String> {
-    let mut conn = Conn::connect(bootstrap);
+    let mut conn = Conn::connect(bootstrap)?;
     let mut request = FindCoordinatorRequest::default();
     request.key = StrBytes::from_string(group.to_owned());
     conn.send(ApiKey::FindCoordinator, 3, &request);
@@ -98,7 +98,7 @@ fn join(
     topic: &str,
     partitions: usize,
 ) -> Result<Membership, String> {
-    let mut conn = Conn::connect(coordinator);
+    let mut conn = Conn::connect(coordinator)?;
     let mut member_id = String::new();
     let joined = loop {
         let mut request = JoinGroupRequest::default();

@@ -1,11 +1,16 @@
 //! A small blocking Kafka client on the kafka-protocol codec: enough for load loops and the
-//! rebalance benchmark, with nothing between the caller and the socket.
+//! rebalance benchmark, with nothing between the caller and the socket. Also the connection
+//! helpers the load generator's tasks share ([`connect`] on Runnel's runtime, [`create_topics`]),
+//! kept here rather than in `runner` so that the modules `runner` uses need not import it back.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, RequestHeader, ResponseHeader, TopicName,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 /// A blocking connection that pipelines requests.
@@ -16,10 +21,12 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn connect(addr: &str) -> Conn {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Conn { stream, next_id: 0 }
+    /// Connects to `addr` (`host:port`); an address given by the user can be wrong, so this
+    /// is an error, not a panic.
+    pub fn connect(addr: &str) -> Result<Conn, String> {
+        let stream = TcpStream::connect(addr).map_err(|e| format!("connecting to {addr}: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        Ok(Conn { stream, next_id: 0 })
     }
 
     pub fn send<R: Encodable>(&mut self, key: ApiKey, version: i16, request: &R) {
@@ -92,4 +99,40 @@ pub fn produce_frame(topic: &str, batches: Vec<(usize, Bytes)>, acks: i16) -> Ve
     request.timeout_ms = 30_000;
     request.topic_data = vec![topic_data];
     encode_frame(ApiKey::Produce, PRODUCE_VERSION, &request)
+}
+
+/// A connection to `bootstrap` on Runnel's runtime (for tasks running on a shard), Nagle off
+/// as a Kafka client's.
+pub async fn connect(bootstrap: &str) -> Result<runnel_engine::rt::TcpStream, String> {
+    let stream = runnel_engine::rt::TcpStream::connect(bootstrap)
+        .await
+        .map_err(|e| format!("connecting to {bootstrap}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(stream)
+}
+
+/// Creates `topics`, each with `partitions` partitions (replication factor 1); any topic's
+/// error fails the whole call.
+pub fn create_topics(bootstrap: &str, topics: &[String], partitions: usize) -> Result<(), String> {
+    let mut conn = Conn::connect(bootstrap)?;
+    let mut request = CreateTopicsRequest::default();
+    request.timeout_ms = 30_000;
+    for name in topics {
+        let mut topic = CreatableTopic::default();
+        topic.name = TopicName(StrBytes::from_string(name.clone()));
+        topic.num_partitions = partitions as i32;
+        topic.replication_factor = 1;
+        request.topics.push(topic);
+    }
+    conn.send(ApiKey::CreateTopics, 7, &request);
+    let response: CreateTopicsResponse = conn.receive(ApiKey::CreateTopics, 7);
+    for topic in response.topics {
+        if topic.error_code != 0 {
+            return Err(format!(
+                "creating {}: error {}",
+                topic.name.0, topic.error_code
+            ));
+        }
+    }
+    Ok(())
 }

@@ -34,7 +34,7 @@ impl Fetcher {
         topic: &str,
         partitions: Vec<i32>,
     ) -> Result<Fetcher, String> {
-        let stream = crate::runner::connect(bootstrap).await?;
+        let stream = crate::client::connect(bootstrap).await?;
         Ok(Fetcher {
             stream,
             frames: FrameReader::new(256 << 20),

@@ -77,7 +77,7 @@ pub fn form_group(
 
 /// The coordinator of `group`, as `host:port`.
 fn find_coordinator(bootstrap: &str, group: &str) -> Result<String, String> {
-    let mut conn = Conn::connect(bootstrap);
+    let mut conn = Conn::connect(bootstrap)?;
     let mut request = FindCoordinatorRequest::default();
     request.key = StrBytes::from_string(group.to_owned());
     conn.send(ApiKey::FindCoordinator, 3, &request);
@@ -98,7 +98,7 @@ fn join(
     topic: &str,
     partitions: usize,
 ) -> Result<Membership, String> {
-    let mut conn = Conn::connect(coordinator);
+    let mut conn = Conn::connect(coordinator)?;
     let mut member_id = String::new();
     let joined = loop {
         let mut request = JoinGroupRequest::default();
@@ -228,7 +228,7 @@ impl std::fmt::Debug for GroupSession {
 
 impl GroupSession {
     pub async fn connect(membership: Membership) -> Result<GroupSession, String> {
-        let stream = crate::runner::connect(&membership.coordinator).await?;
+        let stream = crate::client::connect(&membership.coordinator).await?;
         Ok(GroupSession {
             stream,
             frames: FrameReader::new(16 << 20),

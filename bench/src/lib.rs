@@ -1,6 +1,7 @@
 //! Runnel's benchmark tooling: the `runnel-bench` binary's building blocks.
 //!
-//! - [`client`]: a blocking Kafka connection on the kafka-protocol codec.
+//! - [`client`]: a blocking Kafka connection on the kafka-protocol codec, and the connection
+//!   helpers the load generator's modules share.
 //! - [`workload`]: workload files; [`runner`]: the load generator that runs them on Runnel's
 //!   runtime; [`latency`]: HdrHistograms and the coordinated-omission correction.
 //! - [`rebalance`]: group members on the raw protocol, timing rebalances.

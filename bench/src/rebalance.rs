@@ -168,7 +168,9 @@ impl Member {
     fn new(index: usize, settings: &Settings) -> Member {
         Member {
             index,
-            conn: Conn::connect(&settings.bootstrap),
+            // The caller has already reached the bootstrap (to create the topic), so a failure
+            // here is the broker going away mid-benchmark, which `measure` treats as fatal.
+            conn: Conn::connect(&settings.bootstrap).unwrap_or_else(|e| panic!("{e}")),
             settings: settings.clone(),
             member_id: String::new(),
             generation: -1,

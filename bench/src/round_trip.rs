@@ -20,10 +20,9 @@ use runnel_engine::log::builder::{BatchBuilder, Record};
 use runnel_engine::rt::{self, LocalEvent, Runtime, RuntimeConfig};
 use runnel_net::kafka::frame::FrameReader;
 
-use crate::client::{produce_frame, PRODUCE_VERSION};
+use crate::client::{connect, create_topics, produce_frame, PRODUCE_VERSION};
 use crate::fetcher::Fetcher;
 use crate::latency::{Latencies, Percentiles};
-use crate::runner::{connect, create_topics};
 use crate::workload::Workload;
 
 /// What a round-trip run measured.

@@ -17,16 +17,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceResponse, ResponseHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::messages::{ApiKey, ProduceResponse, ResponseHeader};
+use kafka_protocol::protocol::Decodable;
 use runnel_engine::log::builder::{BatchBuilder, Record};
 use runnel_engine::rt::{self, Runtime, RuntimeConfig, TcpStream};
 use runnel_net::kafka::frame::FrameReader;
 
-use crate::client::{produce_frame, Conn, PRODUCE_VERSION};
+use crate::client::{connect, create_topics, produce_frame, PRODUCE_VERSION};
 use crate::compression::compress_batch;
 use crate::fetcher::Fetcher;
 use crate::group::{form_group, GroupSession, Membership};
@@ -260,34 +257,6 @@ fn counts(seconds: &[AtomicU64]) -> Vec<u64> {
     counts
 }
 
-pub(crate) fn create_topics(
-    bootstrap: &str,
-    topics: &[String],
-    partitions: usize,
-) -> Result<(), String> {
-    let mut conn = Conn::connect(bootstrap);
-    let mut request = CreateTopicsRequest::default();
-    request.timeout_ms = 30_000;
-    for name in topics {
-        let mut topic = CreatableTopic::default();
-        topic.name = TopicName(StrBytes::from_string(name.clone()));
-        topic.num_partitions = partitions as i32;
-        topic.replication_factor = 1;
-        request.topics.push(topic);
-    }
-    conn.send(ApiKey::CreateTopics, 7, &request);
-    let response: CreateTopicsResponse = conn.receive(ApiKey::CreateTopics, 7);
-    for topic in response.topics {
-        if topic.error_code != 0 {
-            return Err(format!(
-                "creating {}: error {}",
-                topic.name.0, topic.error_code
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Forms each topic's consumer group (`<topic>-consumers`), the topics' groups concurrently.
 fn form_groups(
     bootstrap: &str,
@@ -360,14 +329,6 @@ async fn run_shard(run: Arc<Run>, shard: usize, shards: usize) -> Result<(), Str
         }
     }
     result
-}
-
-pub(crate) async fn connect(bootstrap: &str) -> Result<TcpStream, String> {
-    let stream = TcpStream::connect(bootstrap)
-        .await
-        .map_err(|e| format!("connecting to {bootstrap}: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    Ok(stream)
 }
 
 /// The messages of one Produce request: when each was meant to go out and was handed over.

@@ -1,33 +1,20 @@
-//! `runnel-bench`: end-to-end throughput against a running broker, and this machine's
-//! loopback bandwidth to compare it with.
+//! `runnel-bench`: end-to-end throughput and latency against a running broker, and this
+//! machine's limits to compare them with. The subcommands (limits, run, loopback, stats,
+//! rebalance, produce, fetch) and their flags are in `cli.rs` and `runnel-bench <sub> --help`.
 //!
-//! - `runnel-bench limits [--dir D] [--seconds S]`: this machine's limits (loopback bandwidth
-//!   and round trip, page-cache append bandwidth and fdatasync latency in D, default `.`).
-//! - `runnel-bench run --bootstrap ADDR --workload FILE [--cores N] [--json OUT]`: runs a
-//!   workload file (bench/workloads/) with producers and consumers on N shards of Runnel's
-//!   runtime; prints rates and latency percentiles, writes them as JSON to OUT and SVG plots
-//!   (`--plots DIR`: latency distribution, throughput over time).
-//! - `runnel-bench loopback [--seconds S]`: TCP bandwidth over 127.0.0.1 (1 MiB writes).
-//! - `runnel-bench stats --admin HOST:PORT`: prints the broker's `/metrics` (request latency
-//!   per API and version, append latency, per-topic counters, high watermarks, connections);
-//!   a stand-in for `runnelctl stats`.
-//! - `runnel-bench rebalance --bootstrap ADDR [--members N] [--partitions P] [--heartbeat-ms H]
-//!   [--rounds R]`: a group of N members over a new P-partition topic; each round restarts one
-//!   member and times until every member has synced the next generation.
-//! - `runnel-bench produce --bootstrap ADDR --topic T [--seconds S] [--records-per-batch N]
-//!   [--record-bytes B] [--acks A] [--in-flight K]`: creates T (flush.policy=never) and produces
-//!   batches to partition 0, K requests in flight.
-//! - `runnel-bench fetch --bootstrap ADDR --topic T [--seconds S] [--broker-pid PID]`: reads
-//!   partition 0 from the start over and over; with the broker's pid, reports its CPU time per
-//!   GiB served (from /proc).
+//! `run` drives the load generator (the library's `runner`, `round_trip`, `rate_search`);
+//! `produce`, `fetch` and `rebalance` are simpler loops on the blocking client.
 //!
-//! A simple blocking client on the kafka-protocol codec; the full load generator with
-//! workloads and latency histograms is issue 6.
+//! Exit codes: 0 done, 1 the measurement failed (an unreachable broker, a broker error),
+//! 2 a usage error (a missing or bad flag, an unreadable or invalid workload file).
 
 use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use clap::Parser;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{
@@ -37,75 +24,79 @@ use kafka_protocol::protocol::StrBytes;
 use runnel_bench::client::{produce_frame, Conn};
 use runnel_engine::log::builder::{BatchBuilder, Record};
 
+use cli::{Cli, Command};
+
+// Next to this file in a directory of its own: a cli.rs in src/bin/ would be taken for a binary.
+#[path = "runnel-bench/cli.rs"]
+mod cli;
+
 const GIB: f64 = (1u64 << 30) as f64;
 const MIB: f64 = (1u64 << 20) as f64;
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(command) = args.first() else {
-        eprintln!("usage: runnel-bench loopback|produce|fetch [options]");
-        std::process::exit(2);
-    };
-    let option = |name: &str| -> Option<String> {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let number = |name: &str, default: u64| -> u64 {
-        option(name).map_or(default, |v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} takes a number"))
-        })
-    };
-    let seconds = Duration::from_secs(number("--seconds", 5));
-    match command.as_str() {
-        "limits" => limits(
-            std::path::Path::new(&option("--dir").unwrap_or_else(|| ".".into())),
-            seconds,
-        ),
-        "loopback" => loopback(seconds),
-        "stats" => {
-            stats(&option("--admin").expect("--admin HOST:PORT (the broker's admin_listen)"))
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Limits { dir, seconds } => limits(&dir, Duration::from_secs(seconds)),
+        Command::Loopback { seconds } => loopback(Duration::from_secs(seconds)),
+        Command::Stats { admin } => stats(&admin),
+        Command::Run {
+            bootstrap,
+            workload,
+            cores,
+            json,
+            plots,
+        } => {
+            run_workload(&bootstrap, &workload, cores, json, plots);
+            Ok(())
         }
-        "run" => run_workload(
-            &option("--bootstrap").expect("--bootstrap"),
-            std::path::Path::new(&option("--workload").expect("--workload FILE")),
-            number("--cores", 1) as usize,
-            option("--json"),
-            option("--plots"),
+        Command::Rebalance {
+            bootstrap,
+            members,
+            partitions,
+            heartbeat_ms,
+            rounds,
+        } => rebalance(
+            &bootstrap,
+            members,
+            partitions,
+            Duration::from_millis(heartbeat_ms),
+            rounds,
         ),
-        "rebalance" => rebalance(
-            &option("--bootstrap").expect("--bootstrap"),
-            number("--members", 3) as usize,
-            number("--partitions", 12) as i32,
-            Duration::from_millis(number("--heartbeat-ms", 100)),
-            number("--rounds", 10) as usize,
-        ),
-        "produce" => produce(
-            &option("--bootstrap").expect("--bootstrap"),
-            &option("--topic").expect("--topic"),
+        Command::Produce {
+            bootstrap,
+            topic,
             seconds,
-            number("--records-per-batch", 1000) as usize,
-            number("--record-bytes", 1024) as usize,
-            number("--acks", 1) as i16,
-            number("--in-flight", 8) as usize,
+            records_per_batch,
+            record_bytes,
+            acks,
+            in_flight,
+        } => produce(
+            &bootstrap,
+            &topic,
+            Duration::from_secs(seconds),
+            records_per_batch,
+            record_bytes,
+            acks,
+            in_flight,
         ),
-        "fetch" => fetch(
-            &option("--bootstrap").expect("--bootstrap"),
-            &option("--topic").expect("--topic"),
+        Command::Fetch {
+            bootstrap,
+            topic,
             seconds,
-            option("--broker-pid").map(|p| p.parse().expect("--broker-pid takes a pid")),
-        ),
-        other => {
-            eprintln!("unknown command {other}");
-            std::process::exit(2);
+            broker_pid,
+        } => fetch(&bootstrap, &topic, Duration::from_secs(seconds), broker_pid),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("runnel-bench: {e}");
+            ExitCode::FAILURE
         }
     }
 }
 
-fn limits(dir: &std::path::Path, seconds: Duration) {
-    let l = runnel_bench::limits::measure(dir, seconds).expect("measuring the limits");
+fn limits(dir: &Path, seconds: Duration) -> Result<(), String> {
+    let l = runnel_bench::limits::measure(dir, seconds)
+        .map_err(|e| format!("measuring the limits in {}: {e}", dir.display()))?;
     println!(
         "loopback: {:.2} GiB/s, round trip p50 {:?} p99 {:?}",
         l.loopback_bytes_per_sec / GIB,
@@ -125,14 +116,17 @@ fn limits(dir: &std::path::Path, seconds: Duration) {
         "wake-up lateness (100 µs sleeps): p50 {:?} p99 {:?} p99.9 {:?} p99.99 {:?} max {:?}",
         w.p50, w.p99, w.p999, w.p9999, w.max
     );
+    Ok(())
 }
 
+/// Exits itself rather than returning an error, with the codes it always had: 2 for a bad
+/// workload file (a usage error), 1 for a failed run.
 fn run_workload(
     bootstrap: &str,
-    path: &std::path::Path,
+    path: &Path,
     cores: usize,
-    json: Option<String>,
-    plots: Option<String>,
+    json: Option<PathBuf>,
+    plots: Option<PathBuf>,
 ) {
     let workload = runnel_bench::workload::Workload::load(path).unwrap_or_else(|e| {
         eprintln!("{e}");
@@ -142,7 +136,6 @@ fn run_workload(
         eprintln!("run failed: {e}");
         std::process::exit(1);
     };
-    let plots = plots.map(std::path::PathBuf::from);
     let (table, text) = match workload.scenario {
         runnel_bench::workload::Scenario::Stream => {
             let mut steps = Vec::new();
@@ -198,13 +191,14 @@ fn run_workload(
     };
     print!("{table}");
     if let Some(out) = json {
-        let text = text.expect("serializable");
-        std::fs::write(&out, text).unwrap_or_else(|e| panic!("writing {out}: {e}"));
+        let text = text.expect("reports are plain data, always serializable");
+        std::fs::write(&out, text)
+            .unwrap_or_else(|e| fail(format!("writing {}: {e}", out.display())));
     }
 }
 
 /// latency.svg (percentile distributions) and throughput.svg (rates over time) in `dir`.
-fn plot_stream(dir: &std::path::Path, report: &runnel_bench::runner::Report) -> Result<(), String> {
+fn plot_stream(dir: &Path, report: &runnel_bench::runner::Report) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     runnel_bench::plot::latency_distribution(
         &dir.join("latency.svg"),
@@ -226,29 +220,31 @@ fn plot_stream(dir: &std::path::Path, report: &runnel_bench::runner::Report) -> 
 }
 
 /// The broker's metrics as served, one sample per line (`runnelctl stats` prints them as a table).
-fn stats(admin: &str) {
-    match runnel_net::metrics::report::fetch(admin) {
-        Ok(text) => {
-            for line in text.lines().filter(|l| !l.starts_with('#')) {
-                println!("{line}");
-            }
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(1);
-        }
+fn stats(admin: &str) -> Result<(), String> {
+    let text = runnel_net::metrics::report::fetch(admin)?;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        println!("{line}");
     }
+    Ok(())
 }
 
-fn loopback(seconds: Duration) {
-    let bytes_per_sec = runnel_bench::limits::loopback_bandwidth(seconds).expect("loopback");
+fn loopback(seconds: Duration) -> Result<(), String> {
+    let bytes_per_sec =
+        runnel_bench::limits::loopback_bandwidth(seconds).map_err(|e| format!("loopback: {e}"))?;
     println!("loopback: {:.2} GiB/s", bytes_per_sec / GIB);
+    Ok(())
 }
 
-fn rebalance(bootstrap: &str, members: usize, partitions: i32, heartbeat: Duration, rounds: usize) {
+fn rebalance(
+    bootstrap: &str,
+    members: usize,
+    partitions: i32,
+    heartbeat: Duration,
+    rounds: usize,
+) -> Result<(), String> {
     let suffix = std::process::id();
     let topic = format!("rebalance-{suffix}");
-    let mut conn = Conn::connect(bootstrap);
+    let mut conn = Conn::connect(bootstrap)?;
     let mut create = CreateTopicsRequest::default();
     let mut creatable = CreatableTopic::default();
     creatable.name = topic_name(&topic);
@@ -291,6 +287,7 @@ fn rebalance(bootstrap: &str, members: usize, partitions: i32, heartbeat: Durati
         "  last JoinGroup to last SyncGroup answer (the coordinator's part): {}",
         summary(rounds.iter().map(|r| r.coordinator).collect())
     );
+    Ok(())
 }
 
 fn ms(d: Duration) -> f64 {
@@ -309,8 +306,8 @@ fn produce(
     record_bytes: usize,
     acks: i16,
     in_flight: usize,
-) {
-    let mut conn = Conn::connect(bootstrap);
+) -> Result<(), String> {
+    let mut conn = Conn::connect(bootstrap)?;
     let mut create = CreateTopicsRequest::default();
     let mut creatable = CreatableTopic::default();
     creatable.name = topic_name(topic);
@@ -347,10 +344,11 @@ fn produce(
         }
         if acks != 0 {
             let response: ProduceResponse = conn.receive(ApiKey::Produce, 9);
-            assert_eq!(
-                response.responses[0].partition_responses[0].error_code, 0,
-                "produce failed"
-            );
+            // Nonzero for a topic the broker refused to create (a bad --topic), for one.
+            let code = response.responses[0].partition_responses[0].error_code;
+            if code != 0 {
+                return Err(format!("produce to {topic} failed: error {code}"));
+            }
         }
         outstanding.pop_front();
     }
@@ -369,26 +367,37 @@ fn produce(
         records,
         record_bytes
     );
+    Ok(())
 }
 
 /// utime + stime of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("broker pid");
+fn cpu_seconds(pid: u32) -> Result<f64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("--broker-pid {pid}: {e}"))?;
+    let bad = || format!("--broker-pid {pid}: unexpected /proc/{pid}/stat format");
+    // After the command: state is field 3; utime and stime are fields 14 and 15.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
-        .expect("stat format")
+        .ok_or_else(bad)?
         .1
         .split_whitespace()
         .collect();
-    // After the command: state is field 3; utime and stime are fields 14 and 15.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let field = |i: usize| -> Result<u64, String> {
+        fields.get(i).and_then(|f| f.parse().ok()).ok_or_else(bad)
+    };
+    let ticks = field(11)? + field(12)?;
     // SAFETY: sysconf has no memory-safety preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks as f64 / hz
+    Ok(ticks as f64 / hz)
 }
 
-fn fetch(bootstrap: &str, topic: &str, seconds: Duration, broker_pid: Option<u32>) {
-    let mut conn = Conn::connect(bootstrap);
+fn fetch(
+    bootstrap: &str,
+    topic: &str,
+    seconds: Duration,
+    broker_pid: Option<u32>,
+) -> Result<(), String> {
+    let mut conn = Conn::connect(bootstrap)?;
     let request = |offset: i64| {
         let mut partition = FetchPartition::default();
         partition.partition = 0;
@@ -405,7 +414,8 @@ fn fetch(bootstrap: &str, topic: &str, seconds: Duration, broker_pid: Option<u32
         request.topics = vec![t];
         request
     };
-    let cpu_before = broker_pid.map(cpu_seconds);
+    // Read once before the run, so a wrong pid fails now rather than after --seconds.
+    let cpu_before = broker_pid.map(cpu_seconds).transpose()?;
     let started = Instant::now();
     let mut offset = 0i64;
     let mut total = 0u64;
@@ -413,7 +423,12 @@ fn fetch(bootstrap: &str, topic: &str, seconds: Duration, broker_pid: Option<u32
         conn.send(ApiKey::Fetch, 12, &request(offset));
         let response: FetchResponse = conn.receive(ApiKey::Fetch, 12);
         let partition = &response.responses[0].partitions[0];
-        assert_eq!(partition.error_code, 0, "fetch failed");
+        if partition.error_code != 0 {
+            return Err(format!(
+                "fetch from {topic} failed: error {}",
+                partition.error_code
+            ));
+        }
         let records = partition.records.clone().unwrap_or_default();
         total += records.len() as u64;
         // Continue after the last whole batch; start over at the end.
@@ -443,8 +458,9 @@ fn fetch(bootstrap: &str, topic: &str, seconds: Duration, broker_pid: Option<u32
         gib / elapsed
     );
     if let (Some(pid), Some(before)) = (broker_pid, cpu_before) {
-        let cpu = cpu_seconds(pid) - before;
+        let cpu = cpu_seconds(pid)? - before;
         print!(", broker CPU {cpu:.2}s = {:.2} CPU-s per GiB", cpu / gib);
     }
     println!();
+    Ok(())
 }

@@ -36,7 +36,7 @@ mod epoll;
 mod event;
 mod executor;
 mod fd;
-mod fs;
+pub mod fs;
 mod mailbox;
 mod net;
 mod op;

@@ -6,27 +6,8 @@
 //! appender that gives up waiting never cancels a sync others depend on.
 
 use std::cell::Cell;
-use std::io;
 
 use crate::rt::{EventWait, LocalEvent};
-
-/// A sync failed. fdatasync errors can't be retried (the kernel may have dropped the dirty
-/// pages: "fsyncgate"), so the log that saw one accepts no more writes.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("fdatasync failed ({kind:?}): {message}")]
-pub struct SyncFailed {
-    pub kind: io::ErrorKind,
-    pub message: String,
-}
-
-impl From<&io::Error> for SyncFailed {
-    fn from(e: &io::Error) -> Self {
-        SyncFailed {
-            kind: e.kind(),
-            message: e.to_string(),
-        }
-    }
-}
 
 /// Sync progress of one log (shard-local).
 #[derive(Debug)]

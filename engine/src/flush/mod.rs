@@ -9,7 +9,7 @@
 
 mod group_commit;
 
-pub use group_commit::{GroupCommit, SyncFailed};
+pub use group_commit::GroupCommit;
 
 use std::time::Duration;
 

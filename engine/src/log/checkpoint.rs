@@ -1,5 +1,5 @@
-//! Small durable files: the per-partition checkpoint and the data directory's clean-shutdown
-//! marker.
+//! The per-partition checkpoint, and the name of the data directory's clean-shutdown marker
+//! (the broker writes and removes the marker; see `runnel-net`'s data directory).
 //!
 //! The checkpoint records the recovery point (every offset below it was synced with its
 //! indexes, so recovery never rescans those segments) and the log start offset (moved by
@@ -90,27 +90,6 @@ impl Checkpoint {
         std::fs::rename(&tmp, dir.join(CHECKPOINT_FILE))?;
         dir_file.fsync().await
     }
-}
-
-/// Removes the data directory's clean-shutdown marker, durably; returns whether it was there.
-/// Call once at start-up, before opening logs: `true` lets them skip recovery.
-pub async fn take_clean_shutdown_marker(data_dir: &Path) -> io::Result<bool> {
-    match std::fs::remove_file(data_dir.join(CLEAN_SHUTDOWN_FILE)) {
-        Ok(()) => {
-            File::open_dir(data_dir)?.fsync().await?;
-            Ok(true)
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// Writes the clean-shutdown marker, durably. Call after every log was closed.
-pub async fn write_clean_shutdown_marker(data_dir: &Path) -> io::Result<()> {
-    let file = File::create(data_dir.join(CLEAN_SHUTDOWN_FILE))?;
-    file.fdatasync().await?;
-    file.close().await?;
-    File::open_dir(data_dir)?.fsync().await
 }
 
 #[cfg(test)]

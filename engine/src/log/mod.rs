@@ -25,9 +25,7 @@ pub mod scan;
 mod segment;
 mod write_layout;
 
-pub use checkpoint::{
-    take_clean_shutdown_marker, write_clean_shutdown_marker, Checkpoint, CLEAN_SHUTDOWN_FILE,
-};
+pub use checkpoint::{Checkpoint, CLEAN_SHUTDOWN_FILE};
 pub use config::{LogConfig, MAX_SEGMENT_BYTES};
 pub use error::{AppendError, ReadError, StorageError};
 pub use housekeeping::LogSet;

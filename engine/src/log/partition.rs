@@ -56,8 +56,9 @@ impl Clock {
 /// How to open a log.
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
-    /// The data directory was shut down cleanly (see
-    /// [`take_clean_shutdown_marker`](super::take_clean_shutdown_marker)): skip recovery.
+    /// The data directory was shut down cleanly (the broker found its clean-shutdown marker,
+    /// [`CLEAN_SHUTDOWN_FILE`](super::CLEAN_SHUTDOWN_FILE)): skip recovery of the logs that
+    /// were closed cleanly too.
     pub clean_shutdown: bool,
     pub clock: Clock,
 }

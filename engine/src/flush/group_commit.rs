@@ -1,9 +1,7 @@
 //! Group commit: one fdatasync serves every append whose write completed before it started.
 //!
 //! The tracker knows only offsets: `synced` (everything below it is durable) and whether a sync
-//! round is in flight. The log decides what a round syncs (the segments holding unsynced
-//! data, the directory after a segment was created) and runs it in its own task, so an
-//! appender that gives up waiting never cancels a sync others depend on.
+//! round is in flight. [`super::sync`] runs the rounds; the log says what each one covers.
 
 use std::cell::Cell;
 

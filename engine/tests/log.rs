@@ -306,6 +306,35 @@ on_both_backends! {
         });
     }
 
+    fn a_segment_that_cannot_be_created_fails_the_log(backend) {
+        common::run(backend, || async {
+            let dir = tempfile::tempdir().unwrap();
+            let clock = Rc::new(Cell::new(1_000_000));
+            let config = LogConfig { segment_ms: Duration::from_secs(60), ..config() };
+            let options = OpenOptions { clock: Clock::Manual(clock.clone()), ..OpenOptions::default() };
+            let (log, _) = Log::open(dir.path(), config.clone(), options).await.unwrap();
+            log.append(sample_batch(3, 10, 0)).await.unwrap();
+            log.append(sample_batch(3, 10, 0)).await.unwrap();
+            // The next roll's segment file can't be created: a directory is in its place.
+            let blocker = dir.path().join(format!("{:020}.log", 6));
+            std::fs::create_dir(&blocker).unwrap();
+            clock.set(1_060_000);
+            let err = log.append(sample_batch(3, 10, 0)).await.unwrap_err();
+            assert!(matches!(err, AppendError::Storage(_)), "{err:?}");
+            assert!(log.failure().is_some());
+            let err = log.append(sample_batch(1, 10, 0)).await.unwrap_err();
+            assert!(matches!(err, AppendError::Storage(_)), "{err:?}");
+            // What was visible stays readable.
+            assert_eq!(log.high_watermark(), 6);
+            assert_eq!(read_all(&log, 0, 1 << 20).await.len(), 2);
+            crash(log).await;
+            std::fs::remove_dir(&blocker).unwrap();
+            let (log, _) = open(dir.path(), config).await;
+            assert_eq!((log.high_watermark(), log.log_end_offset()), (6, 6));
+            assert_eq!(log.append(sample_batch(1, 10, 0)).await.unwrap().base_offset, 6);
+        });
+    }
+
     fn always_acks_after_sync_with_group_commit(backend) {
         common::run(backend, || async {
             let dir = tempfile::tempdir().unwrap();

@@ -1,32 +1,11 @@
 //! Group commit: one fdatasync serves every append whose write completed before it started.
 //!
 //! The tracker knows only offsets: `synced` (everything below it is durable) and whether a sync
-//! round is in flight. The log decides what a round syncs (the segments holding unsynced
-//! data, the directory after a segment was created) and runs it in its own task, so an
-//! appender that gives up waiting never cancels a sync others depend on.
+//! round is in flight. [`super::sync`] runs the rounds; the log says what each one covers.
 
 use std::cell::Cell;
-use std::io;
 
 use crate::rt::{EventWait, LocalEvent};
-
-/// A sync failed. fdatasync errors can't be retried (the kernel may have dropped the dirty
-/// pages: "fsyncgate"), so the log that saw one accepts no more writes.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("fdatasync failed ({kind:?}): {message}")]
-pub struct SyncFailed {
-    pub kind: io::ErrorKind,
-    pub message: String,
-}
-
-impl From<&io::Error> for SyncFailed {
-    fn from(e: &io::Error) -> Self {
-        SyncFailed {
-            kind: e.kind(),
-            message: e.to_string(),
-        }
-    }
-}
 
 /// Sync progress of one log (shard-local).
 #[derive(Debug)]

@@ -6,10 +6,22 @@
 //! - `interval`: data is synced in the background `flush.ms` after the first unsynced append,
 //!   or as soon as `flush.bytes` are unsynced; acknowledgements don't wait.
 //! - `never`: the kernel writes back when it likes; only segment rolls and shutdown sync.
+//!
+//! The log keeps its state (what is written, which segments hold it); the flushing itself
+//! lives here, so each of these files has one job:
+//! - [`group_commit`](GroupCommit): the tracker, offsets only (what is durable, whether a
+//!   round is in flight);
+//! - `sync`: waiting for durability and running the rounds, against the log's
+//!   `SyncTarget` view (what a round covers, where its outcome goes);
+//! - `interval`: the `interval` policy's background flush timer.
 
 mod group_commit;
+mod interval;
+mod sync;
 
-pub use group_commit::{GroupCommit, SyncFailed};
+pub use group_commit::GroupCommit;
+pub(crate) use interval::{schedule as schedule_interval_flush, IntervalFlush};
+pub(crate) use sync::{sync_to, SyncRound, SyncTarget};
 
 use std::time::Duration;
 

@@ -1,18 +1,20 @@
-//! Small durable files: the per-partition checkpoint and the data directory's clean-shutdown
-//! marker.
+//! The per-partition checkpoint, and the name of the data directory's clean-shutdown marker.
 //!
 //! The checkpoint records the recovery point (every offset below it was synced with its
 //! indexes, so recovery never rescans those segments) and the log start offset (moved by
-//! retention and DeleteRecords, which must survive a restart). It is replaced atomically:
-//! written to a temporary file, synced, renamed over the old one, directory synced.
+//! retention and DeleteRecords, which must survive a restart). It is replaced atomically
+//! ([`rt::fs::replace_atomically`]), so a crash leaves the old one or the new one.
+//!
+//! The broker owns the marker (it knows when every log is closed); a log only learns of it
+//! through [`OpenOptions::clean_shutdown`](super::OpenOptions::clean_shutdown).
 
+use std::cell::Cell;
 use std::io;
 use std::path::Path;
 
-use crate::rt::File;
+use crate::rt::{self, LocalEvent};
 
 const CHECKPOINT_FILE: &str = "checkpoint";
-const CHECKPOINT_TMP: &str = "checkpoint.tmp";
 const CHECKPOINT_MAGIC: &str = "runnel-partition-checkpoint 1";
 /// Written into the data directory after every log closed cleanly; removed at start-up.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".runnel-clean-shutdown";
@@ -63,8 +65,10 @@ impl Checkpoint {
 
     /// Reads `dir`'s checkpoint. `Ok(None)` when there is none or it is unreadable (then
     /// recovery scans everything, which is always safe).
-    pub fn read(dir: &Path) -> io::Result<Option<Checkpoint>> {
-        match std::fs::read_to_string(dir.join(CHECKPOINT_FILE)) {
+    pub async fn read(dir: &Path) -> io::Result<Option<Checkpoint>> {
+        let path = dir.join(CHECKPOINT_FILE);
+        let text = rt::unblock(move || std::fs::read_to_string(path)).await;
+        match text {
             Ok(text) => {
                 let checkpoint = Checkpoint::decode(&text);
                 if checkpoint.is_none() {
@@ -78,39 +82,45 @@ impl Checkpoint {
         }
     }
 
-    /// Replaces `dir`'s checkpoint atomically and durably; `dir_file` is `dir` opened with
-    /// [`File::open_dir`].
-    pub async fn write(&self, dir: &Path, dir_file: &File) -> io::Result<()> {
-        let tmp = dir.join(CHECKPOINT_TMP);
-        let file = File::create(&tmp)?;
-        let (result, _) = file.write_all_at(self.encode().into_bytes(), 0).await;
-        result?;
-        file.fdatasync().await?;
-        file.close().await?;
-        std::fs::rename(&tmp, dir.join(CHECKPOINT_FILE))?;
-        dir_file.fsync().await
+    /// Replaces `dir`'s checkpoint atomically and durably.
+    pub async fn write(&self, dir: &Path) -> io::Result<()> {
+        rt::fs::replace_atomically(dir, CHECKPOINT_FILE, self.encode().into_bytes()).await
     }
 }
 
-/// Removes the data directory's clean-shutdown marker, durably; returns whether it was there.
-/// Call once at start-up, before opening logs: `true` lets them skip recovery.
-pub async fn take_clean_shutdown_marker(data_dir: &Path) -> io::Result<bool> {
-    match std::fs::remove_file(data_dir.join(CLEAN_SHUTDOWN_FILE)) {
-        Ok(()) => {
-            File::open_dir(data_dir)?.fsync().await?;
-            Ok(true)
+/// Lets one checkpoint write run at a time, each recording the log's state when its turn
+/// comes: two writes racing through the temporary file would be torn, and an older state
+/// must never land after a newer one.
+#[derive(Debug, Default)]
+pub(crate) struct CheckpointWriter {
+    busy: Cell<bool>,
+    done: LocalEvent,
+}
+
+impl CheckpointWriter {
+    /// Waits for the turn, then writes what `current` says the checkpoint is now.
+    pub(crate) async fn write(
+        &self,
+        dir: &Path,
+        current: impl FnOnce() -> Checkpoint,
+    ) -> io::Result<()> {
+        while self.busy.replace(true) {
+            self.done.wait().await;
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
+        // Released even if this future is dropped mid-write.
+        let _turn = Turn(self);
+        current().write(dir).await
     }
 }
 
-/// Writes the clean-shutdown marker, durably. Call after every log was closed.
-pub async fn write_clean_shutdown_marker(data_dir: &Path) -> io::Result<()> {
-    let file = File::create(data_dir.join(CLEAN_SHUTDOWN_FILE))?;
-    file.fdatasync().await?;
-    file.close().await?;
-    File::open_dir(data_dir)?.fsync().await
+/// Holds the turn to write; passes it on when dropped.
+struct Turn<'a>(&'a CheckpointWriter);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.busy.set(false);
+        self.0.done.notify_all();
+    }
 }
 
 #[cfg(test)]

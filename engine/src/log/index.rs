@@ -143,12 +143,6 @@ impl OffsetIndex {
         }
     }
 
-    /// Drops entries pointing at or past `position` (the log was truncated there).
-    pub fn truncate_to_position(&mut self, position: u32) {
-        let keep = self.entries.partition_point(|&(_, p)| p < position);
-        self.entries.truncate(keep);
-    }
-
     /// The encoded index, as its file should hold it.
     pub fn encode(&self) -> Vec<u8> {
         self.entries

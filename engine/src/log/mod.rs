@@ -4,15 +4,27 @@
 //!   [`builder`] makes batches for tests and the broker's own writes.
 //! - [`index`]: the sparse offset and time indexes in Kafka's file formats; [`scan`]: walking a
 //!   segment's batches, for recovery and index rebuilding.
-//! - [`Log`] (partition.rs): a partition's segments, appends (with the flush policies of
-//!   [`crate::flush`]), read planning into file ranges, timestamp lookups, DeleteRecords,
-//!   retention; segment.rs, recovery.rs, checkpoint.rs and retention.rs hold its parts.
+//! - [`Log`], a partition's log, one concern per file:
+//!   - partition.rs: the log's state and the write path (append: validate, place, write,
+//!     advance the high watermark), open and close;
+//!   - roll.rs: rolling to a new segment and sealing the old one;
+//!   - read.rs: read planning into file ranges, timestamp lookups;
+//!   - retention.rs: which segments retention removes (policy, pure); delete.rs: removing
+//!     them, for retention and DeleteRecords (action);
+//!   - segment.rs: one segment's files and in-memory state; recovery.rs: opening a directory,
+//!     checking what a crash may have left; checkpoint.rs: the recovery point and log start
+//!     offset that survive a restart;
+//!   - making appends durable is [`crate::flush`]'s job: the log tells it what a sync covers.
 //! - [`LogSet`]: a shard's logs and their background housekeeping (retention).
+//!
+//! File-system metadata calls (creating, opening, removing files, replacing the checkpoint)
+//! go through [`crate::rt::fs`], off the shard thread.
 
 pub mod batch;
 pub mod builder;
 mod checkpoint;
 mod config;
+mod delete;
 mod error;
 mod housekeeping;
 pub mod index;
@@ -21,13 +33,12 @@ mod partition;
 mod read;
 mod recovery;
 mod retention;
+mod roll;
 pub mod scan;
 mod segment;
 mod write_layout;
 
-pub use checkpoint::{
-    take_clean_shutdown_marker, write_clean_shutdown_marker, Checkpoint, CLEAN_SHUTDOWN_FILE,
-};
+pub use checkpoint::{Checkpoint, CLEAN_SHUTDOWN_FILE};
 pub use config::{LogConfig, MAX_SEGMENT_BYTES};
 pub use error::{AppendError, ReadError, StorageError};
 pub use housekeeping::LogSet;

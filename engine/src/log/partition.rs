@@ -9,6 +9,11 @@
 //! A failed write or sync puts the log in a failed state: every later append gets
 //! KAFKA_STORAGE_ERROR until the log is reopened, which runs recovery. Reads of what was
 //! already visible keep working.
+//!
+//! This file holds the log's state and the write path; the rest of what a log does lives
+//! beside it: rolling and sealing segments (roll.rs), read planning (read.rs), removing
+//! segments for retention and DeleteRecords (delete.rs), and making data durable
+//! ([`crate::flush`], which sees the log through [`SyncTarget`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -16,21 +21,18 @@ use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::batch::{self, TimestampType};
-use super::checkpoint::Checkpoint;
+use super::checkpoint::{Checkpoint, CheckpointWriter};
 use super::config::LogConfig;
 use super::error::{AppendError, ReadError, StorageError};
-use super::index::TimestampOffset;
-use super::read::{self, FileRange, ReadResult};
 use super::recovery::{self, RecoveryReport};
-use super::retention::{self, RetentionInput, SegmentSummary};
+use super::roll;
 use super::segment::{self, Segment};
 use super::write_layout::WriteLayout;
-use crate::flush::{FlushPolicy, GroupCommit};
+use crate::flush::{self, FlushPolicy, GroupCommit, IntervalFlush, SyncRound, SyncTarget};
 use crate::rt::{self, EventWait, File, LocalEvent};
 
 /// Where the log gets the time: the system clock, or a hand-set one for tests.
@@ -56,8 +58,9 @@ impl Clock {
 /// How to open a log.
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
-    /// The data directory was shut down cleanly (see
-    /// [`take_clean_shutdown_marker`](super::take_clean_shutdown_marker)): skip recovery.
+    /// The data directory was shut down cleanly (the broker found its clean-shutdown marker,
+    /// [`CLEAN_SHUTDOWN_FILE`](super::CLEAN_SHUTDOWN_FILE)): skip recovery of the logs that
+    /// were closed cleanly too.
     pub clean_shutdown: bool,
     pub clock: Clock,
 }
@@ -88,23 +91,24 @@ pub struct LogStats {
 /// A partition's log. Cheap to clone; all clones are the same log.
 #[derive(Debug, Clone)]
 pub struct Log {
-    inner: Rc<Inner>,
+    pub(super) inner: Rc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    dir: PathBuf,
-    dir_file: File,
-    config: RefCell<LogConfig>,
-    clock: Clock,
-    state: RefCell<State>,
+pub(super) struct Inner {
+    pub(super) dir: PathBuf,
+    /// The partition directory, open for the fsyncs that make its entries durable.
+    pub(super) dir_file: File,
+    pub(super) config: RefCell<LogConfig>,
+    pub(super) clock: Clock,
+    pub(super) state: RefCell<State>,
     group_commit: GroupCommit,
+    interval_flush: IntervalFlush,
     /// A write completed (the high watermark may have moved), or the log failed.
     progress: LocalEvent,
-    /// Ends an `interval` flush's wait early once `flush.bytes` are unsynced.
-    flush_kick: LocalEvent,
-    checkpoint_busy: Cell<bool>,
-    checkpoint_done: LocalEvent,
+    /// A rolled segment's files were created (or creating them failed).
+    pub(super) segment_created: LocalEvent,
+    checkpoint: CheckpointWriter,
     /// Tasks the log spawned (seals, flush timers, preallocation) still running.
     background: Cell<usize>,
     background_done: LocalEvent,
@@ -112,32 +116,28 @@ struct Inner {
 }
 
 #[derive(Debug)]
-struct State {
-    segments: BTreeMap<i64, Segment>,
+pub(super) struct State {
+    pub(super) segments: BTreeMap<i64, Segment>,
     /// Offset the next append gets (the log end offset).
-    next_offset: i64,
+    pub(super) next_offset: i64,
     /// Offsets below this are written and readable.
-    high_watermark: i64,
-    log_start_offset: i64,
+    pub(super) high_watermark: i64,
+    pub(super) log_start_offset: i64,
     /// Writes in assignment order; completed ones leave from the front.
     pending: VecDeque<PendingWrite>,
     /// Sequence number of `pending[0]`.
     first_pending_seq: u64,
-    failed: Option<StorageError>,
+    pub(super) failed: Option<StorageError>,
     closed: bool,
     /// Every segment's data and indexes are durable (set by `close`).
     all_sealed: bool,
     /// A segment file was created since the directory was last synced.
-    dir_dirty: bool,
+    pub(super) dir_dirty: bool,
     /// Bytes appended; bytes written (in order, as the high watermark moves); bytes written
     /// as of the start of the last successful sync round.
     appended_total: u64,
     written_total: u64,
     synced_total: u64,
-    /// An `interval` flush task is waiting to run.
-    flush_pending: bool,
-    /// `flush.bytes` was reached while it waited: it should not wait any longer.
-    flush_kicked: bool,
 }
 
 #[derive(Debug)]
@@ -150,7 +150,7 @@ struct PendingWrite {
 }
 
 impl State {
-    fn active(&self) -> &Segment {
+    pub(super) fn active(&self) -> &Segment {
         self.segments
             .values()
             .next_back()
@@ -183,6 +183,15 @@ impl State {
             closed_cleanly: self.closed && self.all_sealed,
         }
     }
+
+    /// OFFSET_OUT_OF_RANGE for `offset`, with the bounds as they are now.
+    pub(super) fn out_of_range(&self, offset: i64) -> ReadError {
+        ReadError::OffsetOutOfRange {
+            offset,
+            log_start_offset: self.log_start_offset,
+            high_watermark: self.high_watermark,
+        }
+    }
 }
 
 impl Log {
@@ -194,14 +203,14 @@ impl Log {
         options: OpenOptions,
     ) -> io::Result<(Log, RecoveryReport)> {
         let dir = dir.into();
-        if !dir.exists() {
-            std::fs::create_dir_all(&dir)?;
+        if !rt::fs::try_exists(&dir).await.unwrap_or(false) {
+            rt::fs::create_dir_all(&dir).await?;
             // The partition directory's own entry must be durable before anything in it is.
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                File::open_dir(parent)?.fsync().await?;
+                rt::fs::open_dir(parent).await?.fsync().await?;
             }
         }
-        let checkpoint = Checkpoint::read(&dir)?;
+        let checkpoint = Checkpoint::read(&dir).await?;
         let mut loaded = recovery::load(&dir, &config, options.clean_shutdown, checkpoint).await?;
         // Sealed segments whose indexes were rebuilt get them written now, so the checkpoint
         // can move past them.
@@ -227,21 +236,19 @@ impl Log {
             appended_total: 0,
             written_total: 0,
             synced_total: 0,
-            flush_pending: false,
-            flush_kicked: false,
         };
         let log = Log {
             inner: Rc::new(Inner {
-                dir_file: File::open_dir(&dir)?,
+                dir_file: rt::fs::open_dir(&dir).await?,
                 dir,
                 config: RefCell::new(config),
                 clock: options.clock,
                 group_commit: GroupCommit::new(loaded.durable_offset),
+                interval_flush: IntervalFlush::default(),
                 state: RefCell::new(state),
                 progress: LocalEvent::new(),
-                flush_kick: LocalEvent::new(),
-                checkpoint_busy: Cell::new(false),
-                checkpoint_done: LocalEvent::new(),
+                segment_created: LocalEvent::new(),
+                checkpoint: CheckpointWriter::default(),
                 background: Cell::new(0),
                 background_done: LocalEvent::new(),
                 stats: Cell::new(LogStats::default()),
@@ -314,7 +321,7 @@ impl Log {
     /// call this first, so no task of the old log writes into the directory it reopens.
     pub async fn quiesce(&self) {
         while self.inner.background.get() > 0 {
-            self.inner.flush_kick.notify_all();
+            self.inner.interval_flush.hurry();
             self.inner.background_done.wait().await;
         }
     }
@@ -353,8 +360,10 @@ impl Log {
             let end = info.last_offset + 1;
             inner.wait_written(end).await?;
             match flush {
-                FlushPolicy::Always => inner.sync_to(end).await?,
-                FlushPolicy::Interval { ms, bytes } => inner.schedule_flush(ms, bytes),
+                FlushPolicy::Always => flush::sync_to(&inner, end).await?,
+                FlushPolicy::Interval { ms, bytes } => {
+                    flush::schedule_interval_flush(&inner, ms, bytes)
+                }
                 FlushPolicy::Never => {}
             }
             Ok(info)
@@ -388,7 +397,7 @@ impl Log {
         }
 
         // Synchronous part: roll if need be, assign offsets and a file position.
-        let (file, position, seq, info, parts) = {
+        let (file, info_segment, position, seq, info, parts) = {
             let mut st = inner.state.borrow_mut();
             if let Some(e) = &st.failed {
                 return Err(e.clone().into());
@@ -396,8 +405,14 @@ impl Log {
             if st.closed {
                 return Err(AppendError::Closed);
             }
-            let rolled =
-                self.roll_if_needed(&mut st, &config, records.len() as u64, record_count, now)?;
+            let rolled = roll::roll_if_needed(
+                inner,
+                &mut st,
+                &config,
+                records.len() as u64,
+                record_count,
+                now,
+            );
             let base_offset = st.next_offset;
             let mut offset = base_offset;
             let active = st.active_mut();
@@ -423,7 +438,8 @@ impl Log {
             active.first_append_ms.get_or_insert(now);
             let segment = active.base_offset;
             let file = active.log.clone();
-            let preallocate = Self::preallocation(active, &config);
+            let preallocate = active
+                .next_preallocation(config.preallocate_bytes, config.effective_segment_bytes());
             st.next_offset = offset;
             st.appended_total += records.len() as u64;
             let seq = st.first_pending_seq + st.pending.len() as u64;
@@ -437,13 +453,15 @@ impl Log {
             let log_start_offset = st.log_start_offset;
             drop(st);
             if let Some(old) = rolled {
-                inner.spawn_background(Inner::seal(inner.clone(), old));
+                inner.spawn_background(roll::seal(inner.clone(), old));
             }
             if let Some((from, len)) = preallocate {
-                let file = file.clone();
-                inner.spawn_background(async move {
+                let (inner, file) = (inner.clone(), file.clone());
+                inner.clone().spawn_background(async move {
                     // Best effort: without it the writes allocate as they go.
-                    let _ = file.fallocate(libc::FALLOC_FL_KEEP_SIZE, from, len).await;
+                    if let Ok(file) = roll::segment_file(&inner, segment, file).await {
+                        let _ = file.fallocate(libc::FALLOC_FL_KEEP_SIZE, from, len).await;
+                    }
                 });
             }
             let info = AppendInfo {
@@ -452,7 +470,7 @@ impl Log {
                 log_append_time: append_time,
                 log_start_offset,
             };
-            (file, position, seq, info, layout.finish())
+            (file, segment, position, seq, info, layout.finish())
         };
         inner.bump_stats(|s| {
             s.appends += 1;
@@ -463,6 +481,10 @@ impl Log {
         // hole that holds the high watermark back forever.
         let writer = inner.clone();
         rt::spawn_local(async move {
+            // A failure to create the file already failed the log.
+            let Ok(file) = roll::segment_file(&writer, info_segment, file).await else {
+                return;
+            };
             let started = std::time::Instant::now();
             let (result, _parts) = file.write_all_vectored_at(parts, position).await;
             super::observe::write_took(started.elapsed());
@@ -471,297 +493,10 @@ impl Log {
         Ok((info, config.flush))
     }
 
-    /// Rolls to a new segment when the incoming `len` bytes / `records` wouldn't fit the
-    /// active one, or it is older than `segment.ms`. Returns the sealed segment's base.
-    fn roll_if_needed(
-        &self,
-        st: &mut State,
-        config: &LogConfig,
-        len: u64,
-        records: i64,
-        now: i64,
-    ) -> Result<Option<i64>, StorageError> {
-        let next_offset = st.next_offset;
-        let active = st.active();
-        if active.size == 0 {
-            return Ok(None);
-        }
-        let too_big = active.size + len > config.effective_segment_bytes();
-        let too_old = active.first_append_ms.is_some_and(|first| {
-            now.saturating_sub(first) >= config.segment_ms.as_millis().min(i64::MAX as u128) as i64
-        });
-        let offsets_overflow = next_offset + records - active.base_offset > i64::from(i32::MAX);
-        let index_full = active.indexes.offsets.len() >= config.max_index_entries();
-        if !(too_big || too_old || offsets_overflow || index_full) {
-            return Ok(None);
-        }
-        let old = active.base_offset;
-        let segment = Segment::create(&self.inner.dir, next_offset, config.index_interval_bytes)
-            .map_err(|e| StorageError::io("creating a segment", &e))?;
-        st.segments.insert(next_offset, segment);
-        st.dir_dirty = true;
-        self.inner.bump_stats(|s| s.segments_rolled += 1);
-        Ok(Some(old))
-    }
-
-    /// The next range to fallocate when an append passes the reserved space.
-    fn preallocation(active: &mut Segment, config: &LogConfig) -> Option<(u64, u64)> {
-        let step = config.preallocate_bytes;
-        if step == 0 || active.size <= active.preallocated_to {
-            return None;
-        }
-        let from = active.preallocated_to;
-        let until = (from + step)
-            .min(config.effective_segment_bytes())
-            .max(active.size);
-        active.preallocated_to = until;
-        Some((from, until - from))
-    }
-
-    /// Plans a read from `offset`: byte ranges of segment files holding whole batches, the
-    /// first being the batch that contains `offset`, up to `max_bytes` (the last range may end
-    /// inside a batch) and never past the high watermark. With `min_one_batch` the first
-    /// batch is returned whole even when it is larger than `max_bytes` (KIP-74).
-    pub async fn read(
-        &self,
-        offset: i64,
-        max_bytes: u64,
-        min_one_batch: bool,
-    ) -> Result<ReadResult, ReadError> {
-        struct View {
-            file: Rc<File>,
-            start: u64,
-            readable: u64,
-            /// The segment's offsets end here.
-            next_offset: i64,
-        }
-        let (views, mut result) = {
-            let st = self.inner.state.borrow();
-            let result = ReadResult {
-                high_watermark: st.high_watermark,
-                log_start_offset: st.log_start_offset,
-                ..ReadResult::default()
-            };
-            if offset < st.log_start_offset || offset > st.high_watermark {
-                return Err(out_of_range(offset, &st));
-            }
-            if offset == st.high_watermark {
-                return Ok(result);
-            }
-            let views: Vec<View> = st
-                .segments
-                .range(..=offset)
-                .next_back()
-                .into_iter()
-                .map(|(_, s)| (s, s.indexes.offsets.lookup(offset).position.into()))
-                .chain(st.segments.range(offset + 1..).map(|(_, s)| (s, 0)))
-                .map(|(s, start)| View {
-                    file: s.log.clone(),
-                    start,
-                    readable: s.written,
-                    next_offset: s.next_offset,
-                })
-                .collect();
-            (views, result)
-        };
-        let mut remaining = max_bytes;
-        let mut first_batch_len = None;
-        for view in views {
-            let mut from = view.start;
-            if first_batch_len.is_none() {
-                let found = read::find_batch(&view.file, from, view.readable, |h| {
-                    h.last_offset() >= offset
-                })
-                .await
-                .map_err(|e| StorageError::io("reading a segment", &e))?;
-                let Some((position, header)) = found else {
-                    if offset < view.next_offset {
-                        // Below the high watermark and inside this segment: the data must be
-                        // there. Skipping to the next segment would hide records.
-                        let what = format!("offset {offset} missing from its segment");
-                        return Err(StorageError(what).into());
-                    }
-                    continue;
-                };
-                from = position;
-                first_batch_len = header.total_len().map(|l| l as u64);
-            }
-            let available = view.readable.saturating_sub(from);
-            let mut take = available.min(remaining);
-            if result.ranges.is_empty() && min_one_batch {
-                take = take.max(first_batch_len.unwrap_or(0).min(available));
-            }
-            if take == 0 {
-                break;
-            }
-            result.ranges.push(FileRange {
-                file: view.file,
-                position: from,
-                len: take,
-            });
-            result.bytes += take;
-            remaining = remaining.saturating_sub(take);
-            if remaining == 0 || take < available {
-                break;
-            }
-        }
-        Ok(result)
-    }
-
-    /// The first record at or after `timestamp` (ListOffsets by time): its offset and
-    /// timestamp, or `None` when every record is older. Exact for uncompressed batches;
-    /// within compressed ones, the batch's base offset.
-    pub async fn offset_for_timestamp(
-        &self,
-        timestamp: i64,
-    ) -> Result<Option<TimestampOffset>, ReadError> {
-        let (candidates, log_start) = {
-            let st = self.inner.state.borrow();
-            let candidates: Vec<(Rc<File>, u64, u64)> = st
-                .segments
-                .values()
-                .filter(|s| s.next_offset > st.log_start_offset)
-                .filter(|s| s.max_timestamp().is_some_and(|m| m.timestamp >= timestamp))
-                .map(|s| {
-                    let from = s.indexes.times.lookup(timestamp).offset;
-                    let position = s.indexes.offsets.lookup(from).position;
-                    (s.log.clone(), u64::from(position), s.written)
-                })
-                .collect();
-            (candidates, st.log_start_offset)
-        };
-        for (file, position, readable) in candidates {
-            let found = read::find_batch(&file, position, readable, |h| {
-                h.max_timestamp >= timestamp && h.last_offset() >= log_start
-            })
-            .await
-            .map_err(|e| StorageError::io("reading a segment", &e))?;
-            let Some((position, header)) = found else {
-                continue;
-            };
-            let len = header.total_len().expect("a length find_batch accepted");
-            if position + len as u64 > readable {
-                return Err(StorageError("a batch runs past its segment's data".into()).into());
-            }
-            let (result, bytes) = file.read_exact_at(Vec::with_capacity(len), position).await;
-            result.map_err(|e| StorageError::io("reading a segment", &e))?;
-            let (offset, ts) = read::first_record_at_or_after(&bytes, &header, timestamp);
-            return Ok(Some(TimestampOffset {
-                timestamp: ts,
-                offset: offset.max(log_start),
-            }));
-        }
-        Ok(None)
-    }
-
-    /// The largest timestamp in the log and the last offset of the batch holding it
-    /// (ListOffsets MAX_TIMESTAMP); `None` for an empty log.
-    pub fn max_timestamp(&self) -> Option<TimestampOffset> {
-        let st = self.inner.state.borrow();
-        st.segments
-            .values()
-            .filter(|s| s.next_offset > st.log_start_offset)
-            .filter_map(|s| s.max_timestamp())
-            .filter(|m| m.offset < st.high_watermark)
-            .fold(None, |best: Option<TimestampOffset>, m| match best {
-                Some(b) if b.timestamp >= m.timestamp => Some(b),
-                _ => Some(m),
-            })
-    }
-
-    /// DeleteRecords: moves the log start offset to `before` (`-1`: the high watermark) and
-    /// removes the segments wholly below it. Returns the new log start offset.
-    pub async fn delete_records(&self, before: i64) -> Result<i64, ReadError> {
-        let start = {
-            let st = self.inner.state.borrow_mut();
-            let before = if before == -1 {
-                st.high_watermark
-            } else {
-                before
-            };
-            if before < 0 || before > st.high_watermark {
-                return Err(out_of_range(before, &st));
-            }
-            before
-        };
-        // The new start must never outrun durable data: after a crash, recovery could
-        // otherwise find the start past the end.
-        self.inner.sync_to(start).await?;
-        let start = {
-            let mut st = self.inner.state.borrow_mut();
-            st.log_start_offset = st.log_start_offset.max(start);
-            st.log_start_offset
-        };
-        // Retention removes the segments now below the start, and records the new start in
-        // the checkpoint when it deleted any; otherwise record it here.
-        if self.enforce_retention().await? == 0 {
-            self.inner.write_checkpoint().await?;
-        }
-        Ok(start.max(self.log_start_offset()))
-    }
-
-    /// Deletes the segments retention (`retention.ms`, `retention.bytes`, the log start
-    /// offset) no longer keeps. Returns how many went.
-    pub async fn enforce_retention(&self) -> Result<usize, StorageError> {
-        let now = self.inner.clock.now_ms();
-        let config = self.config();
-        let removed: Vec<i64> = {
-            let mut st = self.inner.state.borrow_mut();
-            let summaries: Vec<SegmentSummary> = st
-                .segments
-                .values()
-                .map(|s| SegmentSummary {
-                    base_offset: s.base_offset,
-                    next_offset: s.next_offset,
-                    size: s.size,
-                    max_timestamp: s.max_timestamp().map(|m| m.timestamp),
-                })
-                .collect();
-            let input = RetentionInput {
-                now_ms: now,
-                retention_ms: config.retention_ms,
-                retention_bytes: config.retention_bytes,
-                log_start_offset: st.log_start_offset,
-                high_watermark: st.high_watermark,
-            };
-            let count = retention::segments_to_delete(&summaries, &input);
-            let removed: Vec<i64> = summaries[..count].iter().map(|s| s.base_offset).collect();
-            for base in &removed {
-                st.segments.remove(base);
-            }
-            let first = *st.segments.keys().next().expect("the active segment stays");
-            st.log_start_offset = st.log_start_offset.max(first);
-            removed
-        };
-        if removed.is_empty() {
-            return Ok(0);
-        }
-        // The segments left the map above; their files and the new start must follow even if
-        // the caller stops waiting, so that part runs in its own task.
-        let inner = self.inner.clone();
-        let count = removed.len();
-        let deletion = self.inner.spawn_background(async move {
-            for &base in &removed {
-                segment::remove_segment_files(&inner.dir, base)
-                    .map_err(|e| StorageError::io("deleting a segment", &e))?;
-            }
-            inner
-                .dir_file
-                .fsync()
-                .await
-                .map_err(|e| StorageError::io("syncing the partition directory", &e))?;
-            inner.bump_stats(|s| s.segments_deleted += removed.len() as u64);
-            inner.write_checkpoint().await
-        });
-        deletion.await?;
-        tracing::debug!(dir = %self.inner.dir.display(), segments = count, "retention deleted segments");
-        Ok(count)
-    }
-
     /// Syncs everything appended so far, whatever the flush policy.
     pub async fn sync(&self) -> Result<(), StorageError> {
         let end = self.log_end_offset();
-        self.inner.sync_to(end).await
+        flush::sync_to(&self.inner, end).await
     }
 
     /// Stops appends, waits for writes in flight, syncs data and indexes and records a
@@ -769,7 +504,7 @@ impl Log {
     /// clean-shutdown marker, written once every log is closed).
     pub async fn close(&self) -> Result<(), StorageError> {
         self.inner.state.borrow_mut().closed = true;
-        self.inner.flush_kick.notify_all();
+        self.inner.interval_flush.hurry();
         self.sync().await?;
         self.quiesce().await;
         let snapshots: Vec<_> = {
@@ -794,7 +529,10 @@ impl Log {
             let active = st.active();
             (active.log.clone(), active.size, active.preallocated_to)
         };
-        release_preallocation(&file, size, preallocated_to).await;
+        // Synced and quiesced: a rolled segment's file exists by now.
+        if let Some(file) = file {
+            segment::release_preallocation(&file, size, preallocated_to).await;
+        }
         self.inner.state.borrow_mut().all_sealed = true;
         self.inner.write_checkpoint().await
     }
@@ -802,7 +540,7 @@ impl Log {
 
 impl Inner {
     /// Spawns a task that [`Log::quiesce`] waits for.
-    fn spawn_background<T: 'static>(
+    pub(super) fn spawn_background<T: 'static>(
         self: &Rc<Self>,
         task: impl std::future::Future<Output = T> + 'static,
     ) -> rt::JoinHandle<T> {
@@ -816,7 +554,7 @@ impl Inner {
         })
     }
 
-    fn bump_stats(&self, update: impl FnOnce(&mut LogStats)) {
+    pub(super) fn bump_stats(&self, update: impl FnOnce(&mut LogStats)) {
         let mut stats = self.stats.get();
         update(&mut stats);
         self.stats.set(stats);
@@ -850,7 +588,7 @@ impl Inner {
     }
 
     /// Waits until every offset below `end` is written (readable).
-    async fn wait_written(&self, end: i64) -> Result<(), StorageError> {
+    pub(super) async fn wait_written(&self, end: i64) -> Result<(), StorageError> {
         loop {
             {
                 let st = self.state.borrow();
@@ -865,170 +603,87 @@ impl Inner {
         }
     }
 
-    /// Waits until every offset below `target` is durable, joining the group commit.
-    async fn sync_to(self: &Rc<Self>, target: i64) -> Result<(), StorageError> {
-        loop {
-            if let Some(e) = &self.state.borrow().failed {
-                return Err(e.clone());
-            }
-            if self.group_commit.synced() >= target && !self.state.borrow().dir_dirty {
-                return Ok(());
-            }
-            self.wait_written(target).await?;
-            if self.group_commit.try_begin() {
-                rt::spawn_local(Inner::sync_round(self.clone()));
-            }
-            self.group_commit.round_done().await;
+    /// Records the current state in the checkpoint; one writer at a time.
+    pub(super) async fn write_checkpoint(&self) -> Result<(), StorageError> {
+        self.checkpoint
+            .write(&self.dir, || self.state.borrow().checkpoint())
+            .await
+            .map_err(|e| StorageError::io("writing the checkpoint", &e))
+    }
+
+    /// Records a failure that leaves the log refusing appends until it is reopened.
+    pub(super) fn fail(&self, error: StorageError) {
+        self.state.borrow_mut().failed.get_or_insert(error);
+        self.progress.notify_all();
+    }
+}
+
+impl SyncTarget for Inner {
+    fn group_commit(&self) -> &GroupCommit {
+        &self.group_commit
+    }
+
+    fn interval_flush(&self) -> &IntervalFlush {
+        &self.interval_flush
+    }
+
+    fn failure(&self) -> Option<StorageError> {
+        self.state.borrow().failed.clone()
+    }
+
+    fn dir_dirty(&self) -> bool {
+        self.state.borrow().dir_dirty
+    }
+
+    fn high_watermark(&self) -> i64 {
+        self.state.borrow().high_watermark
+    }
+
+    fn unsynced_bytes(&self) -> u64 {
+        let st = self.state.borrow();
+        st.appended_total - st.synced_total
+    }
+
+    fn wait_written(&self, end: i64) -> impl Future<Output = Result<(), StorageError>> {
+        Inner::wait_written(self, end)
+    }
+
+    fn plan_round(&self, synced: i64) -> SyncRound {
+        let mut st = self.state.borrow_mut();
+        let goal = st.high_watermark;
+        // Segments with offsets below the high watermark have their files: writes wait for
+        // them.
+        let files = st
+            .segments
+            .values()
+            .filter(|s| s.next_offset > synced && s.base_offset < goal)
+            .filter_map(|s| s.log.clone())
+            .collect();
+        SyncRound {
+            goal,
+            files,
+            sync_dir: std::mem::take(&mut st.dir_dirty),
+            written_bytes: st.written_total,
         }
     }
 
-    /// One group-commit round: syncs every segment holding written but unsynced data (and
-    /// the directory after a segment was created), then declares it durable.
-    async fn sync_round(self: Rc<Self>) {
-        let synced = self.group_commit.synced();
-        let (goal, files, sync_dir, written) = {
-            let mut st = self.state.borrow_mut();
-            let goal = st.high_watermark;
-            let files: Vec<Rc<File>> = st
-                .segments
-                .values()
-                .filter(|s| s.next_offset > synced && s.base_offset < goal)
-                .map(|s| s.log.clone())
-                .collect();
-            let sync_dir = std::mem::take(&mut st.dir_dirty);
-            (goal, files, sync_dir, st.written_total)
-        };
-        let mut result = Ok(());
-        let started = std::time::Instant::now();
-        for file in &files {
-            result = file.fdatasync().await;
-            self.bump_stats(|s| s.fdatasyncs += 1);
-            if result.is_err() {
-                break;
-            }
-        }
-        if result.is_ok() && sync_dir {
-            result = self.dir_file.fsync().await;
-        }
-        super::observe::sync_took(started.elapsed());
+    fn dir(&self) -> &File {
+        &self.dir_file
+    }
+
+    fn round_finished(&self, round: SyncRound, result: &io::Result<()>, fdatasyncs: u64) {
+        self.bump_stats(|s| s.fdatasyncs += fdatasyncs);
         match result {
-            Ok(()) => {
-                self.state.borrow_mut().synced_total = written;
-                self.group_commit.end_round(Some(goal));
-            }
+            Ok(()) => self.state.borrow_mut().synced_total = round.written_bytes,
             Err(e) => {
                 tracing::error!(dir = %self.dir.display(), error = %e, "fdatasync failed; the log refuses appends until reopened");
-                let mut st = self.state.borrow_mut();
-                st.failed.get_or_insert(StorageError::io("fdatasync", &e));
-                st.dir_dirty |= sync_dir;
-                drop(st);
-                self.progress.notify_all();
-                self.group_commit.end_round(None);
+                self.state.borrow_mut().dir_dirty |= round.sync_dir;
+                self.fail(StorageError::io("fdatasync", e));
             }
         }
     }
 
-    /// `interval` policy: makes sure a sync runs within `ms`, or now once `bytes` are
-    /// unsynced.
-    fn schedule_flush(self: &Rc<Self>, ms: Duration, bytes: Option<u64>) {
-        let mut st = self.state.borrow_mut();
-        let unsynced = st.appended_total - st.synced_total;
-        let over = bytes.is_some_and(|limit| unsynced >= limit);
-        if st.flush_pending {
-            if over {
-                // The flag covers a task not yet polled (not yet waiting for the kick).
-                st.flush_kicked = true;
-                drop(st);
-                self.flush_kick.notify_all();
-            }
-            return;
-        }
-        st.flush_pending = true;
-        drop(st);
-        let delay = if over { Duration::ZERO } else { ms };
-        let inner = self.clone();
-        self.spawn_background(async move {
-            if !inner.state.borrow().flush_kicked {
-                let _ = rt::select(rt::sleep(delay), inner.flush_kick.wait()).await;
-            }
-            let target = {
-                let mut st = inner.state.borrow_mut();
-                st.flush_pending = false;
-                st.flush_kicked = false;
-                st.high_watermark
-            };
-            // A failure is recorded in the log's state; appenders see it.
-            let _ = inner.sync_to(target).await;
-        });
-    }
-
-    /// After a roll: syncs the old segment, writes its indexes, releases its unused
-    /// preallocated space and moves the checkpoint past it.
-    async fn seal(self: Rc<Self>, base: i64) {
-        let end = match self.state.borrow().segments.get(&base) {
-            Some(segment) => segment.next_offset,
-            None => return,
-        };
-        if self.sync_to(end).await.is_err() {
-            return;
-        }
-        let Some((snapshot, file, size, preallocated_to)) = ({
-            let mut st = self.state.borrow_mut();
-            st.segments
-                .get_mut(&base)
-                .map(|s| (s.index_snapshot(), s.log.clone(), s.size, s.preallocated_to))
-        }) else {
-            return;
-        };
-        release_preallocation(&file, size, preallocated_to).await;
-        if let Err(e) = snapshot.write(&self.dir).await {
-            tracing::warn!(dir = %self.dir.display(), base, error = %e, "writing a sealed segment's indexes failed; recovery will rebuild them");
-            return;
-        }
-        if let Some(segment) = self.state.borrow_mut().segments.get_mut(&base) {
-            segment.indexes_dirty = false;
-        }
-        if let Err(e) = self.write_checkpoint().await {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "writing the checkpoint failed");
-        }
-    }
-
-    /// Writes the checkpoint from the current state; one writer at a time.
-    async fn write_checkpoint(&self) -> Result<(), StorageError> {
-        while self.checkpoint_busy.replace(true) {
-            self.checkpoint_done.wait().await;
-        }
-        // Released even if this future is dropped mid-write.
-        let _turn = CheckpointTurn(self);
-        let checkpoint = self.state.borrow().checkpoint();
-        let result = checkpoint.write(&self.dir, &self.dir_file).await;
-        result.map_err(|e| StorageError::io("writing the checkpoint", &e))
-    }
-}
-
-/// Holds the log's turn to write its checkpoint; passes it on when dropped.
-struct CheckpointTurn<'a>(&'a Inner);
-
-impl Drop for CheckpointTurn<'_> {
-    fn drop(&mut self) {
-        self.0.checkpoint_busy.set(false);
-        self.0.checkpoint_done.notify_all();
-    }
-}
-
-/// Gives back the blocks fallocate reserved past a segment's data.
-async fn release_preallocation(file: &File, size: u64, preallocated_to: u64) {
-    if preallocated_to > size {
-        let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
-        // Best effort: the space is only wasted, never wrong.
-        let _ = file.fallocate(mode, size, preallocated_to - size).await;
-    }
-}
-
-fn out_of_range(offset: i64, st: &State) -> ReadError {
-    ReadError::OffsetOutOfRange {
-        offset,
-        log_start_offset: st.log_start_offset,
-        high_watermark: st.high_watermark,
+    fn spawn_background(self: &Rc<Self>, task: impl Future<Output = ()> + 'static) {
+        Inner::spawn_background(self, task);
     }
 }

@@ -1,13 +1,18 @@
-//! Finding batches in segment files, and what a read hands to the network layer.
+//! Read planning: where an offset or a timestamp lives in the segment files, and what a read
+//! hands to the network layer.
 //!
 //! Reads never copy record bytes: they return byte ranges of segment files, which the fetch
 //! path sends with splice or sendfile. Only batch headers are read here, to find where an
-//! offset or a timestamp starts.
+//! offset or a timestamp starts. Reads see only what is written (below the high watermark),
+//! so they never wait for appends in flight.
 
 use std::io;
 use std::rc::Rc;
 
 use super::batch::{self, BatchHeader, Compression, TimestampType, HEADER_LEN};
+use super::error::{ReadError, StorageError};
+use super::index::TimestampOffset;
+use super::partition::Log;
 use crate::rt::File;
 
 /// Bytes read per step when walking batch headers: covers `index.interval.bytes` (4 KiB by
@@ -53,6 +58,162 @@ impl ReadResult {
             bytes.extend_from_slice(&chunk);
         }
         Ok(bytes)
+    }
+}
+
+impl Log {
+    /// Plans a read from `offset`: byte ranges of segment files holding whole batches, the
+    /// first being the batch that contains `offset`, up to `max_bytes` (the last range may end
+    /// inside a batch) and never past the high watermark. With `min_one_batch` the first
+    /// batch is returned whole even when it is larger than `max_bytes` (KIP-74).
+    pub async fn read(
+        &self,
+        offset: i64,
+        max_bytes: u64,
+        min_one_batch: bool,
+    ) -> Result<ReadResult, ReadError> {
+        struct View {
+            file: Rc<File>,
+            start: u64,
+            readable: u64,
+            /// The segment's offsets end here.
+            next_offset: i64,
+        }
+        let (views, mut result) = {
+            let st = self.inner.state.borrow();
+            let result = ReadResult {
+                high_watermark: st.high_watermark,
+                log_start_offset: st.log_start_offset,
+                ..ReadResult::default()
+            };
+            if offset < st.log_start_offset || offset > st.high_watermark {
+                return Err(st.out_of_range(offset));
+            }
+            if offset == st.high_watermark {
+                return Ok(result);
+            }
+            let views: Vec<View> = st
+                .segments
+                .range(..=offset)
+                .next_back()
+                .into_iter()
+                .map(|(_, s)| (s, s.indexes.offsets.lookup(offset).position.into()))
+                .chain(st.segments.range(offset + 1..).map(|(_, s)| (s, 0)))
+                // A segment without its file yet has nothing written.
+                .filter_map(|(s, start)| {
+                    Some(View {
+                        file: s.log.clone()?,
+                        start,
+                        readable: s.written,
+                        next_offset: s.next_offset,
+                    })
+                })
+                .collect();
+            (views, result)
+        };
+        let mut remaining = max_bytes;
+        let mut first_batch_len = None;
+        for view in views {
+            let mut from = view.start;
+            if first_batch_len.is_none() {
+                let found = find_batch(&view.file, from, view.readable, |h| {
+                    h.last_offset() >= offset
+                })
+                .await
+                .map_err(|e| StorageError::io("reading a segment", &e))?;
+                let Some((position, header)) = found else {
+                    if offset < view.next_offset {
+                        // Below the high watermark and inside this segment: the data must be
+                        // there. Skipping to the next segment would hide records.
+                        let what = format!("offset {offset} missing from its segment");
+                        return Err(StorageError(what).into());
+                    }
+                    continue;
+                };
+                from = position;
+                first_batch_len = header.total_len().map(|l| l as u64);
+            }
+            let available = view.readable.saturating_sub(from);
+            let mut take = available.min(remaining);
+            if result.ranges.is_empty() && min_one_batch {
+                take = take.max(first_batch_len.unwrap_or(0).min(available));
+            }
+            if take == 0 {
+                break;
+            }
+            result.ranges.push(FileRange {
+                file: view.file,
+                position: from,
+                len: take,
+            });
+            result.bytes += take;
+            remaining = remaining.saturating_sub(take);
+            if remaining == 0 || take < available {
+                break;
+            }
+        }
+        Ok(result)
+    }
+
+    /// The first record at or after `timestamp` (ListOffsets by time): its offset and
+    /// timestamp, or `None` when every record is older. Exact for uncompressed batches;
+    /// within compressed ones, the batch's base offset.
+    pub async fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<TimestampOffset>, ReadError> {
+        let (candidates, log_start) = {
+            let st = self.inner.state.borrow();
+            let candidates: Vec<(Rc<File>, u64, u64)> = st
+                .segments
+                .values()
+                .filter(|s| s.next_offset > st.log_start_offset)
+                .filter(|s| s.max_timestamp().is_some_and(|m| m.timestamp >= timestamp))
+                .filter_map(|s| {
+                    let from = s.indexes.times.lookup(timestamp).offset;
+                    let position = s.indexes.offsets.lookup(from).position;
+                    Some((s.log.clone()?, u64::from(position), s.written))
+                })
+                .collect();
+            (candidates, st.log_start_offset)
+        };
+        for (file, position, readable) in candidates {
+            let found = find_batch(&file, position, readable, |h| {
+                h.max_timestamp >= timestamp && h.last_offset() >= log_start
+            })
+            .await
+            .map_err(|e| StorageError::io("reading a segment", &e))?;
+            let Some((position, header)) = found else {
+                continue;
+            };
+            let len = header.total_len().expect("a length find_batch accepted");
+            if position + len as u64 > readable {
+                return Err(StorageError("a batch runs past its segment's data".into()).into());
+            }
+            let (result, bytes) = file.read_exact_at(Vec::with_capacity(len), position).await;
+            result.map_err(|e| StorageError::io("reading a segment", &e))?;
+            let (offset, ts) = first_record_at_or_after(&bytes, &header, timestamp);
+            return Ok(Some(TimestampOffset {
+                timestamp: ts,
+                offset: offset.max(log_start),
+            }));
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the last offset of the batch holding it
+    /// (ListOffsets MAX_TIMESTAMP); `None` for an empty log.
+    pub fn max_timestamp(&self) -> Option<TimestampOffset> {
+        let st = self.inner.state.borrow();
+        st.segments
+            .values()
+            .filter(|s| s.next_offset > st.log_start_offset)
+            .filter_map(|s| s.max_timestamp())
+            .filter(|m| m.offset < st.high_watermark)
+            .fold(None, |best: Option<TimestampOffset>, m| match best {
+                Some(b) if b.timestamp >= m.timestamp => Some(b),
+                _ => Some(m),
+            })
     }
 }
 

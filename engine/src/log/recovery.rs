@@ -19,7 +19,7 @@ use super::config::{LogConfig, MAX_SEGMENT_BYTES};
 use super::index::SegmentIndexes;
 use super::scan::{Feed, ScanResult, SegmentScanner};
 use super::segment::{self, Segment, LOG_SUFFIX};
-use crate::rt::File;
+use crate::rt::{self, File};
 
 /// Bytes read per step while scanning a segment.
 const SCAN_WINDOW: usize = 1 << 20;
@@ -59,7 +59,8 @@ pub(crate) async fn load(
     clean_shutdown: bool,
     checkpoint: Option<Checkpoint>,
 ) -> io::Result<Loaded> {
-    let bases = list_segments(dir)?;
+    let listed = dir.to_path_buf();
+    let bases = rt::unblock(move || list_segments(&listed)).await?;
     let clean_shutdown = clean_shutdown && checkpoint.is_some_and(|c| c.closed_cleanly);
     let mut report = RecoveryReport {
         clean_shutdown,
@@ -88,7 +89,7 @@ pub(crate) async fn load(
     let mut dir_changed = false;
     for (i, &base) in bases.iter().enumerate() {
         if damaged {
-            segment::remove_segment_files(dir, base)?;
+            segment::remove_segment_files(dir, base).await?;
             report.segments_removed += 1;
             dir_changed = true;
             continue;
@@ -114,12 +115,16 @@ pub(crate) async fn load(
     // first flush, which covers everything from its base.
     let active_base = *segments.keys().last().expect("at least one segment");
     for segment in segments.values().filter(|s| s.indexes_dirty) {
-        if segment.base_offset != active_base {
-            segment.log.fdatasync().await?;
+        if let Some(file) = segment
+            .log
+            .as_ref()
+            .filter(|_| segment.base_offset != active_base)
+        {
+            file.fdatasync().await?;
         }
     }
     if dir_changed {
-        File::open_dir(dir)?.fsync().await?;
+        rt::fs::open_dir(dir).await?.fsync().await?;
     }
     // DeleteRecords may have moved the start past data a crash then lost: nothing below the
     // start is readable anyway, so begin again with an empty segment there (as Kafka does).
@@ -129,7 +134,7 @@ pub(crate) async fn load(
             "log start offset {start} is past the recovered end {end}; starting an empty segment there"
         ));
         for base in segments.into_keys() {
-            segment::remove_segment_files(dir, base)?;
+            segment::remove_segment_files(dir, base).await?;
         }
         return empty_log(dir, config, start, report).await;
     }
@@ -156,8 +161,8 @@ async fn empty_log(
     start: i64,
     mut report: RecoveryReport,
 ) -> io::Result<Loaded> {
-    let segment = Segment::create(dir, start, config.index_interval_bytes)?;
-    File::open_dir(dir)?.fsync().await?;
+    let segment = Segment::create(dir, start, config.index_interval_bytes).await?;
+    rt::fs::open_dir(dir).await?.fsync().await?;
     report.segments = 1;
     Ok(Loaded {
         segments: BTreeMap::from([(start, segment)]),
@@ -168,6 +173,7 @@ async fn empty_log(
 }
 
 /// Base offsets of the segments in `dir`, in order; removes files that belong to no segment.
+/// Blocking (a directory walk and removals): run it on the pool.
 fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
     let mut bases = Vec::new();
     let mut others = Vec::new();
@@ -203,25 +209,33 @@ async fn load_segment(
     report: &mut RecoveryReport,
 ) -> io::Result<(Segment, bool)> {
     let is_last = next_base.is_none();
-    let file = Segment::open_log(dir, base)?;
+    let file = Rc::new(Segment::open_log(dir, base).await?);
     let size = file.len()?;
-    let trusted = if must_scan {
-        None
-    } else {
-        // An index must point inside the log, and a non-empty segment always has an entry
-        // for its first batch (empty files are what a roll creates before sealing).
-        Segment::read_indexes(dir, base)
-            .filter(|(offsets, _)| offsets.last().is_none_or(|e| u64::from(e.position) < size))
-            .filter(|(offsets, _)| size == 0 || !offsets.is_empty())
+    let (indexes, birth_ms) = {
+        let dir = dir.to_path_buf();
+        let read_indexes = !must_scan;
+        rt::unblock(move || {
+            let indexes = read_indexes
+                .then(|| Segment::read_indexes(&dir, base))
+                .flatten();
+            let birth_ms = (size > 0).then(|| segment_birth_ms(&dir, base)).flatten();
+            (indexes, birth_ms)
+        })
+        .await
     };
+    // An index must point inside the log, and a non-empty segment always has an entry for its
+    // first batch (empty files are what a roll creates before sealing).
+    let trusted = indexes
+        .filter(|(offsets, _)| offsets.last().is_none_or(|e| u64::from(e.position) < size))
+        .filter(|(offsets, _)| size == 0 || !offsets.is_empty());
     let mut segment = Segment {
         base_offset: base,
-        log: Rc::new(file),
+        log: Some(file.clone()),
         size,
         written: size,
         next_offset: base,
         indexes: SegmentIndexes::new(base, config.index_interval_bytes),
-        first_append_ms: (size > 0).then(|| segment_birth_ms(dir, base)).flatten(),
+        first_append_ms: birth_ms,
         indexes_dirty: false,
         preallocated_to: size,
     };
@@ -236,7 +250,7 @@ async fn load_segment(
         // entry, or the index is stale and the segment is rescanned.
         let last_entry = segment.indexes.offsets.last();
         let from = last_entry.map_or(0, |e| u64::from(e.position));
-        let tail = scan_file(&segment.log, base, from, size, ScanFrom::Resume).await?;
+        let tail = scan_file(&file, base, from, size, ScanFrom::Resume).await?;
         report.bytes_scanned += size - from;
         let first_batch_end = tail.offset_index.last().map(|e| e.offset);
         let agrees = last_entry.is_none_or(|e| first_batch_end == Some(e.offset));
@@ -259,7 +273,7 @@ async fn load_segment(
         Some(outcome) => outcome,
         None => {
             let interval = config.index_interval_bytes;
-            let scan = scan_file(&segment.log, base, 0, size, ScanFrom::Start(interval)).await?;
+            let scan = scan_file(&file, base, 0, size, ScanFrom::Start(interval)).await?;
             report.segments_scanned += 1;
             report.bytes_scanned += size;
             report.indexes_rebuilt += 1;
@@ -289,8 +303,8 @@ async fn load_segment(
         }
     }
     if valid_len < size {
-        segment.log.set_len(valid_len)?;
-        segment.log.fdatasync().await?;
+        file.set_len(valid_len)?;
+        file.fdatasync().await?;
         report.bytes_truncated += size - valid_len;
         segment.size = valid_len;
         segment.written = valid_len;
@@ -336,7 +350,7 @@ async fn scan_file(
 }
 
 /// When a segment's file was created (its modification time where the filesystem doesn't
-/// record creation), so `segment.ms` keeps counting across restarts.
+/// record creation), so `segment.ms` keeps counting across restarts. Blocking (a stat).
 fn segment_birth_ms(dir: &Path, base: i64) -> Option<i64> {
     let meta = std::fs::metadata(segment::segment_path(dir, base, LOG_SUFFIX)).ok()?;
     let time = meta.created().or_else(|_| meta.modified()).ok()?;

@@ -5,13 +5,17 @@
 //! the segment is sealed (rolled) or the log closes; until then the indexes live in memory,
 //! and after a crash recovery rebuilds them from the log (it scans every segment past the
 //! last checkpoint anyway), so index writes never sit on the append path.
+//!
+//! Files are created, opened and removed through [`rt::fs`](crate::rt::fs), off the shard
+//! thread. A roll can't wait for that (offsets are assigned when an append is called), so a
+//! rolled segment exists in memory before its files do: see [`Segment::pending`].
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::index::{OffsetIndex, SegmentIndexes, TimeIndex, TimestampOffset};
-use crate::rt::File;
+use crate::rt::{self, File};
 
 pub(crate) const LOG_SUFFIX: &str = "log";
 pub(crate) const INDEX_SUFFIX: &str = "index";
@@ -36,7 +40,9 @@ pub(crate) fn parse_segment_name(name: &str, suffix: &str) -> Option<i64> {
 pub(crate) struct Segment {
     pub base_offset: i64,
     /// Shared with reads in flight, so a deleted segment stays readable until they finish.
-    pub log: Rc<File>,
+    /// `None` while a roll's creation of the file is under way: nothing in the segment is
+    /// written (readable, syncable) before it exists.
+    pub log: Option<Rc<File>>,
     /// Bytes assigned to appends (some may still be in flight).
     pub size: u64,
     /// Bytes from the start whose writes have all completed: what readers may see.
@@ -53,15 +59,25 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    /// Creates a new, empty segment's files (replacing leftovers of a deleted one).
-    pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: usize) -> io::Result<Self> {
-        let log = File::create(segment_path(dir, base_offset, LOG_SUFFIX))?;
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            File::create(segment_path(dir, base_offset, suffix))?;
-        }
+    /// Creates a new, empty segment with its files.
+    pub async fn create(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: usize,
+    ) -> io::Result<Self> {
+        let log = Self::create_files(dir, base_offset).await?;
         Ok(Segment {
+            log: Some(Rc::new(log)),
+            ..Self::pending(base_offset, index_interval_bytes)
+        })
+    }
+
+    /// A new, empty segment whose files are still to be made with
+    /// [`create_files`](Self::create_files).
+    pub fn pending(base_offset: i64, index_interval_bytes: usize) -> Self {
+        Segment {
             base_offset,
-            log: Rc::new(log),
+            log: None,
             size: 0,
             written: 0,
             next_offset: base_offset,
@@ -69,18 +85,28 @@ impl Segment {
             first_append_ms: None,
             indexes_dirty: false,
             preallocated_to: 0,
-        })
+        }
+    }
+
+    /// Creates a segment's three files (replacing leftovers of a deleted one); returns the log
+    /// file. Not durable until the directory is synced.
+    pub async fn create_files(dir: &Path, base_offset: i64) -> io::Result<File> {
+        let log = rt::fs::create_file(segment_path(dir, base_offset, LOG_SUFFIX)).await?;
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            rt::fs::create_file(segment_path(dir, base_offset, suffix)).await?;
+        }
+        Ok(log)
     }
 
     /// Opens an existing segment's log file for reading and appending.
-    pub fn open_log(dir: &Path, base_offset: i64) -> io::Result<File> {
-        File::with_options(
-            segment_path(dir, base_offset, LOG_SUFFIX),
-            std::fs::OpenOptions::new().read(true).write(true),
-        )
+    pub async fn open_log(dir: &Path, base_offset: i64) -> io::Result<File> {
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true);
+        rt::fs::open_file(segment_path(dir, base_offset, LOG_SUFFIX), options).await
     }
 
     /// Reads the index files; `None` when either is missing or malformed (rebuild them).
+    /// Blocking: run it on the pool.
     pub fn read_indexes(dir: &Path, base_offset: i64) -> Option<(OffsetIndex, TimeIndex)> {
         let offsets = std::fs::read(segment_path(dir, base_offset, INDEX_SUFFIX)).ok()?;
         let times = std::fs::read(segment_path(dir, base_offset, TIME_INDEX_SUFFIX)).ok()?;
@@ -88,6 +114,18 @@ impl Segment {
             OffsetIndex::decode(base_offset, &offsets).ok()?,
             TimeIndex::decode(base_offset, &times).ok()?,
         ))
+    }
+
+    /// The next range to fallocate once an append passed the reserved space: `step` bytes at a
+    /// time, never past `limit` (segment.bytes) unless the data already is.
+    pub fn next_preallocation(&mut self, step: u64, limit: u64) -> Option<(u64, u64)> {
+        if step == 0 || self.size <= self.preallocated_to {
+            return None;
+        }
+        let from = self.preallocated_to;
+        let until = (from + step).min(limit).max(self.size);
+        self.preallocated_to = until;
+        Some((from, until - from))
     }
 
     /// The segment's newest timestamp and where it was seen.
@@ -122,10 +160,10 @@ impl IndexSnapshot {
             (INDEX_SUFFIX, self.offsets),
             (TIME_INDEX_SUFFIX, self.times),
         ] {
-            let file = File::with_options(
-                segment_path(dir, self.base_offset, suffix),
-                std::fs::OpenOptions::new().write(true).create(true),
-            )?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true);
+            let file =
+                rt::fs::open_file(segment_path(dir, self.base_offset, suffix), options).await?;
             let len = bytes.len() as u64;
             let (result, _) = file.write_all_at(bytes, 0).await;
             result?;
@@ -137,10 +175,20 @@ impl IndexSnapshot {
     }
 }
 
-/// Removes a segment's three files (missing ones are fine).
-pub(crate) fn remove_segment_files(dir: &Path, base_offset: i64) -> io::Result<()> {
+/// Gives back the blocks fallocate reserved past a segment's data.
+pub(crate) async fn release_preallocation(file: &File, size: u64, preallocated_to: u64) {
+    if preallocated_to > size {
+        let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+        // Best effort: the space is only wasted, never wrong.
+        let _ = file.fallocate(mode, size, preallocated_to - size).await;
+    }
+}
+
+/// Removes a segment's three files (missing ones are fine). Not durable until the directory
+/// is synced.
+pub(crate) async fn remove_segment_files(dir: &Path, base_offset: i64) -> io::Result<()> {
     for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-        match std::fs::remove_file(segment_path(dir, base_offset, suffix)) {
+        match rt::fs::remove_file(segment_path(dir, base_offset, suffix)).await {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use super::backend::IoBackend;
+use super::blocking::BlockingPool;
 use super::driver::Driver;
 use super::executor::Executor;
 use super::runtime::RuntimeShared;
@@ -18,6 +19,8 @@ pub(crate) struct ShardContext {
     pub(crate) executor: Executor,
     pub(crate) driver: RefCell<Driver>,
     pub(crate) backend: IoBackend,
+    /// Runs what must not block the shard (see [`unblock`](super::blocking::unblock)).
+    pub(crate) pool: Arc<BlockingPool>,
     /// Tasks waiting for room in a full mailbox to another shard.
     pub(crate) blocked_senders: RefCell<Vec<Waker>>,
     /// Tasks awaiting [`shutdown_requested`](super::shutdown_requested).

@@ -1,9 +1,17 @@
-//! Files on the shard's backend (io_uring operations, or the blocking pool under epoll).
+//! Files on the shard's backend (io_uring operations, or the blocking pool under epoll), and
+//! the file-system calls a shard needs now and then.
+//!
+//! Reads, writes and syncs of an open [`File`] are backend operations. Creating, opening,
+//! renaming and removing go to the blocking pool on both backends (see
+//! [`unblock`](super::blocking::unblock)): each is one quick call most of the time, but one
+//! that waits on the file system's journal now and then, and a shard that waits stalls every
+//! connection and partition it owns. The free functions here are those calls, for shard code;
+//! they mirror `std::fs` so their errors are the ones `std::fs` would return.
 
 use std::fs::OpenOptions;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::buf::{IoBuf, IoBufMut};
 use super::context;
@@ -46,7 +54,8 @@ impl File {
         )
     }
 
-    /// Opens with the given std options. Opening is a quick metadata call, made synchronously.
+    /// Opens with the given std options, synchronously: off a shard, or where a stall is
+    /// acceptable. Shard code uses [`open_file`] or [`create_file`].
     pub fn with_options(path: impl AsRef<Path>, options: &OpenOptions) -> io::Result<File> {
         Ok(Self::from_std(options.open(path)?))
     }
@@ -222,3 +231,86 @@ impl super::pipe::SpliceEnd for File {
 }
 
 super::fd::impl_as_fd!(File);
+
+/// Runs a `std::fs` call on `path` on the blocking pool.
+async fn on_pool<T: Send + 'static>(
+    path: &Path,
+    call: impl FnOnce(&Path) -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    let path = path.to_path_buf();
+    super::blocking::unblock(move || call(&path)).await
+}
+
+/// Opens `path` with `options` without blocking the shard.
+pub async fn open_file(path: impl AsRef<Path>, options: OpenOptions) -> io::Result<File> {
+    let file = on_pool(path.as_ref(), move |path| options.open(path)).await?;
+    Ok(File::from_std(file))
+}
+
+/// Creates (or truncates) a file for reading and writing, like [`File::create`], without
+/// blocking the shard.
+pub async fn create_file(path: impl AsRef<Path>) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(true);
+    open_file(path, options).await
+}
+
+/// Opens a directory to [`fsync`](File::fsync) its entries, like [`File::open_dir`], without
+/// blocking the shard.
+pub async fn open_dir(path: impl AsRef<Path>) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = OpenOptions::new();
+    options.read(true).custom_flags(libc::O_DIRECTORY);
+    open_file(path, options).await
+}
+
+/// Whether `path` exists, like [`Path::try_exists`].
+pub async fn try_exists(path: impl AsRef<Path>) -> io::Result<bool> {
+    on_pool(path.as_ref(), |path| path.try_exists()).await
+}
+
+/// Creates a directory and any missing parents, like [`std::fs::create_dir_all`]. Not durable
+/// by itself: sync the parent of the first directory created.
+pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
+    on_pool(path.as_ref(), |path| std::fs::create_dir_all(path)).await
+}
+
+/// Removes a file, like [`std::fs::remove_file`] (a missing file is an error). Not durable by
+/// itself: sync the directory.
+pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
+    on_pool(path.as_ref(), |path| std::fs::remove_file(path)).await
+}
+
+/// Removes a directory and everything in it, like [`std::fs::remove_dir_all`]. Not durable by
+/// itself: sync the parent directory.
+pub async fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
+    on_pool(path.as_ref(), |path| std::fs::remove_dir_all(path)).await
+}
+
+/// Replaces `dir/name` with `contents` so that a crash leaves the old file or the new one,
+/// never a mix, and the new one is durable when this returns: writes `dir/name.tmp`, syncs it,
+/// renames it over `name` and syncs `dir`.
+///
+/// A `name.tmp` left by a crash is garbage the next replace truncates; callers that list their
+/// directory may remove it. The steps run as one job on the blocking pool: they are a handful
+/// of metadata calls and two syncs that only make sense in order.
+pub async fn replace_atomically(dir: &Path, name: &str, contents: Vec<u8>) -> io::Result<()> {
+    let dir = dir.to_path_buf();
+    let name = name.to_owned();
+    super::blocking::unblock(move || replace_blocking(&dir, &name, &contents)).await
+}
+
+fn replace_blocking(dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
+    let tmp: PathBuf = dir.join(format!("{name}.tmp"));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    file.write_all(contents)?;
+    file.sync_data()?;
+    // close(2) reports what write-back found on some file systems (NFS): don't drop it.
+    super::sys::close(OwnedFd::from(file))?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()
+}

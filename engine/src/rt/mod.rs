@@ -36,7 +36,7 @@ mod epoll;
 mod event;
 mod executor;
 mod fd;
-mod fs;
+pub mod fs;
 mod mailbox;
 mod net;
 mod op;
@@ -53,6 +53,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 pub use backend::{probe_uring, BackendChoice, IoBackend, UringUnavailable};
+pub(crate) use blocking::unblock;
 pub use buf::{IoBuf, IoBufMut};
 pub use driver::DriverStats;
 pub use event::{LocalEvent, Wait as EventWait};

@@ -33,7 +33,8 @@ pub struct RuntimeConfig {
     pub ring_entries: u32,
     /// Capacity of each shard-to-shard mailbox, in messages.
     pub mailbox_capacity: usize,
-    /// Threads of the epoll backend's file I/O pool.
+    /// Threads of the blocking pool: file I/O under epoll, and on both backends the rare
+    /// metadata calls (create, rename, remove) that must not stall a shard.
     pub blocking_threads: usize,
     /// How long shards wait for their tasks to finish after shutdown is requested.
     pub shutdown_grace: Duration,
@@ -144,10 +145,7 @@ impl Runtime {
             shutdown: AtomicBool::new(false),
             backend,
         });
-        let pool = match backend {
-            IoBackend::Epoll => Some(Arc::new(BlockingPool::new(config.blocking_threads)?)),
-            IoBackend::Uring => None,
-        };
+        let pool = Arc::new(BlockingPool::new(config.blocking_threads)?);
         let cores = if config.pin_threads {
             core_affinity::get_core_ids().unwrap_or_default()
         } else {
@@ -180,7 +178,7 @@ impl Runtime {
                         }
                     }
                     let driver =
-                        match new_driver(backend, &shared.shards[id], pool, config.ring_entries) {
+                        match new_driver(backend, &shared.shards[id], &pool, config.ring_entries) {
                             Ok(driver) => driver,
                             Err(e) => {
                                 let err = io::Error::new(e.kind(), e.to_string());
@@ -194,6 +192,7 @@ impl Runtime {
                         executor: Executor::new(),
                         driver: std::cell::RefCell::new(driver),
                         backend,
+                        pool,
                         blocked_senders: Default::default(),
                         shutdown_waiters: Default::default(),
                         shutdown_seen: Default::default(),
@@ -290,7 +289,7 @@ impl Drop for Runtime {
 fn new_driver(
     backend: IoBackend,
     shard: &Arc<ShardShared>,
-    pool: Option<Arc<BlockingPool>>,
+    pool: &Arc<BlockingPool>,
     ring_entries: u32,
 ) -> io::Result<Driver> {
     Ok(match backend {
@@ -298,11 +297,7 @@ fn new_driver(
             uring::build_ring(ring_entries)?,
             shard.wake_fd(),
         )),
-        IoBackend::Epoll => {
-            let pool =
-                pool.ok_or_else(|| io::Error::other("epoll backend without a blocking pool"))?;
-            Driver::Epoll(EpollDriver::new(shard.clone(), pool)?)
-        }
+        IoBackend::Epoll => Driver::Epoll(EpollDriver::new(shard.clone(), pool.clone())?),
     })
 }
 

@@ -1,6 +1,8 @@
 //! The data directory and the lock that keeps two brokers from sharing it.
 
 use std::fs::File;
+
+use runnel_engine::rt;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -82,13 +84,12 @@ impl DataDir {
                 }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let id = random_cluster_id()?;
-                let tmp = self.path.join("meta.properties.tmp");
                 let text = format!("version=1\ncluster.id={id}\n");
-                let file = File::create(&tmp)?;
-                io::Write::write_all(&mut &file, text.as_bytes())?;
-                file.sync_all()?;
-                std::fs::rename(&tmp, &path)?;
-                File::open(&self.path)?.sync_all()?;
+                rt::fs::replace_atomically_blocking(
+                    &self.path,
+                    "meta.properties",
+                    text.as_bytes(),
+                )?;
                 Ok(id)
             }
             Err(e) => Err(e),

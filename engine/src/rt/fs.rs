@@ -297,10 +297,12 @@ pub async fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
 pub async fn replace_atomically(dir: &Path, name: &str, contents: Vec<u8>) -> io::Result<()> {
     let dir = dir.to_path_buf();
     let name = name.to_owned();
-    super::blocking::unblock(move || replace_blocking(&dir, &name, &contents)).await
+    super::blocking::unblock(move || replace_atomically_blocking(&dir, &name, &contents)).await
 }
 
-fn replace_blocking(dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
+/// [`replace_atomically`] for threads that are not shards (start-up and shutdown on the main
+/// thread), where blocking is what the caller wants.
+pub fn replace_atomically_blocking(dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
     let tmp: PathBuf = dir.join(format!("{name}.tmp"));
     let mut file = OpenOptions::new()
         .write(true)

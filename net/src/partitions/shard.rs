@@ -188,7 +188,7 @@ impl ShardState {
             if let Err(e) = log.close().await {
                 tracing::warn!(partition = %tp, error = %e, "closing a deleted partition failed");
             }
-            if let Err(e) = std::fs::remove_dir_all(log.dir()) {
+            if let Err(e) = rt::fs::remove_dir_all(log.dir()).await {
                 tracing::warn!(partition = %tp, error = %e, "removing a deleted partition failed");
             }
             tracing::info!(partition = %tp, "partition deleted");
@@ -403,6 +403,7 @@ fn existing_topic(name: &str) -> Result<ChangeBase, CreateError> {
 /// every shard.
 async fn commit(state: &ShardState, new: Topics) -> Result<(), CreateError> {
     new.save(&state.data_dir)
+        .await
         .map_err(|e| CreateError::Storage(format!("saving topics: {e}")))?;
     let new = Arc::new(new);
     *state.topics.borrow_mut() = new.clone();

@@ -6,10 +6,11 @@
 //! the request path take no lock.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+use runnel_engine::rt;
 use serde::{Deserialize, Serialize};
 
 use super::TopicPartition;
@@ -112,18 +113,13 @@ impl Topics {
         Ok(topics)
     }
 
-    /// Writes `<data_dir>/topics.toml` atomically and durably.
-    pub fn save(&self, data_dir: &Path) -> io::Result<()> {
+    /// Writes `<data_dir>/topics.toml` atomically and durably, off the shard's thread.
+    pub async fn save(&self, data_dir: &Path) -> io::Result<()> {
         let file = TopicsFile {
             topics: self.by_name.values().map(|t| TopicMeta::clone(t)).collect(),
         };
         let text = toml::to_string(&file).map_err(io::Error::other)?;
-        let tmp = data_dir.join(format!("{TOPICS_FILE}.tmp"));
-        let mut out = std::fs::File::create(&tmp)?;
-        out.write_all(text.as_bytes())?;
-        out.sync_all()?;
-        std::fs::rename(&tmp, data_dir.join(TOPICS_FILE))?;
-        std::fs::File::open(data_dir)?.sync_all()
+        rt::fs::replace_atomically(data_dir, TOPICS_FILE, text.into_bytes()).await
     }
 }
 
@@ -205,6 +201,22 @@ pub fn new_topic_id() -> io::Result<String> {
 mod tests {
     use super::*;
 
+    /// Runs `test` on the only shard of a runtime started for it.
+    fn on_a_shard<F, Fut>(test: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let config = rt::RuntimeConfig {
+            cores: 1,
+            pin_threads: false,
+            ..rt::RuntimeConfig::default()
+        };
+        let runtime = rt::Runtime::start(config, |_| async {}).expect("runtime starts");
+        runtime.handle().run_on(0, test).expect("shard runs");
+        runtime.join().expect("runtime stops");
+    }
+
     #[test]
     fn placement_balances_shards() {
         let mut topics = Topics::default();
@@ -237,8 +249,10 @@ mod tests {
         topics
             .by_name
             .insert("orders".into(), Arc::new(meta.clone()));
-        topics.save(&dir).unwrap();
+        let (saved, save_dir) = (topics.clone(), dir.clone());
+        on_a_shard(move || async move { saved.save(&save_dir).await.unwrap() });
         assert_eq!(Topics::load(&dir, 2).unwrap(), topics);
+        assert!(!dir.join("topics.toml.tmp").exists());
         // Fewer shards now: partitions fold onto the ones left.
         assert_eq!(
             Topics::load(&dir, 1).unwrap().get("orders").unwrap().shards,

@@ -42,7 +42,7 @@ trap '[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null || true' EXIT
 latency() { # latency LABEL WORKLOAD   (publish delay: how late the generator sent)
     /usr/bin/time -f 'generator CPU: %U s user, %S s system over %e s' \
         "$bench" run --bootstrap $addr --workload "$work/$2.toml" --json "$work/$1-$2.json" 2>&1 |
-        tr '\r' '\n' | grep -E 'published|latency|publish|end to end|generator CPU' || true
+        tr '\r' '\n' | grep -v '^\[' | grep -E 'published|latency|publish|end to end|generator CPU' || true
 }
 
 one_round() { # one_round LABEL BIN_DIR

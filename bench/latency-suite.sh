@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 6's measurement sequence, as recorded in bench/RESULTS.md: the machine's limits, then
+# The latency measurement sequence, as recorded in bench/RESULTS.md: the machine's limits, then
 # each latency and throughput workload against a fresh release broker, then the limits again.
 # Usage: bench/latency-suite.sh [work dir, default /tmp/runnel-latency]   (about 8 minutes)
 # Results: <work dir>/results.txt, a JSON report per run, SVG plots in <work dir>/plots-*.

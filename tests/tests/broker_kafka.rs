@@ -818,3 +818,100 @@ fn a_failed_acks_0_produce_closes_the_connection() {
         assert_eq!(list_offset(&mut other, "fire", 0, -1), (0, 2, -1));
     }
 }
+
+/// A long poll over partitions on both shards: it waits (min_bytes not met), wakes as soon as
+/// one partition gets data from another connection, answers at the deadline when none comes,
+/// and the broker logs no warning or error on the way.
+#[test]
+fn a_long_poll_across_shards_wakes_on_new_data() {
+    for backend in backends_under_test() {
+        let dir = TempDir::new(&format!("long-poll-shards-{backend}"));
+        let mut broker = Broker::start_in(&dir, backend, &["--cores", "2"]);
+        let mut conn = KafkaConn::connect(broker.addr).unwrap();
+        assert_eq!(create(&mut conn, "polled", 2, &[], false).0, 0);
+        let mut request = fetch_request("polled", 0, 0, 300);
+        let mut second = request.topics[0].partitions[0].clone();
+        second.partition = 1;
+        request.topics[0].partitions.push(second);
+
+        // Nothing arrives: answered empty at the deadline, without errors.
+        let started = Instant::now();
+        let response: FetchResponse = conn.call(ApiKey::Fetch, 12, &request).unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(250), "{backend}");
+        for p in &response.responses[0].partitions {
+            assert_eq!((p.error_code, p.high_watermark), (0, 0), "{backend}");
+        }
+
+        // Data arrives on partition 1 while the poll waits up to 10 s.
+        request.max_wait_ms = 10_000;
+        let sent = conn.send(ApiKey::Fetch, 12, &request).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let started = Instant::now();
+        let mut producer = KafkaConn::connect(broker.addr).unwrap();
+        assert_eq!(
+            produce(&mut producer, "polled", 1, 1, records("late", 3, 1)).0,
+            0
+        );
+        let (received, response): (i32, FetchResponse) = conn.receive(ApiKey::Fetch, 12).unwrap();
+        assert_eq!(received, sent);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{backend}: the poll was not woken by the append"
+        );
+        let partitions = &response.responses[0].partitions;
+        assert_eq!(partitions[0].records.as_ref().map_or(0, |r| r.len()), 0);
+        assert_eq!(partitions[1].high_watermark, 3, "{backend}");
+        assert!(partitions[1]
+            .records
+            .as_ref()
+            .is_some_and(|r| !r.is_empty()));
+
+        broker.signal(libc::SIGTERM);
+        broker.wait_exit(Duration::from_secs(20)).unwrap();
+        let complaints = broker.wait_for_log(" ERROR ", Duration::ZERO);
+        assert!(complaints.is_err(), "{backend}: {complaints:?}");
+        let warnings = broker.wait_for_log(" WARN ", Duration::ZERO);
+        assert!(warnings.is_err(), "{backend}: {warnings:?}");
+    }
+}
+
+/// SIGTERM answers parked long polls at once (on one shard and across shards), so a clean
+/// shutdown doesn't wait out their deadlines or the shards' grace period.
+#[test]
+fn shutdown_answers_parked_long_polls_at_once() {
+    for backend in backends_under_test() {
+        let dir = TempDir::new(&format!("long-poll-shutdown-{backend}"));
+        let mut broker = Broker::start_in(&dir, backend, &["--cores", "2"]);
+        let mut conn = KafkaConn::connect(broker.addr).unwrap();
+        assert_eq!(create(&mut conn, "parked", 2, &[], false).0, 0);
+        let one_shard = fetch_request("parked", 0, 0, 60_000);
+        let mut both_shards = one_shard.clone();
+        let mut second = both_shards.topics[0].partitions[0].clone();
+        second.partition = 1;
+        both_shards.topics[0].partitions.push(second);
+        let mut polls = Vec::new();
+        for request in [one_shard, both_shards] {
+            let mut poller = KafkaConn::connect(broker.addr).unwrap();
+            let sent = poller.send(ApiKey::Fetch, 12, &request).unwrap();
+            polls.push((poller, sent));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let stopping = Instant::now();
+        broker.signal(libc::SIGTERM);
+        for (mut poller, sent) in polls {
+            let (received, response): (i32, FetchResponse) =
+                poller.receive(ApiKey::Fetch, 12).unwrap();
+            assert_eq!(received, sent);
+            for p in &response.responses[0].partitions {
+                assert_eq!(p.error_code, 0, "{backend}");
+            }
+        }
+        let status = broker.wait_exit(Duration::from_secs(20)).unwrap();
+        assert!(status.success(), "{backend}");
+        assert!(
+            stopping.elapsed() < Duration::from_secs(5),
+            "{backend}: shutdown took {:?}",
+            stopping.elapsed()
+        );
+    }
+}

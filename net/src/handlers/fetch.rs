@@ -168,6 +168,7 @@ async fn poll_across_shards(routed: &Routed<PartitionRead>, limits: Limits) -> V
         let waits = routed
             .scatter(move |reads| {
                 let seen = seen.clone();
+                let partitions = reads.len();
                 let waiting = reads
                     .into_iter()
                     .filter_map(|(partition, _)| {
@@ -177,12 +178,15 @@ async fn poll_across_shards(routed: &Routed<PartitionRead>, limits: Limits) -> V
                     .collect();
                 async move {
                     wait_for_change(waiting, deadline).await;
-                    Vec::<()>::new()
+                    vec![(); partitions]
                 }
             })
             .await;
         let left = deadline.saturating_duration_since(Instant::now());
-        let _ = rt::select(waits.any(), rt::sleep(left)).await;
+        let stop = rt::select(rt::sleep(left), rt::shutdown_requested());
+        if let Either::Right(Either::Right(())) = rt::select(waits.any(), stop).await {
+            return outcomes;
+        }
     }
 }
 
@@ -249,7 +253,9 @@ async fn poll_on_shard(reads: Vec<(Partition, PartitionRead)>, limits: Limits) -
             .zip(&outcomes)
             .map(|((partition, _), outcome)| (partition.clone(), outcome.high_watermark))
             .collect();
-        wait_for_change(waiting, limits.deadline).await;
+        if wait_for_change(waiting, limits.deadline).await == Woken::ShuttingDown {
+            return outcomes;
+        }
     }
 }
 
@@ -364,26 +370,39 @@ fn records_of(planned: &ReadResult) -> std::io::Result<Records> {
 }
 
 /// Completes when any of these partitions' high watermark differs from the one the read saw,
-/// or at `deadline`. Checking and registering happen without yielding, so no change slips
-/// between them.
-async fn wait_for_change(partitions: Vec<(Partition, i64)>, deadline: Instant) {
+/// at `deadline`, or when the broker shuts down (a parked poll is answered at once rather than
+/// holding the shard past its grace period). Checking and registering happen without
+/// yielding, so no change slips between them.
+async fn wait_for_change(partitions: Vec<(Partition, i64)>, deadline: Instant) -> Woken {
     if partitions.is_empty() {
-        return;
+        return Woken::Changed;
     }
     loop {
         if partitions
             .iter()
             .any(|(partition, seen)| partition.high_watermark() != *seen)
         {
-            return;
+            return Woken::Changed;
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return;
+            return Woken::Deadline;
         }
         let changes = AnyOf(partitions.iter().map(|(p, _)| p.log().changed()).collect());
-        let _ = rt::select(changes, rt::sleep(left)).await;
+        let stop = rt::select(rt::sleep(left), rt::shutdown_requested());
+        if let Either::Right(Either::Right(())) = rt::select(changes, stop).await {
+            return Woken::ShuttingDown;
+        }
     }
+}
+
+/// Why a long poll's wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Woken {
+    Changed,
+    Deadline,
+    /// The broker is shutting down: the poll answers with what it has.
+    ShuttingDown,
 }
 
 /// Completes when any of its futures does.

@@ -915,3 +915,118 @@ fn shutdown_answers_parked_long_polls_at_once() {
         );
     }
 }
+
+/// The error code of each of `topic`'s partitions in Metadata.
+fn partition_errors(conn: &mut KafkaConn, topic: &str) -> Vec<i16> {
+    let mut metadata = MetadataRequest::default();
+    let mut wanted = MetadataRequestTopic::default();
+    wanted.name = Some(name(topic));
+    metadata.topics = Some(vec![wanted]);
+    metadata.allow_auto_topic_creation = false;
+    let described: MetadataResponse = conn.call(ApiKey::Metadata, 12, &metadata).unwrap();
+    let mut partitions: Vec<_> = described.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.error_code))
+        .collect();
+    partitions.sort_unstable();
+    partitions.into_iter().map(|(_, code)| code).collect()
+}
+
+/// A partition whose log can't be opened (here a file sits where its directory goes) is
+/// reported: KAFKA_STORAGE_ERROR in CreateTopics, in Metadata and to producers, while the
+/// topic's other partitions work. Opening is retried, so once the obstacle is gone the
+/// partition comes back by itself; the failure is logged once, not on every retry.
+#[test]
+fn a_partition_that_cannot_be_opened_is_reported_and_retried() {
+    const STORAGE_ERROR: i16 = 56;
+    for backend in backends_under_test() {
+        let dir = TempDir::new(&format!("offline-{backend}"));
+        let mut broker = Broker::start_in(&dir, backend, &["--cores", "2"]);
+        let obstacle = dir.path().join("data").join("blocked-1");
+        std::fs::write(&obstacle, b"not a directory").unwrap();
+        let mut conn = KafkaConn::connect(broker.addr).unwrap();
+        let (code, message) = create(&mut conn, "blocked", 2, &[], false);
+        assert_eq!(code, STORAGE_ERROR, "{backend}: {message:?}");
+        assert!(message.unwrap_or_default().contains("partition 1"));
+        assert_eq!(
+            partition_errors(&mut conn, "blocked"),
+            vec![0, STORAGE_ERROR]
+        );
+        let batch = || records("offline", 2, 1);
+        assert_eq!(produce(&mut conn, "blocked", 0, 1, batch()), (0, 0));
+        assert_eq!(
+            produce(&mut conn, "blocked", 1, 1, batch()).0,
+            STORAGE_ERROR
+        );
+
+        std::fs::remove_file(&obstacle).unwrap();
+        let back = Instant::now();
+        while partition_errors(&mut conn, "blocked") != vec![0, 0] {
+            assert!(
+                back.elapsed() < Duration::from_secs(10),
+                "{backend}: partition 1 did not come back"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(produce(&mut conn, "blocked", 1, 1, batch()), (0, 0));
+        broker
+            .wait_for_log("back online", Duration::from_secs(5))
+            .unwrap();
+        broker.signal(libc::SIGTERM);
+        broker.wait_exit(Duration::from_secs(20)).unwrap();
+        let failures = broker
+            .log
+            .iter()
+            .filter(|line| line.contains("cannot open partition"))
+            .count();
+        assert_eq!(failures, 1, "{backend}: logged once, not on every retry");
+    }
+}
+
+/// With thousands of partitions, or a short grace period, closing can outlast the shutdown
+/// grace; the shards still closing are then dropped, and the broker must not write the
+/// clean-shutdown marker (recovery then runs at the next start, and loses nothing).
+#[test]
+fn a_shutdown_cut_short_is_not_reported_clean() {
+    let backend = backends_under_test()[0];
+    let dir = TempDir::new(&format!("unclean-{backend}"));
+    let config = dir.path().join("grace.toml");
+    std::fs::write(&config, "[shutdown]\ngrace_ms = 1\n").unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let mut broker = Broker::start_in(&dir, backend, &["--config", &config]);
+    let mut conn = KafkaConn::connect(broker.addr).unwrap();
+    assert_eq!(create(&mut conn, "many", 400, &[], false).0, 0);
+    for partition in 0..400 {
+        assert_eq!(
+            produce(&mut conn, "many", partition, 1, records("c", 1, 1)).0,
+            0
+        );
+    }
+    drop(conn);
+    broker.signal(libc::SIGTERM);
+    broker.wait_exit(Duration::from_secs(30)).unwrap();
+    broker
+        .wait_for_log("grace period over", Duration::ZERO)
+        .expect("400 partitions don't close within 1 ms");
+    broker
+        .wait_for_log("did not finish closing", Duration::ZERO)
+        .unwrap();
+    let marker = dir.path().join("data").join(".runnel-clean-shutdown");
+    assert!(
+        !marker.exists(),
+        "clean-shutdown marker written after a cut-short shutdown"
+    );
+
+    // The next start recovers and has every record.
+    let broker = Broker::start_in(&dir, backend, &[]);
+    let mut conn = KafkaConn::connect(broker.addr).unwrap();
+    for partition in [0, 199, 399] {
+        let (code, high_watermark, batches) = fetch(&mut conn, "many", partition, 0, 0);
+        assert_eq!(
+            (code, high_watermark, batches.len()),
+            (0, 1, 1),
+            "partition {partition}"
+        );
+    }
+}

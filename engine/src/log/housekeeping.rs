@@ -88,12 +88,30 @@ where
         }
     }
 
-    /// Closes every log (see [`Log::close`]); returns how many failed to close cleanly.
-    pub async fn close_all(&self) -> usize {
+    /// Closes every log (see [`Log::close`]), all at once: each close waits for its own syncs
+    /// and index writes, and a shard with thousands of partitions must finish within the
+    /// shutdown grace period. Returns how many failed to close cleanly.
+    pub async fn close_all(&self) -> usize
+    where
+        K: 'static,
+        V: 'static,
+    {
+        let closing: Vec<_> = self
+            .snapshot()
+            .into_iter()
+            .map(|(key, entry)| {
+                rt::spawn_local(async move {
+                    let closed = entry.as_ref().close().await;
+                    if let Err(e) = &closed {
+                        tracing::error!(log = %key, error = %e, "closing the log failed");
+                    }
+                    closed.is_ok()
+                })
+            })
+            .collect();
         let mut failures = 0;
-        for (key, entry) in self.snapshot() {
-            if let Err(e) = entry.as_ref().close().await {
-                tracing::error!(log = %key, error = %e, "closing the log failed");
+        for close in closing {
+            if !close.await {
                 failures += 1;
             }
         }

@@ -73,7 +73,15 @@ pub async fn handle(request: CreateTopicsRequest, version: i16) -> CreateTopicsR
         } else {
             let (name, configs) = (name.clone(), configs.clone());
             match rt::run_on(0, move || shard::create_topic(name, partitions, configs)).await {
-                Ok(Ok(meta)) => Ok(Some(meta.uuid())),
+                Ok(Ok(meta)) => match shard::current().offline.of_topic(&meta.name).first() {
+                    // Created, but a partition's log could not be opened: say so, rather
+                    // than report a topic that refuses every write as healthy.
+                    Some((partition, reason)) => Err((
+                        error_code::KAFKA_STORAGE_ERROR,
+                        format!("topic created, but partition {partition} cannot be opened ({reason}); retrying"),
+                    )),
+                    None => Ok(Some(meta.uuid())),
+                },
                 Ok(Err(e)) => Err(topic_change_error(e)),
                 Err(_) => Err((error_code::NOT_CONTROLLER, "shutting down".to_string())),
             }

@@ -136,6 +136,12 @@ fn describe(broker: &BrokerInfo, meta: &TopicMeta, version: i16) -> MetadataResp
     }
     topic.is_internal = *meta.name == *crate::groups::OFFSETS_TOPIC;
     let me = BrokerId(broker.node_id);
+    let offline: Vec<i32> = shard::current()
+        .offline
+        .of_topic(&meta.name)
+        .into_iter()
+        .map(|(partition, _)| partition)
+        .collect();
     topic.partitions = (0..meta.shards.len())
         .map(|index| {
             let mut partition = MetadataResponsePartition::default();
@@ -144,6 +150,10 @@ fn describe(broker: &BrokerInfo, meta: &TopicMeta, version: i16) -> MetadataResp
             partition.leader_epoch = 0;
             partition.replica_nodes = vec![me];
             partition.isr_nodes = vec![me];
+            if offline.contains(&partition.partition_index) {
+                partition.error_code = error_code::KAFKA_STORAGE_ERROR;
+                partition.offline_replicas = vec![me];
+            }
             partition
         })
         .collect();

@@ -1,7 +1,9 @@
 //! The broker's topics and partitions: the registry ([`topics`]), topic configs
 //! ([`topic_config`]), the partition key ([`TopicPartition`]), a partition's log and replica
-//! state ([`partition`]), and each shard's share ([`shard`]).
+//! state ([`partition`]), the partitions that failed to open ([`offline`]), and each shard's
+//! share ([`shard`]).
 
+pub mod offline;
 pub mod partition;
 pub mod shard;
 pub mod topic_config;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use runnel_engine::log::{Log, LogSet, OpenOptions};
 use runnel_engine::rt::{self, LocalEvent};
 
+use super::offline::{self, OfflinePartitions};
 use super::topic_config;
 use super::topics::{self, TopicMeta, Topics};
 use super::{Partition, TopicPartition};
@@ -34,6 +35,10 @@ pub struct ShardState {
     topics: RefCell<Arc<Topics>>,
     /// The partitions this shard owns, open.
     pub logs: Rc<LogSet<TopicPartition, Partition>>,
+    /// The broker's partitions that failed to open (shared by every shard).
+    pub offline: Arc<OfflinePartitions>,
+    /// A task is retrying this shard's offline partitions.
+    retrying: Cell<bool>,
     /// One reconciliation (opening and closing logs) at a time.
     reconciling: Cell<bool>,
     reconciled: LocalEvent,
@@ -79,6 +84,7 @@ pub async fn start_shard(
     clean_shutdown: bool,
     topics: Arc<Topics>,
     defaults: Arc<TopicDefaults>,
+    offline: Arc<OfflinePartitions>,
 ) -> Rc<ShardState> {
     let state = Rc::new(ShardState {
         data_dir,
@@ -86,6 +92,8 @@ pub async fn start_shard(
         defaults,
         topics: RefCell::new(topics),
         logs: LogSet::new(),
+        offline,
+        retrying: Cell::new(false),
         reconciling: Cell::new(false),
         reconciled: LocalEvent::new(),
         changing: Cell::new(false),
@@ -141,16 +149,19 @@ impl ShardState {
         while self.reconciling.replace(true) {
             self.reconciled.wait().await;
         }
-        loop {
+        let offline = loop {
             let target = self.topics();
             self.close_removed(&target).await;
-            self.open_placed(&target).await;
+            let offline = self.open_placed(&target).await;
             if self.topics().version == target.version {
-                break;
+                break offline;
             }
-        }
+        };
         self.reconciling.set(false);
         self.reconciled.notify_all();
+        if offline && !self.retrying.replace(true) {
+            rt::spawn_local(retry_offline());
+        }
     }
 
     /// The partitions `topics` places on this shard, with their topics.
@@ -196,8 +207,9 @@ impl ShardState {
     }
 
     /// Opens every partition placed here that isn't open yet; open ones get their topic's
-    /// current configs.
-    async fn open_placed(&self, topics: &Topics) {
+    /// current configs. Returns whether any partition stays offline.
+    async fn open_placed(&self, topics: &Topics) -> bool {
+        let mut offline = false;
         for (tp, topic) in self.placed_here(topics) {
             let configs = topic_config::effective(&self.defaults.configs, &topic.configs);
             let config = match topic_config::log_config(&configs) {
@@ -223,13 +235,47 @@ impl ShardState {
                     if !report.problems.is_empty() || report.bytes_truncated > 0 {
                         tracing::warn!(partition = %tp, ?report, "recovered");
                     }
+                    if self.offline.clear(&tp) {
+                        tracing::info!(partition = %tp, "partition opened; back online");
+                    }
                     let partition = Partition::leader(tp.clone(), &topic.id, log);
                     self.logs.insert(tp, partition);
                 }
-                Err(e) => tracing::error!(partition = %tp, error = %e, "cannot open partition"),
+                Err(e) => {
+                    offline = true;
+                    if self.offline.mark(&tp, e.to_string()) {
+                        tracing::error!(partition = %tp, error = %e, "cannot open partition; it is offline (KAFKA_STORAGE_ERROR) and opening is retried with back-off");
+                    }
+                }
             }
         }
+        offline
     }
+
+    /// Whether a partition placed on this shard is offline.
+    fn any_offline_here(&self) -> bool {
+        let topics = self.topics();
+        self.placed_here(&topics)
+            .keys()
+            .any(|tp| self.logs.get(tp).is_none())
+    }
+}
+
+/// Retries opening this shard's offline partitions with back-off until none is left or the
+/// shard shuts down.
+async fn retry_offline() {
+    let state = current();
+    for attempt in 0.. {
+        let wait = rt::sleep(offline::retry_delay(attempt));
+        if let rt::Either::Right(()) = rt::select(wait, rt::shutdown_requested()).await {
+            break;
+        }
+        state.reconcile().await;
+        if !state.any_offline_here() {
+            break;
+        }
+    }
+    state.retrying.set(false);
 }
 
 /// Why a topic could not be created; each maps to a Kafka error code.
@@ -308,6 +354,7 @@ pub async fn delete_topic(name: String) -> Result<Arc<TopicMeta>, CreateError> {
     new.by_name.remove(name.as_str());
     new.version += 1;
     commit(&state, new).await?;
+    state.offline.forget_topic(&name);
     Ok(meta)
 }
 

@@ -15,6 +15,10 @@ pub const SHARD_STOPPED: ErrorCode = error_code::NOT_LEADER_OR_FOLLOWER;
 /// topic change is still being applied): the partition has no serving replica here.
 pub const NOT_OPEN: ErrorCode = error_code::NOT_LEADER_OR_FOLLOWER;
 
+/// The partition's log could not be opened (see `partitions::offline`): as Kafka answers for
+/// a partition on an offline log directory.
+pub const OFFLINE: ErrorCode = error_code::KAFKA_STORAGE_ERROR;
+
 /// The handler's shard-side work answered fewer partitions than it was given: a bug, reported
 /// as Kafka's generic server error rather than a silent success.
 pub const NOT_ANSWERED: ErrorCode = -1;

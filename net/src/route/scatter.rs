@@ -82,6 +82,9 @@ where
                 found.push((partition, item.input));
             }
             Some(_) => answers.push((item.position, Err(error_code::NOT_LEADER_OR_FOLLOWER))),
+            None if state.offline.reason(&item.tp).is_some() => {
+                answers.push((item.position, Err(errors::OFFLINE)))
+            }
             None => answers.push((item.position, Err(errors::NOT_OPEN))),
         }
     }

@@ -53,7 +53,8 @@ where
         move |me| {
             let (dir, topics, opened) = (shard_dir.clone(), topics.clone(), started.clone());
             async move {
-                start_shard(dir, false, topics, Arc::new(TopicDefaults::default())).await;
+                let defaults = Arc::new(TopicDefaults::default());
+                start_shard(dir, false, topics, defaults, Default::default()).await;
                 opened.fetch_add(1, Ordering::SeqCst);
                 if dies == Some(me) {
                     std::thread::sleep(Duration::from_millis(200));

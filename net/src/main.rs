@@ -62,6 +62,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// A thread that panics (a shard, a pool thread) stops the broker in the orderly way: it logs
+/// and sends this process SIGTERM, so the main thread shuts every shard down (no clean-shutdown
+/// marker is written, as the dead shard can't close its logs) and the process exits with an
+/// error. A broker serving on with a dead shard would answer its partitions' requests with
+/// errors forever.
+fn stop_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        tracing::error!("a broker thread panicked; shutting down");
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGTERM);
+    }));
+}
+
 /// Where profile `name` lives: a path as given, or `tuning/<name>.toml` under the current
 /// directory or the source tree the binary was built in.
 fn profile_path(name: &str) -> Result<PathBuf, String> {
@@ -90,6 +104,10 @@ fn profile_path(name: &str) -> Result<PathBuf, String> {
 fn run(cli: Cli) -> Result<(), String> {
     // Before any thread exists, so that every thread inherits the mask.
     signals::block_shutdown_signals().map_err(|e| format!("cannot block signals: {e}"))?;
+    stop_on_panic();
+    if let Some(faults) = runnel_engine::rt::fault::install_from_env()? {
+        tracing::warn!(%faults, "storage faults injected (RUNNEL_FAULTS): for tests only");
+    }
 
     let profile = cli.profile.as_deref().map(profile_path).transpose()?;
     let layers: Vec<&std::path::Path> = profile
@@ -244,7 +262,7 @@ fn run(cli: Cli) -> Result<(), String> {
             std::process::exit(130);
         }
     });
-    runtime.join().map_err(|e| e.to_string())?;
+    let joined = runtime.join().map_err(|e| e.to_string());
     let unclosed_shards = shards - shards_closed.load(Ordering::SeqCst);
     if unclosed_shards > 0 {
         tracing::warn!(
@@ -259,5 +277,5 @@ fn run(cli: Cli) -> Result<(), String> {
     } else {
         tracing::warn!("some logs did not close cleanly; they are recovered at the next start");
     }
-    Ok(())
+    joined
 }

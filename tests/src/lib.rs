@@ -1,6 +1,7 @@
 //! Helpers for integration tests that run the real `runnel` binary.
 
 pub mod kafka;
+pub mod requests;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -91,6 +92,17 @@ impl Broker {
     /// Starts `runnel` on `backend` with two shards (unless `extra` says `--cores`) and its
     /// data in `<dir>/data`, plus `extra` arguments; panics if it doesn't start.
     pub fn start_in(dir: &TempDir, backend: &str, extra: &[&str]) -> Broker {
+        Self::start_in_env(dir, backend, extra, &[])
+    }
+
+    /// [`start_in`](Self::start_in) with environment variables set for the broker (such as
+    /// `RUNNEL_FAULTS`).
+    pub fn start_in_env(
+        dir: &TempDir,
+        backend: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Broker {
         let data = dir.path().join("data");
         let mut args = vec!["--io-backend", backend];
         if !extra.contains(&"--cores") {
@@ -99,7 +111,12 @@ impl Broker {
         args.push("--data-dir");
         args.push(data.to_str().expect("UTF-8 temp path"));
         args.extend_from_slice(extra);
-        Broker::start(&args).unwrap_or_else(|e| panic!("broker did not start: {e}"))
+        let mut command = Command::new(broker_binary());
+        if !args.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
+        command.args(&args).envs(env.iter().copied());
+        Broker::spawn(command).unwrap_or_else(|e| panic!("broker did not start: {e}"))
     }
 
     /// Starts a prepared `runnel` command (its stderr is captured) and waits for its

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::buf::{IoBuf, IoBufMut};
 use super::context;
+use super::fault::{self, FaultOp};
 use super::fd::IoFd;
 use super::op::{Op, OpSpec};
 use super::ops::{self, FdKind};
@@ -23,6 +24,9 @@ use super::ops::{self, FdKind};
 #[derive(Debug)]
 pub struct File {
     fd: IoFd,
+    /// The path it was opened at, kept only while storage faults are injected (tests), so
+    /// writes and syncs can be failed by path.
+    fault_path: Option<std::sync::Arc<Path>>,
 }
 
 impl File {
@@ -57,13 +61,32 @@ impl File {
     /// Opens with the given std options, synchronously: off a shard, or where a stall is
     /// acceptable. Shard code uses [`open_file`] or [`create_file`].
     pub fn with_options(path: impl AsRef<Path>, options: &OpenOptions) -> io::Result<File> {
-        Ok(Self::from_std(options.open(path)?))
+        let path = path.as_ref();
+        fault::check(FaultOp::Open, path)?;
+        Ok(Self::from_std(options.open(path)?).remember_path(path))
     }
 
     /// Adopts a std file.
     pub fn from_std(file: std::fs::File) -> File {
         File {
             fd: IoFd::new(OwnedFd::from(file)),
+            fault_path: None,
+        }
+    }
+
+    /// Keeps `path` for injected faults, when there are any.
+    fn remember_path(mut self, path: &Path) -> File {
+        if fault::active() {
+            self.fault_path = Some(path.into());
+        }
+        self
+    }
+
+    /// The injected outcome of `op` on this file (`Ok` unless a test injects faults).
+    fn injected(&self, op: FaultOp) -> io::Result<()> {
+        match &self.fault_path {
+            Some(path) => fault::check(op, path),
+            None => Ok(()),
         }
     }
 
@@ -114,6 +137,9 @@ impl File {
 
     /// Writes some of the initialized bytes of `buf` at `offset`; returns how many.
     pub async fn write_at<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
+        if let Err(e) = self.injected(FaultOp::Write) {
+            return (Err(e), buf);
+        }
         Op::new(ops::WriteAt {
             fd: self.fd.shared(),
             buf,
@@ -125,6 +151,9 @@ impl File {
 
     /// Writes all initialized bytes of `buf` at `offset`.
     pub async fn write_all_at<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<()>, B) {
+        if let Err(e) = self.injected(FaultOp::Write) {
+            return (Err(e), buf);
+        }
         let fd = self.fd.shared();
         super::buf::write_all(buf, |buf, done| {
             Op::new(ops::WriteAt {
@@ -144,6 +173,9 @@ impl File {
         parts: Vec<bytes::Bytes>,
         offset: u64,
     ) -> (io::Result<()>, Vec<bytes::Bytes>) {
+        if let Err(e) = self.injected(FaultOp::Write) {
+            return (Err(e), parts);
+        }
         let total: usize = parts.iter().map(|p| p.len()).sum();
         let mut parts = parts;
         let mut done = 0;
@@ -170,6 +202,7 @@ impl File {
 
     /// Flushes the file's data (and the metadata needed to read it back) to stable storage.
     pub async fn fdatasync(&self) -> io::Result<()> {
+        self.injected(FaultOp::Sync)?;
         Op::new(ops::Fsync {
             fd: self.fd.shared(),
             data_only: true,
@@ -180,6 +213,7 @@ impl File {
     /// Flushes the file's data and all its metadata; on a directory opened with
     /// [`File::open_dir`], makes the creation, renaming and removal of its entries durable.
     pub async fn fsync(&self) -> io::Result<()> {
+        self.injected(FaultOp::Sync)?;
         Op::new(ops::Fsync {
             fd: self.fd.shared(),
             data_only: false,
@@ -243,8 +277,10 @@ async fn on_pool<T: Send + 'static>(
 
 /// Opens `path` with `options` without blocking the shard.
 pub async fn open_file(path: impl AsRef<Path>, options: OpenOptions) -> io::Result<File> {
-    let file = on_pool(path.as_ref(), move |path| options.open(path)).await?;
-    Ok(File::from_std(file))
+    let path = path.as_ref();
+    fault::check(FaultOp::Open, path)?;
+    let file = on_pool(path, move |path| options.open(path)).await?;
+    Ok(File::from_std(file).remember_path(path))
 }
 
 /// Creates (or truncates) a file for reading and writing, like [`File::create`], without
@@ -303,6 +339,7 @@ pub async fn replace_atomically(dir: &Path, name: &str, contents: Vec<u8>) -> io
 /// [`replace_atomically`] for threads that are not shards (start-up and shutdown on the main
 /// thread), where blocking is what the caller wants.
 pub fn replace_atomically_blocking(dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
+    fault::check(FaultOp::Replace, &dir.join(name))?;
     let tmp: PathBuf = dir.join(format!("{name}.tmp"));
     let mut file = OpenOptions::new()
         .write(true)

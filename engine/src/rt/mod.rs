@@ -35,6 +35,7 @@ mod driver;
 mod epoll;
 mod event;
 mod executor;
+pub mod fault;
 mod fd;
 pub mod fs;
 mod mailbox;

@@ -353,7 +353,7 @@ pub async fn delete_topic(name: String) -> Result<Arc<TopicMeta>, CreateError> {
     let mut new = Topics::clone(&old);
     new.by_name.remove(name.as_str());
     new.version += 1;
-    commit(&state, new).await?;
+    commit_deletion(&state, new).await?;
     state.offline.forget_topic(&name);
     Ok(meta)
 }
@@ -455,6 +455,29 @@ async fn commit(state: &ShardState, new: Topics) -> Result<(), CreateError> {
     let new = Arc::new(new);
     *state.topics.borrow_mut() = new.clone();
     broadcast(new).await;
+    Ok(())
+}
+
+/// [`commit`] for a change that frees space (a deletion): when the disk is too full to save the
+/// registry, the deleted partitions' data is removed first and the save tried again, so a
+/// full disk can be freed by deleting topics.
+async fn commit_deletion(state: &ShardState, new: Topics) -> Result<(), CreateError> {
+    let full = match new.save(&state.data_dir).await {
+        Ok(()) => false,
+        Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => true,
+        Err(e) => return Err(CreateError::Storage(format!("saving topics: {e}"))),
+    };
+    let new = Arc::new(new);
+    *state.topics.borrow_mut() = new.clone();
+    broadcast(new.clone()).await;
+    if full {
+        tracing::warn!("disk full: removed the deleted topic's data before saving the topic list");
+        new.save(&state.data_dir).await.map_err(|e| {
+            CreateError::Storage(format!(
+                "the topic's data is removed, but the topic list can't be saved: {e}"
+            ))
+        })?;
+    }
     Ok(())
 }
 

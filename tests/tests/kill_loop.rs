@@ -1,0 +1,191 @@
+//! SIGKILL under load, with librdkafka as the producer: the broker is killed every few hundred
+//! milliseconds while an acks=all producer keeps sending, and restarted on the same port and
+//! data. Afterwards every message the producer saw acknowledged must be in the log at the
+//! offset it was acknowledged with, and in the order it was sent.
+//!
+//! `RUNNEL_KILLS` sets the kills under `flush.policy=always` (default 50; the other policies
+//! get a fifth of it); `scripts/kill-loop.sh` runs a long campaign.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::ClientContext;
+use runnel_tests::kafka::KafkaConn;
+use runnel_tests::requests::create;
+use runnel_tests::{backends_under_test, Broker, TempDir};
+
+const PARTITIONS: i32 = 3;
+
+/// Deliveries the producer saw acknowledged: (partition, offset) -> value.
+type Acked = Arc<Mutex<BTreeMap<(i32, i64), Vec<u8>>>>;
+
+struct Deliveries(Acked);
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Ok(message) = result {
+            let value = message.payload().unwrap_or_default().to_vec();
+            let mut acked = self.0.lock().unwrap();
+            acked.insert((message.partition(), message.offset()), value);
+        }
+    }
+}
+
+fn kills() -> usize {
+    std::env::var("RUNNEL_KILLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(50)
+}
+
+/// A deterministic pause between 50 and 300 ms (no randomness crate needed).
+fn pause(round: usize) -> Duration {
+    Duration::from_millis(50 + (round as u64 * 7919) % 250)
+}
+
+/// Produces until `stop`, killing and restarting the broker `kills` times; returns what was
+/// acknowledged and the last broker.
+fn produce_through_kills(dir: &TempDir, backend: &str, policy: &str, kills: usize) -> Acked {
+    let mut broker = Broker::start_in(dir, backend, &[]);
+    let addr = broker.addr.to_string();
+    let mut conn = KafkaConn::connect(broker.addr).unwrap();
+    let config = [("flush.policy", policy)];
+    assert_eq!(create(&mut conn, "killed", PARTITIONS, &config, false).0, 0);
+    drop(conn);
+
+    let acked: Acked = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let producing = {
+        let (acked, stop, addr) = (acked.clone(), stop.clone(), addr.clone());
+        std::thread::spawn(move || {
+            let producer: BaseProducer<Deliveries> = ClientConfig::new()
+                .set("bootstrap.servers", &addr)
+                .set("acks", "all")
+                .set("max.in.flight.requests.per.connection", "1")
+                .set("message.timeout.ms", "120000")
+                .set("linger.ms", "2")
+                .set("reconnect.backoff.ms", "20")
+                .set("reconnect.backoff.max.ms", "200")
+                .create_with_context(Deliveries(acked))
+                .unwrap();
+            let mut sent = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let value = format!("m-{sent:08}");
+                let partition = (sent % PARTITIONS as u64) as i32;
+                let record = BaseRecord::to("killed")
+                    .payload(&value)
+                    .key("k")
+                    .partition(partition);
+                match producer.send(record) {
+                    Ok(()) => sent += 1,
+                    Err(_) => {
+                        producer.poll(Duration::from_millis(10));
+                    }
+                }
+                producer.poll(Duration::ZERO);
+                if sent % 100 == 0 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            // Whatever is still in flight is either acknowledged now or never was.
+            let _ = producer.flush(Duration::from_secs(60));
+            sent
+        })
+    };
+    for round in 0..kills {
+        std::thread::sleep(pause(round));
+        broker.signal(libc::SIGKILL);
+        broker.wait_exit(Duration::from_secs(10)).unwrap();
+        broker = Broker::start_in(dir, backend, &["--listen", &addr]);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    let sent = producing.join().unwrap();
+    let acked_count = acked.lock().unwrap().len();
+    eprintln!("{backend}/{policy}: {kills} kills, {sent} sent, {acked_count} acknowledged");
+    assert!(
+        acked_count as u64 > kills as u64,
+        "{backend}/{policy}: only {acked_count} of {sent} acknowledged across {kills} kills"
+    );
+    drop(broker);
+    acked
+}
+
+/// Reads every partition from the start: (partition, offset) -> value.
+fn read_back(addr: &str) -> BTreeMap<(i32, i64), Vec<u8>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("group.id", "kill-loop-unused")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        assignment
+            .add_partition_offset("killed", partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut found = BTreeMap::new();
+    let mut quiet_since = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while quiet_since.elapsed() < Duration::from_secs(2) && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let value = message.payload().unwrap_or_default().to_vec();
+                found.insert((message.partition(), message.offset()), value);
+                quiet_since = Instant::now();
+            }
+            Some(Err(e)) => panic!("consuming: {e}"),
+            None => {}
+        }
+    }
+    found
+}
+
+fn check_survivors(backend: &str, policy: &str, kills: usize) {
+    let dir = TempDir::new(&format!("kill-loop-{backend}-{policy}"));
+    let acked = produce_through_kills(&dir, backend, policy, kills);
+    let broker = Broker::start_in(&dir, backend, &[]);
+    let found = read_back(&broker.addr.to_string());
+    let acked = acked.lock().unwrap();
+    for ((partition, offset), value) in acked.iter() {
+        assert_eq!(
+            found.get(&(*partition, *offset)),
+            Some(value),
+            "{backend}/{policy}: acknowledged message at {partition}/{offset} lost"
+        );
+    }
+    // In send order within each partition: acknowledged values grow with their offsets.
+    for partition in 0..PARTITIONS {
+        let values: Vec<&Vec<u8>> = acked
+            .range((partition, i64::MIN)..=(partition, i64::MAX))
+            .map(|(_, v)| v)
+            .collect();
+        assert!(
+            values.windows(2).all(|w| w[0] < w[1]),
+            "{backend}/{policy}: partition {partition} out of order"
+        );
+    }
+}
+
+#[test]
+fn acknowledged_messages_survive_sigkills_with_every_flush_policy() {
+    let kills = kills();
+    let backend = backends_under_test()[0];
+    check_survivors(backend, "always", kills);
+    for policy in ["interval", "never"] {
+        check_survivors(backend, policy, (kills / 5).max(1));
+    }
+}

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use runnel_engine::log::{Log, LogSet, OpenOptions};
+use runnel_engine::log::{Log, LogConfig, LogSet, OpenOptions, RecoveryReport};
 use runnel_engine::rt::{self, LocalEvent};
 
 use super::offline::{self, OfflinePartitions};
@@ -19,6 +19,11 @@ use super::{Partition, TopicPartition};
 /// How often each shard applies retention (Kafka's `log.retention.check.interval.ms` is 5
 /// minutes; segments are large, checking is cheap).
 const RETENTION_CHECK: Duration = Duration::from_secs(30);
+
+/// Partition logs a shard opens at once at start-up and on topic changes: enough to keep the
+/// blocking pool's threads and the disk busy, few enough to bound the files and memory a burst
+/// of opens holds.
+const OPENS_AT_ONCE: usize = 64;
 
 thread_local! {
     static STATE: RefCell<Option<Rc<ShardState>>> = const { RefCell::new(None) };
@@ -208,48 +213,82 @@ impl ShardState {
 
     /// Opens every partition placed here that isn't open yet; open ones get their topic's
     /// current configs. Returns whether any partition stays offline.
+    ///
+    /// Opens run [`OPENS_AT_ONCE`] at a time: each is a few file-system calls on the blocking
+    /// pool (and a recovery scan after a crash), so a shard with thousands of partitions
+    /// would otherwise start one round trip at a time.
     async fn open_placed(&self, topics: &Topics) -> bool {
-        let mut offline = false;
+        let mut configs: BTreeMap<&str, LogConfig> = BTreeMap::new();
+        let mut to_open = Vec::new();
         for (tp, topic) in self.placed_here(topics) {
-            let configs = topic_config::effective(&self.defaults.configs, &topic.configs);
-            let config = match topic_config::log_config(&configs) {
-                Ok(config) => config,
-                Err(e) => {
-                    tracing::error!(topic = %topic.name, error = %e, "bad stored topic config; using defaults");
-                    Default::default()
-                }
-            };
+            let config = configs
+                .entry(&topic.name)
+                .or_insert_with(|| self.log_config_of(topic))
+                .clone();
             if let Some(open) = self.logs.get(&tp) {
                 if open.log().config() != config {
                     open.log().set_config(config);
                 }
                 continue;
             }
-            let options = OpenOptions {
-                clean_shutdown: self.clean_shutdown,
-                ..OpenOptions::default()
-            };
-            let dir = self.data_dir.join(tp.dir_name());
-            match Log::open(&dir, config, options).await {
-                Ok((log, report)) => {
-                    if !report.problems.is_empty() || report.bytes_truncated > 0 {
-                        tracing::warn!(partition = %tp, ?report, "recovered");
-                    }
-                    if self.offline.clear(&tp) {
-                        tracing::info!(partition = %tp, "partition opened; back online");
-                    }
-                    let partition = Partition::leader(tp.clone(), &topic.id, log);
-                    self.logs.insert(tp, partition);
-                }
-                Err(e) => {
-                    offline = true;
-                    if self.offline.mark(&tp, e.to_string()) {
-                        tracing::error!(partition = %tp, error = %e, "cannot open partition; it is offline (KAFKA_STORAGE_ERROR) and opening is retried with back-off");
-                    }
-                }
+            to_open.push((tp, topic.id.clone(), config));
+        }
+        let mut offline = false;
+        for batch in to_open.chunks(OPENS_AT_ONCE) {
+            let opening: Vec<_> = batch
+                .iter()
+                .map(|(tp, _, config)| {
+                    let dir = self.data_dir.join(tp.dir_name());
+                    let options = OpenOptions {
+                        clean_shutdown: self.clean_shutdown,
+                        ..OpenOptions::default()
+                    };
+                    let config = config.clone();
+                    rt::spawn_local(async move { Log::open(&dir, config, options).await })
+                })
+                .collect();
+            for ((tp, topic_id, _), opened) in batch.iter().zip(opening) {
+                offline |= !self.adopt(tp, topic_id, opened.await);
             }
         }
         offline
+    }
+
+    /// The log settings of `topic`: the broker's defaults under the topic's own configs.
+    fn log_config_of(&self, topic: &TopicMeta) -> LogConfig {
+        let configs = topic_config::effective(&self.defaults.configs, &topic.configs);
+        topic_config::log_config(&configs).unwrap_or_else(|e| {
+            tracing::error!(topic = %topic.name, error = %e, "bad stored topic config; using defaults");
+            LogConfig::default()
+        })
+    }
+
+    /// Takes in a partition's opened log, or records it offline; returns whether it is open.
+    fn adopt(
+        &self,
+        tp: &TopicPartition,
+        topic_id: &str,
+        opened: std::io::Result<(Log, RecoveryReport)>,
+    ) -> bool {
+        match opened {
+            Ok((log, report)) => {
+                if !report.problems.is_empty() || report.bytes_truncated > 0 {
+                    tracing::warn!(partition = %tp, ?report, "recovered");
+                }
+                if self.offline.clear(tp) {
+                    tracing::info!(partition = %tp, "partition opened; back online");
+                }
+                let partition = Partition::leader(tp.clone(), topic_id, log);
+                self.logs.insert(tp.clone(), partition);
+                true
+            }
+            Err(e) => {
+                if self.offline.mark(tp, e.to_string()) {
+                    tracing::error!(partition = %tp, error = %e, "cannot open partition; it is offline (KAFKA_STORAGE_ERROR) and opening is retried with back-off");
+                }
+                false
+            }
+        }
     }
 
     /// Whether a partition placed on this shard is offline.

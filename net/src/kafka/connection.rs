@@ -74,7 +74,7 @@ const MAX_PIPELINED: usize = 32;
 /// Request bytes a connection's pipelined Produce requests may hold at once (a request larger
 /// than this still runs, alone). Bounds the broker's memory per connection to this plus the
 /// frame just read (up to `socket.request.max.bytes`), where one at a time would hold one
-/// request; there is no broker-wide bound yet (Kafka's `queued.max.request.bytes`).
+/// request; `queued.max.request.bytes` bounds all connections together (conn_limits::queued).
 const MAX_PIPELINED_BYTES: usize = 64 << 20;
 
 /// What the writer sends for one request: its response frame, nothing (acks=0), or a reason

@@ -26,6 +26,16 @@ pub struct Config {
     /// Largest request frame accepted (Kafka's `socket.request.max.bytes`); larger ones are
     /// refused from their size prefix, before anything is allocated, and the connection closed.
     pub socket_request_max_bytes: usize,
+    /// Bytes of request frames read but not yet answered, across all connections and shards
+    /// (Kafka's `queued.max.request.bytes`); at the cap connections stop reading until
+    /// responses go out. -1: no cap.
+    pub queued_max_request_bytes: i64,
+    /// A connection with no request in flight that receives nothing for this long is closed
+    /// (Kafka's `connections.max.idle.ms`).
+    pub connections_max_idle_ms: u64,
+    /// Open connections allowed from one client address, across all shards (Kafka's
+    /// `max.connections.per.ip`); one more is closed as soon as it is accepted.
+    pub max_connections_per_ip: i32,
     /// Create topics that Metadata requests name (Kafka's `auto.create.topics.enable`).
     pub auto_create_topics: bool,
     /// Send fetched records from the page cache with splice (true) or copy them through the
@@ -124,6 +134,9 @@ impl Default for Config {
             node_id: 0,
             advertised_listener: None,
             socket_request_max_bytes: 100 << 20,
+            queued_max_request_bytes: 512 << 20,
+            connections_max_idle_ms: 600_000,
+            max_connections_per_ip: i32::MAX,
             auto_create_topics: true,
             fetch_zero_copy: true,
             fetch_splice_min_bytes: 64 << 10,
@@ -156,6 +169,14 @@ impl Default for ShutdownConfig {
             grace_ms: RuntimeConfig::default().shutdown_grace.as_millis() as u64,
         }
     }
+}
+
+/// The connection limits a config asks for, checked (see [`Config::connection_limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub queued_max_request_bytes: Option<usize>,
+    pub connections_max_idle: Duration,
+    pub max_connections_per_ip: Option<usize>,
 }
 
 /// A configuration that could not be loaded or makes no sense.
@@ -296,6 +317,42 @@ impl Config {
                 setting: "topic_defaults",
                 reason,
             })
+    }
+
+    /// The connection limits: `queued_max_request_bytes` (None: no cap),
+    /// `connections_max_idle_ms` and `max_connections_per_ip` (None: unlimited), checked.
+    pub fn connection_limits(&self) -> Result<ConnectionLimits, ConfigError> {
+        let queued_max_request_bytes = match self.queued_max_request_bytes {
+            -1 => None,
+            n if n > 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            n => {
+                return Err(ConfigError::Invalid {
+                    setting: "queued_max_request_bytes",
+                    reason: format!("{n} is neither positive nor -1 (no cap)"),
+                })
+            }
+        };
+        if self.connections_max_idle_ms == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "connections_max_idle_ms",
+                reason: "must be positive".into(),
+            });
+        }
+        let max_connections_per_ip = match self.max_connections_per_ip {
+            i32::MAX => None,
+            n if n > 0 => Some(n as usize),
+            n => {
+                return Err(ConfigError::Invalid {
+                    setting: "max_connections_per_ip",
+                    reason: format!("{n} is not positive"),
+                })
+            }
+        };
+        Ok(ConnectionLimits {
+            queued_max_request_bytes,
+            connections_max_idle: Duration::from_millis(self.connections_max_idle_ms),
+            max_connections_per_ip,
+        })
     }
 
     /// The runtime settings this config asks for.
@@ -448,5 +505,30 @@ mod tests {
             .contains("io.ring_entries"));
         config.listen = "not an address".into();
         assert!(config.listen_addr().is_err());
+    }
+
+    #[test]
+    fn connection_limits_default_as_in_kafka() {
+        let limits = Config::default().connection_limits().unwrap();
+        assert_eq!(limits.queued_max_request_bytes, Some(512 << 20));
+        assert_eq!(limits.connections_max_idle, Duration::from_secs(600));
+        assert_eq!(limits.max_connections_per_ip, None, "unlimited");
+        let config = Config::parse(
+            "queued_max_request_bytes = -1\nconnections_max_idle_ms = 500\nmax_connections_per_ip = 3\n",
+        )
+        .unwrap();
+        let limits = config.connection_limits().unwrap();
+        assert_eq!(limits.queued_max_request_bytes, None, "-1 disables the cap");
+        assert_eq!(limits.connections_max_idle, Duration::from_millis(500));
+        assert_eq!(limits.max_connections_per_ip, Some(3));
+        for (bad, setting) in [
+            ("queued_max_request_bytes = 0", "queued_max_request_bytes"),
+            ("queued_max_request_bytes = -2", "queued_max_request_bytes"),
+            ("connections_max_idle_ms = 0", "connections_max_idle_ms"),
+            ("max_connections_per_ip = 0", "max_connections_per_ip"),
+        ] {
+            let err = Config::parse(bad).unwrap().connection_limits().unwrap_err();
+            assert!(err.to_string().contains(setting), "{bad}: {err}");
+        }
     }
 }

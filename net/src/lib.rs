@@ -3,13 +3,15 @@
 //!
 //! Modules depend only on those listed before them here (the engine below them all), never on
 //! one after:
-//! [`partitions`] (topics, partitions and their logs on each shard) < [`config`] < [`metrics`]
+//! [`partitions`] (topics, partitions and their logs on each shard) < [`config`] <
+//! [`conn_limits`] < [`metrics`]
 //! < [`kafka`] (the protocol) < [`route`] (a partition's owner, scatter and gather) <
 //! [`groups`] < [`handlers`] < [`listener`].
 
 pub mod partitions;
 
 pub mod config;
+pub mod conn_limits;
 pub mod data_dir;
 pub mod limits;
 pub mod signals;

@@ -139,6 +139,9 @@ fn run(cli: Cli) -> Result<(), String> {
         Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
     }
     let runtime_config = config.runtime().map_err(|e| e.to_string())?;
+    let limits = config.connection_limits().map_err(|e| e.to_string())?;
+    runnel_net::conn_limits::queued::QUEUED_REQUEST_BYTES.set_cap(limits.queued_max_request_bytes);
+    runnel_net::conn_limits::per_ip::CONNECTIONS_PER_IP.set_max(limits.max_connections_per_ip);
     let listen = config.listen_addr().map_err(|e| e.to_string())?;
     let data_dir = DataDir::open(&config.data_dir)
         .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
@@ -172,6 +175,7 @@ fn run(cli: Cli) -> Result<(), String> {
         zero_copy_fetch: config.fetch_zero_copy,
         fetch_splice_min_bytes: config.fetch_splice_min_bytes,
         groups: config.groups.clone(),
+        connections_max_idle: limits.connections_max_idle,
     });
     let clean_shutdown = data_dir
         .take_clean_shutdown_marker()

@@ -3,21 +3,28 @@
 //! Pipelined Produce requests overlap (see [`serve_connection`]); every other request runs
 //! alone. A request that can't be understood (unknown API key, an unsupported version of
 //! anything but ApiVersions, a malformed header or body) closes the connection, as Kafka does;
-//! the broker logs it and keeps serving everyone else.
+//! the broker logs it (rate-limited) and keeps serving everyone else. A connection with
+//! nothing in flight that receives nothing for `connections.max.idle.ms` is closed.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use runnel_engine::rt::{self, Either, TcpStream};
 
+use super::decode_budget;
 use super::dispatch::{Api, Apis, Call, Handled, HandlerError, ResponseBody, Run};
 use super::fetch_response::Piece;
 use super::frame::{FrameError, FrameReader};
 use super::outbox::Outbox;
 use super::send::send_pieces;
+use crate::conn_limits::log_limit::LogLimit;
+use crate::conn_limits::queued::{QueuedBytes, QUEUED_REQUEST_BYTES};
+use crate::warn_limited;
 
 /// What every connection needs to know about this broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +44,8 @@ pub struct BrokerInfo {
     pub fetch_splice_min_bytes: u64,
     /// Consumer group settings.
     pub groups: crate::config::GroupsConfig,
+    /// `connections.max.idle.ms`.
+    pub connections_max_idle: Duration,
 }
 
 /// Why a connection is being closed on a request.
@@ -65,12 +74,22 @@ const MAX_PIPELINED: usize = 32;
 /// Request bytes a connection's pipelined Produce requests may hold at once (a request larger
 /// than this still runs, alone). Bounds the broker's memory per connection to this plus the
 /// frame just read (up to `socket.request.max.bytes`), where one at a time would hold one
-/// request; there is no broker-wide bound yet (Kafka's `queued.max.request.bytes`).
+/// request; `queued.max.request.bytes` bounds all connections together (conn_limits::queued).
 const MAX_PIPELINED_BYTES: usize = 64 << 20;
 
 /// What the writer sends for one request: its response frame, nothing (acks=0), or a reason
 /// to close the connection.
 type Framed = Result<Option<EncodedResponse>, Refusal>;
+
+/// What the writer takes from the outbox: the framed response and the request's bytes in the
+/// broker-wide pool, given back once the response is sent.
+type Answer = (Framed, Option<QueuedBytes>);
+
+/// Warnings for connections closed on a bad frame or request, and for responses that
+/// couldn't be encoded: one line a second at most, each kind.
+static BAD_FRAME: LogLimit = LogLimit::new();
+static BAD_REQUEST: LogLimit = LogLimit::new();
+static BAD_RESPONSE: LogLimit = LogLimit::new();
 
 /// Serves one connection until the peer closes it, it misbehaves, or the shard shuts down.
 ///
@@ -90,8 +109,14 @@ pub async fn serve_connection(
     crate::metrics::connection_change(1);
     let stream = Rc::new(stream);
     let outbox = Rc::new(Outbox::new(MAX_PIPELINED, MAX_PIPELINED_BYTES));
-    let writer = rt::spawn_local(write_responses(stream.clone(), outbox.clone(), peer));
-    read_requests(&stream, &outbox, &broker, apis, peer).await;
+    let activity = Rc::new(Cell::new(Instant::now()));
+    let writer = rt::spawn_local(write_responses(
+        stream.clone(),
+        outbox.clone(),
+        activity.clone(),
+        peer,
+    ));
+    read_requests(&stream, &outbox, activity, &broker, apis, peer).await;
     outbox.close();
     writer.await;
     crate::metrics::connection_change(-1);
@@ -107,28 +132,41 @@ pub async fn serve_connection(
 /// the shard shuts down.
 async fn read_requests(
     stream: &TcpStream,
-    outbox: &Outbox<Framed>,
+    outbox: &Outbox<Answer>,
+    activity: Rc<Cell<Instant>>,
     broker: &Rc<BrokerInfo>,
     apis: Apis,
     peer: SocketAddr,
 ) {
-    let mut frames = FrameReader::new(broker.max_request_bytes);
+    let mut frames = FrameReader::for_requests(
+        broker.max_request_bytes,
+        &QUEUED_REQUEST_BYTES,
+        activity.clone(),
+    );
     // A full outbox stops reading: the client waits, and so does the memory its requests take.
     while outbox.room_for(0).await {
-        let frame = match rt::select(rt::shutdown_requested(), frames.next(stream)).await {
+        let next = rt::select(
+            frames.next_request(stream),
+            idle(&activity, outbox, broker.connections_max_idle),
+        );
+        let (frame, queued) = match rt::select(rt::shutdown_requested(), next).await {
             Either::Left(()) => break,
-            Either::Right(Ok(frame)) => frame,
-            Either::Right(Err(FrameError::Closed)) => break,
+            Either::Right(Either::Right(())) => {
+                tracing::debug!(%peer, idle = ?broker.connections_max_idle, "closing idle connection");
+                break;
+            }
+            Either::Right(Either::Left(Ok(frame))) => frame,
+            Either::Right(Either::Left(Err(FrameError::Closed))) => break,
             // A client that closes with replies unread (librdkafka tearing down a consumer
             // with a fetch in flight) resets the connection: routine, as Kafka treats it.
-            Either::Right(Err(FrameError::Io(e)))
+            Either::Right(Either::Left(Err(FrameError::Io(e))))
                 if e.kind() == std::io::ErrorKind::ConnectionReset =>
             {
                 tracing::debug!(%peer, error = %e, "connection reset by the client");
                 break;
             }
-            Either::Right(Err(e)) => {
-                tracing::warn!(%peer, error = %e, "closing connection");
+            Either::Right(Either::Left(Err(e))) => {
+                warn_limited!(BAD_FRAME, %peer, error = %e, "closing connection");
                 break;
             }
         };
@@ -136,14 +174,12 @@ async fn read_requests(
         let request = match decode(frame, apis) {
             Ok(Decoded::Request(request)) => *request,
             Ok(Decoded::Answered(head)) => {
-                outbox.push(
-                    Box::pin(std::future::ready(Ok(Some((head, Vec::new()))))),
-                    0,
-                );
+                let answer = (Ok(Some((head, Vec::new()))), queued);
+                outbox.push(Box::pin(std::future::ready(answer)), 0);
                 continue;
             }
             Err(refusal) => {
-                tracing::warn!(%peer, error = %refusal, "closing connection");
+                warn_limited!(BAD_REQUEST, %peer, error = %refusal, "closing connection");
                 break;
             }
         };
@@ -179,7 +215,7 @@ async fn read_requests(
                     crate::metrics::record_request(raw_key, version, started.elapsed());
                     frame_response(key, version, correlation_id, handled)
                 });
-                outbox.push(Box::pin(finished), size);
+                outbox.push(Box::pin(async move { (finished.await, queued) }), size);
             }
             Run::Alone(run) => {
                 if !outbox.idle().await {
@@ -189,24 +225,50 @@ async fn read_requests(
                 let handled = run(call).await;
                 crate::metrics::record_request(raw_key, version, started.elapsed());
                 let framed = frame_response(key, version, correlation_id, handled);
-                outbox.push(Box::pin(std::future::ready(framed)), 0);
+                outbox.push(Box::pin(std::future::ready((framed, queued))), 0);
             }
         }
     }
 }
 
+/// Resolves once the connection has been idle for `limit`: nothing received (nor sent) for
+/// that long with nothing in flight. A request in flight (a pipelined produce, a response
+/// being sent) restarts the period; a request running alone stops the reader, and this with
+/// it, until it is answered.
+async fn idle(activity: &Cell<Instant>, outbox: &Outbox<Answer>, limit: Duration) {
+    loop {
+        let now = Instant::now();
+        let deadline = activity.get() + limit;
+        if now >= deadline {
+            if outbox.is_empty() {
+                return;
+            }
+            activity.set(now);
+            continue;
+        }
+        rt::sleep(deadline - now).await;
+    }
+}
+
 /// Sends the responses in request order until the reader closes the outbox, a send fails or
 /// a response can't be encoded; on failure the socket is shut down so the reader stops too.
-async fn write_responses(stream: Rc<TcpStream>, outbox: Rc<Outbox<Framed>>, peer: SocketAddr) {
-    while let Some(framed) = outbox.next().await {
-        let (head, pieces) = match framed.await {
+async fn write_responses(
+    stream: Rc<TcpStream>,
+    outbox: Rc<Outbox<Answer>>,
+    activity: Rc<Cell<Instant>>,
+    peer: SocketAddr,
+) {
+    while let Some(answer) = outbox.next().await {
+        // `_queued` is held until the response has been sent (the end of this iteration).
+        let (framed, _queued) = answer.await;
+        let (head, pieces) = match framed {
             Ok(Some(response)) => response,
             Ok(None) => {
                 outbox.sent(); // acks=0: no response
                 continue;
             }
             Err(refusal) => {
-                tracing::warn!(%peer, error = %refusal, "closing connection");
+                warn_limited!(BAD_RESPONSE, %peer, error = %refusal, "closing connection");
                 break;
             }
         };
@@ -216,6 +278,7 @@ async fn write_responses(stream: Rc<TcpStream>, outbox: Rc<Outbox<Framed>>, peer
             break;
         }
         crate::metrics::record_send(sending.elapsed());
+        activity.set(Instant::now());
         tracing::trace!(%peer, "response sent");
         outbox.sent();
     }
@@ -268,10 +331,16 @@ fn decode(mut frame: Bytes, apis: Apis) -> Result<Decoded, Refusal> {
         return Err(Refusal::UnsupportedVersion(key, version));
     };
     let header_version = key.request_header_version(version);
-    let header = RequestHeader::decode(&mut frame, header_version)
-        .map_err(|e| Refusal::Malformed(key, version, e.to_string()))?;
-    let body = RequestKind::decode(key, &mut frame, version)
-        .map_err(|e| Refusal::Malformed(key, version, e.to_string()))?;
+    // Under a memory budget proportional to the frame: a request whose small wire elements
+    // would decode to gigabytes is refused (as malformed) before it allocates them.
+    let (header, body) = decode_budget::within_budget(frame.len(), || {
+        let header = RequestHeader::decode(&mut frame, header_version);
+        // `{:#}`: the codec's error with its causes (which field, and why).
+        let header = header.map_err(|e| format!("{e:#}"))?;
+        let body = RequestKind::decode(key, &mut frame, version).map_err(|e| format!("{e:#}"))?;
+        Ok((header, body))
+    })
+    .map_err(|e: String| Refusal::Malformed(key, version, e))?;
     Ok(Decoded::Request(Box::new(Request {
         api,
         raw_key,

@@ -1,9 +1,17 @@
 //! Kafka's framing: every request and response is a 4-byte big-endian size, then that many
 //! bytes. Frames above `socket.request.max.bytes` are refused from the size alone, before
-//! anything is allocated for them.
+//! anything is allocated for them. A frame's bytes are taken from the broker-wide
+//! `queued.max.request.bytes` pool as soon as its size is known, also before its buffer is
+//! reserved: while the pool is full the connection doesn't read.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use runnel_engine::rt::TcpStream;
+
+use crate::conn_limits::queued::{QueuedBytes, QueuedRequestBytes};
 
 /// How much spare room a receive gets when no frame size tells more.
 const READ_CHUNK: usize = 64 << 10;
@@ -30,21 +38,68 @@ pub enum FrameError {
 pub struct FrameReader {
     buf: BytesMut,
     max_frame: usize,
+    /// Where the frames' bytes are taken from (the broker's requests; not a client's
+    /// responses).
+    pool: Option<&'static QueuedRequestBytes>,
+    /// Taken for the frame being received.
+    queued: Option<QueuedBytes>,
+    /// When bytes last arrived (or the reader last waited for the pool): the connection's
+    /// idle timer reads it.
+    activity: Rc<Cell<Instant>>,
 }
 
 impl FrameReader {
+    /// A reader of frames up to `max_frame` bytes, taken from no pool (a client's reader).
     pub fn new(max_frame: usize) -> Self {
         FrameReader {
             buf: BytesMut::with_capacity(READ_CHUNK),
             max_frame,
+            pool: None,
+            queued: None,
+            activity: Rc::new(Cell::new(Instant::now())),
+        }
+    }
+
+    /// A reader of request frames: each frame's bytes are taken from `pool` before it is
+    /// read, and `activity` is set whenever bytes arrive.
+    pub fn for_requests(
+        max_frame: usize,
+        pool: &'static QueuedRequestBytes,
+        activity: Rc<Cell<Instant>>,
+    ) -> Self {
+        FrameReader {
+            pool: Some(pool),
+            activity,
+            ..FrameReader::new(max_frame)
         }
     }
 
     /// The next frame's body (without its size prefix).
     pub async fn next(&mut self, stream: &TcpStream) -> Result<Bytes, FrameError> {
+        self.next_request(stream).await.map(|(frame, _)| frame)
+    }
+
+    /// The next frame's body, with its bytes in the pool (if the reader has one): give them
+    /// back by dropping them once the request is answered.
+    pub async fn next_request(
+        &mut self,
+        stream: &TcpStream,
+    ) -> Result<(Bytes, Option<QueuedBytes>), FrameError> {
         loop {
-            if let Some(frame) = self.take_frame()? {
-                return Ok(frame);
+            if let Some(size) = self.declared_size()? {
+                let queued = match (self.queued.take(), self.pool) {
+                    (Some(queued), _) => Some(queued),
+                    (None, Some(pool)) => {
+                        let activity = &self.activity;
+                        let waiting = || activity.set(Instant::now());
+                        Some(pool.acquire(size, waiting).await)
+                    }
+                    (None, None) => None,
+                };
+                if let Some(frame) = self.take_frame()? {
+                    return Ok((frame, queued));
+                }
+                self.queued = queued;
             }
             let wanted = self.bytes_needed();
             self.buf.reserve(wanted.max(READ_CHUNK));
@@ -53,7 +108,7 @@ impl FrameReader {
             match result? {
                 0 if self.buf.is_empty() => return Err(FrameError::Closed),
                 0 => return Err(FrameError::Truncated),
-                _ => {}
+                _ => self.activity.set(Instant::now()),
             }
         }
     }

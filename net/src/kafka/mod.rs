@@ -5,6 +5,7 @@
 //! connection by the listener, so this layer sits below the handlers and everything they use.
 
 pub mod connection;
+pub mod decode_budget;
 pub mod dispatch;
 pub mod error_code;
 pub mod fetch_response;

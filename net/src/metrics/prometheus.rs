@@ -137,7 +137,37 @@ pub fn render(snapshot: &Snapshot, watermarks: &[Watermark]) -> String {
     out.push_str("# HELP runnel_connections Open client connections.\n");
     out.push_str("# TYPE runnel_connections gauge\n");
     let _ = writeln!(out, "runnel_connections {}", snapshot.connections);
+    queued_request_bytes(&mut out, &crate::conn_limits::queued::QUEUED_REQUEST_BYTES);
     out
+}
+
+/// The broker-wide `queued.max.request.bytes` pool: in use now, the most ever, and the cap.
+fn queued_request_bytes(out: &mut String, pool: &crate::conn_limits::queued::QueuedRequestBytes) {
+    let gauges = [
+        (
+            "runnel_queued_request_bytes",
+            "Bytes of request frames read and not yet answered.",
+            Some(pool.used()),
+        ),
+        (
+            "runnel_queued_request_bytes_peak",
+            "The most runnel_queued_request_bytes has been since start.",
+            Some(pool.peak()),
+        ),
+        (
+            "runnel_queued_request_bytes_cap",
+            "queued.max.request.bytes (absent: no cap).",
+            pool.cap(),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        if let Some(value) = value {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

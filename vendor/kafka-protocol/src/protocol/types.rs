@@ -359,7 +359,7 @@ impl Decoder<Option<StdString>> for String {
         match Int16.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                check_length(n as usize, buf.remaining())?;
+                check_length(n as usize, 1, buf.remaining())?;
                 let mut strbuf = vec![0; n as usize];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
@@ -512,7 +512,7 @@ impl Decoder<Option<StdString>> for CompactString {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                check_length((n - 1) as usize, buf.remaining())?;
+                check_length((n - 1) as usize, 1, buf.remaining())?;
                 let mut strbuf = vec![0; (n - 1) as usize];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
@@ -657,7 +657,7 @@ impl Decoder<Option<Vec<u8>>> for Bytes {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                check_length(n as usize, buf.remaining())?;
+                check_length(n as usize, 1, buf.remaining())?;
                 let mut data = vec![0; n as usize];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
@@ -807,7 +807,7 @@ impl Decoder<Option<Vec<u8>>> for CompactBytes {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                check_length((n - 1) as usize, buf.remaining())?;
+                check_length((n - 1) as usize, 1, buf.remaining())?;
                 let mut data = vec![0; (n - 1) as usize];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
@@ -989,7 +989,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                check_length(n as usize, buf.remaining())?;
+                check_length(n as usize, std::mem::size_of::<T>(), buf.remaining())?;
                 let mut result = Vec::with_capacity(n as usize);
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
@@ -1098,7 +1098,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                check_length((n - 1) as usize, buf.remaining())?;
+                check_length((n - 1) as usize, std::mem::size_of::<T>(), buf.remaining())?;
                 let mut result = Vec::with_capacity((n - 1) as usize);
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
@@ -1207,9 +1207,46 @@ mod tests {
 /// (every element takes at least one byte), so refuse it before allocating for it. Without
 /// this, a 14-byte request claiming 2^31 array elements makes `Vec::with_capacity` ask for
 /// hundreds of GB and the process aborts. Upstream: kafka-protocol-rs PRs #152, #161, #200.
-fn check_length(len: usize, remaining: usize) -> Result<()> {
+///
+/// The allocation (`len * elem_size` bytes) is also charged to this thread's decode budget
+/// (see [`decode_with_budget`]), because elements that are small on the wire can be large in
+/// memory: a Metadata v0 topic takes 2 bytes on the wire and 72 in its `Vec`.
+fn check_length(len: usize, elem_size: usize, remaining: usize) -> Result<()> {
     if len > remaining {
         bail!("length {len} exceeds the {remaining} bytes left");
     }
-    Ok(())
+    charge_decode_budget(len.saturating_mul(elem_size))
+}
+
+thread_local! {
+    /// Bytes the decode running on this thread may still allocate for arrays and copied
+    /// strings/bytes; `None` (the default) means unlimited, as upstream.
+    static DECODE_BUDGET: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runnel patch: runs `decode` with at most `budget` bytes for the arrays and copied strings
+/// and bytes it decodes (each charged before it is allocated); a decode that needs more fails
+/// with an error instead of allocating. Zero-copy `Bytes`/`StrBytes` fields share the frame
+/// and aren't charged. The budget is per thread, so it covers exactly the synchronous decode
+/// inside `decode`; the previous budget is restored afterwards (also on panic).
+pub fn decode_with_budget<R>(budget: usize, decode: impl FnOnce() -> R) -> R {
+    struct Restore(Option<usize>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DECODE_BUDGET.with(|b| b.set(self.0));
+        }
+    }
+    let _restore = Restore(DECODE_BUDGET.with(|b| b.replace(Some(budget))));
+    decode()
+}
+
+fn charge_decode_budget(bytes: usize) -> Result<()> {
+    DECODE_BUDGET.with(|b| match b.get() {
+        None => Ok(()),
+        Some(left) if bytes <= left => {
+            b.set(Some(left - bytes));
+            Ok(())
+        }
+        Some(left) => bail!("decoding needs {bytes} more bytes of memory, over the {left} left in the request's decode budget"),
+    })
 }

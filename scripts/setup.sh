@@ -29,3 +29,9 @@ for target in "${RUST_TARGETS[@]}"; do
         rustup target add "$target"
     fi
 done
+
+# cargo fuzz for the fuzz targets (they build with the machine's nightly toolchain).
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "setup: installing cargo-fuzz"
+    cargo install cargo-fuzz --locked --quiet
+fi

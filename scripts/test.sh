@@ -24,6 +24,9 @@ cargo test --workspace --locked
 step "real Kafka clients (confluent-kafka, kafka-python, kcat) on each backend"
 scripts/compat.sh target/debug/runnel
 
+step "fuzz targets, a short pass each (scripts/fuzz.sh SECONDS for longer runs)"
+scripts/fuzz.sh 15
+
 step "aarch64: build the runtime and the broker"
 cargo build --locked --target aarch64-unknown-linux-gnu -p runnel-engine -p runnel-net --bins --lib
 

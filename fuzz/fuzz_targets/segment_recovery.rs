@@ -29,12 +29,16 @@ fuzz_target!(|input: (u16, &[u8])| {
             Feed::NeedMore(more) => wanted = more,
         }
     }
-    assert_eq!(whole, scanner.finish(), "windowed scan differs from a whole scan");
+    assert_eq!(
+        whole,
+        scanner.finish(),
+        "windowed scan differs from a whole scan"
+    );
 
     if let Ok(index) = OffsetIndex::decode(base_offset, bytes) {
-        let _ = index.lookup(i64::from(window));
+        let _ = index.lookup(window as i64);
     }
     if let Ok(index) = TimeIndex::decode(base_offset, bytes) {
-        let _ = index.lookup(i64::from(window));
+        let _ = index.lookup(window as i64);
     }
 });

@@ -311,6 +311,15 @@ enum Decoded {
 /// Fetch, the body's pieces.
 type EncodedResponse = (BytesMut, Vec<Piece>);
 
+/// Decodes one request frame as a connection does, and says which API it is for (or why the
+/// connection would close). For the fuzz target that feeds it arbitrary frames.
+pub fn decode_request(frame: Bytes, apis: Apis) -> Result<Option<ApiKey>, Refusal> {
+    decode(frame, apis).map(|decoded| match decoded {
+        Decoded::Request(request) => Some(request.key),
+        Decoded::Answered(_) => None,
+    })
+}
+
 /// Decodes one request frame.
 fn decode(mut frame: Bytes, apis: Apis) -> Result<Decoded, Refusal> {
     if frame.len() < 8 {

@@ -903,7 +903,9 @@ fn shutdown_answers_parked_long_polls_at_once() {
                 poller.receive(ApiKey::Fetch, 12).unwrap();
             assert_eq!(received, sent);
             for p in &response.responses[0].partitions {
-                assert_eq!(p.error_code, 0, "{backend}");
+                // Answered: empty, or NOT_LEADER_OR_FOLLOWER where the partition's shard had
+                // already stopped (a leader going away, which clients retry elsewhere).
+                assert!(matches!(p.error_code, 0 | 6), "{backend}: {}", p.error_code);
             }
         }
         let status = broker.wait_exit(Duration::from_secs(20)).unwrap();

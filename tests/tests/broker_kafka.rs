@@ -7,161 +7,30 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
-    CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
-    DeleteTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse, FetchRequest,
-    FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
-    ProduceRequest, ProduceResponse, TopicName,
+    ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, DeleteRecordsRequest,
+    DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    MetadataRequest, MetadataResponse, ProduceResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_engine::log::batch;
 use runnel_engine::log::builder::{BatchBuilder, Record};
 use runnel_tests::kafka::KafkaConn;
+use runnel_tests::requests::{
+    create, fetch, fetch_request, name, produce, produce_request, records,
+};
 use runnel_tests::{backends_under_test, Broker, TempDir};
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_owned()))
-}
 
 fn start(dir: &TempDir, backend: &str) -> Broker {
     Broker::start_in(dir, backend, &[])
-}
-
-fn create(
-    conn: &mut KafkaConn,
-    topic: &str,
-    partitions: i32,
-    configs: &[(&str, &str)],
-    validate_only: bool,
-) -> (i16, Option<String>) {
-    let mut request = CreateTopicsRequest::default();
-    let mut creatable = CreatableTopic::default();
-    creatable.name = name(topic);
-    creatable.num_partitions = partitions;
-    creatable.replication_factor = -1;
-    creatable.configs = configs
-        .iter()
-        .map(|(k, v)| {
-            let mut c = CreatableTopicConfig::default();
-            c.name = StrBytes::from_string(k.to_string());
-            c.value = Some(StrBytes::from_string(v.to_string()));
-            c
-        })
-        .collect();
-    request.topics = vec![creatable];
-    request.timeout_ms = 10_000;
-    request.validate_only = validate_only;
-    let response: CreateTopicsResponse = conn.call(ApiKey::CreateTopics, 7, &request).unwrap();
-    let result = &response.topics[0];
-    (
-        result.error_code,
-        result.error_message.as_ref().map(|m| m.to_string()),
-    )
-}
-
-fn records(tag: &str, count: usize, timestamp: i64) -> Vec<u8> {
-    let mut builder = BatchBuilder::new();
-    for i in 0..count {
-        builder.push(&Record {
-            key: Some(format!("{tag}-key-{i}").into_bytes()),
-            value: Some(format!("{tag}-value-{i}").into_bytes()),
-            headers: vec![("h".into(), Some(tag.as_bytes().to_vec()))],
-            timestamp: timestamp + i as i64,
-        });
-    }
-    builder.build()
-}
-
-fn produce_request(topic: &str, partition: i32, acks: i16, batch: Vec<u8>) -> ProduceRequest {
-    let mut data = PartitionProduceData::default();
-    data.index = partition;
-    data.records = Some(Bytes::from(batch));
-    let mut topic_data = TopicProduceData::default();
-    topic_data.name = name(topic);
-    topic_data.partition_data = vec![data];
-    let mut request = ProduceRequest::default();
-    request.acks = acks;
-    request.timeout_ms = 10_000;
-    request.topic_data = vec![topic_data];
-    request
-}
-
-/// Produces; returns (error code, base offset).
-fn produce(
-    conn: &mut KafkaConn,
-    topic: &str,
-    partition: i32,
-    acks: i16,
-    batch: Vec<u8>,
-) -> (i16, i64) {
-    let response: ProduceResponse = conn
-        .call(
-            ApiKey::Produce,
-            9,
-            &produce_request(topic, partition, acks, batch),
-        )
-        .unwrap();
-    let p = &response.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
-}
-
-fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
-    let mut p = FetchPartition::default();
-    p.partition = partition;
-    p.fetch_offset = offset;
-    p.partition_max_bytes = 1 << 20;
-    let mut t = FetchTopic::default();
-    t.topic = name(topic);
-    t.partitions = vec![p];
-    let mut request = FetchRequest::default();
-    request.max_wait_ms = max_wait_ms;
-    request.min_bytes = 1;
-    request.max_bytes = 50 << 20;
-    request.session_epoch = -1;
-    request.topics = vec![t];
-    request
-}
-
-/// Fetches; returns (error code, high watermark, whole batches).
-fn fetch(
-    conn: &mut KafkaConn,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-    max_wait_ms: i32,
-) -> (i16, i64, Vec<Vec<u8>>) {
-    let response: FetchResponse = conn
-        .call(
-            ApiKey::Fetch,
-            12,
-            &fetch_request(topic, partition, offset, max_wait_ms),
-        )
-        .unwrap();
-    assert_eq!(response.error_code, 0);
-    let p = &response.responses[0].partitions[0];
-    let bytes = p.records.clone().unwrap_or_default();
-    let mut batches = Vec::new();
-    let mut at = 0;
-    while let Some(len) = batch::declared_total_len(&bytes[at..]) {
-        if at + len > bytes.len() {
-            break;
-        }
-        batches.push(bytes[at..at + len].to_vec());
-        at += len;
-    }
-    (p.error_code, p.high_watermark, batches)
 }
 
 fn list_offset(

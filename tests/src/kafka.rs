@@ -34,6 +34,17 @@ impl KafkaConn {
         version: i16,
         request: &R,
     ) -> (i32, Vec<u8>) {
+        self.frame_with(key, version, |body| request.encode(body, version))
+            .expect("request encodes")
+    }
+
+    /// A request frame whose body `encode_body` writes after the header.
+    fn frame_with<E: std::fmt::Display>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        encode_body: impl FnOnce(&mut BytesMut) -> Result<(), E>,
+    ) -> io::Result<(i32, Vec<u8>)> {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id += 1;
         let mut header = RequestHeader::default();
@@ -44,11 +55,11 @@ impl KafkaConn {
         let mut body = BytesMut::new();
         header
             .encode(&mut body, key.request_header_version(version))
-            .expect("header encodes");
-        request.encode(&mut body, version).expect("request encodes");
+            .map_err(invalid)?;
+        encode_body(&mut body).map_err(invalid)?;
         let mut frame = (body.len() as i32).to_be_bytes().to_vec();
         frame.extend_from_slice(&body);
-        (correlation_id, frame)
+        Ok((correlation_id, frame))
     }
 
     /// Sends raw bytes.
@@ -68,28 +79,25 @@ impl KafkaConn {
         Ok(correlation_id)
     }
 
-    /// Reads one response frame and decodes it as `key` at `version`; returns its correlation
-    /// id and body.
-    pub fn receive<T: Decodable>(&mut self, key: ApiKey, version: i16) -> io::Result<(i32, T)> {
+    /// Reads one response frame: its header (for `key` at `version`) and the body after it.
+    fn read_response(&mut self, key: ApiKey, version: i16) -> io::Result<(i32, Bytes)> {
         let mut size = [0u8; 4];
         self.stream.read_exact(&mut size)?;
         let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
         self.stream.read_exact(&mut body)?;
         let mut body = Bytes::from(body);
         let header = ResponseHeader::decode(&mut body, key.response_header_version(version))
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        let response = T::decode(&mut body, version)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        if !body.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{} bytes left after the {key:?} v{version} response",
-                    body.len()
-                ),
-            ));
-        }
-        Ok((header.correlation_id, response))
+            .map_err(invalid)?;
+        Ok((header.correlation_id, body))
+    }
+
+    /// Reads one response frame and decodes it as `key` at `version`; returns its correlation
+    /// id and body.
+    pub fn receive<T: Decodable>(&mut self, key: ApiKey, version: i16) -> io::Result<(i32, T)> {
+        let (correlation_id, mut body) = self.read_response(key, version)?;
+        let response = T::decode(&mut body, version).map_err(invalid)?;
+        used_up(&body, key, version)?;
+        Ok((correlation_id, response))
     }
 
     /// Sends a request and reads its response, checking the correlation id.
@@ -113,47 +121,14 @@ impl KafkaConn {
         version: i16,
         request: &RequestKind,
     ) -> io::Result<ResponseKind> {
-        let correlation_id = self.next_correlation_id;
-        self.next_correlation_id += 1;
-        let mut header = RequestHeader::default();
-        header.request_api_key = key as i16;
-        header.request_api_version = version;
-        header.correlation_id = correlation_id;
-        header.client_id = Some(StrBytes::from_static_str("runnel-tests"));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, key.request_header_version(version))
-            .and_then(|()| request.encode(&mut body, version))
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&body);
+        let (sent, frame) = self.frame_with(key, version, |body| request.encode(body, version))?;
         self.send_raw(&frame)?;
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size)?;
-        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut body)?;
-        let mut body = Bytes::from(body);
-        let header = ResponseHeader::decode(&mut body, key.response_header_version(version))
-            .map_err(invalid)?;
-        if header.correlation_id != correlation_id {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "correlation id {} for {correlation_id}",
-                    header.correlation_id
-                ),
-            ));
+        let (received, mut body) = self.read_response(key, version)?;
+        if received != sent {
+            return Err(invalid(format!("correlation id {received} for {sent}")));
         }
         let response = ResponseKind::decode(key, &mut body, version).map_err(invalid)?;
-        if !body.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{} bytes left after the {key:?} v{version} response",
-                    body.len()
-                ),
-            ));
-        }
+        used_up(&body, key, version)?;
         Ok(response)
     }
 
@@ -170,4 +145,15 @@ impl KafkaConn {
 
 fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// An error unless every byte of a response body was decoded.
+fn used_up(body: &Bytes, key: ApiKey, version: i16) -> io::Result<()> {
+    if body.is_empty() {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "{} bytes left after the {key:?} v{version} response",
+        body.len()
+    )))
 }

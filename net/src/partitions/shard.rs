@@ -377,10 +377,7 @@ pub async fn create_topic(
         shards,
         configs,
     });
-    let mut new = Topics::clone(&old);
-    new.by_name.insert(meta.name.clone(), meta.clone());
-    new.version += 1;
-    commit(&state, new).await?;
+    commit(&state, with_topic(&old, meta.clone())).await?;
     Ok(meta)
 }
 
@@ -419,10 +416,15 @@ pub async fn create_partitions(
     grown
         .shards
         .extend(old.place(wanted - current_count, rt::shard_count()));
-    let mut new = Topics::clone(&old);
-    new.by_name.insert(grown.name.clone(), Arc::new(grown));
+    commit(&state, with_topic(&old, Arc::new(grown))).await
+}
+
+/// The next registry: `old` with `topic` added or replaced.
+fn with_topic(old: &Topics, topic: Arc<TopicMeta>) -> Topics {
+    let mut new = Topics::clone(old);
+    new.by_name.insert(topic.name.clone(), topic);
     new.version += 1;
-    commit(&state, new).await
+    new
 }
 
 /// How a topic's configs change.
@@ -463,10 +465,7 @@ pub async fn alter_topic_configs(
     }
     let mut altered = TopicMeta::clone(&meta);
     altered.configs = configs;
-    let mut new = Topics::clone(&old);
-    new.by_name.insert(altered.name.clone(), Arc::new(altered));
-    new.version += 1;
-    commit(&state, new).await
+    commit(&state, with_topic(&old, Arc::new(altered))).await
 }
 
 /// What a change to an existing topic starts from: shard 0's state, the current topics, the

@@ -143,3 +143,56 @@ fn a_client_that_never_reads_holds_bounded_memory() {
     drop(broker); // closes the hoarder's connection, so its sender thread finishes
     let _ = sender.join();
 }
+
+/// Raises this process's open-file limit to its hard limit (the test opens thousands of
+/// sockets); returns the new soft limit.
+fn raise_open_files() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed by reference.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    limit.rlim_cur
+}
+
+/// 5,000 clients connected at once, each answered, and a newcomer served promptly.
+#[test]
+fn five_thousand_connections_are_all_served() {
+    const CLIENTS: usize = 5_000;
+    let limit = raise_open_files();
+    assert!(
+        limit >= CLIENTS as u64 + 100,
+        "open-file hard limit {limit} is too low"
+    );
+    let backend = backends_under_test()[0];
+    let dir = TempDir::new(&format!("hostile-many-{backend}"));
+    let broker = Broker::start_in(&dir, backend, &[]);
+    let started = Instant::now();
+    let mut clients: Vec<KafkaConn> = (0..CLIENTS)
+        .map(|i| KafkaConn::connect(broker.addr).unwrap_or_else(|e| panic!("connection {i}: {e}")))
+        .collect();
+    let connected = started.elapsed();
+    for (i, client) in clients.iter_mut().enumerate() {
+        client
+            .send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+            .unwrap_or_else(|e| panic!("client {i}: {e}"));
+    }
+    others_are_served(&broker, "5,000 connections with a request each in flight");
+    for (i, client) in clients.iter_mut().enumerate() {
+        let (_, response): (i32, ApiVersionsResponse) = client
+            .receive(ApiKey::ApiVersions, 3)
+            .unwrap_or_else(|e| panic!("client {i}: {e}"));
+        assert_eq!(response.error_code, 0);
+    }
+    eprintln!(
+        "{CLIENTS} connections: connected in {connected:?}, all answered in {:?}",
+        started.elapsed()
+    );
+    drop(clients);
+    others_are_served(&broker, "5,000 connections closed");
+}

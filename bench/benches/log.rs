@@ -2,6 +2,8 @@
 //! - `append_1KiB_x100`: appends of one RecordBatch of 100 records of 1 KiB (~103 KiB) under
 //!   each flush policy, from one appender at a time and from several concurrent ones; prints
 //!   how many fdatasyncs the group commit needed per append;
+//! - `validate_1KiB_x1000`, `append_1KiB_x1000`: the append path's record checks per codec
+//!   (decompression and the record walk), alone and inside an append;
 //! - `index_lookup`: offset and time index lookups in a full-size index (1 GiB segment, an
 //!   entry per 4 KiB);
 //! - `read_planning`: `Log::read` of up to 1 MiB from a random offset (large and small batches);
@@ -20,7 +22,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use runnel_engine::flush::FlushPolicy;
 use runnel_engine::log::batch;
-use runnel_engine::log::builder::{sample_batch, BatchBuilder, Record};
+use runnel_engine::log::batch::Compression;
+use runnel_engine::log::builder::{sample_batch, sample_builder, BatchBuilder, Record};
 use runnel_engine::log::index::{OffsetIndex, TimeIndex};
 use runnel_engine::log::{Log, LogConfig, OpenOptions};
 use runnel_engine::rt::{self, BackendChoice, Runtime, RuntimeConfig, RuntimeHandle};
@@ -28,6 +31,17 @@ use runnel_engine::rt::{self, BackendChoice, Runtime, RuntimeConfig, RuntimeHand
 const RECORDS: usize = 100;
 const VALUE: usize = 1024;
 const CONCURRENT_APPENDERS: u64 = 64;
+/// Records in the batches of the per-codec validation benchmarks (1000 x 1 KiB, ~1 MiB).
+const LARGE_RECORDS: usize = 1000;
+/// max.message.bytes for those: the uncompressed batch is just over the 1 MiB default.
+const LARGE_MAX: usize = 2 << 20;
+const CODECS: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip,
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd,
+];
 
 thread_local! {
     /// The log under test. `Log` is `!Send`: it lives on shard 0 and the benchmarks reach it
@@ -240,6 +254,64 @@ fn batch_validation(c: &mut Criterion) {
         b.iter(|| batch::compute_crc(std::hint::black_box(&batch)))
     });
     group.finish();
+
+    // What the append path's record checks cost per codec: a batch of 1000 records of 1 KiB
+    // (~1 MiB before compression), checked as an append checks it (header, CRC, decompression,
+    // every record) and, for comparison, with the header and CRC alone (recovery's check).
+    // Throughput is in uncompressed bytes, so codecs compare on the same data.
+    let builder = sample_builder(LARGE_RECORDS, VALUE, 1_700_000_000_000);
+    let plain_len = builder.build().len() as u64;
+    let mut group = c.benchmark_group("validate_1KiB_x1000");
+    group.throughput(Throughput::Bytes(plain_len));
+    for codec in CODECS {
+        let batch = builder.build_compressed(codec).unwrap();
+        let name = format!("{codec:?}").to_lowercase();
+        group.bench_function(BenchmarkId::new("for_append", &name), |b| {
+            b.iter(|| batch::validate_for_append(std::hint::black_box(&batch), LARGE_MAX).unwrap())
+        });
+        group.bench_function(BenchmarkId::new("header_and_crc", &name), |b| {
+            b.iter(|| batch::validate(std::hint::black_box(&batch), LARGE_MAX).unwrap())
+        });
+    }
+    group.finish();
+}
+
+/// Appends of one 1000 x 1 KiB batch per codec (flush never, one appender): the whole
+/// synchronous append path, validation included, plus the write to the page cache.
+fn append_with_validation(c: &mut Criterion) {
+    let runtime = runtime();
+    let handle = runtime.handle();
+    let builder = sample_builder(LARGE_RECORDS, VALUE, 1_700_000_000_000);
+    let plain_len = builder.build().len() as u64;
+    let mut group = c.benchmark_group("append_1KiB_x1000");
+    group
+        .throughput(Throughput::Bytes(plain_len))
+        .sampling_mode(criterion::SamplingMode::Flat)
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    for codec in CODECS {
+        let batch = builder.build_compressed(codec).unwrap();
+        let name = format!("{codec:?}").to_lowercase();
+        group.bench_function(BenchmarkId::new("never", &name), |b| {
+            b.iter_custom(|iters| {
+                let batch = batch.clone();
+                let config = LogConfig {
+                    max_message_bytes: LARGE_MAX,
+                    ..append_config(FlushPolicy::Never)
+                };
+                open_log(&handle, bench_dir(&name), config);
+                let (elapsed, _) = handle
+                    .run_on(0, move || concurrent_appends(batch, iters, 1))
+                    .unwrap();
+                close_log(&handle);
+                elapsed
+            })
+        });
+    }
+    group.finish();
+    runtime.shutdown();
+    runtime.join().unwrap();
 }
 
 fn read_planning(c: &mut Criterion) {
@@ -368,6 +440,7 @@ criterion_group!(
     benches,
     append,
     batch_validation,
+    append_with_validation,
     index_lookup,
     read_planning,
     recovery

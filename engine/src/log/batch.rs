@@ -21,6 +21,8 @@
 //! Appending rewrites only the base offset (and, for LogAppendTime topics, the timestamp type,
 //! max timestamp and CRC), so fetches can hand the stored bytes to consumers unchanged.
 
+use super::{codec, records};
+
 /// Size of the fixed batch header.
 pub const HEADER_LEN: usize = 61;
 /// Bytes before `batch_length` counts from: base offset and the length field itself.
@@ -194,8 +196,73 @@ pub fn compute_crc(batch: &[u8]) -> u32 {
     crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..])
 }
 
-/// Checks one complete batch (`batch` is exactly its bytes): magic, lengths, CRC, counts, size.
+/// Checks one complete batch (`batch` is exactly its bytes): magic, lengths, CRC, counts, size,
+/// and the framing of an uncompressed batch's records. What recovery checks of stored batches;
+/// the append path checks more ([`validate_for_append`]).
 pub fn validate(batch: &[u8], max_message_bytes: usize) -> Result<BatchHeader, BatchError> {
+    let header = validate_header(batch, max_message_bytes)?;
+    if header.compression() == Some(Compression::None) {
+        check_uncompressed_records(&batch[HEADER_LEN..], header.records_count)?;
+    }
+    Ok(header)
+}
+
+/// Checks a batch a producer sends, as Kafka's broker does before writing it: the header (as
+/// [`validate`]), then every record, compressed batches decompressed first (within
+/// [`decompression_limit`]). See [`check_batch_records`].
+pub fn validate_for_append(
+    batch: &[u8],
+    max_message_bytes: usize,
+) -> Result<BatchHeader, BatchError> {
+    let header = validate_header(batch, max_message_bytes)?;
+    check_batch_records(batch, &header, decompression_limit(max_message_bytes))?;
+    Ok(header)
+}
+
+/// Most bytes a compressed batch may inflate to: 64 times `max.message.bytes`, at least
+/// 16 MiB, at most 256 MiB (64 MiB for the default 1 MiB limit).
+///
+/// Why: Kafka itself streams records out of a compressed batch and has no such bound, so ours
+/// must sit above anything a real producer makes. librdkafka caps a batch's *uncompressed*
+/// size at its message.max.bytes (1 MB by default); the Java producer fills `batch.size`
+/// (16 KiB by default) by *estimated compressed* size, so very compressible data can make a
+/// batch of a few MiB; either is far under 64x the broker's limit, a ratio only a degenerate
+/// payload (long runs of one byte) reaches. The floor keeps topics with a small
+/// max.message.bytes usable with compressible data; the cap bounds what one batch can make a
+/// shard allocate (the buffer grows with the output, so only a batch that gets that far pays
+/// for it) and how long inflating it holds the shard. A zip bomb stops at the bound.
+pub fn decompression_limit(max_message_bytes: usize) -> usize {
+    const FACTOR: usize = 64;
+    const FLOOR: usize = 16 << 20;
+    const CAP: usize = 256 << 20;
+    max_message_bytes.saturating_mul(FACTOR).clamp(FLOOR, CAP)
+}
+
+/// Checks the records of a batch whose header passed [`validate_header`]: decompressed into at
+/// most `decompression_limit` bytes when compressed (an undecodable payload, or one that
+/// inflates past the bound, is `Corrupt`), then walked record by record (see
+/// [`records::check_records`]). An uncompressed batch is walked in place, without a copy.
+pub fn check_batch_records(
+    batch: &[u8],
+    header: &BatchHeader,
+    decompression_limit: usize,
+) -> Result<(), BatchError> {
+    let payload = batch
+        .get(HEADER_LEN..)
+        .ok_or(BatchError::Corrupt("shorter than a batch header"))?;
+    let codec = header
+        .compression()
+        .ok_or(BatchError::Invalid("unknown compression codec"))?;
+    if codec == Compression::None {
+        return records::check_records(payload, header.records_count);
+    }
+    let inflated = codec::decompress(codec, payload, decompression_limit)?;
+    records::check_records(&inflated, header.records_count)
+}
+
+/// The checks of a batch that need no look at its records: magic, lengths, CRC, size, codec,
+/// and a record count consistent with the last offset delta.
+fn validate_header(batch: &[u8], max_message_bytes: usize) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(batch)?;
     if header.magic != 2 {
         return Err(BatchError::Corrupt(
@@ -230,14 +297,13 @@ pub fn validate(batch: &[u8], max_message_bytes: usize) -> Result<BatchHeader, B
             "last offset delta disagrees with the record count",
         ));
     }
-    if header.compression() == Some(Compression::None) {
-        check_uncompressed_records(&batch[HEADER_LEN..], header.records_count)?;
-    }
     Ok(header)
 }
 
 /// Walks the length-prefixed records of an uncompressed batch: their framing must cover the
-/// record bytes exactly and their number must match the header.
+/// record bytes exactly and their number must match the header. Recovery's check: looser than
+/// [`records::check_records`] on purpose, so batches stored before the append path checked
+/// every record are not cut from the log at restart.
 fn check_uncompressed_records(mut records: &[u8], expected: i32) -> Result<(), BatchError> {
     let mut count = 0i32;
     while !records.is_empty() {
@@ -296,8 +362,9 @@ fn read_varint(buf: &[u8]) -> Option<(i64, usize)> {
     None
 }
 
-/// Splits a produce request's record set into its batches, validating each. Refuses a record
-/// set with trailing bytes that don't form a whole batch.
+/// Splits a produce request's record set into its batches, validating each as an append must
+/// ([`validate_for_append`]). Refuses a record set with trailing bytes that don't form a whole
+/// batch.
 pub fn split_and_validate(
     records: &[u8],
     max_message_bytes: usize,
@@ -314,7 +381,7 @@ pub fn split_and_validate(
         let total = declared_total_len(rest)
             .filter(|&t| t <= rest.len())
             .ok_or(BatchError::Corrupt("batch length out of range"))?;
-        let header = validate(&rest[..total], max_message_bytes)?;
+        let header = validate_for_append(&rest[..total], max_message_bytes)?;
         batches.push((at, header));
         at += total;
     }
@@ -474,6 +541,171 @@ mod tests {
         assert!(split_and_validate(&[], MAX).is_err());
         assert!(split_and_validate(&set[..set.len() - 1], MAX).is_err());
         assert!(split_and_validate(&[set.clone(), vec![0; 5]].concat(), MAX).is_err());
+    }
+
+    mod append_checks {
+        use super::*;
+        use crate::log::builder::{compressed_zeros, raw_batch, sample_builder};
+        use crate::log::codec;
+        use std::time::{Duration, Instant};
+
+        const CODECS: [Compression; 5] = [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ];
+        /// The default max.message.bytes.
+        const DEFAULT_MAX: usize = 1_048_588;
+
+        fn records_of(n: usize) -> Vec<u8> {
+            sample_batch(n, 20, 1)[HEADER_LEN..].to_vec()
+        }
+
+        /// A batch of `codec` whose (uncompressed) records are `records`, claiming `count`.
+        fn compressed(codec: Compression, records: &[u8], count: i32) -> Vec<u8> {
+            raw_batch(codec, &codec::compress(codec, records).unwrap(), count)
+        }
+
+        fn is_corrupt(r: &Result<BatchHeader, BatchError>) -> bool {
+            matches!(r, Err(BatchError::Corrupt(_)))
+        }
+
+        fn is_invalid(r: &Result<BatchHeader, BatchError>) -> bool {
+            matches!(r, Err(BatchError::Invalid(_)))
+        }
+
+        #[test]
+        fn valid_batches_of_every_codec_pass() {
+            let builder = sample_builder(1000, 1024, 1_700_000_000_000);
+            for codec in CODECS {
+                let batch = builder.build_compressed(codec).unwrap();
+                let header = validate_for_append(&batch, 2 << 20).unwrap();
+                assert_eq!(header.compression(), Some(codec));
+                assert_eq!(header.records_count, 1000);
+                assert_eq!(split_and_validate(&batch, 2 << 20).unwrap().len(), 1);
+            }
+        }
+
+        #[test]
+        fn a_payload_that_is_not_gzip_is_corrupt() {
+            let plain = sample_batch(3, 10, 1);
+            let marked_gzip = {
+                let mut b = plain.clone();
+                b[22] |= 1;
+                let crc = compute_crc(&b);
+                b[17..21].copy_from_slice(&crc.to_be_bytes());
+                b
+            };
+            assert!(
+                validate(&marked_gzip, MAX).is_ok(),
+                "the header alone looks fine"
+            );
+            assert!(is_corrupt(&validate_for_append(&marked_gzip, MAX)));
+            assert!(is_corrupt(
+                &split_and_validate(&marked_gzip, MAX).map(|v| v[0].1)
+            ));
+        }
+
+        #[test]
+        fn truncated_compressed_data_is_corrupt() {
+            let builder = sample_builder(20, 100, 1);
+            for codec in &CODECS[1..] {
+                let batch = builder.build_compressed(*codec).unwrap();
+                let payload = &batch[HEADER_LEN..];
+                for cut in [1, payload.len() / 2, payload.len() - 1] {
+                    let cut_batch = raw_batch(*codec, &payload[..cut], 20);
+                    let result = validate_for_append(&cut_batch, MAX);
+                    assert!(is_corrupt(&result), "{codec:?} cut at {cut}: {result:?}");
+                }
+            }
+        }
+
+        #[test]
+        fn one_record_claiming_many_is_invalid() {
+            for codec in CODECS {
+                for claim in [1_000_000, i32::MAX] {
+                    let batch = compressed(codec, &records_of(1), claim);
+                    let result = validate_for_append(&batch, MAX);
+                    assert!(
+                        is_invalid(&result),
+                        "{codec:?} claiming {claim}: {result:?}"
+                    );
+                }
+                // A count of 1 with a last offset delta of 999,999 fails on the header.
+                let mut batch = compressed(codec, &records_of(1), 1);
+                batch[23..27].copy_from_slice(&999_999i32.to_be_bytes());
+                let crc = compute_crc(&batch);
+                batch[17..21].copy_from_slice(&crc.to_be_bytes());
+                assert!(is_invalid(&validate_for_append(&batch, MAX)), "{codec:?}");
+            }
+        }
+
+        #[test]
+        fn out_of_order_offset_deltas_are_invalid() {
+            // Two one-record batches' records put together: deltas 0, 0.
+            let records = [records_of(1), records_of(1)].concat();
+            for codec in CODECS {
+                let batch = compressed(codec, &records, 2);
+                let result = validate_for_append(&batch, MAX);
+                assert!(is_invalid(&result), "{codec:?}: {result:?}");
+            }
+        }
+
+        #[test]
+        fn bytes_after_the_last_record_are_refused() {
+            for codec in CODECS {
+                let garbage = [records_of(2), vec![0xff, 0x01]].concat();
+                let result = validate_for_append(&compressed(codec, &garbage, 2), MAX);
+                assert!(is_corrupt(&result), "{codec:?} garbage: {result:?}");
+                // A whole extra record: the count is what's wrong.
+                let extra = records_of(3);
+                let result = validate_for_append(&compressed(codec, &extra, 2), MAX);
+                assert!(is_invalid(&result), "{codec:?} extra record: {result:?}");
+            }
+        }
+
+        #[test]
+        fn bomb_builders_make_real_streams() {
+            let small = 3 << 20;
+            for codec in [Compression::Gzip, Compression::Zstd] {
+                let payload = compressed_zeros(codec, small).unwrap();
+                let out = codec::decompress(codec, &payload, small).unwrap();
+                assert!(
+                    out.len() == small && out.iter().all(|&b| b == 0),
+                    "{codec:?}"
+                );
+            }
+        }
+
+        #[test]
+        fn zip_bombs_are_refused_quickly() {
+            let limit = decompression_limit(DEFAULT_MAX);
+            for codec in [Compression::Gzip, Compression::Zstd] {
+                let batch = raw_batch(codec, &compressed_zeros(codec, 1 << 30).unwrap(), 1);
+                let header = validate_header(&batch, 2 << 20).unwrap();
+                let started = Instant::now();
+                let result = check_batch_records(&batch, &header, limit);
+                assert_eq!(
+                    result,
+                    Err(BatchError::Corrupt(
+                        "decompressed records exceed the broker's bound"
+                    )),
+                    "{codec:?}"
+                );
+                // Stopping at the 64 MiB bound takes a fraction of inflating 1 GiB (which
+                // an unoptimized test build would take minutes for).
+                assert!(started.elapsed() < Duration::from_secs(30), "{codec:?}");
+            }
+        }
+
+        #[test]
+        fn the_bound_scales_with_max_message_bytes_within_limits() {
+            assert_eq!(decompression_limit(DEFAULT_MAX), DEFAULT_MAX * 64);
+            assert_eq!(decompression_limit(1000), 16 << 20);
+            assert_eq!(decompression_limit(usize::MAX), 256 << 20);
+        }
     }
 
     fn arb_batch() -> impl Strategy<Value = Vec<u8>> {

@@ -1,6 +1,7 @@
 //! The partition log: Kafka's on-disk format, append, read, recovery and retention.
 //!
 //! - [`batch`]: the RecordBatch v2 format (parsing, validation, the rewrites an append makes);
+//!   [`records`]: the records inside a batch; [`codec`]: the compression codecs;
 //!   [`builder`] makes batches for tests and the broker's own writes.
 //! - [`index`]: the sparse offset and time indexes in Kafka's file formats; [`scan`]: walking a
 //!   segment's batches, for recovery and index rebuilding.
@@ -23,6 +24,7 @@
 pub mod batch;
 pub mod builder;
 mod checkpoint;
+pub mod codec;
 mod config;
 mod delete;
 mod error;
@@ -31,6 +33,7 @@ pub mod index;
 pub mod observe;
 mod partition;
 mod read;
+pub mod records;
 mod recovery;
 mod retention;
 mod roll;

@@ -3,6 +3,9 @@
 //! data. Afterwards every message the producer saw acknowledged must be in the log at the
 //! offset it was acknowledged with, and in the order it was sent.
 //!
+//! A consumer in a group reads and commits through the same kills: every commit the broker
+//! acknowledged must survive, and no committed offset may point past the data.
+//!
 //! `RUNNEL_KILLS` sets the kills under `flush.policy=always` (default 50; the other policies
 //! get a fifth of it); `scripts/kill-loop.sh` runs a long campaign.
 
@@ -12,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -25,6 +28,11 @@ const PARTITIONS: i32 = 3;
 
 /// Deliveries the producer saw acknowledged: (partition, offset) -> value.
 type Acked = Arc<Mutex<BTreeMap<(i32, i64), Vec<u8>>>>;
+
+/// The highest offset the broker acknowledged committing, per partition.
+type Commits = BTreeMap<i32, i64>;
+
+const GROUP: &str = "kill-loop-group";
 
 struct Deliveries(Acked);
 
@@ -54,9 +62,57 @@ fn pause(round: usize) -> Duration {
     Duration::from_millis(50 + (round as u64 * 7919) % 250)
 }
 
-/// Produces until `stop`, killing and restarting the broker `kills` times; returns what was
-/// acknowledged and the last broker.
-fn produce_through_kills(dir: &TempDir, backend: &str, policy: &str, kills: usize) -> Acked {
+/// Consumes in a group until `stop`, committing every 100 messages; returns the commits the
+/// broker acknowledged. Sets `joined` after its first acknowledged commit.
+fn consume_and_commit(addr: &str, stop: &AtomicBool, joined: &AtomicBool) -> Commits {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("group.id", GROUP)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .set("reconnect.backoff.ms", "20")
+        .set("reconnect.backoff.max.ms", "200")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["killed"]).unwrap();
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut acked = Commits::new();
+    let mut since_commit = 0;
+    while !stop.load(Ordering::SeqCst) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            next.insert(message.partition(), message.offset() + 1);
+            since_commit += 1;
+        }
+        if since_commit >= 100 {
+            since_commit = 0;
+            let mut offsets = TopicPartitionList::new();
+            for (&partition, &offset) in &next {
+                offsets
+                    .add_partition_offset("killed", partition, Offset::Offset(offset))
+                    .unwrap();
+            }
+            if consumer.commit(&offsets, CommitMode::Sync).is_ok() {
+                for (&partition, &offset) in &next {
+                    let best = acked.entry(partition).or_insert(offset);
+                    *best = (*best).max(offset);
+                }
+                joined.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+    acked
+}
+
+/// Produces (and consumes in a group) until the kills are done, killing and restarting the
+/// broker `kills` times; returns what was acknowledged: records and commits.
+fn produce_through_kills(
+    dir: &TempDir,
+    backend: &str,
+    policy: &str,
+    kills: usize,
+) -> (Acked, Commits) {
     let mut broker = Broker::start_in(dir, backend, &[]);
     let addr = broker.addr.to_string();
     let mut conn = KafkaConn::connect(broker.addr).unwrap();
@@ -66,6 +122,11 @@ fn produce_through_kills(dir: &TempDir, backend: &str, policy: &str, kills: usiz
 
     let acked: Acked = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
+    let joined = Arc::new(AtomicBool::new(false));
+    let consuming = {
+        let (stop, joined, addr) = (stop.clone(), joined.clone(), addr.clone());
+        std::thread::spawn(move || consume_and_commit(&addr, &stop, &joined))
+    };
     let producing = {
         let (acked, stop, addr) = (acked.clone(), stop.clone(), addr.clone());
         std::thread::spawn(move || {
@@ -103,6 +164,16 @@ fn produce_through_kills(dir: &TempDir, backend: &str, policy: &str, kills: usiz
             sent
         })
     };
+    // The group forms (and commits once) before the kills start: a rebalance takes longer than
+    // the broker lives between kills, and what is tested is that commits survive them.
+    let forming = Instant::now();
+    while !joined.load(Ordering::SeqCst) {
+        assert!(
+            forming.elapsed() < Duration::from_secs(60),
+            "{backend}/{policy}: the group never committed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     for round in 0..kills {
         std::thread::sleep(pause(round));
         broker.signal(libc::SIGKILL);
@@ -112,6 +183,7 @@ fn produce_through_kills(dir: &TempDir, backend: &str, policy: &str, kills: usiz
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::SeqCst);
     let sent = producing.join().unwrap();
+    let commits = consuming.join().unwrap();
     let acked_count = acked.lock().unwrap().len();
     eprintln!("{backend}/{policy}: {kills} kills, {sent} sent, {acked_count} acknowledged");
     assert!(
@@ -119,7 +191,7 @@ fn produce_through_kills(dir: &TempDir, backend: &str, policy: &str, kills: usiz
         "{backend}/{policy}: only {acked_count} of {sent} acknowledged across {kills} kills"
     );
     drop(broker);
-    acked
+    (acked, commits)
 }
 
 /// Reads every partition from the start: (partition, offset) -> value.
@@ -156,9 +228,15 @@ fn read_back(addr: &str) -> BTreeMap<(i32, i64), Vec<u8>> {
 
 fn check_survivors(backend: &str, policy: &str, kills: usize) {
     let dir = TempDir::new(&format!("kill-loop-{backend}-{policy}"));
-    let acked = produce_through_kills(&dir, backend, policy, kills);
+    let (acked, commits) = produce_through_kills(&dir, backend, policy, kills);
     let broker = Broker::start_in(&dir, backend, &[]);
     let found = read_back(&broker.addr.to_string());
+    check_commits(
+        &broker.addr.to_string(),
+        &commits,
+        &found,
+        &format!("{backend}/{policy}"),
+    );
     let acked = acked.lock().unwrap();
     for ((partition, offset), value) in acked.iter() {
         assert_eq!(
@@ -178,6 +256,47 @@ fn check_survivors(backend: &str, policy: &str, kills: usize) {
             "{backend}/{policy}: partition {partition} out of order"
         );
     }
+}
+
+/// Every acknowledged commit survived, and none points past the partition's data.
+fn check_commits(addr: &str, acked: &Commits, found: &BTreeMap<(i32, i64), Vec<u8>>, run: &str) {
+    assert!(!acked.is_empty(), "{run}: the group committed nothing");
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("group.id", GROUP)
+        .create()
+        .unwrap();
+    let mut wanted = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        wanted.add_partition("killed", partition);
+    }
+    let committed = consumer
+        .committed_offsets(wanted, Duration::from_secs(30))
+        .unwrap();
+    for partition in 0..PARTITIONS {
+        let offset = match committed
+            .find_partition("killed", partition)
+            .map(|p| p.offset())
+        {
+            Some(Offset::Offset(offset)) => offset,
+            _ => -1,
+        };
+        let log_end = found
+            .range((partition, i64::MIN)..=(partition, i64::MAX))
+            .next_back()
+            .map_or(0, |((_, last), _)| last + 1);
+        if let Some(&acked) = acked.get(&partition) {
+            assert!(
+                offset >= acked,
+                "{run}: partition {partition}: commit {acked} lost ({offset})"
+            );
+        }
+        assert!(
+            offset <= log_end,
+            "{run}: partition {partition}: committed {offset} past the data ({log_end})"
+        );
+    }
+    eprintln!("{run}: acknowledged commits {acked:?} all survived");
 }
 
 #[test]

@@ -72,6 +72,9 @@ fn consume_and_commit(addr: &str, stop: &AtomicBool, joined: &AtomicBool) -> Com
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "500")
+        // Small per-partition fetches, so every partition moves (and gets commits) while the
+        // producer's backlog grows.
+        .set("max.partition.fetch.bytes", "16384")
         .set("reconnect.backoff.ms", "20")
         .set("reconnect.backoff.max.ms", "200")
         .create()

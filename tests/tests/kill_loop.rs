@@ -26,8 +26,20 @@ use runnel_tests::{backends_under_test, Broker, TempDir};
 
 const PARTITIONS: i32 = 3;
 
-/// Deliveries the producer saw acknowledged: (partition, offset) -> value.
-type Acked = Arc<Mutex<BTreeMap<(i32, i64), Vec<u8>>>>;
+/// Deliveries the producer saw acknowledged: (partition, offset) -> the message's number.
+type Acked = Arc<Mutex<BTreeMap<(i32, i64), u64>>>;
+
+/// What the log holds: (partition, offset) -> the message's number.
+type Stored = BTreeMap<(i32, i64), u64>;
+
+/// The number a message carries (`m-00001234`), or `u64::MAX` for anything else.
+fn number(payload: Option<&[u8]>) -> u64 {
+    payload
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .and_then(|p| p.strip_prefix("m-"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
+}
 
 /// The highest offset the broker acknowledged committing, per partition.
 type Commits = BTreeMap<i32, i64>;
@@ -43,9 +55,11 @@ impl ProducerContext for Deliveries {
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         if let Ok(message) = result {
-            let value = message.payload().unwrap_or_default().to_vec();
             let mut acked = self.0.lock().unwrap();
-            acked.insert((message.partition(), message.offset()), value);
+            acked.insert(
+                (message.partition(), message.offset()),
+                number(message.payload()),
+            );
         }
     }
 }
@@ -158,8 +172,10 @@ fn produce_through_kills(
                     }
                 }
                 producer.poll(Duration::ZERO);
-                if sent % 100 == 0 {
-                    std::thread::sleep(Duration::from_millis(2));
+                // About 5,000 messages a second: plenty in flight at every kill, and a long
+                // campaign's messages still fit in memory to be checked.
+                if sent % 50 == 0 {
+                    std::thread::sleep(Duration::from_millis(10));
                 }
             }
             // Whatever is still in flight is either acknowledged now or never was.
@@ -197,8 +213,8 @@ fn produce_through_kills(
     (acked, commits)
 }
 
-/// Reads every partition from the start: (partition, offset) -> value.
-fn read_back(addr: &str) -> BTreeMap<(i32, i64), Vec<u8>> {
+/// Reads every partition from the start up to its high watermark.
+fn read_back(addr: &str) -> Stored {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .set("group.id", "kill-loop-unused")
@@ -206,27 +222,36 @@ fn read_back(addr: &str) -> BTreeMap<(i32, i64), Vec<u8>> {
         .create()
         .unwrap();
     let mut assignment = TopicPartitionList::new();
+    let mut ends = Vec::new();
     for partition in 0..PARTITIONS {
+        let (_, end) = consumer
+            .fetch_watermarks("killed", partition, Duration::from_secs(30))
+            .unwrap();
+        ends.push(end);
         assignment
             .add_partition_offset("killed", partition, Offset::Beginning)
             .unwrap();
     }
     consumer.assign(&assignment).unwrap();
-    let mut found = BTreeMap::new();
-    let mut quiet_since = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while quiet_since.elapsed() < Duration::from_secs(2) && Instant::now() < deadline {
+    let mut stored = Stored::new();
+    let mut next = vec![0i64; PARTITIONS as usize];
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while next.iter().zip(&ends).any(|(next, end)| next < end) {
+        assert!(
+            Instant::now() < deadline,
+            "read back only up to {next:?} of {ends:?}"
+        );
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(message)) => {
-                let value = message.payload().unwrap_or_default().to_vec();
-                found.insert((message.partition(), message.offset()), value);
-                quiet_since = Instant::now();
+                let at = (message.partition(), message.offset());
+                stored.insert(at, number(message.payload()));
+                next[message.partition() as usize] = message.offset() + 1;
             }
             Some(Err(e)) => panic!("consuming: {e}"),
             None => {}
         }
     }
-    found
+    stored
 }
 
 fn check_survivors(backend: &str, policy: &str, kills: usize) {
@@ -250,9 +275,9 @@ fn check_survivors(backend: &str, policy: &str, kills: usize) {
     }
     // In send order within each partition: acknowledged values grow with their offsets.
     for partition in 0..PARTITIONS {
-        let values: Vec<&Vec<u8>> = acked
+        let values: Vec<u64> = acked
             .range((partition, i64::MIN)..=(partition, i64::MAX))
-            .map(|(_, v)| v)
+            .map(|(_, v)| *v)
             .collect();
         assert!(
             values.windows(2).all(|w| w[0] < w[1]),
@@ -262,7 +287,7 @@ fn check_survivors(backend: &str, policy: &str, kills: usize) {
 }
 
 /// Every acknowledged commit survived, and none points past the partition's data.
-fn check_commits(addr: &str, acked: &Commits, found: &BTreeMap<(i32, i64), Vec<u8>>, run: &str) {
+fn check_commits(addr: &str, acked: &Commits, found: &Stored, run: &str) {
     assert!(!acked.is_empty(), "{run}: the group committed nothing");
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", addr)

@@ -35,13 +35,6 @@ const CONCURRENT_APPENDERS: u64 = 64;
 const LARGE_RECORDS: usize = 1000;
 /// max.message.bytes for those: the uncompressed batch is just over the 1 MiB default.
 const LARGE_MAX: usize = 2 << 20;
-const CODECS: [Compression; 5] = [
-    Compression::None,
-    Compression::Gzip,
-    Compression::Snappy,
-    Compression::Lz4,
-    Compression::Zstd,
-];
 
 thread_local! {
     /// The log under test. `Log` is `!Send`: it lives on shard 0 and the benchmarks reach it
@@ -263,7 +256,7 @@ fn batch_validation(c: &mut Criterion) {
     let plain_len = builder.build().len() as u64;
     let mut group = c.benchmark_group("validate_1KiB_x1000");
     group.throughput(Throughput::Bytes(plain_len));
-    for codec in CODECS {
+    for codec in Compression::ALL {
         let batch = builder.build_compressed(codec).unwrap();
         let name = format!("{codec:?}").to_lowercase();
         group.bench_function(BenchmarkId::new("for_append", &name), |b| {
@@ -290,7 +283,7 @@ fn append_with_validation(c: &mut Criterion) {
         .sample_size(10)
         .measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_secs(1));
-    for codec in CODECS {
+    for codec in Compression::ALL {
         let batch = builder.build_compressed(codec).unwrap();
         let name = format!("{codec:?}").to_lowercase();
         group.bench_function(BenchmarkId::new("never", &name), |b| {

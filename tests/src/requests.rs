@@ -5,10 +5,12 @@ use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, TopicName,
+    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, ProduceRequest,
+    ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_engine::log::batch;
@@ -161,4 +163,26 @@ pub fn delete_topic(conn: &mut KafkaConn, topic: &str) -> i16 {
     request.timeout_ms = 10_000;
     let response: DeleteTopicsResponse = conn.call(ApiKey::DeleteTopics, 6, &request).unwrap();
     response.responses[0].error_code
+}
+
+/// ListOffsets (v7) of one partition at `timestamp` (-1 latest, -2 earliest); returns (error
+/// code, offset, timestamp).
+pub fn list_offset(
+    conn: &mut KafkaConn,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> (i16, i64, i64) {
+    let mut p = ListOffsetsPartition::default();
+    p.partition_index = partition;
+    p.timestamp = timestamp;
+    let mut t = ListOffsetsTopic::default();
+    t.name = name(topic);
+    t.partitions = vec![p];
+    let mut request = ListOffsetsRequest::default();
+    request.replica_id = kafka_protocol::messages::BrokerId(-1);
+    request.topics = vec![t];
+    let response: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, 7, &request).unwrap();
+    let p = &response.topics[0].partitions[0];
+    (p.error_code, p.offset, p.timestamp)
 }

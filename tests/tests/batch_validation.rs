@@ -3,19 +3,11 @@
 //! decode, INVALID_RECORD for counts and offset deltas that disagree), the log end offset
 //! doesn't move, and a good batch after it lands where it should.
 
-use bytes::Bytes;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ListOffsetsRequest, ListOffsetsResponse,
-    ProduceRequest, ProduceResponse, TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
 use runnel_engine::log::batch::Compression;
 use runnel_engine::log::builder::{compressed_zeros, raw_batch, sample_builder, BatchBuilder};
 use runnel_engine::log::codec;
 use runnel_tests::kafka::KafkaConn;
+use runnel_tests::requests::{self, create};
 use runnel_tests::{backends_under_test, Broker, TempDir};
 
 const CORRUPT_MESSAGE: i16 = 2;
@@ -24,58 +16,21 @@ const TOPIC: &str = "checked";
 /// Room for a gzip'ed GiB of zeros (about 1 MiB) to reach the decompression check.
 const MAX_MESSAGE_BYTES: &str = "2097152";
 
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_owned()))
-}
-
 fn create_topic(conn: &mut KafkaConn) {
-    let mut config = CreatableTopicConfig::default();
-    config.name = StrBytes::from_static_str("max.message.bytes");
-    config.value = Some(StrBytes::from_static_str(MAX_MESSAGE_BYTES));
-    let mut topic = CreatableTopic::default();
-    topic.name = name(TOPIC);
-    topic.num_partitions = 1;
-    topic.replication_factor = -1;
-    topic.configs = vec![config];
-    let mut request = CreateTopicsRequest::default();
-    request.topics = vec![topic];
-    request.timeout_ms = 10_000;
-    let response: CreateTopicsResponse = conn.call(ApiKey::CreateTopics, 7, &request).unwrap();
-    assert_eq!(response.topics[0].error_code, 0);
+    let config = [("max.message.bytes", MAX_MESSAGE_BYTES)];
+    assert_eq!(create(conn, TOPIC, 1, &config, false).0, 0);
 }
 
 /// Produces a record set (acks=1); returns (error code, base offset).
 fn produce(conn: &mut KafkaConn, records: Vec<u8>) -> (i16, i64) {
-    let mut data = PartitionProduceData::default();
-    data.index = 0;
-    data.records = Some(Bytes::from(records));
-    let mut topic = TopicProduceData::default();
-    topic.name = name(TOPIC);
-    topic.partition_data = vec![data];
-    let mut request = ProduceRequest::default();
-    request.acks = 1;
-    request.timeout_ms = 10_000;
-    request.topic_data = vec![topic];
-    let response: ProduceResponse = conn.call(ApiKey::Produce, 9, &request).unwrap();
-    let p = &response.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
+    requests::produce(conn, TOPIC, 0, 1, records)
 }
 
 /// The log end offset (ListOffsets with LATEST).
 fn log_end(conn: &mut KafkaConn) -> i64 {
-    let mut p = ListOffsetsPartition::default();
-    p.partition_index = 0;
-    p.timestamp = -1;
-    let mut t = ListOffsetsTopic::default();
-    t.name = name(TOPIC);
-    t.partitions = vec![p];
-    let mut request = ListOffsetsRequest::default();
-    request.replica_id = kafka_protocol::messages::BrokerId(-1);
-    request.topics = vec![t];
-    let response: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, 7, &request).unwrap();
-    let p = &response.topics[0].partitions[0];
-    assert_eq!(p.error_code, 0);
-    p.offset
+    let (code, offset, _) = requests::list_offset(conn, TOPIC, 0, -1);
+    assert_eq!(code, 0);
+    offset
 }
 
 /// The records section of an uncompressed batch of `n` records.

@@ -12,45 +12,23 @@ use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, DeleteRecordsRequest,
     DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
-    DescribeConfigsResponse, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
-    MetadataRequest, MetadataResponse, ProduceResponse,
+    DescribeConfigsResponse, FetchResponse, MetadataRequest, MetadataResponse, ProduceResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_engine::log::batch;
 use runnel_engine::log::builder::{BatchBuilder, Record};
 use runnel_tests::kafka::KafkaConn;
 use runnel_tests::requests::{
-    create, fetch, fetch_request, name, produce, produce_request, records,
+    create, fetch, fetch_request, list_offset, name, produce, produce_request, records,
 };
 use runnel_tests::{backends_under_test, Broker, TempDir};
 
 fn start(dir: &TempDir, backend: &str) -> Broker {
     Broker::start_in(dir, backend, &[])
-}
-
-fn list_offset(
-    conn: &mut KafkaConn,
-    topic: &str,
-    partition: i32,
-    timestamp: i64,
-) -> (i16, i64, i64) {
-    let mut p = ListOffsetsPartition::default();
-    p.partition_index = partition;
-    p.timestamp = timestamp;
-    let mut t = ListOffsetsTopic::default();
-    t.name = name(topic);
-    t.partitions = vec![p];
-    let mut request = ListOffsetsRequest::default();
-    request.replica_id = kafka_protocol::messages::BrokerId(-1);
-    request.topics = vec![t];
-    let response: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, 7, &request).unwrap();
-    let p = &response.topics[0].partitions[0];
-    (p.error_code, p.offset, p.timestamp)
 }
 
 fn stored(mut batch: Vec<u8>, base: i64) -> Vec<u8> {

@@ -70,6 +70,17 @@ pub enum Compression {
     Zstd,
 }
 
+impl Compression {
+    /// Every codec Kafka defines, in attribute order.
+    pub const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+}
+
 /// Which timestamp the batch carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampType {
@@ -548,14 +559,6 @@ mod tests {
         use crate::log::builder::{compressed_zeros, raw_batch, sample_builder};
         use crate::log::codec;
         use std::time::{Duration, Instant};
-
-        const CODECS: [Compression; 5] = [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ];
         /// The default max.message.bytes.
         const DEFAULT_MAX: usize = 1_048_588;
 
@@ -579,7 +582,7 @@ mod tests {
         #[test]
         fn valid_batches_of_every_codec_pass() {
             let builder = sample_builder(1000, 1024, 1_700_000_000_000);
-            for codec in CODECS {
+            for codec in Compression::ALL {
                 let batch = builder.build_compressed(codec).unwrap();
                 let header = validate_for_append(&batch, 2 << 20).unwrap();
                 assert_eq!(header.compression(), Some(codec));
@@ -611,7 +614,7 @@ mod tests {
         #[test]
         fn truncated_compressed_data_is_corrupt() {
             let builder = sample_builder(20, 100, 1);
-            for codec in &CODECS[1..] {
+            for codec in &Compression::ALL[1..] {
                 let batch = builder.build_compressed(*codec).unwrap();
                 let payload = &batch[HEADER_LEN..];
                 for cut in [1, payload.len() / 2, payload.len() - 1] {
@@ -624,7 +627,7 @@ mod tests {
 
         #[test]
         fn one_record_claiming_many_is_invalid() {
-            for codec in CODECS {
+            for codec in Compression::ALL {
                 for claim in [1_000_000, i32::MAX] {
                     let batch = compressed(codec, &records_of(1), claim);
                     let result = validate_for_append(&batch, MAX);
@@ -646,7 +649,7 @@ mod tests {
         fn out_of_order_offset_deltas_are_invalid() {
             // Two one-record batches' records put together: deltas 0, 0.
             let records = [records_of(1), records_of(1)].concat();
-            for codec in CODECS {
+            for codec in Compression::ALL {
                 let batch = compressed(codec, &records, 2);
                 let result = validate_for_append(&batch, MAX);
                 assert!(is_invalid(&result), "{codec:?}: {result:?}");
@@ -655,7 +658,7 @@ mod tests {
 
         #[test]
         fn bytes_after_the_last_record_are_refused() {
-            for codec in CODECS {
+            for codec in Compression::ALL {
                 let garbage = [records_of(2), vec![0xff, 0x01]].concat();
                 let result = validate_for_append(&compressed(codec, &garbage, 2), MAX);
                 assert!(is_corrupt(&result), "{codec:?} garbage: {result:?}");

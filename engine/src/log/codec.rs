@@ -226,14 +226,6 @@ fn snappy_xerial(records: &[u8]) -> io::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    const CODECS: [Compression; 5] = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
-
     fn sample() -> Vec<u8> {
         (0..200_000u32).map(|i| (i % 97) as u8).collect()
     }
@@ -241,7 +233,7 @@ mod tests {
     #[test]
     fn every_codec_round_trips() {
         let data = sample();
-        for codec in CODECS {
+        for codec in Compression::ALL {
             let packed = compress(codec, &data).unwrap();
             assert_eq!(
                 decompress(codec, &packed, 1 << 20).unwrap(),
@@ -273,7 +265,7 @@ mod tests {
     #[test]
     fn truncated_or_garbage_payloads_are_corrupt() {
         let data = sample();
-        for codec in &CODECS[1..] {
+        for codec in &Compression::ALL[1..] {
             let packed = compress(*codec, &data).unwrap();
             for cut in [0, 1, 5, packed.len() / 2, packed.len() - 1] {
                 let result = decompress(*codec, &packed[..cut], 1 << 20);

@@ -4,9 +4,11 @@
 //!
 //! Rules come from the `RUNNEL_FAULTS` environment variable, installed once per process
 //! ([`install_from_env`]): `op:ERRNO:path-text[:count]`, separated by `;`. `op` is `open`,
-//! `write`, `sync` (fdatasync and fsync), `replace` (the atomic replace of a small file) or
-//! `panic` (panics on open, for testing how a dead shard is handled); `ERRNO` is EIO, ENOSPC,
-//! EMFILE, EACCES or a number; `count` limits how many calls fail (default: every one).
+//! `write`, `sync` (fdatasync and fsync), `replace` (the atomic replace of a small file),
+//! `panic` (panics on open, for testing how a dead shard is handled) or `slow` (every write
+//! first waits, for testing producers faster than the disk; its second field is the wait in
+//! milliseconds); `ERRNO` is EIO, ENOSPC, EMFILE, EACCES or a number; `count` limits how many
+//! calls fail (default: every one).
 //!
 //! Without rules, files don't even remember their paths and each operation pays one atomic
 //! load, so the seam costs nothing in production.
@@ -28,6 +30,8 @@ pub enum FaultOp {
     Replace,
     /// Panics instead of opening.
     Panic,
+    /// Delays writes (its rule's errno field holds milliseconds).
+    Slow,
 }
 
 /// One rule: `op` on a path containing `path_text` fails with `errno`, `remaining` more times
@@ -71,6 +75,7 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
         "sync" => FaultOp::Sync,
         "replace" => FaultOp::Replace,
         "panic" => FaultOp::Panic,
+        "slow" => FaultOp::Slow,
         other => return Err(format!("unknown operation {other:?}")),
     };
     let errno = match fields.next().ok_or("no errno")? {
@@ -115,6 +120,7 @@ fn check_rules(rules: &[Rule], op: FaultOp, path: &Path) -> io::Result<()> {
     for rule in rules {
         let applies = match rule.op {
             FaultOp::Panic => op == FaultOp::Open,
+            FaultOp::Slow => false,
             other => other == op,
         };
         if !applies || !path.contains(&rule.path_text) || !take_one(rule) {
@@ -126,6 +132,24 @@ fn check_rules(rules: &[Rule], op: FaultOp, path: &Path) -> io::Result<()> {
         return Err(io::Error::from_raw_os_error(rule.errno));
     }
     Ok(())
+}
+
+/// How long a write to `path` waits first, if a `slow` rule matches it. The slow device does
+/// one write at a time: each write ends a rule's delay after the previous one ended (or after
+/// it arrived, if the device was idle), so a flood of writes queues instead of overlapping.
+pub(crate) fn write_delay(path: &Path) -> Option<std::time::Duration> {
+    let rules = RULES.get()?;
+    let path = path.to_string_lossy();
+    let rule = rules
+        .iter()
+        .find(|rule| rule.op == FaultOp::Slow && path.contains(&rule.path_text))?;
+    let per_write = std::time::Duration::from_millis(rule.errno.max(0) as u64);
+    static BUSY_UNTIL: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let now = std::time::Instant::now();
+    let mut busy_until = BUSY_UNTIL.lock().unwrap_or_else(|e| e.into_inner());
+    let done = busy_until.map_or(now, |until| until.max(now)) + per_write;
+    *busy_until = Some(done);
+    Some(done - now)
 }
 
 /// Consumes one of the rule's failures; false once they are used up.
@@ -178,6 +202,12 @@ mod tests {
             assert!(err.contains(ENV), "{bad}: {err}");
         }
         assert!(parse("").unwrap().is_empty());
+        let slow = parse("slow:20:slowdisk-0/").unwrap();
+        let path = Path::new("/data/slowdisk-0/x.log");
+        assert!(
+            check_rules(&slow, FaultOp::Write, path).is_ok(),
+            "slow never fails a write"
+        );
     }
 
     #[test]

@@ -176,6 +176,9 @@ impl File {
         if let Err(e) = self.injected(FaultOp::Write) {
             return (Err(e), parts);
         }
+        if let Some(delay) = self.fault_path.as_deref().and_then(fault::write_delay) {
+            super::time::sleep(delay).await;
+        }
         let total: usize = parts.iter().map(|p| p.len()).sum();
         let mut parts = parts;
         let mut done = 0;

@@ -7,8 +7,16 @@
 //! `write`, `sync` (fdatasync and fsync), `replace` (the atomic replace of a small file),
 //! `panic` (panics on open, for testing how a dead shard is handled) or `slow` (every write
 //! first waits, for testing producers faster than the disk; its second field is the wait in
-//! milliseconds); `ERRNO` is EIO, ENOSPC, EMFILE, EACCES or a number; `count` limits how many
-//! calls fail (default: every one).
+//! milliseconds) or `powercut` (a simulated power loss at the N-th write to a matching file,
+//! N in the second field: every file opened since start-up is cut back to the length it had at
+//! its last fsync or fdatasync, or when it was opened, and the process aborts);
+//! `ERRNO` is EIO, ENOSPC, EMFILE, EACCES or a number; `count` limits how many calls fail
+//! (default: every one).
+//!
+//! The power cut models what a crash of the machine loses and SIGKILL cannot show: appended
+//! data that was never synced. It keeps new files (their directory entries) and never tears
+//! a write in half, so it shows that acknowledged data was synced, not how the file system
+//! recovers its own metadata.
 //!
 //! Without rules, files don't even remember their paths and each operation pays one atomic
 //! load, so the seam costs nothing in production.
@@ -32,6 +40,8 @@ pub enum FaultOp {
     Panic,
     /// Delays writes (its rule's errno field holds milliseconds).
     Slow,
+    /// Cuts the power at the N-th matching write (N in the errno field).
+    PowerCut,
 }
 
 /// One rule: `op` on a path containing `path_text` fails with `errno`, `remaining` more times
@@ -76,6 +86,7 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
         "replace" => FaultOp::Replace,
         "panic" => FaultOp::Panic,
         "slow" => FaultOp::Slow,
+        "powercut" => FaultOp::PowerCut,
         other => return Err(format!("unknown operation {other:?}")),
     };
     let errno = match fields.next().ok_or("no errno")? {
@@ -89,6 +100,7 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
     };
     let path_text = fields.next().ok_or("no path text")?.to_owned();
     let remaining = match fields.next() {
+        None if op == FaultOp::PowerCut => Some(AtomicU64::new(errno.max(1) as u64)),
         None => None,
         Some(count) => Some(AtomicU64::new(
             count.parse().map_err(|_| format!("bad count {count:?}"))?,
@@ -120,7 +132,7 @@ fn check_rules(rules: &[Rule], op: FaultOp, path: &Path) -> io::Result<()> {
     for rule in rules {
         let applies = match rule.op {
             FaultOp::Panic => op == FaultOp::Open,
-            FaultOp::Slow => false,
+            FaultOp::Slow | FaultOp::PowerCut => false,
             other => other == op,
         };
         if !applies || !path.contains(&rule.path_text) || !take_one(rule) {
@@ -150,6 +162,66 @@ pub(crate) fn write_delay(path: &Path) -> Option<std::time::Duration> {
     let done = busy_until.map_or(now, |until| until.max(now)) + per_write;
     *busy_until = Some(done);
     Some(done - now)
+}
+
+/// Every file opened while a power cut is armed, with the length known to be durable.
+static DURABLE: std::sync::Mutex<std::collections::BTreeMap<std::path::PathBuf, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn durable() -> std::sync::MutexGuard<'static, std::collections::BTreeMap<std::path::PathBuf, u64>>
+{
+    DURABLE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether a power cut is armed (files then record what is durable).
+pub(crate) fn power_cut_armed() -> bool {
+    RULES
+        .get()
+        .is_some_and(|rules| rules.iter().any(|rule| rule.op == FaultOp::PowerCut))
+}
+
+/// A file was opened with `len` bytes: what it held then counts as durable.
+pub(crate) fn opened(path: &Path, len: u64) {
+    durable().entry(path.to_path_buf()).or_insert(len);
+}
+
+/// A sync of the file at `path` completed with the file `len` bytes long.
+pub(crate) fn synced(path: &Path, len: u64) {
+    durable().insert(path.to_path_buf(), len);
+}
+
+/// Before a write to `path`: cuts the power if this is the armed write (never returns then).
+pub(crate) fn before_write(path: &Path) {
+    let Some(rules) = RULES.get() else {
+        return;
+    };
+    let text = path.to_string_lossy();
+    for rule in rules {
+        if rule.op != FaultOp::PowerCut || !text.contains(&rule.path_text) {
+            continue;
+        }
+        let left = rule
+            .remaining
+            .as_ref()
+            .map(|n| n.fetch_sub(1, Ordering::SeqCst));
+        if left == Some(1) {
+            cut_power();
+        }
+    }
+}
+
+/// Cuts every known file back to its durable length and aborts, as a machine losing power
+/// loses what was never synced.
+fn cut_power() -> ! {
+    for (path, len) in durable().iter() {
+        if let Ok(file) = std::fs::OpenOptions::new().write(true).open(path) {
+            if file.metadata().is_ok_and(|m| m.len() > *len) {
+                let _ = file.set_len(*len);
+            }
+        }
+    }
+    eprintln!("injected power cut: unsynced data dropped, aborting");
+    std::process::abort();
 }
 
 /// Consumes one of the rule's failures; false once they are used up.

@@ -77,9 +77,36 @@ impl File {
     /// Keeps `path` for injected faults, when there are any.
     fn remember_path(mut self, path: &Path) -> File {
         if fault::active() {
+            if fault::power_cut_armed() {
+                fault::opened(path, self.len().unwrap_or(0));
+            }
             self.fault_path = Some(path.into());
         }
         self
+    }
+
+    /// Before a write: the injected error, if any (a power cut armed for it never returns).
+    fn injected_write(&self) -> io::Result<()> {
+        if let Some(path) = &self.fault_path {
+            fault::before_write(path);
+        }
+        self.injected(FaultOp::Write)
+    }
+
+    /// Before a sync, for power cuts: the length it will make durable (what was written when
+    /// it started; a write that lands while it runs may not be covered).
+    fn syncing_len(&self) -> Option<u64> {
+        self.fault_path
+            .as_ref()
+            .filter(|_| fault::power_cut_armed())
+            .map(|_| self.len().unwrap_or(0))
+    }
+
+    /// After a successful sync that started at `len` bytes: they are durable.
+    fn note_synced(&self, len: Option<u64>) {
+        if let (Some(path), Some(len)) = (&self.fault_path, len) {
+            fault::synced(path, len);
+        }
     }
 
     /// The injected outcome of `op` on this file (`Ok` unless a test injects faults).
@@ -137,7 +164,7 @@ impl File {
 
     /// Writes some of the initialized bytes of `buf` at `offset`; returns how many.
     pub async fn write_at<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
-        if let Err(e) = self.injected(FaultOp::Write) {
+        if let Err(e) = self.injected_write() {
             return (Err(e), buf);
         }
         Op::new(ops::WriteAt {
@@ -151,7 +178,7 @@ impl File {
 
     /// Writes all initialized bytes of `buf` at `offset`.
     pub async fn write_all_at<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<()>, B) {
-        if let Err(e) = self.injected(FaultOp::Write) {
+        if let Err(e) = self.injected_write() {
             return (Err(e), buf);
         }
         let fd = self.fd.shared();
@@ -173,7 +200,7 @@ impl File {
         parts: Vec<bytes::Bytes>,
         offset: u64,
     ) -> (io::Result<()>, Vec<bytes::Bytes>) {
-        if let Err(e) = self.injected(FaultOp::Write) {
+        if let Err(e) = self.injected_write() {
             return (Err(e), parts);
         }
         if let Some(delay) = self.fault_path.as_deref().and_then(fault::write_delay) {
@@ -206,22 +233,28 @@ impl File {
     /// Flushes the file's data (and the metadata needed to read it back) to stable storage.
     pub async fn fdatasync(&self) -> io::Result<()> {
         self.injected(FaultOp::Sync)?;
+        let syncing = self.syncing_len();
         Op::new(ops::Fsync {
             fd: self.fd.shared(),
             data_only: true,
         })
-        .await
+        .await?;
+        self.note_synced(syncing);
+        Ok(())
     }
 
     /// Flushes the file's data and all its metadata; on a directory opened with
     /// [`File::open_dir`], makes the creation, renaming and removal of its entries durable.
     pub async fn fsync(&self) -> io::Result<()> {
         self.injected(FaultOp::Sync)?;
+        let syncing = self.syncing_len();
         Op::new(ops::Fsync {
             fd: self.fd.shared(),
             data_only: false,
         })
-        .await
+        .await?;
+        self.note_synced(syncing);
+        Ok(())
     }
 
     /// fallocate(2): reserves (mode 0) or, with flags such as FALLOC_FL_KEEP_SIZE, manipulates

@@ -212,6 +212,18 @@ impl Broker {
         }
     }
 
+    /// The broker's resident memory in bytes (VmRSS in /proc).
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the broker's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
     /// The admin port's address, from the broker's log (started with `--admin-listen`).
     pub fn admin_addr(&self) -> String {
         self.log

@@ -186,3 +186,15 @@ pub fn list_offset(
     let p = &response.topics[0].partitions[0];
     (p.error_code, p.offset, p.timestamp)
 }
+
+/// A batch of one record whose value is `value_len` bytes (for tests that move volume).
+pub fn one_record_batch(value_len: usize) -> Vec<u8> {
+    let mut builder = BatchBuilder::new();
+    builder.push(&Record {
+        key: None,
+        value: Some(vec![5u8; value_len]),
+        headers: Vec::new(),
+        timestamp: 1,
+    });
+    builder.build()
+}

@@ -27,17 +27,6 @@ fn others_are_served(broker: &Broker, after: &str) {
     );
 }
 
-/// The broker's resident memory, from /proc.
-fn rss_bytes(broker: &Broker) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", broker.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|kb| kb.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .expect("VmRSS in /proc/<pid>/status")
-}
-
 #[test]
 fn a_lying_length_a_slow_sender_and_silent_connections_delay_nobody() {
     for backend in backends_under_test() {
@@ -98,21 +87,11 @@ fn a_client_that_never_reads_holds_bounded_memory() {
     assert_eq!(create(&mut conn, "hoard", 1, &[], false).0, 0);
     // 8 MiB in the partition (batches under max.message.bytes), then 300 fetches of all of it
     // that are never read.
-    let value = vec![7u8; 512 << 10];
     for _ in 0..16 {
-        let batch = {
-            let mut builder = runnel_engine::log::builder::BatchBuilder::new();
-            builder.push(&runnel_engine::log::builder::Record {
-                key: None,
-                value: Some(value.clone()),
-                headers: Vec::new(),
-                timestamp: 1,
-            });
-            builder.build()
-        };
+        let batch = runnel_tests::requests::one_record_batch(512 << 10);
         assert_eq!(produce(&mut conn, "hoard", 0, 1, batch).0, 0);
     }
-    let before = rss_bytes(&broker);
+    let before = broker.rss_bytes();
     let mut hoarder = KafkaConn::connect(broker.addr).unwrap();
     let mut request = fetch_request("hoard", 0, 0, 0);
     request.topics[0].partitions[0].partition_max_bytes = 16 << 20;
@@ -133,7 +112,7 @@ fn a_client_that_never_reads_holds_bounded_memory() {
         .call(ApiKey::Fetch, 12, &fetch_request("hoard", 0, 0, 0))
         .unwrap();
     assert_eq!(response.responses[0].partitions[0].error_code, 0);
-    let grown = rss_bytes(&broker).saturating_sub(before);
+    let grown = broker.rss_bytes().saturating_sub(before);
     eprintln!("unread fetches: the broker grew by {} KiB", grown >> 10);
     assert!(
         grown < 256 << 20,

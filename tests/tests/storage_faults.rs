@@ -141,17 +141,6 @@ fn a_shard_that_panics_stops_the_broker() {
     assert!(!marker.exists(), "no clean-shutdown marker after a panic");
 }
 
-/// The broker's resident memory, from /proc.
-fn rss_bytes(broker: &Broker) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", broker.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|kb| kb.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .expect("VmRSS in /proc/<pid>/status")
-}
-
 /// Producers faster than the disk meet back-pressure, not unbounded memory: with a disk that
 /// takes 20 ms per write (about 40 MiB/s for these batches), four connections pipelining
 /// produce requests as fast as they can leave the broker's memory bounded by its request caps.
@@ -172,19 +161,9 @@ fn producers_faster_than_the_disk_are_held_back() {
     let mut conn = KafkaConn::connect(broker.addr).unwrap();
     assert_eq!(create(&mut conn, "slowdisk", 1, &[], false).0, 0);
     assert_eq!(create(&mut conn, "elsewhere", 1, &[], false).0, 0);
-    let before = rss_bytes(&broker);
+    let before = broker.rss_bytes();
 
-    let batch = {
-        let value = vec![5u8; 900 << 10];
-        let mut builder = runnel_engine::log::builder::BatchBuilder::new();
-        builder.push(&runnel_engine::log::builder::Record {
-            key: None,
-            value: Some(value),
-            headers: Vec::new(),
-            timestamp: 1,
-        });
-        builder.build()
-    };
+    let batch = runnel_tests::requests::one_record_batch(900 << 10);
     let request = runnel_tests::requests::produce_request("slowdisk", 0, 1, batch);
     let flood_until = std::time::Instant::now() + Duration::from_secs(4);
     let producers: Vec<_> = (0..4)
@@ -205,7 +184,7 @@ fn producers_faster_than_the_disk_are_held_back() {
         .collect();
     let mut peak = before;
     while std::time::Instant::now() < flood_until {
-        peak = peak.max(rss_bytes(&broker));
+        peak = peak.max(broker.rss_bytes());
         std::thread::sleep(Duration::from_millis(50));
     }
     // Meanwhile a partition on a healthy disk is served at once.
@@ -231,7 +210,7 @@ fn producers_faster_than_the_disk_are_held_back() {
             answered += 1;
         }
     }
-    peak = peak.max(rss_bytes(&broker));
+    peak = peak.max(broker.rss_bytes());
     let grown = peak.saturating_sub(before);
     eprintln!(
         "slow disk: {answered} requests of 900 KiB answered; the broker grew by {} MiB at most",

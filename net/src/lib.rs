@@ -14,6 +14,7 @@ pub mod config;
 pub mod conn_limits;
 pub mod data_dir;
 pub mod limits;
+pub mod producer_ids;
 pub mod signals;
 pub mod start_gate;
 

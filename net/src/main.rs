@@ -146,6 +146,8 @@ fn run(cli: Cli) -> Result<(), String> {
     let data_dir = DataDir::open(&config.data_dir)
         .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
 
+    runnel_net::producer_ids::init(data_dir.path())
+        .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
     let shards = runtime_config.shard_count();
     let listeners = Arc::new(
         ShardListeners::bind(listen, shards)

@@ -1,6 +1,7 @@
 //! Helpers for integration tests that run the real `runnel` binary.
 
 pub mod kafka;
+pub mod proxy;
 pub mod requests;
 
 use std::io::{BufRead, BufReader};

@@ -35,6 +35,9 @@ pub struct LogConfig {
     /// fragment; on ext4 it measured no faster (bench/RESULTS.md). The unused tail is
     /// released when the segment is sealed.
     pub preallocate_bytes: u64,
+    /// `producer.id.expiration.ms`: an idempotent producer that has not appended for this
+    /// long is forgotten (its next batch must start a new sequence).
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -50,6 +53,7 @@ impl Default for LogConfig {
             retention_ms: Some(Duration::from_secs(7 * 24 * 3600)),
             retention_bytes: None,
             preallocate_bytes: 0,
+            producer_id_expiration_ms: 86_400_000,
         }
     }
 }

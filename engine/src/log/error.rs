@@ -1,6 +1,7 @@
 //! What log operations can fail with; each variant maps to one Kafka error code.
 
 use super::batch::BatchError;
+use super::producers::ProducerError;
 
 /// The log's storage failed (a write or sync error, or unreadable data): KAFKA_STORAGE_ERROR.
 /// After a failed write or sync the log refuses further appends until it is reopened, which
@@ -31,6 +32,10 @@ pub enum AppendError {
     /// KAFKA_STORAGE_ERROR.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// An idempotent producer's batch broke its sequence or epoch rules (see
+    /// [`ProducerError`] for each code).
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
 }
 
 /// Why a read or lookup failed.

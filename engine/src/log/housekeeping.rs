@@ -63,10 +63,12 @@ where
             .collect()
     }
 
-    /// Applies retention to every log once; returns the segments deleted.
+    /// Applies retention to every log once, and forgets idle idempotent producers; returns
+    /// the segments deleted.
     pub async fn enforce_retention(&self) -> usize {
         let mut deleted = 0;
         for (key, entry) in self.snapshot() {
+            entry.as_ref().expire_producers();
             match entry.as_ref().enforce_retention().await {
                 Ok(n) => deleted += n,
                 Err(e) => tracing::warn!(log = %key, error = %e, "retention failed"),

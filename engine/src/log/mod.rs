@@ -12,6 +12,8 @@
 //!   - read.rs: read planning into file ranges, timestamp lookups;
 //!   - retention.rs: which segments retention removes (policy, pure); delete.rs: removing
 //!     them, for retention and DeleteRecords (action);
+//!   - [`producers`]: idempotent producers' sequence state, checked as appends are placed,
+//!     snapshotted and rebuilt on open;
 //!   - segment.rs: one segment's files and in-memory state; recovery.rs: opening a directory,
 //!     checking what a crash may have left; checkpoint.rs: the recovery point and log start
 //!     offset that survive a restart;
@@ -32,6 +34,7 @@ mod housekeeping;
 pub mod index;
 pub mod observe;
 mod partition;
+pub mod producers;
 mod read;
 pub mod records;
 mod recovery;

@@ -28,6 +28,7 @@ use super::batch::{self, TimestampType};
 use super::checkpoint::{Checkpoint, CheckpointWriter};
 use super::config::LogConfig;
 use super::error::{AppendError, ReadError, StorageError};
+use super::producers::{self, ProducerEntry, ProducerStates, Verdict};
 use super::recovery::{self, RecoveryReport};
 use super::roll;
 use super::segment::{self, Segment};
@@ -128,6 +129,8 @@ pub(super) struct State {
     /// Sequence number of `pending[0]`.
     first_pending_seq: u64,
     pub(super) failed: Option<StorageError>,
+    /// Idempotent producers' sequences, checked and updated as appends are placed.
+    pub(super) producers: ProducerStates,
     closed: bool,
     /// Every segment's data and indexes are durable (set by `close`).
     all_sealed: bool,
@@ -222,6 +225,11 @@ impl Log {
             }
         }
         let next_offset = loaded.segments[&active_base].next_offset;
+        let (producers, rebuilt) =
+            producers::rebuild(&dir, &loaded.segments, next_offset, options.clock.now_ms())
+                .await
+                .map_err(|e| io::Error::other(e.0))?;
+        loaded.report.producers = rebuilt;
         let state = State {
             segments: loaded.segments,
             next_offset,
@@ -230,6 +238,7 @@ impl Log {
             pending: VecDeque::new(),
             first_pending_seq: 0,
             failed: None,
+            producers,
             closed: false,
             all_sealed: false,
             dir_dirty: false,
@@ -326,6 +335,29 @@ impl Log {
         }
     }
 
+    /// The idempotent producers this log knows, by producer id (for DescribeProducers).
+    pub fn producers(&self) -> Vec<(i64, ProducerEntry)> {
+        let st = self.inner.state.borrow();
+        let mut producers: Vec<_> = st
+            .producers
+            .iter()
+            .map(|(id, entry)| (id, entry.clone()))
+            .collect();
+        producers.sort_unstable_by_key(|(id, _)| *id);
+        producers
+    }
+
+    /// Forgets producers idle for longer than `producer.id.expiration.ms`; returns how many.
+    pub fn expire_producers(&self) -> usize {
+        let now = self.inner.clock.now_ms();
+        let expiration = self.inner.config.borrow().producer_id_expiration_ms;
+        self.inner
+            .state
+            .borrow_mut()
+            .producers
+            .expire(now, expiration)
+    }
+
     /// Why the log refuses appends, if it does.
     pub fn failure(&self) -> Option<StorageError> {
         self.inner.state.borrow().failed.clone()
@@ -405,6 +437,28 @@ impl Log {
             if st.closed {
                 return Err(AppendError::Closed);
             }
+            // Idempotent producers' batches are checked against the offsets they are about to
+            // get, in this same step, so a retry racing its original can't pass twice.
+            let mut first_offset = st.next_offset;
+            let firsts = batches.iter().map(|(_, header)| {
+                let first = first_offset;
+                first_offset += i64::from(header.last_offset_delta) + 1;
+                (first, header)
+            });
+            let producer_update = match st.producers.check_client_append(firsts, now)? {
+                Verdict::Append(update) => update,
+                Verdict::Duplicate(original) => {
+                    let info = AppendInfo {
+                        base_offset: original.first_offset,
+                        last_offset: original.last_offset,
+                        log_append_time: append_time.map(|_| original.max_timestamp),
+                        log_start_offset: st.log_start_offset,
+                    };
+                    // Nothing is written; the caller still waits for the original to be
+                    // readable (and durable, under `always`) before answering.
+                    return Ok((info, config.flush));
+                }
+            };
             let rolled = roll::roll_if_needed(
                 inner,
                 &mut st,
@@ -413,6 +467,8 @@ impl Log {
                 record_count,
                 now,
             );
+            // The state as of the new segment's base, saved once the old segment is sealed.
+            let rolled = rolled.map(|old| (old, producers::snapshot::encode(&st.producers)));
             let base_offset = st.next_offset;
             let mut offset = base_offset;
             let active = st.active_mut();
@@ -441,6 +497,7 @@ impl Log {
             let preallocate = active
                 .next_preallocation(config.preallocate_bytes, config.effective_segment_bytes());
             st.next_offset = offset;
+            st.producers.commit(producer_update);
             st.appended_total += records.len() as u64;
             let seq = st.first_pending_seq + st.pending.len() as u64;
             st.pending.push_back(PendingWrite {
@@ -452,8 +509,8 @@ impl Log {
             });
             let log_start_offset = st.log_start_offset;
             drop(st);
-            if let Some(old) = rolled {
-                inner.spawn_background(roll::seal(inner.clone(), old));
+            if let Some((old, producers)) = rolled {
+                inner.spawn_background(roll::seal(inner.clone(), old, producers));
             }
             if let Some((from, len)) = preallocate {
                 let (inner, file) = (inner.clone(), file.clone());
@@ -524,6 +581,14 @@ impl Log {
                 .await
                 .map_err(|e| StorageError::io("writing indexes", &e))?;
         }
+        // Synced above: the next open loads this and replays nothing.
+        let (end, producers) = {
+            let st = self.inner.state.borrow();
+            (st.next_offset, producers::snapshot::encode(&st.producers))
+        };
+        producers::snapshot::write(&self.inner.dir, end, producers)
+            .await
+            .map_err(|e| StorageError::io("writing the producer snapshot", &e))?;
         let (file, size, preallocated_to) = {
             let st = self.inner.state.borrow();
             let active = st.active();

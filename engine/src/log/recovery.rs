@@ -41,6 +41,8 @@ pub struct RecoveryReport {
     pub indexes_rebuilt: usize,
     /// What was found at each truncation, for the operator's log.
     pub problems: Vec<String>,
+    /// How idempotent producers' state was rebuilt.
+    pub producers: crate::log::producers::RebuildReport,
 }
 
 /// A directory's segments, ready for the log to use.

@@ -13,6 +13,7 @@ use std::rc::Rc;
 use super::config::LogConfig;
 use super::error::StorageError;
 use super::partition::{Inner, State};
+use super::producers;
 use super::segment::{self, Segment};
 use crate::flush;
 use crate::rt::File;
@@ -100,9 +101,10 @@ pub(super) async fn segment_file(
     }
 }
 
-/// After a roll: syncs the old segment, writes its indexes, releases its unused preallocated
-/// space and moves the checkpoint past it.
-pub(super) async fn seal(inner: Rc<Inner>, base: i64) {
+/// After a roll: syncs the old segment, writes its indexes and the producer state as of its
+/// end (`producers`, encoded), releases its unused preallocated space and moves the
+/// checkpoint past it.
+pub(super) async fn seal(inner: Rc<Inner>, base: i64, producers: Vec<u8>) {
     let end = match inner.state.borrow().segments.get(&base) {
         Some(segment) => segment.next_offset,
         None => return,
@@ -125,6 +127,10 @@ pub(super) async fn seal(inner: Rc<Inner>, base: i64) {
     if let Err(e) = snapshot.write(&inner.dir).await {
         tracing::warn!(dir = %inner.dir.display(), base, error = %e, "writing a sealed segment's indexes failed; recovery will rebuild them");
         return;
+    }
+    // Synced to `end` above, so the snapshot never describes data a crash could lose.
+    if let Err(e) = producers::snapshot::write(&inner.dir, end, producers).await {
+        tracing::warn!(dir = %inner.dir.display(), end, error = %e, "writing a producer snapshot failed; opening the log will replay more");
     }
     if let Some(segment) = inner.state.borrow_mut().segments.get_mut(&base) {
         segment.indexes_dirty = false;

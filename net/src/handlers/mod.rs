@@ -13,6 +13,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -49,6 +50,7 @@ pub static APIS: Apis = Apis(&[
     incremental_alter_configs::API,
     describe_cluster::API,
     describe_log_dirs::API,
+    describe_producers::API,
     init_producer_id::API,
     find_coordinator::API,
     join_group::API,

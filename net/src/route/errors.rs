@@ -2,6 +2,7 @@
 //! cause, whatever the API.
 
 use runnel_engine::log::batch::BatchError;
+use runnel_engine::log::producers::ProducerError;
 use runnel_engine::log::{AppendError, ReadError};
 
 use super::ErrorCode;
@@ -40,5 +41,12 @@ pub fn append_error(e: &AppendError) -> ErrorCode {
         AppendError::RecordListTooLarge { .. } => error_code::RECORD_LIST_TOO_LARGE,
         AppendError::Closed => error_code::NOT_LEADER_OR_FOLLOWER,
         AppendError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
+        AppendError::Producer(e) => match e {
+            ProducerError::OutOfOrderSequence { .. } => error_code::OUT_OF_ORDER_SEQUENCE_NUMBER,
+            ProducerError::InvalidProducerEpoch { .. } => error_code::INVALID_PRODUCER_EPOCH,
+            ProducerError::UnknownProducerId { .. } => error_code::UNKNOWN_PRODUCER_ID,
+            ProducerError::InvalidRecord(_) => error_code::INVALID_RECORD,
+            ProducerError::NotInTransaction { .. } => error_code::INVALID_TXN_STATE,
+        },
     }
 }

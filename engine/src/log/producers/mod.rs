@@ -1,0 +1,17 @@
+//! Idempotent producers on a partition: the state the log keeps of each producer
+//! ([`state`]: Kafka's sequence and epoch rules, pure), its snapshots ([`snapshot`]), and its
+//! rebuilding when a log opens ([`rebuild`]).
+//!
+//! The log checks a client's batches against this state in the same synchronous step that
+//! assigns their offsets, so two appends can never both pass for the same sequence.
+
+mod rebuild;
+pub mod snapshot;
+pub mod state;
+
+pub(crate) use rebuild::rebuild;
+pub use rebuild::RebuildReport;
+pub use state::{
+    BatchMetadata, ProducerEntry, ProducerError, ProducerStates, ProducerUpdate, Verdict,
+    RETAINED_BATCHES,
+};

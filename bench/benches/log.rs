@@ -4,6 +4,8 @@
 //!   how many fdatasyncs the group commit needed per append;
 //! - `validate_1KiB_x1000`, `append_1KiB_x1000`: the append path's record checks per codec
 //!   (decompression and the record walk), alone and inside an append;
+//! - `append_idempotence`: the same 1 KiB x 100 appends without a producer id and from an
+//!   idempotent producer (sequence checked and recorded per append): what idempotence costs;
 //! - `index_lookup`: offset and time index lookups in a full-size index (1 GiB segment, an
 //!   entry per 4 KiB);
 //! - `read_planning`: `Log::read` of up to 1 MiB from a random offset (large and small batches);
@@ -204,6 +206,65 @@ async fn concurrent_appends(
         after.sync_rounds - before.sync_rounds,
     );
     (elapsed.mul_f64(iters as f64 / done as f64), counts)
+}
+
+/// Where a batch's base sequence sits (RecordBatch v2), covered by the CRC.
+const BASE_SEQUENCE_AT: usize = 53;
+
+/// One appender, flush never: appends of 1 KiB x 100 batches without a producer id, then the
+/// same from one idempotent producer with consecutive sequences. Every batch is made (its
+/// sequence set and CRC recomputed) before the clock starts, for both.
+fn append_idempotence(c: &mut Criterion) {
+    let runtime = runtime();
+    let handle = runtime.handle();
+    let plain = sample_batch(RECORDS, VALUE, 1_700_000_000_000);
+    // The same records, from producer 1000 epoch 0.
+    let idempotent = sample_builder(RECORDS, VALUE, 1_700_000_000_000)
+        .producer(1_000, 0, 0)
+        .build();
+    let mut group = c.benchmark_group("append_idempotence");
+    group
+        .throughput(Throughput::Bytes(plain.len() as u64))
+        .sampling_mode(criterion::SamplingMode::Flat)
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    for (name, template) in [("no_producer_id", plain), ("idempotent", idempotent)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let sequenced = name == "idempotent";
+                let batches: Vec<Vec<u8>> = (0..iters)
+                    .map(|i| {
+                        let mut batch = template.clone();
+                        if sequenced {
+                            let seq = (i as i32).wrapping_mul(RECORDS as i32);
+                            batch[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4]
+                                .copy_from_slice(&seq.to_be_bytes());
+                            let crc = batch::compute_crc(&batch);
+                            batch[17..21].copy_from_slice(&crc.to_be_bytes());
+                        }
+                        batch
+                    })
+                    .collect();
+                open_log(&handle, bench_dir(name), append_config(FlushPolicy::Never));
+                let elapsed = handle
+                    .run_on(0, move || async move {
+                        let log = current_log();
+                        let start = Instant::now();
+                        for batch in batches {
+                            log.append(batch).await.unwrap();
+                        }
+                        start.elapsed()
+                    })
+                    .unwrap();
+                close_log(&handle);
+                elapsed
+            })
+        });
+    }
+    group.finish();
+    runtime.shutdown();
+    runtime.join().unwrap();
 }
 
 fn index_lookup(c: &mut Criterion) {
@@ -432,6 +493,7 @@ fn recovery(c: &mut Criterion) {
 criterion_group!(
     benches,
     append,
+    append_idempotence,
     batch_validation,
     append_with_validation,
     index_lookup,

@@ -69,6 +69,7 @@ fn main() -> ExitCode {
             record_bytes,
             acks,
             in_flight,
+            idempotent,
         } => produce(
             &bootstrap,
             &topic,
@@ -77,6 +78,7 @@ fn main() -> ExitCode {
             record_bytes,
             acks,
             in_flight,
+            idempotent,
         ),
         Command::Fetch {
             bootstrap,
@@ -306,6 +308,7 @@ fn produce(
     record_bytes: usize,
     acks: i16,
     in_flight: usize,
+    idempotent: bool,
 ) -> Result<(), String> {
     let mut conn = Conn::connect(bootstrap)?;
     let mut create = CreateTopicsRequest::default();
@@ -331,13 +334,24 @@ fn produce(
             ..Default::default()
         });
     }
+    let mut sequenced = None;
+    if idempotent {
+        let producer_id = init_producer_id(&mut conn)?;
+        builder = builder.producer(producer_id, 0, 0);
+    }
     let batch = Bytes::from(builder.build());
     let mut frame = produce_frame(topic, vec![(0, batch.clone())], acks);
+    if idempotent {
+        sequenced = Some(SequencedBatch::find(&frame, &batch)?);
+    }
     let started = Instant::now();
     let mut outstanding = VecDeque::new();
     let mut sent = 0u64;
     while started.elapsed() < seconds {
         while outstanding.len() < in_flight {
+            if let Some(batch) = &sequenced {
+                batch.set_sequence(&mut frame, (sent as i32).wrapping_mul(records as i32));
+            }
             conn.send_frame(&mut frame);
             outstanding.push_back(());
             sent += 1;
@@ -360,7 +374,7 @@ fn produce(
     let elapsed = started.elapsed().as_secs_f64();
     let bytes = sent as f64 * batch.len() as f64;
     println!(
-        "produce: {:.1} MiB/s, {:.0} records/s ({} batches of {} x {} B, acks={acks}, {in_flight} in flight, {elapsed:.2}s)",
+        "produce: {:.1} MiB/s, {:.0} records/s ({} batches of {} x {} B, acks={acks}, {in_flight} in flight, idempotent={idempotent}, {elapsed:.2}s)",
         bytes / MIB / elapsed,
         sent as f64 * records as f64 / elapsed,
         sent,
@@ -368,6 +382,55 @@ fn produce(
         record_bytes
     );
     Ok(())
+}
+
+/// An idempotent producer's id (epoch 0) from InitProducerId.
+fn init_producer_id(conn: &mut Conn) -> Result<i64, String> {
+    let mut request = kafka_protocol::messages::InitProducerIdRequest::default();
+    request.transactional_id = None;
+    request.transaction_timeout_ms = 60_000;
+    request.producer_id = kafka_protocol::messages::ProducerId(-1);
+    request.producer_epoch = -1;
+    conn.send(ApiKey::InitProducerId, 4, &request);
+    let response: kafka_protocol::messages::InitProducerIdResponse =
+        conn.receive(ApiKey::InitProducerId, 4);
+    match response.error_code {
+        0 => Ok(response.producer_id.0),
+        code => Err(format!("InitProducerId failed: error {code}")),
+    }
+}
+
+/// Where the record batch sits in a Produce frame that is sent over and over, so each send
+/// can carry the next sequence numbers (as an idempotent producer's batches do) and a CRC
+/// that covers them.
+struct SequencedBatch {
+    at: usize,
+    len: usize,
+}
+
+impl SequencedBatch {
+    /// Offset of the base sequence in a batch (RecordBatch v2), and of its CRC.
+    const BASE_SEQUENCE: usize = 53;
+    const CRC: usize = 17;
+
+    fn find(frame: &[u8], batch: &[u8]) -> Result<SequencedBatch, String> {
+        let at = frame
+            .windows(batch.len())
+            .rposition(|w| w == batch)
+            .ok_or("the batch is not in its produce frame")?;
+        Ok(SequencedBatch {
+            at,
+            len: batch.len(),
+        })
+    }
+
+    fn set_sequence(&self, frame: &mut [u8], sequence: i32) {
+        let batch = &mut frame[self.at..self.at + self.len];
+        batch[Self::BASE_SEQUENCE..Self::BASE_SEQUENCE + 4]
+            .copy_from_slice(&sequence.to_be_bytes());
+        let crc = runnel_engine::log::batch::compute_crc(batch);
+        batch[Self::CRC..Self::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    }
 }
 
 /// utime + stime of `pid`, in seconds.

@@ -109,6 +109,10 @@ pub enum Command {
         /// Produce requests in flight at once.
         #[arg(long, value_name = "K", default_value_t = 8, value_parser = at_least_one_usize())]
         in_flight: usize,
+        /// Produce as an idempotent producer (a producer id, consecutive sequences), so the
+        /// broker checks and records every batch's sequence.
+        #[arg(long)]
+        idempotent: bool,
     },
     /// Reads partition 0 of --topic from the start over and over; with --broker-pid, also the
     /// broker's CPU time per GiB served (from /proc).

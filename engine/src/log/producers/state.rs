@@ -212,10 +212,11 @@ impl ProducerStates {
                 ));
             }
             let producer_id = header.producer_id;
-            if producer_id == NO_PRODUCER_ID {
+            // Kafka reads any negative id as "no producer" (`hasProducerId`).
+            if producer_id <= NO_PRODUCER_ID {
                 continue;
             }
-            if producer_id < 0 || header.producer_epoch < 0 || header.base_sequence < 0 {
+            if header.producer_epoch < 0 || header.base_sequence < 0 {
                 return Err(ProducerError::InvalidRecord(
                     "a batch with a producer id needs a valid epoch and sequence",
                 ));

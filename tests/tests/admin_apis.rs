@@ -374,6 +374,14 @@ fn validate_only_creates_nothing_and_answers_what_would_be() {
             36,
             "TOPIC_ALREADY_EXISTS"
         );
+        // Kafka checks names and existence before layouts: those errors come first.
+        let exists_and_bad = topic("later", -1, -1, &[(0, &[0])]);
+        assert_eq!(create_one(&mut conn, exists_and_bad, false).error_code, 36);
+        let bad_name_and_layout = topic("bad name!", 1, 9, &[]);
+        assert_eq!(
+            create_one(&mut conn, bad_name_and_layout, true).error_code,
+            17
+        );
     }
 }
 

@@ -118,12 +118,14 @@ async fn create(
         &assignments,
         shard::current().defaults.num_partitions,
         &brokers::registered(broker.node_id),
-    )
-    .map_err(topic_change_error)?;
+    );
+    // Kafka checks the name, whether the topic exists and the configs before the layout, so
+    // those errors come first (a layout error stands in one partition for the check).
+    let partitions = layout.as_ref().map_or(1, |l| l.partitions);
+    let topics = shard::current().topics();
+    shard::validate_new_topic(&topics, &name, partitions, &configs).map_err(topic_change_error)?;
+    let layout = layout.map_err(topic_change_error)?;
     if validate_only {
-        let topics = shard::current().topics();
-        shard::validate_new_topic(&topics, &name, layout.partitions, &configs)
-            .map_err(topic_change_error)?;
         return Ok(Created {
             id: None,
             layout,

@@ -2,7 +2,9 @@
 
 Clients: confluent-kafka (librdkafka), kafka-python, and kcat. Each does the same round trips:
 admin (create / list / delete topics), produce with keys and headers, consume by assignment
-from the beginning, list offsets (earliest, latest, by timestamp). Then consumer groups with
+from the beginning, list offsets (earliest, latest, by timestamp). confluent-kafka's admin
+client also creates topics and partitions with replica assignments and validate_only, reads
+authorized operations and the max-timestamp offset. Then consumer groups with
 each client: subscribe and read everything, commit, resume in a new member of the group, the
 admin views of groups and their offsets, deleting groups; members sharing a topic as they join
 and leave; a group with a member of each Python client.
@@ -117,6 +119,79 @@ def confluent_round_trip():
     futures = admin.delete_topics([topic])
     futures[topic].result(timeout=30)
     check(topic not in admin.list_topics(timeout=30).topics, "confluent: topic deleted")
+
+
+def confluent_admin():
+    """Admin calls beyond the basics, as confluent-kafka's AdminClient makes them: replica
+    assignments and validate_only when creating topics and partitions, authorized operations,
+    and the offset of the record with the largest timestamp."""
+    from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollection, TopicPartition
+    from confluent_kafka.admin import AclOperation, AdminClient, NewPartitions, NewTopic, OffsetSpec
+
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    node = admin.describe_cluster().result(timeout=30).nodes[0].id
+    topic = f"compat-admin-{uuid.uuid4().hex[:8]}"
+
+    def error_code(future):
+        try:
+            future.result(timeout=30)
+            return KafkaError.NO_ERROR
+        except KafkaException as e:
+            return e.args[0].code()
+
+    def partition_count():
+        listed = admin.list_topics(timeout=30).topics
+        return len(listed[topic].partitions) if topic in listed else None
+
+    # Topics with explicit replica assignments: validated only, refused, then created.
+    # (librdkafka wants the partition count alongside; on the wire it sends -1 for both counts.)
+    assigned = NewTopic(topic, num_partitions=2, replica_assignment=[[node], [node]])
+    code = error_code(admin.create_topics([assigned], validate_only=True)[topic])
+    check(code == KafkaError.NO_ERROR, f"confluent admin: validate_only create ({code})")
+    check(partition_count() is None, "confluent admin: validate_only creates nothing")
+    bad = NewTopic(topic, num_partitions=1, replica_assignment=[[node + 1]])
+    code = error_code(admin.create_topics([bad])[topic])
+    check(code == KafkaError.INVALID_REPLICA_ASSIGNMENT, f"confluent admin: unknown broker refused ({code})")
+    code = error_code(admin.create_topics([assigned])[topic])
+    check(code == KafkaError.NO_ERROR and partition_count() == 2, f"confluent admin: assigned topic ({code})")
+
+    # More partitions, with their assignments: validated only, refused, then made.
+    grow = NewPartitions(topic, 4, replica_assignment=[[node], [node]])
+    code = error_code(admin.create_partitions([grow], validate_only=True)[topic])
+    check(code == KafkaError.NO_ERROR and partition_count() == 2, f"confluent admin: validate_only partitions ({code})")
+    short = NewPartitions(topic, 4, replica_assignment=[[node]])
+    code = error_code(admin.create_partitions([short])[topic])
+    check(code == KafkaError.INVALID_REPLICA_ASSIGNMENT, f"confluent admin: one assignment short refused ({code})")
+    code = error_code(admin.create_partitions([grow])[topic])
+    check(code == KafkaError.NO_ERROR and partition_count() == 4, f"confluent admin: partitions added ({code})")
+
+    # Authorized operations: everything, until ACLs exist.
+    described = admin.describe_topics(TopicCollection([topic]), include_authorized_operations=True)[topic].result(timeout=30)
+    topic_ops = {AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE, AclOperation.DELETE, AclOperation.ALTER,
+                 AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS}
+    check(set(described.authorized_operations or []) == topic_ops,
+          f"confluent admin: topic authorized operations {described.authorized_operations}")
+    cluster = admin.describe_cluster(include_authorized_operations=True).result(timeout=30)
+    cluster_ops = {AclOperation.CREATE, AclOperation.CLUSTER_ACTION, AclOperation.DESCRIBE_CONFIGS,
+                   AclOperation.ALTER_CONFIGS, AclOperation.IDEMPOTENT_WRITE, AclOperation.ALTER, AclOperation.DESCRIBE}
+    check(set(cluster.authorized_operations or []) == cluster_ops,
+          f"confluent admin: cluster authorized operations {cluster.authorized_operations}")
+    check(not admin.describe_cluster().result(timeout=30).authorized_operations,
+          "confluent admin: no cluster operations unless asked")
+
+    # One batch whose largest timestamp is its second record: max_timestamp names that record.
+    producer = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 1000})
+    for i, ts in enumerate([1_000, 5_000, 2_000, 3_000]):
+        producer.produce(topic, value=f"v{i}".encode(), partition=0, timestamp=ts)
+    producer.flush(30)
+    tp = TopicPartition(topic, 0)
+    found = admin.list_offsets({tp: OffsetSpec.max_timestamp()})[tp].result(timeout=30)
+    check((found.offset, found.timestamp) == (1, 5_000),
+          f"confluent admin: max_timestamp -> offset {found.offset} timestamp {found.timestamp}")
+    latest = admin.list_offsets({tp: OffsetSpec.latest()})[tp].result(timeout=30)
+    check(latest.offset == 4, f"confluent admin: latest -> {latest.offset}")
+
+    admin.delete_topics([topic])[topic].result(timeout=30)
 
 
 def kafka_python_round_trip():
@@ -648,7 +723,7 @@ def kcat_group():
 
 
 ROUND_TRIPS = (
-    confluent_round_trip, kafka_python_round_trip, kcat_round_trip,
+    confluent_round_trip, confluent_admin, kafka_python_round_trip, kcat_round_trip,
     confluent_group, confluent_shared_group, kafka_python_group, mixed_group, kcat_group,
 )
 chosen = sys.argv[2:]

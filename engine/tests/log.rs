@@ -236,6 +236,49 @@ on_both_backends! {
         });
     }
 
+    fn max_timestamp_names_the_record_not_its_batch(backend) {
+        common::run(backend, || async {
+            let dir = tempfile::tempdir().unwrap();
+            let config = LogConfig { segment_bytes: 4096, ..config() };
+            let (log, _) = open(dir.path(), config.clone()).await;
+            assert_eq!(log.max_timestamp_record().await.unwrap(), None);
+            let batch = |timestamps: &[i64]| {
+                let mut builder = BatchBuilder::new();
+                for &timestamp in timestamps {
+                    builder.push(&Record { value: Some(vec![1; 300]), timestamp, ..Default::default() });
+                }
+                builder
+            };
+            let max = |log: Log| async move {
+                let m = log.max_timestamp_record().await.unwrap().unwrap();
+                (m.offset, m.timestamp)
+            };
+            // Several segments; the maximum sits mid-batch in the third batch (offsets 10..15).
+            log.append(batch(&[1, 2, 3, 4, 5]).build()).await.unwrap();
+            log.append(batch(&[6, 7, 8, 9, 10]).build()).await.unwrap();
+            log.append(batch(&[11, 900, 12, 900, 13]).build()).await.unwrap();
+            for i in 0..10 {
+                log.append(batch(&[100 + i; 5]).build()).await.unwrap();
+            }
+            assert!(log.segment_bases().len() > 2);
+            assert_eq!(max(log.clone()).await, (11, 900), "first record holding the maximum");
+            // A later batch that only ties does not take over (Kafka keeps the first).
+            log.append(batch(&[1, 900]).build()).await.unwrap();
+            assert_eq!(max(log.clone()).await, (11, 900));
+            // A compressed batch is inflated to find the record.
+            let zstd = batch(&[5, 7_000, 6, 7]).build_compressed(batch::Compression::Zstd).unwrap();
+            let at = log.append(zstd).await.unwrap().base_offset;
+            assert_eq!(max(log.clone()).await, (at + 1, 7_000));
+            // Survives a restart (the indexes are read back or rebuilt).
+            log.close().await.unwrap();
+            let (log, _) = open_clean(dir.path(), config.clone()).await;
+            assert_eq!(max(log.clone()).await, (at + 1, 7_000));
+            crash(log).await;
+            let (log, _) = open(dir.path(), config).await;
+            assert_eq!(max(log).await, (at + 1, 7_000));
+        });
+    }
+
     fn log_append_time_is_stamped(backend) {
         common::run(backend, || async {
             let dir = tempfile::tempdir().unwrap();

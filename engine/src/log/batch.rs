@@ -346,7 +346,16 @@ pub fn record_timestamps(batch: &[u8]) -> impl Iterator<Item = (i64, i64)> + '_ 
     } else {
         0
     };
-    let mut records = batch.get(HEADER_LEN..).unwrap_or_default();
+    records_timestamps(base_timestamp, batch.get(HEADER_LEN..).unwrap_or_default())
+}
+
+/// `(offset delta, timestamp)` of each record in `records`, a batch's records section (for a
+/// compressed batch, once decompressed) whose header has `base_timestamp`; stops early at any
+/// malformed record.
+pub fn records_timestamps(
+    base_timestamp: i64,
+    mut records: &[u8],
+) -> impl Iterator<Item = (i64, i64)> + '_ {
     std::iter::from_fn(move || {
         let (len, used) = read_varint(records)?;
         let end = used.checked_add(usize::try_from(len).ok()?)?;

@@ -146,7 +146,8 @@ fn read_bounded(
 ) -> Result<Vec<u8>, Option<BatchError>> {
     let mut buf = Vec::new();
     let mut len = 0;
-    let mut next_size = hint.saturating_mul(4).clamp(MIN_GROWTH, limit.max(1));
+    // Not `clamp`: it panics when `limit` is below MIN_GROWTH.
+    let mut next_size = hint.saturating_mul(4).max(MIN_GROWTH).min(limit.max(1));
     loop {
         if len == buf.len() {
             if len >= limit {
@@ -247,6 +248,20 @@ mod tests {
             );
             assert!(
                 decompress(codec, &packed, data.len() - 1).is_err(),
+                "{codec:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bounds_below_the_growth_step_refuse_rather_than_panic() {
+        let data = sample();
+        for codec in &Compression::ALL[1..] {
+            let packed = compress(*codec, &data).unwrap();
+            assert!(decompress(*codec, &packed, 10).is_err(), "{codec:?}");
+            assert_eq!(
+                decompress(*codec, &packed, data.len()).unwrap(),
+                data,
                 "{codec:?}"
             );
         }

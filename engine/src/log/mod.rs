@@ -9,7 +9,8 @@
 //!   - partition.rs: the log's state and the write path (append: validate, place, write,
 //!     advance the high watermark), open and close;
 //!   - roll.rs: rolling to a new segment and sealing the old one;
-//!   - read.rs: read planning into file ranges, timestamp lookups;
+//!   - read.rs: read planning into file ranges, timestamp lookups; max_timestamp.rs: the
+//!     record with the largest timestamp (ListOffsets MAX_TIMESTAMP);
 //!   - retention.rs: which segments retention removes (policy, pure); delete.rs: removing
 //!     them, for retention and DeleteRecords (action);
 //!   - [`producers`]: idempotent producers' sequence state, checked as appends are placed,
@@ -32,6 +33,7 @@ mod delete;
 mod error;
 mod housekeeping;
 pub mod index;
+mod max_timestamp;
 pub mod observe;
 mod partition;
 pub mod producers;

@@ -200,21 +200,6 @@ impl Log {
         }
         Ok(None)
     }
-
-    /// The largest timestamp in the log and the last offset of the batch holding it
-    /// (ListOffsets MAX_TIMESTAMP); `None` for an empty log.
-    pub fn max_timestamp(&self) -> Option<TimestampOffset> {
-        let st = self.inner.state.borrow();
-        st.segments
-            .values()
-            .filter(|s| s.next_offset > st.log_start_offset)
-            .filter_map(|s| s.max_timestamp())
-            .filter(|m| m.offset < st.high_watermark)
-            .fold(None, |best: Option<TimestampOffset>, m| match best {
-                Some(b) if b.timestamp >= m.timestamp => Some(b),
-                _ => Some(m),
-            })
-    }
 }
 
 /// Walks the batches of `file` from `position` (a batch boundary) up to `limit`, returning the

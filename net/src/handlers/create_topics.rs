@@ -1,100 +1,70 @@
-//! CreateTopics (key 19): new topics with partition counts and configs; `validate_only` checks
-//! without creating. Changes are made by shard 0 (see [`crate::partitions::shard::create_topic`]).
+//! CreateTopics (key 19): new topics with partition counts or explicit replica assignments
+//! (checked as Kafka's controller does, see [`crate::partitions::assignment`]), and configs.
+//! `validate_only` checks everything and creates nothing. From v5 a success carries the
+//! topic's partitions, replication factor and configs in force, validate-only ones included.
+//! Changes are made by shard 0 (see [`crate::partitions::shard::create_topic`]).
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::topic_change_error;
 use crate::kafka::error_code;
+use crate::kafka::BrokerInfo;
+use crate::partitions::assignment::{self, Layout, PartitionReplicas};
 use crate::partitions::shard;
+use crate::partitions::{brokers, topic_config};
 use runnel_engine::rt;
 
+/// Kafka's config sources (DescribeConfigs' numbering, which CreateTopics shares).
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
 crate::api!(CreateTopics, 2..=7, |call, request| handle(
+    &call.broker,
     request,
     call.version
 )
 .await);
 
-pub async fn handle(request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+pub async fn handle(
+    broker: &BrokerInfo,
+    request: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
     // Kafka refuses every topic named more than once in one request.
-    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    let mut seen = BTreeMap::<String, usize>::new();
     for topic in &request.topics {
         *seen.entry(topic.name.0.to_string()).or_default() += 1;
     }
     for topic in request.topics {
-        let name = topic.name.0.to_string();
         let mut result = CreatableTopicResult::default();
         result.name = topic.name.clone();
-        if seen[&name] > 1 {
-            result.error_code = error_code::INVALID_REQUEST;
-            result.error_message = Some(StrBytes::from_static_str("topic named more than once"));
-            result.num_partitions = -1;
-            result.replication_factor = -1;
-            response.topics.push(result);
-            continue;
-        }
-        let partitions = if topic.num_partitions == -1 {
-            shard::current().defaults.num_partitions
-        } else {
-            topic.num_partitions
-        };
-        let configs: BTreeMap<String, String> = topic
-            .configs
-            .iter()
-            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
-            .collect();
-        let outcome = if !(topic.replication_factor == -1 || topic.replication_factor == 1) {
-            Err((
-                error_code::INVALID_REPLICATION_FACTOR,
-                format!(
-                    "replication factor {} on a single broker (only 1)",
-                    topic.replication_factor
-                ),
-            ))
-        } else if name == crate::groups::OFFSETS_TOPIC {
+        let outcome = if seen.get(topic.name.0.as_str()).is_some_and(|&n| n > 1) {
             Err((
                 error_code::INVALID_REQUEST,
-                "internal topic: the broker creates it for the group coordinators".to_string(),
+                "Duplicate topic name.".to_string(),
             ))
-        } else if !topic.assignments.is_empty() {
-            Err((
-                error_code::INVALID_REQUEST,
-                "manual replica assignments are not supported".to_string(),
-            ))
-        } else if request.validate_only {
-            let topics = shard::current().topics();
-            shard::validate_new_topic(&topics, &name, partitions, &configs)
-                .map(|()| None)
-                .map_err(topic_change_error)
         } else {
-            let (name, configs) = (name.clone(), configs.clone());
-            match rt::run_on(0, move || shard::create_topic(name, partitions, configs)).await {
-                Ok(Ok(meta)) => match shard::current().offline.of_topic(&meta.name).first() {
-                    // Created, but a partition's log could not be opened: say so, rather
-                    // than report a topic that refuses every write as healthy.
-                    Some((partition, reason)) => Err((
-                        error_code::KAFKA_STORAGE_ERROR,
-                        format!("topic created, but partition {partition} cannot be opened ({reason}); retrying"),
-                    )),
-                    None => Ok(Some(meta.uuid())),
-                },
-                Ok(Err(e)) => Err(topic_change_error(e)),
-                Err(_) => Err((error_code::NOT_CONTROLLER, "shutting down".to_string())),
-            }
+            create(broker, &topic, request.validate_only).await
         };
         match outcome {
-            Ok(id) => {
+            Ok(created) => {
                 result.error_code = error_code::NONE;
-                if let Some(id) = id {
+                if let Some(id) = created.id {
                     result.topic_id = id;
                 }
                 if version >= 5 {
-                    result.num_partitions = partitions;
-                    result.replication_factor = 1;
+                    result.num_partitions = created.layout.partitions;
+                    result.replication_factor = created.layout.replication_factor;
+                    result.configs = Some(configs_in_force(&created.configs));
                 }
             }
             Err((code, message)) => {
@@ -107,4 +77,104 @@ pub async fn handle(request: CreateTopicsRequest, version: i16) -> CreateTopicsR
         response.topics.push(result);
     }
     response
+}
+
+/// A topic created, or one that would be (validate-only: no id).
+struct Created {
+    id: Option<uuid::Uuid>,
+    layout: Layout,
+    configs: BTreeMap<String, String>,
+}
+
+/// Checks and (unless `validate_only`) creates one topic.
+async fn create(
+    broker: &BrokerInfo,
+    topic: &CreatableTopic,
+    validate_only: bool,
+) -> Result<Created, (i16, String)> {
+    let name = topic.name.0.to_string();
+    if name == crate::groups::OFFSETS_TOPIC {
+        return Err((
+            error_code::INVALID_REQUEST,
+            "internal topic: the broker creates it for the group coordinators".to_string(),
+        ));
+    }
+    let configs: BTreeMap<String, String> = topic
+        .configs
+        .iter()
+        .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+        .collect();
+    let assignments: Vec<PartitionReplicas> = topic
+        .assignments
+        .iter()
+        .map(|a| PartitionReplicas {
+            partition: a.partition_index,
+            replicas: a.broker_ids.iter().map(|id| id.0).collect(),
+        })
+        .collect();
+    let layout = assignment::new_topic_layout(
+        topic.num_partitions,
+        topic.replication_factor,
+        &assignments,
+        shard::current().defaults.num_partitions,
+        &brokers::registered(broker.node_id),
+    );
+    // Kafka checks the name, whether the topic exists and the configs before the layout, so
+    // those errors come first (a layout error stands in one partition for the check).
+    let partitions = layout.as_ref().map_or(1, |l| l.partitions);
+    let topics = shard::current().topics();
+    shard::validate_new_topic(&topics, &name, partitions, &configs).map_err(topic_change_error)?;
+    let layout = layout.map_err(topic_change_error)?;
+    if validate_only {
+        return Ok(Created {
+            id: None,
+            layout,
+            configs,
+        });
+    }
+    let (partitions, to_create) = (layout.partitions, configs.clone());
+    let meta = match rt::run_on(0, move || shard::create_topic(name, partitions, to_create)).await {
+        Ok(Ok(meta)) => meta,
+        Ok(Err(e)) => return Err(topic_change_error(e)),
+        Err(_) => return Err((error_code::NOT_CONTROLLER, "shutting down".to_string())),
+    };
+    if let Some((partition, reason)) = shard::current().offline.of_topic(&meta.name).first() {
+        // Created, but a partition's log could not be opened: say so, rather than report a
+        // topic that refuses every write as healthy.
+        return Err((
+            error_code::KAFKA_STORAGE_ERROR,
+            format!(
+                "topic created, but partition {partition} cannot be opened ({reason}); retrying"
+            ),
+        ));
+    }
+    Ok(Created {
+        id: Some(meta.uuid()),
+        layout,
+        configs,
+    })
+}
+
+/// Every topic config in force for a topic with `configs` set, by name, with where its value
+/// comes from: what Kafka v5+ returns so a client needs no DescribeConfigs after creating.
+fn configs_in_force(configs: &BTreeMap<String, String>) -> Vec<CreatableTopicConfigs> {
+    let defaults = &shard::current().defaults.configs;
+    let mut all: Vec<CreatableTopicConfigs> = topic_config::DEFAULTS
+        .iter()
+        .map(|&(key, default, _)| {
+            let (value, source) = match (configs.get(key), defaults.get(key)) {
+                (Some(set), _) => (set.clone(), SOURCE_TOPIC),
+                (None, Some(broker)) => (broker.clone(), SOURCE_BROKER),
+                (None, None) => (default.to_owned(), SOURCE_DEFAULT),
+            };
+            let mut config = CreatableTopicConfigs::default();
+            config.name = StrBytes::from_static_str(key);
+            config.value = Some(StrBytes::from_string(value));
+            config.config_source = source;
+            config
+        })
+        .collect();
+    // By name, as Kafka lists them.
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all
 }

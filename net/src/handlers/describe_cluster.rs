@@ -1,9 +1,11 @@
-//! DescribeCluster (key 60): the cluster id, this broker, and it as the controller.
+//! DescribeCluster (key 60): the cluster id, this broker, and it as the controller; the
+//! cluster's authorized operations when asked.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::kafka::authorized_operations::{authorized, Resource};
 use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
 
@@ -35,5 +37,9 @@ pub fn handle(
     me.host = StrBytes::from_string(broker.advertised_host.clone());
     me.port = i32::from(broker.advertised_port);
     response.brokers = vec![me];
+    response.cluster_authorized_operations = authorized(
+        Resource::Cluster,
+        request.include_cluster_authorized_operations,
+    );
     response
 }

@@ -7,11 +7,9 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::groups::on_coordinator;
+use crate::kafka::authorized_operations::{authorized, Resource, NOT_PROVIDED};
 use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
-
-/// "Not provided" for authorized operations (Kafka's Integer.MIN_VALUE).
-const OPERATIONS_NOT_PROVIDED: i32 = i32::MIN;
 
 crate::api!(DescribeGroups, 0..=6, |call, request| handle(
     &call.broker,
@@ -26,6 +24,7 @@ pub async fn handle(
     version: i16,
 ) -> DescribeGroupsResponse {
     let mut response = DescribeGroupsResponse::default();
+    let operations = version >= 3 && request.include_authorized_operations;
     for group_id in request.groups {
         let id = group_id.to_string();
         let found = on_coordinator(
@@ -36,7 +35,7 @@ pub async fn handle(
         .await;
         let mut described = DescribedGroup::default();
         described.group_id = group_id;
-        described.authorized_operations = OPERATIONS_NOT_PROVIDED;
+        described.authorized_operations = NOT_PROVIDED;
         match found {
             Err(code) => described.error_code = code,
             Ok(None) => {
@@ -68,6 +67,10 @@ pub async fn handle(
                     })
                     .collect();
             }
+        }
+        // Kafka reports them (v3+, when asked) only for groups described without error.
+        if described.error_code == error_code::NONE {
+            described.authorized_operations = authorized(Resource::Group, operations);
         }
         response.groups.push(described);
     }

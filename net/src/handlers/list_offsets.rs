@@ -1,5 +1,6 @@
-//! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3) and by-timestamp
-//! offsets of partitions, asked of their owning shards.
+//! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3: the record with the
+//! largest timestamp, KIP-734) and by-timestamp offsets of partitions, asked of their owning
+//! shards.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -81,9 +82,12 @@ async fn look_up(partition: &Partition, timestamp: i64) -> Result<Option<Found>,
     match timestamp {
         LATEST => Ok(found(-1, partition.high_watermark())),
         EARLIEST => Ok(found(-1, partition.log_start_offset())),
-        MAX_TIMESTAMP => Ok(log
-            .max_timestamp()
-            .and_then(|m| found(m.timestamp, m.offset))),
+        // The record holding the largest timestamp, not its batch's last offset (Kafka 3.8+).
+        MAX_TIMESTAMP => log
+            .max_timestamp_record()
+            .await
+            .map(|m| m.and_then(|m| found(m.timestamp, m.offset)))
+            .map_err(|e| route::errors::read_error(&e)),
         timestamp if timestamp >= 0 => log
             .offset_for_timestamp(timestamp)
             .await

@@ -11,6 +11,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::kafka::authorized_operations::{authorized, Resource};
 use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
 use crate::partitions::shard::{self, CreateError};
@@ -40,6 +41,13 @@ pub async fn handle(
         response.cluster_id = Some(StrBytes::from_string(broker.cluster_id.clone()));
     }
     response.controller_id = BrokerId(broker.node_id);
+    // v8-v10 only: Kafka 3.x moved the cluster's operations to DescribeCluster (KIP-700), and
+    // the request field is absent (false) elsewhere.
+    response.cluster_authorized_operations = authorized(
+        Resource::Cluster,
+        (8..=10).contains(&version) && request.include_cluster_authorized_operations,
+    );
+    let topic_operations = version >= 8 && request.include_topic_authorized_operations;
 
     // v0 asks for every topic with an empty list; later versions with a null one.
     let wanted = match request.topics {
@@ -87,16 +95,20 @@ pub async fn handle(
         None => topics
             .by_name
             .values()
-            .map(|meta| describe(broker, meta, version))
+            .map(|meta| describe(broker, meta, version, topic_operations))
             .collect(),
         Some(list) => list
             .iter()
             .map(|wanted| match &wanted.name {
                 Some(name) => match topics.get(name.0.as_str()) {
-                    Some(meta) => describe(broker, meta, version),
+                    Some(meta) => describe(broker, meta, version, topic_operations),
                     None => {
                         let mut topic = MetadataResponseTopic::default();
                         topic.name = Some(name.clone());
+                        // Kafka reports them for every topic named (it is the name that is
+                        // authorized), existing or not; not for unknown topic ids.
+                        topic.topic_authorized_operations =
+                            authorized(Resource::Topic, topic_operations);
                         topic.error_code = if invalid_topic_name(name.0.as_str()).is_some() {
                             error_code::INVALID_TOPIC_EXCEPTION
                         } else {
@@ -113,7 +125,7 @@ pub async fn handle(
                     .values()
                     .find(|t| t.uuid() == wanted.topic_id)
                 {
-                    Some(meta) => describe(broker, meta, version),
+                    Some(meta) => describe(broker, meta, version, topic_operations),
                     None => {
                         let mut topic = MetadataResponseTopic::default();
                         topic.topic_id = wanted.topic_id;
@@ -127,9 +139,16 @@ pub async fn handle(
     response
 }
 
-/// A topic as Metadata describes it: every partition led by this broker, its only replica.
-fn describe(broker: &BrokerInfo, meta: &TopicMeta, version: i16) -> MetadataResponseTopic {
+/// A topic as Metadata describes it: every partition led by this broker, its only replica;
+/// with its authorized operations when `operations` (v8+, asked for).
+fn describe(
+    broker: &BrokerInfo,
+    meta: &TopicMeta,
+    version: i16,
+    operations: bool,
+) -> MetadataResponseTopic {
     let mut topic = MetadataResponseTopic::default();
+    topic.topic_authorized_operations = authorized(Resource::Topic, operations);
     topic.name = Some(TopicName(StrBytes::from_string(meta.name.to_string())));
     if version >= 10 {
         topic.topic_id = meta.uuid();

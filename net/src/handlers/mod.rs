@@ -73,6 +73,9 @@ pub fn topic_change_error(e: CreateError) -> (i16, String) {
         CreateError::InvalidName(_) => error_code::INVALID_TOPIC_EXCEPTION,
         CreateError::InvalidPartitions(_) => error_code::INVALID_PARTITIONS,
         CreateError::InvalidConfig(_) => error_code::INVALID_CONFIG,
+        CreateError::InvalidRequest(_) => error_code::INVALID_REQUEST,
+        CreateError::InvalidReplicaAssignment(_) => error_code::INVALID_REPLICA_ASSIGNMENT,
+        CreateError::InvalidReplicationFactor(_) => error_code::INVALID_REPLICATION_FACTOR,
         CreateError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
     };
     (code, e.to_string())

@@ -31,6 +31,7 @@ pub const UNSUPPORTED_VERSION: i16 = ResponseError::UnsupportedVersion.code();
 pub const TOPIC_ALREADY_EXISTS: i16 = ResponseError::TopicAlreadyExists.code();
 pub const INVALID_PARTITIONS: i16 = ResponseError::InvalidPartitions.code();
 pub const INVALID_REPLICATION_FACTOR: i16 = ResponseError::InvalidReplicationFactor.code();
+pub const INVALID_REPLICA_ASSIGNMENT: i16 = ResponseError::InvalidReplicaAssignment.code();
 pub const INVALID_CONFIG: i16 = ResponseError::InvalidConfig.code();
 pub const NOT_CONTROLLER: i16 = ResponseError::NotController.code();
 pub const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();

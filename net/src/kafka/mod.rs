@@ -4,6 +4,7 @@
 //! Nothing here knows a handler: the broker's table (`crate::handlers::APIS`) is handed to each
 //! connection by the listener, so this layer sits below the handlers and everything they use.
 
+pub mod authorized_operations;
 pub mod connection;
 pub mod decode_budget;
 pub mod dispatch;

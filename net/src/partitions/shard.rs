@@ -11,6 +11,8 @@ use std::time::Duration;
 use runnel_engine::log::{Log, LogConfig, LogSet, OpenOptions, RecoveryReport};
 use runnel_engine::rt::{self, LocalEvent};
 
+use super::assignment;
+use super::brokers::Brokers;
 use super::offline::{self, OfflinePartitions};
 use super::topic_config;
 use super::topics::{self, TopicMeta, Topics};
@@ -331,6 +333,12 @@ pub enum CreateError {
     #[error("{0}")]
     InvalidConfig(String),
     #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
     Storage(String),
 }
 
@@ -394,20 +402,39 @@ pub async fn delete_topic(name: String) -> Result<Arc<TopicMeta>, CreateError> {
     Ok(meta)
 }
 
-/// Grows a topic to `count` partitions (on shard 0).
+/// Grows a topic to `count` partitions (on shard 0), with the new partitions' replicas as
+/// `assignments` gives them when it does (checked against `brokers`).
 pub async fn create_partitions(
     name: String,
     count: i32,
+    assignments: Option<Vec<Vec<i32>>>,
+    brokers: Brokers,
     validate_only: bool,
 ) -> Result<(), CreateError> {
     let _turn = change_turn().await;
     let (state, old, meta) = existing_topic(&name)?;
     let current_count = meta.shards.len();
     let wanted = usize::try_from(count).unwrap_or(0);
-    if wanted <= current_count || wanted > 100_000 {
+    if wanted == current_count {
         return Err(CreateError::InvalidPartitions(format!(
-            "topic {name:?} has {current_count} partitions; {count} is not more (or is too many)"
+            "Topic already has {current_count} partition(s)."
         )));
+    }
+    if wanted < current_count {
+        return Err(CreateError::InvalidPartitions(format!(
+            "The topic {name} currently has {current_count} partition(s); {count} would not \
+             be an increase."
+        )));
+    }
+    if wanted > 100_000 {
+        return Err(CreateError::InvalidPartitions(format!(
+            "{count} partitions: must be at most 100000"
+        )));
+    }
+    if let Some(assignments) = &assignments {
+        // Every partition has one replica, this broker's, until the cluster keeps replica
+        // lists per partition.
+        assignment::check_new_partitions(assignments, wanted - current_count, 1, &brokers)?;
     }
     if validate_only {
         return Ok(());

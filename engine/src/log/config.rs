@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::batch::TimestampType;
+use super::batch::{Compression, TimestampType};
 use crate::flush::FlushPolicy;
 
 /// Largest segment the index format can address (positions are 32-bit signed, as in Kafka).
@@ -35,6 +35,23 @@ pub struct LogConfig {
     /// fragment; on ext4 it measured no faster (bench/RESULTS.md). The unused tail is
     /// released when the segment is sealed.
     pub preallocate_bytes: u64,
+    /// `compression.type` (with its `compression.*.level`): the codec batches are stored in.
+    pub compression: TopicCompression,
+}
+
+/// What a topic's `compression.type` asks of appends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TopicCompression {
+    /// `producer` (Kafka's default): every batch is stored exactly as its producer sent it.
+    #[default]
+    Producer,
+    /// `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd`: batches in another codec are
+    /// recompressed into this one before they are appended; `level` is the codec's level
+    /// (`None`: its default).
+    Codec {
+        codec: Compression,
+        level: Option<i32>,
+    },
 }
 
 impl Default for LogConfig {
@@ -50,6 +67,7 @@ impl Default for LogConfig {
             retention_ms: Some(Duration::from_secs(7 * 24 * 3600)),
             retention_bytes: None,
             preallocate_bytes: 0,
+            compression: TopicCompression::Producer,
         }
     }
 }

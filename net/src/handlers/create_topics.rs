@@ -38,7 +38,7 @@ pub async fn handle(request: CreateTopicsRequest, version: i16) -> CreateTopicsR
             continue;
         }
         let partitions = if topic.num_partitions == -1 {
-            shard::current().defaults.num_partitions
+            shard::current().defaults().num_partitions
         } else {
             topic.num_partitions
         };

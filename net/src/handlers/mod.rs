@@ -71,6 +71,7 @@ pub fn topic_change_error(e: CreateError) -> (i16, String) {
         CreateError::InvalidName(_) => error_code::INVALID_TOPIC_EXCEPTION,
         CreateError::InvalidPartitions(_) => error_code::INVALID_PARTITIONS,
         CreateError::InvalidConfig(_) => error_code::INVALID_CONFIG,
+        CreateError::InvalidRequest(_) => error_code::INVALID_REQUEST,
         CreateError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
     };
     (code, e.to_string())

@@ -1,8 +1,10 @@
-//! The broker's topics and partitions: the registry ([`topics`]), topic configs
-//! ([`topic_config`]), the partition key ([`TopicPartition`]), a partition's log and replica
+//! The broker's topics and partitions: the registry ([`topics`]), config schemas and
+//! broker-level configs ([`configs`]), a topic's log settings ([`topic_config`]), the partition key ([`TopicPartition`]), a partition's log and replica
 //! state ([`partition`]), the partitions that failed to open ([`offline`]), and each shard's
 //! share ([`shard`]).
 
+pub mod broker_configs;
+pub mod configs;
 pub mod offline;
 pub mod partition;
 pub mod shard;

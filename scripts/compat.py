@@ -7,7 +7,8 @@ client also creates topics and partitions with replica assignments and validate_
 authorized operations and the max-timestamp offset. Then consumer groups with
 each client: subscribe and read everything, commit, resume in a new member of the group, the
 admin views of groups and their offsets, deleting groups; members sharing a topic as they join
-and leave; a group with a member of each Python client.
+and leave; a group with a member of each Python client. Then every config operation through
+confluent-kafka's AdminClient (topic and broker; APPEND and SUBTRACT; synonyms; recompression).
 
 Usage: compat.py BOOTSTRAP [ROUND_TRIP...]   (scripts/compat.sh starts a broker and runs this
 in a venv; naming round trips, e.g. kcat_group, runs only those)
@@ -722,9 +723,107 @@ def kcat_group():
     admin.delete_topics([topic])[topic].result(timeout=30)
 
 
+def confluent_configs():
+    """Every config operation through confluent-kafka's AdminClient: incremental SET, DELETE,
+    APPEND and SUBTRACT on a topic and on the broker (per broker and cluster-wide), describe
+    with synonyms, Kafka's refusals, and a gzip topic fed lz4 batches read back intact."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,
+                                       ConfigResource, ConfigSource, NewTopic)
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    topic = f"configs-{uuid.uuid4().hex[:8]}"
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(timeout=30)
+
+    def alter(kind, name, *ops):
+        resource = ConfigResource(kind, name, incremental_configs=[
+            ConfigEntry(key, value, incremental_operation=op) for op, key, value in ops])
+        return admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+
+    def describe(kind, name):
+        resource = ConfigResource(kind, name)
+        return admin.describe_configs([resource])[resource].result(timeout=30)
+
+    def refused(what, code, kind, name, *ops):
+        try:
+            alter(kind, name, *ops)
+            check(False, f"confluent configs: {what} is refused")
+        except Exception as e:
+            check(code in str(e), f"confluent configs: {what} refused with {code} ({e})")
+
+    TOPIC, BROKER = ConfigResource.Type.TOPIC, ConfigResource.Type.BROKER
+    SET, DELETE = AlterConfigOpType.SET, AlterConfigOpType.DELETE
+    APPEND, SUBTRACT = AlterConfigOpType.APPEND, AlterConfigOpType.SUBTRACT
+
+    # Describe with synonyms: retention.ms comes from log.retention.hours' default.
+    configs = describe(TOPIC, topic)
+    retention = configs["retention.ms"]
+    check(retention.value == "604800000" and retention.source == ConfigSource.DEFAULT_CONFIG.value,
+          f"confluent configs: default retention.ms ({retention.value}, {retention.source})")
+    check("log.retention.hours" in retention.synonyms,
+          f"confluent configs: retention.ms synonyms {list(retention.synonyms)}")
+    check(len(configs) == 38, f"confluent configs: every topic config listed ({len(configs)})")
+
+    # APPEND and SUBTRACT on LIST configs; SET and DELETE.
+    alter(TOPIC, topic, (SUBTRACT, "cleanup.policy", "delete"))
+    check(describe(TOPIC, topic)["cleanup.policy"].value == "", "confluent configs: SUBTRACT leaves an empty list")
+    alter(TOPIC, topic, (APPEND, "cleanup.policy", "delete"))
+    alter(TOPIC, topic, (APPEND, "cleanup.policy", "delete"))
+    check(describe(TOPIC, topic)["cleanup.policy"].value == "delete", "confluent configs: APPEND skips what is there")
+    throttled = "leader.replication.throttled.replicas"
+    alter(TOPIC, topic, (APPEND, throttled, "0:0,1:0"), (SET, "retention.ms", "3600000"))
+    alter(TOPIC, topic, (SUBTRACT, throttled, "0:0"))
+    configs = describe(TOPIC, topic)
+    check(configs[throttled].value == "1:0", f"confluent configs: APPEND then SUBTRACT ({configs[throttled].value})")
+    check(configs["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value, "confluent configs: SET on the topic")
+    alter(TOPIC, topic, (DELETE, "retention.ms", None), (DELETE, throttled, None))
+    check(describe(TOPIC, topic)["retention.ms"].value == "604800000", "confluent configs: DELETE restores the default")
+    refused("APPEND to a non-list", "INVALID_CONFIG", TOPIC, topic, (APPEND, "retention.ms", "5"))
+    refused("an out-of-range level", "INVALID_CONFIG", TOPIC, topic, (SET, "compression.zstd.level", "99"))
+
+    # The broker: its dynamic defaults reach the topic; static ones don't change. (librdkafka
+    # can't name the cluster-wide resource "", the Rust test tests/tests/configs.rs does.)
+    broker = describe(BROKER, "0")
+    check(broker["log.retention.hours"].is_read_only and not broker["log.retention.ms"].is_read_only,
+          "confluent configs: broker read-only flags")
+    alter(BROKER, "0", (SET, "log.retention.ms", "7200000"), (SUBTRACT, "log.cleanup.policy", "delete"))
+    configs = describe(TOPIC, topic)
+    check((configs["retention.ms"].value, configs["retention.ms"].source)
+          == ("7200000", ConfigSource.DYNAMIC_BROKER_CONFIG.value),
+          f"confluent configs: broker default ({configs['retention.ms'].value}, {configs['retention.ms'].source})")
+    check(describe(BROKER, "0")["log.cleanup.policy"].value == "", "confluent configs: broker list SUBTRACT")
+    check(configs["cleanup.policy"].value == "delete", "confluent configs: the topic's own list wins")
+    refused("compaction", "INVALID_CONFIG", BROKER, "0", (APPEND, "log.cleanup.policy", "compact"))
+    alter(BROKER, "0", (APPEND, "log.cleanup.policy", "delete"))
+    check(describe(BROKER, "0")["log.cleanup.policy"].value == "delete", "confluent configs: broker list APPEND")
+    refused("a static broker config", "INVALID_REQUEST", BROKER, "0", (SET, "num.partitions", "3"))
+    alter(BROKER, "0", (DELETE, "log.retention.ms", None), (DELETE, "log.cleanup.policy", None))
+    check(describe(TOPIC, topic)["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value,
+          "confluent configs: broker defaults deleted")
+
+    # compression.type=gzip: lz4 batches are recompressed by the broker and read back intact.
+    alter(TOPIC, topic, (SET, "compression.type", "gzip"))
+    producer = Producer({"bootstrap.servers": BOOTSTRAP, "compression.type": "lz4", "linger.ms": 50})
+    sent = messages("gzip", 0)
+    for key, value, headers, ts in sent:
+        producer.produce(topic, value=value, key=key, headers=headers, timestamp=ts, partition=0)
+    check(producer.flush(30) == 0, "confluent configs: lz4 batches acknowledged on a gzip topic")
+    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"g-{topic}", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < len(sent) and time.time() < deadline:
+        m = consumer.poll(1)
+        if m is not None and not m.error():
+            got.append((m.key(), m.value(), m.headers(), m.timestamp()[1]))
+    consumer.close()
+    check(got == sent, f"confluent configs: recompressed records read back ({len(got)} of {len(sent)})")
+    admin.delete_topics([topic])[topic].result(timeout=30)
+
+
 ROUND_TRIPS = (
     confluent_round_trip, confluent_admin, kafka_python_round_trip, kcat_round_trip,
     confluent_group, confluent_shared_group, kafka_python_group, mixed_group, kcat_group,
+    confluent_configs,
 )
 chosen = sys.argv[2:]
 for round_trip in ROUND_TRIPS:

@@ -6,6 +6,7 @@
 //!   (decompression and the record walk), alone and inside an append;
 //! - `append_idempotence`: the same 1 KiB x 100 appends without a producer id and from an
 //!   idempotent producer (sequence checked and recorded per append): what idempotence costs;
+//! - `recompress_1KiB_x1000`: broker-side recompression into a topic's `compression.type`;
 //! - `index_lookup`: offset and time index lookups in a full-size index (1 GiB segment, an
 //!   entry per 4 KiB);
 //! - `read_planning`: `Log::read` of up to 1 MiB from a random offset (large and small batches);
@@ -27,7 +28,7 @@ use runnel_engine::log::batch;
 use runnel_engine::log::batch::Compression;
 use runnel_engine::log::builder::{sample_batch, sample_builder, BatchBuilder, Record};
 use runnel_engine::log::index::{OffsetIndex, TimeIndex};
-use runnel_engine::log::{Log, LogConfig, OpenOptions};
+use runnel_engine::log::{recompress, Log, LogConfig, OpenOptions, TopicCompression};
 use runnel_engine::rt::{self, BackendChoice, Runtime, RuntimeConfig, RuntimeHandle};
 
 const RECORDS: usize = 100;
@@ -325,6 +326,30 @@ fn batch_validation(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("header_and_crc", &name), |b| {
             b.iter(|| batch::validate(std::hint::black_box(&batch), LARGE_MAX).unwrap())
+        });
+    }
+    group.finish();
+
+    // Broker-side recompression (a topic's compression.type): the same batch sent in each
+    // codec, rewritten into zstd (and, from zstd, into lz4): the check, the inflate, the
+    // deflate and the new CRC. `zstd_to_zstd` is the no-rewrite path (one header walk).
+    let mut group = c.benchmark_group("recompress_1KiB_x1000");
+    group.throughput(Throughput::Bytes(plain_len));
+    for (from, to) in [
+        (Compression::None, Compression::Zstd),
+        (Compression::Lz4, Compression::Zstd),
+        (Compression::Gzip, Compression::Zstd),
+        (Compression::Zstd, Compression::Lz4),
+        (Compression::Zstd, Compression::Zstd),
+    ] {
+        let sent = bytes::Bytes::from(builder.build_compressed(from).unwrap());
+        let target = TopicCompression::Codec {
+            codec: to,
+            level: None,
+        };
+        let name = format!("{from:?}_to_{to:?}").to_lowercase();
+        group.bench_function(&name, |b| {
+            b.iter(|| recompress(std::hint::black_box(sent.clone()), target, LARGE_MAX).unwrap())
         });
     }
     group.finish();

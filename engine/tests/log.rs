@@ -9,10 +9,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use runnel_engine::flush::FlushPolicy;
-use runnel_engine::log::batch::{self, BatchHeader, TimestampType};
-use runnel_engine::log::builder::{sample_batch, BatchBuilder, Record};
+use runnel_engine::log::batch::{self, BatchHeader, Compression, TimestampType};
+use runnel_engine::log::builder::{sample_batch, sample_builder, BatchBuilder, Record};
 use runnel_engine::log::{
     AppendError, Clock, Log, LogConfig, LogSet, OpenOptions, ReadError, RecoveryReport,
+    TopicCompression,
 };
 use runnel_engine::rt;
 
@@ -293,6 +294,28 @@ on_both_backends! {
             assert_eq!(header.timestamp_type(), TimestampType::LogAppendTime);
             assert_eq!(header.max_timestamp, 1_700_000_000_000);
             assert_eq!(log.offset_for_timestamp(1_700_000_000_000).await.unwrap().unwrap().offset, 0);
+        });
+    }
+
+    fn a_topic_codec_recompresses_appends_and_producer_keeps_them(backend) {
+        common::run(backend, || async {
+            let dir = tempfile::tempdir().unwrap();
+            let gzip = TopicCompression::Codec { codec: Compression::Gzip, level: None };
+            let config = LogConfig { compression: gzip, ..config() };
+            let (log, _) = open(dir.path(), config.clone()).await;
+            let sent = sample_builder(20, 100, 7).build_compressed(Compression::Lz4).unwrap();
+            let info = log.append(sent.clone()).await.unwrap();
+            assert_eq!((info.base_offset, info.last_offset), (0, 19));
+            let stored = &read_all(&log, 0, 1 << 20).await[0];
+            let header = batch::validate_for_append(stored, usize::MAX).expect("valid CRC");
+            assert_eq!(header.compression(), Some(Compression::Gzip));
+            assert_eq!(header.records_count, 20);
+            assert_eq!(header.max_timestamp, batch::BatchHeader::parse(&sent).unwrap().max_timestamp);
+            // Back to `producer`: the next batch is stored exactly as sent.
+            log.set_config(LogConfig { compression: TopicCompression::Producer, ..config });
+            let info = log.append(sent.clone()).await.unwrap();
+            let stored = &read_all(&log, info.base_offset, 1 << 20).await[0];
+            assert_eq!(stored[12..], sent[12..]);
         });
     }
 

@@ -319,6 +319,51 @@ impl Config {
             })
     }
 
+    /// This config's settings by Kafka's broker config names (what DescribeConfigs reports as
+    /// STATIC_BROKER_CONFIG), given the addresses the broker advertises and is bound to.
+    pub fn kafka_broker_settings(
+        &self,
+        advertised: &str,
+        bound: SocketAddr,
+    ) -> BTreeMap<String, String> {
+        [
+            ("advertised.listeners", format!("PLAINTEXT://{advertised}")),
+            (
+                "auto.create.topics.enable",
+                self.auto_create_topics.to_string(),
+            ),
+            ("broker.id", self.node_id.to_string()),
+            (
+                "connections.max.idle.ms",
+                self.connections_max_idle_ms.to_string(),
+            ),
+            ("default.replication.factor", "1".to_string()),
+            ("listeners", format!("PLAINTEXT://{bound}")),
+            ("log.dirs", self.data_dir.display().to_string()),
+            (
+                "max.connections.per.ip",
+                self.max_connections_per_ip.to_string(),
+            ),
+            ("node.id", self.node_id.to_string()),
+            ("num.partitions", self.num_partitions.to_string()),
+            (
+                "offsets.topic.num.partitions",
+                self.groups.offsets_topic_num_partitions.to_string(),
+            ),
+            (
+                "queued.max.request.bytes",
+                self.queued_max_request_bytes.to_string(),
+            ),
+            (
+                "socket.request.max.bytes",
+                self.socket_request_max_bytes.to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
     /// The connection limits: `queued_max_request_bytes` (None: no cap),
     /// `connections_max_idle_ms` and `max_connections_per_ip` (None: unlimited), checked.
     pub fn connection_limits(&self) -> Result<ConnectionLimits, ConfigError> {

@@ -11,6 +11,7 @@ use runnel_net::config::Config;
 use runnel_net::data_dir::DataDir;
 use runnel_net::kafka::BrokerInfo;
 use runnel_net::listener::{accept_loop, ShardListeners};
+use runnel_net::partitions::configs::broker_state::{BrokerConfigs, DynamicConfigs};
 use runnel_net::partitions::offline::OfflinePartitions;
 use runnel_net::partitions::shard::{start_shard, TopicDefaults};
 use runnel_net::partitions::topics::{remove_orphan_partitions, Topics};
@@ -164,6 +165,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let admin_bound = admin.as_ref().and_then(|l| l.local_addr().ok());
     let admin = Arc::new(Mutex::new(admin));
     let (advertised_host, advertised_port) = config.advertised(bound).map_err(|e| e.to_string())?;
+    let advertised = format!("{advertised_host}:{advertised_port}");
     let cluster_id = data_dir
         .cluster_id()
         .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
@@ -182,10 +184,20 @@ fn run(cli: Cli) -> Result<(), String> {
     let clean_shutdown = data_dir
         .take_clean_shutdown_marker()
         .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
-    let defaults = Arc::new(TopicDefaults {
-        num_partitions: config.num_partitions,
-        configs: config.topic_defaults.clone(),
-    });
+    let dynamic = DynamicConfigs::load(data_dir.path())
+        .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
+    let broker_configs = BrokerConfigs {
+        node_id: config.node_id,
+        static_topic_defaults: config.topic_defaults.clone(),
+        static_settings: config.kafka_broker_settings(&advertised, bound),
+        dynamic,
+    };
+    let defaults = TopicDefaults::new(config.num_partitions, broker_configs, 0);
+    // Dynamic configs saved by an earlier run were checked then; check them again under
+    // this run's config file, and say which setting is wrong rather than misconfigure logs.
+    runnel_net::partitions::topic_config::log_config(&defaults.configs)
+        .map_err(|e| format!("broker configs (config file and broker_configs.toml): {e}"))?;
+    let defaults = Arc::new(defaults);
     let topics = Arc::new(
         Topics::load(data_dir.path(), shards)
             .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?,

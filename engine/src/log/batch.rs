@@ -60,7 +60,8 @@ pub enum BatchError {
     Invalid(&'static str),
 }
 
-/// Compression codec of a batch (stored as sent; the broker never recompresses).
+/// Compression codec of a batch (stored as sent, unless the topic's `compression.type` names
+/// another codec: see [`super::recompress`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
     None,
@@ -79,6 +80,17 @@ impl Compression {
         Compression::Lz4,
         Compression::Zstd,
     ];
+
+    /// The attributes bits that name this codec.
+    pub fn attribute_bits(self) -> i16 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
+        }
+    }
 }
 
 /// Which timestamp the batch carries.
@@ -415,6 +427,33 @@ pub fn split_and_validate(
 /// the CRC, so the CRC stays valid.
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[..8].copy_from_slice(&base_offset.to_be_bytes());
+}
+
+/// The batch `batch` (a whole, validated batch) with its records section replaced by `payload`
+/// in `codec`: every header field is kept (base offset, leader epoch, timestamps, producer id,
+/// epoch and sequence, the transactional and control bits); the codec bits, the batch length
+/// and the CRC are set for the new payload.
+pub fn with_payload(
+    batch: &[u8],
+    codec: Compression,
+    payload: &[u8],
+) -> Result<Vec<u8>, BatchError> {
+    let header = batch
+        .get(..HEADER_LEN)
+        .ok_or(BatchError::Corrupt("shorter than a batch header"))?;
+    let total = HEADER_LEN + payload.len();
+    let batch_length = i32::try_from(total - LOG_OVERHEAD)
+        .map_err(|_| BatchError::Invalid("recompressed batch is too large"))?;
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(header);
+    out.extend_from_slice(payload);
+    let attributes =
+        (i16_at(header, ATTRIBUTES_OFFSET) & !COMPRESSION_MASK) | codec.attribute_bits();
+    out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    out[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let crc = compute_crc(&out);
+    out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
 }
 
 /// Stamps a batch for a LogAppendTime topic: sets the timestamp type and the max timestamp to

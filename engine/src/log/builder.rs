@@ -140,13 +140,7 @@ impl BatchBuilder {
 
 /// The attributes bits that name a codec.
 fn codec_attribute(codec: Compression) -> i16 {
-    match codec {
-        Compression::None => 0,
-        Compression::Gzip => 1,
-        Compression::Snappy => 2,
-        Compression::Lz4 => 3,
-        Compression::Zstd => 4,
-    }
+    codec.attribute_bits()
 }
 
 /// A batch of `count` records with `value_len`-byte values, timestamps from `timestamp`.

@@ -5,8 +5,9 @@
 //! data those decoders would also fail on later: a truncated lz4 frame is refused here (theirs
 //! stops quietly at the cut), and any output beyond a caller's bound is refused here.
 //!
-//! Compression is here for tests, benchmarks and the load generator: it makes the batches a
-//! Kafka producer would send.
+//! Compression makes the batches a Kafka producer would send (tests, benchmarks, the load
+//! generator), and the batches a topic with a `compression.type` other than `producer` stores
+//! (the broker recompresses them, at the topic's `compression.*.level`).
 
 use std::io::{self, Read, Write};
 
@@ -189,25 +190,35 @@ fn probe_end(reader: &mut impl Read) -> io::Result<bool> {
 /// the default level, xerial snappy in 32 KiB blocks, lz4 frames with independent blocks at
 /// level 4, zstd at level 3).
 pub fn compress(codec: Compression, records: &[u8]) -> io::Result<Vec<u8>> {
+    compress_at(codec, records, None)
+}
+
+/// [`compress`] at a codec's level (Kafka's `compression.gzip.level` 1-9, `compression.lz4.level`
+/// 1-17, `compression.zstd.level` -131072-22; snappy has none); `None`, or gzip's -1, is the
+/// default level. The caller checks the range (the topic config's validation does).
+pub fn compress_at(codec: Compression, records: &[u8], level: Option<i32>) -> io::Result<Vec<u8>> {
     match codec {
         Compression::None => Ok(records.to_vec()),
         Compression::Gzip => {
-            let mut encoder =
-                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            let level = match level {
+                Some(l @ 0..=9) => flate2::Compression::new(l as u32),
+                _ => flate2::Compression::default(),
+            };
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
             encoder.write_all(records)?;
             encoder.finish()
         }
         Compression::Snappy => snappy_xerial(records),
         Compression::Lz4 => {
             let mut encoder = lz4::EncoderBuilder::new()
-                .level(4)
+                .level(level.and_then(|l| u32::try_from(l).ok()).unwrap_or(4))
                 .block_mode(lz4::BlockMode::Independent)
                 .build(Vec::new())?;
             encoder.write_all(records)?;
             let (out, result) = encoder.finish();
             result.map(|()| out)
         }
-        Compression::Zstd => zstd::stream::encode_all(records, 3),
+        Compression::Zstd => zstd::stream::encode_all(records, level.unwrap_or(3)),
     }
 }
 

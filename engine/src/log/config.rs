@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::batch::TimestampType;
+use super::batch::{Compression, TimestampType};
 use crate::flush::FlushPolicy;
 
 /// Largest segment the index format can address (positions are 32-bit signed, as in Kafka).
@@ -38,6 +38,23 @@ pub struct LogConfig {
     /// `producer.id.expiration.ms`: an idempotent producer that has not appended for this
     /// long is forgotten (its next batch must start a new sequence).
     pub producer_id_expiration_ms: i64,
+    /// `compression.type` (with its `compression.*.level`): the codec batches are stored in.
+    pub compression: TopicCompression,
+}
+
+/// What a topic's `compression.type` asks of appends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TopicCompression {
+    /// `producer` (Kafka's default): every batch is stored exactly as its producer sent it.
+    #[default]
+    Producer,
+    /// `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd`: batches in another codec are
+    /// recompressed into this one before they are appended; `level` is the codec's level
+    /// (`None`: its default).
+    Codec {
+        codec: Compression,
+        level: Option<i32>,
+    },
 }
 
 impl Default for LogConfig {
@@ -54,6 +71,7 @@ impl Default for LogConfig {
             retention_bytes: None,
             preallocate_bytes: 0,
             producer_id_expiration_ms: 86_400_000,
+            compression: TopicCompression::Producer,
         }
     }
 }

@@ -8,6 +8,8 @@
 //! - [`Log`], a partition's log, one concern per file:
 //!   - partition.rs: the log's state and the write path (append: validate, place, write,
 //!     advance the high watermark), open and close;
+//!   - recompress.rs: the first step of an append, rewriting batches into the topic's
+//!     `compression.type` when it names a codec;
 //!   - roll.rs: rolling to a new segment and sealing the old one;
 //!   - read.rs: read planning into file ranges, timestamp lookups; max_timestamp.rs: the
 //!     record with the largest timestamp (ListOffsets MAX_TIMESTAMP);
@@ -38,6 +40,7 @@ pub mod observe;
 mod partition;
 pub mod producers;
 mod read;
+mod recompress;
 pub mod records;
 mod recovery;
 mod retention;
@@ -47,9 +50,10 @@ mod segment;
 mod write_layout;
 
 pub use checkpoint::{Checkpoint, CLEAN_SHUTDOWN_FILE};
-pub use config::{LogConfig, MAX_SEGMENT_BYTES};
+pub use config::{LogConfig, TopicCompression, MAX_SEGMENT_BYTES};
 pub use error::{AppendError, ReadError, StorageError};
 pub use housekeeping::LogSet;
 pub use partition::{AppendInfo, Clock, Log, LogStats, OpenOptions};
 pub use read::{FileRange, ReadResult};
+pub use recompress::recompress;
 pub use recovery::RecoveryReport;

@@ -385,7 +385,11 @@ impl Log {
         &self,
         records: impl Into<Bytes>,
     ) -> impl Future<Output = Result<AppendInfo, AppendError>> + 'static {
-        let placed = self.place(records.into());
+        // Into the topic's compression.type first (a no-op under `producer`): what is placed,
+        // validated and stored is the batch as the topic keeps it.
+        let placed = self
+            .recompressed(records.into())
+            .and_then(|records| self.place(records));
         let inner = self.inner.clone();
         async move {
             let (info, flush) = placed?;

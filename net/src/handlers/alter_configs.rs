@@ -1,7 +1,8 @@
-//! AlterConfigs (key 33): replaces a topic's whole set of configs (the legacy API; anything
-//! left out returns to its default).
+//! AlterConfigs (key 33): replaces a topic's whole set of configs, or the broker's dynamic
+//! configs at one level (its id, or "" for the cluster-wide defaults); anything left out
+//! returns to its default (the legacy API).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
@@ -9,42 +10,82 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{resource_type, topic_change_error};
 use crate::kafka::error_code;
-use crate::partitions::shard::{self, ConfigChange};
+use crate::partitions::broker_configs::{self, BrokerResource};
+use crate::partitions::shard::{self, ConfigChange, CreateError};
 use runnel_engine::rt;
 
-crate::api!(AlterConfigs, 0..=2, |call, request| handle(request).await);
+crate::api!(AlterConfigs, 0..=2, |call, request| handle(
+    request,
+    call.broker.node_id
+)
+.await);
 
-pub async fn handle(request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn handle(request: AlterConfigsRequest, node_id: i32) -> AlterConfigsResponse {
     let mut response = AlterConfigsResponse::default();
+    let duplicates = duplicate_resources(
+        request
+            .resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    );
     for resource in request.resources {
         let mut result = AlterConfigsResourceResponse::default();
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name.clone();
-        if resource.resource_type != resource_type::TOPIC {
-            result.error_code = error_code::INVALID_REQUEST;
-            result.error_message = Some(StrBytes::from_static_str(
-                "only topic configs can be altered",
-            ));
-            response.responses.push(result);
-            continue;
-        }
         let configs: BTreeMap<String, String> = resource
             .configs
             .iter()
             .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
             .collect();
         let (name, validate_only) = (resource.resource_name.to_string(), request.validate_only);
-        let outcome = rt::run_on(0, move || {
-            shard::alter_topic_configs(name, ConfigChange::Replace(configs), validate_only)
-        })
-        .await;
+        let change = ConfigChange::Replace(configs);
+        let outcome = if duplicates.contains(&(resource.resource_type, name.clone())) {
+            Ok(Err(CreateError::InvalidRequest(format!(
+                "Error due to duplicate resources: {name}"
+            ))))
+        } else {
+            match resource.resource_type {
+                resource_type::TOPIC => {
+                    rt::run_on(0, move || {
+                        shard::alter_topic_configs(name, change, validate_only)
+                    })
+                    .await
+                }
+                resource_type::BROKER => match BrokerResource::parse(&name, node_id) {
+                    Ok(target) => {
+                        rt::run_on(0, move || {
+                            broker_configs::alter_broker_configs(target, change, validate_only)
+                        })
+                        .await
+                    }
+                    Err(e) => Ok(Err(e)),
+                },
+                other => Ok(Err(CreateError::InvalidRequest(format!(
+                    "resource type {other}: only topic (2) and broker (4) configs can be altered"
+                )))),
+            }
+        };
         set_outcome(&mut result.error_code, &mut result.error_message, outcome);
         response.responses.push(result);
     }
     response
 }
 
-/// Records a topic change's outcome in a response's error fields.
+/// The (type, name) pairs named more than once in one request (Kafka refuses each).
+pub fn duplicate_resources<'a>(
+    resources: impl Iterator<Item = (i8, &'a str)>,
+) -> BTreeSet<(i8, String)> {
+    let mut seen = BTreeSet::new();
+    let mut twice = BTreeSet::new();
+    for (kind, name) in resources {
+        if !seen.insert((kind, name.to_owned())) {
+            twice.insert((kind, name.to_owned()));
+        }
+    }
+    twice
+}
+
+/// Records a topic or broker config change's outcome in a response's error fields.
 pub fn set_outcome(
     code: &mut i16,
     message: &mut Option<StrBytes>,

@@ -1,68 +1,102 @@
-//! IncrementalAlterConfigs (key 44): sets or deletes individual topic configs, leaving the
-//! others as they are (what `kafka-configs.sh --alter` and admin clients use).
+//! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND or SUBTRACT individual configs of a
+//! topic or of the broker (its id, or "" for the cluster-wide defaults), leaving the others as
+//! they are (what `kafka-configs.sh --alter` and admin clients use). Kafka refuses a resource
+//! named twice, a config named twice in one resource, an unknown operation and a missing value
+//! with INVALID_REQUEST; a list operation on a config that isn't a LIST with INVALID_CONFIG.
 
+use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
-use kafka_protocol::protocol::StrBytes;
 
-use super::alter_configs::set_outcome;
+use super::alter_configs::{duplicate_resources, set_outcome};
 use super::resource_type;
-use crate::kafka::error_code;
+use crate::partitions::broker_configs::{self, BrokerResource};
+use crate::partitions::configs::ops::{self, ConfigOp};
 use crate::partitions::shard::{self, ConfigChange, CreateError};
 use runnel_engine::rt;
 
-const SET: i8 = 0;
-const DELETE: i8 = 1;
-
 crate::api!(IncrementalAlterConfigs, 0..=1, |call, request| handle(
-    request
+    request,
+    call.broker.node_id
 )
 .await);
 
-pub async fn handle(request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+pub async fn handle(
+    request: IncrementalAlterConfigsRequest,
+    node_id: i32,
+) -> IncrementalAlterConfigsResponse {
     let mut response = IncrementalAlterConfigsResponse::default();
+    let duplicates = duplicate_resources(
+        request
+            .resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    );
     for resource in request.resources {
         let mut result = AlterConfigsResourceResponse::default();
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name.clone();
-        if resource.resource_type != resource_type::TOPIC {
-            result.error_code = error_code::INVALID_REQUEST;
-            result.error_message = Some(StrBytes::from_static_str(
-                "only topic configs can be altered",
-            ));
-            response.responses.push(result);
-            continue;
-        }
-        let name = resource.resource_name.to_string();
-        let mut changes = Vec::with_capacity(resource.configs.len());
-        let mut refused = None;
-        for change in &resource.configs {
-            match (change.config_operation, &change.value) {
-                (SET, Some(value)) => {
-                    changes.push((change.name.to_string(), Some(value.to_string())))
+        let outcome =
+            if duplicates.contains(&(resource.resource_type, resource.resource_name.to_string())) {
+                Ok(Err(CreateError::InvalidRequest(format!(
+                    "Error due to duplicate resources: {}",
+                    resource.resource_name.as_str()
+                ))))
+            } else {
+                match changes(&resource) {
+                    Err(e) => Ok(Err(e)),
+                    Ok(change) => alter(&resource, change, request.validate_only, node_id).await,
                 }
-                (DELETE, _) => changes.push((change.name.to_string(), None)),
-                (op, _) => {
-                    refused = Some(format!(
-                        "operation {op} on {} is not supported (SET with a value, or DELETE)",
-                        change.name.as_str()
-                    ));
-                }
-            }
-        }
-        let validate_only = request.validate_only;
-        let outcome = match refused {
-            Some(reason) => Ok(Err(CreateError::InvalidConfig(reason))),
-            None => {
-                let change = ConfigChange::Incremental(changes);
-                rt::run_on(0, move || {
-                    shard::alter_topic_configs(name, change, validate_only)
-                })
-                .await
-            }
-        };
+            };
         set_outcome(&mut result.error_code, &mut result.error_message, outcome);
         response.responses.push(result);
     }
     response
+}
+
+/// The resource's operations, or why the request is invalid.
+fn changes(resource: &AlterConfigsResource) -> Result<ConfigChange, CreateError> {
+    let changes = resource
+        .configs
+        .iter()
+        .map(|c| ConfigOp::from_wire(c.config_operation, &c.name, c.value.as_deref()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(CreateError::InvalidRequest)?;
+    let duplicates = ops::duplicate_names(&changes);
+    if !duplicates.is_empty() {
+        return Err(CreateError::InvalidRequest(format!(
+            "Error due to duplicate config keys : {}",
+            duplicates.join(",")
+        )));
+    }
+    Ok(ConfigChange::Incremental(changes))
+}
+
+async fn alter(
+    resource: &AlterConfigsResource,
+    change: ConfigChange,
+    validate_only: bool,
+    node_id: i32,
+) -> Result<Result<(), CreateError>, rt::ShardStopped> {
+    let name = resource.resource_name.to_string();
+    match resource.resource_type {
+        resource_type::TOPIC => {
+            rt::run_on(0, move || {
+                shard::alter_topic_configs(name, change, validate_only)
+            })
+            .await
+        }
+        resource_type::BROKER => match BrokerResource::parse(&name, node_id) {
+            Ok(target) => {
+                rt::run_on(0, move || {
+                    broker_configs::alter_broker_configs(target, change, validate_only)
+                })
+                .await
+            }
+            Err(e) => Ok(Err(e)),
+        },
+        other => Ok(Err(CreateError::InvalidRequest(format!(
+            "resource type {other}: only topic (2) and broker (4) configs can be altered"
+        )))),
+    }
 }

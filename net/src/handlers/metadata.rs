@@ -75,7 +75,7 @@ pub async fn handle(
                 continue;
             }
             let create = {
-                let (name, partitions) = (name.clone(), state.defaults.num_partitions);
+                let (name, partitions) = (name.clone(), state.defaults().num_partitions);
                 move || shard::create_topic(name, partitions, BTreeMap::new())
             };
             match rt::run_on(0, create).await {

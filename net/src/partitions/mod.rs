@@ -1,11 +1,14 @@
-//! The broker's topics and partitions: the registry ([`topics`]), topic configs
-//! ([`topic_config`]), the partition key ([`TopicPartition`]), a partition's log and replica
-//! state ([`partition`]), the partitions that failed to open ([`offline`]), each shard's
-//! share ([`shard`]), the brokers replicas may live on ([`brokers`]) and the checks of
-//! replica assignments and replication factors against them ([`assignment`]).
+//! The broker's topics and partitions: the registry ([`topics`]), config schemas and
+//! broker-level configs ([`configs`]), a topic's log settings ([`topic_config`]), the partition
+//! key ([`TopicPartition`]), a partition's log and replica state ([`partition`]), the
+//! partitions that failed to open ([`offline`]), each shard's share ([`shard`]), the brokers
+//! replicas may live on ([`brokers`]) and the checks of replica assignments and replication
+//! factors against them ([`assignment`]).
 
 pub mod assignment;
+pub mod broker_configs;
 pub mod brokers;
+pub mod configs;
 pub mod offline;
 pub mod partition;
 pub mod shard;

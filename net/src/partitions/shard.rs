@@ -13,6 +13,9 @@ use runnel_engine::rt::{self, LocalEvent};
 
 use super::assignment;
 use super::brokers::Brokers;
+use super::configs::broker_state::BrokerConfigs;
+use super::configs::ops::{self, ConfigOp};
+use super::configs::topic_defs::topic_config;
 use super::offline::{self, OfflinePartitions};
 use super::topic_config;
 use super::topics::{self, TopicMeta, Topics};
@@ -37,8 +40,9 @@ pub struct ShardState {
     pub data_dir: PathBuf,
     /// The data directory was shut down cleanly: logs may skip recovery.
     pub clean_shutdown: bool,
-    /// What new topics get: the broker's `num_partitions` and `[topic_defaults]`.
-    pub defaults: Arc<TopicDefaults>,
+    /// What topics get where they set nothing: replaced (by shard 0) when the broker's dynamic
+    /// configs change.
+    defaults: RefCell<Arc<TopicDefaults>>,
     topics: RefCell<Arc<Topics>>,
     /// The partitions this shard owns, open.
     pub logs: Rc<LogSet<TopicPartition, Partition>>,
@@ -72,16 +76,28 @@ pub fn current() -> Rc<ShardState> {
 pub struct TopicDefaults {
     /// Partitions of a topic created without a count, or auto-created.
     pub num_partitions: i32,
-    /// Topic configs (Kafka names) for topics that don't set them.
+    /// Topic configs (Kafka names) for topics that don't set them: `broker`'s, merged.
     pub configs: BTreeMap<String, String>,
+    /// The broker-level configs they come from, by source.
+    pub broker: BrokerConfigs,
+    /// Counts changes since start-up, so a shard never replaces newer defaults by older ones.
+    pub version: u64,
+}
+
+impl TopicDefaults {
+    pub fn new(num_partitions: i32, broker: BrokerConfigs, version: u64) -> TopicDefaults {
+        TopicDefaults {
+            num_partitions,
+            configs: broker.topic_defaults(),
+            broker,
+            version,
+        }
+    }
 }
 
 impl Default for TopicDefaults {
     fn default() -> Self {
-        TopicDefaults {
-            num_partitions: 1,
-            configs: BTreeMap::new(),
-        }
+        TopicDefaults::new(1, BrokerConfigs::default(), 0)
     }
 }
 
@@ -96,7 +112,7 @@ pub async fn start_shard(
     let state = Rc::new(ShardState {
         data_dir,
         clean_shutdown,
-        defaults,
+        defaults: RefCell::new(defaults),
         topics: RefCell::new(topics),
         logs: LogSet::new(),
         offline,
@@ -113,7 +129,7 @@ pub async fn start_shard(
 }
 
 /// The turn to make a topic change; passed on when dropped (even if the change is abandoned).
-struct ChangeTurn(Rc<ShardState>);
+pub(super) struct ChangeTurn(Rc<ShardState>);
 
 impl Drop for ChangeTurn {
     fn drop(&mut self) {
@@ -123,7 +139,7 @@ impl Drop for ChangeTurn {
 }
 
 /// Waits for the turn to make a topic change (on shard 0).
-async fn change_turn() -> ChangeTurn {
+pub(super) async fn change_turn() -> ChangeTurn {
     assert_eq!(rt::shard_id(), 0, "topic changes are made on shard 0");
     let state = current();
     while state.changing.replace(true) {
@@ -135,6 +151,24 @@ async fn change_turn() -> ChangeTurn {
 impl ShardState {
     pub fn topics(&self) -> Arc<Topics> {
         self.topics.borrow().clone()
+    }
+
+    /// What topics get where they set nothing (the broker's defaults in force now).
+    pub fn defaults(&self) -> Arc<TopicDefaults> {
+        self.defaults.borrow().clone()
+    }
+
+    /// Adopts newer broker defaults and applies them to the open logs.
+    pub async fn apply_defaults(&self, defaults: Arc<TopicDefaults>) {
+        if defaults.version > self.defaults.borrow().version {
+            *self.defaults.borrow_mut() = defaults;
+        }
+        self.reconcile().await;
+    }
+
+    /// Installs new defaults on this shard at once (shard 0, so the next change sees them).
+    pub(super) fn set_defaults(&self, defaults: Arc<TopicDefaults>) {
+        *self.defaults.borrow_mut() = defaults;
     }
 
     /// Partition `tp` if this shard owns it and its log is open.
@@ -258,7 +292,7 @@ impl ShardState {
 
     /// The log settings of `topic`: the broker's defaults under the topic's own configs.
     fn log_config_of(&self, topic: &TopicMeta) -> LogConfig {
-        let configs = topic_config::effective(&self.defaults.configs, &topic.configs);
+        let configs = topic_config::effective(&self.defaults().configs, &topic.configs);
         topic_config::log_config(&configs).unwrap_or_else(|e| {
             tracing::error!(topic = %topic.name, error = %e, "bad stored topic config; using defaults");
             LogConfig::default()
@@ -332,6 +366,10 @@ pub enum CreateError {
     InvalidPartitions(String),
     #[error("{0}")]
     InvalidConfig(String),
+    /// INVALID_REQUEST: a request Kafka refuses as malformed (a static config altered, a
+    /// config named twice, another broker's resource).
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("{0}")]
     InvalidRequest(String),
     #[error("{0}")]
@@ -360,8 +398,8 @@ pub fn validate_new_topic(
             "{partitions} partitions: must be between 1 and 100000"
         )));
     }
-    let defaults = &current().defaults.configs;
-    topic_config::log_config(&topic_config::effective(defaults, configs))
+    let defaults = current().defaults();
+    topic_config::log_config(&topic_config::effective(&defaults.configs, configs))
         .map_err(CreateError::InvalidConfig)?;
     Ok(())
 }
@@ -459,8 +497,8 @@ fn with_topic(old: &Topics, topic: Arc<TopicMeta>) -> Topics {
 pub enum ConfigChange {
     /// The whole set (AlterConfigs): what is left out returns to its default.
     Replace(BTreeMap<String, String>),
-    /// Keys set (`Some`) or removed (`None`), the rest kept (IncrementalAlterConfigs).
-    Incremental(Vec<(String, Option<String>)>),
+    /// Operations on some keys, the rest kept (IncrementalAlterConfigs).
+    Incremental(Vec<ConfigOp>),
 }
 
 /// Changes a topic's configs (on shard 0); every shard applies them to its open logs.
@@ -476,17 +514,18 @@ pub async fn alter_topic_configs(
         ConfigChange::Replace(configs) => configs,
         ConfigChange::Incremental(changes) => {
             let mut configs = meta.configs.clone();
-            for (key, value) in changes {
-                match value {
-                    Some(value) => configs.insert(key, value),
-                    None => configs.remove(&key),
-                };
-            }
+            // APPEND and SUBTRACT start from the topic config's own default, as in Kafka.
+            let schema =
+                |name: &str| topic_config(name).map(|c| (c.def.config_type, c.def.default));
+            ops::apply(&mut configs, &changes, &schema).map_err(CreateError::InvalidConfig)?;
             configs
         }
     };
-    topic_config::log_config(&topic_config::effective(&state.defaults.configs, &configs))
-        .map_err(CreateError::InvalidConfig)?;
+    topic_config::log_config(&topic_config::effective(
+        &state.defaults().configs,
+        &configs,
+    ))
+    .map_err(CreateError::InvalidConfig)?;
     if validate_only {
         return Ok(());
     }

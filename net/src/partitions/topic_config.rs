@@ -1,47 +1,18 @@
-//! Topic configs by Kafka's names, validated and turned into the log's settings.
+//! A topic's configs (Kafka's names) checked against the catalogue
+//! ([`configs::topic_defs`](super::configs::topic_defs)) and turned into its log's settings.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use runnel_engine::flush::FlushPolicy;
-use runnel_engine::log::batch::TimestampType;
-use runnel_engine::log::LogConfig;
+use runnel_engine::log::batch::{Compression, TimestampType};
+use runnel_engine::log::{LogConfig, TopicCompression};
 
-/// Kafka's config types, as DescribeConfigs reports them.
-pub mod config_type {
-    pub const BOOLEAN: i8 = 1;
-    pub const STRING: i8 = 2;
-    pub const INT: i8 = 3;
-    pub const LONG: i8 = 5;
-    pub const LIST: i8 = 7;
-}
+use super::configs::schema::list_items;
+use super::configs::topic_defs::topic_config;
 
-/// The topic configs this broker understands, with their defaults and types. Others are
-/// refused (INVALID_CONFIG), so a typo never passes silently.
-pub const DEFAULTS: &[(&str, &str, i8)] = &[
-    ("cleanup.policy", "delete", config_type::LIST),
-    ("flush.bytes", "-1", config_type::LONG),
-    ("flush.ms", "100", config_type::LONG),
-    ("flush.policy", "interval", config_type::STRING),
-    ("index.interval.bytes", "4096", config_type::INT),
-    ("max.message.bytes", "1048588", config_type::INT),
-    ("message.timestamp.type", "CreateTime", config_type::STRING),
-    ("min.insync.replicas", "1", config_type::INT),
-    ("preallocate", "false", config_type::BOOLEAN),
-    ("retention.bytes", "-1", config_type::LONG),
-    ("retention.ms", "604800000", config_type::LONG),
-    ("segment.bytes", "1073741824", config_type::INT),
-    ("segment.index.bytes", "10485760", config_type::INT),
-    ("segment.ms", "604800000", config_type::LONG),
-];
-
-/// Whether `key` is a topic config this broker knows.
-pub fn is_known(key: &str) -> bool {
-    DEFAULTS.iter().any(|(k, _, _)| *k == key)
-}
-
-/// The configs in force for a topic: the broker's `[topic_defaults]`, overridden by the
-/// topic's own.
+/// The configs in force for a topic: the broker's defaults (its config file's
+/// `[topic_defaults]` under its dynamic log defaults), overridden by the topic's own.
 pub fn effective(
     broker_defaults: &BTreeMap<String, String>,
     topic: &BTreeMap<String, String>,
@@ -51,108 +22,126 @@ pub fn effective(
     all
 }
 
-/// Builds the log settings for a topic: built-in defaults, then the given configs.
-pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, String> {
-    let mut config = LogConfig::default();
-    let get = |key: &str| configs.get(key).map(String::as_str);
-    for key in configs.keys() {
-        if !is_known(key) {
-            return Err(format!("unknown topic config {key:?}"));
-        }
+/// Checks every config as Kafka does (known name, type, range, valid values; an unknown name
+/// is refused, so a typo never passes silently), then the combinations and the values Runnel
+/// cannot honour; the error is the message INVALID_CONFIG carries.
+pub fn validate(configs: &BTreeMap<String, String>) -> Result<(), String> {
+    for (key, value) in configs {
+        let config =
+            topic_config(key).ok_or_else(|| format!("Unknown topic config name: {key}"))?;
+        config.def.validate(value)?;
     }
-    let number = |key: &str| -> Result<Option<i64>, String> {
-        get(key)
-            .map(|v| {
-                v.trim()
-                    .parse::<i64>()
-                    .map_err(|_| format!("{key}={v:?} is not a number"))
-            })
-            .transpose()
-    };
-    let positive = |key: &str| -> Result<Option<u64>, String> {
-        match number(key)? {
-            Some(n) if n > 0 => Ok(Some(n as u64)),
-            Some(n) => Err(format!("{key}={n} must be positive")),
-            None => Ok(None),
-        }
-    };
-    if let Some(v) = positive("segment.bytes")? {
-        if v < 14 {
-            return Err(format!("segment.bytes={v} is below 14"));
-        }
-        config.segment_bytes = v;
-    }
-    if let Some(v) = positive("segment.ms")? {
-        config.segment_ms = Duration::from_millis(v);
-    }
-    if let Some(v) = positive("segment.index.bytes")? {
-        config.segment_index_bytes = v as usize;
-    }
-    if let Some(v) = number("index.interval.bytes")? {
-        config.index_interval_bytes = usize::try_from(v)
-            .map_err(|_| "index.interval.bytes must not be negative".to_string())?;
-    }
-    if let Some(v) = positive("max.message.bytes")? {
-        config.max_message_bytes = v as usize;
-    }
-    match get("message.timestamp.type") {
-        None | Some("CreateTime") => {}
-        Some("LogAppendTime") => config.timestamp_type = TimestampType::LogAppendTime,
-        Some(other) => {
+    let long = |key: &str| configs.get(key).and_then(|v| v.trim().parse::<i64>().ok());
+    if let (Some(min), Some(max)) = (
+        long("min.compaction.lag.ms").or(Some(0)),
+        long("max.compaction.lag.ms").or(Some(i64::MAX)),
+    ) {
+        if min > max {
             return Err(format!(
-                "message.timestamp.type={other:?} is not CreateTime or LogAppendTime"
-            ))
+                "conflict topic config setting min.compaction.lag.ms ({min}) > max.compaction.lag.ms ({max})"
+            ));
         }
     }
-    match number("retention.ms")? {
-        None => {}
+    if let Some(policy) = configs.get("cleanup.policy") {
+        if list_items(policy).contains(&"compact") {
+            return Err(format!(
+                "cleanup.policy={policy:?}: compaction is not supported by this broker yet (use delete, or an empty list to keep everything)"
+            ));
+        }
+    }
+    if configs
+        .get("remote.storage.enable")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    {
+        return Err("remote.storage.enable=true: you have to enable remote storage via remote.log.storage.system.enable on the broker side; this broker has no tiered storage".into());
+    }
+    if let Some(n) = long("min.insync.replicas").filter(|&n| n != 1) {
+        return Err(format!(
+            "min.insync.replicas={n}: a single broker has one replica"
+        ));
+    }
+    Ok(())
+}
+
+/// Builds the log settings for a topic: built-in defaults, then the given configs (checked
+/// with [`validate`] first). Configs Runnel does not act on yet are checked and ignored here.
+pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, String> {
+    validate(configs)?;
+    let mut config = LogConfig::default();
+    let get = |key: &str| configs.get(key).map(|v| v.trim());
+    // Validated above: every number parses and is in range.
+    let number = |key: &str| get(key).and_then(|v| v.parse::<i64>().ok());
+    let as_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
+    if let Some(v) = number("segment.bytes") {
+        config.segment_bytes = as_u64(v);
+    }
+    if let Some(v) = number("segment.ms") {
+        config.segment_ms = Duration::from_millis(as_u64(v));
+    }
+    if let Some(v) = number("segment.index.bytes") {
+        config.segment_index_bytes = as_u64(v) as usize;
+    }
+    if let Some(v) = number("index.interval.bytes") {
+        config.index_interval_bytes = as_u64(v) as usize;
+    }
+    if let Some(v) = number("max.message.bytes") {
+        config.max_message_bytes = as_u64(v) as usize;
+    }
+    if get("message.timestamp.type") == Some("LogAppendTime") {
+        config.timestamp_type = TimestampType::LogAppendTime;
+    }
+    match number("retention.ms") {
         Some(-1) => config.retention_ms = None,
-        Some(ms) if ms >= 0 => config.retention_ms = Some(Duration::from_millis(ms as u64)),
-        Some(ms) => return Err(format!("retention.ms={ms} must be -1 or at least 0")),
+        Some(ms) => config.retention_ms = Some(Duration::from_millis(as_u64(ms))),
+        None => {}
     }
-    match number("retention.bytes")? {
-        None | Some(-1) => {}
-        Some(bytes) if bytes >= 0 => config.retention_bytes = Some(bytes as u64),
-        Some(bytes) => return Err(format!("retention.bytes={bytes} must be -1 or at least 0")),
+    // Kafka treats any negative retention.bytes as no limit.
+    if let Some(bytes) = number("retention.bytes") {
+        config.retention_bytes = u64::try_from(bytes).ok();
     }
-    let flush_ms = positive("flush.ms")?;
-    let flush_bytes = match number("flush.bytes")? {
-        None | Some(-1) => None,
-        Some(n) if n > 0 => Some(n as u64),
-        Some(n) => return Err(format!("flush.bytes={n} must be -1 or positive")),
-    };
+    // Without "delete" in cleanup.policy (an empty list), nothing is removed by retention.
+    if get("cleanup.policy").is_some_and(|p| !list_items(p).contains(&"delete")) {
+        config.retention_ms = None;
+        config.retention_bytes = None;
+    }
+    let flush_ms = number("flush.ms").map(as_u64);
+    let flush_bytes = number("flush.bytes").filter(|&n| n > 0).map(as_u64);
     if let Some(policy) = get("flush.policy") {
         config.flush = FlushPolicy::from_settings(policy, flush_ms, flush_bytes)?;
     } else if flush_ms.is_some() || flush_bytes.is_some() {
         config.flush = FlushPolicy::from_settings("interval", flush_ms, flush_bytes)?;
     }
-    match get("preallocate") {
-        None | Some("false") => {}
-        Some("true") => config.preallocate_bytes = 16 << 20,
-        Some(other) => return Err(format!("preallocate={other:?} is not true or false")),
+    if get("preallocate").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        config.preallocate_bytes = 16 << 20;
     }
-    match get("cleanup.policy") {
-        // Compaction is not implemented yet: "compact" is refused rather than ignored.
-        None | Some("delete") => {}
-        Some(other) => {
-            return Err(format!(
-                "cleanup.policy={other:?} is not supported (only delete)"
-            ))
-        }
-    }
-    if let Some(n) = number("min.insync.replicas")? {
-        if n != 1 {
-            return Err(format!(
-                "min.insync.replicas={n}: a single broker has one replica"
-            ));
-        }
-    }
+    config.compression = compression(configs);
     Ok(config)
+}
+
+/// `compression.type` with the level of its codec (validated already).
+fn compression(configs: &BTreeMap<String, String>) -> TopicCompression {
+    let level = |key: &str| configs.get(key).and_then(|v| v.trim().parse::<i32>().ok());
+    let (codec, level) = match configs.get("compression.type").map(|v| v.trim()) {
+        None | Some("producer") => return TopicCompression::Producer,
+        Some("gzip") => (
+            Compression::Gzip,
+            level("compression.gzip.level").filter(|&l| l != -1),
+        ),
+        Some("lz4") => (
+            Compression::Lz4,
+            Some(level("compression.lz4.level").unwrap_or(9)),
+        ),
+        Some("zstd") => (Compression::Zstd, level("compression.zstd.level")),
+        Some("snappy") => (Compression::Snappy, None),
+        Some(_) => (Compression::None, None), // "uncompressed", the only other valid value
+    };
+    TopicCompression::Codec { codec, level }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::partitions::configs::topic_defs::TOPIC_CONFIGS;
 
     fn configs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -170,6 +159,8 @@ mod tests {
             ("flush.policy", "always"),
             ("message.timestamp.type", "LogAppendTime"),
             ("max.message.bytes", "2000000"),
+            ("compression.type", "zstd"),
+            ("compression.zstd.level", "7"),
         ]))
         .unwrap();
         assert_eq!(config.segment_bytes, 1 << 20);
@@ -178,34 +169,136 @@ mod tests {
         assert_eq!(config.flush, FlushPolicy::Always);
         assert_eq!(config.timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(config.max_message_bytes, 2_000_000);
+        assert_eq!(
+            config.compression,
+            TopicCompression::Codec {
+                codec: Compression::Zstd,
+                level: Some(7)
+            }
+        );
         assert_eq!(log_config(&BTreeMap::new()).unwrap(), LogConfig::default());
     }
 
     #[test]
+    fn every_compression_type_maps_to_its_codec() {
+        let codec = |t: &str| {
+            log_config(&configs(&[("compression.type", t)]))
+                .unwrap()
+                .compression
+        };
+        assert_eq!(codec("producer"), TopicCompression::Producer);
+        assert_eq!(
+            codec("uncompressed"),
+            TopicCompression::Codec {
+                codec: Compression::None,
+                level: None
+            }
+        );
+        assert_eq!(
+            codec("gzip"),
+            TopicCompression::Codec {
+                codec: Compression::Gzip,
+                level: None
+            }
+        );
+        assert_eq!(
+            codec("snappy"),
+            TopicCompression::Codec {
+                codec: Compression::Snappy,
+                level: None
+            }
+        );
+        assert_eq!(
+            codec("lz4"),
+            TopicCompression::Codec {
+                codec: Compression::Lz4,
+                level: Some(9)
+            }
+        );
+        assert!(log_config(&configs(&[("compression.type", "brotli")])).is_err());
+    }
+
+    #[test]
     fn the_advertised_defaults_are_the_real_ones() {
-        let defaults: BTreeMap<String, String> = DEFAULTS
+        let defaults: BTreeMap<String, String> = TOPIC_CONFIGS
             .iter()
-            .map(|(k, v, _)| (k.to_string(), v.to_string()))
+            .map(|c| (c.def.name.to_string(), c.def.default.unwrap().to_string()))
             .collect();
-        assert_eq!(log_config(&defaults).unwrap(), LogConfig::default());
+        let from_defaults = log_config(&defaults).unwrap();
+        // lz4's level is only used under compression.type=lz4; the rest must match exactly.
+        assert_eq!(from_defaults, LogConfig::default());
+    }
+
+    #[test]
+    fn every_kafka_topic_config_is_accepted_at_a_valid_value() {
+        for (key, value) in [
+            ("delete.retention.ms", "1000"),
+            ("file.delete.delay.ms", "0"),
+            ("flush.messages", "10"),
+            ("follower.replication.throttled.replicas", "0:0,1:0"),
+            ("leader.replication.throttled.replicas", "*"),
+            ("local.retention.bytes", "-2"),
+            ("local.retention.ms", "1000"),
+            ("max.compaction.lag.ms", "1000"),
+            ("message.downconversion.enable", "false"),
+            ("message.format.version", "2.8"),
+            ("message.timestamp.after.max.ms", "1000"),
+            ("message.timestamp.before.max.ms", "1000"),
+            ("message.timestamp.difference.max.ms", "1000"),
+            ("min.cleanable.dirty.ratio", "0.1"),
+            ("min.compaction.lag.ms", "10"),
+            ("remote.log.copy.disable", "true"),
+            ("remote.log.delete.on.disable", "true"),
+            ("remote.storage.enable", "false"),
+            ("segment.jitter.ms", "10"),
+            ("unclean.leader.election.enable", "true"),
+            ("compression.gzip.level", "9"),
+            ("compression.lz4.level", "17"),
+            ("compression.zstd.level", "-5"),
+            ("cleanup.policy", ""),
+            ("retention.bytes", "-5"),
+        ] {
+            log_config(&configs(&[(key, value)])).unwrap_or_else(|e| panic!("{key}={value}: {e}"));
+        }
+    }
+
+    #[test]
+    fn an_empty_cleanup_policy_turns_retention_off() {
+        let config =
+            log_config(&configs(&[("cleanup.policy", ""), ("retention.ms", "5")])).unwrap();
+        assert_eq!((config.retention_ms, config.retention_bytes), (None, None));
     }
 
     #[test]
     fn bad_configs_are_refused_with_their_name() {
         for (key, value) in [
             ("segment.bytes", "big"),
-            ("segment.bytes", "-3"),
+            ("segment.bytes", "13"),
             ("retention.ms", "-7"),
             ("flush.policy", "sometimes"),
             ("cleanup.policy", "compact"),
+            ("cleanup.policy", "delete,shred"),
             ("no.such.config", "1"),
             ("message.timestamp.type", "Now"),
+            ("compression.gzip.level", "10"),
+            ("compression.lz4.level", "0"),
+            ("compression.zstd.level", "23"),
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("preallocate", "maybe"),
+            ("remote.storage.enable", "true"),
+            ("min.insync.replicas", "2"),
+            ("min.insync.replicas", "0"),
+            ("message.format.version", "latest"),
+            ("leader.replication.throttled.replicas", "x"),
         ] {
             let err = log_config(&configs(&[(key, value)])).unwrap_err();
-            assert!(
-                err.contains(key) || err.contains(value),
-                "{key}={value}: {err}"
-            );
+            assert!(err.contains(key), "{key}={value}: {err}");
         }
+        let err = log_config(&configs(&[
+            ("min.compaction.lag.ms", "10"),
+            ("max.compaction.lag.ms", "5"),
+        ]))
+        .unwrap_err();
+        assert!(err.contains("conflict"), "{err}");
     }
 }

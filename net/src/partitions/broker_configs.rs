@@ -1,0 +1,215 @@
+//! Changes to the broker-level configs (AlterConfigs and IncrementalAlterConfigs on a BROKER
+//! resource). Made on shard 0 under the same turn as topic changes: checked, saved to the data
+//! directory, then given to every shard, which applies the new defaults to the logs of the
+//! topics that don't override them before the change is acknowledged.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use runnel_engine::rt;
+
+use super::configs::broker_defs::broker_config;
+use super::configs::ops;
+use super::shard::{self, change_turn, ConfigChange, CreateError, TopicDefaults};
+use super::topic_config;
+
+/// Which broker resource: the cluster-wide defaults (named "") or this broker (its id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerResource {
+    Cluster,
+    ThisBroker,
+}
+
+impl BrokerResource {
+    /// The resource a request names, if it is this broker's: "" or this broker's id. Kafka
+    /// refuses another id with INVALID_REQUEST.
+    pub fn parse(name: &str, node_id: i32) -> Result<BrokerResource, CreateError> {
+        if name.is_empty() {
+            Ok(BrokerResource::Cluster)
+        } else if name == node_id.to_string() {
+            Ok(BrokerResource::ThisBroker)
+        } else {
+            Err(CreateError::InvalidRequest(format!(
+                "Unexpected broker id, expected {node_id} or empty string, but received {name}"
+            )))
+        }
+    }
+}
+
+/// Changes the dynamic configs of `resource` (on shard 0); every shard applies them.
+pub async fn alter_broker_configs(
+    resource: BrokerResource,
+    change: ConfigChange,
+    validate_only: bool,
+) -> Result<(), CreateError> {
+    let _turn = change_turn().await;
+    let state = shard::current();
+    let old = state.defaults();
+    let mut broker = old.broker.clone();
+    let node = broker.node_id.to_string();
+    let current = match resource {
+        BrokerResource::Cluster => broker.dynamic.cluster.clone(),
+        BrokerResource::ThisBroker => broker
+            .dynamic
+            .brokers
+            .get(&node)
+            .cloned()
+            .unwrap_or_default(),
+    };
+    let configs = changed(current, change)?;
+    check(&configs)?;
+    match resource {
+        BrokerResource::Cluster => broker.dynamic.cluster = configs,
+        BrokerResource::ThisBroker if configs.is_empty() => {
+            broker.dynamic.brokers.remove(&node);
+        }
+        BrokerResource::ThisBroker => {
+            broker.dynamic.brokers.insert(node, configs);
+        }
+    }
+    let new = TopicDefaults::new(old.num_partitions, broker, old.version + 1);
+    // The new defaults must make a valid log config for every topic, not only on their own.
+    topic_config::log_config(&new.configs).map_err(CreateError::InvalidConfig)?;
+    for topic in state.topics().by_name.values() {
+        topic_config::log_config(&topic_config::effective(&new.configs, &topic.configs))
+            .map_err(|e| CreateError::InvalidConfig(format!("topic {}: {e}", topic.name)))?;
+    }
+    if validate_only {
+        return Ok(());
+    }
+    new.broker
+        .dynamic
+        .save(&state.data_dir)
+        .await
+        .map_err(|e| CreateError::Storage(format!("saving broker configs: {e}")))?;
+    let new = Arc::new(new);
+    state.set_defaults(new.clone());
+    broadcast(new).await;
+    Ok(())
+}
+
+/// The resource's configs after `change`.
+fn changed(
+    mut configs: BTreeMap<String, String>,
+    change: ConfigChange,
+) -> Result<BTreeMap<String, String>, CreateError> {
+    match change {
+        ConfigChange::Replace(all) => Ok(all),
+        ConfigChange::Incremental(changes) => {
+            let schema =
+                |name: &str| broker_config(name).map(|c| (c.def.config_type, c.def.default));
+            ops::apply(&mut configs, &changes, &schema).map_err(CreateError::InvalidConfig)?;
+            Ok(configs)
+        }
+    }
+}
+
+/// Every name must be a known broker config that may change at run time, and every value
+/// valid for it.
+fn check(configs: &BTreeMap<String, String>) -> Result<(), CreateError> {
+    let mut unknown = Vec::new();
+    let mut fixed = Vec::new();
+    for name in configs.keys() {
+        match broker_config(name) {
+            None => unknown.push(name.as_str()),
+            Some(c) if !c.dynamic => fixed.push(name.as_str()),
+            Some(_) => {}
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(CreateError::InvalidConfig(format!(
+            "Unknown broker config names: {}",
+            unknown.join(", ")
+        )));
+    }
+    if !fixed.is_empty() {
+        // Kafka's words (DynamicBrokerConfig), and its error: INVALID_REQUEST.
+        return Err(CreateError::InvalidRequest(format!(
+            "Cannot update these configs dynamically: Set({})",
+            fixed.join(", ")
+        )));
+    }
+    for (name, value) in configs {
+        if let Some(config) = broker_config(name) {
+            config
+                .def
+                .validate(value)
+                .map_err(CreateError::InvalidConfig)?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives every shard the new defaults and waits until each has applied them to its logs.
+async fn broadcast(defaults: Arc<TopicDefaults>) {
+    let handles: Vec<_> = (0..rt::shard_count())
+        .map(|shard| {
+            let defaults = defaults.clone();
+            rt::spawn_local(rt::run_on(shard, move || async move {
+                shard::current().apply_defaults(defaults).await;
+            }))
+        })
+        .collect();
+    for handle in handles {
+        if handle.await.is_err() {
+            tracing::warn!("a shard stopped before adopting new broker configs");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partitions::configs::ops::ConfigOp;
+
+    #[test]
+    fn resources_are_this_broker_or_the_cluster() {
+        assert_eq!(
+            BrokerResource::parse("", 3).unwrap(),
+            BrokerResource::Cluster
+        );
+        assert_eq!(
+            BrokerResource::parse("3", 3).unwrap(),
+            BrokerResource::ThisBroker
+        );
+        assert!(matches!(
+            BrokerResource::parse("4", 3),
+            Err(CreateError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn only_known_dynamic_configs_with_valid_values_pass() {
+        let one = |k: &str, v: &str| [(k.to_string(), v.to_string())].into_iter().collect();
+        check(&one("log.retention.ms", "1000")).unwrap();
+        check(&one("log.cleanup.policy", "")).unwrap();
+        assert!(
+            matches!(check(&one("num.partitions", "3")), Err(CreateError::InvalidRequest(m)) if m.contains("num.partitions"))
+        );
+        assert!(matches!(
+            check(&one("log.retention.hours", "3")),
+            Err(CreateError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            check(&one("log.retention.ms", "-9")),
+            Err(CreateError::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            check(&one("log.retention.typo", "1")),
+            Err(CreateError::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn incremental_changes_to_the_broker_list_default() {
+        let out = changed(
+            BTreeMap::new(),
+            ConfigChange::Incremental(vec![ConfigOp::Subtract(
+                "log.cleanup.policy".into(),
+                "delete".into(),
+            )]),
+        )
+        .unwrap();
+        assert_eq!(out["log.cleanup.policy"], "");
+    }
+}

@@ -48,6 +48,12 @@ pub struct Config {
     /// Partitions of topics created without a count or auto-created (Kafka's
     /// `num.partitions`).
     pub num_partitions: i32,
+    /// How long a partition remembers an idempotent producer that stopped appending (Kafka's
+    /// `producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: i64,
+    /// How often each shard applies retention and forgets expired producers (Kafka's
+    /// `log.retention.check.interval.ms`).
+    pub log_retention_check_interval_ms: u64,
     /// Topic configs, by Kafka's names, for topics that don't set them (Kafka's broker-level
     /// `log.*` defaults), e.g. `"flush.policy" = "always"`.
     pub topic_defaults: BTreeMap<String, String>,
@@ -141,6 +147,8 @@ impl Default for Config {
             fetch_zero_copy: true,
             fetch_splice_min_bytes: 64 << 10,
             num_partitions: 1,
+            producer_id_expiration_ms: 86_400_000,
+            log_retention_check_interval_ms: 30_000,
             topic_defaults: BTreeMap::new(),
             io: IoConfig::default(),
             shutdown: ShutdownConfig::default(),
@@ -311,6 +319,18 @@ impl Config {
                 reason: format!("{} is not between 1 and 100000", self.num_partitions),
             });
         }
+        if self.producer_id_expiration_ms < 1 {
+            return Err(ConfigError::Invalid {
+                setting: "producer_id_expiration_ms",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.log_retention_check_interval_ms < 1 {
+            return Err(ConfigError::Invalid {
+                setting: "log_retention_check_interval_ms",
+                reason: "must be at least 1".into(),
+            });
+        }
         crate::partitions::topic_config::log_config(&self.topic_defaults)
             .map(drop)
             .map_err(|reason| ConfigError::Invalid {
@@ -346,6 +366,14 @@ impl Config {
             ),
             ("node.id", self.node_id.to_string()),
             ("num.partitions", self.num_partitions.to_string()),
+            (
+                "producer.id.expiration.ms",
+                self.producer_id_expiration_ms.to_string(),
+            ),
+            (
+                "log.retention.check.interval.ms",
+                self.log_retention_check_interval_ms.to_string(),
+            ),
             (
                 "offsets.topic.num.partitions",
                 self.groups.offsets_topic_num_partitions.to_string(),

@@ -347,3 +347,96 @@ fn librdkafka_delivers_exactly_once_through_lost_acks_cut_connections_and_a_kill
         );
     }
 }
+
+/// Sends `values` to partition 0 of `topic` and waits for every delivery report.
+fn produce_all(
+    producer: &BaseProducer<DeliveryCounter>,
+    topic: &str,
+    values: std::ops::Range<usize>,
+) {
+    for i in values {
+        let value = i.to_string();
+        producer
+            .send(BaseRecord::<(), _>::to(topic).partition(0).payload(&value))
+            .expect("the local queue has room");
+    }
+    producer.flush(Duration::from_secs(60)).expect("flushed");
+}
+
+/// Every value in partition 0 of `topic`, in order.
+fn consume_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<usize> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "idempotent-check")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < expected && Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.unwrap();
+            let value = std::str::from_utf8(message.payload().unwrap()).unwrap();
+            seen.push(value.parse::<usize>().unwrap());
+        }
+    }
+    seen
+}
+
+/// A producer idle past `producer.id.expiration.ms` is forgotten by the partition; its next
+/// batch (mid-sequence) gets UNKNOWN_PRODUCER_ID, and librdkafka recovers from it (a new
+/// epoch, sequences from 0) without losing or repeating a message.
+#[test]
+fn librdkafka_recovers_when_the_partition_forgot_an_idle_producer() {
+    let backend = backends_under_test()[0];
+    let dir = TempDir::new("idempotent-expiry");
+    let config = dir.path().join("expiry.toml");
+    std::fs::write(
+        &config,
+        "producer_id_expiration_ms = 2000\nlog_retention_check_interval_ms = 100\n",
+    )
+    .unwrap();
+    let broker = Broker::start_in(&dir, backend, &["--config", config.to_str().unwrap()]);
+    let bootstrap = broker.addr.to_string();
+    let mut conn = KafkaConn::connect(broker.addr).unwrap();
+    assert_eq!(requests::create(&mut conn, TOPIC, 1, &[], false).0, 0);
+    let producer: BaseProducer<DeliveryCounter> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "1")
+        .create_with_context(DeliveryCounter::default())
+        .unwrap();
+    produce_all(&producer, TOPIC, 0..100);
+    let (pid, epoch, _) = describe_producers(&mut conn)[0];
+    // Wait until the partition has forgotten the producer.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !describe_producers(&mut conn).is_empty() {
+        assert!(Instant::now() < deadline, "the producer never expired");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    produce_all(&producer, TOPIC, 100..200);
+    // The client started over (KIP-360: a bumped epoch, or a new id) with sequences from 0.
+    let after = describe_producers(&mut conn);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(
+        after[0].0 != pid || after[0].1 > epoch,
+        "still the forgotten producer's epoch: {after:?}"
+    );
+    assert_eq!(after[0].2, 99, "{after:?}");
+    let context = producer.context();
+    assert_eq!(
+        context.failed.load(Ordering::SeqCst),
+        0,
+        "deliveries failed"
+    );
+    assert_eq!(context.delivered.load(Ordering::SeqCst), 200);
+    assert_eq!(
+        consume_all(&bootstrap, TOPIC, 200),
+        (0..200).collect::<Vec<_>>()
+    );
+}

@@ -17,14 +17,10 @@ use super::topic_change_error;
 use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
 use crate::partitions::assignment::{self, Layout, PartitionReplicas};
+use crate::partitions::brokers;
+use crate::partitions::configs::describe;
 use crate::partitions::shard;
-use crate::partitions::{brokers, topic_config};
 use runnel_engine::rt;
-
-/// Kafka's config sources (DescribeConfigs' numbering, which CreateTopics shares).
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
 
 crate::api!(CreateTopics, 2..=7, |call, request| handle(
     &call.broker,
@@ -116,7 +112,7 @@ async fn create(
         topic.num_partitions,
         topic.replication_factor,
         &assignments,
-        shard::current().defaults.num_partitions,
+        shard::current().defaults().num_partitions,
         &brokers::registered(broker.node_id),
     );
     // Kafka checks the name, whether the topic exists and the configs before the layout, so
@@ -158,19 +154,15 @@ async fn create(
 /// Every topic config in force for a topic with `configs` set, by name, with where its value
 /// comes from: what Kafka v5+ returns so a client needs no DescribeConfigs after creating.
 fn configs_in_force(configs: &BTreeMap<String, String>) -> Vec<CreatableTopicConfigs> {
-    let defaults = &shard::current().defaults.configs;
-    let mut all: Vec<CreatableTopicConfigs> = topic_config::DEFAULTS
-        .iter()
-        .map(|&(key, default, _)| {
-            let (value, source) = match (configs.get(key), defaults.get(key)) {
-                (Some(set), _) => (set.clone(), SOURCE_TOPIC),
-                (None, Some(broker)) => (broker.clone(), SOURCE_BROKER),
-                (None, None) => (default.to_owned(), SOURCE_DEFAULT),
-            };
+    let defaults = shard::current().defaults();
+    let mut all: Vec<CreatableTopicConfigs> = describe::topic_entries(configs, &defaults.broker)
+        .into_iter()
+        .map(|entry| {
             let mut config = CreatableTopicConfigs::default();
-            config.name = StrBytes::from_static_str(key);
-            config.value = Some(StrBytes::from_string(value));
-            config.config_source = source;
+            config.name = StrBytes::from_string(entry.name);
+            config.value = entry.value.map(StrBytes::from_string);
+            config.read_only = entry.read_only;
+            config.config_source = entry.source;
             config
         })
         .collect();

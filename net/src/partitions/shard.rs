@@ -21,8 +21,9 @@ use super::topic_config;
 use super::topics::{self, TopicMeta, Topics};
 use super::{Partition, TopicPartition};
 
-/// How often each shard applies retention (Kafka's `log.retention.check.interval.ms` is 5
-/// minutes; segments are large, checking is cheap).
+/// How often each shard applies retention and forgets expired producers, unless the config
+/// file says (`log_retention_check_interval_ms`; Kafka's default is 5 minutes, but segments are
+/// large and checking is cheap).
 const RETENTION_CHECK: Duration = Duration::from_secs(30);
 
 /// Partition logs a shard opens at once at start-up and on topic changes: enough to keep the
@@ -124,7 +125,15 @@ pub async fn start_shard(
     });
     STATE.with(|s| *s.borrow_mut() = Some(state.clone()));
     state.reconcile().await;
-    rt::spawn_local(state.logs.clone().run_housekeeping(RETENTION_CHECK));
+    let every = state
+        .defaults()
+        .broker
+        .static_number("log.retention.check.interval.ms")
+        .map_or(
+            RETENTION_CHECK,
+            |ms| Duration::from_millis(ms.max(1) as u64),
+        );
+    rt::spawn_local(state.logs.clone().run_housekeeping(every));
     state
 }
 
@@ -292,11 +301,16 @@ impl ShardState {
 
     /// The log settings of `topic`: the broker's defaults under the topic's own configs.
     fn log_config_of(&self, topic: &TopicMeta) -> LogConfig {
-        let configs = topic_config::effective(&self.defaults().configs, &topic.configs);
-        topic_config::log_config(&configs).unwrap_or_else(|e| {
+        let defaults = self.defaults();
+        let configs = topic_config::effective(&defaults.configs, &topic.configs);
+        let mut config = topic_config::log_config(&configs).unwrap_or_else(|e| {
             tracing::error!(topic = %topic.name, error = %e, "bad stored topic config; using defaults");
             LogConfig::default()
-        })
+        });
+        if let Some(ms) = defaults.broker.static_number("producer.id.expiration.ms") {
+            config.producer_id_expiration_ms = ms;
+        }
+        config
     }
 
     /// Takes in a partition's opened log, or records it offline; returns whether it is open.
@@ -368,8 +382,6 @@ pub enum CreateError {
     InvalidConfig(String),
     /// INVALID_REQUEST: a request Kafka refuses as malformed (a static config altered, a
     /// config named twice, another broker's resource).
-    #[error("{0}")]
-    InvalidRequest(String),
     #[error("{0}")]
     InvalidRequest(String),
     #[error("{0}")]

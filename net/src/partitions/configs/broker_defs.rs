@@ -68,6 +68,8 @@ pub static STATIC_BROKER_CONFIGS: &[ConfigDef] = &[
     fixed("max.connections.per.ip", ConfigType::Int, Some("2147483647"), "Open connections allowed from one address."),
     fixed("node.id", ConfigType::Int, Some("-1"), "This broker's id."),
     fixed("num.partitions", ConfigType::Int, Some("1"), "Partitions of topics created without a count, or auto-created."),
+    fixed("producer.id.expiration.ms", ConfigType::Int, Some("86400000"), "An idempotent producer that has not appended to a partition for this long is forgotten there."),
+    fixed("log.retention.check.interval.ms", ConfigType::Long, Some("30000"), "How often retention runs and expired producers are forgotten."),
     fixed("offsets.topic.num.partitions", ConfigType::Int, Some("50"), "Partitions of __consumer_offsets."),
     fixed("queued.max.request.bytes", ConfigType::Long, Some("-1"), "Bytes of requests read but not yet answered (-1: no cap)."),
     fixed("socket.request.max.bytes", ConfigType::Int, Some("104857600"), "Largest request accepted."),

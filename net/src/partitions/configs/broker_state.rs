@@ -68,6 +68,11 @@ pub struct BrokerConfigs {
 }
 
 impl BrokerConfigs {
+    /// A static broker setting read as a number (the config file's value, checked at start).
+    pub fn static_number(&self, name: &str) -> Option<i64> {
+        self.static_settings.get(name)?.parse().ok()
+    }
+
     /// The dynamic configs set for this broker alone.
     pub fn per_broker(&self) -> Option<&BTreeMap<String, String>> {
         self.dynamic.brokers.get(&self.node_id.to_string())

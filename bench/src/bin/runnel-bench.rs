@@ -74,11 +74,13 @@ fn main() -> ExitCode {
             &bootstrap,
             &topic,
             Duration::from_secs(seconds),
-            records_per_batch,
-            record_bytes,
-            acks,
-            in_flight,
-            idempotent,
+            &ProduceShape {
+                records: records_per_batch,
+                record_bytes,
+                acks,
+                in_flight,
+                idempotent,
+            },
         ),
         Command::Fetch {
             bootstrap,
@@ -300,16 +302,28 @@ fn topic_name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_owned()))
 }
 
-fn produce(
-    bootstrap: &str,
-    topic: &str,
-    seconds: Duration,
+/// What `produce` sends: batches of `records` x `record_bytes`, `in_flight` requests at a time.
+struct ProduceShape {
     records: usize,
     record_bytes: usize,
     acks: i16,
     in_flight: usize,
     idempotent: bool,
+}
+
+fn produce(
+    bootstrap: &str,
+    topic: &str,
+    seconds: Duration,
+    shape: &ProduceShape,
 ) -> Result<(), String> {
+    let &ProduceShape {
+        records,
+        record_bytes,
+        acks,
+        in_flight,
+        idempotent,
+    } = shape;
     let mut conn = Conn::connect(bootstrap)?;
     let mut create = CreateTopicsRequest::default();
     let mut creatable = CreatableTopic::default();

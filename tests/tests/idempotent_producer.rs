@@ -236,7 +236,7 @@ fn start_behind(proxy: &Proxy, dir: &TempDir, backend: &str) -> Broker {
         format!("advertised_listener = \"{}\"\n", proxy.addr),
     )
     .unwrap();
-    let broker = Broker::start_in(&dir, backend, &["--config", config.to_str().unwrap()]);
+    let broker = Broker::start_in(dir, backend, &["--config", config.to_str().unwrap()]);
     proxy.set_target(broker.addr);
     broker
 }

@@ -25,8 +25,20 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 # Tests that pass against Runnel (see tests/LIBRDKAFKA.md).
+# Entries NNNN/text run only the sub-tests whose name holds text: the others need what Runnel
+# lacks (compaction, transactions) or fail on Runnel bugs listed there.
 DEFAULT_TESTS=(
-    0090 0011 0081 0092
+    0001 0002 0003 0005 0007 0008
+    0011/partitioner 0011/test_single_partition 0011/per_message_partition_flag
+    0012 0013 0014 0015 0016 0017 0018 0019 0020 0021 0022 0026 0029 0030 0031 0033 0034
+    0035 0036 0038 0039 0040 0041 0042 0044 0045 0048 0049 0050 0051 0054 0056 0057 0059
+    0060 0061/without 0063 0064 0065 0067 0068 0069 0070 0073 0075 0076
+    0081/do_test_unclean_destroy 0081/do_test_DeleteTopics 0081/do_test_DescribeConfigs
+    0081/do_test_DeleteRecords 0081/do_test_ListConsumerGroups
+    0081/do_test_DescribeConsumerGroups 0081/do_test_DeleteGroups
+    0081/do_test_DeleteConsumerGroupOffsets 0081/do_test_AlterConsumerGroupOffsets
+    0081/do_test_ListConsumerGroupOffsets
+    0082 0083 0084 0085 0086 0088 0089 0090 0091
 )
 
 broker=target/debug/runnel

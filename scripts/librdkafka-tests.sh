@@ -38,7 +38,7 @@ DEFAULT_TESTS=(
     0081/do_test_DescribeConsumerGroups 0081/do_test_DeleteGroups
     0081/do_test_DeleteConsumerGroupOffsets 0081/do_test_AlterConsumerGroupOffsets
     0081/do_test_ListConsumerGroupOffsets
-    0082 0083 0084 0085 0086 0088 0089 0090 0091
+    0082 0083 0084 0085 0086 0088 0089 0090 0091 0093
 )
 
 broker=target/debug/runnel

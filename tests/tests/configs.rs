@@ -26,6 +26,7 @@ use runnel_tests::{backends_under_test, Broker, TempDir};
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
+const NONE: i16 = 0;
 const INVALID_CONFIG: i16 = 40;
 const INVALID_REQUEST: i16 = 42;
 const SET: i8 = 0;
@@ -440,15 +441,27 @@ fn broker_configs_apply_live_and_survive_a_restart() {
         .0,
         INVALID_REQUEST
     );
+    // A name the broker doesn't know is kept (Kafka allows custom broker configs), and then
+    // removed again.
     assert_eq!(
         alter(
             &mut conn,
             BROKER,
             "",
-            &[(SET, "log.retention.typo", Some("1"))]
+            &[(SET, "sasl.kerberos.min.time.before.relogin", Some("60000"))]
         )
         .0,
-        INVALID_CONFIG
+        NONE
+    );
+    assert_eq!(
+        alter(
+            &mut conn,
+            BROKER,
+            "",
+            &[(DELETE, "sasl.kerberos.min.time.before.relogin", None)]
+        )
+        .0,
+        NONE
     );
     assert_eq!(
         alter(

@@ -928,9 +928,25 @@ fn apply_record(
 
 /// This shard's log of `__consumer_offsets` partition `partition`: only the shard that owns
 /// the partition coordinates its groups.
+///
+/// A partition placed on this shard whose log is not open yet (the topic was created a moment
+/// ago by another request, or is still opening) is COORDINATOR_LOAD_IN_PROGRESS, as Kafka
+/// answers while it loads a partition: clients retry that quietly, where NOT_COORDINATOR
+/// surfaces as an error in librdkafka's consumer.
 fn offsets_log(partition: i32) -> Result<runnel_engine::log::Log, i16> {
-    shard::current()
-        .partition(&TopicPartition::new(OFFSETS_TOPIC, partition))
-        .map(|p| p.log().clone())
-        .ok_or(ec::NOT_COORDINATOR)
+    let shard = shard::current();
+    if let Some(open) = shard.partition(&TopicPartition::new(OFFSETS_TOPIC, partition)) {
+        return Ok(open.log().clone());
+    }
+    // Unknown here: the topic's creation hasn't reached this shard yet.
+    let owner = shard.topics().get(OFFSETS_TOPIC).map(|topic| {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| topic.shards.get(p).copied())
+    });
+    match owner {
+        None => Err(ec::COORDINATOR_LOAD_IN_PROGRESS),
+        Some(Some(owner)) if owner == rt::shard_id() => Err(ec::COORDINATOR_LOAD_IN_PROGRESS),
+        Some(_) => Err(ec::NOT_COORDINATOR),
+    }
 }

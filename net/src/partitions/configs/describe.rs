@@ -118,10 +118,44 @@ fn broker_entry(config: &BrokerConfigDef, broker: &BrokerConfigs, cluster_level:
 /// The broker resource: named by this broker's id, every broker config; named "" (the
 /// cluster-wide defaults), only those set at that level, as Kafka reports them.
 pub fn broker_entries(broker: &BrokerConfigs, cluster_level: bool) -> Vec<Entry> {
-    broker_defs::all()
+    let mut entries: Vec<Entry> = broker_defs::all()
         .iter()
         .filter(|c| !cluster_level || broker.dynamic.cluster.contains_key(c.def.name))
         .map(|c| broker_entry(c, broker, cluster_level))
+        .collect();
+    entries.extend(custom_entries(broker, cluster_level));
+    entries
+}
+
+/// Dynamic configs this broker doesn't know (kept as set, acting on nothing): each with its
+/// most specific value, as strings.
+fn custom_entries(broker: &BrokerConfigs, cluster_level: bool) -> Vec<Entry> {
+    let per_broker = broker.per_broker().filter(|_| !cluster_level);
+    let mut custom: BTreeMap<&str, (&str, i8)> = BTreeMap::new();
+    let cluster = broker.dynamic.cluster.iter();
+    for (name, value) in cluster.filter(|(n, _)| broker_defs::broker_config(n).is_none()) {
+        custom.insert(name, (value, source::DYNAMIC_DEFAULT_BROKER));
+    }
+    for (name, value) in per_broker.into_iter().flatten() {
+        if broker_defs::broker_config(name).is_none() {
+            custom.insert(name, (value, source::DYNAMIC_BROKER));
+        }
+    }
+    custom
+        .into_iter()
+        .map(|(name, (value, source))| Entry {
+            name: name.to_owned(),
+            value: Some(value.to_owned()),
+            source,
+            read_only: false,
+            config_type: super::schema::ConfigType::String.id(),
+            doc: "",
+            synonyms: vec![Synonym {
+                name: name.to_owned(),
+                value: value.to_owned(),
+                source,
+            }],
+        })
         .collect()
 }
 

@@ -173,7 +173,9 @@ fn is_kafka_version(value: &str) -> bool {
     };
     let parts: Vec<&str> = version.split('.').collect();
     let numeric = |s: &&str| !s.is_empty() && s.len() <= 3 && s.bytes().all(|b| b.is_ascii_digit());
-    (2..=3).contains(&parts.len()) && parts.iter().all(numeric) && iv.is_none_or(|iv| numeric(&iv))
+    // Kafka reads only the leading segments ("0.10.0.0" is 0.10.0, "2.8.1" is 2.8), so a
+    // fourth is accepted as it is there (librdkafka's tests set 0.10.0.0).
+    (2..=4).contains(&parts.len()) && parts.iter().all(numeric) && iv.is_none_or(|iv| numeric(&iv))
 }
 
 #[cfg(test)]
@@ -234,10 +236,10 @@ mod tests {
             assert!(throttled.validate(bad).is_err(), "{bad}");
         }
         let version = def(ConfigType::String, Check::KafkaVersion);
-        for good in ["0.8.0", "2.8", "3.0-IV1", "0.10.0-IV0"] {
+        for good in ["0.8.0", "2.8", "3.0-IV1", "0.10.0-IV0", "0.10.0.0", "2.8.1"] {
             assert!(version.validate(good).is_ok(), "{good}");
         }
-        for bad in ["", "3", "three", "3.0-IV", "3.0.0.0"] {
+        for bad in ["", "3", "three", "3.0-IV"] {
             assert!(version.validate(bad).is_err(), "{bad}");
         }
         assert_eq!(list_items(" a , b "), vec!["a", "b"]);

@@ -38,7 +38,11 @@ DEFAULT_TESTS=(
     0081/do_test_DescribeConsumerGroups 0081/do_test_DeleteGroups
     0081/do_test_DeleteConsumerGroupOffsets 0081/do_test_AlterConsumerGroupOffsets
     0081/do_test_ListConsumerGroupOffsets
-    0082 0083 0084 0085 0086 0088 0089 0090 0091 0093
+    0081/do_test_CreateTopics 0081/do_test_CreatePartitions 0081/do_test_AlterConfigs
+    0081/do_test_IncrementalAlterConfigs 0081/do_test_DescribeTopics 0081/do_test_DescribeCluster
+    0081/do_test_ListOffsets
+    0082 0083 0084 0085 0086 0088 0089 0090 0091 0092 0093 0094 0099 0102 0112 0114 0118 0122
+    0123 0125 0127 0130 0132 0140
 )
 
 broker=target/debug/runnel
@@ -139,29 +143,6 @@ EOF
     return 1
 }
 
-# Creates __consumer_offsets before the test starts: a group's first requests on a fresh broker
-# can otherwise meet NOT_COORDINATOR while the offsets partitions are still being opened (see
-# tests/LIBRDKAFKA.md). LIBRDKAFKA_TESTS_WARMUP=0 skips this.
-warm_up() {
-    [ "${LIBRDKAFKA_TESTS_WARMUP:-1}" = 1 ] || return 0
-    python3 - "$1" <<'PY'
-import socket, struct, sys
-host, port = sys.argv[1].rsplit(":", 1)
-def string(s):
-    return struct.pack(">h", len(s)) + s.encode()
-# FindCoordinator v0 for a group: the broker creates __consumer_offsets and answers once every
-# shard has opened its partitions.
-body = struct.pack(">hhi", 10, 0, 1) + string("librdkafka-tests") + string("warm-up")
-with socket.create_connection((host, int(port)), timeout=30) as s:
-    s.sendall(struct.pack(">i", len(body)) + body)
-    size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
-    answer = s.recv(size, socket.MSG_WAITALL)
-    error = struct.unpack(">h", answer[4:6])[0]
-    if error != 0:
-        sys.exit(f"warm-up FindCoordinator: error {error}")
-PY
-}
-
 stop_broker() {
     kill -TERM "$broker_pid" 2>/dev/null || true
     local clean=0
@@ -191,7 +172,6 @@ for entry in "${tests[@]}"; do
         echo "librdkafka-tests: retrying the broker's start for $name"
         start_broker "$scenario" "$blog"
     fi
-    warm_up "$addr"
     printf 'bootstrap.servers=%s\n' "$addr" >"$tmp/test.conf"
     started=$(date +%s)
     status=0

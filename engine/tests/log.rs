@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::{crash_log as crash, open_log as open, quiet_log_config as config};
+
 use std::cell::Cell;
 use std::path::Path;
 use std::rc::Rc;
@@ -36,33 +38,12 @@ impl Rng {
     }
 }
 
-fn config() -> LogConfig {
-    LogConfig {
-        flush: FlushPolicy::Never,
-        retention_ms: None,
-        ..LogConfig::default()
-    }
-}
-
-async fn open(dir: &Path, config: LogConfig) -> (Log, RecoveryReport) {
-    Log::open(dir, config, OpenOptions::default())
-        .await
-        .expect("log opens")
-}
-
 async fn open_clean(dir: &Path, config: LogConfig) -> (Log, RecoveryReport) {
     let options = OpenOptions {
         clean_shutdown: true,
         ..OpenOptions::default()
     };
     Log::open(dir, config, options).await.expect("log opens")
-}
-
-/// Simulates a crash: the log is dropped without `close` (its background tasks are let finish
-/// first, as they would be killed with a real process).
-async fn crash(log: Log) {
-    log.quiesce().await;
-    drop(log);
 }
 
 /// Reads every whole batch from `from` to the high watermark through the read planner, as a

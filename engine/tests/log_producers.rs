@@ -4,35 +4,16 @@
 
 mod common;
 
+use common::{crash_log as crash, open_log as open, quiet_log_config as config};
+
 use std::cell::Cell;
-use std::path::Path;
 use std::rc::Rc;
 
-use runnel_engine::flush::FlushPolicy;
 use runnel_engine::log::builder::{BatchBuilder, Record};
 use runnel_engine::log::producers::ProducerError;
-use runnel_engine::log::{AppendError, Clock, Log, LogConfig, OpenOptions, RecoveryReport};
+use runnel_engine::log::{AppendError, Clock, Log, LogConfig, OpenOptions};
 
 const PID: i64 = 4242;
-
-fn config() -> LogConfig {
-    LogConfig {
-        flush: FlushPolicy::Never,
-        retention_ms: None,
-        ..LogConfig::default()
-    }
-}
-
-async fn open(dir: &Path, config: LogConfig) -> (Log, RecoveryReport) {
-    Log::open(dir, config, OpenOptions::default())
-        .await
-        .expect("log opens")
-}
-
-async fn crash(log: Log) {
-    log.quiesce().await;
-    drop(log);
-}
 
 /// `count` records from producer `pid`, epoch `epoch`, starting at sequence `seq`.
 fn idempotent_batch(pid: i64, epoch: i16, seq: i32, count: usize) -> Vec<u8> {

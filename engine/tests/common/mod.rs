@@ -3,7 +3,34 @@
 
 use std::future::Future;
 
+use std::path::Path;
+
+use runnel_engine::flush::FlushPolicy;
+use runnel_engine::log::{Log, LogConfig, OpenOptions, RecoveryReport};
 use runnel_engine::rt::{BackendChoice, Runtime, RuntimeConfig};
+
+/// Log settings for tests: no syncs, nothing retained by time.
+pub fn quiet_log_config() -> LogConfig {
+    LogConfig {
+        flush: FlushPolicy::Never,
+        retention_ms: None,
+        ..LogConfig::default()
+    }
+}
+
+/// Opens (recovering) the log in `dir`.
+pub async fn open_log(dir: &Path, config: LogConfig) -> (Log, RecoveryReport) {
+    Log::open(dir, config, OpenOptions::default())
+        .await
+        .expect("log opens")
+}
+
+/// Simulates a crash: the log is dropped without `close` (its background tasks are let finish
+/// first, as they would be killed with a real process).
+pub async fn crash_log(log: Log) {
+    log.quiesce().await;
+    drop(log);
+}
 
 /// Backends under test: `RUNNEL_TEST_BACKENDS` (comma-separated `uring`, `epoll`), default both.
 /// Under qemu-user, which has no io_uring, the test script sets it to `epoll`.

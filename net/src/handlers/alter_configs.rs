@@ -44,31 +44,43 @@ pub async fn handle(request: AlterConfigsRequest, node_id: i32) -> AlterConfigsR
                 "Error due to duplicate resources: {name}"
             ))))
         } else {
-            match resource.resource_type {
-                resource_type::TOPIC => {
-                    rt::run_on(0, move || {
-                        shard::alter_topic_configs(name, change, validate_only)
-                    })
-                    .await
-                }
-                resource_type::BROKER => match BrokerResource::parse(&name, node_id) {
-                    Ok(target) => {
-                        rt::run_on(0, move || {
-                            broker_configs::alter_broker_configs(target, change, validate_only)
-                        })
-                        .await
-                    }
-                    Err(e) => Ok(Err(e)),
-                },
-                other => Ok(Err(CreateError::InvalidRequest(format!(
-                    "resource type {other}: only topic (2) and broker (4) configs can be altered"
-                )))),
-            }
+            alter(resource.resource_type, name, change, validate_only, node_id).await
         };
         set_outcome(&mut result.error_code, &mut result.error_message, outcome);
         response.responses.push(result);
     }
     response
+}
+
+/// Applies `change` to one resource (a topic, or the broker at one level) on shard 0, which
+/// serializes every topic and config change.
+pub async fn alter(
+    kind: i8,
+    name: String,
+    change: ConfigChange,
+    validate_only: bool,
+    node_id: i32,
+) -> Result<Result<(), CreateError>, rt::ShardStopped> {
+    match kind {
+        resource_type::TOPIC => {
+            rt::run_on(0, move || {
+                shard::alter_topic_configs(name, change, validate_only)
+            })
+            .await
+        }
+        resource_type::BROKER => match BrokerResource::parse(&name, node_id) {
+            Ok(target) => {
+                rt::run_on(0, move || {
+                    broker_configs::alter_broker_configs(target, change, validate_only)
+                })
+                .await
+            }
+            Err(e) => Ok(Err(e)),
+        },
+        other => Ok(Err(CreateError::InvalidRequest(format!(
+            "resource type {other}: only topic (2) and broker (4) configs can be altered"
+        )))),
+    }
 }
 
 /// The (type, name) pairs named more than once in one request (Kafka refuses each).

@@ -8,12 +8,9 @@ use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsRes
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
-use super::alter_configs::{duplicate_resources, set_outcome};
-use super::resource_type;
-use crate::partitions::broker_configs::{self, BrokerResource};
+use super::alter_configs::{alter, duplicate_resources, set_outcome};
 use crate::partitions::configs::ops::{self, ConfigOp};
-use crate::partitions::shard::{self, ConfigChange, CreateError};
-use runnel_engine::rt;
+use crate::partitions::shard::{ConfigChange, CreateError};
 
 crate::api!(IncrementalAlterConfigs, 0..=1, |call, request| handle(
     request,
@@ -45,7 +42,11 @@ pub async fn handle(
             } else {
                 match changes(&resource) {
                     Err(e) => Ok(Err(e)),
-                    Ok(change) => alter(&resource, change, request.validate_only, node_id).await,
+                    Ok(change) => {
+                        let name = resource.resource_name.to_string();
+                        let kind = resource.resource_type;
+                        alter(kind, name, change, request.validate_only, node_id).await
+                    }
                 }
             };
         set_outcome(&mut result.error_code, &mut result.error_message, outcome);
@@ -70,33 +71,4 @@ fn changes(resource: &AlterConfigsResource) -> Result<ConfigChange, CreateError>
         )));
     }
     Ok(ConfigChange::Incremental(changes))
-}
-
-async fn alter(
-    resource: &AlterConfigsResource,
-    change: ConfigChange,
-    validate_only: bool,
-    node_id: i32,
-) -> Result<Result<(), CreateError>, rt::ShardStopped> {
-    let name = resource.resource_name.to_string();
-    match resource.resource_type {
-        resource_type::TOPIC => {
-            rt::run_on(0, move || {
-                shard::alter_topic_configs(name, change, validate_only)
-            })
-            .await
-        }
-        resource_type::BROKER => match BrokerResource::parse(&name, node_id) {
-            Ok(target) => {
-                rt::run_on(0, move || {
-                    broker_configs::alter_broker_configs(target, change, validate_only)
-                })
-                .await
-            }
-            Err(e) => Ok(Err(e)),
-        },
-        other => Ok(Err(CreateError::InvalidRequest(format!(
-            "resource type {other}: only topic (2) and broker (4) configs can be altered"
-        )))),
-    }
 }

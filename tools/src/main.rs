@@ -1,16 +1,52 @@
-//! `runnelctl`: Runnel's admin CLI. It answers the first question an operator has on a new
-//! machine (which I/O backend will run here) and prints a running broker's measurements.
+//! `runnelctl`: Runnel's admin CLI. One module per command group; the options every command
+//! shares are [`Global`]. Commands that talk to a broker use [`client::Client`] (admin
+//! requests) and print through [`output::Report`] (a table, or JSON with `--output json`).
+//! Errors are one line on stderr and exit code 1.
+
+mod client;
+mod cluster;
+mod output;
+mod probe;
+mod stats;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use runnel_engine::rt;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Runnel admin CLI")]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// A broker's Kafka address.
+    #[arg(
+        long,
+        global = true,
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub bootstrap: String,
+    /// How to print results.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    pub output: output::Format,
+    /// Seconds to wait for the broker (connecting, and each answer).
+    #[arg(long, global = true, value_name = "S", default_value_t = 30)]
+    pub timeout: u64,
+}
+
+impl Global {
+    /// A connection to the bootstrap broker.
+    pub fn connect(&self) -> Result<client::Client, String> {
+        client::Client::connect(&self.bootstrap, Duration::from_secs(self.timeout.max(1)))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -32,51 +68,28 @@ enum Command {
         #[arg(long)]
         raw: bool,
     },
+    /// The cluster: its id, brokers and controller.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }
 
-fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Probe { require_uring } => probe(require_uring),
-        Command::Stats { admin, raw } => stats(&admin, raw),
-    }
-}
-
-fn stats(admin: &str, raw: bool) -> ExitCode {
-    match runnel_net::metrics::report::fetch(admin) {
-        Ok(text) if raw => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Ok(text) => {
-            print!("{}", runnel_net::metrics::report::table(&text));
-            ExitCode::SUCCESS
-        }
+/// Runs a command that reports failure as one line.
+fn exit_code(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("runnelctl: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn probe(require_uring: bool) -> ExitCode {
-    let kernel =
-        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_else(|_| "unknown".into());
-    println!("kernel: {}", kernel.trim());
-    println!("arch: {}", std::env::consts::ARCH);
-    match rt::probe_uring() {
-        Ok(()) => {
-            println!("io_uring: available, all required operations supported");
-            println!("auto backend: {}", rt::IoBackend::Uring);
-            ExitCode::SUCCESS
-        }
-        Err(reason) => {
-            println!("io_uring: unavailable: {reason}");
-            println!("auto backend: {}", rt::IoBackend::Epoll);
-            if require_uring {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let global = &cli.global;
+    match cli.command {
+        Command::Probe { require_uring } => probe::run(require_uring),
+        Command::Stats { admin, raw } => stats::run(&admin, raw),
+        Command::Cluster(command) => exit_code(cluster::run(command, global)),
     }
 }

@@ -1,0 +1,72 @@
+//! `runnelctl` against a real broker: every command, in table and JSON output, and its errors
+//! (one line on stderr, exit code 1, never a panic).
+
+use std::process::{Command, Output};
+
+use runnel_tests::{backends_under_test, workspace_binary, Broker, TempDir};
+
+/// Runs runnelctl against `broker` with `args`.
+fn runnelctl(broker: &Broker, args: &[&str]) -> Output {
+    let bootstrap = broker.addr.to_string();
+    Command::new(workspace_binary("runnelctl", "runnel-tools"))
+        .args(["--bootstrap", &bootstrap])
+        .args(args)
+        .output()
+        .expect("runnelctl runs")
+}
+
+/// stdout of a command that must succeed.
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "runnelctl failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+/// stderr of a command that must fail cleanly: exit code 1, one line.
+fn fails(output: Output) -> String {
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).expect("UTF-8 errors");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
+    assert!(stderr.starts_with("runnelctl: "), "{stderr:?}");
+    stderr
+}
+
+#[test]
+fn cluster_info_lists_the_broker_as_controller() {
+    let backend = backends_under_test()[0];
+    let dir = TempDir::new("runnelctl-cluster");
+    let broker = Broker::start_in(&dir, backend, &[]);
+    let table = ok(runnelctl(&broker, &["cluster", "info"]));
+    assert!(table.starts_with("cluster id: "), "{table}");
+    let port = broker.addr.port().to_string();
+    let row = table.lines().nth(2).expect("a broker row");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells, ["0", "127.0.0.1", port.as_str(), "controller"]);
+    let json: serde_json::Value = serde_json::from_str(&ok(runnelctl(
+        &broker,
+        &["--output", "json", "cluster", "info"],
+    )))
+    .expect("JSON");
+    assert_eq!(json["controller"], 0);
+    assert_eq!(json["brokers"][0]["port"], broker.addr.port());
+}
+
+#[test]
+fn an_unreachable_broker_is_one_line_and_exit_code_1() {
+    let output = Command::new(workspace_binary("runnelctl", "runnel-tools"))
+        .args([
+            "--bootstrap",
+            "127.0.0.1:1",
+            "--timeout",
+            "2",
+            "cluster",
+            "info",
+        ])
+        .output()
+        .expect("runnelctl runs");
+    let error = fails(output);
+    assert!(error.contains("cannot connect to 127.0.0.1:1"), "{error}");
+}

@@ -5,6 +5,7 @@
 
 mod client;
 mod cluster;
+mod config;
 mod output;
 mod probe;
 mod stats;
@@ -71,6 +72,9 @@ enum Command {
     /// The cluster: its id, brokers and controller.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Broker configs and the cluster-wide defaults: get, set.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
 }
 
 /// Runs a command that reports failure as one line.
@@ -91,5 +95,6 @@ fn main() -> ExitCode {
         Command::Probe { require_uring } => probe::run(require_uring),
         Command::Stats { admin, raw } => stats::run(&admin, raw),
         Command::Cluster(command) => exit_code(cluster::run(command, global)),
+        Command::Config(command) => exit_code(config::run(command, global)),
     }
 }

@@ -9,6 +9,7 @@ mod config;
 mod output;
 mod probe;
 mod stats;
+mod topic;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -72,6 +73,9 @@ enum Command {
     /// The cluster: its id, brokers and controller.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Topics: create, list, describe, alter-config, delete, add-partitions.
+    #[command(subcommand)]
+    Topic(topic::TopicCommand),
     /// Broker configs and the cluster-wide defaults: get, set.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
         Command::Probe { require_uring } => probe::run(require_uring),
         Command::Stats { admin, raw } => stats::run(&admin, raw),
         Command::Cluster(command) => exit_code(cluster::run(command, global)),
+        Command::Topic(command) => exit_code(topic::run(command, global)),
         Command::Config(command) => exit_code(config::run(command, global)),
     }
 }

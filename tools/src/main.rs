@@ -5,8 +5,12 @@
 
 mod client;
 mod cluster;
+mod consume;
+mod group;
+mod lookup;
 mod output;
 mod probe;
+mod produce;
 mod stats;
 
 use std::process::ExitCode;
@@ -71,6 +75,13 @@ enum Command {
     /// The cluster: its id, brokers and controller.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Write the lines of stdin to a topic, one record each.
+    Produce(produce::ProduceArgs),
+    /// Print a topic's records (from chosen offsets, or in a consumer group).
+    Consume(consume::ConsumeArgs),
+    /// Consumer groups: list, describe (lag), delete, reset-offsets, seek.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
 }
 
 /// Runs a command that reports failure as one line.
@@ -91,5 +102,8 @@ fn main() -> ExitCode {
         Command::Probe { require_uring } => probe::run(require_uring),
         Command::Stats { admin, raw } => stats::run(&admin, raw),
         Command::Cluster(command) => exit_code(cluster::run(command, global)),
+        Command::Produce(args) => exit_code(produce::run(args, global)),
+        Command::Consume(args) => exit_code(consume::run(args, global)),
+        Command::Group(command) => exit_code(group::run(command, global)),
     }
 }

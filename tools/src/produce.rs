@@ -34,7 +34,7 @@ pub struct ProduceArgs {
     #[arg(long, short = 'z', value_enum, default_value = "none")]
     pub compression: Compression,
     /// Acknowledgements to wait for: all (-1), 1 (the leader) or 0 (none).
-    #[arg(long, value_enum, default_value = "all")]
+    #[arg(long, value_enum, default_value = "all", allow_hyphen_values = true)]
     pub acks: Acks,
 }
 

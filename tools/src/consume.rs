@@ -58,7 +58,7 @@ pub struct ConsumeArgs {
     pub exit_at_end: bool,
     /// How to print each record: %t topic, %p partition, %o offset, %k key, %s value,
     /// %K / %S key / value length, %T timestamp (ms), %h headers (k=v,...), %% a percent
-    /// sign, \n \t \r \\ escapes.
+    /// sign, \n \t \r \\ escapes. With --output json: one JSON object a record instead.
     #[arg(long, short = 'f', value_name = "FORMAT", default_value = "%s\\n")]
     pub format: String,
 }

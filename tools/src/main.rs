@@ -6,8 +6,12 @@
 mod client;
 mod cluster;
 mod config;
+mod consume;
+mod group;
+mod lookup;
 mod output;
 mod probe;
+mod produce;
 mod stats;
 mod topic;
 
@@ -79,6 +83,13 @@ enum Command {
     /// Broker configs and the cluster-wide defaults: get, set.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Write the lines of stdin to a topic, one record each.
+    Produce(produce::ProduceArgs),
+    /// Print a topic's records (from chosen offsets, or in a consumer group).
+    Consume(consume::ConsumeArgs),
+    /// Consumer groups: list, describe (lag), delete, reset-offsets, seek.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
 }
 
 /// Runs a command that reports failure as one line.
@@ -101,5 +112,8 @@ fn main() -> ExitCode {
         Command::Cluster(command) => exit_code(cluster::run(command, global)),
         Command::Topic(command) => exit_code(topic::run(command, global)),
         Command::Config(command) => exit_code(config::run(command, global)),
+        Command::Produce(args) => exit_code(produce::run(args, global)),
+        Command::Consume(args) => exit_code(consume::run(args, global)),
+        Command::Group(command) => exit_code(group::run(command, global)),
     }
 }

@@ -5,9 +5,11 @@
 
 mod client;
 mod cluster;
+mod logs;
 mod output;
 mod probe;
 mod stats;
+mod tune;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -71,6 +73,12 @@ enum Command {
     /// The cluster: its id, brokers and controller.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Offline tools for a stopped broker's data directory: dump and verify segments.
+    #[command(subcommand)]
+    Log(logs::LogCommand),
+    /// This host's OS settings against a tuning profile, with what to change and why.
+    #[command(subcommand)]
+    Tune(tune::TuneCommand),
 }
 
 /// Runs a command that reports failure as one line.
@@ -91,5 +99,7 @@ fn main() -> ExitCode {
         Command::Probe { require_uring } => probe::run(require_uring),
         Command::Stats { admin, raw } => stats::run(&admin, raw),
         Command::Cluster(command) => exit_code(cluster::run(command, global)),
+        Command::Log(command) => exit_code(logs::run(command, global)),
+        Command::Tune(command) => exit_code(tune::run(command, global)),
     }
 }

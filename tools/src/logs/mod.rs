@@ -131,14 +131,20 @@ fn dump_segment(partition: &Partition, base: i64, options: &DumpOptions) -> Resu
     let mut check = if options.indexes {
         let offsets = walk::offset_index(&partition.dir, base)?;
         let times = walk::time_index(&partition.dir, base)?;
-        if !options.json {
-            for index in [(&offsets.path, offsets.present, &offsets.error)]
-                .into_iter()
-                .chain([(&times.path, times.present, &times.error)])
-            {
-                match (index.1, index.2) {
-                    (false, _) => println!("# {}: missing", index.0.display()),
-                    (true, Some(e)) => println!("# {}: INVALID: {e}", index.0.display()),
+        for (path, present, error) in [
+            (&offsets.path, offsets.present, &offsets.error),
+            (&times.path, times.present, &times.error),
+        ] {
+            if options.json {
+                println!(
+                    "{}",
+                    json!({"type": "index_file", "file": path.display().to_string(),
+                           "present": present, "error": error})
+                );
+            } else {
+                match (present, error) {
+                    (false, _) => println!("# {}: missing", path.display()),
+                    (true, Some(e)) => println!("# {}: INVALID: {e}", path.display()),
                     (true, None) => {}
                 }
             }

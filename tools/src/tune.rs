@@ -625,10 +625,10 @@ fn data_dir_mount(expect: &Expect) -> Item {
         warnings
             .push("strictatime: every read updates inode times; mount with noatime or relatime");
     }
-    if opts.contains(&"nobarrier") || opts.contains(&"barrier=0") {
-        if expect.flush_policy == "always" {
-            warnings.push("barriers off: fdatasync may return before data is on stable storage, which breaks flush.policy = always");
-        }
+    if (opts.contains(&"nobarrier") || opts.contains(&"barrier=0"))
+        && expect.flush_policy == "always"
+    {
+        warnings.push("barriers off: fdatasync may return before data is on stable storage, which breaks flush.policy = always");
     }
     if opts.contains(&"data=journal") {
         warnings.push("ext4 data=journal writes every byte twice; use data=ordered");

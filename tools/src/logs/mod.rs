@@ -70,6 +70,11 @@ pub fn run(command: LogCommand, global: &Global) -> Result<(), String> {
             max_chars,
             max_batch_bytes,
         } => {
+            // Dump output is long and often piped into `head` or `less`: end quietly when the
+            // reader goes away, as other Unix tools do, instead of failing on EPIPE.
+            // SAFETY: restoring a signal's default disposition has no memory-safety
+            // preconditions; no handler of ours is installed for SIGPIPE.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
             let options = DumpOptions {
                 indexes,
                 records,

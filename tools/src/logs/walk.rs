@@ -412,3 +412,74 @@ impl IndexCheck {
         self.next_time = self.times.len();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runnel_engine::log::batch::set_base_offset;
+    use runnel_engine::log::builder::{BatchBuilder, Record};
+
+    fn batch(base: i64, records: usize, value_len: usize) -> Vec<u8> {
+        let mut builder = BatchBuilder::new();
+        for i in 0..records {
+            builder.push(&Record {
+                key: None,
+                value: Some(vec![b'a' + (i % 26) as u8; value_len]),
+                headers: Vec::new(),
+                timestamp: 1000 + i as i64,
+            });
+        }
+        let mut bytes = builder.build();
+        set_base_offset(&mut bytes, base);
+        bytes
+    }
+
+    /// Batches straddling window boundaries, one batch larger than a window: every batch is
+    /// read whole and valid, and the window never holds more than a window or that one batch.
+    #[test]
+    fn segments_larger_than_the_window_read_in_bounded_windows() {
+        let path = std::env::temp_dir().join(format!(
+            "runnelctl-walk-{}-{:020}.log",
+            std::process::id(),
+            0
+        ));
+        let mut file = Vec::new();
+        let mut expected = Vec::new();
+        let mut offset = 0i64;
+        for i in 0..400 {
+            // Mostly ~10 KiB batches (odd sizes), one of 3 MiB in the middle.
+            let (records, len) = if i == 200 {
+                (3, 1 << 20)
+            } else {
+                (5, 2000 + i)
+            };
+            let bytes = batch(offset, records, len);
+            expected.push((file.len() as u64, offset, bytes.len()));
+            offset += records as i64;
+            file.extend_from_slice(&bytes);
+        }
+        std::fs::write(&path, &file).unwrap();
+        let mut reader = SegmentReader::open(&path, 64 << 20).unwrap();
+        let mut seen = Vec::new();
+        let mut largest_window = 0;
+        loop {
+            match reader.next().unwrap() {
+                Next::End => break,
+                Next::Stop { position, reason } => panic!("stopped at {position}: {reason}"),
+                Next::Batch(b) => {
+                    assert!(b.crc_ok && b.problem.is_none(), "{:?}", b.problem);
+                    seen.push((b.position, b.header.base_offset, b.bytes.len()));
+                }
+            }
+            largest_window = largest_window.max(reader.window.len());
+        }
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(seen, expected);
+        let biggest_batch = expected.iter().map(|e| e.2).max().unwrap();
+        assert!(
+            largest_window <= WINDOW.max(biggest_batch),
+            "{largest_window}"
+        );
+        assert!(file.len() > 3 * WINDOW);
+    }
+}

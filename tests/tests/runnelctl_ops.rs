@@ -56,6 +56,15 @@ fn stopped_broker_data(dir: &TempDir) -> PathBuf {
         );
         assert_eq!((error, base), (0, (i * PER_BATCH) as i64));
     }
+    // A second topic rolls a segment every few batches.
+    assert_eq!(
+        create(&mut conn, "rolled", 1, &[("segment.bytes", "8192")], false).0,
+        0
+    );
+    for i in 0..BATCHES {
+        let batch = records(&format!("r{i}"), PER_BATCH, 1_700_000_000_000);
+        assert_eq!(produce(&mut conn, "rolled", 0, -1, batch).0, 0);
+    }
     drop(conn);
     broker.signal(libc::SIGTERM);
     let status = broker.wait_exit(Duration::from_secs(20)).expect("exits");
@@ -211,6 +220,35 @@ fn verify_and_dump_a_stopped_brokers_log_and_name_the_damage() {
         "{stderr}"
     );
     std::fs::write(&log, original).unwrap();
+}
+
+#[test]
+fn verify_checks_offsets_continue_across_segments() {
+    let dir = TempDir::new("ctl-ops-segments");
+    let data = stopped_broker_data(&dir);
+    let partition = data.join("rolled-0");
+    let summary = ok(runnelctl(&["log", "verify", partition.to_str().unwrap()]));
+    let row: Vec<&str> = summary.lines().nth(1).unwrap().split_whitespace().collect();
+    let segments: usize = row[1].parse().unwrap();
+    assert!(segments >= 3, "several segments: {summary}");
+    let last = BATCHES * PER_BATCH - 1;
+    assert_eq!(row[3], format!("0..{last}"), "{summary}");
+    // Remove a middle segment: the next one no longer continues where the previous ended.
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(&partition)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    std::fs::remove_file(&logs[1]).unwrap();
+    let (_, stderr) = fails(runnelctl(&["log", "verify", partition.to_str().unwrap()]));
+    assert!(
+        stderr.contains(&format!(
+            "{} at position 0: segment starts at offset",
+            logs[2].display()
+        )) && stderr.contains("but the previous segment ends before offset"),
+        "{stderr}"
+    );
 }
 
 #[test]

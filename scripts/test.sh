@@ -37,4 +37,7 @@ cargo build --locked --target aarch64-unknown-linux-gnu -p runnel-engine -p runn
 step "aarch64: runtime tests under qemu-user (epoll backend: qemu-user has no io_uring)"
 RUNNEL_TEST_BACKENDS=epoll cargo test --locked --target aarch64-unknown-linux-gnu -p runnel-engine
 
+step "aarch64: the broker under qemu-user, driven from the host by kcat (produce, consume, a group)"
+scripts/aarch64-smoke.sh target/aarch64-unknown-linux-gnu/debug/runnel
+
 step "all checks passed"

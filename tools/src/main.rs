@@ -9,11 +9,13 @@ mod config;
 mod consume;
 mod group;
 mod lookup;
+mod logs;
 mod output;
 mod probe;
 mod produce;
 mod stats;
 mod topic;
+mod tune;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -90,6 +92,12 @@ enum Command {
     /// Consumer groups: list, describe (lag), delete, reset-offsets, seek.
     #[command(subcommand)]
     Group(group::GroupCommand),
+    /// Offline tools for a stopped broker's data directory: dump and verify segments.
+    #[command(subcommand)]
+    Log(logs::LogCommand),
+    /// This host's OS settings against a tuning profile, with what to change and why.
+    #[command(subcommand)]
+    Tune(tune::TuneCommand),
 }
 
 /// Runs a command that reports failure as one line.
@@ -115,5 +123,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => exit_code(produce::run(args, global)),
         Command::Consume(args) => exit_code(consume::run(args, global)),
         Command::Group(command) => exit_code(group::run(command, global)),
+        Command::Log(command) => exit_code(logs::run(command, global)),
+        Command::Tune(command) => exit_code(tune::run(command, global)),
     }
 }

@@ -14,7 +14,8 @@ use std::path::Path;
 
 use crate::rt::{self, LocalEvent};
 
-const CHECKPOINT_FILE: &str = "checkpoint";
+/// The checkpoint's file name in a partition directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint";
 const CHECKPOINT_MAGIC: &str = "runnel-partition-checkpoint 1";
 /// Written into the data directory after every log closed cleanly; removed at start-up.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".runnel-clean-shutdown";
@@ -40,7 +41,8 @@ impl Checkpoint {
         )
     }
 
-    fn decode(text: &str) -> Option<Checkpoint> {
+    /// Parses a checkpoint file's text; `None` when it is not one (offline tools read it too).
+    pub fn decode(text: &str) -> Option<Checkpoint> {
         let mut lines = text.lines();
         if lines.next()? != CHECKPOINT_MAGIC {
             return None;

@@ -49,7 +49,7 @@ pub mod scan;
 mod segment;
 mod write_layout;
 
-pub use checkpoint::{Checkpoint, CLEAN_SHUTDOWN_FILE};
+pub use checkpoint::{Checkpoint, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
 pub use config::{LogConfig, TopicCompression, MAX_SEGMENT_BYTES};
 pub use error::{AppendError, ReadError, StorageError};
 pub use housekeeping::LogSet;
@@ -57,3 +57,4 @@ pub use partition::{AppendInfo, Clock, Log, LogStats, OpenOptions};
 pub use read::{FileRange, ReadResult};
 pub use recompress::recompress;
 pub use recovery::RecoveryReport;
+pub use segment::{parse_segment_name, segment_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};

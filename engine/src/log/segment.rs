@@ -17,17 +17,17 @@ use std::rc::Rc;
 use super::index::{OffsetIndex, SegmentIndexes, TimeIndex, TimestampOffset};
 use crate::rt::{self, File};
 
-pub(crate) const LOG_SUFFIX: &str = "log";
-pub(crate) const INDEX_SUFFIX: &str = "index";
-pub(crate) const TIME_INDEX_SUFFIX: &str = "timeindex";
+pub const LOG_SUFFIX: &str = "log";
+pub const INDEX_SUFFIX: &str = "index";
+pub const TIME_INDEX_SUFFIX: &str = "timeindex";
 
 /// `dir/<20-digit base>.<suffix>`.
-pub(crate) fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+pub fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}.{suffix}"))
 }
 
 /// The base offset a segment file name stands for, if it is one of ours with `suffix`.
-pub(crate) fn parse_segment_name(name: &str, suffix: &str) -> Option<i64> {
+pub fn parse_segment_name(name: &str, suffix: &str) -> Option<i64> {
     let stem = name.strip_suffix(suffix)?.strip_suffix('.')?;
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -66,6 +66,7 @@ pub use ops::FdKind;
 pub use pipe::{splice, Pipe, PipeReader, PipeWriter, SpliceFd};
 pub use runtime::{Runtime, RuntimeConfig, RuntimeError, RuntimeHandle};
 pub use shard::ShardId;
+pub use sys::page_size;
 pub use time::{select, sleep, timeout, Either, Elapsed, Timeout};
 
 /// The current shard's index.

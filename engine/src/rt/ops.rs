@@ -450,9 +450,6 @@ enum PipeRole {
     Filled,
 }
 
-/// Free space below which a pipe counts as full: splice moves whole pages.
-const PIPE_FULL_SLACK: usize = 4096;
-
 impl Splice {
     /// Works out how the splice waits. The runtime only ever waits for the *socket* end: an
     /// empty input pipe or a full output pipe is the caller's to resolve (it owns the pipe), so
@@ -510,7 +507,9 @@ impl Splice {
                     PipeRole::Drained => queued == 0,
                     PipeRole::Filled => {
                         let capacity = sys::pipe_capacity(fd).unwrap_or(usize::MAX);
-                        capacity.saturating_sub(queued) < PIPE_FULL_SLACK
+                        // Free space below a page counts as full: splice moves whole pages
+                        // (4 KiB on x86_64, up to 64 KiB on aarch64 kernels).
+                        capacity.saturating_sub(queued) < sys::page_size()
                     }
                 }
             }

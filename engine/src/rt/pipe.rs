@@ -1,6 +1,7 @@
 //! Pipes and splice, the zero-copy path from files to sockets.
 
 use std::io;
+use std::os::fd::AsRawFd;
 
 use super::fd::IoFd;
 use super::op::Op;
@@ -42,11 +43,11 @@ pub struct PipeWriter {
 impl Pipe {
     /// Creates a pipe, asking for a buffer of `capacity` bytes (F_SETPIPE_SZ; the kernel rounds
     /// up to pages and caps unprivileged users at /proc/sys/fs/pipe-max-size). Pass 0 to keep
-    /// the default (64 KiB).
+    /// the default (16 pages: 64 KiB with 4 KiB pages, 1 MiB with 64 KiB pages).
     pub fn new(capacity: usize) -> io::Result<Pipe> {
         let (read, write) = sys::pipe()?;
         let capacity = if capacity == 0 {
-            65536
+            sys::pipe_capacity(write.as_raw_fd())?
         } else {
             sys::set_pipe_size(&write, capacity)?
         };

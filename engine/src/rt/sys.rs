@@ -24,6 +24,20 @@ fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
     }
 }
 
+/// The kernel's page size (sysconf(_SC_PAGESIZE)), read once: 4 KiB on x86_64, 4, 16 or 64 KiB
+/// on aarch64 depending on the kernel's configuration. Pipe buffers and splice work in pages.
+pub fn page_size() -> usize {
+    static PAGE_SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PAGE_SIZE.get_or_init(|| {
+        // SAFETY: sysconf takes no pointers.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(size)
+            .ok()
+            .filter(|s| s.is_power_of_two())
+            .unwrap_or(4096)
+    })
+}
+
 /// Takes ownership of a descriptor a system call just returned.
 fn owned(fd: RawFd) -> OwnedFd {
     // SAFETY: `fd` was just returned by the kernel to us and is owned by nobody else.

@@ -70,3 +70,21 @@ fn an_unreachable_broker_is_one_line_and_exit_code_1() {
     let error = fails(output);
     assert!(error.contains("cannot connect to 127.0.0.1:1"), "{error}");
 }
+
+#[test]
+fn probe_names_this_machines_backend() {
+    let output = Command::new(workspace_binary("runnelctl", "runnel-tools"))
+        .arg("probe")
+        .output()
+        .expect("runnelctl runs");
+    let text = ok(output);
+    assert!(
+        text.contains(&format!("arch: {}", std::env::consts::ARCH)),
+        "{text}"
+    );
+    let backend = text
+        .lines()
+        .find_map(|l| l.strip_prefix("auto backend: "))
+        .expect("an auto backend line");
+    assert!(["io_uring", "epoll"].contains(&backend), "{text}");
+}

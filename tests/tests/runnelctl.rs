@@ -88,3 +88,24 @@ fn probe_names_this_machines_backend() {
         .expect("an auto backend line");
     assert!(["io_uring", "epoll"].contains(&backend), "{text}");
 }
+
+#[test]
+fn usage_mistakes_are_one_line_and_exit_code_2() {
+    for args in [
+        &["topic", "create"][..],
+        &["topic", "create", "x", "--partitions", "abc"],
+        &["--bogus"],
+    ] {
+        let output = Command::new(workspace_binary("runnelctl", "runnel-tools"))
+            .args(args)
+            .output()
+            .expect("runnelctl runs");
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+        let stderr = String::from_utf8(output.stderr).expect("UTF-8");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("runnelctl: ") && stderr.contains("--help"),
+            "{stderr}"
+        );
+    }
+}

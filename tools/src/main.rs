@@ -111,8 +111,44 @@ fn exit_code(result: Result<(), String>) -> ExitCode {
     }
 }
 
+/// Parses the command line. A usage mistake is one line (clap's first, with a pointer to
+/// `--help`) and exit code 2; `--help` and `--version` print as clap prints them.
+fn parse() -> Result<Cli, ExitCode> {
+    use clap::error::ErrorKind;
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            // The message is the lines before the blank line that precedes clap's tips and
+            // usage ("required arguments were not provided:" lists them on the next lines).
+            let rendered = e.to_string();
+            let message: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect();
+            let message = message.join(" ");
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            eprintln!("runnelctl: {message} (see --help)");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let global = &cli.global;
     match cli.command {
         Command::Probe { require_uring } => probe::run(require_uring),

@@ -471,6 +471,32 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
+/// Where tuning profile `name` lives (the broker's `--profile`, `runnelctl tune check
+/// --profile`): a path as given, or `tuning/<name>.toml` under the current directory or the
+/// source tree the binary was built from.
+pub fn profile_path(name: &str) -> Result<PathBuf, String> {
+    if name.contains('/') || name.ends_with(".toml") {
+        return Ok(PathBuf::from(name));
+    }
+    let file = format!("{name}.toml");
+    let candidates = [
+        PathBuf::from("tuning").join(&file),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tuning")
+            .join(&file),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "no profile {name:?}: looked for {} (profiles: low-latency, throughput, durable)",
+                candidates[0].display()
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,31 +77,6 @@ fn stop_on_panic() {
     }));
 }
 
-/// Where profile `name` lives: a path as given, or `tuning/<name>.toml` under the current
-/// directory or the source tree the binary was built in.
-fn profile_path(name: &str) -> Result<PathBuf, String> {
-    if name.contains('/') || name.ends_with(".toml") {
-        return Ok(PathBuf::from(name));
-    }
-    let file = format!("{name}.toml");
-    let candidates = [
-        PathBuf::from("tuning").join(&file),
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../tuning")
-            .join(&file),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.exists())
-        .cloned()
-        .ok_or_else(|| {
-            format!(
-                "no profile {name:?}: looked for {}",
-                candidates[0].display()
-            )
-        })
-}
-
 fn run(cli: Cli) -> Result<(), String> {
     // Before any thread exists, so that every thread inherits the mask.
     signals::block_shutdown_signals().map_err(|e| format!("cannot block signals: {e}"))?;
@@ -110,7 +85,11 @@ fn run(cli: Cli) -> Result<(), String> {
         tracing::warn!(%faults, "storage faults injected (RUNNEL_FAULTS): for tests only");
     }
 
-    let profile = cli.profile.as_deref().map(profile_path).transpose()?;
+    let profile = cli
+        .profile
+        .as_deref()
+        .map(runnel_net::config::profile_path)
+        .transpose()?;
     let layers: Vec<&std::path::Path> = profile
         .iter()
         .chain(&cli.config)

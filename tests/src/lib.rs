@@ -3,6 +3,7 @@
 pub mod kafka;
 pub mod proxy;
 pub mod requests;
+pub mod runnelctl;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

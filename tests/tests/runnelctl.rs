@@ -1,38 +1,10 @@
 //! `runnelctl` against a real broker: every command, in table and JSON output, and its errors
 //! (one line on stderr, exit code 1, never a panic).
 
-use std::process::{Command, Output};
+use std::process::Command;
 
+use runnel_tests::runnelctl::{against as runnelctl, fails, ok};
 use runnel_tests::{backends_under_test, workspace_binary, Broker, TempDir};
-
-/// Runs runnelctl against `broker` with `args`.
-fn runnelctl(broker: &Broker, args: &[&str]) -> Output {
-    let bootstrap = broker.addr.to_string();
-    Command::new(workspace_binary("runnelctl", "runnel-tools"))
-        .args(["--bootstrap", &bootstrap])
-        .args(args)
-        .output()
-        .expect("runnelctl runs")
-}
-
-/// stdout of a command that must succeed.
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "runnelctl failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
-}
-
-/// stderr of a command that must fail cleanly: exit code 1, one line.
-fn fails(output: Output) -> String {
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let stderr = String::from_utf8(output.stderr).expect("UTF-8 errors");
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
-    assert!(stderr.starts_with("runnelctl: "), "{stderr:?}");
-    stderr
-}
 
 #[test]
 fn cluster_info_lists_the_broker_as_controller() {

@@ -3,74 +3,16 @@
 //! reset-offsets (every --to form, --dry-run, refused while the group has members) / seek /
 //! delete, and reset offsets honored by librdkafka's own consumer.
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::Message;
 use runnel_tests::kafka::KafkaConn;
+use runnel_tests::runnelctl::{against as runnelctl, fails, ok, with_stdin as runnelctl_with};
 use runnel_tests::{backends_under_test, requests, workspace_binary, Broker, TempDir};
 use serde_json::Value;
-
-/// Runs runnelctl against `broker` with `args` and `stdin`, killed if it runs past a minute.
-fn runnelctl_with(broker: &Broker, args: &[&str], stdin: &[u8]) -> Output {
-    let bootstrap = broker.addr.to_string();
-    let mut child = Command::new(workspace_binary("runnelctl", "runnel-tools"))
-        .args(["--bootstrap", &bootstrap])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runnelctl runs");
-    let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin).expect("write stdin");
-    drop(input);
-    let pid = child.id() as libc::pid_t;
-    let (done, watchdog) = mpsc::channel::<()>();
-    let killer = std::thread::spawn(move || {
-        if watchdog.recv_timeout(Duration::from_secs(60)).is_err() {
-            // SAFETY: kill(2) on the pid of a child not yet reaped (wait_with_output below
-            // reaps it only after it exits).
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    });
-    let output = child.wait_with_output().expect("runnelctl output");
-    let _ = done.send(());
-    killer.join().unwrap();
-    assert!(
-        output.status.code().is_some(),
-        "runnelctl {args:?} hung and was killed: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    output
-}
-
-fn runnelctl(broker: &Broker, args: &[&str]) -> Output {
-    runnelctl_with(broker, args, b"")
-}
-
-/// stdout of a command that must succeed.
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "runnelctl failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
-}
-
-/// stderr of a command that must fail cleanly: exit code 1, one line.
-fn fails(output: Output) -> String {
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let stderr = String::from_utf8(output.stderr).expect("UTF-8 errors");
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
-    assert!(stderr.starts_with("runnelctl: "), "{stderr:?}");
-    stderr
-}
 
 fn json(output: Output) -> Value {
     let text = ok(output);

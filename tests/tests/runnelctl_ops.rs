@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use runnel_tests::kafka::KafkaConn;
 use runnel_tests::requests::{create, produce, records};
+use runnel_tests::runnelctl::{fails_with_stdout as fails, ok};
 use runnel_tests::{backends_under_test, workspace_binary, Broker, TempDir};
 
 fn runnelctl(args: &[&str]) -> Output {
@@ -15,25 +16,6 @@ fn runnelctl(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("runnelctl runs")
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "runnelctl failed: {}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
-}
-
-/// (stdout, the one-line stderr) of a command that must fail with exit code 1.
-fn fails(output: Output) -> (String, String) {
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let stderr = String::from_utf8(output.stderr).expect("UTF-8 errors");
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
-    assert!(stderr.starts_with("runnelctl: "), "{stderr:?}");
-    (String::from_utf8(output.stdout).expect("UTF-8"), stderr)
 }
 
 const BATCHES: usize = 20;

@@ -2,38 +2,13 @@
 //! table and JSON output, checked against what the broker then reports, and their errors (one
 //! line naming the Kafka error on stderr, exit code 1, never a panic).
 
-use std::process::{Command, Output};
-
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
 use runnel_tests::kafka::KafkaConn;
 use runnel_tests::requests::{self, name};
-use runnel_tests::{backends_under_test, workspace_binary, Broker, TempDir};
+use runnel_tests::runnelctl::{against as runnelctl, command as runnelctl_bin, fails, ok};
+use runnel_tests::{backends_under_test, Broker, TempDir};
 use serde_json::Value;
-
-fn runnelctl_bin() -> Command {
-    Command::new(workspace_binary("runnelctl", "runnel-tools"))
-}
-
-/// Runs runnelctl against `broker` with `args`.
-fn runnelctl(broker: &Broker, args: &[&str]) -> Output {
-    let bootstrap = broker.addr.to_string();
-    runnelctl_bin()
-        .args(["--bootstrap", &bootstrap])
-        .args(args)
-        .output()
-        .expect("runnelctl runs")
-}
-
-/// stdout of a command that must succeed.
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "runnelctl failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
-}
 
 /// The JSON a command that must succeed prints (`--output json` is added).
 fn json(broker: &Broker, args: &[&str]) -> Value {
@@ -41,15 +16,6 @@ fn json(broker: &Broker, args: &[&str]) -> Value {
     all.extend_from_slice(args);
     let out = ok(runnelctl(broker, &all));
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
-
-/// stderr of a command that must fail cleanly: exit code 1, one line.
-fn fails(output: Output) -> String {
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let stderr = String::from_utf8(output.stderr).expect("UTF-8 errors");
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
-    assert!(stderr.starts_with("runnelctl: "), "{stderr:?}");
-    stderr
 }
 
 /// A table's rows (after the headings), split into cells.

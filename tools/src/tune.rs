@@ -101,31 +101,6 @@ impl Expect {
     }
 }
 
-/// Where profile `name` lives, as the broker's `--profile` finds it: a path as given, or
-/// `tuning/<name>.toml` under the current directory or the source tree.
-fn profile_path(name: &str) -> Result<PathBuf, String> {
-    if name.contains('/') || name.ends_with(".toml") {
-        return Ok(PathBuf::from(name));
-    }
-    let file = format!("{name}.toml");
-    let candidates = [
-        PathBuf::from("tuning").join(&file),
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../tuning")
-            .join(&file),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.exists())
-        .cloned()
-        .ok_or_else(|| {
-            format!(
-                "no profile {name:?}: looked for {} (profiles: low-latency, throughput, durable)",
-                candidates[0].display()
-            )
-        })
-}
-
 pub fn run(command: TuneCommand, global: &Global) -> Result<(), String> {
     match command {
         TuneCommand::Check {
@@ -145,7 +120,7 @@ fn check(
     let mut expect = match profile {
         None => Expect::from_config("defaults".into(), &Config::default()),
         Some(name) => {
-            let path = profile_path(name)?;
+            let path = runnel_net::config::profile_path(name)?;
             let config = Config::load(&path).map_err(|e| e.to_string())?;
             Expect::from_config(name.to_owned(), &config)
         }

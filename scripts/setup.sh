@@ -5,7 +5,7 @@ set -euo pipefail
 
 # aarch64 cross-build and qemu-user to run the runtime's tests for it; kcat (librdkafka's CLI)
 # as a real Kafka client in the integration tests.
-DEBIAN_PACKAGES=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user kcat)
+DEBIAN_PACKAGES=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user kcat)
 RUST_TARGETS=(aarch64-unknown-linux-gnu)
 
 as_root() {

@@ -31,8 +31,10 @@ scripts/librdkafka-tests.sh 0090 0092 0011/test_single_partition \
 step "fuzz targets, a short pass each (scripts/fuzz.sh SECONDS for longer runs)"
 scripts/fuzz.sh 15
 
-step "aarch64: build the runtime and the broker"
-cargo build --locked --target aarch64-unknown-linux-gnu -p runnel-engine -p runnel-net --bins --lib
+step "aarch64: cross-build the whole workspace (librdkafka's C and C++ with the cross compilers)"
+CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++ \
+    CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ HOST_CC=gcc HOST_CXX=g++ \
+    cargo build --locked --workspace --target aarch64-unknown-linux-gnu --bins
 
 step "aarch64: runtime tests under qemu-user (epoll backend: qemu-user has no io_uring)"
 RUNNEL_TEST_BACKENDS=epoll cargo test --locked --target aarch64-unknown-linux-gnu -p runnel-engine

@@ -585,14 +585,19 @@ impl Log {
                 .await
                 .map_err(|e| StorageError::io("writing indexes", &e))?;
         }
-        // Synced above: the next open loads this and replays nothing.
-        let (end, producers) = {
+        // Synced above: the next open loads this and replays nothing. A log never written to
+        // has no producers and no older snapshot to supersede, so it gets no file (and
+        // shutdown no two syncs per untouched partition).
+        let snapshot = {
             let st = self.inner.state.borrow();
-            (st.next_offset, producers::snapshot::encode(&st.producers))
+            (st.next_offset > 0)
+                .then(|| (st.next_offset, producers::snapshot::encode(&st.producers)))
         };
-        producers::snapshot::write(&self.inner.dir, end, producers)
-            .await
-            .map_err(|e| StorageError::io("writing the producer snapshot", &e))?;
+        if let Some((end, producers)) = snapshot {
+            producers::snapshot::write(&self.inner.dir, end, producers)
+                .await
+                .map_err(|e| StorageError::io("writing the producer snapshot", &e))?;
+        }
         let (file, size, preallocated_to) = {
             let st = self.inner.state.borrow();
             let active = st.active();

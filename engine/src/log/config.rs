@@ -9,7 +9,7 @@ use crate::flush::FlushPolicy;
 pub const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
 
 /// Per-log settings. Defaults are Kafka's, except the flush policy (see [`FlushPolicy`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll to a new segment before one would grow past this.
     pub segment_bytes: u64,
@@ -40,6 +40,47 @@ pub struct LogConfig {
     pub producer_id_expiration_ms: i64,
     /// `compression.type` (with its `compression.*.level`): the codec batches are stored in.
     pub compression: TopicCompression,
+    /// `cleanup.policy`: what happens to old segments (retention deletes them, the cleaner
+    /// compacts them, or both).
+    pub cleanup_policy: CleanupPolicy,
+    /// `min.cleanable.dirty.ratio`: the share of the log (by bytes) not yet compacted that
+    /// makes the cleaner compact it.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: a record stays uncompacted at least this long.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a record stays uncompacted at most about this long, whatever
+    /// the dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long a tombstone (a keyed record with a null value) stays
+    /// readable after the cleaner first sees it, so consumers catching up learn of the delete.
+    pub delete_retention_ms: i64,
+}
+
+/// `cleanup.policy`: `delete`, `compact`, both, or neither (an empty list: keep everything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// Retention (`retention.ms`, `retention.bytes`) and DeleteRecords remove old segments.
+    pub delete: bool,
+    /// The cleaner keeps only the newest record of each key.
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    /// Kafka's default, `delete`.
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+    pub const COMPACT: CleanupPolicy = CleanupPolicy {
+        delete: false,
+        compact: true,
+    };
+}
+
+impl Default for CleanupPolicy {
+    fn default() -> Self {
+        CleanupPolicy::DELETE
+    }
 }
 
 /// What a topic's `compression.type` asks of appends.
@@ -72,6 +113,11 @@ impl Default for LogConfig {
             preallocate_bytes: 0,
             producer_id_expiration_ms: 86_400_000,
             compression: TopicCompression::Producer,
+            cleanup_policy: CleanupPolicy::DELETE,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
         }
     }
 }

@@ -51,4 +51,8 @@ pub enum ReadError {
     /// KAFKA_STORAGE_ERROR.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// POLICY_VIOLATION: the topic's settings forbid it (DeleteRecords on a topic whose
+    /// `cleanup.policy` lacks `delete`).
+    #[error("policy violation: {0}")]
+    PolicyViolation(&'static str),
 }

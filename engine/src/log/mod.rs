@@ -21,7 +21,8 @@
 //!     checking what a crash may have left; checkpoint.rs: the recovery point and log start
 //!     offset that survive a restart;
 //!   - making appends durable is [`crate::flush`]'s job: the log tells it what a sync covers.
-//! - [`LogSet`]: a shard's logs and their background housekeeping (retention).
+//!   - [`compaction`]: the log cleaner, for topics with `cleanup.policy=compact`.
+//! - [`LogSet`]: a shard's logs and their background housekeeping (retention, compaction).
 //!
 //! File-system metadata calls (creating, opening, removing files, replacing the checkpoint)
 //! go through [`crate::rt::fs`], off the shard thread.
@@ -30,6 +31,7 @@ pub mod batch;
 pub mod builder;
 mod checkpoint;
 pub mod codec;
+pub mod compaction;
 mod config;
 mod delete;
 mod error;
@@ -50,7 +52,7 @@ mod segment;
 mod write_layout;
 
 pub use checkpoint::{Checkpoint, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
-pub use config::{LogConfig, TopicCompression, MAX_SEGMENT_BYTES};
+pub use config::{CleanupPolicy, LogConfig, TopicCompression, MAX_SEGMENT_BYTES};
 pub use error::{AppendError, ReadError, StorageError};
 pub use housekeeping::LogSet;
 pub use partition::{AppendInfo, Clock, Log, LogStats, OpenOptions};

@@ -1,0 +1,40 @@
+//! Log compaction: keeping only the newest record of each key on topics whose
+//! `cleanup.policy` includes `compact`, as Kafka's log cleaner does.
+//!
+//! One file per concern:
+//! - policy.rs: whether a log needs cleaning and which offsets a pass covers (pure);
+//! - offset_map.rs: the newest offset of each key hash in the dirty section, bounded in memory;
+//! - filter.rs: what a pass keeps of one batch (pure): the newest record per key, tombstones
+//!   until their delete horizon, the last batch of each idempotent producer and of each
+//!   output segment (so offsets still end where the next segment begins);
+//! - first_dirty.rs: the cleaner's checkpoint, the first offset not yet cleaned;
+//! - swap.rs: replacing segments with their cleaned copy crash-safely (`.cleaned`, `.swap`),
+//!   and finishing or discarding an interrupted swap when a log opens;
+//! - clean.rs: one pass over one log (the action);
+//! - cleaner.rs: a shard's cleaner: which log to clean next, the offset map it reuses, the
+//!   I/O throttle.
+
+mod clean;
+mod cleaner;
+mod filter;
+pub(crate) mod first_dirty;
+mod offset_map;
+mod policy;
+pub(crate) mod swap;
+
+pub use cleaner::{Cleaner, CleanerConfig};
+
+/// What the cleaner did to one log, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CleanerStats {
+    /// Passes completed.
+    pub runs: u64,
+    /// Bytes of segments read by passes (the offset map's scan and the rewrite).
+    pub bytes_read: u64,
+    /// Bytes the rewritten segments hold.
+    pub bytes_written: u64,
+    /// Records removed: superseded, expired tombstones, records without a key.
+    pub records_removed: u64,
+    /// When the last pass finished (ms since the epoch), if one has since the log opened.
+    pub last_clean_ms: Option<i64>,
+}

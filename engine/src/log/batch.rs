@@ -45,6 +45,9 @@ const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
+/// KIP-534: the batch's base timestamp is the delete horizon of its tombstones, set by the
+/// cleaner (record timestamps are re-based on it, so they read the same).
+const DELETE_HORIZON_BIT: i16 = 0x40;
 
 /// Why a batch was refused. Each maps to one Kafka error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,6 +195,11 @@ impl BatchHeader {
         self.attributes & TRANSACTIONAL_BIT != 0
     }
 
+    /// When the cleaner may remove this batch's tombstones (KIP-534), if it has set that.
+    pub fn delete_horizon(&self) -> Option<i64> {
+        (self.attributes & DELETE_HORIZON_BIT != 0).then_some(self.base_timestamp)
+    }
+
     pub fn is_control(&self) -> bool {
         self.attributes & CONTROL_BIT != 0
     }
@@ -222,8 +230,12 @@ pub fn compute_crc(batch: &[u8]) -> u32 {
 /// Checks one complete batch (`batch` is exactly its bytes): magic, lengths, CRC, counts, size,
 /// and the framing of an uncompressed batch's records. What recovery checks of stored batches;
 /// the append path checks more ([`validate_for_append`]).
+///
+/// A stored batch may hold fewer records than its offsets span, none at all even: compaction
+/// keeps a batch's offsets (base and last) when it removes records from it (as Kafka does,
+/// KAFKA-5443), and keeps some batches with no records left.
 pub fn validate(batch: &[u8], max_message_bytes: usize) -> Result<BatchHeader, BatchError> {
-    let header = validate_header(batch, max_message_bytes)?;
+    let header = validate_header(batch, max_message_bytes, Counts::Compacted)?;
     if header.compression() == Some(Compression::None) {
         check_uncompressed_records(&batch[HEADER_LEN..], header.records_count)?;
     }
@@ -237,7 +249,7 @@ pub fn validate_for_append(
     batch: &[u8],
     max_message_bytes: usize,
 ) -> Result<BatchHeader, BatchError> {
-    let header = validate_header(batch, max_message_bytes)?;
+    let header = validate_header(batch, max_message_bytes, Counts::Exact)?;
     check_batch_records(batch, &header, decompression_limit(max_message_bytes))?;
     Ok(header)
 }
@@ -283,9 +295,22 @@ pub fn check_batch_records(
     records::check_records(&inflated, header.records_count)
 }
 
+/// How a batch's record count must relate to its offsets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Counts {
+    /// As a producer sends it: one record per offset, at least one.
+    Exact,
+    /// As the log may store it after compaction: at most one per offset, maybe none.
+    Compacted,
+}
+
 /// The checks of a batch that need no look at its records: magic, lengths, CRC, size, codec,
 /// and a record count consistent with the last offset delta.
-fn validate_header(batch: &[u8], max_message_bytes: usize) -> Result<BatchHeader, BatchError> {
+fn validate_header(
+    batch: &[u8],
+    max_message_bytes: usize,
+    counts: Counts,
+) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(batch)?;
     if header.magic != 2 {
         return Err(BatchError::Corrupt(
@@ -312,13 +337,27 @@ fn validate_header(batch: &[u8], max_message_bytes: usize) -> Result<BatchHeader
     if header.compression().is_none() {
         return Err(BatchError::Invalid("unknown compression codec"));
     }
-    if header.records_count <= 0 {
-        return Err(BatchError::Invalid("batch holds no records"));
-    }
-    if header.last_offset_delta != header.records_count - 1 {
-        return Err(BatchError::Invalid(
-            "last offset delta disagrees with the record count",
-        ));
+    match counts {
+        Counts::Exact => {
+            if header.records_count <= 0 {
+                return Err(BatchError::Invalid("batch holds no records"));
+            }
+            if header.last_offset_delta != header.records_count - 1 {
+                return Err(BatchError::Invalid(
+                    "last offset delta disagrees with the record count",
+                ));
+            }
+        }
+        Counts::Compacted => {
+            if header.records_count < 0
+                || header.last_offset_delta < 0
+                || i64::from(header.records_count) > i64::from(header.last_offset_delta) + 1
+            {
+                return Err(BatchError::Invalid(
+                    "record count disagrees with the last offset delta",
+                ));
+            }
+        }
     }
     Ok(header)
 }
@@ -451,6 +490,32 @@ pub fn with_payload(
         (i16_at(header, ATTRIBUTES_OFFSET) & !COMPRESSION_MASK) | codec.attribute_bits();
     out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
     out[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let crc = compute_crc(&out);
+    out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
+/// The batch `batch` (a whole, stored batch) as the cleaner rewrites it: its records section
+/// replaced by `payload` (`records_count` records, in `codec`), and with `delete_horizon`,
+/// the KIP-534 flag set and the base timestamp replaced by the horizon (the caller re-based
+/// the records' timestamp deltas on it). Base offset, last offset delta, max timestamp and
+/// the producer fields are kept; length and CRC are set for the new contents.
+pub fn rewritten(
+    batch: &[u8],
+    codec: Compression,
+    payload: &[u8],
+    records_count: i32,
+    delete_horizon: Option<i64>,
+) -> Result<Vec<u8>, BatchError> {
+    let mut out = with_payload(batch, codec, payload)?;
+    out[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4]
+        .copy_from_slice(&records_count.to_be_bytes());
+    if let Some(horizon) = delete_horizon {
+        let attributes = i16_at(&out, ATTRIBUTES_OFFSET) | DELETE_HORIZON_BIT;
+        out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+        out[BASE_TIMESTAMP_OFFSET..BASE_TIMESTAMP_OFFSET + 8]
+            .copy_from_slice(&horizon.to_be_bytes());
+    }
     let crc = compute_crc(&out);
     out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(out)
@@ -735,7 +800,7 @@ mod tests {
             let limit = decompression_limit(DEFAULT_MAX);
             for codec in [Compression::Gzip, Compression::Zstd] {
                 let batch = raw_batch(codec, &compressed_zeros(codec, 1 << 30).unwrap(), 1);
-                let header = validate_header(&batch, 2 << 20).unwrap();
+                let header = validate_header(&batch, 2 << 20, Counts::Exact).unwrap();
                 let started = Instant::now();
                 let result = check_batch_records(&batch, &header, limit);
                 assert_eq!(

@@ -8,11 +8,11 @@
 //! The broker owns the marker (it knows when every log is closed); a log only learns of it
 //! through [`OpenOptions::clean_shutdown`](super::OpenOptions::clean_shutdown).
 
-use std::cell::Cell;
 use std::io;
 use std::path::Path;
 
-use crate::rt::{self, LocalEvent};
+use super::exclusive::Exclusive;
+use crate::rt;
 
 /// The checkpoint's file name in a partition directory.
 pub const CHECKPOINT_FILE: &str = "checkpoint";
@@ -95,8 +95,7 @@ impl Checkpoint {
 /// must never land after a newer one.
 #[derive(Debug, Default)]
 pub(crate) struct CheckpointWriter {
-    busy: Cell<bool>,
-    done: LocalEvent,
+    turn: Exclusive,
 }
 
 impl CheckpointWriter {
@@ -106,22 +105,8 @@ impl CheckpointWriter {
         dir: &Path,
         current: impl FnOnce() -> Checkpoint,
     ) -> io::Result<()> {
-        while self.busy.replace(true) {
-            self.done.wait().await;
-        }
-        // Released even if this future is dropped mid-write.
-        let _turn = Turn(self);
+        let _turn = self.turn.acquire().await;
         current().write(dir).await
-    }
-}
-
-/// Holds the turn to write; passes it on when dropped.
-struct Turn<'a>(&'a CheckpointWriter);
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        self.0.busy.set(false);
-        self.0.done.notify_all();
     }
 }
 

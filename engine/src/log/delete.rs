@@ -16,6 +16,12 @@ impl Log {
     /// DeleteRecords: moves the log start offset to `before` (`-1`: the high watermark) and
     /// removes the segments wholly below it. Returns the new log start offset.
     pub async fn delete_records(&self, before: i64) -> Result<i64, ReadError> {
+        if !self.config().cleanup_policy.delete {
+            // As Kafka: a compacted topic's log is its state; only its policy removes records.
+            return Err(ReadError::PolicyViolation(
+                "records of a topic whose cleanup.policy lacks delete can't be deleted",
+            ));
+        }
         let start = {
             let st = self.inner.state.borrow_mut();
             let before = if before == -1 {
@@ -45,10 +51,17 @@ impl Log {
     }
 
     /// Deletes the segments retention (`retention.ms`, `retention.bytes`, the log start
-    /// offset) no longer keeps. Returns how many went.
+    /// offset) no longer keeps. Returns how many went. Time and size apply only when the
+    /// `cleanup.policy` includes `delete`; segments below the log start offset always go.
     pub async fn enforce_retention(&self) -> Result<usize, StorageError> {
         let now = self.inner.clock.now_ms();
-        let config = self.config();
+        let mut config = self.config();
+        if !config.cleanup_policy.delete {
+            (config.retention_ms, config.retention_bytes) = (None, None);
+        }
+        // Not while the cleaner swaps segments in (it checks its group is intact under the
+        // same turn).
+        let _turn = self.inner.surgery.acquire().await;
         let removed: Vec<i64> = {
             let mut st = self.inner.state.borrow_mut();
             let summaries: Vec<SegmentSummary> = st

@@ -35,6 +35,7 @@ pub mod compaction;
 mod config;
 mod delete;
 mod error;
+mod exclusive;
 mod housekeeping;
 pub mod index;
 mod max_timestamp;

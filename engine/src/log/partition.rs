@@ -26,8 +26,10 @@ use bytes::Bytes;
 
 use super::batch::{self, TimestampType};
 use super::checkpoint::{Checkpoint, CheckpointWriter};
+use super::compaction::{self, LogCompaction};
 use super::config::LogConfig;
 use super::error::{AppendError, ReadError, StorageError};
+use super::exclusive::Exclusive;
 use super::producers::{self, ProducerEntry, ProducerStates, Verdict};
 use super::recovery::{self, RecoveryReport};
 use super::roll;
@@ -110,6 +112,11 @@ pub(super) struct Inner {
     /// A rolled segment's files were created (or creating them failed).
     pub(super) segment_created: LocalEvent,
     checkpoint: CheckpointWriter,
+    /// Held while segments are removed or replaced (retention, DeleteRecords, the cleaner's
+    /// swap), so those never interleave.
+    pub(super) surgery: Exclusive,
+    /// The cleaner's position in this log and what it has done.
+    pub(super) compaction: RefCell<LogCompaction>,
     /// Tasks the log spawned (seals, flush timers, preallocation) still running.
     background: Cell<usize>,
     background_done: LocalEvent,
@@ -258,6 +265,8 @@ impl Log {
                 progress: LocalEvent::new(),
                 segment_created: LocalEvent::new(),
                 checkpoint: CheckpointWriter::default(),
+                surgery: Exclusive::default(),
+                compaction: RefCell::new(LogCompaction::new(loaded.cleaner)),
                 background: Cell::new(0),
                 background_done: LocalEvent::new(),
                 stats: Cell::new(LogStats::default()),
@@ -413,6 +422,13 @@ impl Log {
         let inner = &self.inner;
         let config = inner.config.borrow().clone();
         let batches = batch::split_and_validate(&records, config.max_message_bytes)?;
+        if config.cleanup_policy.compact {
+            let limit = batch::decompression_limit(config.max_message_bytes);
+            for (at, header) in &batches {
+                let len = header.total_len().expect("validated");
+                compaction::check_keys(&records[*at..*at + len], header, limit)?;
+            }
+        }
         let segment_bytes = config.effective_segment_bytes();
         if records.len() as u64 > segment_bytes {
             return Err(AppendError::RecordListTooLarge {

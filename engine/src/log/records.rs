@@ -49,6 +49,62 @@ pub fn check_records(records: &[u8], expected: i32) -> Result<(), BatchError> {
     Ok(())
 }
 
+/// One record of a batch, as the cleaner and the append checks of compacted topics see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// The whole record, its length prefix included: what is copied when it is kept as is.
+    pub bytes: &'a [u8],
+    pub attributes: u8,
+    pub timestamp_delta: i64,
+    /// The record's fields after its timestamp delta (offset delta, key, value, headers):
+    /// what a record re-based on another batch timestamp keeps unchanged.
+    pub after_timestamp: &'a [u8],
+    pub offset_delta: i32,
+    pub key: Option<&'a [u8]>,
+    /// A null value: a tombstone when the record has a key.
+    pub value_is_null: bool,
+}
+
+/// The records of a batch's records section (decompressed), in order; stops at the first
+/// framing error, which it yields.
+pub fn walk(records: &[u8]) -> impl Iterator<Item = Result<RecordView<'_>, BatchError>> {
+    let mut rest = Cursor(records);
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed || rest.is_empty() {
+            return None;
+        }
+        let before = rest.0;
+        let view = rest.take_record().and_then(|body| {
+            let bytes = &before[..before.len() - rest.0.len()];
+            let mut fields = Cursor(body);
+            let attributes = fields.skip(1)?[0];
+            let timestamp_delta = fields.varlong()?;
+            let after_timestamp = fields.0;
+            let offset_delta = fields.varint()?;
+            let key = match fields.varint()? {
+                -1 => None,
+                len => Some(fields.skip_len(len)?),
+            };
+            let value_is_null = match fields.varint()? {
+                -1 => true,
+                len => fields.skip_len(len).map(|_| false)?,
+            };
+            Ok(RecordView {
+                bytes,
+                attributes,
+                timestamp_delta,
+                after_timestamp,
+                offset_delta,
+                key,
+                value_is_null,
+            })
+        });
+        failed = view.is_err();
+        Some(view)
+    })
+}
+
 /// Checks one record's fields (everything after its length) fill it exactly; returns its
 /// offset delta.
 fn check_record_body(body: &[u8]) -> Result<i32, BatchError> {
@@ -275,11 +331,34 @@ mod tests {
         check_records(&set, 3).unwrap();
     }
 
+    #[test]
+    fn walk_sees_keys_values_and_deltas() {
+        let records = records_of(4);
+        let views: Vec<_> = walk(&records).collect::<Result<_, _>>().unwrap();
+        assert_eq!(views.len(), 4);
+        assert_eq!(
+            views.iter().map(|v| v.bytes.len()).sum::<usize>(),
+            records.len()
+        );
+        for (i, view) in views.iter().enumerate() {
+            assert_eq!(view.offset_delta, i as i32);
+            assert_eq!(view.key, (i % 2 == 0).then_some(&[1u8; 8][..i]));
+            assert!(!view.value_is_null);
+            assert_eq!(view.timestamp_delta, -(i as i64));
+        }
+        let tombstone = record(0, &[2, 7, 1, 0]);
+        let view = walk(&tombstone).next().unwrap().unwrap();
+        assert_eq!((view.key, view.value_is_null), (Some(&[7u8][..]), true));
+        let bad: Vec<_> = walk(&[40, 0, 0]).collect();
+        assert!(matches!(bad[..], [Err(BatchError::Corrupt(_))]));
+    }
+
     proptest! {
         /// Any bytes: an answer, never a panic.
         #[test]
         fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256), n in any::<i32>()) {
             let _ = check_records(&bytes, n);
+            let _ = walk(&bytes).count();
         }
 
         /// Every strict prefix of valid records is refused.

@@ -15,6 +15,8 @@ use std::path::Path;
 use std::rc::Rc;
 
 use super::checkpoint::Checkpoint;
+use super::compaction::swap;
+use super::compaction::CleanerCheckpoint;
 use super::config::{LogConfig, MAX_SEGMENT_BYTES};
 use super::index::SegmentIndexes;
 use super::scan::{Feed, ScanResult, SegmentScanner};
@@ -43,6 +45,10 @@ pub struct RecoveryReport {
     pub problems: Vec<String>,
     /// How idempotent producers' state was rebuilt.
     pub producers: crate::log::producers::RebuildReport,
+    /// Compaction swaps a crash interrupted after their commit, finished now.
+    pub swaps_completed: usize,
+    /// Cleaned segments a crash left before their commit, discarded.
+    pub cleaned_discarded: usize,
 }
 
 /// A directory's segments, ready for the log to use.
@@ -52,6 +58,7 @@ pub(crate) struct Loaded {
     /// Everything below this is known to be on stable storage.
     pub durable_offset: i64,
     pub report: RecoveryReport,
+    pub cleaner: CleanerCheckpoint,
 }
 
 /// Loads (and if need be recovers) the log in `dir`.
@@ -62,16 +69,31 @@ pub(crate) async fn load(
     checkpoint: Option<Checkpoint>,
 ) -> io::Result<Loaded> {
     let listed = dir.to_path_buf();
-    let bases = rt::unblock(move || list_segments(&listed)).await?;
+    let (bases, finished, cleaner) = rt::unblock(move || {
+        let finished = swap::finish_interrupted_blocking(&listed)?;
+        let cleaner = read_cleaner_checkpoint(&listed)?;
+        Ok::<_, io::Error>((list_segments(&listed)?, finished, cleaner))
+    })
+    .await?;
     let clean_shutdown = clean_shutdown && checkpoint.is_some_and(|c| c.closed_cleanly);
     let mut report = RecoveryReport {
         clean_shutdown,
+        swaps_completed: finished.swaps_completed,
+        cleaned_discarded: finished.cleaned_discarded,
         ..RecoveryReport::default()
+    };
+    // Segments below the first dirty offset may have been compacted: gaps between their
+    // batches are expected there. An unreadable cleaner checkpoint allows them everywhere
+    // (a compacted segment must not be cut as damaged) and the next pass starts over.
+    let (cleaner, gaps_below) = match cleaner {
+        Some(c) => (c, c.first_dirty),
+        None => (CleanerCheckpoint::default(), i64::MAX),
     };
     let start = checkpoint.map_or(0, |c| c.log_start_offset);
     if bases.is_empty() {
-        return empty_log(dir, config, start, report).await;
+        return empty_log(dir, config, start, report, cleaner).await;
     }
+    let scan = ScanRules { config, gaps_below };
     // Scan from the segment holding the recovery point (all of them without a checkpoint).
     let scan_from = if clean_shutdown {
         None
@@ -99,7 +121,7 @@ pub(crate) async fn load(
         let next_base = bases.get(i + 1).copied();
         let must_scan = scan_from.is_some_and(|from| base >= from);
         let (segment, was_damaged) =
-            load_segment(dir, config, base, next_base, must_scan, &mut report).await?;
+            load_segment(dir, &scan, base, next_base, must_scan, &mut report).await?;
         damaged = was_damaged;
         segments.insert(base, segment);
     }
@@ -138,7 +160,7 @@ pub(crate) async fn load(
         for base in segments.into_keys() {
             segment::remove_segment_files(dir, base).await?;
         }
-        return empty_log(dir, config, start, report).await;
+        return empty_log(dir, config, start, report, cleaner).await;
     }
     let first_base = *segments.keys().next().expect("at least one segment");
     let durable_offset = if clean_shutdown {
@@ -152,6 +174,7 @@ pub(crate) async fn load(
         log_start_offset: start.max(first_base),
         durable_offset,
         report,
+        cleaner,
     })
 }
 
@@ -162,6 +185,7 @@ async fn empty_log(
     config: &LogConfig,
     start: i64,
     mut report: RecoveryReport,
+    cleaner: CleanerCheckpoint,
 ) -> io::Result<Loaded> {
     let segment = Segment::create(dir, start, config.index_interval_bytes).await?;
     rt::fs::open_dir(dir).await?.fsync().await?;
@@ -171,7 +195,27 @@ async fn empty_log(
         log_start_offset: start,
         durable_offset: start,
         report,
+        cleaner,
     })
+}
+
+/// How segments are checked: the log's settings, and below which base offset a segment
+/// may have been compacted.
+struct ScanRules<'a> {
+    config: &'a LogConfig,
+    gaps_below: i64,
+}
+
+/// The cleaner checkpoint; `None` when it is unreadable (reported).
+fn read_cleaner_checkpoint(dir: &Path) -> io::Result<Option<CleanerCheckpoint>> {
+    match CleanerCheckpoint::read_blocking(dir) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            tracing::warn!(dir = %dir.display(), "unreadable cleaner checkpoint; compaction starts over");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Base offsets of the segments in `dir`, in order; removes files that belong to no segment.
@@ -204,13 +248,15 @@ fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
 /// Loads one segment; the flag says it was damaged (truncated) and later ones must go.
 async fn load_segment(
     dir: &Path,
-    config: &LogConfig,
+    scan: &ScanRules<'_>,
     base: i64,
     next_base: Option<i64>,
     must_scan: bool,
     report: &mut RecoveryReport,
 ) -> io::Result<(Segment, bool)> {
     let is_last = next_base.is_none();
+    let config = scan.config;
+    let gaps = base < scan.gaps_below;
     let file = Rc::new(Segment::open_log(dir, base).await?);
     let size = file.len()?;
     let (indexes, birth_ms) = {
@@ -252,7 +298,7 @@ async fn load_segment(
         // entry, or the index is stale and the segment is rescanned.
         let last_entry = segment.indexes.offsets.last();
         let from = last_entry.map_or(0, |e| u64::from(e.position));
-        let tail = scan_file(&file, base, from, size, ScanFrom::Resume).await?;
+        let tail = scan_file(&file, base, from, size, ScanFrom::Resume, gaps).await?;
         report.bytes_scanned += size - from;
         let first_batch_end = tail.offset_index.last().map(|e| e.offset);
         let agrees = last_entry.is_none_or(|e| first_batch_end == Some(e.offset));
@@ -275,15 +321,15 @@ async fn load_segment(
         Some(outcome) => outcome,
         None => {
             let interval = config.index_interval_bytes;
-            let scan = scan_file(&file, base, 0, size, ScanFrom::Start(interval)).await?;
+            let scanned = scan_file(&file, base, 0, size, ScanFrom::Start(interval), gaps).await?;
             report.segments_scanned += 1;
             report.bytes_scanned += size;
             report.indexes_rebuilt += 1;
-            segment.next_offset = scan.next_offset.unwrap_or(base);
+            segment.next_offset = scanned.next_offset.unwrap_or(base);
             segment.indexes =
-                SegmentIndexes::from_parts(scan.offset_index, scan.time_index, interval);
+                SegmentIndexes::from_parts(scanned.offset_index, scanned.time_index, interval);
             segment.indexes_dirty = true;
-            (scan.valid_len, scan.stop)
+            (scanned.valid_len, scanned.stop)
         }
     };
     let mut damaged = stop.is_some();
@@ -331,12 +377,14 @@ async fn scan_file(
     from: u64,
     size: u64,
     mode: ScanFrom,
+    gaps_allowed: bool,
 ) -> io::Result<ScanResult> {
     let max_batch = MAX_SEGMENT_BYTES as usize;
-    let mut scanner = match mode {
+    let scanner = match mode {
         ScanFrom::Start(interval) => SegmentScanner::new(base, interval, max_batch),
         ScanFrom::Resume => SegmentScanner::resumed(base, usize::MAX, max_batch),
     };
+    let mut scanner = scanner.allowing_gaps(gaps_allowed);
     let mut need = 0usize;
     loop {
         let position = from + scanner.position();

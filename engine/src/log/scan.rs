@@ -66,6 +66,8 @@ pub struct SegmentScanner {
     max_batch_bytes: usize,
     /// The first batch may start past `base_offset` (a scan resumed mid-segment).
     resumed: bool,
+    /// Batches may start past where the previous one ended (a compacted segment).
+    gaps_allowed: bool,
     indexes: SegmentIndexes,
     result: ScanResult,
 }
@@ -76,6 +78,7 @@ impl SegmentScanner {
             base_offset,
             max_batch_bytes,
             resumed: false,
+            gaps_allowed: false,
             indexes: SegmentIndexes::new(base_offset, index_interval_bytes),
             result: ScanResult {
                 valid_len: 0,
@@ -95,6 +98,15 @@ impl SegmentScanner {
         SegmentScanner {
             resumed: true,
             ..Self::new(base_offset, index_interval_bytes, max_batch_bytes)
+        }
+    }
+
+    /// Accepts gaps between batches: the segment may have been compacted, which removes
+    /// whole batches. Offsets must still increase.
+    pub fn allowing_gaps(self, allowed: bool) -> Self {
+        SegmentScanner {
+            gaps_allowed: allowed,
+            ..self
         }
     }
 
@@ -138,12 +150,14 @@ impl SegmentScanner {
     /// Adds a valid batch at the current position; false if its offsets are out of order.
     fn accept(&mut self, header: &BatchHeader) -> bool {
         let result = &mut self.result;
-        // Offsets are dense: this engine never leaves gaps, so a batch must start exactly where
-        // the previous one ended. The base offset is outside the CRC; this catches its damage.
+        // Offsets are dense until compaction removes batches: outside compacted segments a
+        // batch must start exactly where the previous one ended. The base offset is outside
+        // the CRC; this catches its damage.
         let expected_first = result.next_offset.unwrap_or(self.base_offset);
         let fits = header.last_offset() < i64::MAX && header.last_offset() >= header.base_offset;
         let follows = match result.next_offset {
             None if self.resumed => header.base_offset >= expected_first,
+            _ if self.gaps_allowed => header.base_offset >= expected_first,
             _ => header.base_offset == expected_first,
         };
         if !follows || !fits {

@@ -353,6 +353,14 @@ pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
     on_pool(path.as_ref(), |path| std::fs::remove_file(path)).await
 }
 
+/// Renames a file, replacing `to` if it exists, like [`std::fs::rename`]. Not durable by
+/// itself: sync the directory.
+pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
+    let to = to.as_ref().to_path_buf();
+    fault::check(FaultOp::Replace, &to)?;
+    on_pool(from.as_ref(), move |from| std::fs::rename(from, &to)).await
+}
+
 /// Removes a directory and everything in it, like [`std::fs::remove_dir_all`]. Not durable by
 /// itself: sync the parent directory.
 pub async fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {

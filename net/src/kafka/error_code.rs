@@ -49,6 +49,7 @@ pub const MEMBER_ID_REQUIRED: i16 = ResponseError::MemberIdRequired.code();
 pub const FENCED_INSTANCE_ID: i16 = ResponseError::FencedInstanceId.code();
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = ResponseError::GroupSubscribedToTopic.code();
 pub const INVALID_RECORD: i16 = ResponseError::InvalidRecord.code();
+pub const POLICY_VIOLATION: i16 = ResponseError::PolicyViolation.code();
 pub const UNKNOWN_TOPIC_ID: i16 = ResponseError::UnknownTopicId.code();
 pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = ResponseError::UnsupportedEndpointType.code();
 

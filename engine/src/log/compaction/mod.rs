@@ -17,12 +17,35 @@
 mod clean;
 mod cleaner;
 mod filter;
-pub(crate) mod first_dirty;
+mod first_dirty;
 mod offset_map;
 mod policy;
 pub(crate) mod swap;
 
+pub use clean::PassReport;
 pub use cleaner::{Cleaner, CleanerConfig};
+pub(crate) use filter::check_keys;
+pub use first_dirty::{CleanerCheckpoint, CLEANER_CHECKPOINT_FILE};
+pub use policy::Trigger;
+
+/// A log's compaction state, kept by the log.
+#[derive(Debug)]
+pub(crate) struct LogCompaction {
+    pub checkpoint: CleanerCheckpoint,
+    pub stats: CleanerStats,
+    /// Why the cleaner gave up on the log until it is reopened.
+    pub uncleanable: Option<String>,
+}
+
+impl LogCompaction {
+    pub(crate) fn new(checkpoint: CleanerCheckpoint) -> Self {
+        LogCompaction {
+            checkpoint,
+            stats: CleanerStats::default(),
+            uncleanable: None,
+        }
+    }
+}
 
 /// What the cleaner did to one log, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, RequestHeader, ResponseHeader, TopicName,
 };
@@ -111,9 +111,14 @@ pub async fn connect(bootstrap: &str) -> Result<runnel_engine::rt::TcpStream, St
     Ok(stream)
 }
 
-/// Creates `topics`, each with `partitions` partitions (replication factor 1); any topic's
-/// error fails the whole call.
-pub fn create_topics(bootstrap: &str, topics: &[String], partitions: usize) -> Result<(), String> {
+/// Creates `topics`, each with `partitions` partitions (replication factor 1) and `configs`;
+/// any topic's error fails the whole call.
+pub fn create_topics(
+    bootstrap: &str,
+    topics: &[String],
+    partitions: usize,
+    configs: &std::collections::BTreeMap<String, String>,
+) -> Result<(), String> {
     let mut conn = Conn::connect(bootstrap)?;
     let mut request = CreateTopicsRequest::default();
     request.timeout_ms = 30_000;
@@ -122,6 +127,15 @@ pub fn create_topics(bootstrap: &str, topics: &[String], partitions: usize) -> R
         topic.name = TopicName(StrBytes::from_string(name.clone()));
         topic.num_partitions = partitions as i32;
         topic.replication_factor = 1;
+        topic.configs = configs
+            .iter()
+            .map(|(name, value)| {
+                let mut config = CreatableTopicConfig::default();
+                config.name = StrBytes::from_string(name.clone());
+                config.value = Some(StrBytes::from_string(value.clone()));
+                config
+            })
+            .collect();
         request.topics.push(topic);
     }
     conn.send(ApiKey::CreateTopics, 7, &request);

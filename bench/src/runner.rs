@@ -120,7 +120,12 @@ pub fn run(bootstrap: &str, workload: &Workload, cores: usize) -> Result<Report,
     let topics: Vec<String> = (0..workload.topics)
         .map(|t| format!("{}-{run_id}-{t}", workload.name))
         .collect();
-    create_topics(bootstrap, &topics, workload.partitions_per_topic)?;
+    create_topics(
+        bootstrap,
+        &topics,
+        workload.partitions_per_topic,
+        &workload.topic_configs,
+    )?;
     let memberships = if workload.consumer_group && workload.consumers_per_topic > 0 {
         form_groups(bootstrap, &topics, workload)?
     } else {
@@ -436,7 +441,11 @@ async fn produce(run: Arc<Run>, topic: usize, producer: usize) -> Result<(), Str
             KeyDistribution::None => None,
             KeyDistribution::RoundRobin => Some((seq % partitions as u64).to_string().into_bytes()),
             KeyDistribution::Random => {
-                Some(format!("{:x}", stamp.wrapping_mul(0x9e37_79b9_7f4a_7c15)).into_bytes())
+                let mut key = stamp.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                if w.key_space > 0 {
+                    key %= w.key_space;
+                }
+                Some(format!("{key:x}").into_bytes())
             }
         };
         let batch = batches[partition].get_or_insert_with(|| Batch {

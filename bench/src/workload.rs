@@ -108,6 +108,13 @@ pub struct Workload {
     pub max_in_flight: usize,
     #[serde(default = "key_default")]
     pub key_distribution: KeyDistribution,
+    /// With `random` keys: how many distinct keys there are (0: every message its own), so a
+    /// compacted topic has values to supersede.
+    #[serde(default)]
+    pub key_space: u64,
+    /// Topic configs the benchmark's topics are created with (e.g. `cleanup.policy`).
+    #[serde(default)]
+    pub topic_configs: std::collections::BTreeMap<String, String>,
     /// The codec producers compress their batches with.
     #[serde(default)]
     pub compression: Codec,
@@ -232,6 +239,8 @@ mod tests {
         assert_eq!(w.batch_size, 16 * 1024);
         assert_eq!(w.linger_ms, 1);
         assert_eq!(w.key_distribution, KeyDistribution::None);
+        assert_eq!(w.key_space, 0);
+        assert!(w.topic_configs.is_empty());
         assert_eq!(w.compression, Codec::None);
         assert!(!w.consumer_group && !w.find_max_rate);
         assert_eq!(w.client_interval_ms, 0);

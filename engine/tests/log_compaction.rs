@@ -440,3 +440,65 @@ fn list(dir: &Path, suffix: &str) -> Vec<i64> {
     bases.sort_unstable();
     bases
 }
+
+mod producers_and_the_shard_cleaner {
+    use super::*;
+    use runnel_engine::log::LogSet;
+
+    on_both_backends! {
+        fn an_idempotent_producers_last_batch_survives_compaction(backend) {
+            common::run(backend, || async {
+                let dir = tempfile::tempdir().unwrap();
+                let (clock, options) = manual_clock();
+                let (log, _) = Log::open(dir.path(), compacted_config(), options.clone()).await.unwrap();
+                let mut builder = BatchBuilder::new().producer(77, 0, 0);
+                builder.push(&Record { key: Some(b"p".to_vec()), value: Some(b"1".to_vec()), ..Record::default() });
+                let produced = log.append(builder.build()).await.unwrap();
+                keyed_workload(&log, 10, 3).await;
+                // Supersedes the producer's only record.
+                log.append(keyed_batch(&[("p".into(), Some("2".into()))], Compression::None)).await.unwrap();
+                seal_with_marker(&log, &clock).await;
+                clean_fully(&log, &mut cleaner()).await;
+                assert!(!read_all(&log).await.iter().any(|s| s.0 == produced.base_offset), "its record went");
+                // The batch stays, empty, so the producer's sequence survives a rebuild from
+                // the log alone.
+                crash(log).await;
+                for entry in std::fs::read_dir(dir.path()).unwrap() {
+                    let path = entry.unwrap().path();
+                    if path.extension().is_some_and(|e| e == "snapshot") {
+                        std::fs::remove_file(path).unwrap();
+                    }
+                }
+                let (log, _) = Log::open(dir.path(), compacted_config(), options).await.unwrap();
+                let mut next = BatchBuilder::new().producer(77, 0, 1);
+                next.push(&Record { key: Some(b"p".to_vec()), value: Some(b"3".to_vec()), ..Record::default() });
+                log.append(next.build()).await.expect("sequence 1 follows sequence 0");
+                log.close().await.unwrap();
+            });
+        }
+
+        fn the_shard_cleaner_compacts_its_logs_in_the_background(backend) {
+            common::run(backend, || async {
+                let dir = tempfile::tempdir().unwrap();
+                let (clock, options) = manual_clock();
+                let (log, _) = Log::open(dir.path(), compacted_config(), options).await.unwrap();
+                keyed_workload(&log, 20, 10).await;
+                seal_with_marker(&log, &clock).await;
+                let logs = LogSet::<String>::new();
+                logs.insert("t-0".into(), log.clone());
+                let config = CleanerConfig { backoff: Duration::from_millis(5), ..CleanerConfig::default() };
+                let cleaner = runnel_engine::rt::spawn_local(logs.clone().run_cleaner(config));
+                for _ in 0..2000 {
+                    if log.cleaner_stats().runs > 0 && log.dirty_ratio() == Some(0.0) {
+                        break;
+                    }
+                    runnel_engine::rt::sleep(Duration::from_millis(5)).await;
+                }
+                assert!(log.cleaner_stats().runs > 0, "the cleaner ran");
+                assert_eq!(read_all(&log).await.len(), 21, "one record per key");
+                drop(cleaner);
+                log.close().await.unwrap();
+            });
+        }
+    }
+}

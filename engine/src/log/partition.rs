@@ -138,7 +138,7 @@ pub(super) struct State {
     pub(super) failed: Option<StorageError>,
     /// Idempotent producers' sequences, checked and updated as appends are placed.
     pub(super) producers: ProducerStates,
-    closed: bool,
+    pub(super) closed: bool,
     /// Every segment's data and indexes are durable (set by `close`).
     all_sealed: bool,
     /// A segment file was created since the directory was last synced.

@@ -14,6 +14,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use runnel_engine::log::batch::{declared_total_len, BatchHeader, HEADER_LEN};
 use runnel_engine::log::builder::{BatchBuilder, Record};
 use runnel_engine::log::AppendError;
 use runnel_engine::rt::{self, LocalEvent};
@@ -188,11 +189,18 @@ impl Coordinator {
                 .copy_out()
                 .await
                 .map_err(|_| ec::COORDINATOR_LOAD_IN_PROGRESS)?;
-            let mut buf = Bytes::from(bytes);
+            let bytes = Bytes::from(bytes);
+            let mut at = 0;
             let mut next = offset;
-            while !buf.is_empty() {
-                // A cut-off last batch (max bytes) is read again from its start next time.
-                let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) else {
+            while let Some(len) = whole_batch_len(&bytes[at..]) {
+                let header = BatchHeader::parse(&bytes[at..]).expect("a whole batch");
+                let mut batch = bytes.slice(at..at + len);
+                at += len;
+                // Compaction keeps a batch's offsets while removing its records (a batch may
+                // even be left empty): resume after the batch, not after its last record.
+                next = next.max(header.last_offset() + 1);
+                let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut batch)
+                else {
                     break;
                 };
                 for record in set.records {
@@ -864,6 +872,12 @@ type Entry = (Vec<u8>, Option<Vec<u8>>);
 struct LoadedGroup {
     group: Option<GroupValue>,
     offsets: HashMap<(String, i32), OffsetValue>,
+}
+
+/// The length of the batch at the start of `bytes` when the whole batch is there; a read cut
+/// off by its byte limit ends with part of one, read again from its start next time.
+fn whole_batch_len(bytes: &[u8]) -> Option<usize> {
+    declared_total_len(bytes).filter(|&len| len >= HEADER_LEN && len <= bytes.len())
 }
 
 /// Applies one `__consumer_offsets` record; records that can't be read are logged and skipped.

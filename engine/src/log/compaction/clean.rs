@@ -348,7 +348,9 @@ impl Log {
         let _turn = self.inner.surgery.acquire().await;
         let intact = {
             let st = self.inner.state.borrow();
+            // A closing log keeps the segments its close recorded.
             st.failed.is_none()
+                && !st.closed
                 && group.iter().all(|v| {
                     st.segments
                         .get(&v.base_offset)

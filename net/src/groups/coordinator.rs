@@ -198,7 +198,7 @@ impl Coordinator {
                 at += len;
                 // Compaction keeps a batch's offsets while removing its records (a batch may
                 // even be left empty): resume after the batch, not after its last record.
-                next = next.max(header.last_offset() + 1);
+                next = next.max(header.last_offset().saturating_add(1));
                 let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut batch)
                 else {
                     break;

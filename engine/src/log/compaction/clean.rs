@@ -258,7 +258,7 @@ impl Log {
                 if !header.is_control() {
                     map_batch(bytes, &header, limit, &mut cleaner.map)?;
                 }
-                mapped_to = header.last_offset() + 1;
+                mapped_to = header.last_offset().saturating_add(1);
             }
             report.bytes_read += reader.bytes_read;
             mapped_to = mapped_to.max(segment.next_offset.min(until));

@@ -62,8 +62,21 @@ pub(crate) fn filter_batch(
         records_removed: 0,
         tombstone_horizon: None,
     };
-    if header.is_control() || header.records_count == 0 {
+    if header.is_control() {
         return Ok(keep_whole);
+    }
+    if header.records_count == 0 {
+        // Kept empty by an earlier pass: it goes once nothing needs it any more (segments
+        // merged, the producer wrote again).
+        let outcome = if keep_batch {
+            Outcome::Keep
+        } else {
+            Outcome::Drop
+        };
+        return Ok(Filtered {
+            outcome,
+            ..keep_whole
+        });
     }
     let codec = header
         .compression()
@@ -315,6 +328,11 @@ mod tests {
         };
         let h = validate(&empty, 1 << 20).unwrap();
         assert_eq!((h.base_offset, h.last_offset(), h.records_count), (5, 6, 0));
+        // Once nothing needs it, a later pass drops it.
+        let later = filter_batch(&empty, &h, &map, &RULES, false).unwrap();
+        assert_eq!(later.outcome, Outcome::Drop);
+        let kept = filter_batch(&empty, &h, &map, &RULES, true).unwrap();
+        assert_eq!(kept.outcome, Outcome::Keep);
         assert_eq!(h.compression(), Some(Compression::None));
         assert_eq!(
             (h.producer_id, h.base_sequence),

@@ -147,7 +147,7 @@ fn offsets_end(path: &Path) -> io::Result<Option<i64>> {
         }
         let parsed = BatchHeader::parse(&header)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        end = Some(parsed.last_offset() + 1);
+        end = Some(parsed.last_offset().saturating_add(1));
         position += len as u64;
     }
     Ok(end)

@@ -350,13 +350,29 @@ on_both_backends! {
             // Each crash point, as the directory would be left; `after` says whether the
             // swap committed.
             type Damage = fn(&Path, i64, &[i64], &[u8]);
-            let cases: [(&str, Damage, bool); 5] = [
+            let cases: [(&str, Damage, bool); 7] = [
                 ("cleaned file written, not committed", |d, first, _, bytes| {
                     std::fs::write(d.join(format!("{first:020}.log.cleaned")), bytes).unwrap();
                 }, false),
                 ("half-written cleaned file", |d, first, _, bytes| {
                     std::fs::write(d.join(format!("{first:020}.log.cleaned")), &bytes[..bytes.len() / 2]).unwrap();
                 }, false),
+                ("indexes renamed to swap, log not yet", |d, first, _, bytes| {
+                    std::fs::write(d.join(format!("{first:020}.log.cleaned")), bytes).unwrap();
+                    std::fs::write(d.join(format!("{first:020}.index.swap")), [0u8; 8]).unwrap();
+                    std::fs::write(d.join(format!("{first:020}.timeindex.swap")), [0u8; 12]).unwrap();
+                }, false),
+                ("committed with its indexes", |d, first, _, bytes| {
+                    std::fs::write(d.join(format!("{first:020}.log.swap")), bytes).unwrap();
+                    for suffix in ["index", "timeindex"] {
+                        let cleaned = d.parent().unwrap().join("cleaned");
+                        std::fs::copy(
+                            cleaned.join(format!("{first:020}.{suffix}")),
+                            d.join(format!("{first:020}.{suffix}.swap")),
+                        )
+                        .unwrap();
+                    }
+                }, true),
                 ("committed, nothing removed", |d, first, _, bytes| {
                     std::fs::write(d.join(format!("{first:020}.log.swap")), bytes).unwrap();
                 }, true),
@@ -390,6 +406,7 @@ on_both_backends! {
                 assert_eq!(&read_all(&log).await, expected, "{what}: {report:?}");
                 assert!(report.problems.is_empty(), "{what}: {report:?}");
                 let swap_left = what.starts_with("committed");
+
                 assert_eq!(report.swaps_completed, usize::from(swap_left), "{what}");
                 let leftovers: Vec<String> = std::fs::read_dir(&dir).unwrap()
                     .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -401,6 +418,38 @@ on_both_backends! {
                 assert_eq!(latest(&read_all(&log).await), latest(&expected_after), "{what}");
                 log.close().await.unwrap();
             }
+        });
+    }
+
+    fn a_pass_that_cannot_swap_leaves_its_section_dirty(backend) {
+        common::run(backend, || async {
+            let dir = tempfile::tempdir().unwrap();
+            let (clock, options) = manual_clock();
+            let (log, _) = Log::open(dir.path(), compacted_config(), options.clone()).await.unwrap();
+            let model = keyed_workload(&log, 30, 8).await;
+            seal_with_marker(&log, &clock).await;
+            let before = read_all(&log).await;
+            // A closing log refuses swaps: the pass maps and cleans, swaps nothing, and the
+            // first dirty offset stays, so the next pass maps the same section again.
+            log.close().await.unwrap();
+            let report = log.clean(&mut cleaner()).await.unwrap().expect("a pass was due");
+            assert_eq!((report.segments_cleaned, report.first_dirty), (0, 0));
+            assert_eq!(read_all(&log).await, before);
+            let checkpoint = std::fs::read_to_string(dir.path().join("cleaner-checkpoint")).unwrap();
+            assert!(checkpoint.contains("first_dirty 0\n"), "{checkpoint}");
+            assert!(!checkpoint.contains("compacted_below 0\n"), "{checkpoint}");
+            let leftovers = std::fs::read_dir(dir.path()).unwrap()
+                .filter(|e| e.as_ref().unwrap().file_name().to_str().unwrap().contains(".cleaned"))
+                .count();
+            assert_eq!(leftovers, 0, "the cleaned copies were discarded");
+            let (log, _) = Log::open(dir.path(), compacted_config(), options).await.unwrap();
+            clean_fully(&log, &mut cleaner()).await;
+            let mut expected = model;
+            expected.insert("marker".into(), Some("m".into()));
+            let after = read_all(&log).await;
+            assert_eq!(latest(&after), expected);
+            assert_eq!(after.len(), expected.len());
+            log.close().await.unwrap();
         });
     }
 

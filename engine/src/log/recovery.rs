@@ -86,8 +86,14 @@ pub(crate) async fn load(
     // batches are expected there. An unreadable cleaner checkpoint allows them everywhere
     // (a compacted segment must not be cut as damaged) and the next pass starts over.
     let (cleaner, gaps_below) = match cleaner {
-        Some(c) => (c, c.first_dirty),
-        None => (CleanerCheckpoint::default(), i64::MAX),
+        Some(c) => (c, c.compacted_below),
+        None => {
+            let everywhere = CleanerCheckpoint {
+                compacted_below: i64::MAX,
+                ..CleanerCheckpoint::default()
+            };
+            (everywhere, i64::MAX)
+        }
     };
     let start = checkpoint.map_or(0, |c| c.log_start_offset);
     if bases.is_empty() {

@@ -156,14 +156,20 @@ pub(crate) struct IndexSnapshot {
 impl IndexSnapshot {
     /// Writes and syncs both index files.
     pub async fn write(self, dir: &Path) -> io::Result<()> {
+        let base = self.base_offset;
+        self.write_to(|suffix| segment_path(dir, base, suffix))
+            .await
+    }
+
+    /// Writes and syncs both index files where `path_of` their suffix says.
+    pub async fn write_to(self, path_of: impl Fn(&str) -> PathBuf) -> io::Result<()> {
         for (suffix, bytes) in [
             (INDEX_SUFFIX, self.offsets),
             (TIME_INDEX_SUFFIX, self.times),
         ] {
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create(true);
-            let file =
-                rt::fs::open_file(segment_path(dir, self.base_offset, suffix), options).await?;
+            let file = rt::fs::open_file(path_of(suffix), options).await?;
             let len = bytes.len() as u64;
             let (result, _) = file.write_all_at(bytes, 0).await;
             result?;

@@ -452,10 +452,10 @@ fn verify_partition(partition: &Partition, max_batch: usize) -> Result<Partition
     };
     // Where the previous segment's offsets ended, to check the next one continues there.
     let mut previous_end: Option<i64> = None;
-    // Segments below the cleaner's first dirty offset may be compacted: batches removed
+    // Segments below the cleaner's compacted bound may be compacted: batches removed
     // leave gaps there (an unreadable cleaner checkpoint allows them everywhere).
     let gaps_below =
-        CleanerCheckpoint::read_blocking(&partition.dir).map_or(i64::MAX, |c| c.first_dirty);
+        CleanerCheckpoint::read_blocking(&partition.dir).map_or(i64::MAX, |c| c.compacted_below);
     for &base in &partition.segments {
         let gaps_allowed = base < gaps_below;
         s.segments += 1;

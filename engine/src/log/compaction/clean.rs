@@ -3,12 +3,16 @@
 //! 1. Decide: the policy splits the log and says whether a pass is due.
 //! 2. Map: read the dirty section, recording each key's newest offset, until the section
 //!    ends or the map is full; the pass then covers offsets below where mapping stopped.
-//! 3. Checkpoint the new first dirty offset, before any segment changes (recovery allows gaps
-//!    below it).
+//! 3. Raise the compacted bound in the cleaner checkpoint, before any segment changes
+//!    (recovery allows gaps below it).
 //! 4. Clean: the segments below that point, in groups that fit one segment (small segments
-//!    merge, as in Kafka), each copied batch by batch through the filter into a `.cleaned`
-//!    file, synced, then swapped in (swap.rs) under the log's surgery turn, after checking
-//!    that retention did not remove any of the group meanwhile.
+//!    merge, as in Kafka), each copied batch by batch through the filter into `.cleaned`
+//!    files (log and indexes), synced, then swapped in (swap.rs) under the log's surgery
+//!    turn, after checking that retention did not remove any of the group meanwhile. The
+//!    swap runs as the log's background task: a pass dropped mid-way (shutdown) never leaves
+//!    the disk swapped and the log's segments not, and closing the log waits for it.
+//! 5. Move the first dirty offset past the mapped section, only if every group was swapped
+//!    in; otherwise the next pass maps the section again.
 //!
 //! Reads of replaced segments already planned keep working: they hold the old files open.
 //! Appends never wait for a pass: the cleaner only touches sealed segments.
@@ -24,9 +28,9 @@ use super::Cleaner;
 use crate::log::batch::{self, BatchHeader, LOG_OVERHEAD};
 use crate::log::error::StorageError;
 use crate::log::index::SegmentIndexes;
-use crate::log::partition::Log;
+use crate::log::partition::{Inner, Log};
 use crate::log::records;
-use crate::log::segment::Segment;
+use crate::log::segment::{Segment, LOG_SUFFIX};
 use crate::log::{codec, MAX_SEGMENT_BYTES};
 use crate::rt::{self, File};
 
@@ -165,12 +169,10 @@ impl Log {
         let map_end = self
             .build_offset_map(&sealed, &cleanable, cleaner, &mut report)
             .await?;
-        report.first_dirty = map_end;
-        // Raised before any segment changes: recovery allows gaps below it.
-        let previous = self.inner.compaction.borrow().checkpoint;
+        let before = self.inner.compaction.borrow().checkpoint;
         self.save_cleaner_checkpoint(CleanerCheckpoint {
-            first_dirty: map_end,
-            ..previous
+            compacted_below: before.compacted_below.max(map_end),
+            ..before
         })
         .await?;
         let rules = FilterRules {
@@ -180,6 +182,7 @@ impl Log {
             decompression_limit: batch::decompression_limit(usize::MAX),
         };
         let mut horizon = None;
+        let mut all_swapped = true;
         let below: Vec<SegmentView> = sealed
             .into_iter()
             .filter(|s| s.base_offset < map_end)
@@ -192,13 +195,28 @@ impl Log {
             let cleaned = self
                 .clean_group(group, &rules, cleaner, &mut report)
                 .await?;
-            horizon = min_option(horizon, cleaned);
+            horizon = min_option(horizon, cleaned.tombstone_horizon);
+            if !cleaned.swapped {
+                all_swapped = false;
+                break;
+            }
         }
-        self.save_cleaner_checkpoint(CleanerCheckpoint {
-            first_dirty: map_end,
-            earliest_tombstone_horizon: horizon,
-        })
-        .await?;
+        let after = self.inner.compaction.borrow().checkpoint;
+        let checkpoint = if all_swapped {
+            report.first_dirty = map_end;
+            CleanerCheckpoint {
+                first_dirty: map_end,
+                earliest_tombstone_horizon: horizon,
+                ..after
+            }
+        } else {
+            report.first_dirty = after.first_dirty;
+            CleanerCheckpoint {
+                earliest_tombstone_horizon: min_option(after.earliest_tombstone_horizon, horizon),
+                ..after
+            }
+        };
+        self.save_cleaner_checkpoint(checkpoint).await?;
         let mut compaction = self.inner.compaction.borrow_mut();
         let stats = &mut compaction.stats;
         stats.runs += 1;
@@ -240,7 +258,7 @@ impl Log {
             .iter()
             .filter(|s| s.next_offset > from && s.base_offset < until)
         {
-            let mut reader = BatchReader::new(&segment.file, segment.size);
+            let mut reader = BatchReader::new(segment);
             while let Some((_, header, bytes)) = reader.next(cleaner).await? {
                 if header.last_offset() < from {
                     continue;
@@ -248,15 +266,20 @@ impl Log {
                 if header.base_offset >= until {
                     break;
                 }
-                let records = header.records_count.max(0) as usize;
                 // A batch that doesn't fit waits for the next pass, unless the map is empty:
-                // then what fits is mapped (an unmapped key only means less is removed).
+                // then what fits is mapped, and the pass stops at the first record that
+                // didn't (never past a key it did not map).
+                let records = header.records_count.max(0) as usize;
                 if !cleaner.map.has_room_for(records) && cleaner.map.len() > 0 {
                     report.bytes_read += reader.bytes_read;
-                    return Ok(mapped_to);
+                    return Ok(header.base_offset.max(from));
                 }
                 if !header.is_control() {
-                    map_batch(bytes, &header, limit, &mut cleaner.map)?;
+                    let unmapped = map_batch(bytes, &header, from, limit, &mut cleaner.map)?;
+                    if let Some(offset) = unmapped {
+                        report.bytes_read += reader.bytes_read;
+                        return Ok(offset.max(from));
+                    }
                 }
                 mapped_to = header.last_offset().saturating_add(1);
             }
@@ -266,19 +289,18 @@ impl Log {
         Ok(mapped_to.max(from))
     }
 
-    /// Cleans one group of segments into one and swaps it in; returns the earliest delete
-    /// horizon of the tombstones it kept.
+    /// Cleans one group of segments into one and swaps it in.
     async fn clean_group(
         &self,
         group: &[SegmentView],
         rules: &FilterRules,
         cleaner: &mut Cleaner,
         report: &mut PassReport,
-    ) -> Result<Option<i64>, StorageError> {
-        let dir = &self.inner.dir;
+    ) -> Result<GroupCleaned, StorageError> {
+        let dir = self.inner.dir.clone();
         let base = group[0].base_offset;
         let io = |what: &'static str| move |e: std::io::Error| StorageError::io(what, &e);
-        let out = rt::fs::create_file(swap::cleaned_path(dir, base))
+        let out = rt::fs::create_file(swap::cleaned_path(&dir, base, LOG_SUFFIX))
             .await
             .map_err(io("creating a cleaned segment"))?;
         let config = self.config();
@@ -287,7 +309,7 @@ impl Log {
         let mut removed = 0u64;
         for (i, segment) in group.iter().enumerate() {
             let last_segment = i + 1 == group.len();
-            let mut reader = BatchReader::new(&segment.file, segment.size);
+            let mut reader = BatchReader::new(segment);
             while let Some((position, header, bytes)) = reader.next(cleaner).await? {
                 let len = bytes.len() as u64;
                 let group_end = last_segment && position + len == segment.size;
@@ -310,14 +332,37 @@ impl Log {
         out.fdatasync()
             .await
             .map_err(io("syncing a cleaned segment"))?;
+        let last = group.last().expect("a group has a segment");
+        let mut segment = Segment {
+            base_offset: base,
+            log: Some(Rc::new(out)),
+            size,
+            written: size,
+            next_offset: last.next_offset,
+            indexes,
+            first_append_ms: group[0].first_append_ms,
+            indexes_dirty: false,
+            preallocated_to: size,
+        };
+        segment
+            .index_snapshot()
+            .write_to(|suffix| swap::cleaned_path(&dir, base, suffix))
+            .await
+            .map_err(io("writing a cleaned segment's indexes"))?;
         let replaced_bytes: u64 = group.iter().map(|s| s.size).sum();
-        if self.swap_in(group, out, size, indexes).await? {
+        let members = group.iter().map(|s| (s.base_offset, s.size)).collect();
+        let swap = swap_in(self.inner.clone(), members, segment);
+        let swapped = self.inner.spawn_background(swap).await?;
+        if swapped {
             report.segments_cleaned += group.len();
             report.bytes_written += size;
             report.bytes_replaced += replaced_bytes;
             report.records_removed += removed;
         }
-        Ok(horizon)
+        Ok(GroupCleaned {
+            swapped,
+            tombstone_horizon: horizon,
+        })
     }
 
     /// Whether `header` is the last batch an idempotent producer this log knows wrote: kept
@@ -332,77 +377,73 @@ impl Log {
             .and_then(|p| p.last_offset())
             == Some(header.last_offset())
     }
-
-    /// Replaces `group` with the cleaned segment (`out`, `size` bytes, `indexes`) on disk and
-    /// in the log. Returns false, discarding the cleaned file, when the group changed since
-    /// the pass began (retention removed some of it).
-    async fn swap_in(
-        &self,
-        group: &[SegmentView],
-        out: File,
-        size: u64,
-        indexes: SegmentIndexes,
-    ) -> Result<bool, StorageError> {
-        let dir = self.inner.dir.clone();
-        let base = group[0].base_offset;
-        let _turn = self.inner.surgery.acquire().await;
-        let intact = {
-            let st = self.inner.state.borrow();
-            // A closing log keeps the segments its close recorded.
-            st.failed.is_none()
-                && !st.closed
-                && group.iter().all(|v| {
-                    st.segments
-                        .get(&v.base_offset)
-                        .is_some_and(|s| s.written == v.size && !s.indexes_dirty)
-                })
-        };
-        if !intact {
-            let _ = rt::fs::remove_file(swap::cleaned_path(&dir, base)).await;
-            return Ok(false);
-        }
-        let replaced: Vec<i64> = group.iter().map(|s| s.base_offset).collect();
-        let committing = dir.clone();
-        if let Err(e) = rt::unblock(move || swap::commit_blocking(&committing, &replaced)).await {
-            // The directory is mid-swap; opening the log again finishes it.
-            let error = StorageError::io("swapping in a cleaned segment", &e);
-            tracing::error!(dir = %dir.display(), error = %error, "the log refuses appends until reopened");
-            self.inner.fail(error.clone());
-            return Err(error);
-        }
-        let last = group.last().expect("a group has a segment");
-        let mut segment = Segment {
-            base_offset: base,
-            log: Some(Rc::new(out)),
-            size,
-            written: size,
-            next_offset: last.next_offset,
-            indexes,
-            first_append_ms: group[0].first_append_ms,
-            indexes_dirty: false,
-            preallocated_to: size,
-        };
-        if let Err(e) = segment.index_snapshot().write(&dir).await {
-            // Recovery rebuilds them; until then the checkpoint's recovery point stays here.
-            tracing::warn!(dir = %dir.display(), base, error = %e, "writing a cleaned segment's indexes failed");
-            segment.indexes_dirty = true;
-        }
-        let mut st = self.inner.state.borrow_mut();
-        for old in group {
-            st.segments.remove(&old.base_offset);
-        }
-        st.segments.insert(base, segment);
-        Ok(true)
-    }
 }
 
-/// Records each keyed record of a batch in the map.
+/// What cleaning one group came to.
+struct GroupCleaned {
+    /// False when the group changed under the pass (its cleaned copy was discarded).
+    swapped: bool,
+    /// The earliest delete horizon of the tombstones it kept.
+    tombstone_horizon: Option<i64>,
+}
+
+/// Replaces the segments `group` (base and size as the pass read them) with `segment`, whose
+/// cleaned files are written and synced, on disk and in the log. Returns false, discarding
+/// the cleaned files, when the group changed since the pass began (retention removed some of
+/// it) or the log is closing or failed.
+async fn swap_in(
+    inner: Rc<Inner>,
+    group: Vec<(i64, u64)>,
+    segment: Segment,
+) -> Result<bool, StorageError> {
+    let dir = inner.dir.clone();
+    let base = segment.base_offset;
+    let _turn = inner.surgery.acquire().await;
+    let intact = {
+        let st = inner.state.borrow();
+        // A closing log keeps the segments its close recorded.
+        st.failed.is_none()
+            && !st.closed
+            && group.iter().all(|&(b, size)| {
+                st.segments
+                    .get(&b)
+                    .is_some_and(|s| s.written == size && !s.indexes_dirty)
+            })
+    };
+    if !intact {
+        let discarding = dir.clone();
+        rt::unblock(move || swap::discard_cleaned_blocking(&discarding, base))
+            .await
+            .map_err(|e| StorageError::io("discarding a cleaned segment", &e))?;
+        return Ok(false);
+    }
+    let replaced: Vec<i64> = group.iter().map(|&(b, _)| b).collect();
+    let committing = dir.clone();
+    let committed = rt::unblock(move || swap::commit_blocking(&committing, &replaced)).await;
+    if let Err(e) = committed {
+        // The directory may be mid-swap; opening the log again finishes it.
+        let error = StorageError::io("swapping in a cleaned segment", &e);
+        tracing::error!(dir = %dir.display(), error = %error, "the log refuses appends until reopened");
+        inner.fail(error.clone());
+        return Err(error);
+    }
+    let mut st = inner.state.borrow_mut();
+    for (old, _) in &group {
+        st.segments.remove(old);
+    }
+    st.segments.insert(base, segment);
+    Ok(true)
+}
+
+/// Records each keyed record of a batch at or after `from` in the map. Returns the offset of
+/// the first such record the map had no room for, if any.
 fn map_batch(
     bytes: &[u8],
     header: &BatchHeader,
+    from: i64,
     limit: usize,
     map: &mut super::offset_map::OffsetMap,
-) -> Result<(), StorageError> {
+) -> Result<Option<i64>, StorageError> {
     let corrupt = |e: batch::BatchError| {
         StorageError(format!(
             "mapping batch at offset {}: {e}",
@@ -422,14 +463,17 @@ fn map_batch(
     };
     for record in records::walk(records) {
         let record = record.map_err(corrupt)?;
-        if let Some(key) = record.key {
-            map.put(
-                key_hash(key),
-                header.base_offset + i64::from(record.offset_delta),
-            );
+        let offset = header
+            .base_offset
+            .saturating_add(i64::from(record.offset_delta));
+        let Some(key) = record.key.filter(|_| offset >= from) else {
+            continue;
+        };
+        if !map.put(key_hash(key), offset) {
+            return Ok(Some(offset));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Consecutive segments merged into one output segment while it stays within `segment.bytes`
@@ -469,11 +513,16 @@ fn min_option(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
-/// Walks a sealed segment's batches in bounded windows, checking each (CRC and framing): a
-/// pass never copies damage into a cleaned segment.
+/// Walks a sealed segment's batches in bounded windows, checking each (CRC, framing, and
+/// offsets that increase within the segment's range: the base offset is outside the CRC): a
+/// pass never maps or copies damage.
 struct BatchReader<'a> {
     file: &'a File,
     size: u64,
+    /// The next batch's offsets must start at or after this...
+    next_offset: i64,
+    /// ...and end before this (where the next segment begins).
+    end_offset: i64,
     window: Vec<u8>,
     window_start: u64,
     at: usize,
@@ -481,10 +530,12 @@ struct BatchReader<'a> {
 }
 
 impl<'a> BatchReader<'a> {
-    fn new(file: &'a File, size: u64) -> Self {
+    fn new(segment: &'a SegmentView) -> Self {
         BatchReader {
-            file,
-            size,
+            file: &segment.file,
+            size: segment.size,
+            next_offset: segment.base_offset,
+            end_offset: segment.next_offset,
             window: Vec::new(),
             window_start: 0,
             at: 0,
@@ -509,6 +560,18 @@ impl<'a> BatchReader<'a> {
                 if total <= available.len() {
                     let header = batch::validate(&available[..total], MAX_SEGMENT_BYTES as usize)
                         .map_err(|e| damaged(format!("batch at byte {position}: {e}")))?;
+                    if header.base_offset < self.next_offset
+                        || header.last_offset() >= self.end_offset
+                    {
+                        return Err(damaged(format!(
+                            "batch at byte {position} has offsets {}..={} outside {}..{}",
+                            header.base_offset,
+                            header.last_offset(),
+                            self.next_offset,
+                            self.end_offset
+                        )));
+                    }
+                    self.next_offset = header.last_offset().saturating_add(1);
                     let range = self.at..self.at + total;
                     self.at += total;
                     break (position, header, range);

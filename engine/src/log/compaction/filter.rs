@@ -98,7 +98,9 @@ pub(crate) fn filter_batch(
     let mut has_tombstones = false;
     for record in records::walk(records) {
         let record = record?;
-        let offset = header.base_offset + i64::from(record.offset_delta);
+        let offset = header
+            .base_offset
+            .saturating_add(i64::from(record.offset_delta));
         let retain = match record.key {
             None => false,
             Some(key) => {

@@ -1,11 +1,14 @@
-//! The cleaner's checkpoint in a partition directory: the first offset not yet cleaned (what
-//! the next pass starts from; Kafka's `cleaner-offset-checkpoint`), and the earliest delete
-//! horizon among the tombstones passes kept (so a restart knows when one is due).
-//!
-//! It also tells recovery which segments may hold gaps between batches: compaction removes
-//! whole batches, and every segment that starts below the first dirty offset may have been
-//! compacted. A pass raises it before it replaces any segment, so a segment with gaps is
-//! never found above it.
+//! The cleaner's checkpoint in a partition directory:
+//! - the first dirty offset: where the next pass starts mapping (Kafka's
+//!   `cleaner-offset-checkpoint`). Moved only after every segment of a pass was swapped in: a
+//!   pass cut short (a crash, a shutdown, a group retention changed under it) maps its
+//!   section again, or a superseded value could outlive the key's tombstone;
+//! - the compacted bound: every segment that starts below it may have been compacted, so
+//!   recovery and `runnelctl log verify` accept gaps between its batches. Raised before a
+//!   pass replaces any segment, and never lowered (a checkpoint reset for the first dirty
+//!   offset leaves compacted segments above it);
+//! - the earliest delete horizon among the tombstones passes kept, so a restart knows when a
+//!   pass is due for them.
 
 use std::io;
 use std::path::Path;
@@ -19,14 +22,17 @@ const MAGIC: &str = "runnel-cleaner-checkpoint 1";
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CleanerCheckpoint {
     pub first_dirty: i64,
+    /// Segments starting below this may have gaps between batches.
+    pub compacted_below: i64,
     pub earliest_tombstone_horizon: Option<i64>,
 }
 
 impl CleanerCheckpoint {
     fn encode(&self) -> String {
         format!(
-            "{MAGIC}\nfirst_dirty {}\ntombstone_horizon {}\n",
+            "{MAGIC}\nfirst_dirty {}\ncompacted_below {}\ntombstone_horizon {}\n",
             self.first_dirty,
+            self.compacted_below,
             self.earliest_tombstone_horizon.unwrap_or(-1)
         )
     }
@@ -42,16 +48,18 @@ impl CleanerCheckpoint {
             (key == name).then(|| value.parse().ok()).flatten()
         };
         let first_dirty = field("first_dirty").filter(|&o| o >= 0)?;
+        let compacted_below = field("compacted_below").filter(|&o| o >= 0)?;
         let horizon = field("tombstone_horizon")?;
         Some(CleanerCheckpoint {
             first_dirty,
+            compacted_below,
             earliest_tombstone_horizon: (horizon >= 0).then_some(horizon),
         })
     }
 
-    /// Reads `dir`'s cleaner checkpoint, blocking. A missing or unreadable one is the
-    /// default (nothing cleaned): every segment is then checked as dense, which a compacted
-    /// log is not, so an unreadable file is reported rather than ignored.
+    /// Reads `dir`'s cleaner checkpoint, blocking: the default (nothing cleaned) when there
+    /// is none, an `InvalidData` error when it is unreadable (the caller decides: recovery
+    /// then accepts gaps everywhere).
     pub fn read_blocking(dir: &Path) -> io::Result<CleanerCheckpoint> {
         match std::fs::read_to_string(dir.join(CLEANER_CHECKPOINT_FILE)) {
             Ok(text) => Self::decode(&text).ok_or_else(|| {
@@ -77,6 +85,7 @@ mod tests {
         for horizon in [None, Some(0), Some(1_700_000_000_000)] {
             let c = CleanerCheckpoint {
                 first_dirty: 1234,
+                compacted_below: 2000,
                 earliest_tombstone_horizon: horizon,
             };
             assert_eq!(CleanerCheckpoint::decode(&c.encode()), Some(c));

@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-/// Memory one entry takes in the table: the hash, the offset and hashbrown's control byte.
-const ENTRY_BYTES: usize = 16 + 8 + 1;
+/// Memory one entry takes in the table: the hash and the offset (with their alignment) and
+/// hashbrown's control byte.
+const ENTRY_BYTES: usize = std::mem::size_of::<(KeyHash, i64)>() + 1;
 
 /// A key's identity in the map.
 pub(crate) type KeyHash = u128;
@@ -88,12 +89,19 @@ impl OffsetMap {
         self.offsets.clear();
     }
 
-    /// Records `offset` as the newest for `key`. Offsets come in increasing order; the caller
-    /// checked [`has_room_for`](Self::has_room_for) before the batch.
-    pub fn put(&mut self, key: KeyHash, offset: i64) {
-        if self.offsets.len() < self.capacity || self.offsets.contains_key(&key) {
-            self.offsets.insert(key, offset);
+    /// Records `offset` as the newest for `key` (offsets come in increasing order). False,
+    /// recording nothing, when `key` is new and the map is full.
+    pub fn put(&mut self, key: KeyHash, offset: i64) -> bool {
+        if self.offsets.len() >= self.capacity && !self.offsets.contains_key(&key) {
+            return false;
         }
+        if self.offsets.capacity() == 0 {
+            // The whole table at once, on the first pass: growing by doubling would hold the
+            // old table and the new one at the last resize, twice the budget.
+            self.offsets.reserve(self.capacity);
+        }
+        self.offsets.insert(key, offset);
+        true
     }
 
     /// The newest offset of `key` in the mapped section.
@@ -123,17 +131,21 @@ mod tests {
     #[test]
     fn memory_bounds_the_number_of_keys() {
         let map = OffsetMap::new(1 << 20);
-        // 1 MiB / 25 bytes → 41943 buckets → 32768 (a power of two) → 28672 keys at 7/8.
-        assert_eq!(map.capacity(), 28672);
+        // 1 MiB / 33 bytes → 31775 buckets → 16384 (a power of two) → 14336 keys at 7/8.
+        assert_eq!(map.capacity(), 14336);
         assert!(map.capacity() * ENTRY_BYTES <= 1 << 20);
         let mut map = OffsetMap::new(0);
         assert_eq!(map.capacity(), 14);
-        for i in 0..100u32 {
-            map.put(key_hash(&i.to_be_bytes()), i64::from(i));
-        }
-        assert_eq!(map.len(), 14, "a full map takes no new keys");
+        let fitted = (0..100u32)
+            .filter(|&i| map.put(key_hash(&i.to_be_bytes()), i64::from(i)))
+            .count();
+        assert_eq!(
+            (fitted, map.len()),
+            (14, 14),
+            "a full map takes no new keys"
+        );
         assert!(!map.has_room_for(1));
-        map.put(key_hash(&0u32.to_be_bytes()), 500);
+        assert!(map.put(key_hash(&0u32.to_be_bytes()), 500));
         assert_eq!(
             map.get(key_hash(&0u32.to_be_bytes())),
             Some(500),

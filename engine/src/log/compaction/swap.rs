@@ -2,18 +2,19 @@
 //! old segments or the cleaned one, never a mix and never neither (Kafka's `.cleaned` and
 //! `.swap` files).
 //!
-//! A pass writes a group of segments' cleaned copy to `<first base>.log.cleaned` and syncs
-//! it; then:
-//! 1. renames it to `<first base>.log.swap` and syncs the directory: the commit point;
-//! 2. removes the group's index files and its other segments' files;
-//! 3. renames the swap file over `<first base>.log` and syncs the directory;
-//! 4. writes the new segment's indexes.
+//! A pass writes a group of segments' cleaned copy, its log and both indexes, to
+//! `<first base>.{log,index,timeindex}.cleaned` and syncs them; then:
+//! 1. renames the indexes to `.swap`, then the log (the commit point), and syncs the
+//!    directory;
+//! 2. removes the group's other segments' files;
+//! 3. renames the indexes, then the log, over `<first base>.*`, and syncs the directory.
 //!
-//! Opening a log finishes what a crash interrupted: a `.cleaned` file is an uncommitted
-//! pass, deleted; a `.swap` file is a committed one, finished from step 2 (the segments it
-//! replaces are those whose base lies within its offsets: a cleaned group keeps its last
-//! batch, so the swap file's offsets end where the group's did). Missing indexes are
-//! rebuilt by recovery's scan.
+//! Opening a log finishes what a crash interrupted: `.cleaned` files are an uncommitted pass,
+//! deleted, as are index `.swap` files without a log `.swap`; a log `.swap` file is a
+//! committed pass, finished from step 2. The segments it replaces are those whose base lies
+//! within its offsets: a cleaned group keeps its last batch, so the swap file's offsets end
+//! where the group's did. An index missing its `.swap` then (already renamed, or never) is
+//! removed if stale and rebuilt by recovery's scan.
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -22,49 +23,75 @@ use std::path::{Path, PathBuf};
 use crate::log::batch::{declared_total_len, BatchHeader, HEADER_LEN};
 use crate::log::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 
-pub(crate) const CLEANED_SUFFIX: &str = "log.cleaned";
-pub(crate) const SWAP_SUFFIX: &str = "log.swap";
+const CLEANED: &str = "cleaned";
+const SWAP: &str = "swap";
+const INDEXES: [&str; 2] = [INDEX_SUFFIX, TIME_INDEX_SUFFIX];
 
-pub(crate) fn cleaned_path(dir: &Path, base: i64) -> PathBuf {
-    segment::segment_path(dir, base, CLEANED_SUFFIX)
+/// `<base>.<suffix>.cleaned`: where a pass writes the cleaned copy of a segment's file.
+pub(crate) fn cleaned_path(dir: &Path, base: i64, suffix: &str) -> PathBuf {
+    segment::segment_path(dir, base, &format!("{suffix}.{CLEANED}"))
 }
 
-fn swap_path(dir: &Path, base: i64) -> PathBuf {
-    segment::segment_path(dir, base, SWAP_SUFFIX)
+fn swap_path(dir: &Path, base: i64, suffix: &str) -> PathBuf {
+    segment::segment_path(dir, base, &format!("{suffix}.{SWAP}"))
+}
+
+/// Removes the cleaned files of an abandoned group at `base` (missing ones are fine).
+pub(crate) fn discard_cleaned_blocking(dir: &Path, base: i64) -> io::Result<()> {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        remove_if_present(&cleaned_path(dir, base, suffix))?;
+    }
+    Ok(())
 }
 
 /// Steps 1 to 3 for the group `replaced` (ascending, starting with the cleaned copy's base),
-/// whose cleaned copy is written and synced. Blocking: run it on the pool, as one job, since
-/// the steps only make sense in order.
+/// whose cleaned files are written and synced. Blocking: run it on the pool, as one job,
+/// since the steps only make sense in order.
 pub(crate) fn commit_blocking(dir: &Path, replaced: &[i64]) -> io::Result<()> {
     let base = replaced[0];
-    std::fs::rename(cleaned_path(dir, base), swap_path(dir, base))?;
+    for suffix in INDEXES {
+        std::fs::rename(
+            cleaned_path(dir, base, suffix),
+            swap_path(dir, base, suffix),
+        )?;
+    }
+    std::fs::rename(
+        cleaned_path(dir, base, LOG_SUFFIX),
+        swap_path(dir, base, LOG_SUFFIX),
+    )?;
     sync_dir(dir)?;
     finish_blocking(dir, base, replaced)
 }
 
-/// Steps 2 and 3: the swap file at `base` replaces the segments `replaced`.
+/// Steps 2 and 3: the swap files at `base` replace the segments `replaced`.
 fn finish_blocking(dir: &Path, base: i64, replaced: &[i64]) -> io::Result<()> {
-    for &old in replaced {
-        // The base's own log file is replaced by the rename, atomically; its indexes would
-        // be stale, and the others' files are superseded.
-        let suffixes: &[&str] = if old == base {
-            &[INDEX_SUFFIX, TIME_INDEX_SUFFIX]
-        } else {
-            &[LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX]
-        };
-        for suffix in suffixes {
-            match std::fs::remove_file(segment::segment_path(dir, old, suffix)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+    for &old in replaced.iter().filter(|&&old| old != base) {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            remove_if_present(&segment::segment_path(dir, old, suffix))?;
+        }
+    }
+    for suffix in INDEXES {
+        let target = segment::segment_path(dir, base, suffix);
+        match std::fs::rename(swap_path(dir, base, suffix), &target) {
+            Ok(()) => {}
+            // Renamed by an earlier attempt, or lost: whatever is there may describe the old
+            // log; recovery rebuilds a missing index.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => remove_if_present(&target)?,
+            Err(e) => return Err(e),
         }
     }
     std::fs::rename(
-        swap_path(dir, base),
+        swap_path(dir, base, LOG_SUFFIX),
         segment::segment_path(dir, base, LOG_SUFFIX),
     )?;
     sync_dir(dir)
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -82,73 +109,84 @@ pub(crate) struct Finished {
 /// Blocking: run it on the pool.
 pub(crate) fn finish_interrupted_blocking(dir: &Path) -> io::Result<Finished> {
     let mut finished = Finished::default();
-    let mut swaps = Vec::new();
+    let mut log_swaps = Vec::new();
+    let mut index_swaps = Vec::new();
     let mut bases = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name();
         let Some(name) = name.to_str() else { continue };
-        if segment::parse_segment_name(name, CLEANED_SUFFIX).is_some() {
+        if name.ends_with(&format!(".{CLEANED}")) {
             std::fs::remove_file(dir.join(name))?;
             finished.cleaned_discarded += 1;
-        } else if let Some(base) = segment::parse_segment_name(name, SWAP_SUFFIX) {
-            swaps.push(base);
+        } else if let Some(base) =
+            segment::parse_segment_name(name, &format!("{LOG_SUFFIX}.{SWAP}"))
+        {
+            log_swaps.push(base);
+        } else if name.ends_with(&format!(".{SWAP}")) {
+            index_swaps.push(name.to_owned());
         } else if let Some(base) = segment::parse_segment_name(name, LOG_SUFFIX) {
             bases.push(base);
         }
     }
-    if finished.cleaned_discarded > 0 && swaps.is_empty() {
+    // Index swaps without their log's: the commit never happened.
+    for name in index_swaps {
+        let committed = INDEXES.iter().any(|suffix| {
+            segment::parse_segment_name(&name, &format!("{suffix}.{SWAP}"))
+                .is_some_and(|base| log_swaps.contains(&base))
+        });
+        if !committed {
+            std::fs::remove_file(dir.join(&name))?;
+            finished.cleaned_discarded += 1;
+        }
+    }
+    if finished.cleaned_discarded > 0 && log_swaps.is_empty() {
         sync_dir(dir)?;
     }
-    swaps.sort_unstable();
-    for base in swaps {
-        let path = swap_path(dir, base);
-        match offsets_end(&path)? {
-            Some(end) => {
-                let replaced: Vec<i64> = bases
-                    .iter()
-                    .copied()
-                    .filter(|&b| b >= base && b < end)
-                    .chain(std::iter::once(base))
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                finish_blocking(dir, base, &replaced)?;
-                bases.retain(|b| !replaced.contains(b));
-                bases.push(base);
-                finished.swaps_completed += 1;
-            }
-            None => {
-                // A committed swap is synced before its rename, so this is damage: keep the
-                // old segments (if the crash left them) rather than nothing.
-                tracing::error!(path = %path.display(), "a committed cleaned segment holds no batch; discarded");
-                std::fs::remove_file(&path)?;
-                sync_dir(dir)?;
-            }
-        }
+    log_swaps.sort_unstable();
+    for base in log_swaps {
+        let end = offsets_end(&swap_path(dir, base, LOG_SUFFIX))?;
+        let mut replaced: Vec<i64> = bases
+            .iter()
+            .copied()
+            .filter(|&b| b > base && b < end)
+            .collect();
+        replaced.insert(0, base);
+        finish_blocking(dir, base, &replaced)?;
+        bases.retain(|b| !replaced.contains(b));
+        bases.push(base);
+        finished.swaps_completed += 1;
     }
     Ok(finished)
 }
 
-/// The offset after the last whole batch of a segment file, walking batch headers; `None`
-/// when it holds none.
-fn offsets_end(path: &Path) -> io::Result<Option<i64>> {
+/// The offset after the last batch of a committed swap file, walking its batch headers. It
+/// was synced before its commit, so anything but whole batches to its end is damage: refused
+/// (the partition stays offline for the operator) rather than guessed at, since a wrong end
+/// would keep replaced segments beside the one that replaces them.
+fn offsets_end(path: &Path) -> io::Result<i64> {
+    let damaged = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("committed cleaned segment {}: {what}", path.display()),
+        )
+    };
     let file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
     let mut position = 0u64;
     let mut end = None;
     let mut header = [0u8; HEADER_LEN];
-    while position + HEADER_LEN as u64 <= size {
-        file.read_exact_at(&mut header, position)?;
-        let Some(len) = declared_total_len(&header) else {
-            break;
-        };
-        if position + len as u64 > size {
-            break;
+    while position < size {
+        if position + HEADER_LEN as u64 > size {
+            return Err(damaged("a torn batch header at its end"));
         }
-        let parsed = BatchHeader::parse(&header)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        file.read_exact_at(&mut header, position)?;
+        let len = declared_total_len(&header).ok_or_else(|| damaged("a bad batch length"))?;
+        if position + len as u64 > size {
+            return Err(damaged("a batch runs past its end"));
+        }
+        let parsed = BatchHeader::parse(&header).map_err(|e| damaged(&e.to_string()))?;
         end = Some(parsed.last_offset().saturating_add(1));
         position += len as u64;
     }
-    Ok(end)
+    end.ok_or_else(|| damaged("no batch"))
 }

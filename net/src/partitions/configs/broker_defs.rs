@@ -129,8 +129,24 @@ mod tests {
             "log.flush.policy",
             "log.flush.bytes",
             "min.insync.replicas",
+            "log.cleaner.min.cleanable.ratio",
+            "log.cleaner.delete.retention.ms",
+            "log.cleaner.min.compaction.lag.ms",
+            "log.cleaner.max.compaction.lag.ms",
         ] {
             assert!(dynamic(name), "{name}");
+        }
+        for (broker, topic) in [
+            ("log.cleanup.policy", "cleanup.policy"),
+            (
+                "log.cleaner.min.cleanable.ratio",
+                "min.cleanable.dirty.ratio",
+            ),
+            ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
+            ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
+            ("log.cleaner.max.compaction.lag.ms", "max.compaction.lag.ms"),
+        ] {
+            assert_eq!(broker_config(broker).unwrap().topic_name(), Some(topic));
         }
         for name in [
             "log.retention.hours",

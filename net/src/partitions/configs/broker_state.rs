@@ -178,6 +178,41 @@ mod tests {
     }
 
     #[test]
+    fn broker_cleaner_defaults_reach_topics_that_set_nothing() {
+        let c = BrokerConfigs {
+            static_topic_defaults: map(&[("delete.retention.ms", "1000")]),
+            dynamic: DynamicConfigs {
+                cluster: map(&[
+                    ("log.cleanup.policy", "compact"),
+                    ("log.cleaner.min.cleanable.ratio", "0.01"),
+                    ("log.cleaner.min.compaction.lag.ms", "5"),
+                    ("log.cleaner.max.compaction.lag.ms", "60000"),
+                ]),
+                brokers: BTreeMap::new(),
+            },
+            ..BrokerConfigs::default()
+        };
+        let defaults = c.topic_defaults();
+        let log = crate::partitions::topic_config::log_config(&defaults).unwrap();
+        assert_eq!(
+            log.cleanup_policy,
+            runnel_engine::log::CleanupPolicy::COMPACT
+        );
+        assert_eq!(log.min_cleanable_dirty_ratio, 0.01);
+        assert_eq!(log.min_compaction_lag_ms, 5);
+        assert_eq!(log.max_compaction_lag_ms, 60_000);
+        assert_eq!(log.delete_retention_ms, 1000);
+        // A topic's own policy wins over the broker's.
+        let topic = map(&[("cleanup.policy", "delete")]);
+        let effective = crate::partitions::topic_config::effective(&defaults, &topic);
+        let log = crate::partitions::topic_config::log_config(&effective).unwrap();
+        assert_eq!(
+            log.cleanup_policy,
+            runnel_engine::log::CleanupPolicy::DELETE
+        );
+    }
+
+    #[test]
     fn saves_and_loads() {
         let dir =
             std::env::temp_dir().join(format!("runnel-broker-configs-{}", std::process::id()));

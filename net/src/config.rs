@@ -88,6 +88,9 @@ pub struct GroupsConfig {
     pub offsets_retention_check_interval_ms: u64,
     /// `offset.metadata.max.bytes`: longer commit metadata is refused.
     pub offset_metadata_max_bytes: usize,
+    /// `offsets.topic.segment.bytes`: `segment.bytes` of `__consumer_offsets` when it is made
+    /// (small, so that the cleaner, which never touches the active segment, keeps it compact).
+    pub offsets_topic_segment_bytes: i32,
 }
 
 impl Default for GroupsConfig {
@@ -100,6 +103,7 @@ impl Default for GroupsConfig {
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
+            offsets_topic_segment_bytes: 100 << 20,
         }
     }
 }
@@ -307,6 +311,13 @@ impl Config {
                 ),
             });
         }
+        if groups.offsets_topic_segment_bytes < 14 {
+            // segment.bytes' own minimum: a segment must hold a batch's header.
+            return Err(ConfigError::Invalid {
+                setting: "groups.offsets_topic_segment_bytes",
+                reason: format!("{} is below 14", groups.offsets_topic_segment_bytes),
+            });
+        }
         if groups.min_session_timeout_ms > groups.max_session_timeout_ms {
             return Err(ConfigError::Invalid {
                 setting: "groups.min_session_timeout_ms",
@@ -377,6 +388,10 @@ impl Config {
             (
                 "offsets.topic.num.partitions",
                 self.groups.offsets_topic_num_partitions.to_string(),
+            ),
+            (
+                "offsets.topic.segment.bytes",
+                self.groups.offsets_topic_segment_bytes.to_string(),
             ),
             (
                 "queued.max.request.bytes",

@@ -222,6 +222,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 if let Some(admin) = admin {
                     runnel_engine::rt::spawn_local(runnel_net::metrics::http::serve(admin));
                 }
+                if shard == 0 {
+                    // Every shard is up, so the topic change can reach them all.
+                    let segment_bytes = broker.groups.offsets_topic_segment_bytes;
+                    runnel_engine::rt::spawn_local(runnel_net::groups::offsets_topic::upgrade(
+                        segment_bytes,
+                    ));
+                }
                 if let Some(listener) = listener {
                     accept_loop(listener, broker).await;
                 }

@@ -14,6 +14,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use runnel_engine::log::batch::BatchHeader;
 use runnel_engine::log::builder::{BatchBuilder, Record};
 use runnel_engine::log::AppendError;
 use runnel_engine::rt::{self, LocalEvent};
@@ -191,10 +192,16 @@ impl Coordinator {
             let mut buf = Bytes::from(bytes);
             let mut next = offset;
             while !buf.is_empty() {
+                let header = BatchHeader::parse(&buf);
                 // A cut-off last batch (max bytes) is read again from its start next time.
                 let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) else {
                     break;
                 };
+                // The cleaner may leave a batch with no records (kept for where its offsets
+                // end): its header, not its records, says where the next one starts.
+                if let Ok(header) = header {
+                    next = next.max(header.last_offset() + 1);
+                }
                 for record in set.records {
                     next = next.max(record.offset + 1);
                     if record.offset < offset {

@@ -71,6 +71,7 @@ pub static STATIC_BROKER_CONFIGS: &[ConfigDef] = &[
     fixed("producer.id.expiration.ms", ConfigType::Int, Some("86400000"), "An idempotent producer that has not appended to a partition for this long is forgotten there."),
     fixed("log.retention.check.interval.ms", ConfigType::Long, Some("30000"), "How often retention runs and expired producers are forgotten."),
     fixed("offsets.topic.num.partitions", ConfigType::Int, Some("50"), "Partitions of __consumer_offsets."),
+    fixed("offsets.topic.segment.bytes", ConfigType::Int, Some("104857600"), "segment.bytes of __consumer_offsets when it is created."),
     fixed("queued.max.request.bytes", ConfigType::Long, Some("-1"), "Bytes of requests read but not yet answered (-1: no cap)."),
     fixed("socket.request.max.bytes", ConfigType::Int, Some("104857600"), "Largest request accepted."),
 ];

@@ -129,6 +129,7 @@ fn run(cli: Cli) -> Result<(), String> {
     runnel_net::producer_ids::init(data_dir.path())
         .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
     let shards = runtime_config.shard_count();
+    config.check_cleaner(shards).map_err(|e| e.to_string())?;
     let listeners = Arc::new(
         ShardListeners::bind(listen, shards)
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?,

@@ -70,6 +70,11 @@ pub struct BrokerConfigs {
 impl BrokerConfigs {
     /// A static broker setting read as a number (the config file's value, checked at start).
     pub fn static_number(&self, name: &str) -> Option<i64> {
+        self.static_parsed(name)
+    }
+
+    /// A static broker setting read as a `T` (a bool, a double, ...).
+    pub fn static_parsed<T: std::str::FromStr>(&self, name: &str) -> Option<T> {
         self.static_settings.get(name)?.parse().ok()
     }
 

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_executor::block_on;
+use kafka_protocol::messages::{ApiKey, ProduceResponse};
 use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
 };
@@ -36,7 +37,12 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
+use runnel_engine::log::builder::{BatchBuilder, Record};
+use runnel_tests::kafka::KafkaConn;
+use runnel_tests::requests::produce_request;
 use runnel_tests::{backends_under_test, python, runnelctl, Broker, TempDir};
+
+const INVALID_RECORD: i16 = 87;
 
 /// The broker's config file in these tests: a cleaner that looks for work every 50 ms.
 const FAST: &str = "log_cleaner_backoff_ms = 50\n";
@@ -661,6 +667,46 @@ fn keyless_records_and_delete_records_are_refused_on_compacted_topics() {
         assert_eq!(outcomes.acked.len(), 1);
         assert_eq!(outcomes.acked[0].key.as_deref(), Some("k"));
     }
+
+    // A batch mixing keyed and keyless records is refused whole, each keyless record named
+    // in record_errors (Produce v8+), as Kafka answers.
+    let mut builder = BatchBuilder::new();
+    for i in 0..10 {
+        builder.push(&Record {
+            key: (i % 4 != 1).then(|| format!("k{i}").into_bytes()),
+            value: Some(b"v".to_vec()),
+            headers: Vec::new(),
+            timestamp: 1,
+        });
+    }
+    let mut conn = KafkaConn::connect(broker.addr).unwrap();
+    let request = produce_request("compacted", 0, -1, builder.build());
+    let response: ProduceResponse = conn.call(ApiKey::Produce, 9, &request).unwrap();
+    let answer = &response.responses[0].partition_responses[0];
+    assert_eq!(answer.error_code, INVALID_RECORD);
+    let named: Vec<i32> = answer.record_errors.iter().map(|e| e.batch_index).collect();
+    assert_eq!(named, [1, 5, 9]);
+    let message = answer.record_errors[0]
+        .batch_index_error_message
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        message.as_str(),
+        "Compacted topic cannot accept message without key in topic partition compacted-0."
+    );
+    assert!(
+        answer
+            .error_message
+            .as_ref()
+            .is_some_and(|m| m.contains("3 record errors")),
+        "{:?}",
+        answer.error_message
+    );
+    assert_eq!(
+        read_all(&addr, "compacted", 1).len(),
+        1,
+        "nothing of the refused batches was stored"
+    );
 
     // kafka-python: the same refusal; DeleteRecords too, with POLICY_VIOLATION, on a topic
     // whose policy lacks delete, and allowed where it has delete.

@@ -316,8 +316,9 @@ impl Config {
         Ok((bound.ip().to_string(), bound.port()))
     }
 
-    /// Checks the topic settings: `num_partitions` and every `[topic_defaults]` entry, and the
-    /// `[groups]` numbers.
+    /// Checks the topic settings: `num_partitions` and every `[topic_defaults]` entry, the
+    /// `[groups]` numbers, and the settings of the cleaner that don't depend on the shard
+    /// count (see [`Config::check_cleaner`] for the one that does).
     pub fn validate_topic_defaults(&self) -> Result<(), ConfigError> {
         let groups = &self.groups;
         if !(1..=100_000).contains(&groups.offsets_topic_num_partitions) {

@@ -186,14 +186,14 @@ fn unanswered(index: i32) -> PartitionProduceResponse {
     result
 }
 
-/// Why `records` were refused by `partition`'s log. A compacted log refusing a batch as
-/// invalid names the records without a key, as Kafka does.
-fn refusal(partition: &Partition, records: &Bytes, e: &AppendError) -> Refusal {
+/// Why `partition`'s log refused an append. A compacted log refusing a batch as invalid
+/// (`records`: what was sent, kept for compacted logs only) names the records without a key,
+/// as Kafka does.
+fn refusal(partition: &Partition, records: Option<&Bytes>, e: &AppendError) -> Refusal {
     let code = route::errors::append_error(e);
-    let config = partition.log().config();
-    let keyless = match e {
-        AppendError::Batch(BatchError::Invalid(_)) if config.cleanup_policy.compact => {
-            let limit = batch::decompression_limit(config.max_message_bytes);
+    let keyless = match (e, records) {
+        (AppendError::Batch(BatchError::Invalid(_)), Some(records)) => {
+            let limit = batch::decompression_limit(partition.log().config().max_message_bytes);
             record_errors::keyless(records, limit)
         }
         _ => Vec::new(),
@@ -226,11 +226,20 @@ fn place_on_this_shard(
         .map(|(partition, records)| {
             let bytes = records.len() as u64;
             let started = std::time::Instant::now();
-            let appended = partition.log().append(records.clone());
+            // A refusal may have to name records: keep them (a reference, not a copy) until
+            // the append is done, on compacted logs only, so other appends free their request
+            // buffers as soon as they are written.
+            let kept = partition
+                .log()
+                .config()
+                .cleanup_policy
+                .compact
+                .then(|| records.clone());
+            let appended = partition.log().append(records);
             rt::spawn_local(async move {
                 let info = appended
                     .await
-                    .map_err(|e| refusal(&partition, &records, &e))?;
+                    .map_err(|e| refusal(&partition, kept.as_ref(), &e))?;
                 let messages = (info.last_offset - info.base_offset + 1).max(0) as u64;
                 crate::metrics::record_append(
                     &partition.tp.topic,

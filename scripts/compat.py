@@ -792,7 +792,7 @@ def confluent_configs():
           f"confluent configs: broker default ({configs['retention.ms'].value}, {configs['retention.ms'].source})")
     check(describe(BROKER, "0")["log.cleanup.policy"].value == "", "confluent configs: broker list SUBTRACT")
     check(configs["cleanup.policy"].value == "delete", "confluent configs: the topic's own list wins")
-    refused("compaction", "INVALID_CONFIG", BROKER, "0", (APPEND, "log.cleanup.policy", "compact"))
+    refused("a dirty ratio above 1", "INVALID_CONFIG", BROKER, "0", (SET, "log.cleaner.min.cleanable.ratio", "1.5"))
     alter(BROKER, "0", (APPEND, "log.cleanup.policy", "delete"))
     check(describe(BROKER, "0")["log.cleanup.policy"].value == "delete", "confluent configs: broker list APPEND")
     refused("a static broker config", "INVALID_REQUEST", BROKER, "0", (SET, "num.partitions", "3"))

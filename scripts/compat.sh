@@ -1,20 +1,15 @@
 #!/usr/bin/env bash
 # Real Kafka clients against the real broker: confluent-kafka (librdkafka), kafka-python and
-# kcat (scripts/compat.py), consumer groups included, once per I/O backend. Installs the Python
-# clients into .venv from PyPI (pinned) on first use; kcat comes from scripts/setup.sh.
+# kcat (scripts/compat.py), consumer groups included, once per I/O backend. The Python clients
+# live in .venv (scripts/python-clients.sh installs them on first use); kcat comes from
+# scripts/setup.sh.
 # Usage: scripts/compat.sh [path/to/runnel]   (default: target/debug/runnel)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 broker="${1:-target/debug/runnel}"
 venv=.venv
-requirements=(confluent-kafka==2.16.1 kafka-python==3.0.12)
-
-if ! "$venv/bin/python" -c "import confluent_kafka, kafka" 2>/dev/null; then
-    echo "compat: installing ${requirements[*]} into $venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "${requirements[@]}"
-fi
+scripts/python-clients.sh
 
 backends="${RUNNEL_TEST_BACKENDS:-uring,epoll}"
 status=0

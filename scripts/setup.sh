@@ -35,3 +35,7 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
     echo "setup: installing cargo-fuzz"
     cargo install cargo-fuzz --locked --quiet
 fi
+
+# The Python Kafka clients (confluent-kafka, kafka-python) in .venv: scripts/compat.sh and the
+# integration tests that drive kafka-python (tests/tests/compaction.rs) use them.
+"$(dirname "$0")/python-clients.sh"

@@ -54,6 +54,20 @@ pub struct Config {
     /// How often each shard applies retention and forgets expired producers (Kafka's
     /// `log.retention.check.interval.ms`).
     pub log_retention_check_interval_ms: u64,
+    /// Run the log cleaner, which compacts topics whose `cleanup.policy` has `compact`
+    /// (Kafka's `log.cleaner.enable`). Off, compacted topics (`__consumer_offsets` too) grow
+    /// without bound.
+    pub log_cleaner_enable: bool,
+    /// Memory for the cleaners' offset maps, shared evenly by the shards (Kafka's
+    /// `log.cleaner.dedupe.buffer.size`, shared by its cleaner threads): 24 bytes a key, and a
+    /// pass cleans as much of a log as its shard's share covers.
+    pub log_cleaner_dedupe_buffer_size: u64,
+    /// The cleaners' read and write rate, bytes per second, shared evenly by the shards
+    /// (Kafka's `log.cleaner.io.max.bytes.per.second`). Default: unlimited.
+    pub log_cleaner_io_max_bytes_per_second: f64,
+    /// How long a shard's cleaner waits when none of its logs needs cleaning (Kafka's
+    /// `log.cleaner.backoff.ms`).
+    pub log_cleaner_backoff_ms: u64,
     /// Topic configs, by Kafka's names, for topics that don't set them (Kafka's broker-level
     /// `log.*` defaults), e.g. `"flush.policy" = "always"`.
     pub topic_defaults: BTreeMap<String, String>,
@@ -88,6 +102,9 @@ pub struct GroupsConfig {
     pub offsets_retention_check_interval_ms: u64,
     /// `offset.metadata.max.bytes`: longer commit metadata is refused.
     pub offset_metadata_max_bytes: usize,
+    /// `offsets.topic.segment.bytes`: `segment.bytes` of `__consumer_offsets` when it is made
+    /// (small, so that the cleaner, which never touches the active segment, keeps it compact).
+    pub offsets_topic_segment_bytes: i32,
 }
 
 impl Default for GroupsConfig {
@@ -100,6 +117,7 @@ impl Default for GroupsConfig {
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
+            offsets_topic_segment_bytes: 100 << 20,
         }
     }
 }
@@ -149,6 +167,10 @@ impl Default for Config {
             num_partitions: 1,
             producer_id_expiration_ms: 86_400_000,
             log_retention_check_interval_ms: 30_000,
+            log_cleaner_enable: true,
+            log_cleaner_dedupe_buffer_size: 128 << 20,
+            log_cleaner_io_max_bytes_per_second: f64::MAX,
+            log_cleaner_backoff_ms: 15_000,
             topic_defaults: BTreeMap::new(),
             io: IoConfig::default(),
             shutdown: ShutdownConfig::default(),
@@ -294,8 +316,9 @@ impl Config {
         Ok((bound.ip().to_string(), bound.port()))
     }
 
-    /// Checks the topic settings: `num_partitions` and every `[topic_defaults]` entry, and the
-    /// `[groups]` numbers.
+    /// Checks the topic settings: `num_partitions` and every `[topic_defaults]` entry, the
+    /// `[groups]` numbers, and the settings of the cleaner that don't depend on the shard
+    /// count (see [`Config::check_cleaner`] for the one that does).
     pub fn validate_topic_defaults(&self) -> Result<(), ConfigError> {
         let groups = &self.groups;
         if !(1..=100_000).contains(&groups.offsets_topic_num_partitions) {
@@ -305,6 +328,13 @@ impl Config {
                     "{} is not between 1 and 100000",
                     groups.offsets_topic_num_partitions
                 ),
+            });
+        }
+        if groups.offsets_topic_segment_bytes < 14 {
+            // segment.bytes' own minimum: a segment must hold a batch's header.
+            return Err(ConfigError::Invalid {
+                setting: "groups.offsets_topic_segment_bytes",
+                reason: format!("{} is below 14", groups.offsets_topic_segment_bytes),
             });
         }
         if groups.min_session_timeout_ms > groups.max_session_timeout_ms {
@@ -329,6 +359,20 @@ impl Config {
             return Err(ConfigError::Invalid {
                 setting: "log_retention_check_interval_ms",
                 reason: "must be at least 1".into(),
+            });
+        }
+        if self.log_cleaner_backoff_ms < 1 {
+            // Kafka takes 0; here it would keep the shard's thread busy rechecking its logs.
+            return Err(ConfigError::Invalid {
+                setting: "log_cleaner_backoff_ms",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let rate = self.log_cleaner_io_max_bytes_per_second;
+        if rate.is_nan() || rate <= 0.0 {
+            return Err(ConfigError::Invalid {
+                setting: "log_cleaner_io_max_bytes_per_second",
+                reason: "must be positive".into(),
             });
         }
         crate::partitions::topic_config::log_config(&self.topic_defaults)
@@ -374,9 +418,26 @@ impl Config {
                 "log.retention.check.interval.ms",
                 self.log_retention_check_interval_ms.to_string(),
             ),
+            ("log.cleaner.enable", self.log_cleaner_enable.to_string()),
+            (
+                "log.cleaner.dedupe.buffer.size",
+                self.log_cleaner_dedupe_buffer_size.to_string(),
+            ),
+            (
+                "log.cleaner.io.max.bytes.per.second",
+                java_double(self.log_cleaner_io_max_bytes_per_second),
+            ),
+            (
+                "log.cleaner.backoff.ms",
+                self.log_cleaner_backoff_ms.to_string(),
+            ),
             (
                 "offsets.topic.num.partitions",
                 self.groups.offsets_topic_num_partitions.to_string(),
+            ),
+            (
+                "offsets.topic.segment.bytes",
+                self.groups.offsets_topic_segment_bytes.to_string(),
             ),
             (
                 "queued.max.request.bytes",
@@ -390,6 +451,23 @@ impl Config {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect()
+    }
+
+    /// Checks the cleaner's memory for `shards` shards: as Kafka requires of each cleaner
+    /// thread, each shard's share of `log_cleaner_dedupe_buffer_size` must be at least 1 MiB
+    /// (an offset map of a few thousand keys would make passes that clean almost nothing).
+    pub fn check_cleaner(&self, shards: usize) -> Result<(), ConfigError> {
+        let per_shard = self.log_cleaner_dedupe_buffer_size / shards.max(1) as u64;
+        if self.log_cleaner_enable && per_shard < 1 << 20 {
+            return Err(ConfigError::Invalid {
+                setting: "log_cleaner_dedupe_buffer_size",
+                reason: format!(
+                    "{} bytes over {shards} shards is below 1 MiB per shard",
+                    self.log_cleaner_dedupe_buffer_size
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The connection limits: `queued_max_request_bytes` (None: no cap),
@@ -454,6 +532,16 @@ impl Config {
             inline_file_writes: self.io.inline_writes,
             ..RuntimeConfig::default()
         })
+    }
+}
+
+/// A double as Java's `Double.toString` writes it (what Kafka's DescribeConfigs shows):
+/// scientific notation from 10^7 up, so the default reads `1.7976931348623157E308`.
+fn java_double(x: f64) -> String {
+    if x.abs() >= 1e7 {
+        format!("{x:E}")
+    } else {
+        format!("{x:?}")
     }
 }
 
@@ -604,6 +692,46 @@ mod tests {
             .contains("io.ring_entries"));
         config.listen = "not an address".into();
         assert!(config.listen_addr().is_err());
+    }
+
+    #[test]
+    fn cleaner_settings_are_checked() {
+        let config = Config::default();
+        config.check_cleaner(2).unwrap();
+        config.validate_topic_defaults().unwrap();
+        let settings = config.kafka_broker_settings("h:1", "127.0.0.1:1".parse().unwrap());
+        assert_eq!(settings["log.cleaner.enable"], "true");
+        assert_eq!(settings["log.cleaner.dedupe.buffer.size"], "134217728");
+        assert_eq!(
+            settings["log.cleaner.io.max.bytes.per.second"], "1.7976931348623157E308",
+            "Kafka's default, as Kafka shows it"
+        );
+        assert_eq!(settings["log.cleaner.backoff.ms"], "15000");
+        assert_eq!(java_double(1048576.0), "1048576.0");
+        let small = Config::parse("log_cleaner_dedupe_buffer_size = 4194304\n").unwrap();
+        small.check_cleaner(4).unwrap();
+        let err = small.check_cleaner(5).unwrap_err().to_string();
+        assert!(err.contains("log_cleaner_dedupe_buffer_size"), "{err}");
+        let off = Config::parse("log_cleaner_enable = false\nlog_cleaner_dedupe_buffer_size = 0\n")
+            .unwrap();
+        off.check_cleaner(8).unwrap();
+        for (bad, setting) in [
+            ("log_cleaner_backoff_ms = 0", "log_cleaner_backoff_ms"),
+            (
+                "log_cleaner_io_max_bytes_per_second = 0.0",
+                "log_cleaner_io_max_bytes_per_second",
+            ),
+            (
+                "log_cleaner_io_max_bytes_per_second = nan",
+                "log_cleaner_io_max_bytes_per_second",
+            ),
+        ] {
+            let err = Config::parse(bad)
+                .unwrap()
+                .validate_topic_defaults()
+                .unwrap_err();
+            assert!(err.to_string().contains(setting), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -129,6 +129,7 @@ fn run(cli: Cli) -> Result<(), String> {
     runnel_net::producer_ids::init(data_dir.path())
         .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
     let shards = runtime_config.shard_count();
+    config.check_cleaner(shards).map_err(|e| e.to_string())?;
     let listeners = Arc::new(
         ShardListeners::bind(listen, shards)
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?,
@@ -221,6 +222,13 @@ fn run(cli: Cli) -> Result<(), String> {
                     .flatten();
                 if let Some(admin) = admin {
                     runnel_engine::rt::spawn_local(runnel_net::metrics::http::serve(admin));
+                }
+                if shard == 0 {
+                    // Every shard is up, so the topic change can reach them all.
+                    let segment_bytes = broker.groups.offsets_topic_segment_bytes;
+                    runnel_engine::rt::spawn_local(runnel_net::groups::offsets_topic::upgrade(
+                        segment_bytes,
+                    ));
                 }
                 if let Some(listener) = listener {
                     accept_loop(listener, broker).await;

@@ -2,6 +2,7 @@
 
 pub mod kafka;
 pub mod proxy;
+pub mod python;
 pub mod requests;
 pub mod runnelctl;
 

@@ -257,15 +257,28 @@ fn topic_configs_over_the_wire() {
             (SET, "compression.zstd.level", Some("23")),
             (SET, "min.cleanable.dirty.ratio", Some("2")),
             (SET, "no.such.config", Some("1")),
-            (APPEND, "cleanup.policy", Some("compact")),
+            (APPEND, "cleanup.policy", Some("shred")),
+            (SET, "max.compaction.lag.ms", Some("0")),
+            (SET, "delete.retention.ms", Some("-1")),
         ] {
             let (code, message) = alter(&mut conn, TOPIC, "t", &[(op, key, value)]);
             assert_eq!(code, INVALID_CONFIG, "{key}: {message}");
-            assert!(
-                message.contains(key) || message.contains("compact"),
-                "{message}"
-            );
+            assert!(message.contains(key), "{message}");
         }
+        let (code, message) = alter(
+            &mut conn,
+            TOPIC,
+            "t",
+            &[
+                (SET, "min.compaction.lag.ms", Some("10000")),
+                (SET, "max.compaction.lag.ms", Some("5000")),
+            ],
+        );
+        assert_eq!(code, INVALID_CONFIG, "{message}");
+        assert!(
+            message.contains("conflict"),
+            "min lag above max lag: {message}"
+        );
         let twice = [
             (SET, "retention.ms", Some("1")),
             (DELETE, "retention.ms", None),
@@ -289,6 +302,9 @@ fn topic_configs_over_the_wire() {
             ("message.format.version", "2.8"),
             ("message.timestamp.before.max.ms", "3600000"),
             ("min.compaction.lag.ms", "0"),
+            ("cleanup.policy", "compact,delete"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("delete.retention.ms", "1000"),
             ("unclean.leader.election.enable", "true"),
         ] {
             assert_eq!(

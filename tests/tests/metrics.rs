@@ -1,5 +1,6 @@
 //! The admin port: `GET /metrics` in Prometheus text, with the requests, appends, topic
-//! counters, high watermarks and connections the broker just served.
+//! counters, high watermarks and connections the broker just served, and the cleaner's
+//! figures of compacted partitions.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,6 +13,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use runnel_engine::log::builder::{BatchBuilder, Record};
 use runnel_tests::kafka::KafkaConn;
+use runnel_tests::requests::create;
 use runnel_tests::{backends_under_test, Broker, TempDir};
 
 fn get(addr: &str, path: &str) -> String {
@@ -151,4 +153,61 @@ fn metrics_show_what_the_broker_served() {
         let _ = junk.read_to_end(&mut rest);
         assert!(get(&admin, "/metrics").starts_with("HTTP/1.1 200 OK"));
     }
+}
+
+#[test]
+fn compacted_partitions_report_their_cleaner() {
+    let backend = backends_under_test()[0];
+    let dir = TempDir::new("metrics-compacted");
+    let broker = Broker::start_in(&dir, backend, &["--admin-listen", "127.0.0.1:0"]);
+    let admin = broker.admin_addr();
+    let mut conn = KafkaConn::connect(broker.addr).unwrap();
+    let compact = [("cleanup.policy", "compact")];
+    assert_eq!(create(&mut conn, "keyed", 2, &compact, false).0, 0);
+    assert_eq!(create(&mut conn, "plain", 1, &[], false).0, 0);
+
+    let response = get(&admin, "/metrics");
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    for name in [
+        "runnel_cleaner_runs_total",
+        "runnel_cleaner_bytes_read_total",
+        "runnel_cleaner_bytes_written_total",
+        "runnel_cleaner_records_removed_total",
+    ] {
+        assert!(body.contains(&format!("# TYPE {name} counter")), "{body}");
+        for partition in 0..2 {
+            let sample = format!("{name}{{topic=\"keyed\",partition=\"{partition}\"}} 0\n");
+            assert!(
+                body.contains(&sample),
+                "nothing cleaned yet: {sample} in {body}"
+            );
+        }
+    }
+    assert!(
+        !body.contains("runnel_cleaner_runs_total{topic=\"plain\""),
+        "a topic that isn't compacted has no cleaner figures: {body}"
+    );
+    assert!(
+        !body.contains("runnel_cleaner_seconds_since_last_clean{"),
+        "no pass yet: {body}"
+    );
+
+    // runnelctl stats: one row per compacted partition.
+    let out =
+        std::process::Command::new(runnel_tests::workspace_binary("runnelctl", "runnel-tools"))
+            .args(["stats", "--admin", &admin])
+            .output()
+            .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    let header = table
+        .lines()
+        .position(|l| l.starts_with("compaction"))
+        .unwrap_or_else(|| panic!("{table}"));
+    let rows: Vec<&str> = table.lines().skip(header + 1).take(2).collect();
+    assert!(
+        rows[0].starts_with("topic=\"keyed\",partition=\"0\"")
+            && rows[1].starts_with("topic=\"keyed\",partition=\"1\""),
+        "{table}"
+    );
 }

@@ -196,13 +196,15 @@ impl Coordinator {
                 let header = BatchHeader::parse(&bytes[at..]).expect("a whole batch");
                 let mut batch = bytes.slice(at..at + len);
                 at += len;
-                // Compaction keeps a batch's offsets while removing its records (a batch may
-                // even be left empty): resume after the batch, not after its last record.
-                next = next.max(header.last_offset().saturating_add(1));
+                // An undecodable batch stops the load here (reported below if nothing
+                // before it was read).
                 let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut batch)
                 else {
                     break;
                 };
+                // Compaction keeps a batch's offsets while removing its records (a batch may
+                // even be left empty): resume after the batch, not after its last record.
+                next = next.max(header.last_offset().saturating_add(1));
                 for record in set.records {
                     next = next.max(record.offset + 1);
                     if record.offset < offset {

@@ -2,7 +2,8 @@
 //!
 //! - [`group`]: one group's state machine (join, sync, heartbeat, leave, commit validation).
 //! - [`coordinator`]: each shard's groups, persisted in and loaded from the shard's
-//!   partitions of `__consumer_offsets` ([`records`] holds Kafka's formats for them).
+//!   partitions of `__consumer_offsets` ([`records`] holds Kafka's formats for them,
+//!   [`offsets_topic`] the topic's settings: compacted, as in Kafka).
 //! - This module: which shard coordinates a group, and how a handler gets work there.
 //!
 //! A group's coordinator is the shard owning `__consumer_offsets` partition
@@ -11,10 +12,11 @@
 
 pub mod coordinator;
 pub mod group;
+pub mod offsets_topic;
 mod oneshot;
 pub mod records;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::rc::Rc;
 
@@ -93,11 +95,8 @@ pub async fn ensure_offsets_topic(partitions: i32) -> Result<(), i16> {
         return Ok(());
     }
     let created = rt::run_on(0, move || {
-        let configs = BTreeMap::from([
-            // Compaction is not implemented: keep everything rather than lose offsets.
-            ("retention.ms".to_owned(), "-1".to_owned()),
-            ("segment.bytes".to_owned(), (100 << 20).to_string()),
-        ]);
+        let segment_bytes = coordinator::current().config.offsets_topic_segment_bytes;
+        let configs = offsets_topic::configs(segment_bytes);
         shard::create_topic(OFFSETS_TOPIC.to_owned(), partitions, configs)
     })
     .await

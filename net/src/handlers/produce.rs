@@ -6,16 +6,19 @@
 //! assigned, in request order), then [`Placed::finish`] waits for the appends.
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
-use runnel_engine::log::AppendInfo;
+use runnel_engine::log::batch::{self, BatchError};
+use runnel_engine::log::{AppendError, AppendInfo};
 use runnel_engine::rt;
 
 use crate::kafka::dispatch::{Api, Call, Finishing, HandlerError, LocalBoxFuture, Run};
 use crate::kafka::error_code;
 use crate::partitions::{shard, Partition};
-use crate::route::{self, ErrorCode, Need, Routed, Scattered};
+use crate::route::{self, record_errors, ErrorCode, Need, Routed, Scattered};
 
 pub const API: Api = Api::new(
     kafka_protocol::messages::ApiKey::Produce,
@@ -48,8 +51,17 @@ pub struct Placed {
     appends: Option<Scattered<AppendResult>>,
 }
 
-/// An append's outcome: where the records landed, or the Kafka error and its message.
-type AppendResult = Result<AppendInfo, (ErrorCode, Option<String>)>;
+/// An append's outcome: where the records landed, or why not.
+type AppendResult = Result<AppendInfo, Refusal>;
+
+/// A refused append: the Kafka error, its message, and the records at fault (batch index and
+/// message; see [`route::record_errors`]).
+#[derive(Debug)]
+struct Refusal {
+    code: ErrorCode,
+    message: Option<String>,
+    record_errors: Vec<(i32, String)>,
+}
 
 /// The first phase of a produce request: returns once every partition's records have been
 /// placed in its log on its owning shard, so offsets are assigned in the order requests are
@@ -129,9 +141,20 @@ impl Placed {
                         answer.log_append_time_ms = info.log_append_time.unwrap_or(-1);
                         answer.log_start_offset = info.log_start_offset;
                     }
-                    Ok(Err((code, message))) => {
-                        answer.error_code = code;
-                        answer.error_message = message.map(StrBytes::from_string);
+                    Ok(Err(refusal)) => {
+                        answer.error_code = refusal.code;
+                        answer.error_message = refusal.message.map(StrBytes::from_string);
+                        answer.record_errors = refusal
+                            .record_errors
+                            .into_iter()
+                            .map(|(index, message)| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(index)
+                                    .with_batch_index_error_message(Some(StrBytes::from_string(
+                                        message,
+                                    )))
+                            })
+                            .collect();
                     }
                     Err(code) => answer.error_code = code,
                 }
@@ -163,6 +186,34 @@ fn unanswered(index: i32) -> PartitionProduceResponse {
     result
 }
 
+/// Why `partition`'s log refused an append. A compacted log refusing a batch as invalid
+/// (`records`: what was sent, kept for compacted logs only) names the records without a key,
+/// as Kafka does.
+fn refusal(partition: &Partition, records: Option<&Bytes>, e: &AppendError) -> Refusal {
+    let code = route::errors::append_error(e);
+    let keyless = match (e, records) {
+        (AppendError::Batch(BatchError::Invalid(_)), Some(records)) => {
+            let limit = batch::decompression_limit(partition.log().config().max_message_bytes);
+            record_errors::keyless(records, limit)
+        }
+        _ => Vec::new(),
+    };
+    if keyless.is_empty() {
+        return Refusal {
+            code,
+            message: Some(e.to_string()),
+            record_errors: Vec::new(),
+        };
+    }
+    let message = record_errors::keyless_message(&partition.tp.topic, partition.tp.partition);
+    let errors: Vec<(i32, String)> = keyless.into_iter().map(|i| (i, message.clone())).collect();
+    Refusal {
+        code,
+        message: Some(record_errors::summary(&errors)),
+        record_errors: errors,
+    }
+}
+
 /// Places every append in its log now, in request order (this runs when the shard takes the
 /// message). The appends complete concurrently, each awaited by its own task, so one
 /// partition's write or sync doesn't wait for another's. The records are not copied: the log
@@ -175,11 +226,20 @@ fn place_on_this_shard(
         .map(|(partition, records)| {
             let bytes = records.len() as u64;
             let started = std::time::Instant::now();
+            // A refusal may have to name records: keep them (a reference, not a copy) until
+            // the append is done, on compacted logs only, so other appends free their request
+            // buffers as soon as they are written.
+            let kept = partition
+                .log()
+                .config()
+                .cleanup_policy
+                .compact
+                .then(|| records.clone());
             let appended = partition.log().append(records);
             rt::spawn_local(async move {
                 let info = appended
                     .await
-                    .map_err(|e| (route::errors::append_error(&e), Some(e.to_string())))?;
+                    .map_err(|e| refusal(&partition, kept.as_ref(), &e))?;
                 let messages = (info.last_offset - info.base_offset + 1).max(0) as u64;
                 crate::metrics::record_append(
                     &partition.tp.topic,

@@ -33,6 +33,7 @@ pub const INVALID_PARTITIONS: i16 = ResponseError::InvalidPartitions.code();
 pub const INVALID_REPLICATION_FACTOR: i16 = ResponseError::InvalidReplicationFactor.code();
 pub const INVALID_REPLICA_ASSIGNMENT: i16 = ResponseError::InvalidReplicaAssignment.code();
 pub const INVALID_CONFIG: i16 = ResponseError::InvalidConfig.code();
+pub const POLICY_VIOLATION: i16 = ResponseError::PolicyViolation.code();
 pub const NOT_CONTROLLER: i16 = ResponseError::NotController.code();
 pub const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
 pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 =
@@ -49,7 +50,6 @@ pub const MEMBER_ID_REQUIRED: i16 = ResponseError::MemberIdRequired.code();
 pub const FENCED_INSTANCE_ID: i16 = ResponseError::FencedInstanceId.code();
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = ResponseError::GroupSubscribedToTopic.code();
 pub const INVALID_RECORD: i16 = ResponseError::InvalidRecord.code();
-pub const POLICY_VIOLATION: i16 = ResponseError::PolicyViolation.code();
 pub const UNKNOWN_TOPIC_ID: i16 = ResponseError::UnknownTopicId.code();
 pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = ResponseError::UnsupportedEndpointType.code();
 
@@ -63,6 +63,7 @@ mod tests {
         assert_eq!(OFFSET_OUT_OF_RANGE, 1);
         assert_eq!(NOT_LEADER_OR_FOLLOWER, 6);
         assert_eq!(UNSUPPORTED_VERSION, 35);
+        assert_eq!(POLICY_VIOLATION, 44);
         assert_eq!(KAFKA_STORAGE_ERROR, 56);
         assert_eq!(UNKNOWN_TOPIC_ID, 100);
         assert_eq!(UNSUPPORTED_ENDPOINT_TYPE, 115);

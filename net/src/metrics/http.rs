@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use runnel_engine::rt::{self, Either, TcpListener, TcpStream};
 
-use super::prometheus::{self, Watermark};
+use super::compaction::Compaction;
+use super::prometheus::{self, PartitionMetrics};
 use crate::partitions::shard;
 
 /// Longest request head accepted.
@@ -74,7 +75,7 @@ async fn respond(head: &[u8]) -> Option<Vec<u8>> {
     let (status, content_type, body) = match (method, path) {
         ("GET", "/metrics") => {
             let snapshot = super::gather().await;
-            let body = prometheus::render(&snapshot, &watermarks().await);
+            let body = prometheus::render(&snapshot, &partitions().await);
             ("200 OK", "text/plain; version=0.0.4", body)
         }
         ("GET", _) => (
@@ -93,19 +94,21 @@ async fn respond(head: &[u8]) -> Option<Vec<u8>> {
     Some(response)
 }
 
-/// Every open partition's high watermark, from the shards that own them.
-async fn watermarks() -> Vec<Watermark> {
+/// Every open partition's figures, from the shards that own them.
+async fn partitions() -> Vec<PartitionMetrics> {
     let mut all = Vec::new();
     for s in 0..rt::shard_count() {
         let on_this = rt::run_on(s, || async {
+            let now_ms = crate::groups::group::wall_ms();
             shard::current()
                 .logs
                 .snapshot()
                 .into_iter()
-                .map(|(tp, partition)| Watermark {
+                .map(|(tp, partition)| PartitionMetrics {
                     topic: tp.topic.to_string(),
                     partition: tp.partition as usize,
                     high_watermark: partition.high_watermark(),
+                    compaction: Compaction::of(partition.log(), now_ms),
                 })
                 .collect::<Vec<_>>()
         })

@@ -7,10 +7,13 @@
 //! - queueing (a decoded request waiting for the connection's earlier requests) and response
 //!   send time (a ready response written to the socket);
 //! - messages and bytes in (produce) and bytes out (fetch) per topic;
-//! - open connections.
+//! - open connections;
+//! - per partition, the high watermark, and for compacted partitions what the log cleaner did
+//!   ([`compaction`]; read from the logs when scraped, not recorded here).
 //!
 //! Latencies are HdrHistograms in microseconds (3 significant digits, up to 60 s).
 
+pub mod compaction;
 pub mod http;
 pub mod prometheus;
 pub mod report;

@@ -1,11 +1,12 @@
-//! The Prometheus text exposition format (version 0.0.4) of a [`Snapshot`], plus partition
-//! high watermarks.
+//! The Prometheus text exposition format (version 0.0.4) of a [`Snapshot`], plus each
+//! partition's high watermark and, for compacted ones, the cleaner's figures.
 
 use std::fmt::Write;
 
 use hdrhistogram::Histogram;
 use kafka_protocol::messages::ApiKey;
 
+use super::compaction::{self, Compaction};
 use super::Snapshot;
 
 const QUANTILES: [(f64, &str); 6] = [
@@ -17,16 +18,18 @@ const QUANTILES: [(f64, &str); 6] = [
     (0.9999, "0.9999"),
 ];
 
-/// A partition's high watermark, for `runnel_partition_high_watermark`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Watermark {
+/// A partition's figures: its high watermark (`runnel_partition_high_watermark`) and, if it
+/// is compacted, its cleaner's ([`super::compaction`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionMetrics {
     pub topic: String,
     pub partition: usize,
     pub high_watermark: i64,
+    pub compaction: Option<Compaction>,
 }
 
 /// Label values escaped as the format asks (backslash, quote, newline).
-fn escape(value: &str) -> String {
+pub(super) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -58,7 +61,7 @@ fn summary(out: &mut String, name: &str, labels: &str, h: &Histogram<u64>) {
     let _ = writeln!(out, "{name}_count{braces} {}", h.len());
 }
 
-pub fn render(snapshot: &Snapshot, watermarks: &[Watermark]) -> String {
+pub fn render(snapshot: &Snapshot, partitions: &[PartitionMetrics]) -> String {
     let mut out = String::new();
     out.push_str("# HELP runnel_request_latency_seconds Time from a decoded request to its response, per API and version.\n");
     out.push_str("# TYPE runnel_request_latency_seconds summary\n");
@@ -125,15 +128,16 @@ pub fn render(snapshot: &Snapshot, watermarks: &[Watermark]) -> String {
     }
     out.push_str("# HELP runnel_partition_high_watermark The high watermark of each partition.\n");
     out.push_str("# TYPE runnel_partition_high_watermark gauge\n");
-    for w in watermarks {
+    for p in partitions {
         let _ = writeln!(
             out,
             "runnel_partition_high_watermark{{topic=\"{}\",partition=\"{}\"}} {}",
-            escape(&w.topic),
-            w.partition,
-            w.high_watermark
+            escape(&p.topic),
+            p.partition,
+            p.high_watermark
         );
     }
+    compaction::render(&mut out, partitions);
     out.push_str("# HELP runnel_connections Open client connections.\n");
     out.push_str("# TYPE runnel_connections gauge\n");
     let _ = writeln!(out, "runnel_connections {}", snapshot.connections);
@@ -195,10 +199,11 @@ mod tests {
         snapshot.connections = 3;
         let text = render(
             &snapshot,
-            &[Watermark {
+            &[PartitionMetrics {
                 topic: "t".into(),
                 partition: 1,
                 high_watermark: 42,
+                compaction: None,
             }],
         );
         assert!(text.contains("runnel_request_latency_seconds{api=\"Produce\",version=\"9\",quantile=\"0.5\"} 0.0002"), "{text}");

@@ -1,5 +1,6 @@
 //! Reading the admin port's `/metrics` back, for people: `runnelctl stats` prints the broker's
-//! latency summaries as a table in milliseconds, then its counters and gauges.
+//! latency summaries as a table in milliseconds, the log cleaner's figures per compacted
+//! partition as another, then the other counters and gauges.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -42,6 +43,7 @@ const SHOWN: [&str; 5] = ["0.5", "0.95", "0.99", "0.999", "0.9999"];
 /// summary (count and quantiles in milliseconds), then every other sample as it is.
 pub fn table(text: &str) -> String {
     let mut summaries: BTreeMap<(String, String), Summary> = BTreeMap::new();
+    let mut cleaned: BTreeMap<String, [Option<String>; 6]> = BTreeMap::new();
     let mut others = Vec::new();
     for line in text
         .lines()
@@ -62,7 +64,9 @@ pub fn table(text: &str) -> String {
             }
         }
         let labels = kept.join(",");
-        if let Some(q) = quantile {
+        if let Some(column) = super::compaction::column(name) {
+            cleaned.entry(labels).or_default()[column] = Some(value.to_owned());
+        } else if let Some(q) = quantile {
             let seconds = value.parse().unwrap_or(f64::NAN);
             let key = (name.to_owned(), labels);
             summaries
@@ -105,6 +109,9 @@ pub fn table(text: &str) -> String {
         }
         out.push('\n');
     }
+    if !cleaned.is_empty() {
+        compaction_table(&mut out, &cleaned);
+    }
     if !others.is_empty() {
         out.push('\n');
         for line in others {
@@ -113,6 +120,22 @@ pub fn table(text: &str) -> String {
         }
     }
     out
+}
+
+/// The cleaner's figures, one row per compacted partition ("-": not known yet).
+fn compaction_table(out: &mut String, rows: &BTreeMap<String, [Option<String>; 6]>) {
+    let _ = write!(out, "\n{:<60}", "compaction");
+    for heading in super::compaction::HEADINGS {
+        let _ = write!(out, " {heading:>12}");
+    }
+    out.push('\n');
+    for (partition, values) in rows {
+        let _ = write!(out, "{partition:<60}");
+        for value in values {
+            let _ = write!(out, " {:>12}", value.as_deref().unwrap_or("-"));
+        }
+        out.push('\n');
+    }
 }
 
 /// Splits `a="x",b="y,z"` at the commas between labels (not those inside quotes).
@@ -142,7 +165,10 @@ fn split_labels(labels: &str) -> Vec<String> {
 mod tests {
     use hdrhistogram::Histogram;
 
-    use super::super::prometheus::{render, Watermark};
+    use runnel_engine::log::compaction::CleanerStats;
+
+    use super::super::compaction::Compaction;
+    use super::super::prometheus::{render, PartitionMetrics};
     use super::super::{Snapshot, TopicCounters};
     use super::*;
 
@@ -166,11 +192,30 @@ mod tests {
             },
         );
         snapshot.connections = 3;
-        let watermarks = [Watermark {
-            topic: "t".into(),
-            partition: 0,
-            high_watermark: 42,
-        }];
+        let watermarks = [
+            PartitionMetrics {
+                topic: "t".into(),
+                partition: 0,
+                high_watermark: 42,
+                compaction: None,
+            },
+            PartitionMetrics {
+                topic: "keyed".into(),
+                partition: 1,
+                high_watermark: 9,
+                compaction: Some(Compaction {
+                    dirty_ratio: Some(0.5),
+                    stats: CleanerStats {
+                        runs: 3,
+                        bytes_read: 2000,
+                        bytes_written: 700,
+                        records_removed: 12,
+                        last_clean_ms: Some(5),
+                    },
+                    seconds_since_last_clean: Some(2.25),
+                }),
+            },
+        ];
         let text = table(&render(&snapshot, &watermarks));
         let row = |prefix: &str| {
             text.lines()
@@ -196,6 +241,12 @@ mod tests {
         );
         assert!(text.contains("runnel_partition_high_watermark{topic=\"t\",partition=\"0\"} 42"));
         assert!(text.contains("runnel_connections 3"));
+        let cleaned = row("topic=\"keyed\",partition=\"1\"");
+        assert_eq!(cleaned, ["0.5", "3", "2000", "700", "12", "2.25"], "{text}");
+        assert!(
+            !text.contains("runnel_cleaner_runs_total"),
+            "the cleaner's figures are in their table: {text}"
+        );
         assert!(!text.contains("_sum"), "sums are left out");
     }
 

@@ -1,13 +1,15 @@
 //! The broker's topics and partitions: the registry ([`topics`]), config schemas and
 //! broker-level configs ([`configs`]), a topic's log settings ([`topic_config`]), the partition
 //! key ([`TopicPartition`]), a partition's log and replica state ([`partition`]), the
-//! partitions that failed to open ([`offline`]), each shard's share ([`shard`]), the brokers
+//! partitions that failed to open ([`offline`]), each shard's share ([`shard`]) and its log
+//! cleaner's settings ([`cleaner_config`]), the brokers
 //! replicas may live on ([`brokers`]) and the checks of replica assignments and replication
 //! factors against them ([`assignment`]).
 
 pub mod assignment;
 pub mod broker_configs;
 pub mod brokers;
+pub mod cleaner_config;
 pub mod configs;
 pub mod offline;
 pub mod partition;

@@ -13,6 +13,7 @@ use runnel_engine::rt::{self, LocalEvent};
 
 use super::assignment;
 use super::brokers::Brokers;
+use super::cleaner_config::cleaner_config;
 use super::configs::broker_state::BrokerConfigs;
 use super::configs::ops::{self, ConfigOp};
 use super::configs::topic_defs::topic_config;
@@ -102,7 +103,8 @@ impl Default for TopicDefaults {
     }
 }
 
-/// Sets up this shard: installs its state, opens the logs of its partitions, starts retention.
+/// Sets up this shard: installs its state, opens the logs of its partitions, starts retention
+/// and the log cleaner.
 pub async fn start_shard(
     data_dir: PathBuf,
     clean_shutdown: bool,
@@ -134,6 +136,10 @@ pub async fn start_shard(
             |ms| Duration::from_millis(ms.max(1) as u64),
         );
     rt::spawn_local(state.logs.clone().run_housekeeping(every));
+    let cleaner = cleaner_config(&state.defaults().broker, rt::shard_count());
+    if cleaner.enabled {
+        rt::spawn_local(state.logs.clone().run_cleaner(cleaner));
+    }
     state
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use runnel_engine::flush::FlushPolicy;
 use runnel_engine::log::batch::{Compression, TimestampType};
-use runnel_engine::log::{LogConfig, TopicCompression};
+use runnel_engine::log::{CleanupPolicy, LogConfig, TopicCompression};
 
 use super::configs::schema::list_items;
 use super::configs::topic_defs::topic_config;
@@ -39,13 +39,6 @@ pub fn validate(configs: &BTreeMap<String, String>) -> Result<(), String> {
         if min > max {
             return Err(format!(
                 "conflict topic config setting min.compaction.lag.ms ({min}) > max.compaction.lag.ms ({max})"
-            ));
-        }
-    }
-    if let Some(policy) = configs.get("cleanup.policy") {
-        if list_items(policy).contains(&"compact") {
-            return Err(format!(
-                "cleanup.policy={policy:?}: compaction is not supported by this broker yet (use delete, or an empty list to keep everything)"
             ));
         }
     }
@@ -99,10 +92,26 @@ pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, Strin
     if let Some(bytes) = number("retention.bytes") {
         config.retention_bytes = u64::try_from(bytes).ok();
     }
-    // Without "delete" in cleanup.policy (an empty list), nothing is removed by retention.
-    if get("cleanup.policy").is_some_and(|p| !list_items(p).contains(&"delete")) {
+    if let Some(policy) = get("cleanup.policy") {
+        config.cleanup_policy = cleanup_policy(policy);
+    }
+    // Without "delete" in cleanup.policy (compact alone, or an empty list), nothing is
+    // removed by retention, whatever retention.ms and retention.bytes say (as in Kafka).
+    if !config.cleanup_policy.delete {
         config.retention_ms = None;
         config.retention_bytes = None;
+    }
+    if let Some(ratio) = get("min.cleanable.dirty.ratio").and_then(|v| v.parse::<f64>().ok()) {
+        config.min_cleanable_dirty_ratio = ratio;
+    }
+    if let Some(ms) = number("min.compaction.lag.ms") {
+        config.min_compaction_lag_ms = ms;
+    }
+    if let Some(ms) = number("max.compaction.lag.ms") {
+        config.max_compaction_lag_ms = ms;
+    }
+    if let Some(ms) = number("delete.retention.ms") {
+        config.delete_retention_ms = ms;
     }
     let flush_ms = number("flush.ms").map(as_u64);
     let flush_bytes = number("flush.bytes").filter(|&n| n > 0).map(as_u64);
@@ -116,6 +125,15 @@ pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, Strin
     }
     config.compression = compression(configs);
     Ok(config)
+}
+
+/// `cleanup.policy` (validated already): which of `delete` and `compact` the list names.
+fn cleanup_policy(value: &str) -> CleanupPolicy {
+    let items = list_items(value);
+    CleanupPolicy {
+        delete: items.contains(&"delete"),
+        compact: items.contains(&"compact"),
+    }
 }
 
 /// `compression.type` with the level of its codec (validated already).
@@ -161,6 +179,11 @@ mod tests {
             ("max.message.bytes", "2000000"),
             ("compression.type", "zstd"),
             ("compression.zstd.level", "7"),
+            ("cleanup.policy", "compact,delete"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("min.compaction.lag.ms", "100"),
+            ("max.compaction.lag.ms", "60000"),
+            ("delete.retention.ms", "1000"),
         ]))
         .unwrap();
         assert_eq!(config.segment_bytes, 1 << 20);
@@ -176,7 +199,52 @@ mod tests {
                 level: Some(7)
             }
         );
+        assert_eq!(
+            config.cleanup_policy,
+            CleanupPolicy {
+                delete: true,
+                compact: true
+            }
+        );
+        assert_eq!(config.min_cleanable_dirty_ratio, 0.01);
+        assert_eq!(config.min_compaction_lag_ms, 100);
+        assert_eq!(config.max_compaction_lag_ms, 60_000);
+        assert_eq!(config.delete_retention_ms, 1000);
         assert_eq!(log_config(&BTreeMap::new()).unwrap(), LogConfig::default());
+    }
+
+    #[test]
+    fn cleanup_policy_says_what_removes_old_records() {
+        let policy = |value: &str| {
+            let config = log_config(&configs(&[
+                ("cleanup.policy", value),
+                ("retention.ms", "5"),
+            ]))
+            .unwrap();
+            (config.cleanup_policy, config.retention_ms.is_some())
+        };
+        assert_eq!(policy("delete"), (CleanupPolicy::DELETE, true));
+        // Compacted alone, a topic keeps each key's newest record however old it is.
+        assert_eq!(policy("compact"), (CleanupPolicy::COMPACT, false));
+        assert_eq!(policy(" compact , delete "), (both(), true));
+        assert_eq!(policy("delete,compact"), (both(), true));
+        let neither = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        assert_eq!(policy(""), (neither, false));
+        assert_eq!(
+            log_config(&BTreeMap::new()).unwrap().cleanup_policy,
+            CleanupPolicy::DELETE,
+            "Kafka's default"
+        );
+    }
+
+    fn both() -> CleanupPolicy {
+        CleanupPolicy {
+            delete: true,
+            compact: true,
+        }
     }
 
     #[test]
@@ -256,6 +324,8 @@ mod tests {
             ("compression.lz4.level", "17"),
             ("compression.zstd.level", "-5"),
             ("cleanup.policy", ""),
+            ("cleanup.policy", "compact"),
+            ("cleanup.policy", "compact,delete"),
             ("retention.bytes", "-5"),
         ] {
             log_config(&configs(&[(key, value)])).unwrap_or_else(|e| panic!("{key}={value}: {e}"));
@@ -276,14 +346,19 @@ mod tests {
             ("segment.bytes", "13"),
             ("retention.ms", "-7"),
             ("flush.policy", "sometimes"),
-            ("cleanup.policy", "compact"),
             ("cleanup.policy", "delete,shred"),
+            ("cleanup.policy", "compaction"),
             ("no.such.config", "1"),
             ("message.timestamp.type", "Now"),
             ("compression.gzip.level", "10"),
             ("compression.lz4.level", "0"),
             ("compression.zstd.level", "23"),
             ("min.cleanable.dirty.ratio", "1.5"),
+            ("min.cleanable.dirty.ratio", "-0.1"),
+            ("min.cleanable.dirty.ratio", "half"),
+            ("min.compaction.lag.ms", "-1"),
+            ("max.compaction.lag.ms", "0"),
+            ("delete.retention.ms", "-1"),
             ("preallocate", "maybe"),
             ("remote.storage.enable", "true"),
             ("min.insync.replicas", "2"),

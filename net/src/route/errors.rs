@@ -29,6 +29,7 @@ pub fn read_error(e: &ReadError) -> ErrorCode {
     match e {
         ReadError::OffsetOutOfRange { .. } => error_code::OFFSET_OUT_OF_RANGE,
         ReadError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
+        // DeleteRecords on a topic without `delete` in its cleanup.policy: Kafka's answer.
         ReadError::PolicyViolation(_) => error_code::POLICY_VIOLATION,
     }
 }

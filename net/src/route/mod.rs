@@ -6,9 +6,11 @@
 //! carrying all its partitions, all shards at once; [`Scattered::gather`] puts the answers
 //! back in request order. A partition that can't be served gets its Kafka error code from
 //! [`errors`], the one place that decides what a missing partition, a stopped shard or a
-//! storage failure looks like to a client.
+//! storage failure looks like to a client ([`record_errors`]: which records of a refused batch
+//! were at fault).
 
 pub mod errors;
+pub mod record_errors;
 mod scatter;
 
 pub use scatter::Scattered;

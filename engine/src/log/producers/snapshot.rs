@@ -172,7 +172,11 @@ pub async fn write(dir: &Path, offset: i64, states: Vec<u8>) -> io::Result<()> {
         let offsets = list_blocking(&dir)?;
         let excess = offsets.len().saturating_sub(KEPT);
         for old in &offsets[..excess] {
-            std::fs::remove_file(dir.join(file_name(*old)))?;
+            // Two seals close together (tiny segments) can both clean up the same old one.
+            match std::fs::remove_file(dir.join(file_name(*old))) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
         Ok(())
     })

@@ -70,7 +70,12 @@ pub static STATIC_BROKER_CONFIGS: &[ConfigDef] = &[
     fixed("num.partitions", ConfigType::Int, Some("1"), "Partitions of topics created without a count, or auto-created."),
     fixed("producer.id.expiration.ms", ConfigType::Int, Some("86400000"), "An idempotent producer that has not appended to a partition for this long is forgotten there."),
     fixed("log.retention.check.interval.ms", ConfigType::Long, Some("30000"), "How often retention runs and expired producers are forgotten."),
+    fixed("log.cleaner.enable", ConfigType::Boolean, Some("true"), "Run the log cleaner, which compacts topics whose cleanup.policy has compact."),
+    fixed("log.cleaner.dedupe.buffer.size", ConfigType::Long, Some("134217728"), "Memory for the cleaners' offset maps, shared evenly by the shards (Kafka: by the cleaner threads)."),
+    fixed("log.cleaner.io.max.bytes.per.second", ConfigType::Double, Some("1.7976931348623157E308"), "The cleaners' read and write rate, shared evenly by the shards."),
+    fixed("log.cleaner.backoff.ms", ConfigType::Long, Some("15000"), "How long a cleaner waits when no log needs cleaning."),
     fixed("offsets.topic.num.partitions", ConfigType::Int, Some("50"), "Partitions of __consumer_offsets."),
+    fixed("offsets.topic.segment.bytes", ConfigType::Int, Some("104857600"), "segment.bytes of __consumer_offsets when it is created."),
     fixed("queued.max.request.bytes", ConfigType::Long, Some("-1"), "Bytes of requests read but not yet answered (-1: no cap)."),
     fixed("socket.request.max.bytes", ConfigType::Int, Some("104857600"), "Largest request accepted."),
 ];
@@ -129,8 +134,24 @@ mod tests {
             "log.flush.policy",
             "log.flush.bytes",
             "min.insync.replicas",
+            "log.cleaner.min.cleanable.ratio",
+            "log.cleaner.delete.retention.ms",
+            "log.cleaner.min.compaction.lag.ms",
+            "log.cleaner.max.compaction.lag.ms",
         ] {
             assert!(dynamic(name), "{name}");
+        }
+        for (broker, topic) in [
+            ("log.cleanup.policy", "cleanup.policy"),
+            (
+                "log.cleaner.min.cleanable.ratio",
+                "min.cleanable.dirty.ratio",
+            ),
+            ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
+            ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
+            ("log.cleaner.max.compaction.lag.ms", "max.compaction.lag.ms"),
+        ] {
+            assert_eq!(broker_config(broker).unwrap().topic_name(), Some(topic));
         }
         for name in [
             "log.retention.hours",

@@ -70,6 +70,11 @@ pub struct BrokerConfigs {
 impl BrokerConfigs {
     /// A static broker setting read as a number (the config file's value, checked at start).
     pub fn static_number(&self, name: &str) -> Option<i64> {
+        self.static_parsed(name)
+    }
+
+    /// A static broker setting read as a `T` (a bool, a double, ...).
+    pub fn static_parsed<T: std::str::FromStr>(&self, name: &str) -> Option<T> {
         self.static_settings.get(name)?.parse().ok()
     }
 
@@ -174,6 +179,41 @@ mod tests {
         assert_eq!(
             defaults["segment.bytes"], "2000",
             "another broker's setting is not ours"
+        );
+    }
+
+    #[test]
+    fn broker_cleaner_defaults_reach_topics_that_set_nothing() {
+        let c = BrokerConfigs {
+            static_topic_defaults: map(&[("delete.retention.ms", "1000")]),
+            dynamic: DynamicConfigs {
+                cluster: map(&[
+                    ("log.cleanup.policy", "compact"),
+                    ("log.cleaner.min.cleanable.ratio", "0.01"),
+                    ("log.cleaner.min.compaction.lag.ms", "5"),
+                    ("log.cleaner.max.compaction.lag.ms", "60000"),
+                ]),
+                brokers: BTreeMap::new(),
+            },
+            ..BrokerConfigs::default()
+        };
+        let defaults = c.topic_defaults();
+        let log = crate::partitions::topic_config::log_config(&defaults).unwrap();
+        assert_eq!(
+            log.cleanup_policy,
+            runnel_engine::log::CleanupPolicy::COMPACT
+        );
+        assert_eq!(log.min_cleanable_dirty_ratio, 0.01);
+        assert_eq!(log.min_compaction_lag_ms, 5);
+        assert_eq!(log.max_compaction_lag_ms, 60_000);
+        assert_eq!(log.delete_retention_ms, 1000);
+        // A topic's own policy wins over the broker's.
+        let topic = map(&[("cleanup.policy", "delete")]);
+        let effective = crate::partitions::topic_config::effective(&defaults, &topic);
+        let log = crate::partitions::topic_config::log_config(&effective).unwrap();
+        assert_eq!(
+            log.cleanup_policy,
+            runnel_engine::log::CleanupPolicy::DELETE
         );
     }
 

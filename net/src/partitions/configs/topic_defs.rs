@@ -4,20 +4,18 @@
 //! Runnel does with it ([`Effect`]).
 //!
 //! Accepted, not yet acted on (stored, validated and reported, but without effect, because
-//! Runnel lacks the feature; see [`Effect::NotYet`]): `delete.retention.ms`,
-//! `file.delete.delay.ms`, `flush.messages`, `follower.replication.throttled.replicas`,
+//! Runnel lacks the feature; see [`Effect::NotYet`]): `file.delete.delay.ms`,
+//! `flush.messages`, `follower.replication.throttled.replicas`,
 //! `leader.replication.throttled.replicas`, `local.retention.bytes`, `local.retention.ms`,
-//! `max.compaction.lag.ms`, `message.downconversion.enable`,
-//! `message.timestamp.after.max.ms`, `message.timestamp.before.max.ms`,
-//! `message.timestamp.difference.max.ms`, `min.cleanable.dirty.ratio`,
-//! `min.compaction.lag.ms`, `remote.log.copy.disable`, `remote.log.delete.on.disable`,
-//! `segment.jitter.ms`, `unclean.leader.election.enable`. `message.format.version` is
-//! deprecated and ignored, as Kafka 3.x ignores it ([`Effect::Ignored`]).
+//! `message.downconversion.enable`, `message.timestamp.after.max.ms`,
+//! `message.timestamp.before.max.ms`, `message.timestamp.difference.max.ms`,
+//! `remote.log.copy.disable`, `remote.log.delete.on.disable`, `segment.jitter.ms`,
+//! `unclean.leader.election.enable`. `message.format.version` is deprecated and ignored, as
+//! Kafka 3.x ignores it ([`Effect::Ignored`]).
 //!
 //! Values Runnel refuses although Kafka takes them, because accepting them would pretend:
-//! `cleanup.policy` containing `compact` (no compaction yet), `remote.storage.enable=true` (no
-//! tiered storage: Kafka refuses it too when its broker has none), `min.insync.replicas` above 1
-//! (a single replica could never satisfy acks=all).
+//! `remote.storage.enable=true` (no tiered storage: Kafka refuses it too when its broker has
+//! none), `min.insync.replicas` above 1 (a single replica could never satisfy acks=all).
 
 use super::schema::{Check, ConfigDef, ConfigType};
 
@@ -101,7 +99,7 @@ use Effect::{Applied, Ignored, NotYet};
 pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
     topic("cleanup.policy", List, "delete", Check::ListOf(&["compact", "delete"]),
         &[syn("log.cleanup.policy", List, Some("delete"))], Applied,
-        "How old segments are cleaned up: 'delete' removes them by retention.ms and retention.bytes; an empty list keeps everything. 'compact' is not supported by Runnel yet."),
+        "How old records are cleaned up: 'delete' removes old segments by retention.ms and retention.bytes; 'compact' keeps only the newest record of each key (records without a key are refused); both do both; an empty list keeps everything."),
     topic("compression.gzip.level", Int, "-1", Check::DefaultOrBetween(1, 9),
         &[syn("compression.gzip.level", Int, Some("-1"))], Applied,
         "Level of the gzip codec when compression.type is gzip (-1: the codec's default)."),
@@ -115,8 +113,8 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         &[syn("compression.zstd.level", Int, Some("3"))], Applied,
         "Level of the zstd codec when compression.type is zstd."),
     topic("delete.retention.ms", Long, "86400000", Check::AtLeast(0),
-        &[syn("log.cleaner.delete.retention.ms", Long, Some("86400000"))], NotYet,
-        "How long delete tombstones are kept on compacted topics (accepted; Runnel does not compact yet)."),
+        &[syn("log.cleaner.delete.retention.ms", Long, Some("86400000"))], Applied,
+        "How long a tombstone (a keyed record with a null value) stays readable on a compacted topic after the cleaner first reaches it, so consumers catching up see the delete."),
     topic("file.delete.delay.ms", Long, "60000", Check::AtLeast(0),
         &[syn("log.segment.delete.delay.ms", Long, Some("60000"))], NotYet,
         "Delay before a deleted segment's files are removed (accepted; Runnel removes them at once)."),
@@ -146,8 +144,8 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         &[syn("log.local.retention.ms", Long, Some("-2"))], NotYet,
         "Local retention by time for tiered topics (accepted; Runnel has no tiered storage)."),
     topic("max.compaction.lag.ms", Long, LONG_MAX, Check::AtLeast(1),
-        &[syn("log.cleaner.max.compaction.lag.ms", Long, Some(LONG_MAX))], NotYet,
-        "Longest a record stays uncompacted (accepted; Runnel does not compact yet)."),
+        &[syn("log.cleaner.max.compaction.lag.ms", Long, Some(LONG_MAX))], Applied,
+        "Longest a record stays uncompacted on a compacted topic: older dirty records make the log cleanable whatever its dirty ratio."),
     topic("max.message.bytes", Int, "1048588", Check::AtLeast(0),
         &[syn("message.max.bytes", Int, Some("1048588"))], Applied,
         "Largest record batch the topic accepts (after recompression, when compression.type asks for it)."),
@@ -170,11 +168,11 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         &[syn("log.message.timestamp.type", Str, Some("CreateTime"))], Applied,
         "Whether batches keep the producer's CreateTime or are stamped with the broker's LogAppendTime."),
     topic("min.cleanable.dirty.ratio", Double, "0.5", Check::Ratio,
-        &[syn("log.cleaner.min.cleanable.ratio", Double, Some("0.5"))], NotYet,
-        "Dirty share of a log that triggers compaction (accepted; Runnel does not compact yet)."),
+        &[syn("log.cleaner.min.cleanable.ratio", Double, Some("0.5"))], Applied,
+        "Share of a compacted log's bytes not yet compacted (dirty) at which the cleaner compacts it."),
     topic("min.compaction.lag.ms", Long, "0", Check::AtLeast(0),
-        &[syn("log.cleaner.min.compaction.lag.ms", Long, Some("0"))], NotYet,
-        "Shortest time a record stays uncompacted (accepted; Runnel does not compact yet)."),
+        &[syn("log.cleaner.min.compaction.lag.ms", Long, Some("0"))], Applied,
+        "Shortest time a record stays uncompacted on a compacted topic (superseded records younger than this are kept)."),
     topic("min.insync.replicas", Int, "1", Check::AtLeast(1),
         &[syn("min.insync.replicas", Int, Some("1"))], Applied,
         "Replicas that must acknowledge an acks=all write; a single broker has one, so only 1 is accepted."),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Python Kafka clients the tests drive (scripts/compat.py, and tests/tests/compaction.rs
+# The Python Kafka clients the tests drive (scripts/compat.py, and tests/tests/compaction/
 # through runnel_tests::python): confluent-kafka and kafka-python, pinned, in .venv at the
 # repository's root. Idempotent: installs from PyPI only what is missing.
 set -euo pipefail

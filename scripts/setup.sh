@@ -37,5 +37,5 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 
 # The Python Kafka clients (confluent-kafka, kafka-python) in .venv: scripts/compat.sh and the
-# integration tests that drive kafka-python (tests/tests/compaction.rs) use them.
+# integration tests that drive kafka-python (tests/tests/compaction/) use them.
 "$(dirname "$0")/python-clients.sh"

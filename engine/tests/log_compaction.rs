@@ -453,6 +453,34 @@ on_both_backends! {
         });
     }
 
+    fn max_compaction_lag_rolls_the_active_segment(backend) {
+        common::run(backend, || async {
+            let dir = tempfile::tempdir().unwrap();
+            let (clock, options) = manual_clock();
+            let config = LogConfig {
+                segment_bytes: 1 << 30,
+                min_cleanable_dirty_ratio: 0.99,
+                max_compaction_lag_ms: 5_000,
+                ..compacted_config()
+            };
+            let (log, _) = Log::open(dir.path(), config, options).await.unwrap();
+            let overwrite = |v: &str| keyed_batch(&[("k".into(), Some(v.into()))], Compression::None);
+            log.append(overwrite("1")).await.unwrap();
+            log.append(overwrite("2")).await.unwrap();
+            assert_eq!(log.segment_bases().len(), 1);
+            // Past the lag, the next append rolls (segment.ms alone is a week), so the cleaner
+            // can reach the superseded record.
+            clock.set(clock.get() + 5_000);
+            log.append(overwrite("3")).await.unwrap();
+            log.quiesce().await;
+            assert_eq!(log.segment_bases().len(), 2);
+            log.clean(&mut cleaner()).await.unwrap().expect("the sealed segment is cleanable");
+            let seen = read_all(&log).await;
+            assert_eq!(seen.iter().map(|s| s.2.clone().unwrap()).collect::<Vec<_>>(), ["2", "3"]);
+            log.close().await.unwrap();
+        });
+    }
+
     fn compact_only_logs_keep_old_segments_past_retention(backend) {
         common::run(backend, || async {
             let dir = tempfile::tempdir().unwrap();

@@ -129,6 +129,18 @@ impl LogConfig {
         self.segment_bytes.clamp(1, MAX_SEGMENT_BYTES)
     }
 
+    /// How long a segment may take appends: `segment.ms`, and on a compacted log at most
+    /// `max.compaction.lag.ms` (KIP-354: the cleaner never touches the active segment, so
+    /// the lag bound needs the roll).
+    pub(crate) fn max_segment_ms(&self) -> i64 {
+        let segment_ms = self.segment_ms.as_millis().min(i64::MAX as u128) as i64;
+        if self.cleanup_policy.compact && self.max_compaction_lag_ms > 0 {
+            segment_ms.min(self.max_compaction_lag_ms)
+        } else {
+            segment_ms
+        }
+    }
+
     /// Offset index entries a segment may hold before it must roll.
     pub(crate) fn max_index_entries(&self) -> usize {
         (self.segment_index_bytes / super::index::OFFSET_ENTRY_LEN).max(1)

@@ -19,7 +19,7 @@ use crate::flush;
 use crate::rt::File;
 
 /// Rolls to a new segment when the incoming `len` bytes / `records` wouldn't fit the active
-/// one, or it is older than `segment.ms`. Returns the base offset of the segment to seal.
+/// one, or it is older than `segment.ms` (or, compacted, `max.compaction.lag.ms`). Returns the base offset of the segment to seal.
 pub(super) fn roll_if_needed(
     inner: &Rc<Inner>,
     st: &mut State,
@@ -34,9 +34,9 @@ pub(super) fn roll_if_needed(
         return None;
     }
     let too_big = active.size + len > config.effective_segment_bytes();
-    let too_old = active.first_append_ms.is_some_and(|first| {
-        now.saturating_sub(first) >= config.segment_ms.as_millis().min(i64::MAX as u128) as i64
-    });
+    let too_old = active
+        .first_append_ms
+        .is_some_and(|first| now.saturating_sub(first) >= config.max_segment_ms());
     let offsets_overflow = next_offset + records - active.base_offset > i64::from(i32::MAX);
     let index_full = active.indexes.offsets.len() >= config.max_index_entries();
     if !(too_big || too_old || offsets_overflow || index_full) {

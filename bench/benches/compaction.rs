@@ -18,7 +18,7 @@ use runnel_engine::log::batch::Compression;
 use runnel_engine::log::builder::{BatchBuilder, Record};
 use runnel_engine::log::compaction::{Cleaner, CleanerConfig};
 use runnel_engine::log::{CleanupPolicy, Log, LogConfig, OpenOptions};
-use runnel_engine::rt::{self, BackendChoice, Runtime, RuntimeConfig};
+use runnel_engine::rt::Runtime;
 
 const LOG_BYTES: u64 = 64 << 20;
 const KEYS: u64 = 8192;
@@ -26,17 +26,7 @@ const RECORDS_PER_BATCH: u64 = 100;
 const VALUE: usize = 1024;
 
 fn runtime() -> Runtime {
-    let backend = if rt::probe_uring().is_ok() {
-        BackendChoice::Uring
-    } else {
-        BackendChoice::Epoll
-    };
-    let config = RuntimeConfig {
-        cores: 1,
-        backend,
-        ..RuntimeConfig::default()
-    };
-    Runtime::start(config, |_| async {}).unwrap()
+    runnel_bench::engine_runtime()
 }
 
 fn bench_root() -> PathBuf {

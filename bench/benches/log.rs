@@ -29,7 +29,7 @@ use runnel_engine::log::batch::Compression;
 use runnel_engine::log::builder::{sample_batch, sample_builder, BatchBuilder, Record};
 use runnel_engine::log::index::{OffsetIndex, TimeIndex};
 use runnel_engine::log::{recompress, Log, LogConfig, OpenOptions, TopicCompression};
-use runnel_engine::rt::{self, BackendChoice, Runtime, RuntimeConfig, RuntimeHandle};
+use runnel_engine::rt::{self, Runtime, RuntimeHandle};
 
 const RECORDS: usize = 100;
 const VALUE: usize = 1024;
@@ -54,17 +54,7 @@ fn current_log() -> Log {
 }
 
 fn runtime() -> Runtime {
-    let backend = if rt::probe_uring().is_ok() {
-        BackendChoice::Uring
-    } else {
-        BackendChoice::Epoll
-    };
-    let config = RuntimeConfig {
-        cores: 1,
-        backend,
-        ..RuntimeConfig::default()
-    };
-    Runtime::start(config, |_| async {}).unwrap()
+    runnel_bench::engine_runtime()
 }
 
 fn bench_dir(name: &str) -> PathBuf {

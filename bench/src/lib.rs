@@ -7,6 +7,7 @@
 //! - [`rebalance`]: group members on the raw protocol, timing rebalances.
 //! - [`limits`]: this machine's loopback, page-cache and fdatasync limits, the yardsticks every
 //!   reported figure is divided by.
+//! - [`engine_runtime`]: the one-shard runtime the storage benchmarks run the engine on.
 
 pub mod client;
 pub mod compression;
@@ -20,3 +21,20 @@ pub mod rebalance;
 pub mod round_trip;
 pub mod runner;
 pub mod workload;
+
+/// A one-shard runtime on io_uring when the kernel has it (epoll otherwise), for the
+/// criterion benchmarks of the storage engine.
+pub fn engine_runtime() -> runnel_engine::rt::Runtime {
+    use runnel_engine::rt::{self, BackendChoice, Runtime, RuntimeConfig};
+    let backend = if rt::probe_uring().is_ok() {
+        BackendChoice::Uring
+    } else {
+        BackendChoice::Epoll
+    };
+    let config = RuntimeConfig {
+        cores: 1,
+        backend,
+        ..RuntimeConfig::default()
+    };
+    Runtime::start(config, |_| async {}).unwrap()
+}

@@ -121,13 +121,7 @@ fn metrics_show_what_the_broker_served() {
         );
 
         // runnelctl stats: the same figures as a table, latencies in milliseconds.
-        let out =
-            std::process::Command::new(runnel_tests::workspace_binary("runnelctl", "runnel-tools"))
-                .args(["stats", "--admin", &admin])
-                .output()
-                .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        let table = String::from_utf8(out.stdout).unwrap();
+        let table = runnelctl_stats(&admin);
         let produce = table
             .lines()
             .find(|l| l.starts_with("request_latency{api=\"Produce\",version=\"9\"}"))
@@ -193,13 +187,7 @@ fn compacted_partitions_report_their_cleaner() {
     );
 
     // runnelctl stats: one row per compacted partition.
-    let out =
-        std::process::Command::new(runnel_tests::workspace_binary("runnelctl", "runnel-tools"))
-            .args(["stats", "--admin", &admin])
-            .output()
-            .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let table = String::from_utf8(out.stdout).unwrap();
+    let table = runnelctl_stats(&admin);
     let header = table
         .lines()
         .position(|l| l.starts_with("compaction"))
@@ -210,4 +198,15 @@ fn compacted_partitions_report_their_cleaner() {
             && rows[1].starts_with("topic=\"keyed\",partition=\"1\""),
         "{table}"
     );
+}
+
+/// What `runnelctl stats --admin ADMIN` prints (it must succeed).
+fn runnelctl_stats(admin: &str) -> String {
+    let out =
+        std::process::Command::new(runnel_tests::workspace_binary("runnelctl", "runnel-tools"))
+            .args(["stats", "--admin", admin])
+            .output()
+            .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
 }

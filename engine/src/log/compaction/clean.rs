@@ -31,7 +31,7 @@ use crate::log::index::SegmentIndexes;
 use crate::log::partition::{Inner, Log};
 use crate::log::records;
 use crate::log::segment::{Segment, LOG_SUFFIX};
-use crate::log::{codec, MAX_SEGMENT_BYTES};
+use crate::log::MAX_SEGMENT_BYTES;
 use crate::rt::{self, File};
 
 /// Bytes read per step.
@@ -450,18 +450,8 @@ fn map_batch(
             header.base_offset
         ))
     };
-    let codec = header
-        .compression()
-        .ok_or_else(|| corrupt(batch::BatchError::Invalid("unknown compression codec")))?;
-    let payload = &bytes[batch::HEADER_LEN..];
-    let inflated;
-    let records = if codec == batch::Compression::None {
-        payload
-    } else {
-        inflated = codec::decompress(codec, payload, limit).map_err(corrupt)?;
-        &inflated[..]
-    };
-    for record in records::walk(records) {
+    let records = filter::records_section(bytes, header, limit).map_err(corrupt)?;
+    for record in records::walk(&records) {
         let record = record.map_err(corrupt)?;
         let offset = header
             .base_offset

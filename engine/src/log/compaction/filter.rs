@@ -14,6 +14,8 @@
 //! segment (so the segment's offsets still end where the next one begins). Control batches
 //! are kept whole (transaction markers stay until transactions define when they can go).
 
+use std::borrow::Cow;
+
 use super::offset_map::{key_hash, OffsetMap};
 use crate::log::batch::{self, BatchError, BatchHeader, Compression, HEADER_LEN};
 use crate::log::builder::put_varint;
@@ -81,22 +83,13 @@ pub(crate) fn filter_batch(
     let codec = header
         .compression()
         .ok_or(BatchError::Invalid("unknown compression codec"))?;
-    let payload = bytes
-        .get(HEADER_LEN..)
-        .ok_or(BatchError::Corrupt("shorter than a batch header"))?;
-    let inflated;
-    let records = if codec == Compression::None {
-        payload
-    } else {
-        inflated = codec::decompress(codec, payload, rules.decompression_limit)?;
-        &inflated[..]
-    };
+    let records = records_section(bytes, header, rules.decompression_limit)?;
     let horizon = header.delete_horizon();
     let horizon_passed = horizon.is_some_and(|h| h <= rules.now_ms);
     let mut kept = Vec::new();
     let mut removed = 0u32;
     let mut has_tombstones = false;
-    for record in records::walk(records) {
+    for record in records::walk(&records) {
         let record = record?;
         let offset = header
             .base_offset
@@ -166,6 +159,25 @@ pub(crate) fn filter_batch(
     })
 }
 
+/// The records section of a whole batch: in place when uncompressed, otherwise inflated
+/// into at most `limit` bytes.
+pub(crate) fn records_section<'a>(
+    bytes: &'a [u8],
+    header: &BatchHeader,
+    limit: usize,
+) -> Result<Cow<'a, [u8]>, BatchError> {
+    let codec = header
+        .compression()
+        .ok_or(BatchError::Invalid("unknown compression codec"))?;
+    let payload = bytes
+        .get(HEADER_LEN..)
+        .ok_or(BatchError::Corrupt("shorter than a batch header"))?;
+    Ok(match codec {
+        Compression::None => Cow::Borrowed(payload),
+        codec => Cow::Owned(codec::decompress(codec, payload, limit)?),
+    })
+}
+
 /// Refuses a batch for a compacted topic that holds a record without a key (INVALID_RECORD,
 /// as Kafka does): the cleaner could never tell what it supersedes. Control batches carry
 /// no client records and pass.
@@ -177,20 +189,8 @@ pub(crate) fn check_keys(
     if header.is_control() {
         return Ok(());
     }
-    let codec = header
-        .compression()
-        .ok_or(BatchError::Invalid("unknown compression codec"))?;
-    let payload = bytes
-        .get(HEADER_LEN..)
-        .ok_or(BatchError::Corrupt("shorter than a batch header"))?;
-    let inflated;
-    let records = if codec == Compression::None {
-        payload
-    } else {
-        inflated = codec::decompress(codec, payload, decompression_limit)?;
-        &inflated[..]
-    };
-    for record in records::walk(records) {
+    let records = records_section(bytes, header, decompression_limit)?;
+    for record in records::walk(&records) {
         if record?.key.is_none() {
             return Err(BatchError::Invalid(
                 "compacted topic cannot accept a record without a key",

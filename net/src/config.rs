@@ -77,6 +77,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// Consumer groups and committed offsets.
     pub groups: GroupsConfig,
+    /// The transaction coordinator.
+    pub transactions: TransactionsConfig,
     /// `host:port` of the admin HTTP port (`GET /metrics`, Prometheus text); off when unset.
     pub admin_listen: Option<String>,
 }
@@ -118,6 +120,43 @@ impl Default for GroupsConfig {
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
             offsets_topic_segment_bytes: 100 << 20,
+        }
+    }
+}
+
+/// The `[transactions]` table: Kafka's `transaction.*` and `transactional.id.*` broker
+/// settings.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransactionsConfig {
+    /// Partitions of `__transaction_state` (`transaction.state.log.num.partitions`). A
+    /// transactional id's coordinator is the shard owning partition abs(hash(id)) % this.
+    pub state_log_num_partitions: i32,
+    /// `transaction.state.log.segment.bytes`: `segment.bytes` of `__transaction_state` when it
+    /// is made.
+    pub state_log_segment_bytes: i32,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask
+    /// for (longer: INVALID_TRANSACTION_TIMEOUT).
+    pub max_timeout_ms: i64,
+    /// `transactional.id.expiration.ms`: a transactional id idle this long is forgotten.
+    pub id_expiration_ms: i64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often transactions
+    /// past their timeout are looked for (and aborted).
+    pub abort_timed_out_interval_ms: u64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often expired
+    /// transactional ids are looked for.
+    pub remove_expired_interval_ms: u64,
+}
+
+impl Default for TransactionsConfig {
+    fn default() -> Self {
+        TransactionsConfig {
+            state_log_num_partitions: 50,
+            state_log_segment_bytes: 100 << 20,
+            max_timeout_ms: 900_000,
+            id_expiration_ms: 604_800_000,
+            abort_timed_out_interval_ms: 10_000,
+            remove_expired_interval_ms: 3_600_000,
         }
     }
 }
@@ -175,6 +214,7 @@ impl Default for Config {
             io: IoConfig::default(),
             shutdown: ShutdownConfig::default(),
             groups: GroupsConfig::default(),
+            transactions: TransactionsConfig::default(),
             admin_listen: None,
         }
     }
@@ -343,6 +383,41 @@ impl Config {
                 reason: "larger than max_session_timeout_ms".into(),
             });
         }
+        let txn = &self.transactions;
+        if !(1..=100_000).contains(&txn.state_log_num_partitions) {
+            return Err(ConfigError::Invalid {
+                setting: "transactions.state_log_num_partitions",
+                reason: format!(
+                    "{} is not between 1 and 100000",
+                    txn.state_log_num_partitions
+                ),
+            });
+        }
+        if txn.state_log_segment_bytes < 14 {
+            return Err(ConfigError::Invalid {
+                setting: "transactions.state_log_segment_bytes",
+                reason: format!("{} is below 14", txn.state_log_segment_bytes),
+            });
+        }
+        for (setting, value) in [
+            ("transactions.max_timeout_ms", txn.max_timeout_ms),
+            ("transactions.id_expiration_ms", txn.id_expiration_ms),
+            (
+                "transactions.abort_timed_out_interval_ms",
+                txn.abort_timed_out_interval_ms as i64,
+            ),
+            (
+                "transactions.remove_expired_interval_ms",
+                txn.remove_expired_interval_ms as i64,
+            ),
+        ] {
+            if value < 1 {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
         if !(1..=100_000).contains(&self.num_partitions) {
             return Err(ConfigError::Invalid {
                 setting: "num_partitions",
@@ -438,6 +513,30 @@ impl Config {
             (
                 "offsets.topic.segment.bytes",
                 self.groups.offsets_topic_segment_bytes.to_string(),
+            ),
+            (
+                "transaction.state.log.num.partitions",
+                self.transactions.state_log_num_partitions.to_string(),
+            ),
+            (
+                "transaction.state.log.segment.bytes",
+                self.transactions.state_log_segment_bytes.to_string(),
+            ),
+            (
+                "transaction.max.timeout.ms",
+                self.transactions.max_timeout_ms.to_string(),
+            ),
+            (
+                "transactional.id.expiration.ms",
+                self.transactions.id_expiration_ms.to_string(),
+            ),
+            (
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                self.transactions.abort_timed_out_interval_ms.to_string(),
+            ),
+            (
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+                self.transactions.remove_expired_interval_ms.to_string(),
             ),
             (
                 "queued.max.request.bytes",

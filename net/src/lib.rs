@@ -6,7 +6,7 @@
 //! [`partitions`] (topics, partitions and their logs on each shard) < [`config`] <
 //! [`conn_limits`] < [`metrics`]
 //! < [`kafka`] (the protocol) < [`route`] (a partition's owner, scatter and gather) <
-//! [`groups`] < [`handlers`] < [`listener`].
+//! [`groups`] < [`txn`] < [`handlers`] < [`listener`].
 
 pub mod partitions;
 
@@ -25,6 +25,8 @@ pub mod kafka;
 pub mod route;
 
 pub mod groups;
+
+pub mod txn;
 
 pub mod handlers;
 

@@ -23,6 +23,7 @@ use super::group::{
     join_error, sync_error, wall_ms, Group, GroupState, JoinRequest, JoinResult, SyncResult, Timing,
 };
 use super::records::{self, GroupValue, Key, OffsetValue};
+use super::txn_offsets::{self, OffsetPartition, PendingTxnOffsets, PlacedOffset};
 use super::OFFSETS_TOPIC;
 use crate::config::GroupsConfig;
 use crate::kafka::error_code as ec;
@@ -65,7 +66,6 @@ pub async fn start(config: GroupsConfig) {
         loading: RefCell::new(HashSet::new()),
         load_done: LocalEvent::new(),
         ticking: Cell::new(false),
-        commit_seq: Cell::new(0),
         incarnations: Cell::new(0),
     });
     COORDINATOR.with(|c| *c.borrow_mut() = Some(coordinator.clone()));
@@ -93,9 +93,6 @@ pub struct Coordinator {
     loading: RefCell<HashSet<i32>>,
     load_done: LocalEvent,
     ticking: Cell<bool>,
-    /// Commits are applied in the order they were written, even if their appends finish in
-    /// another order.
-    commit_seq: Cell<u64>,
     /// Numbers each group object, so a commit that was written while its group was deleted
     /// (and maybe made again) doesn't land in the new one.
     incarnations: Cell<u64>,
@@ -205,13 +202,33 @@ impl Coordinator {
                 // Compaction keeps a batch's offsets while removing its records (a batch may
                 // even be left empty): resume after the batch, not after its last record.
                 next = next.max(header.last_offset().saturating_add(1));
+                if header.is_control() {
+                    // A transaction's marker decides the offsets it committed here.
+                    let decided = set.records.iter().find_map(|r| {
+                        (r.offset >= offset).then(|| marker_commits(r.key.as_deref()))?
+                    });
+                    if let Some(commit) = decided {
+                        complete_loaded_txn(&mut state, header.producer_id, commit);
+                    }
+                    continue;
+                }
+                let txn_producer = header.is_transactional().then_some(header.producer_id);
                 for record in set.records {
                     next = next.max(record.offset + 1);
                     if record.offset < offset {
                         continue;
                     }
                     records_read += 1;
-                    apply_record(&mut state, record.key.as_deref(), record.value.as_deref());
+                    let placed = LoadedRecord {
+                        log_offset: record.offset,
+                        txn_producer,
+                    };
+                    apply_record(
+                        &mut state,
+                        placed,
+                        record.key.as_deref(),
+                        record.value.as_deref(),
+                    );
                 }
             }
             if next <= offset {
@@ -226,7 +243,9 @@ impl Coordinator {
         }
         let now = Instant::now();
         // A group whose metadata and offsets were all deleted is gone.
-        state.retain(|_, loaded| loaded.group.is_some() || !loaded.offsets.is_empty());
+        state.retain(|_, loaded| {
+            loaded.group.is_some() || !loaded.offsets.is_empty() || !loaded.pending.is_empty()
+        });
         let count = state.len();
         let mut groups = self.groups.borrow_mut();
         for (id, loaded) in state {
@@ -241,6 +260,7 @@ impl Coordinator {
                 }
             };
             group.offsets = loaded.offsets;
+            group.pending_txn_offsets = loaded.pending;
             group.incarnation = self.next_incarnation();
             groups.insert(id, group);
         }
@@ -348,8 +368,9 @@ impl Coordinator {
         }
     }
 
-    /// Appends `(key, value)` records (a `None` value is a tombstone) to the offsets partition.
-    async fn append(&self, partition: i32, entries: Vec<Entry>) -> Result<(), i16> {
+    /// Appends `(key, value)` records (a `None` value is a tombstone) to the offsets partition;
+    /// returns the first record's log offset (the others follow it).
+    async fn append(&self, partition: i32, entries: Vec<Entry>) -> Result<i64, i16> {
         let log = offsets_log(partition)?;
         let now = wall_ms();
         let mut builder = BatchBuilder::new();
@@ -363,7 +384,7 @@ impl Coordinator {
         }
         log.append(builder.build())
             .await
-            .map(drop)
+            .map(|info| info.base_offset)
             .map_err(|e| match e {
                 AppendError::Batch(_) | AppendError::RecordListTooLarge { .. } => {
                     ec::INVALID_COMMIT_OFFSET_SIZE
@@ -534,27 +555,29 @@ impl Coordinator {
                 records::encode_key(&key),
                 Some(records::encode_offset_value(&value)),
             ));
-            staged.push((i, entry.topic, entry.partition, value));
+            staged.push((
+                i,
+                OffsetPartition {
+                    topic: entry.topic,
+                    partition: entry.partition,
+                },
+                value,
+            ));
         }
         if staged.is_empty() {
             return codes;
         }
-        let seq = self.commit_seq.get() + 1;
-        self.commit_seq.set(seq);
         match self.append(partition, writes).await {
-            Ok(()) => {
+            Ok(base_offset) => {
                 // Into the same group object only: if it was deleted meanwhile, the deletion's
                 // tombstones follow this commit in the log too.
                 self.with_group(&group_id, false, |g| {
                     if g.incarnation != incarnation || g.state == GroupState::Dead {
                         return;
                     }
-                    for (_, topic, p, value) in staged {
-                        let last = g.offset_commit_seq.entry((topic.clone(), p)).or_insert(0);
-                        if *last < seq {
-                            *last = seq;
-                            g.offsets.insert((topic, p), value);
-                        }
+                    for (record, (_, partition, value)) in staged.into_iter().enumerate() {
+                        let log_offset = base_offset + record as i64;
+                        g.apply_offset(partition, PlacedOffset { value, log_offset });
                     }
                 });
             }
@@ -567,36 +590,55 @@ impl Coordinator {
         codes
     }
 
-    /// OffsetFetch: `topics` None means every committed partition.
+    /// OffsetFetch: `topics` None means every committed partition. With `require_stable`, a
+    /// partition an open transaction has committed an offset for gets UNSTABLE_OFFSET_COMMIT.
     pub fn fetch_offsets(
         &self,
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
+        require_stable: bool,
     ) -> Vec<FetchedOffset> {
         let groups = self.groups.borrow();
-        let offsets = groups.get(group_id).map(|g| &g.offsets);
-        let found = |topic: &str, partition: i32| {
-            let value = offsets.and_then(|o| o.get(&(topic.to_owned(), partition)));
+        let group = groups.get(group_id);
+        let found = |partition: OffsetPartition| {
+            let unstable = require_stable
+                && group.is_some_and(|g| g.pending_txn_offsets.is_unstable(&partition));
+            let value = group
+                .and_then(|g| g.offsets.get(&partition))
+                .map(|placed| &placed.value)
+                .filter(|_| !unstable);
             FetchedOffset {
-                topic: topic.to_owned(),
-                partition,
                 offset: value.map_or(-1, |v| v.offset),
                 leader_epoch: value.map_or(-1, |v| v.leader_epoch),
                 metadata: value.map(|v| v.metadata.clone()).unwrap_or_default(),
-                error: ec::NONE,
+                error: if unstable {
+                    ec::UNSTABLE_OFFSET_COMMIT
+                } else {
+                    ec::NONE
+                },
+                topic: partition.topic,
+                partition: partition.partition,
             }
         };
         match topics {
             Some(topics) => topics
-                .iter()
-                .flat_map(|(topic, partitions)| partitions.iter().map(|&p| found(topic, p)))
+                .into_iter()
+                .flat_map(|(topic, partitions)| {
+                    partitions
+                        .into_iter()
+                        .map(move |partition| OffsetPartition {
+                            topic: topic.clone(),
+                            partition,
+                        })
+                })
+                .map(found)
                 .collect(),
             None => {
-                let mut all: Vec<(String, i32)> = offsets
-                    .map(|o| o.keys().cloned().collect())
+                let mut all: Vec<OffsetPartition> = group
+                    .map(|g| g.offsets.keys().cloned().collect())
                     .unwrap_or_default();
                 all.sort();
-                all.iter().map(|(t, p)| found(t, *p)).collect()
+                all.into_iter().map(found).collect()
             }
         }
     }
@@ -666,10 +708,10 @@ impl Coordinator {
                 let mut keys: Vec<Key> = g
                     .offsets
                     .keys()
-                    .map(|(topic, p)| Key::Offset {
+                    .map(|p| Key::Offset {
                         group: g.id.clone(),
-                        topic: topic.clone(),
-                        partition: *p,
+                        topic: p.topic.clone(),
+                        partition: p.partition,
                     })
                     .collect();
                 keys.push(Key::Group {
@@ -696,7 +738,7 @@ impl Coordinator {
             .get(&group_id)
             .is_some_and(|g| g.incarnation == incarnation);
         match result {
-            Ok(()) => {
+            Ok(_) => {
                 if same {
                     groups.remove(&group_id);
                 }
@@ -745,7 +787,10 @@ impl Coordinator {
                 partition: p,
             };
             tombstones.push((records::encode_key(&key), None));
-            removed.push((topic, p));
+            removed.push(OffsetPartition {
+                topic,
+                partition: p,
+            });
         }
         if !tombstones.is_empty() {
             self.append(partition, tombstones).await?;
@@ -765,20 +810,20 @@ impl Coordinator {
         let mut by_partition: HashMap<i32, Vec<Entry>> = HashMap::new();
         let mut removed = 0;
         for g in self.groups.borrow_mut().values_mut() {
-            let keys: Vec<(String, i32)> = g
+            g.pending_txn_offsets.forget_topic(&topic);
+            let gone: Vec<OffsetPartition> = g
                 .offsets
                 .keys()
-                .filter(|(t, _)| *t == topic)
+                .filter(|p| p.topic == topic)
                 .cloned()
                 .collect();
-            for (t, p) in keys {
-                g.offsets.remove(&(t.clone(), p));
-                g.offset_commit_seq.remove(&(t.clone(), p));
+            for p in gone {
+                g.offsets.remove(&p);
                 removed += 1;
                 let key = Key::Offset {
                     group: g.id.clone(),
-                    topic: t,
-                    partition: p,
+                    topic: p.topic,
+                    partition: p.partition,
                 };
                 by_partition
                     .entry(super::partition_for(&g.id, partitions))
@@ -820,29 +865,35 @@ impl Coordinator {
             let mut emptied = Vec::new();
             for g in groups.values_mut().filter(|g| g.state == GroupState::Empty) {
                 let since = g.state_since_ms;
-                let old: Vec<(String, i32)> = g
+                // An offset a transaction is about to replace is not expired (as in Kafka).
+                let old: Vec<OffsetPartition> = g
                     .offsets
                     .iter()
-                    .filter(|(_, v)| {
-                        v.commit_timestamp.max(since).saturating_add(retention) <= now_ms
+                    .filter(|(p, placed)| {
+                        let committed = placed.value.commit_timestamp;
+                        committed.max(since).saturating_add(retention) <= now_ms
+                            && !g.pending_txn_offsets.is_unstable(p)
                     })
-                    .map(|(k, _)| k.clone())
+                    .map(|(p, _)| p.clone())
                     .collect();
                 let partition = super::partition_for(&g.id, partitions);
-                for (topic, p) in old {
-                    g.offsets.remove(&(topic.clone(), p));
+                for p in old {
+                    g.offsets.remove(&p);
                     expired += 1;
                     let key = Key::Offset {
                         group: g.id.clone(),
-                        topic,
-                        partition: p,
+                        topic: p.topic,
+                        partition: p.partition,
                     };
                     by_partition
                         .entry(partition)
                         .or_default()
                         .push((records::encode_key(&key), None));
                 }
-                if g.offsets.is_empty() && g.state_since_ms.saturating_add(retention) <= now_ms {
+                if g.offsets.is_empty()
+                    && g.pending_txn_offsets.is_empty()
+                    && g.state_since_ms.saturating_add(retention) <= now_ms
+                {
                     emptied.push((g.id.clone(), partition));
                 }
             }
@@ -873,7 +924,37 @@ type Entry = (Vec<u8>, Option<Vec<u8>>);
 #[derive(Default)]
 struct LoadedGroup {
     group: Option<GroupValue>,
-    offsets: HashMap<(String, i32), OffsetValue>,
+    offsets: HashMap<OffsetPartition, PlacedOffset>,
+    /// Offsets of transactions whose markers were not read yet.
+    pending: PendingTxnOffsets,
+}
+
+/// Where a record being loaded sits, and the transaction that wrote it, if any.
+#[derive(Debug, Clone, Copy)]
+struct LoadedRecord {
+    log_offset: i64,
+    txn_producer: Option<i64>,
+}
+
+/// Whether a control record's key is a COMMIT marker (`Some(false)`: ABORT; `None`: not a
+/// transaction marker). Kafka's control record key: version int16, type int16 (0 abort, 1
+/// commit).
+fn marker_commits(key: Option<&[u8]>) -> Option<bool> {
+    match key? {
+        [_, _, 0, 0] => Some(false),
+        [_, _, 0, 1] => Some(true),
+        _ => None,
+    }
+}
+
+/// A marker of `producer_id` was read: its offsets in every group loaded so far are decided.
+fn complete_loaded_txn(state: &mut HashMap<String, LoadedGroup>, producer_id: i64, commit: bool) {
+    for loaded in state.values_mut() {
+        let decided = loaded.pending.complete(producer_id);
+        if commit {
+            txn_offsets::apply_committed(&mut loaded.offsets, decided);
+        }
+    }
 }
 
 /// The length of the batch at the start of `bytes` when the whole batch is there; a read cut
@@ -885,6 +966,7 @@ fn whole_batch_len(bytes: &[u8]) -> Option<usize> {
 /// Applies one `__consumer_offsets` record; records that can't be read are logged and skipped.
 fn apply_record(
     state: &mut HashMap<String, LoadedGroup>,
+    at: LoadedRecord,
     key: Option<&[u8]>,
     value: Option<&[u8]>,
 ) {
@@ -908,11 +990,18 @@ fn apply_record(
             Some(value),
         ) => match records::decode_offset_value(value) {
             Ok(value) => {
-                state
-                    .entry(group)
-                    .or_default()
-                    .offsets
-                    .insert((topic, partition), value);
+                let loaded = state.entry(group).or_default();
+                let partition = OffsetPartition { topic, partition };
+                let placed = PlacedOffset {
+                    value,
+                    log_offset: at.log_offset,
+                };
+                match at.txn_producer {
+                    Some(producer_id) => loaded.pending.stage(producer_id, partition, placed),
+                    None => {
+                        txn_offsets::apply_if_newer(&mut loaded.offsets, partition, placed);
+                    }
+                }
             }
             Err(e) => tracing::warn!(%group, error = %e, "skipping an unreadable offset"),
         },
@@ -925,7 +1014,7 @@ fn apply_record(
             None,
         ) => {
             if let Some(g) = state.get_mut(&group) {
-                g.offsets.remove(&(topic, partition));
+                g.offsets.remove(&OffsetPartition { topic, partition });
             }
         }
         (Key::Group { group }, Some(value)) => match records::decode_group_value(value) {

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::oneshot::{self, Pending, Sender};
-use super::records::{GroupValue, MemberValue, OffsetValue};
+use super::records::{GroupValue, MemberValue};
+use super::txn_offsets::{self, OffsetPartition, PendingTxnOffsets, PlacedOffset};
 use crate::kafka::error_code as ec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,10 +201,11 @@ pub struct Group {
     store_requested: bool,
     /// When the group entered its state (ms since the epoch), for offset expiry.
     pub state_since_ms: i64,
-    pub offsets: HashMap<(String, i32), OffsetValue>,
-    /// The commit (by the coordinator's count) each offset came from: a commit whose write
+    /// Committed offsets, each with where its record is in the log: a commit whose write
     /// finished after a later one's doesn't overwrite it.
-    pub offset_commit_seq: HashMap<(String, i32), u64>,
+    pub offsets: HashMap<OffsetPartition, PlacedOffset>,
+    /// Offsets committed by transactions not yet decided.
+    pub pending_txn_offsets: PendingTxnOffsets,
     /// Which group object this is (the coordinator numbers them).
     pub incarnation: u64,
 }
@@ -240,7 +242,7 @@ impl Group {
             store_requested: false,
             state_since_ms: wall_ms(),
             offsets: HashMap::new(),
-            offset_commit_seq: HashMap::new(),
+            pending_txn_offsets: PendingTxnOffsets::default(),
             incarnation: 0,
         }
     }
@@ -998,8 +1000,14 @@ impl Group {
         self.offsets.clear();
     }
 
+    /// Applies a committed offset written at `placed.log_offset`, unless a later record
+    /// already set this partition's offset.
+    pub fn apply_offset(&mut self, partition: OffsetPartition, placed: PlacedOffset) {
+        txn_offsets::apply_if_newer(&mut self.offsets, partition, placed);
+    }
+
     /// Undoes [`mark_dead`](Self::mark_dead) when the deletion could not be written.
-    pub fn revive(&mut self, offsets: HashMap<(String, i32), OffsetValue>) {
+    pub fn revive(&mut self, offsets: HashMap<OffsetPartition, PlacedOffset>) {
         self.set_state(GroupState::Empty);
         self.offsets = offsets;
     }

@@ -3,7 +3,8 @@
 //! - [`group`]: one group's state machine (join, sync, heartbeat, leave, commit validation).
 //! - [`coordinator`]: each shard's groups, persisted in and loaded from the shard's
 //!   partitions of `__consumer_offsets` ([`records`] holds Kafka's formats for them,
-//!   [`offsets_topic`] the topic's settings: compacted, as in Kafka).
+//!   [`offsets_topic`] the topic's settings: compacted, as in Kafka; [`txn_offsets`] the
+//!   offsets transactions commit, held until their markers decide them).
 //! - This module: which shard coordinates a group, and how a handler gets work there.
 //!
 //! A group's coordinator is the shard owning `__consumer_offsets` partition
@@ -15,6 +16,7 @@ pub mod group;
 pub mod offsets_topic;
 mod oneshot;
 pub mod records;
+pub mod txn_offsets;
 
 use std::collections::HashSet;
 use std::future::Future;

@@ -107,6 +107,7 @@ pub async fn handle(request: FetchRequest, version: i16, copy_below: u64) -> Fet
                 high_watermark: -1,
                 last_stable_offset: -1,
                 log_start_offset: -1,
+                aborted_transactions: None,
                 records: Records::Copied(Bytes::new()),
             });
             let read = PartitionRead {

@@ -1,6 +1,8 @@
 //! OffsetFetch (key 9): a group's committed offsets (-1 where none), for the partitions asked
 //! or, with a null topic list (v2+), every partition the group has committed. v8+ asks for
-//! several groups at once, each routed to its own coordinator.
+//! several groups at once, each routed to its own coordinator. v7+ may require stable offsets:
+//! a partition with an offset an open transaction committed gets UNSTABLE_OFFSET_COMMIT
+//! (retriable) until the transaction ends.
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -37,7 +39,8 @@ pub async fn handle(
                     .map(|t| (t.name.to_string(), t.partition_indexes))
                     .collect()
             });
-            let (error, offsets) = fetch(broker, &group.group_id, asked).await;
+            let (error, offsets) =
+                fetch(broker, &group.group_id, asked, request.require_stable).await;
             let mut out = OffsetFetchResponseGroup::default();
             out.group_id = group.group_id;
             out.error_code = error;
@@ -53,7 +56,9 @@ pub async fn handle(
             .collect()
     });
     let fallback = asked.clone();
-    let (error, mut offsets) = fetch(broker, &request.group_id, asked).await;
+    // v7+: a read_committed consumer asks not to be given offsets a transaction may change.
+    let require_stable = version >= 7 && request.require_stable;
+    let (error, mut offsets) = fetch(broker, &request.group_id, asked, require_stable).await;
     if error != error_code::NONE {
         if version >= 2 {
             response.error_code = error;
@@ -86,12 +91,17 @@ pub async fn handle(
     response
 }
 
-async fn fetch(broker: &BrokerInfo, group: &GroupId, asked: Asked) -> (i16, Vec<FetchedOffset>) {
+async fn fetch(
+    broker: &BrokerInfo,
+    group: &GroupId,
+    asked: Asked,
+    require_stable: bool,
+) -> (i16, Vec<FetchedOffset>) {
     let id = group.to_string();
     let result = on_coordinator(
         broker.groups.offsets_topic_num_partitions,
         &id.clone(),
-        move |coordinator, _| async move { coordinator.fetch_offsets(&id, asked) },
+        move |coordinator, _| async move { coordinator.fetch_offsets(&id, asked, require_stable) },
     )
     .await;
     match result {

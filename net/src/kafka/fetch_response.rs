@@ -45,6 +45,14 @@ impl Records {
     }
 }
 
+/// A transaction aborted within the records returned: a read_committed consumer drops its
+/// producer's records from `first_offset` up to the abort marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTransaction {
+    pub producer_id: i64,
+    pub first_offset: i64,
+}
+
 /// One partition of the response.
 #[derive(Debug)]
 pub struct FetchPartition {
@@ -53,6 +61,9 @@ pub struct FetchPartition {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// `None` (null) for read_uncommitted fetches, as Kafka sends it; read_committed ones
+    /// always carry a list, empty when nothing in range was aborted.
+    pub aborted_transactions: Option<Vec<AbortedTransaction>>,
     pub records: Records,
 }
 
@@ -122,7 +133,7 @@ pub fn encode(reply: FetchBody, version: i16) -> Vec<Piece> {
             if version >= 5 {
                 buf.put_i64(partition.log_start_offset);
             }
-            put_len(buf, 0, flexible); // aborted_transactions: none
+            put_aborted(buf, partition.aborted_transactions.as_deref(), flexible);
             if version >= 11 {
                 buf.put_i32(-1); // preferred_read_replica
             }
@@ -195,6 +206,27 @@ fn put_len(buf: &mut BytesMut, len: usize, flexible: bool) {
     }
 }
 
+/// The nullable aborted_transactions array (each entry with its own tagged fields when
+/// flexible).
+fn put_aborted(buf: &mut BytesMut, aborted: Option<&[AbortedTransaction]>, flexible: bool) {
+    let Some(aborted) = aborted else {
+        if flexible {
+            put_uvarint(buf, 0);
+        } else {
+            buf.put_i32(-1);
+        }
+        return;
+    };
+    put_len(buf, aborted.len(), flexible);
+    for txn in aborted {
+        buf.put_i64(txn.producer_id);
+        buf.put_i64(txn.first_offset);
+        if flexible {
+            buf.put_u8(0);
+        }
+    }
+}
+
 fn put_string(buf: &mut BytesMut, s: &str, flexible: bool) {
     if flexible {
         put_uvarint(buf, s.len() as u64 + 1);
@@ -206,9 +238,11 @@ fn put_string(buf: &mut BytesMut, s: &str, flexible: bool) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-    use kafka_protocol::messages::{BrokerId, FetchResponse, TopicName};
+    use super::{AbortedTransaction as Aborted, *};
+    use kafka_protocol::messages::fetch_response::{
+        AbortedTransaction, FetchableTopicResponse, PartitionData,
+    };
+    use kafka_protocol::messages::{BrokerId, FetchResponse, ProducerId, TopicName};
     use kafka_protocol::protocol::{Encodable, StrBytes};
 
     fn reply() -> FetchBody {
@@ -218,6 +252,22 @@ mod tests {
             high_watermark: 1000 + i64::from(index),
             last_stable_offset: 900,
             log_start_offset: 5,
+            // A read_uncommitted partition, a read_committed one with nothing aborted, and
+            // one with aborted transactions.
+            aborted_transactions: match index {
+                0 => None,
+                2 => Some(Vec::new()),
+                _ => Some(vec![
+                    Aborted {
+                        producer_id: 4000,
+                        first_offset: 17,
+                    },
+                    Aborted {
+                        producer_id: -7,
+                        first_offset: i64::MAX,
+                    },
+                ]),
+            },
             records: Records::Copied(Bytes::copy_from_slice(records)),
         };
         FetchBody {
@@ -251,7 +301,16 @@ mod tests {
                 d.high_watermark = p.high_watermark;
                 d.last_stable_offset = p.last_stable_offset;
                 d.log_start_offset = p.log_start_offset;
-                d.aborted_transactions = Some(Vec::new());
+                d.aborted_transactions = p.aborted_transactions.as_ref().map(|list| {
+                    list.iter()
+                        .map(|a| {
+                            let mut t = AbortedTransaction::default();
+                            t.producer_id = ProducerId(a.producer_id);
+                            t.first_offset = a.first_offset;
+                            t
+                        })
+                        .collect()
+                });
                 d.preferred_read_replica = BrokerId(-1);
                 d.records = match &p.records {
                     Records::Copied(b) => Some(b.clone()),
@@ -311,6 +370,7 @@ mod tests {
                     high_watermark: 10,
                     last_stable_offset: 10,
                     log_start_offset: 0,
+                    aborted_transactions: None,
                     records: Records::Files(vec![(file.into(), 4096, 777)]),
                 }],
             }],

@@ -1,0 +1,3 @@
+//! Transactions (KIP-98).
+
+pub mod state_topic;

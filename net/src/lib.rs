@@ -6,7 +6,7 @@
 //! [`partitions`] (topics, partitions and their logs on each shard) < [`config`] <
 //! [`conn_limits`] < [`metrics`]
 //! < [`kafka`] (the protocol) < [`route`] (a partition's owner, scatter and gather) <
-//! [`groups`] < [`handlers`] < [`listener`].
+//! [`groups`] < [`txn`] < [`handlers`] < [`listener`].
 
 pub mod partitions;
 
@@ -25,6 +25,10 @@ pub mod kafka;
 pub mod route;
 
 pub mod groups;
+
+// The transaction coordinator's core; wired by the transaction handlers next.
+#[allow(dead_code)]
+pub mod txn;
 
 pub mod handlers;
 

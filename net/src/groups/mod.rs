@@ -13,7 +13,7 @@
 pub mod coordinator;
 pub mod group;
 pub mod offsets_topic;
-mod oneshot;
+pub(crate) mod oneshot;
 pub mod records;
 
 use std::collections::HashSet;

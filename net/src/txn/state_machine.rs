@@ -28,6 +28,31 @@
 //! and expiration every hour: each tick does both, so tick every few seconds) and
 //! [`Transactions::load`] / [`Transactions::unload`] when the shard gains or loses a partition
 //! of `__transaction_state`.
+//!
+//! # Driving it
+//!
+//! One `Transactions` per shard, in a `RefCell`, beside the shard's `__transaction_state`
+//! partitions; every call below runs on that shard and never across an `.await`.
+//!
+//! - On leading a `__transaction_state` partition: [`Transactions::begin_load`] with the
+//!   partition's leader epoch as the coordinator epoch (requests then get
+//!   COORDINATOR_LOAD_IN_PROGRESS), read the partition from its log start, pass every
+//!   record's key and value in log order to [`Transactions::load`], then run the effects.
+//! - A handler (InitProducerId with a transactional id, AddPartitionsToTxn, AddOffsetsToTxn,
+//!   EndTxn) calls the operation, asks the driver to run the effects, then
+//!   `answer.get().await` (`None` only if the machine was dropped: COORDINATOR_NOT_AVAILABLE),
+//!   and maps PRODUCER_FENCED for old request versions with [`error_for_version`].
+//!   InitProducerId without a transactional id never comes here: it just takes a producer id.
+//! - Running the effects: for each [`Effect::Store`], append `key`/`value` as one record
+//!   (uncompressed, acks=all) to `token.partition` of `__transaction_state`, then call
+//!   [`Transactions::stored`] with the append's error code if it failed; for each
+//!   [`Effect::WriteMarkers`], send WriteTxnMarkers (producer id, epoch, result, coordinator
+//!   epoch, partitions) to the partitions' leaders, retrying retriable errors; a partition whose
+//!   topic is gone counts as written; a TRANSACTION_COORDINATOR_FENCED answer means a newer
+//!   coordinator owns the transaction: stop and don't report. When all are written, call
+//!   [`Transactions::markers_written`]. Each report may queue more effects: run them too.
+//! - A ticker calls [`Transactions::tick`] and runs the effects.
+//! - On losing the partition: [`Transactions::unload`]; reports arriving later are ignored.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -658,9 +683,10 @@ impl Transactions {
 
     /// AddPartitionsToTxn v4+ with verify_only (a partition leader checking a transactional
     /// produce, KIP-890): each partition's error, NONE if it is in the transaction,
-    /// TRANSACTION_ABORTABLE if not. Nothing changes.
+    /// TRANSACTION_ABORTABLE if not (Kafka 3.8+; 3.6 and 3.7 answered INVALID_TXN_STATE).
+    /// Nothing changes.
     pub fn verify_partitions(
-        &mut self,
+        &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
@@ -670,10 +696,10 @@ impl Transactions {
         if transactional_id.is_empty() {
             return all(ec::INVALID_REQUEST);
         }
-        let partition = self.partition_for(transactional_id);
-        let txns = match Self::owned(&mut self.partitions, partition) {
-            Ok((_, txns)) => txns,
-            Err(error) => return all(error),
+        let txns = match self.partitions.get(&self.partition_for(transactional_id)) {
+            None => return all(ec::NOT_COORDINATOR),
+            Some(Partition::Loading { .. }) => return all(ec::COORDINATOR_LOAD_IN_PROGRESS),
+            Some(Partition::Loaded { txns, .. }) => txns,
         };
         let Some(entry) = txns.get(transactional_id) else {
             return all(ec::INVALID_PRODUCER_ID_MAPPING);
@@ -957,30 +983,38 @@ impl Transactions {
         }
     }
 
-    /// Marks `partition` as being loaded: requests for its ids are answered
-    /// COORDINATOR_LOAD_IN_PROGRESS until [`load`](Self::load). Optional: for drivers that
-    /// read the partition asynchronously.
+    /// Starts taking over `partition` (this shard now leads it, at leader epoch
+    /// `coordinator_epoch`): whatever was held for it is dropped, and requests for its ids are
+    /// answered COORDINATOR_LOAD_IN_PROGRESS until [`load`](Self::load) brings its records.
     pub fn begin_load(&mut self, partition: i32, coordinator_epoch: i32) {
         self.drop_partition(partition);
         self.partitions
             .insert(partition, Partition::Loading { coordinator_epoch });
     }
 
-    /// Takes over `partition` at `coordinator_epoch` from its records, in log order (key and
-    /// value; a `None` value is a tombstone). Replaces whatever was held for it. Transactions
-    /// found in PrepareCommit or PrepareAbort get their markers queued again.
+    /// Finishes taking over `partition` from its records, in log order (key and value; a
+    /// `None` value is a tombstone). Transactions found in PrepareCommit or PrepareAbort get
+    /// their markers queued again, as Kafka completes them on load. `None`, and nothing
+    /// changes, unless the partition is still being loaded at `coordinator_epoch` by
+    /// [`begin_load`](Self::begin_load): a load that was overtaken (the partition was unloaded,
+    /// or loaded again at another epoch, while its records were read) is ignored.
     pub fn load<K, V>(
         &mut self,
         partition: i32,
         coordinator_epoch: i32,
         records: impl IntoIterator<Item = (K, Option<V>)>,
         now_ms: i64,
-    ) -> LoadReport
+    ) -> Option<LoadReport>
     where
         K: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        self.drop_partition(partition);
+        match self.partitions.get(&partition) {
+            Some(Partition::Loading {
+                coordinator_epoch: loading,
+            }) if *loading == coordinator_epoch => {}
+            _ => return None,
+        }
         let mut report = LoadReport::default();
         let mut txns: HashMap<String, Entry> = HashMap::new();
         for (key, value) in records {
@@ -1034,7 +1068,7 @@ impl Transactions {
                 txns,
             },
         );
-        report
+        Some(report)
     }
 
     /// Gives up `partition` (another broker or shard leads it now): its requests still waiting

@@ -26,8 +26,15 @@ fn config() -> TxnConfig {
 fn machine() -> Transactions {
     let mut m = Transactions::new(config(), PARTITIONS);
     let partition = m.partition_for(TX);
-    m.load(partition, 1, Log::new(), 0);
+    load(&mut m, partition, 1, Log::new(), 0);
     m
+}
+
+/// Takes over `partition` at `epoch` from `log`.
+fn load(m: &mut Transactions, partition: i32, epoch: i32, log: Log, now: i64) -> LoadReport {
+    m.begin_load(partition, epoch);
+    m.load(partition, epoch, log, now)
+        .expect("loading at this epoch")
 }
 
 /// Producer ids 1000, 1001, ...
@@ -718,7 +725,8 @@ fn log_with(state: TxnState, epoch: i16, partitions: Option<Vec<records::TopicPa
 fn epochs_used_up_rotate_the_producer_id() {
     let mut m = Transactions::new(config(), PARTITIONS);
     let partition = m.partition_for(TX);
-    m.load(
+    load(
+        &mut m,
         partition,
         1,
         log_with(TxnState::CompleteCommit, i16::MAX - 2, Some(vec![])),
@@ -745,7 +753,8 @@ fn epochs_used_up_rotate_the_producer_id() {
 fn kip_360_a_retried_rotation_gets_the_same_answer() {
     let mut m = Transactions::new(config(), PARTITIONS);
     let partition = m.partition_for(TX);
-    m.load(
+    load(
+        &mut m,
         partition,
         1,
         log_with(TxnState::Empty, i16::MAX - 1, None),
@@ -887,7 +896,7 @@ fn loading_rebuilds_the_ids_and_completes_prepared_transactions() {
     log.push((records::encode_key("bad"), Some(vec![0, 0, 1])));
 
     // The partition moves here again at coordinator epoch 2.
-    let report = m.load(partition, 2, log.clone(), 50);
+    let report = load(&mut m, partition, 2, log.clone(), 50);
     assert_eq!(
         report,
         LoadReport {
@@ -925,7 +934,7 @@ fn loading_rebuilds_the_ids_and_completes_prepared_transactions() {
     assert_eq!(m.coordinator_epoch(partition), Some(2));
     log.push((s.key, s.value));
     // Loading the whole log again gives the same id, at rest.
-    let report = m.load(partition, 3, log, 80);
+    let report = load(&mut m, partition, 3, log, 80);
     assert_eq!((report.transactional_ids, report.completing.len()), (1, 0));
     assert!(m.take_effects().is_empty());
     let meta = m.get(TX).unwrap();
@@ -953,7 +962,8 @@ fn v1_records_load_too() {
         ..TxnLogValue::default()
     };
     let partition = m.partition_for(TX);
-    m.load(
+    load(
+        &mut m,
         partition,
         4,
         vec![(records::encode_key(TX), Some(encode_value(&value, 1)))],
@@ -987,7 +997,7 @@ fn unloading_answers_the_waiting_and_forgets_the_partition() {
     );
     assert_eq!(m.describe([TX])[0].error, ec::NOT_COORDINATOR);
     // Queued effects of an unloaded partition are dropped.
-    m.load(partition, 2, log, 4);
+    load(&mut m, partition, 2, log, 4);
     let _reply = later(m.init_producer_id(TX, TIMEOUT, None, 5, &mut no_ids()));
     m.unload(partition);
     assert!(m.take_effects().is_empty());
@@ -1054,4 +1064,84 @@ fn describe_and_list() {
         m.list(&ListFilter::default(), 200).error,
         ec::COORDINATOR_LOAD_IN_PROGRESS
     );
+}
+
+#[test]
+fn a_fence_may_use_the_last_epoch_and_the_retry_rotates() {
+    let mut m = Transactions::new(config(), PARTITIONS);
+    let partition = m.partition_for(TX);
+    let a0 = Some(vec![records::TopicPartitions {
+        topic: "a".into(),
+        partitions: vec![0],
+    }]);
+    load(
+        &mut m,
+        partition,
+        1,
+        log_with(TxnState::Ongoing, i16::MAX - 1, a0),
+        0,
+    );
+    let mut log = Log::new();
+    let reply = later(m.init_producer_id(TX, TIMEOUT, None, 20, &mut no_ids()));
+    let value = store_ok(&mut m, &mut log, 20).unwrap();
+    assert_eq!(value.producer_epoch, i16::MAX);
+    assert_eq!(reply.try_take().unwrap().error, ec::CONCURRENT_TRANSACTIONS);
+    let markers = one_markers(&mut m);
+    assert_eq!(markers.producer_epoch, i16::MAX);
+    m.markers_written(&markers);
+    store_ok(&mut m, &mut log, 30);
+    // The retry can't bump past i16::MAX: a new producer id. If none can be had now, the
+    // allocator's error is the answer and nothing changes.
+    let mut unavailable = || Err(ec::COORDINATOR_LOAD_IN_PROGRESS);
+    assert_eq!(
+        now_value(m.init_producer_id(TX, TIMEOUT, None, 40, &mut unavailable)).error,
+        ec::COORDINATOR_LOAD_IN_PROGRESS
+    );
+    assert!(m.take_effects().is_empty());
+    let mut alloc = || Ok(3000);
+    assert_eq!(init(&mut m, &mut log, &mut alloc, 50), (3000, 0));
+}
+
+#[test]
+fn init_producer_id_takes_the_new_timeout() {
+    let mut m = machine();
+    let mut log = Log::new();
+    init(&mut m, &mut log, &mut ids(), 0);
+    let reply = later(m.init_producer_id(TX, MAX_TIMEOUT, None, 1, &mut no_ids()));
+    assert_eq!(
+        store_ok(&mut m, &mut log, 1).unwrap().timeout_ms,
+        MAX_TIMEOUT
+    );
+    assert_eq!(reply.try_take().unwrap().producer_epoch, 1);
+    assert_eq!(m.get(TX).unwrap().timeout_ms, MAX_TIMEOUT);
+    // While a partition loads, its ids can't be described.
+    let partition = m.partition_for(TX);
+    m.begin_load(partition, 2);
+    assert_eq!(m.describe([TX])[0].error, ec::COORDINATOR_LOAD_IN_PROGRESS);
+    assert_eq!(
+        m.verify_partitions(TX, 1000, 1, &[tp("a", 0)]),
+        vec![(tp("a", 0), ec::COORDINATOR_LOAD_IN_PROGRESS)]
+    );
+}
+
+#[test]
+fn an_overtaken_load_is_ignored() {
+    let mut m = Transactions::new(config(), PARTITIONS);
+    let partition = m.partition_for(TX);
+    let log = log_with(TxnState::Empty, 3, None);
+    // Without begin_load, or at another epoch than the one begun: ignored.
+    assert_eq!(m.load(partition, 1, log.clone(), 0), None);
+    m.begin_load(partition, 2);
+    assert_eq!(m.load(partition, 1, log.clone(), 0), None);
+    // Unloaded while its records were read: ignored.
+    m.unload(partition);
+    assert_eq!(m.load(partition, 2, log.clone(), 0), None);
+    assert!(m.get(TX).is_none());
+    assert_eq!(m.coordinator_epoch(partition), None);
+    m.begin_load(partition, 3);
+    assert_eq!(m.coordinator_epoch(partition), None, "not until loaded");
+    let report = m.load(partition, 3, log, 0).unwrap();
+    assert_eq!(report.transactional_ids, 1);
+    assert_eq!(m.coordinator_epoch(partition), Some(3));
+    assert_eq!(m.get(TX).unwrap().producer_epoch, 3);
 }

@@ -501,6 +501,23 @@ impl Transactions {
         std::mem::take(&mut self.out.effects)
     }
 
+    /// Whether [`take_effects`](Self::take_effects) has something.
+    pub fn has_effects(&self) -> bool {
+        !self.out.effects.is_empty()
+    }
+
+    /// The partitions of `__transaction_state` loaded here, in order.
+    pub fn loaded_partitions(&self) -> Vec<i32> {
+        let mut loaded: Vec<i32> = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| matches!(p, Partition::Loaded { .. }))
+            .map(|(&partition, _)| partition)
+            .collect();
+        loaded.sort_unstable();
+        loaded
+    }
+
     /// The partition's coordinator epoch and its ids, or the error for a request about it.
     fn owned(
         partitions: &mut HashMap<i32, Partition>,
@@ -933,9 +950,7 @@ impl Transactions {
     /// Empty, CompleteCommit or CompleteAbort are forgotten (a tombstone is stored first).
     pub fn tick(&mut self, now_ms: i64) {
         let expiration = self.config.transactional_id_expiration_ms;
-        let mut loaded: Vec<i32> = self.partitions.keys().copied().collect();
-        loaded.sort_unstable();
-        for partition in loaded {
+        for partition in self.loaded_partitions() {
             let Some(Partition::Loaded {
                 coordinator_epoch,
                 txns,
@@ -1154,7 +1169,7 @@ impl Transactions {
                         || filter.producer_ids.contains(&meta.producer_id))
                     && (filter.states.is_empty() || states.contains(&meta.state))
                     && (filter.min_duration_ms < 0
-                        || now_ms - meta.start_timestamp_ms > filter.min_duration_ms);
+                        || now_ms.saturating_sub(meta.start_timestamp_ms) > filter.min_duration_ms);
                 if include {
                     result.transactions.push(ListedTxn {
                         transactional_id: id.clone(),

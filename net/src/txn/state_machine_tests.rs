@@ -1145,3 +1145,30 @@ fn an_overtaken_load_is_ignored() {
     assert_eq!(m.coordinator_epoch(partition), Some(3));
     assert_eq!(m.get(TX).unwrap().producer_epoch, 3);
 }
+
+#[test]
+fn garbled_timestamps_do_not_overflow() {
+    let mut m = Transactions::new(config(), PARTITIONS);
+    let partition = m.partition_for(TX);
+    let value = TxnLogValue {
+        producer_id: 1000,
+        producer_epoch: 0,
+        timeout_ms: i32::MAX,
+        status: TxnState::Ongoing.id(),
+        partitions: Some(vec![]),
+        last_update_timestamp_ms: i64::MIN,
+        start_timestamp_ms: i64::MAX,
+        ..TxnLogValue::default()
+    };
+    let log = vec![(records::encode_key(TX), Some(encode_value(&value, 0)))];
+    load(&mut m, partition, 1, log, 0);
+    m.tick(i64::MAX);
+    assert!(m.take_effects().is_empty(), "never timed out");
+    let filter = ListFilter {
+        min_duration_ms: 0,
+        ..ListFilter::default()
+    };
+    assert!(m.list(&filter, i64::MIN).transactions.is_empty());
+    assert_eq!(m.loaded_partitions(), vec![partition]);
+    assert!(!m.has_effects());
+}

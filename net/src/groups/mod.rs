@@ -14,7 +14,7 @@
 pub mod coordinator;
 pub mod group;
 pub mod offsets_topic;
-mod oneshot;
+pub(crate) mod oneshot;
 pub mod records;
 pub mod txn_offsets;
 

@@ -141,11 +141,8 @@ pub struct TransactionsConfig {
     /// `transactional.id.expiration.ms`: a transactional id idle this long is forgotten.
     pub id_expiration_ms: i64,
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often transactions
-    /// past their timeout are looked for (and aborted).
+    /// past their timeout are looked for (and aborted), and expired transactional ids too.
     pub abort_timed_out_interval_ms: u64,
-    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often expired
-    /// transactional ids are looked for.
-    pub remove_expired_interval_ms: u64,
 }
 
 impl Default for TransactionsConfig {
@@ -156,7 +153,6 @@ impl Default for TransactionsConfig {
             max_timeout_ms: 900_000,
             id_expiration_ms: 604_800_000,
             abort_timed_out_interval_ms: 10_000,
-            remove_expired_interval_ms: 3_600_000,
         }
     }
 }
@@ -406,10 +402,6 @@ impl Config {
                 "transactions.abort_timed_out_interval_ms",
                 txn.abort_timed_out_interval_ms as i64,
             ),
-            (
-                "transactions.remove_expired_interval_ms",
-                txn.remove_expired_interval_ms as i64,
-            ),
         ] {
             if value < 1 {
                 return Err(ConfigError::Invalid {
@@ -533,10 +525,6 @@ impl Config {
             (
                 "transaction.abort.timed.out.transaction.cleanup.interval.ms",
                 self.transactions.abort_timed_out_interval_ms.to_string(),
-            ),
-            (
-                "transaction.remove.expired.transaction.cleanup.interval.ms",
-                self.transactions.remove_expired_interval_ms.to_string(),
             ),
             (
                 "queued.max.request.bytes",

@@ -159,6 +159,7 @@ fn run(cli: Cli) -> Result<(), String> {
         zero_copy_fetch: config.fetch_zero_copy,
         fetch_splice_min_bytes: config.fetch_splice_min_bytes,
         groups: config.groups.clone(),
+        transactions: config.transactions.clone(),
         connections_max_idle: limits.connections_max_idle,
     });
     let clean_shutdown = data_dir
@@ -215,6 +216,7 @@ fn run(cli: Cli) -> Result<(), String> {
             runnel_net::metrics::observe_storage();
             let state = start_shard(dir, clean_shutdown, topics, defaults, offline).await;
             runnel_net::groups::coordinator::start(broker.groups.clone()).await;
+            runnel_net::txn::coordinator::start(broker.transactions.clone()).await;
             if start.ready() {
                 // Shard 0 serves the admin port.
                 let admin = (shard == 0)

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use runnel_engine::log::batch::{declared_total_len, BatchHeader, HEADER_LEN};
+use runnel_engine::log::txn::marker::{decode_key, ControlType, MarkerKind};
 use runnel_engine::log::builder::{BatchBuilder, Record};
 use runnel_engine::log::AppendError;
 use runnel_engine::rt::{self, LocalEvent};
@@ -27,14 +27,13 @@ use super::txn_offsets::{self, OffsetPartition, PendingTxnOffsets, PlacedOffset}
 use super::OFFSETS_TOPIC;
 use crate::config::GroupsConfig;
 use crate::kafka::error_code as ec;
+use crate::partitions::replay::replay;
 use crate::partitions::{shard, TopicPartition};
 
 /// How often deadlines are checked while groups have members.
 const TICK: Duration = Duration::from_millis(100);
 /// Kafka's fixed wait for a member that joined during a rebalance.
 const NEW_MEMBER_JOIN_TIMEOUT: Duration = Duration::from_secs(300);
-/// Read size when loading an offsets partition.
-const LOAD_CHUNK: u64 = 1 << 20;
 
 thread_local! {
     static COORDINATOR: RefCell<Option<Rc<Coordinator>>> = const { RefCell::new(None) };
@@ -174,73 +173,31 @@ impl Coordinator {
         let log = offsets_log(partition)?;
         let started = Instant::now();
         let mut state: HashMap<String, LoadedGroup> = HashMap::new();
-        let mut offset = log.log_start_offset();
-        let end = log.high_watermark();
-        let mut records_read = 0u64;
-        while offset < end {
-            let read = log
-                .read(offset, LOAD_CHUNK, true)
-                .await
-                .map_err(|_| ec::COORDINATOR_LOAD_IN_PROGRESS)?;
-            let bytes = read
-                .copy_out()
-                .await
-                .map_err(|_| ec::COORDINATOR_LOAD_IN_PROGRESS)?;
-            let bytes = Bytes::from(bytes);
-            let mut at = 0;
-            let mut next = offset;
-            while let Some(len) = whole_batch_len(&bytes[at..]) {
-                let header = BatchHeader::parse(&bytes[at..]).expect("a whole batch");
-                let mut batch = bytes.slice(at..at + len);
-                at += len;
-                // An undecodable batch stops the load here (reported below if nothing
-                // before it was read).
-                let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut batch)
-                else {
-                    break;
+        let replayed = replay(&log, |header, records| {
+            if header.is_control() {
+                // A transaction's marker decides the offsets it committed here.
+                let decided = records.first().and_then(|r| r.key.as_deref()).map(decode_key);
+                if let Some(Ok(ControlType::Marker(kind))) = decided {
+                    let commit = kind == MarkerKind::Commit;
+                    complete_loaded_txn(&mut state, header.producer_id, commit);
+                }
+                return;
+            }
+            let txn_producer = header.is_transactional().then_some(header.producer_id);
+            for record in records {
+                let at = LoadedRecord {
+                    log_offset: record.offset,
+                    txn_producer,
                 };
-                // Compaction keeps a batch's offsets while removing its records (a batch may
-                // even be left empty): resume after the batch, not after its last record.
-                next = next.max(header.last_offset().saturating_add(1));
-                if header.is_control() {
-                    // A transaction's marker decides the offsets it committed here.
-                    let decided = set.records.iter().find_map(|r| {
-                        (r.offset >= offset).then(|| marker_commits(r.key.as_deref()))?
-                    });
-                    if let Some(commit) = decided {
-                        complete_loaded_txn(&mut state, header.producer_id, commit);
-                    }
-                    continue;
-                }
-                let txn_producer = header.is_transactional().then_some(header.producer_id);
-                for record in set.records {
-                    next = next.max(record.offset + 1);
-                    if record.offset < offset {
-                        continue;
-                    }
-                    records_read += 1;
-                    let placed = LoadedRecord {
-                        log_offset: record.offset,
-                        txn_producer,
-                    };
-                    apply_record(
-                        &mut state,
-                        placed,
-                        record.key.as_deref(),
-                        record.value.as_deref(),
-                    );
-                }
+                apply_record(&mut state, at, record.key.as_deref(), record.value.as_deref());
             }
-            if next <= offset {
-                tracing::error!(
-                    partition,
-                    offset,
-                    "unreadable batch in the offsets partition"
-                );
-                return Err(ec::COORDINATOR_LOAD_IN_PROGRESS);
-            }
-            offset = next;
-        }
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(partition, error = %e, "cannot load the offsets partition");
+            ec::COORDINATOR_LOAD_IN_PROGRESS
+        })?;
+        let records_read = replayed.records;
         let now = Instant::now();
         // A group whose metadata and offsets were all deleted is gone.
         state.retain(|_, loaded| {
@@ -368,12 +325,22 @@ impl Coordinator {
         }
     }
 
-    /// Appends `(key, value)` records (a `None` value is a tombstone) to the offsets partition;
-    /// returns the first record's log offset (the others follow it).
-    async fn append(&self, partition: i32, entries: Vec<Entry>) -> Result<i64, i16> {
+    /// Appends `(key, value)` records (a `None` value is a tombstone) to the offsets partition,
+    /// in the transaction of `producer` (id, epoch) if given; returns the first record's log
+    /// offset (the others follow it).
+    async fn append(
+        &self,
+        partition: i32,
+        entries: Vec<Entry>,
+        producer: Option<(i64, i16)>,
+    ) -> Result<i64, i16> {
         let log = offsets_log(partition)?;
         let now = wall_ms();
-        let mut builder = BatchBuilder::new();
+        let mut builder = match producer {
+            // Sequences are the client's business, not the coordinator's (Kafka writes 0).
+            Some((id, epoch)) => BatchBuilder::new().producer(id, epoch, 0).transactional(),
+            None => BatchBuilder::new(),
+        };
         for (key, value) in entries {
             builder.push(&Record {
                 key: Some(key),
@@ -382,8 +349,11 @@ impl Coordinator {
                 timestamp: now,
             });
         }
-        log.append(builder.build())
-            .await
+        let appended = match producer {
+            Some(_) => log.append_for_coordinator(builder.build()).await,
+            None => log.append(builder.build()).await,
+        };
+        appended
             .map(|info| info.base_offset)
             .map_err(|e| match e {
                 AppendError::Batch(_) | AppendError::RecordListTooLarge { .. } => {
@@ -511,7 +481,6 @@ impl Coordinator {
         generation: i32,
         entries: Vec<CommitEntry>,
     ) -> Vec<i16> {
-        let mut codes = vec![ec::NONE; entries.len()];
         // A group unknown here is made only for commits outside group management. (An empty
         // group id is allowed here, as Kafka allows it for offsets.)
         let verdict = self
@@ -524,6 +493,91 @@ impl Coordinator {
             Ok(incarnation) => incarnation,
             Err(code) => return vec![code; entries.len()],
         };
+        let (mut codes, writes, staged) = self.offset_records(&group_id, entries);
+        if staged.is_empty() {
+            return codes;
+        }
+        match self.append(partition, writes, None).await {
+            Ok(base_offset) => {
+                // Into the same group object only: if it was deleted meanwhile, the deletion's
+                // tombstones follow this commit in the log too.
+                self.with_group(&group_id, false, |g| {
+                    if g.incarnation != incarnation || g.state == GroupState::Dead {
+                        return;
+                    }
+                    for (record, (_, partition, value)) in staged.into_iter().enumerate() {
+                        let log_offset = base_offset + record as i64;
+                        g.apply_offset(partition, PlacedOffset { value, log_offset });
+                    }
+                });
+            }
+            Err(code) => {
+                for (i, ..) in staged {
+                    codes[i] = code;
+                }
+            }
+        }
+        codes
+    }
+
+    /// TxnOffsetCommit: the offsets are written in the producer's transaction (a
+    /// transactional batch of its id and epoch) and held until its marker reaches this
+    /// partition: a COMMIT applies them, an ABORT drops them. One error code per entry.
+    pub async fn txn_commit(
+        self: Rc<Self>,
+        partition: i32,
+        group_id: String,
+        commit: TxnCommit,
+        entries: Vec<CommitEntry>,
+    ) -> Vec<i16> {
+        // Kafka makes the group if it doesn't exist yet (offsets outside group management).
+        let verdict = self
+            .with_group(&group_id, true, |g| {
+                g.validate_txn_commit(
+                    &commit.member_id,
+                    commit.instance_id.as_deref(),
+                    commit.generation,
+                )
+                .map(|()| g.incarnation)
+            })
+            .unwrap_or(Err(ec::COORDINATOR_NOT_AVAILABLE));
+        let incarnation = match verdict {
+            Ok(incarnation) => incarnation,
+            Err(code) => return vec![code; entries.len()],
+        };
+        let (mut codes, writes, staged) = self.offset_records(&group_id, entries);
+        if staged.is_empty() {
+            return codes;
+        }
+        let producer = (commit.producer_id, commit.producer_epoch);
+        match self.append(partition, writes, Some(producer)).await {
+            Ok(base_offset) => {
+                self.with_group(&group_id, false, |g| {
+                    if g.incarnation != incarnation || g.state == GroupState::Dead {
+                        return;
+                    }
+                    for (record, (_, partition, value)) in staged.into_iter().enumerate() {
+                        let log_offset = base_offset + record as i64;
+                        let placed = PlacedOffset { value, log_offset };
+                        g.pending_txn_offsets
+                            .stage(commit.producer_id, partition, placed);
+                    }
+                });
+            }
+            Err(code) => {
+                for (i, ..) in staged {
+                    codes[i] = code;
+                }
+            }
+        }
+        codes
+    }
+
+    /// The records of a commit's entries: the error code of each entry (NONE for those to be
+    /// written), the records, and what each written entry will set (entry index, partition,
+    /// value), in record order.
+    fn offset_records(&self, group_id: &str, entries: Vec<CommitEntry>) -> OffsetRecords {
+        let mut codes = vec![ec::NONE; entries.len()];
         let topics = shard::current().topics();
         let now = wall_ms();
         let mut writes = Vec::new();
@@ -547,7 +601,7 @@ impl Coordinator {
                 commit_timestamp: now,
             };
             let key = Key::Offset {
-                group: group_id.clone(),
+                group: group_id.to_owned(),
                 topic: entry.topic.clone(),
                 partition: entry.partition,
             };
@@ -564,30 +618,24 @@ impl Coordinator {
                 value,
             ));
         }
-        if staged.is_empty() {
-            return codes;
-        }
-        match self.append(partition, writes).await {
-            Ok(base_offset) => {
-                // Into the same group object only: if it was deleted meanwhile, the deletion's
-                // tombstones follow this commit in the log too.
-                self.with_group(&group_id, false, |g| {
-                    if g.incarnation != incarnation || g.state == GroupState::Dead {
-                        return;
-                    }
-                    for (record, (_, partition, value)) in staged.into_iter().enumerate() {
-                        let log_offset = base_offset + record as i64;
-                        g.apply_offset(partition, PlacedOffset { value, log_offset });
-                    }
-                });
+        (codes, writes, staged)
+    }
+
+    /// A transaction's marker was written to offsets partition `partition`: the offsets its
+    /// producer committed in the groups of that partition are applied (`commit`) or dropped.
+    pub fn complete_txn(&self, partition: i32, producer_id: i64, commit: bool) {
+        let partitions = super::offsets_partition_count(self.config.offsets_topic_num_partitions);
+        for group in self.groups.borrow_mut().values_mut() {
+            if !group.pending_txn_offsets.has_producer(producer_id)
+                || super::partition_for(&group.id, partitions) != partition
+            {
+                continue;
             }
-            Err(code) => {
-                for (i, ..) in staged {
-                    codes[i] = code;
-                }
+            let decided = group.pending_txn_offsets.complete(producer_id);
+            if commit && group.state != GroupState::Dead {
+                txn_offsets::apply_committed(&mut group.offsets, decided);
             }
         }
-        codes
     }
 
     /// OffsetFetch: `topics` None means every committed partition. With `require_stable`, a
@@ -732,7 +780,7 @@ impl Coordinator {
             .iter()
             .map(|k| (records::encode_key(k), None))
             .collect();
-        let result = self.append(partition, tombstones).await;
+        let result = self.append(partition, tombstones, None).await;
         let mut groups = self.groups.borrow_mut();
         let same = groups
             .get(&group_id)
@@ -793,7 +841,7 @@ impl Coordinator {
             });
         }
         if !tombstones.is_empty() {
-            self.append(partition, tombstones).await?;
+            self.append(partition, tombstones, None).await?;
             self.with_group(&group_id, false, |g| {
                 for key in &removed {
                     g.offsets.remove(key);
@@ -832,7 +880,7 @@ impl Coordinator {
             }
         }
         for (partition, tombstones) in by_partition {
-            if let Err(code) = self.append(partition, tombstones).await {
+            if let Err(code) = self.append(partition, tombstones, None).await {
                 tracing::warn!(partition, code, %topic, "writing a deleted topic's offsets failed");
             }
         }
@@ -906,7 +954,7 @@ impl Coordinator {
             }
         }
         for (partition, tombstones) in by_partition {
-            if let Err(code) = self.append(partition, tombstones).await {
+            if let Err(code) = self.append(partition, tombstones, None).await {
                 tracing::warn!(partition, code, "writing expired offsets failed");
             }
         }
@@ -919,6 +967,20 @@ impl Coordinator {
 
 /// A record to append: key and value (`None`: a tombstone), both in Kafka's encoding.
 type Entry = (Vec<u8>, Option<Vec<u8>>);
+
+/// [`Coordinator::offset_records`]' answer.
+type OffsetRecords = (Vec<i16>, Vec<Entry>, Vec<(usize, OffsetPartition, OffsetValue)>);
+
+/// Who commits offsets in a transaction (TxnOffsetCommit).
+#[derive(Debug, Clone)]
+pub struct TxnCommit {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Empty, and generation -1, from producers before KIP-447.
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub generation: i32,
+}
 
 /// What loading has found for one group so far.
 #[derive(Default)]
@@ -936,17 +998,6 @@ struct LoadedRecord {
     txn_producer: Option<i64>,
 }
 
-/// Whether a control record's key is a COMMIT marker (`Some(false)`: ABORT; `None`: not a
-/// transaction marker). Kafka's control record key: version int16, type int16 (0 abort, 1
-/// commit).
-fn marker_commits(key: Option<&[u8]>) -> Option<bool> {
-    match key? {
-        [_, _, 0, 0] => Some(false),
-        [_, _, 0, 1] => Some(true),
-        _ => None,
-    }
-}
-
 /// A marker of `producer_id` was read: its offsets in every group loaded so far are decided.
 fn complete_loaded_txn(state: &mut HashMap<String, LoadedGroup>, producer_id: i64, commit: bool) {
     for loaded in state.values_mut() {
@@ -955,12 +1006,6 @@ fn complete_loaded_txn(state: &mut HashMap<String, LoadedGroup>, producer_id: i6
             txn_offsets::apply_committed(&mut loaded.offsets, decided);
         }
     }
-}
-
-/// The length of the batch at the start of `bytes` when the whole batch is there; a read cut
-/// off by its byte limit ends with part of one, read again from its start next time.
-fn whole_batch_len(bytes: &[u8]) -> Option<usize> {
-    declared_total_len(bytes).filter(|&len| len >= HEADER_LEN && len <= bytes.len())
 }
 
 /// Applies one `__consumer_offsets` record; records that can't be read are logged and skipped.

@@ -961,6 +961,30 @@ impl Group {
         }
     }
 
+    /// Whether a TxnOffsetCommit from this member may be staged (Kafka's
+    /// `doTxnCommitOffsets`): looser than a plain commit, since producers before KIP-447 send no
+    /// member or generation (empty member id, generation -1) and those are let through.
+    pub fn validate_txn_commit(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), i16> {
+        if self.state == GroupState::Dead {
+            return Err(ec::COORDINATOR_NOT_AVAILABLE);
+        }
+        if self.is_fenced(member_id, instance_id) {
+            return Err(ec::FENCED_INSTANCE_ID);
+        }
+        if !member_id.is_empty() && !self.has_member(member_id) {
+            return Err(ec::UNKNOWN_MEMBER_ID);
+        }
+        if generation >= 0 && generation != self.generation {
+            return Err(ec::ILLEGAL_GENERATION);
+        }
+        Ok(())
+    }
+
     /// Advances deadlines: expired sessions, pending member ids, rebalance and sync timeouts.
     pub fn tick(&mut self, now: Instant, timing: &Timing) {
         let before = self.pending.len();

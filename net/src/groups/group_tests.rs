@@ -568,3 +568,26 @@ fn a_restarting_static_leader_is_not_asked_to_assign() {
         assert_eq!(group.state, GroupState::Stable);
     }
 }
+
+#[test]
+fn transactional_commits_are_checked_against_the_members_they_name() {
+    let t0 = Instant::now();
+    let mut group = stable_group(&["a"], t0);
+    // Producers before KIP-447 name no member and no generation.
+    assert_eq!(group.validate_txn_commit("", None, -1), Ok(()));
+    assert_eq!(group.validate_txn_commit("a", None, 1), Ok(()));
+    assert_eq!(group.validate_txn_commit("a", None, -1), Ok(()));
+    assert_eq!(
+        group.validate_txn_commit("zombie", None, 1),
+        Err(ec::UNKNOWN_MEMBER_ID)
+    );
+    assert_eq!(
+        group.validate_txn_commit("a", None, 7),
+        Err(ec::ILLEGAL_GENERATION)
+    );
+    group.mark_dead();
+    assert_eq!(
+        group.validate_txn_commit("", None, -1),
+        Err(ec::COORDINATOR_NOT_AVAILABLE)
+    );
+}

@@ -1,6 +1,7 @@
 //! FindCoordinator (key 10): every group and transaction is coordinated by this broker (its
 //! shards split the groups among themselves behind the one address). v4+ asks for several
-//! keys at once. The offsets topic is created on the first group lookup, as Kafka does.
+//! keys at once. The offsets topic is created on the first group lookup, the transaction
+//! state topic on the first transactional id's, as Kafka does.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -73,7 +74,18 @@ async fn lookup(broker: &BrokerInfo, key_type: i8, key: &str) -> (i16, Option<&'
         KEY_TRANSACTION if key.is_empty() => {
             (error_code::INVALID_REQUEST, Some("empty transactional id"))
         }
-        KEY_TRANSACTION => (error_code::NONE, None),
+        KEY_TRANSACTION => {
+            let config = &broker.transactions;
+            let ensured = crate::txn::state_topic::ensure_state_topic(
+                config.state_log_num_partitions,
+                config.state_log_segment_bytes,
+            )
+            .await;
+            match ensured {
+                Ok(()) => (error_code::NONE, None),
+                Err(code) => (code, Some("the transaction state topic is not available")),
+            }
+        }
         _ => (
             error_code::INVALID_REQUEST,
             Some("unsupported coordinator key type"),

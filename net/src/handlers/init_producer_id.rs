@@ -1,43 +1,76 @@
-//! InitProducerId (key 22): producer ids for idempotent producers (what Kafka 3.x clients and
-//! kafka-python ask for by default).
+//! InitProducerId (key 22): producer ids for idempotent and transactional producers.
 //!
-//! As in Kafka, a request without a transactional id always gets a fresh id with epoch 0,
+//! Without a transactional id, as in Kafka, a request always gets a fresh id with epoch 0,
 //! also when it names its current id and epoch (KIP-360's epoch bump of an idempotent
 //! producer): the new id starts clean sequences on every partition. Ids come from
 //! [`producer_ids`](crate::producer_ids), unique across restarts.
 //!
-//! Transactions are not served (there is no transaction coordinator): a transactional id is
-//! refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients don't retry.
+//! With a transactional id the transaction coordinator answers: the id's producer id with its
+//! epoch bumped (fencing any older instance and aborting its open transaction), a new producer
+//! id when the epochs are used up, and KIP-360's checks of the id and epoch the producer had.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use crate::kafka::error_code;
-use crate::producer_ids::{self, Unavailable};
+use crate::kafka::error_code as ec;
+use crate::kafka::BrokerInfo;
+use crate::txn::coordinator::{allocate_producer_id, on_coordinator};
+use crate::txn::state_machine::{error_for_version, INIT_PRODUCER_ID_FENCED_SINCE};
 
-crate::api!(InitProducerId, 0..=4, |call, request| handle(&request));
+crate::api!(InitProducerId, 0..=4, |call, request| handle(
+    &call.broker,
+    request,
+    call.version
+)
+.await);
 
-pub fn handle(request: &InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(
+    broker: &BrokerInfo,
+    request: InitProducerIdRequest,
+    version: i16,
+) -> InitProducerIdResponse {
     let mut response = InitProducerIdResponse::default();
     response.producer_id = ProducerId(-1);
     response.producer_epoch = -1;
-    if request.transactional_id.is_some() {
-        // No transaction coordinator: refuse clearly rather than let the client retry forever.
-        response.error_code = error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    let Some(transactional_id) = request.transactional_id else {
+        match allocate_producer_id() {
+            Ok(id) => {
+                response.producer_id = ProducerId(id);
+                response.producer_epoch = 0;
+            }
+            Err(error) => response.error_code = error,
+        }
         return response;
-    }
-    let next = producer_ids::global()
-        .ok_or(Unavailable::Failed)
-        .and_then(|ids| ids.next());
-    match next {
-        Ok(id) => {
-            response.producer_id = ProducerId(id);
-            response.producer_epoch = 0;
+    };
+    // v3+ (KIP-360): the id and epoch the producer had, both -1 when it had none.
+    let expected = match (request.producer_id.0, request.producer_epoch) {
+        (-1, -1) => None,
+        (id, epoch) if id >= 0 && epoch >= 0 => Some((id, epoch)),
+        _ => {
+            response.error_code = ec::INVALID_REQUEST;
+            return response;
         }
-        // Retriable: clients ask again after their backoff.
-        Err(Unavailable::Extending) => {
-            response.error_code = error_code::COORDINATOR_LOAD_IN_PROGRESS
+    };
+    let id = transactional_id.to_string();
+    let timeout_ms = request.transaction_timeout_ms;
+    let answered = on_coordinator(&broker.transactions, &id.clone(), move |c| async move {
+        let answer = c.with_machine(|machine, now| {
+            let mut allocate = allocate_producer_id;
+            machine.init_producer_id(&id, timeout_ms, expected, now, &mut allocate)
+        });
+        answer.get().await
+    })
+    .await;
+    match answered {
+        Ok(Some(result)) => {
+            response.error_code =
+                error_for_version(result.error, version, INIT_PRODUCER_ID_FENCED_SINCE);
+            if result.error == ec::NONE {
+                response.producer_id = ProducerId(result.producer_id);
+                response.producer_epoch = result.producer_epoch;
+            }
         }
-        Err(Unavailable::Failed) => response.error_code = error_code::COORDINATOR_NOT_AVAILABLE,
+        Ok(None) => response.error_code = ec::COORDINATOR_NOT_AVAILABLE,
+        Err(error) => response.error_code = error,
     }
     response
 }

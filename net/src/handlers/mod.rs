@@ -2,6 +2,8 @@
 //! versions it honours and how it runs; [`APIS`] lists them all, and is the table the
 //! connections dispatch through and ApiVersions advertises.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
@@ -14,6 +16,8 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -23,12 +27,15 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 use crate::kafka::dispatch::Apis;
 use crate::kafka::error_code;
@@ -63,6 +70,13 @@ pub static APIS: Apis = Apis(&[
     describe_groups::API,
     delete_groups::API,
     offset_delete::API,
+    add_partitions_to_txn::API,
+    add_offsets_to_txn::API,
+    end_txn::API,
+    write_txn_markers::API,
+    txn_offset_commit::API,
+    describe_transactions::API,
+    list_transactions::API,
 ]);
 
 /// The Kafka error code and message for a refused topic change.

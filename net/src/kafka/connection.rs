@@ -44,6 +44,8 @@ pub struct BrokerInfo {
     pub fetch_splice_min_bytes: u64,
     /// Consumer group settings.
     pub groups: crate::config::GroupsConfig,
+    /// Transaction coordinator settings.
+    pub transactions: crate::config::TransactionsConfig,
     /// `connections.max.idle.ms`.
     pub connections_max_idle: Duration,
 }

@@ -48,6 +48,7 @@ pub const INVALID_PRODUCER_EPOCH: i16 = ResponseError::InvalidProducerEpoch.code
 pub const UNKNOWN_PRODUCER_ID: i16 = ResponseError::UnknownProducerId.code();
 pub const INVALID_TXN_STATE: i16 = ResponseError::InvalidTxnState.code();
 pub const UNSTABLE_OFFSET_COMMIT: i16 = ResponseError::UnstableOffsetCommit.code();
+pub const OPERATION_NOT_ATTEMPTED: i16 = ResponseError::OperationNotAttempted.code();
 pub const INVALID_PRODUCER_ID_MAPPING: i16 = ResponseError::InvalidProducerIdMapping.code();
 pub const INVALID_TRANSACTION_TIMEOUT: i16 = ResponseError::InvalidTransactionTimeout.code();
 pub const CONCURRENT_TRANSACTIONS: i16 = ResponseError::ConcurrentTransactions.code();

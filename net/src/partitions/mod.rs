@@ -1,7 +1,8 @@
 //! The broker's topics and partitions: the registry ([`topics`]), config schemas and
 //! broker-level configs ([`configs`]), a topic's log settings ([`topic_config`]), the partition
 //! key ([`TopicPartition`]), a partition's log and replica state ([`partition`]), the
-//! partitions that failed to open ([`offline`]), each shard's share ([`shard`]) and its log
+//! partitions that failed to open ([`offline`]), reading a log from its start for a coordinator
+//! ([`replay`]), each shard's share ([`shard`]) and its log
 //! cleaner's settings ([`cleaner_config`]), the brokers
 //! replicas may live on ([`brokers`]) and the checks of replica assignments and replication
 //! factors against them ([`assignment`]).
@@ -13,6 +14,7 @@ pub mod cleaner_config;
 pub mod configs;
 pub mod offline;
 pub mod partition;
+pub mod replay;
 pub mod shard;
 pub mod topic_config;
 mod topic_partition;

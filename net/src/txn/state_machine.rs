@@ -63,8 +63,6 @@ use crate::groups::oneshot::{self, Sender};
 use crate::kafka::error_code as ec;
 use crate::partitions::TopicPartition;
 
-/// The internal topic of the transaction coordinator.
-pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 /// The group coordinator's topic, whose partitions AddOffsetsToTxn adds.
 pub const OFFSETS_TOPIC: &str = crate::groups::OFFSETS_TOPIC;
 

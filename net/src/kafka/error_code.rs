@@ -42,6 +42,7 @@ pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = ResponseError::OutOfOrderSequenceN
 pub const INVALID_PRODUCER_EPOCH: i16 = ResponseError::InvalidProducerEpoch.code();
 pub const UNKNOWN_PRODUCER_ID: i16 = ResponseError::UnknownProducerId.code();
 pub const INVALID_TXN_STATE: i16 = ResponseError::InvalidTxnState.code();
+pub const TRANSACTION_COORDINATOR_FENCED: i16 = ResponseError::TransactionCoordinatorFenced.code();
 pub const KAFKA_STORAGE_ERROR: i16 = ResponseError::KafkaStorageError.code();
 pub const NON_EMPTY_GROUP: i16 = ResponseError::NonEmptyGroup.code();
 pub const GROUP_ID_NOT_FOUND: i16 = ResponseError::GroupIdNotFound.code();

@@ -134,7 +134,9 @@ impl Log {
             now_ms: self.inner.clock.now_ms(),
             first_dirty: checkpoint.first_dirty,
             log_start_offset: st.log_start_offset,
-            high_watermark: st.high_watermark,
+            // Never at or past the last stable offset: records of undecided transactions can't
+            // be cleaned (their fate decides whether they count), as in Kafka.
+            high_watermark: st.last_stable_offset(),
             min_cleanable_dirty_ratio: config.min_cleanable_dirty_ratio,
             min_compaction_lag_ms: config.min_compaction_lag_ms,
             max_compaction_lag_ms: config.max_compaction_lag_ms,
@@ -333,6 +335,16 @@ impl Log {
             .await
             .map_err(io("syncing a cleaned segment"))?;
         let last = group.last().expect("a group has a segment");
+        // The group's aborted transactions, all kept: compaction keeps offsets, so each entry
+        // stays true, and the markers stay (filter.rs keeps control batches).
+        let aborted = {
+            let st = self.inner.state.borrow();
+            group
+                .iter()
+                .filter_map(|s| st.segments.get(&s.base_offset))
+                .flat_map(|s| s.aborted.iter().copied())
+                .collect()
+        };
         let mut segment = Segment {
             base_offset: base,
             log: Some(Rc::new(out)),
@@ -343,9 +355,11 @@ impl Log {
             first_append_ms: group[0].first_append_ms,
             indexes_dirty: false,
             preallocated_to: size,
+            aborted,
         };
         segment
             .index_snapshot()
+            .with_txn_file_always()
             .write_to(|suffix| swap::cleaned_path(&dir, base, suffix))
             .await
             .map_err(io("writing a cleaned segment's indexes"))?;

@@ -2,8 +2,8 @@
 //! old segments or the cleaned one, never a mix and never neither (Kafka's `.cleaned` and
 //! `.swap` files).
 //!
-//! A pass writes a group of segments' cleaned copy, its log and both indexes, to
-//! `<first base>.{log,index,timeindex}.cleaned` and syncs them; then:
+//! A pass writes a group of segments' cleaned copy, its log and its indexes, to
+//! `<first base>.{log,index,timeindex,txnindex}.cleaned` and syncs them; then:
 //! 1. renames the indexes to `.swap`, then the log (the commit point), and syncs the
 //!    directory;
 //! 2. removes the group's other segments' files;
@@ -15,17 +15,28 @@
 //! within its offsets: a cleaned group keeps its last batch, so the swap file's offsets end
 //! where the group's did. An index missing its `.swap` then (already renamed, or never) is
 //! removed if stale and rebuilt by recovery's scan.
+//!
+//! The transaction index can't be rebuilt by a scan (an abort's entry needs the producer
+//! state of its time), so a pass always writes one, empty if need be: a missing `.swap` of it
+//! then means it was already renamed, and the file in place is kept. (A swap left by a
+//! version that wrote none keeps the first segment's own, still true of its offsets.)
 
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::log::batch::{declared_total_len, BatchHeader, HEADER_LEN};
-use crate::log::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::log::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX};
 
 const CLEANED: &str = "cleaned";
 const SWAP: &str = "swap";
-const INDEXES: [&str; 2] = [INDEX_SUFFIX, TIME_INDEX_SUFFIX];
+const INDEXES: [&str; 3] = [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX];
+const ALL: [&str; 4] = [
+    LOG_SUFFIX,
+    INDEX_SUFFIX,
+    TIME_INDEX_SUFFIX,
+    TXN_INDEX_SUFFIX,
+];
 
 /// `<base>.<suffix>.cleaned`: where a pass writes the cleaned copy of a segment's file.
 pub(crate) fn cleaned_path(dir: &Path, base: i64, suffix: &str) -> PathBuf {
@@ -38,7 +49,7 @@ fn swap_path(dir: &Path, base: i64, suffix: &str) -> PathBuf {
 
 /// Removes the cleaned files of an abandoned group at `base` (missing ones are fine).
 pub(crate) fn discard_cleaned_blocking(dir: &Path, base: i64) -> io::Result<()> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+    for suffix in ALL {
         remove_if_present(&cleaned_path(dir, base, suffix))?;
     }
     Ok(())
@@ -50,10 +61,15 @@ pub(crate) fn discard_cleaned_blocking(dir: &Path, base: i64) -> io::Result<()> 
 pub(crate) fn commit_blocking(dir: &Path, replaced: &[i64]) -> io::Result<()> {
     let base = replaced[0];
     for suffix in INDEXES {
-        std::fs::rename(
+        match std::fs::rename(
             cleaned_path(dir, base, suffix),
             swap_path(dir, base, suffix),
-        )?;
+        ) {
+            Ok(()) => {}
+            // Written by every pass, but a cleaned copy without one stays usable.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && suffix == TXN_INDEX_SUFFIX => {}
+            Err(e) => return Err(e),
+        }
     }
     std::fs::rename(
         cleaned_path(dir, base, LOG_SUFFIX),
@@ -66,7 +82,7 @@ pub(crate) fn commit_blocking(dir: &Path, replaced: &[i64]) -> io::Result<()> {
 /// Steps 2 and 3: the swap files at `base` replace the segments `replaced`.
 fn finish_blocking(dir: &Path, base: i64, replaced: &[i64]) -> io::Result<()> {
     for &old in replaced.iter().filter(|&&old| old != base) {
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in ALL {
             remove_if_present(&segment::segment_path(dir, old, suffix))?;
         }
     }
@@ -74,6 +90,8 @@ fn finish_blocking(dir: &Path, base: i64, replaced: &[i64]) -> io::Result<()> {
         let target = segment::segment_path(dir, base, suffix);
         match std::fs::rename(swap_path(dir, base, suffix), &target) {
             Ok(()) => {}
+            // The transaction index was renamed by an earlier attempt (see above).
+            Err(e) if e.kind() == io::ErrorKind::NotFound && suffix == TXN_INDEX_SUFFIX => {}
             // Renamed by an earlier attempt, or lost: whatever is there may describe the old
             // log; recovery rebuilds a missing index.
             Err(e) if e.kind() == io::ErrorKind::NotFound => remove_if_present(&target)?,

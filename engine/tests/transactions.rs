@@ -7,17 +7,23 @@ mod common;
 
 use common::{crash_log as crash, open_log as open, quiet_log_config as config};
 
-use runnel_engine::log::batch::BatchHeader;
+use std::cell::Cell;
+use std::rc::Rc;
+
+use runnel_engine::log::batch::{BatchHeader, HEADER_LEN};
 use runnel_engine::log::builder::{BatchBuilder, Record};
+use runnel_engine::log::compaction::{Cleaner, CleanerConfig};
 use runnel_engine::log::producers::ProducerError;
+use runnel_engine::log::records;
 use runnel_engine::log::txn::{index as txn_index, marker};
 use runnel_engine::log::{
-    AbortedTxn, AppendError, EndTxnMarker, Isolation, Log, LogConfig, MarkerKind, ReadError,
-    CHECKPOINT_FILE,
+    AbortedTxn, AppendError, CleanupPolicy, Clock, EndTxnMarker, Isolation, Log, LogConfig,
+    MarkerKind, OpenOptions, ReadError, CHECKPOINT_FILE,
 };
 
 const P1: i64 = 100;
 const P2: i64 = 200;
+const P3: i64 = 300;
 
 /// `count` records of 100 bytes from `pid` (epoch 0) from sequence `seq`, transactional or not.
 fn records(pid: i64, seq: i32, count: usize, transactional: bool) -> Vec<u8> {
@@ -77,6 +83,77 @@ fn txn_index_file(dir: &std::path::Path, base: i64) -> Option<Vec<txn_index::Abo
     let decoded = txn_index::decode(&bytes);
     assert_eq!(decoded.damaged_bytes, 0);
     Some(decoded.entries)
+}
+
+/// One keyed batch from `pid` at `seq` (`pid` -1: no producer).
+fn keyed(pid: i64, seq: i32, transactional: bool, pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = BatchBuilder::new().producer(pid, 0, seq);
+    if transactional {
+        builder = builder.transactional();
+    }
+    for (key, value) in pairs {
+        builder.push(&Record {
+            key: Some(key.as_bytes().to_vec()),
+            value: Some(value.as_bytes().to_vec()),
+            headers: vec![],
+            timestamp: 1_000,
+        });
+    }
+    builder.build()
+}
+
+/// What a read from the start returns (uncompressed batches): `(offset, key, value)` per
+/// data record and `(offset, "MARKER", "")` per control batch.
+async fn everything(log: &Log) -> Vec<(i64, String, String)> {
+    let read = log
+        .read(log.log_start_offset(), u64::MAX, true)
+        .await
+        .unwrap();
+    let bytes = read.copy_out().await.unwrap();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let header = BatchHeader::parse(&bytes[at..]).unwrap();
+        let len = header.total_len().unwrap();
+        if header.is_control() {
+            out.push((header.base_offset, "MARKER".to_string(), String::new()));
+        } else {
+            for record in records::walk(&bytes[at + HEADER_LEN..at + len]) {
+                let record = record.unwrap();
+                let text =
+                    |b: Option<&[u8]>| String::from_utf8(b.unwrap_or_default().to_vec()).unwrap();
+                out.push((
+                    header.base_offset + i64::from(record.offset_delta),
+                    text(record.key),
+                    text(record.value),
+                ));
+            }
+        }
+        at += len;
+    }
+    out
+}
+
+/// Runs cleaning passes until none is due, once the segments rolled so far are sealed;
+/// at least one must run.
+async fn clean_fully(log: &Log, cleaner: &mut Cleaner) {
+    log.quiesce().await;
+    let mut passes = 0;
+    while log.clean(cleaner).await.unwrap().is_some() {
+        passes += 1;
+        assert!(passes < 100, "passes keep being due");
+    }
+    assert!(passes > 0, "no pass ran");
+}
+
+/// `count` keyed filler records, one per batch, with 200-byte values.
+async fn filler(log: &Log, from: usize, count: usize) {
+    for i in from..from + count {
+        let value = "f".repeat(200);
+        log.append(keyed(-1, -1, false, &[(&format!("f{i}"), &value)]))
+            .await
+            .unwrap();
+    }
 }
 
 on_both_backends! {
@@ -310,6 +387,76 @@ on_both_backends! {
             assert!(!dir.path().join(format!("{first:020}.log")).exists());
             assert!(txn_index_file(dir.path(), first).is_none(), "the txnindex went with its segment");
             assert_eq!(log.aborted_transactions(second, 1000), vec![]);
+        });
+    }
+
+    fn the_cleaner_removes_aborted_records_and_stays_below_the_lso(backend) {
+        common::run(backend, || async {
+            let dir = tempfile::tempdir().unwrap();
+            let clock = Rc::new(Cell::new(1_000_000));
+            let options = OpenOptions { clock: Clock::Manual(clock.clone()), ..OpenOptions::default() };
+            let config = LogConfig {
+                cleanup_policy: CleanupPolicy::COMPACT,
+                segment_bytes: 4096,
+                min_cleanable_dirty_ratio: 0.01,
+                delete_retention_ms: 60_000,
+                ..config()
+            };
+            let (log, _) = Log::open(dir.path(), config.clone(), options.clone()).await.unwrap();
+            log.append(keyed(P1, 0, true, &[("a", "committed"), ("b", "committed")])).await.unwrap(); // 0, 1
+            log.append_marker(P1, 0, end(MarkerKind::Commit, 0)).await.unwrap(); // 2
+            log.append(keyed(P2, 0, true, &[("a", "aborted"), ("b", "aborted")])).await.unwrap(); // 3, 4
+            log.append_marker(P2, 0, end(MarkerKind::Abort, 0)).await.unwrap(); // 5
+            // P2's last batch moves on (a producer's last batch is kept, even empty).
+            log.append(keyed(P2, 2, false, &[("z", "p2")])).await.unwrap(); // 6
+            filler(&log, 0, 40).await; // 7..47
+            log.append(keyed(P3, 0, true, &[("a", "open")])).await.unwrap(); // 47
+            filler(&log, 40, 40).await; // 48..88
+            assert_eq!(log.last_stable_offset(), 47);
+
+            let mut cleaner = Cleaner::new(&CleanerConfig::default());
+            clean_fully(&log, &mut cleaner).await;
+            let seen = everything(&log).await;
+            let at = |offset: i64| seen.iter().find(|s| s.0 == offset).map(|s| (s.1.as_str(), s.2.as_str()));
+            assert_eq!(at(0), Some(("a", "committed")), "an aborted or undecided record never supersedes");
+            assert_eq!(at(1), Some(("b", "committed")));
+            assert_eq!((at(3), at(4)), (None, None), "aborted records are removed");
+            assert_eq!(at(2), Some(("MARKER", "")));
+            assert_eq!(at(5), Some(("MARKER", "")), "kept: the pass saw its data");
+            assert_eq!(at(47), Some(("a", "open")), "nothing at or past the LSO is cleaned");
+            assert_eq!(log.aborted_transactions(0, 100), vec![aborted(P2, 3)], "the entry moved with its marker");
+
+            // P3 commits: its record now supersedes P1's. With no data of P2's abort left,
+            // its marker gets a horizon, and goes once that passed.
+            log.append_marker(P3, 0, end(MarkerKind::Commit, 0)).await.unwrap(); // 88
+            filler(&log, 80, 40).await;
+            assert_eq!(log.last_stable_offset(), log.high_watermark());
+            clean_fully(&log, &mut cleaner).await;
+            let seen = everything(&log).await;
+            let at = |offset: i64| seen.iter().find(|s| s.0 == offset).map(|s| (s.1.as_str(), s.2.as_str()));
+            assert_eq!(at(0), None);
+            assert_eq!(at(47), Some(("a", "open")));
+            assert_eq!(at(5), Some(("MARKER", "")), "until its horizon");
+            clock.set(clock.get() + 61_000);
+            clean_fully(&log, &mut cleaner).await;
+            let seen = everything(&log).await;
+            let at = |offset: i64| seen.iter().find(|s| s.0 == offset).map(|s| (s.1.as_str(), s.2.as_str()));
+            assert_eq!(at(5), None, "the abort marker went");
+            assert_eq!(at(2), Some(("MARKER", "")), "P1's commit keeps its marker: b is still there");
+            assert_eq!(log.aborted_transactions(0, 1000), vec![]);
+            // A crash and a full rebuild find no transaction open.
+            let end_offset = log.log_end_offset();
+            crash(log).await;
+            for entry in std::fs::read_dir(dir.path()).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "snapshot") {
+                    std::fs::remove_file(path).unwrap();
+                }
+            }
+            let (log, report) = Log::open(dir.path(), config, options).await.unwrap();
+            assert!(report.problems.is_empty(), "{report:?}");
+            assert_eq!(log.last_stable_offset(), end_offset);
+            assert_eq!(log.first_unstable_offset(), None);
         });
     }
 }

@@ -198,6 +198,24 @@ on_both_backends! {
         });
     }
 
+    fn a_decided_transaction_stays_unstable_until_its_marker_is_readable(backend) {
+        common::run(backend, || async {
+            let dir = tempfile::tempdir().unwrap();
+            let (log, _) = open(dir.path(), config()).await;
+            log.append(plain(2)).await.unwrap(); // 0..2
+            log.append(records(P1, 0, 2, true)).await.unwrap(); // 2..4
+            // The marker is placed when called; its write completes later.
+            let commit = log.append_marker(P1, 0, end(MarkerKind::Commit, 0)); // 4
+            assert_eq!(log.log_end_offset(), 5);
+            assert_eq!(log.producers()[0].1.current_txn_first_offset, None, "closed when placed");
+            assert_eq!(log.high_watermark(), 4, "not yet written");
+            assert_eq!(log.last_stable_offset(), 2, "its fate isn't readable yet");
+            assert_eq!(log.first_unstable_offset(), Some(2));
+            commit.await.unwrap();
+            assert_eq!((log.last_stable_offset(), log.first_unstable_offset()), (5, None));
+        });
+    }
+
     fn markers_are_fenced_by_epoch_and_coordinator_epoch(backend) {
         common::run(backend, || async {
             let dir = tempfile::tempdir().unwrap();
@@ -425,6 +443,13 @@ on_both_backends! {
             assert_eq!(at(5), Some(("MARKER", "")), "kept: the pass saw its data");
             assert_eq!(at(47), Some(("a", "open")), "nothing at or past the LSO is cleaned");
             assert_eq!(log.aborted_transactions(0, 100), vec![aborted(P2, 3)], "the entry moved with its marker");
+            let first = log.segment_bases()[0];
+            assert_eq!(txn_index_file(dir.path(), first).map(|e| e.len()), Some(1), "in the cleaned segment's .txnindex");
+            // A crash keeps all of it: the cleaned index, the open transaction.
+            crash(log).await;
+            let (log, _) = Log::open(dir.path(), config.clone(), options.clone()).await.unwrap();
+            assert_eq!(log.aborted_transactions(0, 100), vec![aborted(P2, 3)]);
+            assert_eq!(log.last_stable_offset(), 47);
 
             // P3 commits: its record now supersedes P1's. With no data of P2's abort left,
             // its marker gets a horizon, and goes once that passed.

@@ -384,7 +384,8 @@ impl Log {
         }
     }
 
-    /// The idempotent producers this log knows, by producer id (for DescribeProducers).
+    /// The idempotent producers this log knows, by producer id (for DescribeProducers), each
+    /// with its open transaction (`current_txn_first_offset`) if it has one here.
     pub fn producers(&self) -> Vec<(i64, ProducerEntry)> {
         let st = self.inner.state.borrow();
         let mut producers: Vec<_> = st

@@ -124,9 +124,9 @@ impl Log {
                 .into_iter()
                 .map(|(_, s)| (s, s.indexes.offsets.lookup(offset).position.into()))
                 .chain(st.segments.range(offset + 1..).map(|(_, s)| (s, 0)))
-                // A segment without its file yet has nothing written.
                 // Nothing from segments that start at or past the end.
                 .filter(|(s, _)| s.base_offset < end)
+                // A segment without its file yet has nothing written.
                 .filter_map(|(s, start)| {
                     Some(View {
                         file: s.log.clone()?,
@@ -139,15 +139,15 @@ impl Log {
                 .collect();
             // Below the high watermark, the end is the start of a batch (the first of an
             // undecided transaction): where it starts is found in its segment below.
-            let cut = (end < st.high_watermark).then(|| {
-                let (_, s) = st
-                    .segments
-                    .range(..=end)
-                    .next_back()
-                    .expect("end >= log start");
-                let position = u64::from(s.indexes.offsets.lookup(end).position);
-                (s.base_offset, position, end)
-            });
+            let cut = st
+                .segments
+                .range(..=end)
+                .next_back()
+                .filter(|_| end < st.high_watermark)
+                .map(|(_, s)| {
+                    let position = u64::from(s.indexes.offsets.lookup(end).position);
+                    (s.base_offset, position, end)
+                });
             (views, result, cut)
         };
         if let Some((segment_base, from, end)) = cut {

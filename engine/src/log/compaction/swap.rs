@@ -208,3 +208,104 @@ fn offsets_end(path: &Path) -> io::Result<i64> {
     }
     end.ok_or_else(|| damaged("no batch"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::set_base_offset;
+    use crate::log::builder::sample_batch;
+
+    /// Two batches of 10 records at `base` and `base + 10`.
+    fn log_bytes(base: i64) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for at in [base, base + 10] {
+            let mut batch = sample_batch(10, 10, 1_000);
+            set_base_offset(&mut batch, at);
+            bytes.extend_from_slice(&batch);
+        }
+        bytes
+    }
+
+    fn put(path: PathBuf, bytes: &[u8]) {
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// Segments 0 and 20, each with its files and a `.txnindex` saying which it is.
+    fn old_segments(dir: &Path) {
+        for base in [0, 20] {
+            put(
+                segment::segment_path(dir, base, LOG_SUFFIX),
+                &log_bytes(base),
+            );
+            for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                put(segment::segment_path(dir, base, suffix), &[]);
+            }
+            let old = format!("old{base}");
+            put(
+                segment::segment_path(dir, base, TXN_INDEX_SUFFIX),
+                old.as_bytes(),
+            );
+        }
+    }
+
+    fn txn_index(dir: &Path, base: i64) -> Option<Vec<u8>> {
+        std::fs::read(segment::segment_path(dir, base, TXN_INDEX_SUFFIX)).ok()
+    }
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".swap") || n.ends_with(".cleaned"))
+            .collect()
+    }
+
+    #[test]
+    fn the_cleaned_transaction_index_replaces_the_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        old_segments(dir);
+        let mut cleaned = log_bytes(0);
+        cleaned.extend_from_slice(&log_bytes(20));
+        put(cleaned_path(dir, 0, LOG_SUFFIX), &cleaned);
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            put(cleaned_path(dir, 0, suffix), &[]);
+        }
+        put(cleaned_path(dir, 0, TXN_INDEX_SUFFIX), b"new");
+        commit_blocking(dir, &[0, 20]).unwrap();
+        assert_eq!(txn_index(dir, 0).as_deref(), Some(&b"new"[..]));
+        assert_eq!(txn_index(dir, 20), None, "the merged segment's went");
+        assert!(leftovers(dir).is_empty(), "{:?}", leftovers(dir));
+    }
+
+    #[test]
+    fn a_finish_after_the_transaction_index_was_renamed_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        old_segments(dir);
+        let mut cleaned = log_bytes(0);
+        cleaned.extend_from_slice(&log_bytes(20));
+        // Committed; the indexes were renamed into place before the crash.
+        put(swap_path(dir, 0, LOG_SUFFIX), &cleaned);
+        put(segment::segment_path(dir, 0, TXN_INDEX_SUFFIX), b"new");
+        let finished = finish_interrupted_blocking(dir).unwrap();
+        assert_eq!(finished.swaps_completed, 1);
+        assert_eq!(txn_index(dir, 0).as_deref(), Some(&b"new"[..]));
+        assert_eq!(txn_index(dir, 20), None);
+        assert!(leftovers(dir).is_empty(), "{:?}", leftovers(dir));
+    }
+
+    #[test]
+    fn an_uncommitted_transaction_index_is_discarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        old_segments(dir);
+        put(cleaned_path(dir, 0, LOG_SUFFIX), &log_bytes(0));
+        put(swap_path(dir, 0, TXN_INDEX_SUFFIX), b"new");
+        let finished = finish_interrupted_blocking(dir).unwrap();
+        assert_eq!(finished.swaps_completed, 0);
+        assert_eq!(txn_index(dir, 0).as_deref(), Some(&b"old0"[..]));
+        assert_eq!(txn_index(dir, 20).as_deref(), Some(&b"old20"[..]));
+        assert!(leftovers(dir).is_empty(), "{:?}", leftovers(dir));
+    }
+}

@@ -387,6 +387,40 @@ on_both_backends! {
         });
     }
 
+    fn a_torn_marker_reopens_its_transaction_and_drops_its_entry(backend) {
+        common::run(backend, || async {
+            let dir = tempfile::tempdir().unwrap();
+            let (log, _) = open(dir.path(), config()).await;
+            log.append(plain(2)).await.unwrap(); // 0..2
+            log.append(records(P1, 0, 2, true)).await.unwrap(); // 2..4
+            log.append_marker(P1, 0, end(MarkerKind::Abort, 0)).await.unwrap(); // 4
+            let size_before_marker = {
+                let read = log.read(0, u64::MAX, true).await.unwrap();
+                let bytes = read.copy_out().await.unwrap();
+                let mut at = 0;
+                for _ in 0..2 {
+                    at += BatchHeader::parse(&bytes[at..]).unwrap().total_len().unwrap();
+                }
+                at as u64
+            };
+            log.close().await.unwrap();
+            drop(log);
+            assert!(txn_index_file(dir.path(), 0).is_some());
+            // The marker's write was torn (as if it never completed).
+            let segment = dir.path().join(format!("{:020}.log", 0));
+            let file = std::fs::OpenOptions::new().write(true).open(&segment).unwrap();
+            file.set_len(size_before_marker + 30).unwrap();
+            drop(file);
+            let (log, report) = open(dir.path(), config()).await;
+            assert!(report.bytes_truncated > 0, "{report:?}");
+            assert_eq!(log.log_end_offset(), 4);
+            assert_eq!(log.aborted_transactions(0, 10), vec![], "the entry went with its marker");
+            assert_eq!(log.last_stable_offset(), 2, "the transaction is open again");
+            log.close().await.unwrap();
+            assert!(txn_index_file(dir.path(), 0).is_none(), "an empty index is no file");
+        });
+    }
+
     fn retention_removes_the_txnindex_with_its_segment(backend) {
         common::run(backend, || async {
             let dir = tempfile::tempdir().unwrap();

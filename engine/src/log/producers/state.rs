@@ -284,6 +284,13 @@ impl ProducerStates {
             let producer_id = header.producer_id;
             // Kafka reads any negative id as "no producer" (`hasProducerId`).
             if producer_id <= NO_PRODUCER_ID {
+                // A transaction can't be ended without its producer: it would never be
+                // decided, yet never hold the LSO back either.
+                if header.is_transactional() {
+                    return Err(ProducerError::InvalidRecord(
+                        "a transactional batch needs a producer id",
+                    ));
+                }
                 continue;
             }
             if header.producer_epoch < 0 || header.base_sequence < 0 {

@@ -306,6 +306,16 @@ fn the_first_transactional_batch_opens_a_transaction_that_a_marker_closes() {
 }
 
 #[test]
+fn a_transactional_batch_without_a_producer_is_refused() {
+    let states = ProducerStates::default();
+    let refused = states.check_client_append([(0, &txn_batch(NO_PRODUCER_ID, -1, -1, 1))], 0);
+    assert!(
+        matches!(refused, Err(ProducerError::InvalidRecord(_))),
+        "{refused:?}"
+    );
+}
+
+#[test]
 fn a_plain_batch_during_an_open_transaction_is_invalid_txn_state() {
     let mut states = ProducerStates::default();
     appended(append(&mut states, txn_batch(PID, 0, 0, 1), 0));

@@ -30,7 +30,7 @@ use super::compaction::{self, LogCompaction};
 use super::config::LogConfig;
 use super::error::{AppendError, ReadError, StorageError};
 use super::exclusive::Exclusive;
-use super::producers::{self, ProducerEntry, ProducerStates, Verdict};
+use super::producers::{self, ProducerEntry, ProducerError, ProducerStates, Verdict};
 use super::recovery::{self, RecoveryReport};
 use super::roll;
 use super::segment::{self, Segment};
@@ -482,6 +482,14 @@ impl Log {
             for (at, header) in &batches {
                 let len = header.total_len().expect("validated");
                 compaction::check_keys(&records[*at..*at + len], header, limit)?;
+            }
+        }
+        if !config.transactions && placement == Placement::Client {
+            if let Some((_, h)) = batches.iter().find(|(_, h)| h.is_transactional()) {
+                return Err(ProducerError::NotInTransaction {
+                    producer_id: h.producer_id,
+                }
+                .into());
             }
         }
         let segment_bytes = config.effective_segment_bytes();

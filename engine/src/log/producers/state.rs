@@ -145,8 +145,10 @@ pub enum ProducerError {
     #[error("{0}")]
     InvalidRecord(&'static str),
     /// INVALID_TXN_STATE: a non-transactional batch from a producer whose transaction is open
-    /// on this partition (Kafka's `InvalidTxnStateException`). The name is kept from when the
-    /// log refused transactional batches, so the broker's mapping stays as it was.
+    /// on this partition (Kafka's `InvalidTxnStateException`); also a transactional batch to
+    /// a log that doesn't take them ([`LogConfig::transactions`](crate::log::LogConfig)
+    /// off). The name is kept from when the log refused every transactional batch, so the
+    /// broker's mapping stays as it was.
     #[error("non-transactional batch from producer {producer_id} while its transaction is open")]
     NotInTransaction { producer_id: i64 },
     /// TRANSACTION_COORDINATOR_FENCED: a marker from a coordinator epoch older than the last

@@ -43,8 +43,8 @@ const RECORDS_COUNT_OFFSET: usize = 57;
 
 const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
-const TRANSACTIONAL_BIT: i16 = 0x10;
-const CONTROL_BIT: i16 = 0x20;
+pub const TRANSACTIONAL_BIT: i16 = 0x10;
+pub const CONTROL_BIT: i16 = 0x20;
 /// KIP-534: the batch's base timestamp is the delete horizon of its tombstones, set by the
 /// cleaner (record timestamps are re-based on it, so they read the same).
 const DELETE_HORIZON_BIT: i16 = 0x40;

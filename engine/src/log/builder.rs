@@ -1,7 +1,9 @@
 //! Builds RecordBatch v2 bytes: what producers send. Used by tests, the load generator and the
 //! broker's own writes (control and offset-commit batches).
 
-use super::batch::{compute_crc, Compression, HEADER_LEN, LOG_OVERHEAD};
+use super::batch::{
+    compute_crc, Compression, CONTROL_BIT, HEADER_LEN, LOG_OVERHEAD, TRANSACTIONAL_BIT,
+};
 use super::codec;
 
 /// One record to put in a batch.
@@ -24,6 +26,8 @@ pub struct BatchBuilder {
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
+    /// The transactional and control bits.
+    flags: i16,
 }
 
 impl Default for BatchBuilder {
@@ -36,6 +40,7 @@ impl Default for BatchBuilder {
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
+            flags: 0,
         }
     }
 }
@@ -72,6 +77,19 @@ impl BatchBuilder {
     /// Marks the batch as coming from an idempotent producer.
     pub fn producer(mut self, id: i64, epoch: i16, base_sequence: i32) -> Self {
         (self.producer_id, self.producer_epoch, self.base_sequence) = (id, epoch, base_sequence);
+        self
+    }
+
+    /// Marks the batch as part of a transaction (attributes bit 4).
+    pub fn transactional(mut self) -> Self {
+        self.flags |= TRANSACTIONAL_BIT;
+        self
+    }
+
+    /// Marks the batch as a control batch (attributes bit 5): what only the broker writes
+    /// (transaction markers, see [`crate::log::txn::marker`]).
+    pub fn control(mut self) -> Self {
+        self.flags |= CONTROL_BIT;
         self
     }
 
@@ -123,7 +141,7 @@ impl BatchBuilder {
         batch.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
         batch.push(2); // magic
         batch.extend_from_slice(&0u32.to_be_bytes()); // crc, filled below
-        batch.extend_from_slice(&attributes.to_be_bytes()); // codec; CreateTime
+        batch.extend_from_slice(&(attributes | self.flags).to_be_bytes()); // codec; CreateTime
         batch.extend_from_slice(&(self.count - 1).to_be_bytes());
         batch.extend_from_slice(&self.base_timestamp.unwrap_or(-1).to_be_bytes());
         batch.extend_from_slice(&self.max_timestamp.to_be_bytes());

@@ -16,7 +16,9 @@
 //!   - retention.rs: which segments retention removes (policy, pure); delete.rs: removing
 //!     them, for retention and DeleteRecords (action);
 //!   - [`producers`]: idempotent producers' sequence state, checked as appends are placed,
-//!     snapshotted and rebuilt on open;
+//!     snapshotted and rebuilt on open; each producer's open transaction;
+//!   - [`txn`]: transaction markers, the aborted transaction index (`.txnindex`) and the last
+//!     stable offset; txn.rs beside partition.rs: writing markers and what reads ask of them;
 //!   - segment.rs: one segment's files and in-memory state; recovery.rs: opening a directory,
 //!     checking what a crash may have left; checkpoint.rs: the recovery point and log start
 //!     offset that survive a restart;
@@ -50,6 +52,8 @@ mod retention;
 mod roll;
 pub mod scan;
 mod segment;
+mod transactions;
+pub mod txn;
 mod write_layout;
 
 pub use checkpoint::{Checkpoint, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
@@ -60,4 +64,7 @@ pub use partition::{AppendInfo, Clock, Log, LogStats, OpenOptions};
 pub use read::{FileRange, ReadResult};
 pub use recompress::recompress;
 pub use recovery::RecoveryReport;
-pub use segment::{parse_segment_name, segment_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+pub use segment::{
+    parse_segment_name, segment_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
+};
+pub use txn::{AbortedTxn, EndTxnMarker, Isolation, MarkerKind};

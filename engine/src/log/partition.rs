@@ -30,10 +30,11 @@ use super::compaction::{self, LogCompaction};
 use super::config::LogConfig;
 use super::error::{AppendError, ReadError, StorageError};
 use super::exclusive::Exclusive;
-use super::producers::{self, ProducerEntry, ProducerStates, Verdict};
+use super::producers::{self, ProducerEntry, ProducerError, ProducerStates, Verdict};
 use super::recovery::{self, RecoveryReport};
 use super::roll;
 use super::segment::{self, Segment};
+use super::txn::{self, AbortedTxnEntry, EndTxnMarker, Unreplicated};
 use super::write_layout::WriteLayout;
 use crate::flush::{self, FlushPolicy, GroupCommit, IntervalFlush, SyncRound, SyncTarget};
 use crate::rt::{self, EventWait, File, LocalEvent};
@@ -91,6 +92,19 @@ pub struct LogStats {
     pub segments_deleted: u64,
 }
 
+/// Who an append comes from, which decides the producer checks it passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Placement {
+    /// A produce request: data batches only (sequence, epoch and transaction rules).
+    Client,
+    /// A transaction marker from the coordinator (epoch and coordinator epoch rules).
+    Marker {
+        producer_id: i64,
+        epoch: i16,
+        marker: EndTxnMarker,
+    },
+}
+
 /// A partition's log. Cheap to clone; all clones are the same log.
 #[derive(Debug, Clone)]
 pub struct Log {
@@ -136,8 +150,11 @@ pub(super) struct State {
     /// Sequence number of `pending[0]`.
     first_pending_seq: u64,
     pub(super) failed: Option<StorageError>,
-    /// Idempotent producers' sequences, checked and updated as appends are placed.
+    /// Idempotent producers' sequences and open transactions, checked and updated as appends
+    /// are placed.
     pub(super) producers: ProducerStates,
+    /// Transactions whose marker is placed but not yet below the high watermark.
+    pub(super) unreplicated: Unreplicated,
     pub(super) closed: bool,
     /// Every segment's data and indexes are durable (set by `close`).
     all_sealed: bool,
@@ -194,6 +211,22 @@ impl State {
         }
     }
 
+    /// The first offset not yet stable: an open transaction's, or one whose marker is not
+    /// yet readable. Never below the log start offset (as Kafka: a transaction whose start
+    /// was deleted still holds the LSO, at the start).
+    pub(super) fn first_unstable_offset(&self) -> Option<i64> {
+        txn::first_unstable_offset(
+            self.producers.first_open_txn_offset(),
+            self.unreplicated.first_offset(self.high_watermark),
+        )
+        .map(|first| first.max(self.log_start_offset))
+    }
+
+    /// The last stable offset: read_committed consumers read below it.
+    pub(super) fn last_stable_offset(&self) -> i64 {
+        txn::last_stable_offset(self.first_unstable_offset(), self.high_watermark)
+    }
+
     /// OFFSET_OUT_OF_RANGE for `offset`, with the bounds as they are now.
     pub(super) fn out_of_range(&self, offset: i64) -> ReadError {
         ReadError::OffsetOutOfRange {
@@ -222,21 +255,26 @@ impl Log {
         }
         let checkpoint = Checkpoint::read(&dir).await?;
         let mut loaded = recovery::load(&dir, &config, options.clean_shutdown, checkpoint).await?;
-        // Sealed segments whose indexes were rebuilt get them written now, so the checkpoint
-        // can move past them.
         let active_base = *loaded.segments.keys().next_back().expect("a segment");
+        let next_offset = loaded.segments[&active_base].next_offset;
+        let (producers, rebuilt) = producers::rebuild(
+            &dir,
+            &mut loaded.segments,
+            next_offset,
+            options.clock.now_ms(),
+        )
+        .await
+        .map_err(|e| io::Error::other(e.0))?;
+        loaded.report.producers = rebuilt;
+        // Sealed segments whose indexes were rebuilt (transaction indexes included, which
+        // rebuilding producer state may have changed) get them written now, so the
+        // checkpoint can move past them.
         for segment in loaded.segments.values_mut() {
             if segment.indexes_dirty && segment.base_offset != active_base {
                 segment.index_snapshot().write(&dir).await?;
                 segment.indexes_dirty = false;
             }
         }
-        let next_offset = loaded.segments[&active_base].next_offset;
-        let (producers, rebuilt) =
-            producers::rebuild(&dir, &loaded.segments, next_offset, options.clock.now_ms())
-                .await
-                .map_err(|e| io::Error::other(e.0))?;
-        loaded.report.producers = rebuilt;
         let state = State {
             segments: loaded.segments,
             next_offset,
@@ -246,6 +284,8 @@ impl Log {
             first_pending_seq: 0,
             failed: None,
             producers,
+            // The high watermark starts at the end: every marker is readable.
+            unreplicated: Unreplicated::default(),
             closed: false,
             all_sealed: false,
             dir_dirty: false,
@@ -344,7 +384,8 @@ impl Log {
         }
     }
 
-    /// The idempotent producers this log knows, by producer id (for DescribeProducers).
+    /// The idempotent producers this log knows, by producer id (for DescribeProducers), each
+    /// with its open transaction (`current_txn_first_offset`) if it has one here.
     pub fn producers(&self) -> Vec<(i64, ProducerEntry)> {
         let st = self.inner.state.borrow();
         let mut producers: Vec<_> = st
@@ -398,7 +439,16 @@ impl Log {
         // validated and stored is the batch as the topic keeps it.
         let placed = self
             .recompressed(records.into())
-            .and_then(|records| self.place(records));
+            .and_then(|records| self.place(records, Placement::Client));
+        self.finish_append(placed)
+    }
+
+    /// The asynchronous part of an append: waits until the placed records are written and
+    /// applies the flush policy.
+    pub(super) fn finish_append(
+        &self,
+        placed: Result<(AppendInfo, FlushPolicy), AppendError>,
+    ) -> impl Future<Output = Result<AppendInfo, AppendError>> + 'static {
         let inner = self.inner.clone();
         async move {
             let (info, flush) = placed?;
@@ -415,18 +465,31 @@ impl Log {
         }
     }
 
-    /// The synchronous part of [`append`](Self::append): validates, rolls if need be, assigns
-    /// offsets and a file position, and starts the write. Returns what was assigned and the
-    /// flush policy the append is under.
-    fn place(&self, records: Bytes) -> Result<(AppendInfo, FlushPolicy), AppendError> {
+    /// The synchronous part of [`append`](Self::append) and
+    /// [`append_marker`](Self::append_marker): validates, checks the producer rules, rolls if
+    /// need be, assigns offsets and a file position, and starts the write. Returns what was
+    /// assigned and the flush policy the append is under.
+    pub(super) fn place(
+        &self,
+        records: Bytes,
+        placement: Placement,
+    ) -> Result<(AppendInfo, FlushPolicy), AppendError> {
         let inner = &self.inner;
         let config = inner.config.borrow().clone();
         let batches = batch::split_and_validate(&records, config.max_message_bytes)?;
-        if config.cleanup_policy.compact {
+        if config.cleanup_policy.compact && placement == Placement::Client {
             let limit = batch::decompression_limit(config.max_message_bytes);
             for (at, header) in &batches {
                 let len = header.total_len().expect("validated");
                 compaction::check_keys(&records[*at..*at + len], header, limit)?;
+            }
+        }
+        if !config.transactions && placement == Placement::Client {
+            if let Some((_, h)) = batches.iter().find(|(_, h)| h.is_transactional()) {
+                return Err(ProducerError::NotInTransaction {
+                    producer_id: h.producer_id,
+                }
+                .into());
             }
         }
         let segment_bytes = config.effective_segment_bytes();
@@ -449,6 +512,7 @@ impl Log {
         }
 
         // Synchronous part: roll if need be, assign offsets and a file position.
+        let mut completed_txn = None;
         let (file, info_segment, position, seq, info, parts) = {
             let mut st = inner.state.borrow_mut();
             if let Some(e) = &st.failed {
@@ -465,7 +529,22 @@ impl Log {
                 first_offset += i64::from(header.last_offset_delta) + 1;
                 (first, header)
             });
-            let producer_update = match st.producers.check_client_append(firsts, now)? {
+            let checked = match placement {
+                Placement::Client => st.producers.check_client_append(firsts, now)?,
+                Placement::Marker {
+                    producer_id,
+                    epoch,
+                    marker,
+                } => {
+                    let at = st.next_offset;
+                    let (update, completed) =
+                        st.producers
+                            .check_marker(producer_id, epoch, marker, at, now)?;
+                    completed_txn = completed;
+                    Verdict::Append(update)
+                }
+            };
+            let producer_update = match checked {
                 Verdict::Append(update) => update,
                 Verdict::Duplicate(original) => {
                     let info = AppendInfo {
@@ -518,6 +597,22 @@ impl Log {
                 .next_preallocation(config.preallocate_bytes, config.effective_segment_bytes());
             st.next_offset = offset;
             st.producers.commit(producer_update);
+            if let Some(done) = completed_txn {
+                // An abort is indexed in the segment holding its marker, with the LSO as of
+                // right after it (Kafka's `UnifiedLog.append`).
+                if done.aborted {
+                    let entry = AbortedTxnEntry {
+                        producer_id: done.producer_id,
+                        first_offset: done.first_offset,
+                        last_offset: done.last_offset,
+                        last_stable_offset: st.producers.last_stable_offset_after(&done),
+                    };
+                    let active = st.active_mut();
+                    active.aborted.push(entry);
+                    active.indexes_dirty = true;
+                }
+                st.unreplicated.push(done);
+            }
             st.appended_total += records.len() as u64;
             let seq = st.first_pending_seq + st.pending.len() as u64;
             st.pending.push_back(PendingWrite {
@@ -666,6 +761,8 @@ impl Inner {
                     st.high_watermark = write.end_offset;
                     st.written_total += write.len;
                 }
+                let high_watermark = st.high_watermark;
+                st.unreplicated.advance(high_watermark);
             }
             Err(e) => {
                 tracing::error!(dir = %self.dir.display(), error = %e, "segment write failed; the log refuses appends until reopened");

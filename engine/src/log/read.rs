@@ -4,7 +4,8 @@
 //! Reads never copy record bytes: they return byte ranges of segment files, which the fetch
 //! path sends with splice or sendfile. Only batch headers are read here, to find where an
 //! offset or a timestamp starts. Reads see only what is written (below the high watermark),
-//! so they never wait for appends in flight.
+//! so they never wait for appends in flight; read_committed reads only what is stable (below
+//! the last stable offset, see [`super::txn`]).
 
 use std::io;
 use std::rc::Rc;
@@ -13,6 +14,7 @@ use super::batch::{self, BatchHeader, Compression, TimestampType, HEADER_LEN};
 use super::error::{ReadError, StorageError};
 use super::index::TimestampOffset;
 use super::partition::Log;
+use super::txn::Isolation;
 use crate::rt::File;
 
 /// Bytes read per step when walking batch headers: covers `index.interval.bytes` (4 KiB by
@@ -37,6 +39,8 @@ pub struct ReadResult {
     pub bytes: u64,
     pub high_watermark: i64,
     pub log_start_offset: i64,
+    /// As of the read: what a Fetch reports as the partition's last stable offset.
+    pub last_stable_offset: i64,
 }
 
 impl ReadResult {
@@ -72,24 +76,45 @@ impl Log {
         max_bytes: u64,
         min_one_batch: bool,
     ) -> Result<ReadResult, ReadError> {
+        self.read_isolated(offset, max_bytes, min_one_batch, Isolation::ReadUncommitted)
+            .await
+    }
+
+    /// [`read`](Self::read) under an isolation level. Under
+    /// [`ReadCommitted`](Isolation::ReadCommitted) the read stops at the last stable offset:
+    /// an offset at it reads nothing, and one past it (but within the high watermark) is not
+    /// out of range either, as in Kafka: it also reads nothing, until the LSO moves.
+    pub async fn read_isolated(
+        &self,
+        offset: i64,
+        max_bytes: u64,
+        min_one_batch: bool,
+        isolation: Isolation,
+    ) -> Result<ReadResult, ReadError> {
         struct View {
             file: Rc<File>,
             start: u64,
             readable: u64,
             /// The segment's offsets end here.
             next_offset: i64,
+            base_offset: i64,
         }
-        let (views, mut result) = {
+        let (mut views, mut result, cut) = {
             let st = self.inner.state.borrow();
             let result = ReadResult {
                 high_watermark: st.high_watermark,
                 log_start_offset: st.log_start_offset,
+                last_stable_offset: st.last_stable_offset(),
                 ..ReadResult::default()
             };
             if offset < st.log_start_offset || offset > st.high_watermark {
                 return Err(st.out_of_range(offset));
             }
-            if offset == st.high_watermark {
+            let end = match isolation {
+                Isolation::ReadUncommitted => st.high_watermark,
+                Isolation::ReadCommitted => result.last_stable_offset,
+            };
+            if offset >= end {
                 return Ok(result);
             }
             let views: Vec<View> = st
@@ -99,6 +124,8 @@ impl Log {
                 .into_iter()
                 .map(|(_, s)| (s, s.indexes.offsets.lookup(offset).position.into()))
                 .chain(st.segments.range(offset + 1..).map(|(_, s)| (s, 0)))
+                // Nothing from segments that start at or past the end.
+                .filter(|(s, _)| s.base_offset < end)
                 // A segment without its file yet has nothing written.
                 .filter_map(|(s, start)| {
                     Some(View {
@@ -106,11 +133,36 @@ impl Log {
                         start,
                         readable: s.written,
                         next_offset: s.next_offset,
+                        base_offset: s.base_offset,
                     })
                 })
                 .collect();
-            (views, result)
+            // Below the high watermark, the end is the start of a batch (the first of an
+            // undecided transaction): where it starts is found in its segment below.
+            let cut = st
+                .segments
+                .range(..=end)
+                .next_back()
+                .filter(|_| end < st.high_watermark)
+                .map(|(_, s)| {
+                    let position = u64::from(s.indexes.offsets.lookup(end).position);
+                    (s.base_offset, position, end)
+                });
+            (views, result, cut)
         };
+        if let Some((segment_base, from, end)) = cut {
+            // The view of the segment holding the end ends where the end's batch begins.
+            if let Some(view) = views
+                .iter_mut()
+                .rev()
+                .find(|v| v.base_offset == segment_base)
+            {
+                let found = find_batch(&view.file, from, view.readable, |h| h.last_offset() >= end)
+                    .await
+                    .map_err(|e| StorageError::io("reading a segment", &e))?;
+                view.readable = found.map_or(view.readable, |(position, _)| position);
+            }
+        }
         let mut remaining = max_bytes;
         let mut first_batch_len = None;
         for view in views {

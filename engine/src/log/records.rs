@@ -61,6 +61,7 @@ pub struct RecordView<'a> {
     pub after_timestamp: &'a [u8],
     pub offset_delta: i32,
     pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
     /// A null value: a tombstone when the record has a key.
     pub value_is_null: bool,
 }
@@ -86,9 +87,9 @@ pub fn walk(records: &[u8]) -> impl Iterator<Item = Result<RecordView<'_>, Batch
                 -1 => None,
                 len => Some(fields.skip_len(len)?),
             };
-            let value_is_null = match fields.varint()? {
-                -1 => true,
-                len => fields.skip_len(len).map(|_| false)?,
+            let value = match fields.varint()? {
+                -1 => None,
+                len => Some(fields.skip_len(len)?),
             };
             Ok(RecordView {
                 bytes,
@@ -97,7 +98,8 @@ pub fn walk(records: &[u8]) -> impl Iterator<Item = Result<RecordView<'_>, Batch
                 after_timestamp,
                 offset_delta,
                 key,
-                value_is_null,
+                value,
+                value_is_null: value.is_none(),
             })
         });
         failed = view.is_err();

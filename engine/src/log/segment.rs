@@ -6,6 +6,10 @@
 //! and after a crash recovery rebuilds them from the log (it scans every segment past the
 //! last checkpoint anyway), so index writes never sit on the append path.
 //!
+//! The aborted transaction index (`.txnindex`, [`crate::log::txn::index`]) follows the same
+//! rule: its entries live in memory ([`Segment::aborted`]) and are written whole with the
+//! other indexes; the file exists only when the segment holds an ABORT marker, as in Kafka.
+//!
 //! Files are created, opened and removed through [`rt::fs`](crate::rt::fs), off the shard
 //! thread. A roll can't wait for that (offsets are assigned when an append is called), so a
 //! rolled segment exists in memory before its files do: see [`Segment::pending`].
@@ -15,11 +19,13 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::index::{OffsetIndex, SegmentIndexes, TimeIndex, TimestampOffset};
+use super::txn::{index as txn_index, AbortedTxnEntry};
 use crate::rt::{self, File};
 
 pub const LOG_SUFFIX: &str = "log";
 pub const INDEX_SUFFIX: &str = "index";
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
+pub const TXN_INDEX_SUFFIX: &str = "txnindex";
 
 /// `dir/<20-digit base>.<suffix>`.
 pub fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
@@ -56,6 +62,9 @@ pub(crate) struct Segment {
     pub indexes_dirty: bool,
     /// fallocate'd up to here (beyond `size`).
     pub preallocated_to: u64,
+    /// The transactions aborted by markers in this segment, in marker order: its
+    /// `.txnindex`. Changing it sets `indexes_dirty`.
+    pub aborted: Vec<AbortedTxnEntry>,
 }
 
 impl Segment {
@@ -85,6 +94,7 @@ impl Segment {
             first_append_ms: None,
             indexes_dirty: false,
             preallocated_to: 0,
+            aborted: Vec::new(),
         }
     }
 
@@ -116,6 +126,17 @@ impl Segment {
         ))
     }
 
+    /// Reads the aborted transaction index: its trusted entries and how many bytes past them
+    /// were damaged (cut off when the index is next written). A missing file is an empty
+    /// index. Blocking: run it on the pool.
+    pub fn read_txn_index(dir: &Path, base_offset: i64) -> io::Result<txn_index::Decoded> {
+        match std::fs::read(segment_path(dir, base_offset, TXN_INDEX_SUFFIX)) {
+            Ok(bytes) => Ok(txn_index::decode(&bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(txn_index::Decoded::default()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The next range to fallocate once an append passed the reserved space: `step` bytes at a
     /// time, never past `limit` (segment.bytes) unless the data already is.
     pub fn next_preallocation(&mut self, step: u64, limit: u64) -> Option<(u64, u64)> {
@@ -141,6 +162,8 @@ impl Segment {
             base_offset: self.base_offset,
             offsets: self.indexes.offsets.encode(),
             times: self.indexes.times.encode(),
+            txns: txn_index::encode(&self.aborted),
+            txn_file_always: false,
         }
     }
 }
@@ -151,9 +174,19 @@ pub(crate) struct IndexSnapshot {
     pub base_offset: i64,
     offsets: Vec<u8>,
     times: Vec<u8>,
+    /// The `.txnindex`; empty: no file, unless `txn_file_always`.
+    txns: Vec<u8>,
+    txn_file_always: bool,
 }
 
 impl IndexSnapshot {
+    /// Writes the transaction index even when it is empty (a cleaned segment's: see
+    /// [`swap`](crate::log::compaction::swap)).
+    pub fn with_txn_file_always(mut self) -> Self {
+        self.txn_file_always = true;
+        self
+    }
+
     /// Writes and syncs both index files.
     pub async fn write(self, dir: &Path) -> io::Result<()> {
         let base = self.base_offset;
@@ -161,12 +194,25 @@ impl IndexSnapshot {
             .await
     }
 
-    /// Writes and syncs both index files where `path_of` their suffix says.
+    /// Writes and syncs the index files where `path_of` their suffix says. An empty
+    /// transaction index is no file: one left from before (a truncation removed its
+    /// entries) is removed.
     pub async fn write_to(self, path_of: impl Fn(&str) -> PathBuf) -> io::Result<()> {
+        let keep_txns = self.txn_file_always || !self.txns.is_empty();
+        if !keep_txns {
+            match rt::fs::remove_file(path_of(TXN_INDEX_SUFFIX)).await {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        let txns = keep_txns.then_some((TXN_INDEX_SUFFIX, self.txns));
         for (suffix, bytes) in [
             (INDEX_SUFFIX, self.offsets),
             (TIME_INDEX_SUFFIX, self.times),
-        ] {
+        ]
+        .into_iter()
+        .chain(txns)
+        {
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create(true);
             let file = rt::fs::open_file(path_of(suffix), options).await?;
@@ -190,10 +236,15 @@ pub(crate) async fn release_preallocation(file: &File, size: u64, preallocated_t
     }
 }
 
-/// Removes a segment's three files (missing ones are fine). Not durable until the directory
-/// is synced.
+/// Removes a segment's files, its transaction index included (missing ones are fine). Not
+/// durable until the directory is synced.
 pub(crate) async fn remove_segment_files(dir: &Path, base_offset: i64) -> io::Result<()> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+    for suffix in [
+        LOG_SUFFIX,
+        INDEX_SUFFIX,
+        TIME_INDEX_SUFFIX,
+        TXN_INDEX_SUFFIX,
+    ] {
         match rt::fs::remove_file(segment_path(dir, base_offset, suffix)).await {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}

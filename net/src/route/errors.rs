@@ -49,6 +49,9 @@ pub fn append_error(e: &AppendError) -> ErrorCode {
             ProducerError::UnknownProducerId { .. } => error_code::UNKNOWN_PRODUCER_ID,
             ProducerError::InvalidRecord(_) => error_code::INVALID_RECORD,
             ProducerError::NotInTransaction { .. } => error_code::INVALID_TXN_STATE,
+            ProducerError::TransactionCoordinatorFenced { .. } => {
+                error_code::TRANSACTION_COORDINATOR_FENCED
+            }
         },
     }
 }

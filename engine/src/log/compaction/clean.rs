@@ -14,6 +14,13 @@
 //! 5. Move the first dirty offset past the mapped section, only if every group was swapped
 //!    in; otherwise the next pass maps the section again.
 //!
+//! Transactions: a pass covers only offsets below the last stable offset, and follows the
+//! aborted transactions (from the transaction indexes) through both the map and the clean
+//! (txns.rs): aborted records are never mapped and always removed, markers go once no data
+//! of their transaction is left before them and their delete horizon has passed. One
+//! tracker follows the whole clean, from the log's start, so a marker is judged with every
+//! batch before it in view.
+//!
 //! Reads of replaced segments already planned keep working: they hold the old files open.
 //! Appends never wait for a pass: the cleaner only touches sealed segments.
 
@@ -24,6 +31,7 @@ use super::first_dirty::CleanerCheckpoint;
 use super::offset_map::key_hash;
 use super::policy::{self, Cleanable, PolicyInput, SegmentInfo, Trigger};
 use super::swap;
+use super::txns::CleanedTxns;
 use super::Cleaner;
 use crate::log::batch::{self, BatchHeader, LOG_OVERHEAD};
 use crate::log::error::StorageError;
@@ -31,6 +39,7 @@ use crate::log::index::SegmentIndexes;
 use crate::log::partition::{Inner, Log};
 use crate::log::records;
 use crate::log::segment::{Segment, LOG_SUFFIX};
+use crate::log::txn::{marker, AbortedTxnEntry, MarkerKind};
 use crate::log::MAX_SEGMENT_BYTES;
 use crate::rt::{self, File};
 
@@ -134,7 +143,9 @@ impl Log {
             now_ms: self.inner.clock.now_ms(),
             first_dirty: checkpoint.first_dirty,
             log_start_offset: st.log_start_offset,
-            high_watermark: st.high_watermark,
+            // Never at or past the last stable offset: records of undecided transactions can't
+            // be cleaned (their fate decides whether they count), as in Kafka.
+            high_watermark: st.last_stable_offset(),
             min_cleanable_dirty_ratio: config.min_cleanable_dirty_ratio,
             min_compaction_lag_ms: config.min_compaction_lag_ms,
             max_compaction_lag_ms: config.max_compaction_lag_ms,
@@ -187,13 +198,15 @@ impl Log {
             .into_iter()
             .filter(|s| s.base_offset < map_end)
             .collect();
+        let clean_end = below.last().map_or(map_end, |s| s.next_offset);
+        let mut txns = CleanedTxns::new(self.aborted_entries(i64::MIN, clean_end));
         for group in groups(
             &below,
             config.effective_segment_bytes(),
             config.max_index_entries(),
         ) {
             let cleaned = self
-                .clean_group(group, &rules, cleaner, &mut report)
+                .clean_group(group, &rules, cleaner, &mut txns, &mut report)
                 .await?;
             horizon = min_option(horizon, cleaned.tombstone_horizon);
             if !cleaned.swapped {
@@ -252,6 +265,7 @@ impl Log {
     ) -> Result<i64, StorageError> {
         let (from, until) = (cleanable.first_dirty, cleanable.first_uncleanable);
         cleaner.map.clear();
+        let mut txns = CleanedTxns::new(self.aborted_entries(from, until));
         let mut mapped_to = from;
         let limit = batch::decompression_limit(usize::MAX);
         for segment in sealed
@@ -274,7 +288,14 @@ impl Log {
                     report.bytes_read += reader.bytes_read;
                     return Ok(header.base_offset.max(from));
                 }
-                if !header.is_control() {
+                // Aborted records never count: they must not supersede committed ones.
+                let mapped = if header.is_control() {
+                    txns.on_control(&header, marker_kind(bytes, &header));
+                    false
+                } else {
+                    !txns.on_batch(&header)
+                };
+                if mapped {
                     let unmapped = map_batch(bytes, &header, from, limit, &mut cleaner.map)?;
                     if let Some(offset) = unmapped {
                         report.bytes_read += reader.bytes_read;
@@ -295,6 +316,7 @@ impl Log {
         group: &[SegmentView],
         rules: &FilterRules,
         cleaner: &mut Cleaner,
+        txns: &mut CleanedTxns,
         report: &mut PassReport,
     ) -> Result<GroupCleaned, StorageError> {
         let dir = self.inner.dir.clone();
@@ -314,10 +336,17 @@ impl Log {
                 let len = bytes.len() as u64;
                 let group_end = last_segment && position + len == segment.size;
                 let keep_batch = group_end || self.is_producers_last_batch(&header);
-                let filtered =
-                    filter::filter_batch(bytes, &header, &cleaner.map, rules, keep_batch).map_err(
-                        |e| StorageError(format!("cleaning segment {}: {e}", segment.base_offset)),
-                    )?;
+                let filtered = if header.is_control() {
+                    let removable = txns.on_control(&header, marker_kind(bytes, &header));
+                    filter::filter_marker(bytes, &header, removable, rules, keep_batch)
+                } else if txns.on_batch(&header) {
+                    filter::filter_aborted(bytes, &header, keep_batch)
+                } else {
+                    filter::filter_batch(bytes, &header, &cleaner.map, rules, keep_batch)
+                };
+                let filtered = filtered.map_err(|e| {
+                    StorageError(format!("cleaning segment {}: {e}", segment.base_offset))
+                })?;
                 removed += u64::from(filtered.records_removed);
                 horizon = min_option(horizon, filtered.tombstone_horizon);
                 match filtered.outcome {
@@ -333,6 +362,9 @@ impl Log {
             .await
             .map_err(io("syncing a cleaned segment"))?;
         let last = group.last().expect("a group has a segment");
+        // The aborts whose markers stay because data of theirs did too (txns.rs): their
+        // entries, unchanged (offsets don't change), make the cleaned segment's index.
+        let aborted = std::mem::take(&mut txns.kept_entries);
         let mut segment = Segment {
             base_offset: base,
             log: Some(Rc::new(out)),
@@ -343,9 +375,11 @@ impl Log {
             first_append_ms: group[0].first_append_ms,
             indexes_dirty: false,
             preallocated_to: size,
+            aborted,
         };
         segment
             .index_snapshot()
+            .with_txn_file_always()
             .write_to(|suffix| swap::cleaned_path(&dir, base, suffix))
             .await
             .map_err(io("writing a cleaned segment's indexes"))?;
@@ -363,6 +397,16 @@ impl Log {
             swapped,
             tombstone_horizon: horizon,
         })
+    }
+
+    /// The aborted transactions overlapping `[from, until)`, from every segment's index.
+    fn aborted_entries(&self, from: i64, until: i64) -> Vec<AbortedTxnEntry> {
+        let st = self.inner.state.borrow();
+        st.segments
+            .values()
+            .flat_map(|s| s.aborted.iter().copied())
+            .filter(|a| a.last_offset >= from && a.first_offset < until)
+            .collect()
     }
 
     /// Whether `header` is the last batch an idempotent producer this log knows wrote: kept
@@ -433,6 +477,14 @@ async fn swap_in(
     }
     st.segments.insert(base, segment);
     Ok(true)
+}
+
+/// The marker a control batch is, if it is one that decodes (others are kept as they are).
+fn marker_kind(bytes: &[u8], header: &BatchHeader) -> Option<MarkerKind> {
+    marker::decode_marker(bytes, header)
+        .ok()
+        .flatten()
+        .map(|m| m.kind)
 }
 
 /// Records each keyed record of a batch at or after `from` in the map. Returns the offset of

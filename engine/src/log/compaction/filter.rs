@@ -11,8 +11,12 @@
 //! what consumers fetch next stay as they were; a batch left with no records is dropped,
 //! unless the caller needs it kept (then it stays, empty): the last batch of each idempotent
 //! producer (its sequence state must survive a rebuild) and the last batch of each output
-//! segment (so the segment's offsets still end where the next one begins). Control batches
-//! are kept whole (transaction markers stay until transactions define when they can go).
+//! segment (so the segment's offsets still end where the next one begins).
+//!
+//! Transactions (txns.rs decides which batches are aborted and which markers may go): a batch
+//! of an aborted transaction loses all its records ([`filter_aborted`]); a marker that may go
+//! gets a delete horizon the first time, as a tombstone does, and goes once it has passed
+//! ([`filter_marker`]). Other control batches are kept whole.
 
 use std::borrow::Cow;
 
@@ -110,8 +114,7 @@ pub(crate) fn filter_batch(
         }
     }
     let needs_horizon = has_tombstones && horizon.is_none();
-    let tombstone_horizon = has_tombstones
-        .then(|| horizon.unwrap_or_else(|| rules.now_ms.saturating_add(rules.delete_retention_ms)));
+    let tombstone_horizon = has_tombstones.then(|| horizon.unwrap_or_else(|| new_horizon(rules)));
     if removed == 0 && !needs_horizon {
         return Ok(Filtered {
             tombstone_horizon,
@@ -125,24 +128,8 @@ pub(crate) fn filter_batch(
             tombstone_horizon: None,
         });
     }
-    // Records keep their bytes, except when the batch gets a horizon: its base timestamp
-    // becomes the horizon and each record's delta is re-based so its timestamp reads the same.
-    let mut section = Vec::with_capacity(kept.iter().map(|r| r.bytes.len() + 4).sum());
     let new_base_timestamp = tombstone_horizon.filter(|_| needs_horizon);
-    for record in &kept {
-        match new_base_timestamp {
-            None => section.extend_from_slice(record.bytes),
-            Some(base) => {
-                let timestamp = header.base_timestamp.wrapping_add(record.timestamp_delta);
-                let mut body = Vec::with_capacity(record.bytes.len() + 8);
-                body.push(record.attributes);
-                put_varint(&mut body, timestamp.wrapping_sub(base));
-                body.extend_from_slice(record.after_timestamp);
-                put_varint(&mut section, body.len() as i64);
-                section.extend_from_slice(&body);
-            }
-        }
-    }
+    let section = records_rebased(&kept, header, new_base_timestamp);
     let (codec, payload) = if kept.is_empty() || codec == Compression::None {
         (Compression::None, section)
     } else {
@@ -157,6 +144,109 @@ pub(crate) fn filter_batch(
         records_removed: removed,
         tombstone_horizon,
     })
+}
+
+/// When a tombstone or marker first found removable may go: `delete.retention.ms` from now.
+fn new_horizon(rules: &FilterRules) -> i64 {
+    rules.now_ms.saturating_add(rules.delete_retention_ms)
+}
+
+/// The records section of `kept`. Records keep their bytes, except when the batch gets a
+/// horizon (`new_base`): its base timestamp becomes the horizon and each record's delta is
+/// re-based so its timestamp reads the same.
+fn records_rebased(
+    kept: &[records::RecordView<'_>],
+    header: &BatchHeader,
+    new_base: Option<i64>,
+) -> Vec<u8> {
+    let mut section = Vec::with_capacity(kept.iter().map(|r| r.bytes.len() + 4).sum());
+    for record in kept {
+        match new_base {
+            None => section.extend_from_slice(record.bytes),
+            Some(base) => {
+                let timestamp = header.base_timestamp.wrapping_add(record.timestamp_delta);
+                let mut body = Vec::with_capacity(record.bytes.len() + 8);
+                body.push(record.attributes);
+                put_varint(&mut body, timestamp.wrapping_sub(base));
+                body.extend_from_slice(record.after_timestamp);
+                put_varint(&mut section, body.len() as i64);
+                section.extend_from_slice(&body);
+            }
+        }
+    }
+    section
+}
+
+/// A batch of an aborted transaction: all its records go; the batch itself stays, empty,
+/// only when `keep_batch`.
+pub(crate) fn filter_aborted(
+    bytes: &[u8],
+    header: &BatchHeader,
+    keep_batch: bool,
+) -> Result<Filtered, BatchError> {
+    let removed = u32::try_from(header.records_count.max(0)).unwrap_or(0);
+    let outcome = match (keep_batch, header.records_count) {
+        (false, _) => Outcome::Drop,
+        (true, 0) => Outcome::Keep,
+        (true, _) => Outcome::Rewrite(batch::rewritten(bytes, Compression::None, &[], 0, None)?),
+    };
+    Ok(Filtered {
+        outcome,
+        records_removed: removed,
+        tombstone_horizon: None,
+    })
+}
+
+/// A control batch: kept unless `removable` (txns.rs) and not `keep_batch`; a removable one
+/// gets a delete horizon first and goes once it has passed.
+pub(crate) fn filter_marker(
+    bytes: &[u8],
+    header: &BatchHeader,
+    removable: bool,
+    rules: &FilterRules,
+    keep_batch: bool,
+) -> Result<Filtered, BatchError> {
+    let keep_whole = Filtered {
+        outcome: Outcome::Keep,
+        records_removed: 0,
+        tombstone_horizon: None,
+    };
+    if !removable || keep_batch {
+        return Ok(keep_whole);
+    }
+    match header.delete_horizon() {
+        Some(horizon) if horizon <= rules.now_ms => Ok(Filtered {
+            outcome: Outcome::Drop,
+            records_removed: u32::try_from(header.records_count.max(0)).unwrap_or(0),
+            tombstone_horizon: None,
+        }),
+        Some(horizon) => Ok(Filtered {
+            tombstone_horizon: Some(horizon),
+            ..keep_whole
+        }),
+        None => {
+            let horizon = new_horizon(rules);
+            let records = records_section(bytes, header, rules.decompression_limit)?;
+            let kept = records::walk(&records).collect::<Result<Vec<_>, _>>()?;
+            let section = records_rebased(&kept, header, Some(horizon));
+            let codec = header
+                .compression()
+                .ok_or(BatchError::Invalid("unknown compression codec"))?;
+            let payload = if codec == Compression::None {
+                section
+            } else {
+                codec::compress(codec, &section)
+                    .map_err(|_| BatchError::Corrupt("recompressing a marker failed"))?
+            };
+            let count = header.records_count;
+            let rewritten = batch::rewritten(bytes, codec, &payload, count, Some(horizon))?;
+            Ok(Filtered {
+                outcome: Outcome::Rewrite(rewritten),
+                records_removed: 0,
+                tombstone_horizon: Some(horizon),
+            })
+        }
+    }
 }
 
 /// The records section of a whole batch: in place when uncompressed, otherwise inflated
@@ -341,6 +431,64 @@ mod tests {
             (7, 0),
             "producer state survives"
         );
+    }
+
+    #[test]
+    fn a_removable_marker_gets_a_horizon_then_goes() {
+        use crate::log::txn::marker::{decode_marker, marker_batch};
+        use crate::log::txn::{EndTxnMarker, MarkerKind};
+        let marker = EndTxnMarker {
+            kind: MarkerKind::Abort,
+            coordinator_epoch: 3,
+        };
+        let mut bytes = marker_batch(7, 0, marker, 500);
+        set_base_offset(&mut bytes, 40);
+        let header = validate(&bytes, 1 << 20).unwrap();
+        let kept = filter_marker(&bytes, &header, false, &RULES, false).unwrap();
+        assert_eq!(kept.outcome, Outcome::Keep);
+        let kept = filter_marker(&bytes, &header, true, &RULES, true).unwrap();
+        assert_eq!(kept.outcome, Outcome::Keep, "a batch that must stay stays");
+        let out = filter_marker(&bytes, &header, true, &RULES, false).unwrap();
+        assert_eq!(out.tombstone_horizon, Some(11_000));
+        let Outcome::Rewrite(marked) = out.outcome else {
+            panic!("{:?}", out.outcome)
+        };
+        let h = validate(&marked, 1 << 20).unwrap();
+        assert_eq!((h.base_offset, h.delete_horizon()), (40, Some(11_000)));
+        assert_eq!(
+            decode_marker(&marked, &h),
+            Ok(Some(marker)),
+            "still the marker"
+        );
+        let out = filter_marker(&marked, &h, true, &RULES, false).unwrap();
+        assert_eq!(
+            (out.outcome, out.tombstone_horizon),
+            (Outcome::Keep, Some(11_000))
+        );
+        let later = FilterRules {
+            now_ms: 11_000,
+            ..RULES
+        };
+        let out = filter_marker(&marked, &h, true, &later, false).unwrap();
+        assert_eq!(out.outcome, Outcome::Drop);
+    }
+
+    #[test]
+    fn an_aborted_batch_loses_every_record() {
+        let (bytes, header) = stored(
+            5,
+            &[rec(Some("a"), Some("x"), 1), rec(Some("b"), Some("y"), 2)],
+            Compression::Lz4,
+        );
+        let out = filter_aborted(&bytes, &header, false).unwrap();
+        assert_eq!((out.outcome, out.records_removed), (Outcome::Drop, 2));
+        let out = filter_aborted(&bytes, &header, true).unwrap();
+        let Outcome::Rewrite(empty) = out.outcome else {
+            panic!("{:?}", out.outcome)
+        };
+        let h = validate(&empty, 1 << 20).unwrap();
+        assert_eq!((h.base_offset, h.last_offset(), h.records_count), (5, 6, 0));
+        assert_eq!(h.producer_id, 7);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - filter.rs: what a pass keeps of one batch (pure): the newest record per key, tombstones
 //!   until their delete horizon, the last batch of each idempotent producer and of each
 //!   output segment (so offsets still end where the next segment begins);
+//! - txns.rs: which batches belong to aborted transactions and which markers may go (pure);
 //! - first_dirty.rs: the cleaner's checkpoint, the first offset not yet cleaned;
 //! - swap.rs: replacing segments with their cleaned copy crash-safely (`.cleaned`, `.swap`),
 //!   and finishing or discarding an interrupted swap when a log opens;
@@ -21,6 +22,7 @@ mod first_dirty;
 mod offset_map;
 mod policy;
 pub(crate) mod swap;
+mod txns;
 
 pub use clean::PassReport;
 pub use cleaner::{Cleaner, CleanerConfig};

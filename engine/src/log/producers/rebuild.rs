@@ -1,6 +1,15 @@
 //! Rebuilding producer state when a log opens: the newest snapshot, then every batch after it
-//! replayed from the segments (only headers are looked at). Recovery has already checked and
-//! truncated the segments, so what is read here is the log as it will be served.
+//! replayed from the segments (only headers are looked at, and the one record of each control
+//! batch). Recovery has already checked and truncated the segments, so what is read here is
+//! the log as it will be served.
+//!
+//! Replay also rebuilds the transaction state: transactional batches open transactions,
+//! markers close them, and each ABORT marker replayed gets its entry in its segment's
+//! transaction index again (Kafka rebuilds `.txnindex` the same way, replaying producer state
+//! through a recovered segment). Entries of markers below the snapshot come from the index
+//! files as they were read: each was written, with the other indexes, before any snapshot
+//! past it (a seal writes indexes then the snapshot; so does a close). An index file lost or
+//! damaged below the snapshot is not rebuilt: its trusted entries are all there is.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,6 +19,7 @@ use super::state::ProducerStates;
 use crate::log::batch::{BatchHeader, HEADER_LEN};
 use crate::log::error::StorageError;
 use crate::log::segment::Segment;
+use crate::log::txn::{marker, AbortedTxnEntry};
 
 /// Bytes read per step: many small batches' headers per read, one read per large batch.
 const WINDOW: usize = 1 << 20;
@@ -21,6 +31,10 @@ pub struct RebuildReport {
     pub snapshot_offset: Option<i64>,
     /// Batches replayed after it.
     pub batches_replayed: u64,
+    /// Transaction markers among them.
+    pub markers_replayed: u64,
+    /// Control batches whose record didn't decode (skipped: they end no transaction).
+    pub unreadable_control_batches: u64,
 }
 
 /// The producer state of the log whose recovered segments are `segments`, ending at
@@ -28,7 +42,7 @@ pub struct RebuildReport {
 /// the restart).
 pub(crate) async fn rebuild(
     dir: &Path,
-    segments: &BTreeMap<i64, Segment>,
+    segments: &mut BTreeMap<i64, Segment>,
     log_end: i64,
     now_ms: i64,
 ) -> Result<(ProducerStates, RebuildReport), StorageError> {
@@ -38,10 +52,19 @@ pub(crate) async fn rebuild(
     let (from, mut states) = loaded.unwrap_or((i64::MIN, ProducerStates::default()));
     let mut report = RebuildReport {
         snapshot_offset: (from != i64::MIN).then_some(from),
-        batches_replayed: 0,
+        ..RebuildReport::default()
     };
-    for segment in segments.values().filter(|s| s.next_offset > from) {
-        let Some(file) = &segment.log else { continue };
+    for segment in segments.values_mut().filter(|s| s.next_offset > from) {
+        let Some(file) = segment.log.clone() else {
+            continue;
+        };
+        // The entries from replayed markers are made again below.
+        let indexed = std::mem::take(&mut segment.aborted);
+        segment.aborted = indexed
+            .iter()
+            .copied()
+            .filter(|a| a.last_offset < from)
+            .collect();
         let mut position = u64::from(segment.indexes.offsets.lookup(from).position);
         while position + HEADER_LEN as u64 <= segment.size {
             let window = WINDOW.min((segment.size - position) as usize);
@@ -62,7 +85,30 @@ pub(crate) async fn rebuild(
                     )));
                 };
                 if header.base_offset >= from {
-                    states.replay(&header, now_ms);
+                    if header.is_control() {
+                        let whole = match bytes.get(at..at + len) {
+                            Some(whole) => whole.to_vec(),
+                            None => read_batch(&file, position + at as u64, len).await?,
+                        };
+                        match marker::decode_marker(&whole, &header) {
+                            Ok(Some(marker)) => {
+                                report.markers_replayed += 1;
+                                let completed = states.replay_marker(&header, marker, now_ms);
+                                if let Some(done) = completed.filter(|c| c.aborted) {
+                                    segment.aborted.push(AbortedTxnEntry {
+                                        producer_id: done.producer_id,
+                                        first_offset: done.first_offset,
+                                        last_offset: done.last_offset,
+                                        last_stable_offset: states.last_stable_offset_after(&done),
+                                    });
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(_) => report.unreadable_control_batches += 1,
+                        }
+                    } else {
+                        states.replay(&header, now_ms);
+                    }
                     report.batches_replayed += 1;
                 }
                 at += len;
@@ -71,6 +117,25 @@ pub(crate) async fn rebuild(
             // read starts at the next batch either way.
             position += at as u64;
         }
+        if segment.aborted != indexed {
+            segment.indexes_dirty = true;
+        }
     }
     Ok((states, report))
+}
+
+/// The `len` bytes of the batch at `position` of `file`.
+async fn read_batch(
+    file: &crate::rt::File,
+    position: u64,
+    len: usize,
+) -> Result<Vec<u8>, StorageError> {
+    let (result, bytes) = file.read_exact_at(Vec::with_capacity(len), position).await;
+    let read = result.map_err(|e| StorageError::io("reading a control batch", &e))?;
+    if read < len {
+        return Err(StorageError(format!(
+            "a control batch at position {position} runs past its segment"
+        )));
+    }
+    Ok(bytes)
 }

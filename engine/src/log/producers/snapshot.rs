@@ -5,13 +5,22 @@
 //!
 //! The contents are Runnel's own (Kafka's format keeps only each producer's last batch; this
 //! keeps all [`RETAINED_BATCHES`](super::RETAINED_BATCHES), so retries of any in-flight batch
-//! are still recognised after a restart). Big-endian, version 1:
+//! are still recognised after a restart). Big-endian, version 2:
 //!
 //! ```text
 //! version u16 | crc32c u32 (of everything after it) | producers u32 |
-//!   { producer_id i64 | epoch i16 | last_append_ms i64 | batches u8 |
+//!   { producer_id i64 | epoch i16 | last_append_ms i64 |
+//!     current_txn_first_offset i64 (-1: no open transaction) | coordinator_epoch i32 |
+//!     batches u8 |
 //!     { first_seq i32 | last_seq i32 | first_offset i64 | last_offset i64 | max_timestamp i64 }* }*
 //! ```
+//!
+//! Version 1 (before transactions) lacks the two transaction fields; it is still read, as
+//! producers without an open transaction or a coordinator epoch.
+//!
+//! Transactions completed but not yet stable (marker above the high watermark) are not kept:
+//! a snapshot describes durable data and a log opens with its high watermark at its end, so
+//! none are left then.
 //!
 //! A snapshot is written only once the log is durable up to its offset (after a segment's
 //! seal, or at close), so recovery never finds the log ending below the newest snapshot unless
@@ -27,9 +36,12 @@ use crate::log::segment;
 use crate::rt;
 
 pub(crate) const SNAPSHOT_SUFFIX: &str = "snapshot";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
+const VERSION_1: u16 = 1;
 const HEADER_LEN: usize = 2 + 4 + 4;
+/// A version 1 entry's fixed part: the smallest an entry can be.
 const ENTRY_HEADER_LEN: usize = 8 + 2 + 8 + 1;
+const TXN_FIELDS_LEN: usize = 8 + 4;
 const BATCH_LEN: usize = 4 + 4 + 8 + 8 + 8;
 /// Snapshots kept: the newest, and one before it in case the newest turns out unreadable.
 const KEPT: usize = 2;
@@ -40,7 +52,8 @@ const KEPT: usize = 2;
 pub struct SnapshotError(&'static str);
 
 pub fn encode(states: &ProducerStates) -> Vec<u8> {
-    let mut body = Vec::with_capacity(4 + states.len() * (ENTRY_HEADER_LEN + BATCH_LEN));
+    let mut body =
+        Vec::with_capacity(4 + states.len() * (ENTRY_HEADER_LEN + TXN_FIELDS_LEN + BATCH_LEN));
     body.extend_from_slice(&(states.len() as u32).to_be_bytes());
     let mut entries: Vec<_> = states.iter().collect();
     // Deterministic files: the same state always writes the same bytes.
@@ -49,6 +62,9 @@ pub fn encode(states: &ProducerStates) -> Vec<u8> {
         body.extend_from_slice(&producer_id.to_be_bytes());
         body.extend_from_slice(&entry.epoch.to_be_bytes());
         body.extend_from_slice(&entry.last_append_ms.to_be_bytes());
+        let txn_first = entry.current_txn_first_offset.unwrap_or(-1);
+        body.extend_from_slice(&txn_first.to_be_bytes());
+        body.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
         body.push(entry.batches.len() as u8);
         for b in &entry.batches {
             body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -99,7 +115,8 @@ pub fn decode(bytes: &[u8]) -> Result<ProducerStates, SnapshotError> {
         return Err(SnapshotError("shorter than its header"));
     }
     let mut r = Reader(bytes);
-    if r.i16()? as u16 != VERSION {
+    let version = r.i16()? as u16;
+    if version != VERSION && version != VERSION_1 {
         return Err(SnapshotError("unknown version"));
     }
     let crc = r.u32()?;
@@ -117,6 +134,14 @@ pub fn decode(bytes: &[u8]) -> Result<ProducerStates, SnapshotError> {
         let producer_id = r.i64()?;
         let epoch = r.i16()?;
         let last_append_ms = r.i64()?;
+        let (txn_first, coordinator_epoch) = if version == VERSION_1 {
+            (-1, -1)
+        } else {
+            (r.i64()?, r.i32()?)
+        };
+        if txn_first < -1 {
+            return Err(SnapshotError("a negative transaction offset"));
+        }
         let batches = usize::from(r.u8()?);
         if batches > RETAINED_BATCHES {
             return Err(SnapshotError("more batches than a producer keeps"));
@@ -125,6 +150,8 @@ pub fn decode(bytes: &[u8]) -> Result<ProducerStates, SnapshotError> {
             epoch,
             batches: VecDeque::with_capacity(batches),
             last_append_ms,
+            current_txn_first_offset: (txn_first >= 0).then_some(txn_first),
+            coordinator_epoch,
         };
         for _ in 0..batches {
             entry.batches.push_back(BatchMetadata {
@@ -241,11 +268,57 @@ mod tests {
                         epoch,
                         batches: VecDeque::new(),
                         last_append_ms: 1,
+                        current_txn_first_offset: Some(40),
+                        coordinator_epoch: 6,
                     },
                 );
             }
         }
         states
+    }
+
+    /// `states` in version 1 (what Runnel wrote before transactions).
+    fn encode_v1(states: &ProducerStates) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&(states.len() as u32).to_be_bytes());
+        let mut entries: Vec<_> = states.iter().collect();
+        entries.sort_unstable_by_key(|(id, _)| *id);
+        for (producer_id, entry) in entries {
+            body.extend_from_slice(&producer_id.to_be_bytes());
+            body.extend_from_slice(&entry.epoch.to_be_bytes());
+            body.extend_from_slice(&entry.last_append_ms.to_be_bytes());
+            body.push(entry.batches.len() as u8);
+            for b in &entry.batches {
+                for v in [b.first_seq, b.last_seq] {
+                    body.extend_from_slice(&v.to_be_bytes());
+                }
+                for v in [b.first_offset, b.last_offset, b.max_timestamp] {
+                    body.extend_from_slice(&v.to_be_bytes());
+                }
+            }
+        }
+        let mut out = VERSION_1.to_be_bytes().to_vec();
+        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn version_1_is_read_as_producers_without_transactions() {
+        let mut states = sample();
+        let mut v1 = ProducerStates::default();
+        for (pid, entry) in states.iter() {
+            let mut entry = entry.clone();
+            entry.current_txn_first_offset = None;
+            entry.coordinator_epoch = -1;
+            v1.insert(pid, entry);
+        }
+        assert_eq!(decode(&encode_v1(&states)).unwrap(), v1);
+        assert_eq!(v1.first_open_txn_offset(), None);
+        // And version 2 keeps the open transaction, indexed.
+        states = decode(&encode(&states)).unwrap();
+        assert_eq!(states.first_open_txn_offset(), Some(40));
+        assert_eq!(states.get(11).unwrap().coordinator_epoch, 6);
     }
 
     #[test]

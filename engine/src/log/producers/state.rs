@@ -11,10 +11,18 @@
 //! - a newer epoch must start at sequence 0;
 //! - within an epoch, each batch's first sequence must follow the last one (wrapping from
 //!   `i32::MAX` to 0), otherwise OUT_OF_ORDER_SEQUENCE_NUMBER.
+//!
+//! Transactions (KIP-98, Kafka's `ProducerStateEntry.currentTxnFirstOffset`): a producer's
+//! first transactional batch opens a transaction at its first offset; the transaction stays
+//! open until a marker ([`ProducerStates::check_marker`]) ends it. While it is open the
+//! producer may send only transactional batches (INVALID_TXN_STATE otherwise). The open
+//! transactions' first offsets are indexed here too, since the last stable offset is the
+//! smallest of them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::log::batch::BatchHeader;
+use crate::log::txn::{CompletedTxn, EndTxnMarker, MarkerKind};
 
 /// Batches remembered per producer and partition: as many requests as an idempotent producer
 /// may have in flight (`max.in.flight.requests.per.connection` <= 5), so any of them can be
@@ -43,14 +51,22 @@ pub struct ProducerEntry {
     pub batches: VecDeque<BatchMetadata>,
     /// When the producer last appended here (broker clock, ms): expiry counts from it.
     pub last_append_ms: i64,
+    /// The first offset of the producer's open transaction on this partition, if one is open
+    /// (Kafka's `currentTxnFirstOffset`).
+    pub current_txn_first_offset: Option<i64>,
+    /// The coordinator epoch of the last marker written for this producer; -1 before any.
+    /// A marker from an older coordinator is fenced.
+    pub coordinator_epoch: i32,
 }
 
 impl ProducerEntry {
-    fn new(epoch: i16) -> Self {
+    pub fn new(epoch: i16) -> Self {
         ProducerEntry {
             epoch,
             batches: VecDeque::with_capacity(RETAINED_BATCHES),
             last_append_ms: 0,
+            current_txn_first_offset: None,
+            coordinator_epoch: -1,
         }
     }
 
@@ -74,11 +90,20 @@ impl ProducerEntry {
             .copied()
     }
 
-    /// Records an appended batch; a new epoch forgets the old epoch's batches.
-    fn add(&mut self, epoch: i16, batch: BatchMetadata, now_ms: i64) {
+    /// Moves to `epoch`, forgetting the old epoch's batches if it is another.
+    fn set_epoch(&mut self, epoch: i16) {
         if epoch != self.epoch {
             self.epoch = epoch;
             self.batches.clear();
+        }
+    }
+
+    /// Records an appended batch; a new epoch forgets the old epoch's batches. A
+    /// transactional batch opens a transaction unless one is open.
+    fn add(&mut self, epoch: i16, batch: BatchMetadata, transactional: bool, now_ms: i64) {
+        self.set_epoch(epoch);
+        if transactional && self.current_txn_first_offset.is_none() {
+            self.current_txn_first_offset = Some(batch.first_offset);
         }
         if self.batches.len() == RETAINED_BATCHES {
             self.batches.pop_front();
@@ -115,13 +140,28 @@ pub enum ProducerError {
     /// skipped unseen.
     #[error("producer {producer_id} has no state on this partition and sent sequence {got}")]
     UnknownProducerId { producer_id: i64, got: i32 },
-    /// INVALID_RECORD: a batch no idempotent producer sends (a control batch, a producer id
-    /// with a negative sequence or epoch).
+    /// INVALID_RECORD: a batch no client may send (a control batch, a producer id with a
+    /// negative sequence or epoch).
     #[error("{0}")]
     InvalidRecord(&'static str),
-    /// INVALID_TXN_STATE: a transactional batch, while this broker runs no transactions.
-    #[error("transactional batch from producer {producer_id} outside a transaction")]
+    /// INVALID_TXN_STATE: a non-transactional batch from a producer whose transaction is open
+    /// on this partition (Kafka's `InvalidTxnStateException`); also a transactional batch to
+    /// a log that doesn't take them ([`LogConfig::transactions`](crate::log::LogConfig)
+    /// off). The name is kept from when the log refused every transactional batch, so the
+    /// broker's mapping stays as it was.
+    #[error("non-transactional batch from producer {producer_id} while its transaction is open")]
     NotInTransaction { producer_id: i64 },
+    /// TRANSACTION_COORDINATOR_FENCED: a marker from a coordinator epoch older than the last
+    /// one written for the producer (a coordinator that lost its partition of
+    /// `__transaction_state`).
+    #[error(
+        "marker for producer {producer_id} from coordinator epoch {got}, older than {current}"
+    )]
+    TransactionCoordinatorFenced {
+        producer_id: i64,
+        current: i32,
+        got: i32,
+    },
 }
 
 /// What checking a client's append decided.
@@ -157,6 +197,9 @@ impl ProducerUpdate {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStates {
     entries: HashMap<i64, ProducerEntry>,
+    /// Open transactions: first offset -> producer id (Kafka's `ongoingTxns`), kept in step
+    /// with the entries' `current_txn_first_offset`.
+    ongoing: BTreeMap<i64, i64>,
 }
 
 /// The last sequence of a batch starting at `first` with `last_offset_delta`, wrapping past
@@ -192,8 +235,36 @@ impl ProducerStates {
         self.entries.iter().map(|(&id, e)| (id, e))
     }
 
+    /// Sets a producer's entry, keeping the index of open transactions in step.
     pub(crate) fn insert(&mut self, producer_id: i64, entry: ProducerEntry) {
-        self.entries.insert(producer_id, entry);
+        let opened = entry.current_txn_first_offset;
+        let old = self.entries.insert(producer_id, entry);
+        if let Some(first) = old.and_then(|o| o.current_txn_first_offset) {
+            self.ongoing.remove(&first);
+        }
+        if let Some(first) = opened {
+            self.ongoing.insert(first, producer_id);
+        }
+    }
+
+    /// The first offset of the earliest open transaction.
+    pub fn first_open_txn_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// Open transactions as `(first offset, producer id)`, earliest first.
+    pub fn open_txns(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.ongoing.iter().map(|(&first, &pid)| (first, pid))
+    }
+
+    /// The last stable offset right after `completed`'s marker, as Kafka records it in the
+    /// aborted transaction index: the first offset of the earliest transaction still open of
+    /// another producer, or the offset after the marker.
+    pub fn last_stable_offset_after(&self, completed: &CompletedTxn) -> i64 {
+        self.ongoing
+            .iter()
+            .find(|(_, &pid)| pid != completed.producer_id)
+            .map_or(completed.last_offset + 1, |(&first, _)| first)
     }
 
     /// Checks a client's append: `batches` are the record set's batches with the first
@@ -206,6 +277,7 @@ impl ProducerStates {
     ) -> Result<Verdict, ProducerError> {
         let mut update = ProducerUpdate::default();
         for (first_offset, header) in batches {
+            // Markers come from the transaction coordinator, through `check_marker`.
             if header.is_control() {
                 return Err(ProducerError::InvalidRecord(
                     "clients may not write control batches",
@@ -214,15 +286,19 @@ impl ProducerStates {
             let producer_id = header.producer_id;
             // Kafka reads any negative id as "no producer" (`hasProducerId`).
             if producer_id <= NO_PRODUCER_ID {
+                // A transaction can't be ended without its producer: it would never be
+                // decided, yet never hold the LSO back either.
+                if header.is_transactional() {
+                    return Err(ProducerError::InvalidRecord(
+                        "a transactional batch needs a producer id",
+                    ));
+                }
                 continue;
             }
             if header.producer_epoch < 0 || header.base_sequence < 0 {
                 return Err(ProducerError::InvalidRecord(
                     "a batch with a producer id needs a valid epoch and sequence",
                 ));
-            }
-            if header.is_transactional() {
-                return Err(ProducerError::NotInTransaction { producer_id });
             }
             let epoch = header.producer_epoch;
             let first_seq = header.base_sequence;
@@ -240,6 +316,10 @@ impl ProducerStates {
             let entry = update.entry_mut(producer_id).expect("just added");
             let known = current.is_some() || !entry.batches.is_empty();
             check_sequence(producer_id, entry, known, epoch, first_seq)?;
+            let transactional = header.is_transactional();
+            if !transactional && entry.current_txn_first_offset.is_some() {
+                return Err(ProducerError::NotInTransaction { producer_id });
+            }
             let batch = BatchMetadata {
                 first_seq,
                 last_seq,
@@ -247,7 +327,7 @@ impl ProducerStates {
                 last_offset: first_offset + i64::from(header.last_offset_delta),
                 max_timestamp: header.max_timestamp,
             };
-            entry.add(epoch, batch, now_ms);
+            entry.add(epoch, batch, transactional, now_ms);
         }
         Ok(Verdict::Append(update))
     }
@@ -255,8 +335,85 @@ impl ProducerStates {
     /// Applies a checked append's update (its offsets were assigned as checked).
     pub fn commit(&mut self, update: ProducerUpdate) {
         for (producer_id, entry) in update.entries {
-            self.entries.insert(producer_id, entry);
+            self.insert(producer_id, entry);
         }
+    }
+
+    /// Checks a transaction marker for `producer_id` at `epoch`, to be written at `offset`
+    /// (Kafka's `ProducerAppendInfo.appendEndTxnMarker`):
+    /// - an epoch older than the producer's is refused as INVALID_PRODUCER_EPOCH, the code
+    ///   Kafka (2.7+) answers markers with too: its coordinator then drops the marker, the
+    ///   transaction having been ended by a newer epoch;
+    /// - a coordinator epoch older than the last marker's is TRANSACTION_COORDINATOR_FENCED.
+    ///
+    /// A marker for a producer without an open transaction here is written all the same
+    /// (the coordinator sends markers to every partition it added; some saw no data, or a
+    /// retry comes after the first marker was written): it completes nothing. The marker's
+    /// epoch becomes the producer's (a bumped epoch fences the old one) and the open
+    /// transaction, if any, is returned as completed; apply the update with
+    /// [`commit`](Self::commit).
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        marker: EndTxnMarker,
+        offset: i64,
+        now_ms: i64,
+    ) -> Result<(ProducerUpdate, Option<CompletedTxn>), ProducerError> {
+        let current = self.entries.get(&producer_id);
+        if let Some(current) = current {
+            if epoch < current.epoch {
+                return Err(ProducerError::InvalidProducerEpoch {
+                    producer_id,
+                    current: current.epoch,
+                    got: epoch,
+                });
+            }
+            if current.coordinator_epoch > marker.coordinator_epoch {
+                return Err(ProducerError::TransactionCoordinatorFenced {
+                    producer_id,
+                    current: current.coordinator_epoch,
+                    got: marker.coordinator_epoch,
+                });
+            }
+        }
+        let mut entry = current
+            .cloned()
+            .unwrap_or_else(|| ProducerEntry::new(epoch));
+        let completed = end_txn(producer_id, &mut entry, epoch, marker, offset, now_ms);
+        let update = ProducerUpdate {
+            entries: vec![(producer_id, entry)],
+        };
+        Ok((update, completed))
+    }
+
+    /// Records a marker already in the log (recovery), without checks; returns the
+    /// transaction it completed, if one was open.
+    pub fn replay_marker(
+        &mut self,
+        header: &BatchHeader,
+        marker: EndTxnMarker,
+        now_ms: i64,
+    ) -> Option<CompletedTxn> {
+        if header.producer_id < 0 {
+            return None;
+        }
+        let producer_id = header.producer_id;
+        let mut entry = self
+            .entries
+            .get(&producer_id)
+            .cloned()
+            .unwrap_or_else(|| ProducerEntry::new(header.producer_epoch));
+        let completed = end_txn(
+            producer_id,
+            &mut entry,
+            header.producer_epoch,
+            marker,
+            header.base_offset,
+            now_ms,
+        );
+        self.insert(producer_id, entry);
+        completed
     }
 
     /// Records a batch already in the log (recovery replaying it, later replication), without
@@ -279,17 +436,53 @@ impl ProducerStates {
             last_offset: header.last_offset(),
             max_timestamp: header.max_timestamp,
         };
-        entry.add(header.producer_epoch, batch, now_ms);
+        let opened = entry.current_txn_first_offset.is_none() && header.is_transactional();
+        entry.add(
+            header.producer_epoch,
+            batch,
+            header.is_transactional(),
+            now_ms,
+        );
+        if opened {
+            self.ongoing.insert(header.base_offset, header.producer_id);
+        }
     }
 
     /// Forgets producers that have not appended for `expiration_ms` (Kafka's
-    /// `producer.id.expiration.ms`). Returns how many went.
+    /// `producer.id.expiration.ms`), except those with an open transaction (as Kafka: the
+    /// transaction must stay unstable until its marker). Returns how many went.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.entries.len();
-        self.entries
-            .retain(|_, e| now_ms.saturating_sub(e.last_append_ms) < expiration_ms);
+        self.entries.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_append_ms) < expiration_ms
+        });
         before - self.entries.len()
     }
+}
+
+/// A marker's effect on its producer's entry: its epoch (and coordinator epoch) become the
+/// producer's, and the open transaction, if any, completes.
+fn end_txn(
+    producer_id: i64,
+    entry: &mut ProducerEntry,
+    epoch: i16,
+    marker: EndTxnMarker,
+    offset: i64,
+    now_ms: i64,
+) -> Option<CompletedTxn> {
+    entry.set_epoch(epoch);
+    entry.coordinator_epoch = marker.coordinator_epoch;
+    entry.last_append_ms = entry.last_append_ms.max(now_ms);
+    entry
+        .current_txn_first_offset
+        .take()
+        .map(|first_offset| CompletedTxn {
+            producer_id,
+            first_offset,
+            last_offset: offset,
+            aborted: marker.kind == MarkerKind::Abort,
+        })
 }
 
 /// The sequence rules for one batch of `producer_id` against its entry so far.

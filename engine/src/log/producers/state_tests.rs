@@ -1,6 +1,7 @@
 //! The producer rules, driven append by append as a client and recovery would.
 
 use super::*;
+use crate::log::txn::{CompletedTxn, EndTxnMarker, MarkerKind};
 
 const PID: i64 = 1000;
 
@@ -162,6 +163,7 @@ fn sequences_wrap_from_max_to_zero() {
             last_offset: 2,
             max_timestamp: 0,
         },
+        false,
         0,
     );
     states.insert(PID, entry);
@@ -207,13 +209,13 @@ fn batches_no_idempotent_producer_sends_are_refused() {
     let states = ProducerStates::default();
     let mut control = batch(PID, 0, 0, 1);
     control.attributes = 0x20;
-    let mut transactional = batch(PID, 0, 0, 1);
-    transactional.attributes = 0x10;
+    let mut marker = control;
+    marker.attributes = 0x30;
     for (header, why) in [
         (control, "control batch"),
+        (marker, "transaction marker"),
         (batch(PID, 0, -1, 1), "negative sequence"),
         (batch(PID, -1, 0, 1), "negative epoch"),
-        (transactional, "transactional"),
     ] {
         let refused = states.check_client_append([(0, &header)], 0);
         assert!(refused.is_err(), "{why} accepted: {refused:?}");
@@ -246,4 +248,192 @@ fn producers_idle_past_the_expiration_are_forgotten() {
     assert_eq!(states.expire(1_000 + 59_999, 60_000), 0);
     assert_eq!(states.expire(1_000 + 60_000, 60_000), 1);
     assert!(states.get(PID).is_none());
+}
+
+/// A transactional batch of `count` records.
+fn txn_batch(producer_id: i64, epoch: i16, seq: i32, count: i32) -> BatchHeader {
+    let mut header = batch(producer_id, epoch, seq, count);
+    header.attributes = 0x10;
+    header
+}
+
+fn marker(kind: MarkerKind, coordinator_epoch: i32) -> EndTxnMarker {
+    EndTxnMarker {
+        kind,
+        coordinator_epoch,
+    }
+}
+
+/// Checks and commits a marker at `offset`; returns what it completed.
+fn end(
+    states: &mut ProducerStates,
+    producer_id: i64,
+    epoch: i16,
+    marker: EndTxnMarker,
+    offset: i64,
+) -> Result<Option<CompletedTxn>, ProducerError> {
+    let (update, completed) = states.check_marker(producer_id, epoch, marker, offset, 0)?;
+    states.commit(update);
+    Ok(completed)
+}
+
+#[test]
+fn the_first_transactional_batch_opens_a_transaction_that_a_marker_closes() {
+    let mut states = ProducerStates::default();
+    appended(append(&mut states, txn_batch(PID, 0, 0, 3), 10));
+    appended(append(&mut states, txn_batch(PID, 0, 3, 2), 13));
+    assert_eq!(states.get(PID).unwrap().current_txn_first_offset, Some(10));
+    assert_eq!(states.first_open_txn_offset(), Some(10));
+    let completed = end(&mut states, PID, 0, marker(MarkerKind::Abort, 4), 15).unwrap();
+    assert_eq!(
+        completed,
+        Some(CompletedTxn {
+            producer_id: PID,
+            first_offset: 10,
+            last_offset: 15,
+            aborted: true
+        })
+    );
+    let entry = states.get(PID).unwrap();
+    assert_eq!(entry.current_txn_first_offset, None);
+    assert_eq!(entry.coordinator_epoch, 4);
+    assert_eq!(states.first_open_txn_offset(), None);
+    // The next transaction opens at its own first batch; the sequence goes on.
+    appended(append(&mut states, txn_batch(PID, 0, 5, 1), 16));
+    assert_eq!(states.first_open_txn_offset(), Some(16));
+    let completed = end(&mut states, PID, 0, marker(MarkerKind::Commit, 4), 17).unwrap();
+    assert!(!completed.unwrap().aborted);
+}
+
+#[test]
+fn a_transactional_batch_without_a_producer_is_refused() {
+    let states = ProducerStates::default();
+    let refused = states.check_client_append([(0, &txn_batch(NO_PRODUCER_ID, -1, -1, 1))], 0);
+    assert!(
+        matches!(refused, Err(ProducerError::InvalidRecord(_))),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_plain_batch_during_an_open_transaction_is_invalid_txn_state() {
+    let mut states = ProducerStates::default();
+    appended(append(&mut states, txn_batch(PID, 0, 0, 1), 0));
+    let refused = append(&mut states, batch(PID, 0, 1, 1), 1);
+    assert_eq!(
+        refused,
+        Err(ProducerError::NotInTransaction { producer_id: PID })
+    );
+    // Other producers are not affected, and after the marker plain batches are fine again.
+    appended(append(&mut states, batch(PID + 1, 0, 0, 1), 1));
+    end(&mut states, PID, 0, marker(MarkerKind::Commit, 0), 2).unwrap();
+    appended(append(&mut states, batch(PID, 0, 1, 1), 3));
+    // A retry of the transactional batch is still a duplicate, not a refusal.
+    assert!(matches!(
+        append(&mut states, txn_batch(PID, 0, 0, 1), 9),
+        Ok(Verdict::Duplicate(_))
+    ));
+}
+
+#[test]
+fn markers_from_old_epochs_or_old_coordinators_are_fenced() {
+    let mut states = ProducerStates::default();
+    appended(append(&mut states, txn_batch(PID, 2, 0, 1), 0));
+    end(&mut states, PID, 2, marker(MarkerKind::Commit, 5), 1).unwrap();
+    assert_eq!(
+        states.check_marker(PID, 1, marker(MarkerKind::Abort, 5), 2, 0),
+        Err(ProducerError::InvalidProducerEpoch {
+            producer_id: PID,
+            current: 2,
+            got: 1
+        })
+    );
+    assert_eq!(
+        states.check_marker(PID, 2, marker(MarkerKind::Abort, 4), 2, 0),
+        Err(ProducerError::TransactionCoordinatorFenced {
+            producer_id: PID,
+            current: 5,
+            got: 4
+        })
+    );
+    // The same coordinator epoch again is fine (a retried marker): it completes nothing.
+    assert_eq!(
+        end(&mut states, PID, 2, marker(MarkerKind::Commit, 5), 2),
+        Ok(None)
+    );
+}
+
+#[test]
+fn a_marker_with_a_bumped_epoch_fences_the_old_epoch() {
+    let mut states = ProducerStates::default();
+    appended(append(&mut states, txn_batch(PID, 0, 0, 2), 0));
+    let completed = end(&mut states, PID, 1, marker(MarkerKind::Abort, 0), 2).unwrap();
+    assert_eq!(completed.map(|c| c.first_offset), Some(0));
+    assert_eq!(states.get(PID).unwrap().epoch, 1);
+    assert!(matches!(
+        append(&mut states, txn_batch(PID, 0, 2, 1), 3),
+        Err(ProducerError::InvalidProducerEpoch { .. })
+    ));
+    // The new epoch starts its sequence at 0.
+    appended(append(&mut states, txn_batch(PID, 1, 0, 1), 3));
+}
+
+#[test]
+fn a_marker_for_an_unknown_producer_is_written_and_completes_nothing() {
+    let mut states = ProducerStates::default();
+    assert_eq!(
+        end(&mut states, PID, 3, marker(MarkerKind::Abort, 1), 0),
+        Ok(None)
+    );
+    let entry = states.get(PID).unwrap();
+    assert_eq!((entry.epoch, entry.coordinator_epoch), (3, 1));
+}
+
+#[test]
+fn the_lso_recorded_for_an_abort_is_the_next_other_open_transaction() {
+    let mut states = ProducerStates::default();
+    appended(append(&mut states, txn_batch(PID, 0, 0, 1), 0));
+    appended(append(&mut states, txn_batch(PID + 1, 0, 0, 1), 1));
+    let (update, completed) = states
+        .check_marker(PID, 0, marker(MarkerKind::Abort, 0), 2, 0)
+        .unwrap();
+    states.commit(update);
+    let completed = completed.unwrap();
+    assert_eq!(states.last_stable_offset_after(&completed), 1);
+    let completed = end(&mut states, PID + 1, 0, marker(MarkerKind::Abort, 0), 3)
+        .unwrap()
+        .unwrap();
+    assert_eq!(states.last_stable_offset_after(&completed), 4);
+}
+
+#[test]
+fn producers_with_open_transactions_never_expire() {
+    let mut states = ProducerStates::default();
+    appended(append(&mut states, txn_batch(PID, 0, 0, 1), 0));
+    assert_eq!(states.expire(i64::MAX, 1), 0);
+    end(&mut states, PID, 0, marker(MarkerKind::Commit, 0), 1).unwrap();
+    assert_eq!(states.expire(i64::MAX, 1), 1);
+}
+
+#[test]
+fn replay_rebuilds_transactions_as_appends_and_markers_built_them() {
+    let mut live = ProducerStates::default();
+    let mut replayed = ProducerStates::default();
+    let mut offset = 0;
+    for (pid, seq, count) in [(PID, 0, 2), (PID + 1, 0, 1), (PID, 2, 3)] {
+        let mut header = txn_batch(pid, 0, seq, count);
+        appended(append(&mut live, header, offset));
+        header.base_offset = offset;
+        replayed.replay(&header, 0);
+        offset += i64::from(count);
+    }
+    assert_eq!(replayed, live);
+    let abort = marker(MarkerKind::Abort, 2);
+    let live_done = end(&mut live, PID, 0, abort, offset).unwrap();
+    let mut header = batch(PID, 0, -1, 1);
+    header.attributes = 0x30;
+    header.base_offset = offset;
+    assert_eq!(replayed.replay_marker(&header, abort, 0), live_done);
+    assert_eq!(replayed, live);
+    assert_eq!(replayed.first_open_txn_offset(), Some(2));
 }

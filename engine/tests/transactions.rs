@@ -21,12 +21,8 @@ use runnel_engine::log::{
     MarkerKind, OpenOptions, ReadError, CHECKPOINT_FILE,
 };
 
-/// Test settings, transactions on.
 fn config() -> LogConfig {
-    LogConfig {
-        transactions: true,
-        ..quiet_log_config()
-    }
+    quiet_log_config()
 }
 
 const P1: i64 = 100;
@@ -221,19 +217,6 @@ on_both_backends! {
             assert_eq!(log.first_unstable_offset(), Some(2));
             commit.await.unwrap();
             assert_eq!((log.last_stable_offset(), log.first_unstable_offset()), (5, None));
-        });
-    }
-
-    fn transactional_batches_are_refused_unless_the_log_takes_them(backend) {
-        common::run(backend, || async {
-            let dir = tempfile::tempdir().unwrap();
-            let (log, _) = open(dir.path(), quiet_log_config()).await;
-            let refused = log.append(records(P1, 0, 1, true)).await.unwrap_err();
-            assert!(matches!(refused, AppendError::Producer(ProducerError::NotInTransaction { producer_id: P1 })), "{refused:?}");
-            assert_eq!(log.log_end_offset(), 0);
-            log.set_config(config());
-            log.append(records(P1, 0, 1, true)).await.unwrap();
-            assert_eq!(log.last_stable_offset(), 0);
         });
     }
 

@@ -30,7 +30,6 @@ const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const UNKNOWN_PRODUCER_ID: i16 = 59;
 const INVALID_RECORD: i16 = 87;
-const INVALID_TXN_STATE: i16 = 48;
 const TOPIC: &str = "idem";
 
 fn init_producer_id(conn: &mut KafkaConn) -> (i64, i16) {
@@ -68,7 +67,7 @@ fn batch(pid: i64, epoch: i16, seq: i32, count: usize) -> Vec<u8> {
 }
 
 /// A one-record batch from `pid` with `attribute_bits` set (CRC fixed): 0x20 marks a control
-/// batch (what no client may write), 0x10 a transactional one.
+/// batch (what no client may write).
 fn marked_batch(pid: i64, attribute_bits: u8) -> Vec<u8> {
     let mut bytes = batch(pid, 0, 0, 1);
     bytes[22] |= attribute_bits;
@@ -135,11 +134,6 @@ fn sequence_rules_over_the_wire_and_across_restarts() {
         assert_eq!(
             produce(&mut conn, TOPIC, 0, -1, marked_batch(pid + 2, 0x20)).0,
             INVALID_RECORD
-        );
-        // No transactions yet: a transactional batch is refused, not stored without a marker.
-        assert_eq!(
-            produce(&mut conn, TOPIC, 0, -1, marked_batch(pid + 3, 0x10)).0,
-            INVALID_TXN_STATE
         );
         assert_eq!(latest(&mut conn), 6, "refusals wrote nothing");
         // A new epoch starts at 0 and fences the old one.

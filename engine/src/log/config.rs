@@ -54,13 +54,6 @@ pub struct LogConfig {
     /// `delete.retention.ms`: how long a tombstone (a keyed record with a null value) stays
     /// readable after the cleaner first sees it, so consumers catching up learn of the delete.
     pub delete_retention_ms: i64,
-    /// Accept transactional batches from clients (KIP-98). Off by default, and to stay off
-    /// until the broker runs a transaction coordinator that ends transactions with markers
-    /// ([`Log::append_marker`](super::Log::append_marker)): a transaction nothing will end
-    /// would hold the partition's last stable offset back forever. While off, a
-    /// transactional batch is refused with INVALID_TXN_STATE, as before transactions.
-    /// Markers are accepted either way. Not a Kafka setting (Kafka always takes them).
-    pub transactions: bool,
 }
 
 /// `cleanup.policy`: `delete`, `compact`, both, or neither (an empty list: keep everything).
@@ -125,7 +118,6 @@ impl Default for LogConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             delete_retention_ms: 86_400_000,
-            transactions: false,
         }
     }
 }

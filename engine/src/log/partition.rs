@@ -30,7 +30,7 @@ use super::compaction::{self, LogCompaction};
 use super::config::LogConfig;
 use super::error::{AppendError, ReadError, StorageError};
 use super::exclusive::Exclusive;
-use super::producers::{self, ProducerEntry, ProducerError, ProducerStates, Verdict};
+use super::producers::{self, ProducerEntry, ProducerStates, Verdict};
 use super::recovery::{self, RecoveryReport};
 use super::roll;
 use super::segment::{self, Segment};
@@ -97,6 +97,9 @@ pub struct LogStats {
 pub(super) enum Placement {
     /// A produce request: data batches only (sequence, epoch and transaction rules).
     Client,
+    /// Transactional data the broker's group coordinator writes for a producer (epoch and
+    /// transaction rules, no sequences).
+    Coordinator,
     /// A transaction marker from the coordinator (epoch and coordinator epoch rules).
     Marker {
         producer_id: i64,
@@ -484,14 +487,6 @@ impl Log {
                 compaction::check_keys(&records[*at..*at + len], header, limit)?;
             }
         }
-        if !config.transactions && placement == Placement::Client {
-            if let Some((_, h)) = batches.iter().find(|(_, h)| h.is_transactional()) {
-                return Err(ProducerError::NotInTransaction {
-                    producer_id: h.producer_id,
-                }
-                .into());
-            }
-        }
         let segment_bytes = config.effective_segment_bytes();
         if records.len() as u64 > segment_bytes {
             return Err(AppendError::RecordListTooLarge {
@@ -531,6 +526,9 @@ impl Log {
             });
             let checked = match placement {
                 Placement::Client => st.producers.check_client_append(firsts, now)?,
+                Placement::Coordinator => {
+                    Verdict::Append(st.producers.check_coordinator_append(firsts, now)?)
+                }
                 Placement::Marker {
                     producer_id,
                     epoch,

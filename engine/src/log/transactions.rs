@@ -11,6 +11,17 @@ use super::partition::{AppendInfo, Log, Placement};
 use super::txn::{self, AbortedTxn, EndTxnMarker};
 
 impl Log {
+    /// Appends transactional batches the broker's group coordinator writes for a producer
+    /// (TxnOffsetCommit): they open the producer's transaction here as its own batches do,
+    /// under the epoch rule but not the sequence rules (Kafka's coordinator origin).
+    pub fn append_for_coordinator(
+        &self,
+        records: impl Into<Bytes>,
+    ) -> impl Future<Output = Result<AppendInfo, AppendError>> + 'static {
+        let placed = self.place(records.into(), Placement::Coordinator);
+        self.finish_append(placed)
+    }
+
     /// Writes a transaction marker (WriteTxnMarkers) for `producer_id` at `epoch`: one control
     /// batch in Kafka's format ([`txn::marker`]), stamped with the broker's clock. It ends
     /// the producer's open transaction here, if one is open; an ABORT is recorded in the

@@ -14,8 +14,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use runnel_engine::log::txn::marker::{decode_key, ControlType, MarkerKind};
 use runnel_engine::log::builder::{BatchBuilder, Record};
+use runnel_engine::log::txn::marker::{decode_key, ControlType, MarkerKind};
 use runnel_engine::log::AppendError;
 use runnel_engine::rt::{self, LocalEvent};
 
@@ -176,7 +176,10 @@ impl Coordinator {
         let replayed = replay(&log, |header, records| {
             if header.is_control() {
                 // A transaction's marker decides the offsets it committed here.
-                let decided = records.first().and_then(|r| r.key.as_deref()).map(decode_key);
+                let decided = records
+                    .first()
+                    .and_then(|r| r.key.as_deref())
+                    .map(decode_key);
                 if let Some(Ok(ControlType::Marker(kind))) = decided {
                     let commit = kind == MarkerKind::Commit;
                     complete_loaded_txn(&mut state, header.producer_id, commit);
@@ -189,7 +192,12 @@ impl Coordinator {
                     log_offset: record.offset,
                     txn_producer,
                 };
-                apply_record(&mut state, at, record.key.as_deref(), record.value.as_deref());
+                apply_record(
+                    &mut state,
+                    at,
+                    record.key.as_deref(),
+                    record.value.as_deref(),
+                );
             }
         })
         .await
@@ -258,7 +266,7 @@ impl Coordinator {
                 let key = records::encode_key(&Key::Group { group: id.clone() });
                 let value = records::encode_group_value(&value);
                 let ok = this
-                    .append(partition, vec![(key, Some(value))])
+                    .append(partition, vec![(key, Some(value))], None)
                     .await
                     .is_ok();
                 if !ok {
@@ -353,14 +361,12 @@ impl Coordinator {
             Some(_) => log.append_for_coordinator(builder.build()).await,
             None => log.append(builder.build()).await,
         };
-        appended
-            .map(|info| info.base_offset)
-            .map_err(|e| match e {
-                AppendError::Batch(_) | AppendError::RecordListTooLarge { .. } => {
-                    ec::INVALID_COMMIT_OFFSET_SIZE
-                }
-                _ => ec::COORDINATOR_NOT_AVAILABLE,
-            })
+        appended.map(|info| info.base_offset).map_err(|e| match e {
+            AppendError::Batch(_) | AppendError::RecordListTooLarge { .. } => {
+                ec::INVALID_COMMIT_OFFSET_SIZE
+            }
+            _ => ec::COORDINATOR_NOT_AVAILABLE,
+        })
     }
 
     fn check_session_timeout(&self, timeout: Duration) -> bool {
@@ -969,7 +975,11 @@ impl Coordinator {
 type Entry = (Vec<u8>, Option<Vec<u8>>);
 
 /// [`Coordinator::offset_records`]' answer.
-type OffsetRecords = (Vec<i16>, Vec<Entry>, Vec<(usize, OffsetPartition, OffsetValue)>);
+type OffsetRecords = (
+    Vec<i16>,
+    Vec<Entry>,
+    Vec<(usize, OffsetPartition, OffsetValue)>,
+);
 
 /// Who commits offsets in a transaction (TxnOffsetCommit).
 #[derive(Debug, Clone)]

@@ -115,8 +115,11 @@ async fn decide(
     version: i16,
 ) -> Vec<i16> {
     let id = adding.transactional_id.to_string();
-    let (producer_id, epoch, verify_only) =
-        (adding.producer_id, adding.producer_epoch, adding.verify_only);
+    let (producer_id, epoch, verify_only) = (
+        adding.producer_id,
+        adding.producer_epoch,
+        adding.verify_only,
+    );
     let count = partitions.len();
     let answered = on_coordinator(&broker.transactions, &id.clone(), move |c| async move {
         if verify_only {
@@ -147,7 +150,10 @@ async fn decide(
 }
 
 /// The errors, one per partition in request order, arranged as the request's topics.
-fn by_topic(topics: &[AddPartitionsToTxnTopic], errors: Vec<i16>) -> Vec<AddPartitionsToTxnTopicResult> {
+fn by_topic(
+    topics: &[AddPartitionsToTxnTopic],
+    errors: Vec<i16>,
+) -> Vec<AddPartitionsToTxnTopicResult> {
     let mut errors = errors.into_iter();
     topics
         .iter()

@@ -11,6 +11,9 @@
 //! every read into the response (the path TLS will need, and the comparison point for
 //! benchmarks).
 //!
+//! read_committed (v4+ isolation level 1) reads stop at each partition's last stable offset
+//! and carry the transactions aborted in what they return, which consumers drop.
+//!
 //! Fetch sessions (KIP-227) are not kept: every response is a full, sessionless one
 //! (session id 0), which clients accept; a request naming a session we never created gets
 //! FETCH_SESSION_ID_NOT_FOUND.
@@ -21,12 +24,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, FetchRequest, RequestKind};
-use runnel_engine::log::ReadResult;
+use runnel_engine::log::{Isolation, ReadResult};
 use runnel_engine::rt::{self, Either};
 
 use crate::kafka::dispatch::{Api, Call, Handled, HandlerError, LocalBoxFuture, ResponseBody, Run};
 use crate::kafka::error_code;
-use crate::kafka::fetch_response::{self, FetchBody, FetchPartition, FetchTopic, Records};
+use crate::kafka::fetch_response::{
+    self, AbortedTransaction, FetchBody, FetchPartition, FetchTopic, Records,
+};
 use crate::partitions::{shard, Partition, TopicPartition};
 use crate::route::{self, ErrorCode, Need, Routed};
 
@@ -64,6 +69,8 @@ const FETCH_MAX_BYTES: u64 = 55 << 20;
 struct PartitionRead {
     offset: i64,
     max_bytes: u64,
+    /// read_committed reads stop at the last stable offset and report aborted transactions.
+    isolation: Isolation,
 }
 
 /// What the owning shard read for one partition.
@@ -72,7 +79,10 @@ struct ReadOutcome {
     tp: TopicPartition,
     error_code: i16,
     high_watermark: i64,
+    last_stable_offset: i64,
     log_start_offset: i64,
+    /// For read_committed reads: the aborted transactions within the records read.
+    aborted_transactions: Option<Vec<AbortedTransaction>>,
     records: Records,
 }
 
@@ -97,6 +107,12 @@ pub async fn handle(request: FetchRequest, version: i16, copy_below: u64) -> Fet
     }
     let topics = shard::current().topics();
     let mut routed = Routed::new(Need::Leader);
+    // v4+: 1 is READ_COMMITTED.
+    let isolation = if version >= 4 && request.isolation_level == 1 {
+        Isolation::ReadCommitted
+    } else {
+        Isolation::ReadUncommitted
+    };
     for topic in &request.topics {
         let name = topic.topic.0.as_str();
         let mut partitions = Vec::with_capacity(topic.partitions.len());
@@ -113,6 +129,7 @@ pub async fn handle(request: FetchRequest, version: i16, copy_below: u64) -> Fet
             let read = PartitionRead {
                 offset: partition.fetch_offset,
                 max_bytes: partition.partition_max_bytes.max(0) as u64,
+                isolation,
             };
             routed.push(&topics, name, partition.partition, read);
         }
@@ -227,8 +244,9 @@ fn fill(body: &mut FetchBody, outcomes: Vec<Outcome>) {
             Ok(outcome) => {
                 answer.error_code = outcome.error_code;
                 answer.high_watermark = outcome.high_watermark;
-                answer.last_stable_offset = outcome.high_watermark;
+                answer.last_stable_offset = outcome.last_stable_offset;
                 answer.log_start_offset = outcome.log_start_offset;
+                answer.aborted_transactions = outcome.aborted_transactions;
                 crate::metrics::record_fetched(&outcome.tp.topic, outcome.records.len());
                 answer.records = outcome.records;
             }
@@ -276,7 +294,7 @@ async fn read_on_shard(reads: Vec<(Partition, PartitionRead)>, limits: Limits) -
         .into_iter()
         .map(|(partition, read)| {
             let limit = read.max_bytes.min(budget);
-            let plan = rt::spawn_local(plan_read(partition.clone(), read.offset, limit));
+            let plan = rt::spawn_local(plan_read(partition.clone(), read, limit));
             (partition, read, plan)
         })
         .collect();
@@ -284,10 +302,12 @@ async fn read_on_shard(reads: Vec<(Partition, PartitionRead)>, limits: Limits) -
     let mut kept = Vec::with_capacity(planning.len());
     for (partition, read, plan) in planning {
         let mut outcome = ReadOutcome {
-            tp: partition.tp,
+            tp: partition.tp.clone(),
             error_code: error_code::NONE,
             high_watermark: -1,
+            last_stable_offset: -1,
             log_start_offset: -1,
+            aborted_transactions: None,
             records: Records::Copied(Bytes::new()),
         };
         let mut planned = match plan.await {
@@ -299,7 +319,24 @@ async fn read_on_shard(reads: Vec<(Partition, PartitionRead)>, limits: Limits) -
             }
         };
         outcome.high_watermark = planned.high_watermark;
+        outcome.last_stable_offset = planned.last_stable_offset;
         outcome.log_start_offset = planned.log_start_offset;
+        if read.isolation == Isolation::ReadCommitted {
+            // Bounded by the last stable offset the read stopped at: every transaction
+            // aborted within the records returned (possibly a few more, which consumers skip).
+            let aborted = partition
+                .log()
+                .aborted_transactions(read.offset, planned.last_stable_offset);
+            outcome.aborted_transactions = Some(
+                aborted
+                    .into_iter()
+                    .map(|a| AbortedTransaction {
+                        producer_id: a.producer_id,
+                        first_offset: a.first_offset,
+                    })
+                    .collect(),
+            );
+        }
         if !first {
             trim(&mut planned, read.max_bytes.min(budget));
         }
@@ -336,12 +373,16 @@ async fn read_on_shard(reads: Vec<(Partition, PartitionRead)>, limits: Limits) -
     outcomes
 }
 
-/// Plans a read of up to `limit` bytes from `offset` (the first batch whole, KIP-74). Errors
-/// are Kafka error codes.
-async fn plan_read(partition: Partition, offset: i64, limit: u64) -> Result<ReadResult, ErrorCode> {
+/// Plans a read of up to `limit` bytes from the read's offset (the first batch whole,
+/// KIP-74), under its isolation. Errors are Kafka error codes.
+async fn plan_read(
+    partition: Partition,
+    read: PartitionRead,
+    limit: u64,
+) -> Result<ReadResult, ErrorCode> {
     partition
         .log()
-        .read(offset, limit, true)
+        .read_isolated(read.offset, limit, true, read.isolation)
         .await
         .map_err(|e| route::errors::read_error(&e))
 }
@@ -434,7 +475,9 @@ mod tests {
             tp: TopicPartition::new("t", partition),
             error_code: error_code::NONE,
             high_watermark: 100,
+            last_stable_offset: 100,
             log_start_offset: 0,
+            aborted_transactions: None,
             records: Records::Copied(Bytes::from(vec![1u8; len])),
         })
     }

@@ -1,6 +1,7 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3: the record with the
 //! largest timestamp, KIP-734) and by-timestamp offsets of partitions, asked of their owning
-//! shards.
+//! shards. Under read_committed (v2+) nothing at or past the last stable offset is reported:
+//! latest is the last stable offset, and a lookup that lands beyond it finds nothing.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -24,6 +25,7 @@ crate::api!(ListOffsets, 1..=7, |call, request| handle(
 pub async fn handle(request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let topics = shard::current().topics();
     let mut response = ListOffsetsResponse::default();
+    let read_committed = version >= 2 && request.isolation_level == 1;
     let mut routed = Routed::new(Need::Leader);
     for topic in &request.topics {
         let mut topic_response = ListOffsetsTopicResponse::default();
@@ -36,12 +38,11 @@ pub async fn handle(request: ListOffsetsRequest, version: i16) -> ListOffsetsRes
             result.leader_epoch = if version >= 4 { 0 } else { -1 };
             topic_response.partitions.push(result);
             let name = topic.name.0.as_str();
-            routed.push(
-                &topics,
-                name,
-                partition.partition_index,
-                partition.timestamp,
-            );
+            let lookup = Lookup {
+                timestamp: partition.timestamp,
+                read_committed,
+            };
+            routed.push(&topics, name, partition.partition_index, lookup);
         }
         response.topics.push(topic_response);
     }
@@ -67,11 +68,32 @@ struct Found {
     offset: i64,
 }
 
+/// One partition's question.
+#[derive(Debug, Clone, Copy)]
+struct Lookup {
+    timestamp: i64,
+    read_committed: bool,
+}
+
 /// Each partition's lookup, on the owning shard: `Ok(None)` when no record matches.
-async fn look_up_all(lookups: Vec<(Partition, i64)>) -> Vec<Result<Option<Found>, ErrorCode>> {
+async fn look_up_all(lookups: Vec<(Partition, Lookup)>) -> Vec<Result<Option<Found>, ErrorCode>> {
     let mut results = Vec::with_capacity(lookups.len());
-    for (partition, timestamp) in lookups {
-        results.push(look_up(&partition, timestamp).await);
+    for (partition, lookup) in lookups {
+        let found = look_up(&partition, lookup.timestamp).await;
+        if !lookup.read_committed {
+            results.push(found);
+            continue;
+        }
+        // Kafka's `fetchOffsetForTimestamp` under READ_COMMITTED.
+        let stable = partition.log().last_stable_offset();
+        results.push(found.map(|found| match (lookup.timestamp, found) {
+            (LATEST, _) => Some(Found {
+                timestamp: -1,
+                offset: stable,
+            }),
+            (_, Some(f)) if f.offset >= stable && lookup.timestamp != EARLIEST => None,
+            (_, found) => found,
+        }));
     }
     results
 }

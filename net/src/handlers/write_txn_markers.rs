@@ -11,7 +11,8 @@ use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 use crate::partitions::TopicPartition;
 use crate::txn::markers::{self, MarkerWrite};
 
-crate::api!(WriteTxnMarkers, 1..=1, |call, request| handle(request).await);
+crate::api!(WriteTxnMarkers, 1..=1, |call, request| handle(request)
+    .await);
 
 pub async fn handle(request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
     let mut response = WriteTxnMarkersResponse::default();

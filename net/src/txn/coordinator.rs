@@ -106,7 +106,9 @@ where
     )
     .await?;
     let topics = shard::current().topics();
-    let topic = topics.get(STATE_TOPIC).ok_or(ec::COORDINATOR_NOT_AVAILABLE)?;
+    let topic = topics
+        .get(STATE_TOPIC)
+        .ok_or(ec::COORDINATOR_NOT_AVAILABLE)?;
     // The topic's own count rules (it may predate a change of the setting).
     let partition = state_topic::partition_for(transactional_id, topic.shards.len() as i32);
     let owner = *topic
@@ -184,9 +186,8 @@ impl TxnCoordinator {
             self.machine.borrow_mut().unload(partition);
             return Err(ec::COORDINATOR_LOAD_IN_PROGRESS);
         }
-        let report = self.with_machine(|machine, now| {
-            machine.load(partition, COORDINATOR_EPOCH, records, now)
-        });
+        let report = self
+            .with_machine(|machine, now| machine.load(partition, COORDINATOR_EPOCH, records, now));
         if let Some(report) = report.filter(|r| r.transactional_ids > 0) {
             tracing::info!(
                 partition,
@@ -205,8 +206,12 @@ impl TxnCoordinator {
         for effect in effects {
             let this = self.clone();
             match effect {
-                Effect::Store(request) => rt::spawn_local(this.store(request)),
-                Effect::WriteMarkers(request) => rt::spawn_local(this.write_markers(request)),
+                Effect::Store(request) => {
+                    rt::spawn_local(this.store(request));
+                }
+                Effect::WriteMarkers(request) => {
+                    rt::spawn_local(this.write_markers(request));
+                }
             }
         }
     }

@@ -63,14 +63,19 @@ async fn write_on_shard(
     let appends: Vec<_> = partitions
         .iter()
         .map(|(partition, _)| {
-            partition
-                .log()
-                .append_marker(marker.producer_id, marker.producer_epoch, marker.marker())
+            partition.log().append_marker(
+                marker.producer_id,
+                marker.producer_epoch,
+                marker.marker(),
+            )
         })
         .collect();
     let mut results = Vec::with_capacity(appends.len());
     for ((partition, _), append) in partitions.iter().zip(appends) {
-        let result = append.await.map_err(|e| route::errors::append_error(&e));
+        let result = append
+            .await
+            .map(drop)
+            .map_err(|e| route::errors::append_error(&e));
         if result.is_ok() && partition.tp.topic.as_ref() == OFFSETS_TOPIC {
             groups::coordinator::current().complete_txn(
                 partition.tp.partition,

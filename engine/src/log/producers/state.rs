@@ -332,6 +332,52 @@ impl ProducerStates {
         Ok(Verdict::Append(update))
     }
 
+    /// Checks transactional batches the broker's group coordinator writes for a producer
+    /// (TxnOffsetCommit into `__consumer_offsets`, Kafka's `AppendOrigin.COORDINATOR`): the
+    /// epoch rule applies, sequences don't (the coordinator doesn't know the producer's), and
+    /// each batch opens the producer's transaction here if none is open.
+    pub fn check_coordinator_append<'a>(
+        &self,
+        batches: impl IntoIterator<Item = (i64, &'a BatchHeader)>,
+        now_ms: i64,
+    ) -> Result<ProducerUpdate, ProducerError> {
+        let mut update = ProducerUpdate::default();
+        for (first_offset, header) in batches {
+            let producer_id = header.producer_id;
+            if header.is_control() || !header.is_transactional() || producer_id <= NO_PRODUCER_ID {
+                return Err(ProducerError::InvalidRecord(
+                    "a coordinator writes transactional data batches only",
+                ));
+            }
+            let epoch = header.producer_epoch;
+            if update.entry_mut(producer_id).is_none() {
+                let start = self
+                    .entries
+                    .get(&producer_id)
+                    .cloned()
+                    .unwrap_or_else(|| ProducerEntry::new(epoch));
+                update.entries.push((producer_id, start));
+            }
+            let entry = update.entry_mut(producer_id).expect("just added");
+            if epoch < entry.epoch {
+                return Err(ProducerError::InvalidProducerEpoch {
+                    producer_id,
+                    current: entry.epoch,
+                    got: epoch,
+                });
+            }
+            let batch = BatchMetadata {
+                first_seq: header.base_sequence,
+                last_seq: last_sequence(header.base_sequence, header.last_offset_delta),
+                first_offset,
+                last_offset: first_offset + i64::from(header.last_offset_delta),
+                max_timestamp: header.max_timestamp,
+            };
+            entry.add(epoch, batch, true, now_ms);
+        }
+        Ok(update)
+    }
+
     /// Applies a checked append's update (its offsets were assigned as checked).
     pub fn commit(&mut self, update: ProducerUpdate) {
         for (producer_id, entry) in update.entries {

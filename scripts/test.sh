@@ -25,7 +25,7 @@ step "real Kafka clients (confluent-kafka, kafka-python, kcat) on each backend"
 scripts/compat.sh target/debug/runnel
 
 step "librdkafka's own tests, a short selection (scripts/librdkafka-tests.sh runs all that pass)"
-scripts/librdkafka-tests.sh 0090 0092 0011 \
+scripts/librdkafka-tests.sh 0090 0092 0011 0103 0129 \
     0081/do_test_CreateTopics 0081/do_test_IncrementalAlterConfigs 0081/do_test_ListOffsets
 
 step "fuzz targets, a short pass each (scripts/fuzz.sh SECONDS for longer runs)"

@@ -4,7 +4,8 @@
 //!   helpers the load generator's modules share.
 //! - [`workload`]: workload files; [`runner`]: the load generator that runs them on Runnel's
 //!   runtime; [`latency`]: HdrHistograms and the coordinated-omission correction.
-//! - [`rebalance`]: group members on the raw protocol, timing rebalances.
+//! - [`rebalance`]: group members on the raw protocol, timing rebalances; [`transactional`]: a
+//!   transactional producer's requests on the blocking client.
 //! - [`limits`]: this machine's loopback, page-cache and fdatasync limits, the yardsticks every
 //!   reported figure is divided by.
 //! - [`engine_runtime`]: the one-shard runtime the storage benchmarks run the engine on.
@@ -20,6 +21,7 @@ pub mod rate_search;
 pub mod rebalance;
 pub mod round_trip;
 pub mod runner;
+pub mod transactional;
 pub mod workload;
 
 /// A one-shard runtime on io_uring when the kernel has it (epoll otherwise), for the

@@ -22,6 +22,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_bench::client::{produce_frame, Conn};
+use runnel_bench::latency::Latencies;
+use runnel_bench::transactional::TxnProducer;
 use runnel_engine::log::builder::{BatchBuilder, Record};
 
 use cli::{Cli, Command};
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
             acks,
             in_flight,
             idempotent,
+            transaction_batches,
         } => produce(
             &bootstrap,
             &topic,
@@ -79,7 +82,8 @@ fn main() -> ExitCode {
                 record_bytes,
                 acks,
                 in_flight,
-                idempotent,
+                idempotent: idempotent || transaction_batches > 0,
+                transaction_batches,
             },
         ),
         Command::Fetch {
@@ -309,6 +313,8 @@ struct ProduceShape {
     acks: i16,
     in_flight: usize,
     idempotent: bool,
+    /// Batches per transaction; 0 for none.
+    transaction_batches: u64,
 }
 
 fn produce(
@@ -323,6 +329,7 @@ fn produce(
         acks,
         in_flight,
         idempotent,
+        transaction_batches,
     } = shape;
     let mut conn = Conn::connect(bootstrap)?;
     let mut create = CreateTopicsRequest::default();
@@ -349,7 +356,14 @@ fn produce(
         });
     }
     let mut sequenced = None;
-    if idempotent {
+    let mut txn = None;
+    if transaction_batches > 0 {
+        let producer = TxnProducer::init(&mut conn, &format!("runnel-bench-{topic}"))?;
+        builder = builder
+            .producer(producer.producer_id, producer.epoch, 0)
+            .transactional();
+        txn = Some(producer);
+    } else if idempotent {
         let producer_id = init_producer_id(&mut conn)?;
         builder = builder.producer(producer_id, 0, 0);
     }
@@ -361,29 +375,47 @@ fn produce(
     let started = Instant::now();
     let mut outstanding = VecDeque::new();
     let mut sent = 0u64;
+    // Without transactions, one "transaction" that lasts the whole run.
+    let per_txn = if transaction_batches > 0 {
+        transaction_batches
+    } else {
+        u64::MAX
+    };
+    let mut commits = Latencies::default();
+    let mut transactions = Latencies::default();
     while started.elapsed() < seconds {
-        while outstanding.len() < in_flight {
-            if let Some(batch) = &sequenced {
-                batch.set_sequence(&mut frame, (sent as i32).wrapping_mul(records as i32));
-            }
-            conn.send_frame(&mut frame);
-            outstanding.push_back(());
-            sent += 1;
+        let txn_started = Instant::now();
+        if let Some(producer) = txn.as_mut() {
+            producer.begin(&mut conn, topic, 0)?;
         }
-        if acks != 0 {
-            let response: ProduceResponse = conn.receive(ApiKey::Produce, 9);
-            // Nonzero for a topic the broker refused to create (a bad --topic), for one.
-            let code = response.responses[0].partition_responses[0].error_code;
-            if code != 0 {
-                return Err(format!("produce to {topic} failed: error {code}"));
+        let mut sent_in_txn = 0u64;
+        while sent_in_txn < per_txn && started.elapsed() < seconds {
+            while outstanding.len() < in_flight && sent_in_txn < per_txn {
+                if let Some(batch) = &sequenced {
+                    batch.set_sequence(&mut frame, (sent as i32).wrapping_mul(records as i32));
+                }
+                conn.send_frame(&mut frame);
+                outstanding.push_back(());
+                sent += 1;
+                sent_in_txn += 1;
             }
+            receive_produce(&mut conn, topic, acks)?;
+            outstanding.pop_front();
         }
-        outstanding.pop_front();
-    }
-    if acks != 0 {
+        let Some(producer) = txn.as_mut() else {
+            continue;
+        };
+        // A transaction commits once all of its batches are acknowledged.
         for _ in outstanding.drain(..) {
-            let _: ProduceResponse = conn.receive(ApiKey::Produce, 9);
+            receive_produce(&mut conn, topic, acks)?;
         }
+        let commit_started = Instant::now();
+        producer.commit(&mut conn)?;
+        commits.record(commit_started.elapsed());
+        transactions.record(txn_started.elapsed());
+    }
+    for _ in outstanding.drain(..) {
+        receive_produce(&mut conn, topic, acks)?;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let bytes = sent as f64 * batch.len() as f64;
@@ -395,6 +427,34 @@ fn produce(
         records,
         record_bytes
     );
+    if let Some(producer) = &txn {
+        let (end, whole) = (commits.percentiles(), transactions.percentiles());
+        let ms = |us: u64| us as f64 / 1000.0;
+        println!(
+            "transactions: {} of {transaction_batches} batches, {:.0}/s; EndTxn p50 {:.3} ms p99 {:.3} ms; whole transaction p50 {:.3} ms p99 {:.3} ms; {} AddPartitionsToTxn retried (markers still being written)",
+            whole.count,
+            whole.count as f64 / elapsed,
+            ms(end.p50),
+            ms(end.p99),
+            ms(whole.p50),
+            ms(whole.p99),
+            producer.retries
+        );
+    }
+    Ok(())
+}
+
+/// Reads one Produce response (none under acks=0); a refused batch ends the run.
+fn receive_produce(conn: &mut Conn, topic: &str, acks: i16) -> Result<(), String> {
+    if acks == 0 {
+        return Ok(());
+    }
+    let response: ProduceResponse = conn.receive(ApiKey::Produce, 9);
+    // Nonzero for a topic the broker refused to create (a bad --topic), for one.
+    let code = response.responses[0].partition_responses[0].error_code;
+    if code != 0 {
+        return Err(format!("produce to {topic} failed: error {code}"));
+    }
     Ok(())
 }
 

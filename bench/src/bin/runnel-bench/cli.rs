@@ -113,6 +113,10 @@ pub enum Command {
         /// broker checks and records every batch's sequence.
         #[arg(long)]
         idempotent: bool,
+        /// Produce as a transactional producer committing every N batches (0: no
+        /// transactions): AddPartitionsToTxn, N batches, EndTxn; implies --idempotent.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        transaction_batches: u64,
     },
     /// Reads partition 0 of --topic from the start over and over; with --broker-pid, also the
     /// broker's CPU time per GiB served (from /proc).

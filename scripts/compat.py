@@ -9,6 +9,8 @@ each client: subscribe and read everything, commit, resume in a new member of th
 admin views of groups and their offsets, deleting groups; members sharing a topic as they join
 and leave; a group with a member of each Python client. Then every config operation through
 confluent-kafka's AdminClient (topic and broker; APPEND and SUBTRACT; synonyms; recompression).
+Last, confluent-kafka's transactional API: commit, abort, consume-transform-produce with the
+group's offsets in the transaction, both isolation levels, and fencing.
 
 Usage: compat.py BOOTSTRAP [ROUND_TRIP...]   (scripts/compat.sh starts a broker and runs this
 in a venv; naming round trips, e.g. kcat_group, runs only those)
@@ -820,10 +822,98 @@ def confluent_configs():
     admin.delete_topics([topic])[topic].result(timeout=30)
 
 
+def confluent_transactions():
+    """confluent-kafka's transactional API: an aborted and a committed transaction, a
+    consume-transform-produce transaction with the group's offsets in it, read_committed and
+    read_uncommitted readers, and a second instance of the transactional id fencing the first."""
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+    source = f"compat-txn-in-{uuid.uuid4().hex[:8]}"
+    sink = f"compat-txn-out-{uuid.uuid4().hex[:8]}"
+    confluent_create_topic(source, 2)
+    confluent_create_topic(sink, 2)
+    plain = Producer({"bootstrap.servers": BOOTSTRAP})
+    for i in range(30):
+        plain.produce(source, value=f"in-{i}".encode(), key=b"k", partition=i % 2)
+    check(plain.flush(30) == 0, "confluent txn: input acknowledged")
+
+    txn_id = f"compat-txn-{uuid.uuid4().hex[:8]}"
+    producer = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": txn_id})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for i in range(10):
+        producer.produce(sink, value=f"aborted-{i}".encode(), key=b"k", partition=i % 2)
+    producer.flush(30)
+    producer.abort_transaction(30)
+    producer.begin_transaction()
+    for i in range(10):
+        producer.produce(sink, value=f"committed-{i}".encode(), key=b"k", partition=i % 2)
+    producer.commit_transaction(30)
+
+    group = f"compat-txn-group-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer({
+        "bootstrap.servers": BOOTSTRAP, "group.id": group, "enable.auto.commit": False,
+        "auto.offset.reset": "earliest", "isolation.level": "read_committed",
+    })
+    consumer.subscribe([source])
+    copied = []
+    deadline = time.time() + 60
+    while len(copied) < 30 and time.time() < deadline:
+        m = consumer.poll(1)
+        if m is not None and not m.error():
+            copied.append(m)
+    check(len(copied) == 30, f"confluent txn: the group read the input ({len(copied)} of 30)")
+    producer.begin_transaction()
+    for m in copied:
+        producer.produce(sink, value=b"copy-" + m.value(), key=b"k", partition=m.partition())
+    positions = consumer.position(consumer.assignment())
+    producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
+    producer.commit_transaction(30)
+    committed = consumer.committed([TopicPartition(source, 0), TopicPartition(source, 1)], timeout=30)
+    check(sorted(tp.offset for tp in committed) == [15, 15],
+          f"confluent txn: the transaction committed the group's offsets ({committed})")
+    consumer.close()
+
+    def read(isolation):
+        reader = Consumer({
+            "bootstrap.servers": BOOTSTRAP, "group.id": f"r-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False, "isolation.level": isolation,
+        })
+        reader.assign([TopicPartition(sink, 0, 0), TopicPartition(sink, 1, 0)])
+        values = []
+        quiet = time.time() + 3
+        while time.time() < quiet:
+            m = reader.poll(0.5)
+            if m is not None and not m.error():
+                values.append(m.value().decode())
+                quiet = time.time() + 3
+        reader.close()
+        return sorted(values)
+
+    committed_values = sorted([f"committed-{i}" for i in range(10)] + [f"copy-in-{i}" for i in range(30)])
+    check(read("read_committed") == committed_values,
+          "confluent txn: read_committed sees the committed transactions only")
+    check(read("read_uncommitted") == sorted(committed_values + [f"aborted-{i}" for i in range(10)]),
+          "confluent txn: read_uncommitted sees the aborted transaction too")
+
+    # A new instance of the transactional id fences the old one: its commit fails fatally.
+    producer.begin_transaction()
+    producer.produce(sink, value=b"zombie", key=b"k", partition=0)
+    producer.flush(30)
+    successor = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": txn_id})
+    successor.init_transactions(30)
+    try:
+        producer.commit_transaction(30)
+        check(False, "confluent txn: a fenced producer committed")
+    except KafkaException as e:
+        check(e.args[0].fatal(), f"confluent txn: fencing is fatal to the old producer ({e})")
+    check("zombie" not in read("read_committed"), "confluent txn: the fenced transaction was aborted")
+
+
 ROUND_TRIPS = (
     confluent_round_trip, confluent_admin, kafka_python_round_trip, kcat_round_trip,
     confluent_group, confluent_shared_group, kafka_python_group, mixed_group, kcat_group,
-    confluent_configs,
+    confluent_configs, confluent_transactions,
 )
 chosen = sys.argv[2:]
 for round_trip in ROUND_TRIPS:

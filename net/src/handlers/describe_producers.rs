@@ -59,9 +59,10 @@ fn describe(partition: &Partition) -> Vec<ProducerState> {
             state.producer_epoch = i32::from(entry.epoch);
             state.last_sequence = last.map_or(-1, |b| b.last_seq);
             state.last_timestamp = last.map_or(-1, |b| b.max_timestamp);
-            // No transactions yet: no coordinator epoch, no open transaction.
-            state.coordinator_epoch = -1;
-            state.current_txn_start_offset = -1;
+            state.coordinator_epoch = entry.coordinator_epoch;
+            // Where the producer's open transaction starts: what holds the partition's last
+            // stable offset back (kafka-transactions.sh find-hanging reads this).
+            state.current_txn_start_offset = entry.current_txn_first_offset.unwrap_or(-1);
             state
         })
         .collect()

@@ -114,8 +114,10 @@ fn end_txn(conn: &mut KafkaConn, (pid, epoch): (i64, i16), commit: bool) -> i16 
     r.error_code
 }
 
-/// (error, state, topics with partitions) of each id.
-fn describe(conn: &mut KafkaConn, ids: &[&str]) -> Vec<(i16, String, Vec<(String, Vec<i32>)>)> {
+/// A transaction as DescribeTransactions shows it: error, state, topics with partitions.
+type Described = (i16, String, Vec<(String, Vec<i32>)>);
+
+fn describe(conn: &mut KafkaConn, ids: &[&str]) -> Vec<Described> {
     let mut request = DescribeTransactionsRequest::default();
     request.transactional_ids = ids.iter().map(|id| txn_id(id)).collect();
     let r: DescribeTransactionsResponse = conn

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target (fuzz/fuzz_targets: request decoding, record batch validation, segment
-# recovery) for SECONDS each with cargo fuzz (libFuzzer, nightly toolchain, AddressSanitizer).
+# recovery, the broker's own records and files: internal-topic records, markers, .txnindex,
+# producer snapshots) for SECONDS each with cargo fuzz (libFuzzer, nightly toolchain, AddressSanitizer).
 # A crash fails the run and leaves its input in fuzz/artifacts/<target>/; turn it into a
 # regression test next to the code it broke.
 # Usage: scripts/fuzz.sh [seconds per target, default 20]   (the test script runs a short pass;

@@ -41,6 +41,10 @@ pub struct ReadResult {
     pub log_start_offset: i64,
     /// As of the read: what a Fetch reports as the partition's last stable offset.
     pub last_stable_offset: i64,
+    /// No record the read returns is at or past this offset: the end of the last segment it
+    /// reads from (the read's own offset when it returns nothing). What bounds the aborted
+    /// transactions a read_committed fetch reports, as Kafka bounds them by segment.
+    pub upper_bound_offset: i64,
 }
 
 impl ReadResult {
@@ -105,6 +109,7 @@ impl Log {
                 high_watermark: st.high_watermark,
                 log_start_offset: st.log_start_offset,
                 last_stable_offset: st.last_stable_offset(),
+                upper_bound_offset: offset,
                 ..ReadResult::default()
             };
             if offset < st.log_start_offset || offset > st.high_watermark {
@@ -198,6 +203,7 @@ impl Log {
                 position: from,
                 len: take,
             });
+            result.upper_bound_offset = view.next_offset;
             result.bytes += take;
             remaining = remaining.saturating_sub(take);
             if remaining == 0 || take < available {

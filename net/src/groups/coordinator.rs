@@ -51,6 +51,12 @@ pub fn current() -> Rc<Coordinator> {
     })
 }
 
+/// This shard's coordinator, if [`start`] has installed it: a shard still starting has its
+/// partitions open before its coordinator exists.
+pub fn try_current() -> Option<Rc<Coordinator>> {
+    COORDINATOR.with(|c| c.borrow().clone())
+}
+
 /// Installs this shard's coordinator, loads the offsets partitions it owns, and starts the
 /// offset expiry task.
 pub async fn start(config: GroupsConfig) {
@@ -365,6 +371,10 @@ impl Coordinator {
             AppendError::Batch(_) | AppendError::RecordListTooLarge { .. } => {
                 ec::INVALID_COMMIT_OFFSET_SIZE
             }
+            // A transactional commit from a fenced producer (INVALID_PRODUCER_EPOCH) and the
+            // like reach the client as they are, as Kafka's GroupMetadataManager passes them:
+            // they are not retriable.
+            AppendError::Producer(_) => crate::route::errors::append_error(&e),
             _ => ec::COORDINATOR_NOT_AVAILABLE,
         })
     }
@@ -771,7 +781,7 @@ impl Coordinator {
                 keys.push(Key::Group {
                     group: g.id.clone(),
                 });
-                let kept = g.offsets.clone();
+                let kept = (g.offsets.clone(), g.pending_txn_offsets.clone());
                 g.mark_dead();
                 Ok((keys, kept, g.incarnation))
             }
@@ -801,7 +811,7 @@ impl Coordinator {
             Err(code) => {
                 // Nothing was written: the group (and its offsets) are still there on disk.
                 if let Some(g) = groups.get_mut(&group_id).filter(|_| same) {
-                    g.revive(kept);
+                    g.revive(kept.0, kept.1);
                 }
                 code
             }
@@ -851,6 +861,7 @@ impl Coordinator {
             self.with_group(&group_id, false, |g| {
                 for key in &removed {
                     g.offsets.remove(key);
+                    g.pending_txn_offsets.forget_partition(key);
                 }
             });
         }
@@ -1069,7 +1080,10 @@ fn apply_record(
             None,
         ) => {
             if let Some(g) = state.get_mut(&group) {
-                g.offsets.remove(&OffsetPartition { topic, partition });
+                let partition = OffsetPartition { topic, partition };
+                // As at run time (OffsetDelete, a deleted topic): pending ones go too.
+                g.pending.forget_partition(&partition);
+                g.offsets.remove(&partition);
             }
         }
         (Key::Group { group }, Some(value)) => match records::decode_group_value(value) {
@@ -1081,6 +1095,8 @@ fn apply_record(
         (Key::Group { group }, None) => {
             if let Some(g) = state.get_mut(&group) {
                 g.group = None;
+                // The group was deleted: offsets its open transactions committed went with it.
+                g.pending = PendingTxnOffsets::default();
             }
         }
     }

@@ -1022,6 +1022,8 @@ impl Group {
     pub fn mark_dead(&mut self) {
         self.set_state(GroupState::Dead);
         self.offsets.clear();
+        // Its transactions' offsets go too: their commits must not bring the group back.
+        self.pending_txn_offsets = PendingTxnOffsets::default();
     }
 
     /// Applies a committed offset written at `placed.log_offset`, unless a later record
@@ -1031,9 +1033,14 @@ impl Group {
     }
 
     /// Undoes [`mark_dead`](Self::mark_dead) when the deletion could not be written.
-    pub fn revive(&mut self, offsets: HashMap<OffsetPartition, PlacedOffset>) {
+    pub fn revive(
+        &mut self,
+        offsets: HashMap<OffsetPartition, PlacedOffset>,
+        pending: PendingTxnOffsets,
+    ) {
         self.set_state(GroupState::Empty);
         self.offsets = offsets;
+        self.pending_txn_offsets = pending;
     }
 }
 

@@ -32,7 +32,7 @@ use group::Group;
 use runnel_engine::rt;
 
 /// The internal topic holding committed offsets and group metadata.
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+pub use crate::partitions::internal_topics::OFFSETS_TOPIC;
 
 /// Java's `String.hashCode` (over UTF-16 code units).
 fn java_string_hash(s: &str) -> i32 {

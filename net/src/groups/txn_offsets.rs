@@ -67,9 +67,20 @@ impl PendingTxnOffsets {
 
     /// Forgets every pending offset of `topic` (the topic was deleted).
     pub fn forget_topic(&mut self, topic: &str) {
+        self.retain(|p| p.topic != topic);
+    }
+
+    /// Forgets the pending offsets of `partition` (OffsetDelete removed its offset: a later
+    /// commit must not bring it back, as in Kafka's `removeOffsets`).
+    pub fn forget_partition(&mut self, partition: &OffsetPartition) {
+        self.retain(|p| p != partition);
+    }
+
+    fn retain(&mut self, keep: impl Fn(&OffsetPartition) -> bool) {
         for offsets in self.by_producer.values_mut() {
-            offsets.retain(|p, _| p.topic != topic);
+            offsets.retain(|p, _| keep(p));
         }
+        self.by_producer.retain(|_, offsets| !offsets.is_empty());
     }
 }
 
@@ -166,6 +177,22 @@ mod tests {
         pending.stage(7, tp("in", 0), at(40, 150));
         apply_committed(&mut offsets, pending.complete(7));
         assert_eq!(offsets[&tp("in", 0)], at(40, 150));
+    }
+
+    #[test]
+    fn a_deleted_offset_is_not_brought_back_by_its_transaction() {
+        let mut pending = PendingTxnOffsets::default();
+        pending.stage(7, tp("in", 0), at(1, 10));
+        pending.stage(7, tp("in", 1), at(1, 10));
+        pending.stage(8, tp("in", 0), at(2, 11));
+        pending.forget_partition(&tp("in", 0));
+        assert!(!pending.is_unstable(&tp("in", 0)));
+        assert!(
+            !pending.has_producer(8),
+            "a producer with nothing left is forgotten"
+        );
+        assert_eq!(pending.complete(7).len(), 1);
+        assert!(pending.is_empty());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::topic_change_error;
 use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
+use crate::partitions::internal_topics::is_internal;
 use crate::partitions::{brokers, shard};
 use runnel_engine::rt;
 
@@ -35,6 +36,16 @@ pub async fn handle(
         if seen.get(&name).is_some_and(|&n| n > 1) {
             result.error_code = error_code::INVALID_REQUEST;
             result.error_message = Some(StrBytes::from_static_str("Duplicate topic name."));
+            response.results.push(result);
+            continue;
+        }
+        // Their partition counts decide which partition each group or transactional id maps
+        // to: more partitions would move every id away from its state.
+        if is_internal(&name) {
+            result.error_code = error_code::INVALID_REQUEST;
+            result.error_message = Some(StrBytes::from_static_str(
+                "the partitions of an internal topic cannot be changed",
+            ));
             response.results.push(result);
             continue;
         }

@@ -19,6 +19,7 @@ use crate::kafka::BrokerInfo;
 use crate::partitions::assignment::{self, Layout, PartitionReplicas};
 use crate::partitions::brokers;
 use crate::partitions::configs::describe;
+use crate::partitions::internal_topics::is_internal;
 use crate::partitions::shard;
 use runnel_engine::rt;
 
@@ -89,10 +90,10 @@ async fn create(
     validate_only: bool,
 ) -> Result<Created, (i16, String)> {
     let name = topic.name.0.to_string();
-    if name == crate::groups::OFFSETS_TOPIC {
+    if is_internal(&name) {
         return Err((
             error_code::INVALID_REQUEST,
-            "internal topic: the broker creates it for the group coordinators".to_string(),
+            "internal topic: the broker creates it for its coordinators".to_string(),
         ));
     }
     let configs: BTreeMap<String, String> = topic

@@ -6,6 +6,8 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
+use crate::kafka::error_code;
+use crate::partitions::internal_topics::is_internal;
 use crate::partitions::{shard, Partition};
 use crate::route::{self, ErrorCode, Need, Routed};
 
@@ -24,6 +26,11 @@ pub async fn handle(request: DeleteRecordsRequest) -> DeleteRecordsResponse {
             result.low_watermark = -1;
             topic_result.partitions.push(result);
             let name = topic.name.0.as_str();
+            // Kafka: "Cannot delete records of internal topic".
+            if is_internal(name) {
+                routed.refuse(error_code::INVALID_TOPIC_EXCEPTION);
+                continue;
+            }
             routed.push(&topics, name, partition.partition_index, partition.offset);
         }
         response.topics.push(topic_result);

@@ -6,6 +6,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::topic_change_error;
 use crate::kafka::error_code;
+use crate::partitions::internal_topics::is_internal;
 use crate::partitions::shard;
 use runnel_engine::rt;
 
@@ -48,9 +49,9 @@ pub async fn handle(request: DeleteTopicsRequest, version: i16) -> DeleteTopicsR
             None => {
                 result.error_code = error_code::UNKNOWN_TOPIC_ID;
             }
-            // The group coordinators own it (as Kafka, which refuses to delete internal
-            // topics): deleting it would lose every group's committed offsets.
-            Some(topic) if topic == crate::groups::OFFSETS_TOPIC => {
+            // The coordinators own them (as Kafka, which refuses to delete internal topics):
+            // deleting one would lose every group's offsets or every transaction's state.
+            Some(topic) if is_internal(&topic) => {
                 result.error_code = error_code::TOPIC_AUTHORIZATION_FAILED;
                 result.error_message = Some(StrBytes::from_static_str(
                     "internal topics cannot be deleted",

@@ -322,11 +322,12 @@ async fn read_on_shard(reads: Vec<(Partition, PartitionRead)>, limits: Limits) -
         outcome.last_stable_offset = planned.last_stable_offset;
         outcome.log_start_offset = planned.log_start_offset;
         if read.isolation == Isolation::ReadCommitted {
-            // Bounded by the last stable offset the read stopped at: every transaction
-            // aborted within the records returned (possibly a few more, which consumers skip).
-            let aborted = partition
-                .log()
-                .aborted_transactions(read.offset, planned.last_stable_offset);
+            // The transactions aborted within the records returned: those ending at or after
+            // the fetch offset and starting below the end of what was read (its last
+            // segment's end, or the last stable offset), as Kafka bounds them. Possibly a few
+            // that start past the records returned, which consumers skip.
+            let upper = planned.upper_bound_offset.min(planned.last_stable_offset);
+            let aborted = partition.log().aborted_transactions(read.offset, upper);
             outcome.aborted_transactions = Some(
                 aborted
                     .into_iter()

@@ -14,6 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::kafka::authorized_operations::{authorized, Resource};
 use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
+use crate::partitions::internal_topics::is_internal;
 use crate::partitions::shard::{self, CreateError};
 use crate::partitions::topics::{invalid_topic_name, TopicMeta};
 use runnel_engine::rt;
@@ -64,12 +65,24 @@ pub async fn handle(
             if topics.get(&name).is_some() || invalid_topic_name(&name).is_some() {
                 continue;
             }
+            // Internal topics are made the way their coordinators need them, or not at all.
             if name == crate::groups::OFFSETS_TOPIC {
-                // Made the way the coordinators need it, or not at all.
                 if let Err(code) =
                     crate::groups::ensure_offsets_topic(broker.groups.offsets_topic_num_partitions)
                         .await
                 {
+                    create_errors.insert(name, code);
+                }
+                continue;
+            }
+            if name == crate::txn::state_topic::STATE_TOPIC {
+                let txn = &broker.transactions;
+                let ensured = crate::txn::state_topic::ensure_state_topic(
+                    txn.state_log_num_partitions,
+                    txn.state_log_segment_bytes,
+                )
+                .await;
+                if let Err(code) = ensured {
                     create_errors.insert(name, code);
                 }
                 continue;
@@ -153,7 +166,7 @@ fn describe(
     if version >= 10 {
         topic.topic_id = meta.uuid();
     }
-    topic.is_internal = *meta.name == *crate::groups::OFFSETS_TOPIC;
+    topic.is_internal = is_internal(&meta.name);
     let me = BrokerId(broker.node_id);
     let offline: Vec<i32> = shard::current()
         .offline

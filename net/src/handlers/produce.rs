@@ -17,6 +17,7 @@ use runnel_engine::rt;
 
 use crate::kafka::dispatch::{Api, Call, Finishing, HandlerError, LocalBoxFuture, Run};
 use crate::kafka::error_code;
+use crate::partitions::internal_topics::is_internal;
 use crate::partitions::{shard, Partition};
 use crate::route::{self, record_errors, ErrorCode, Need, Routed, Scattered};
 
@@ -98,11 +99,9 @@ pub async fn place(request: ProduceRequest) -> Placed {
                 .partition_responses
                 .push(unanswered(partition.index));
             match partition.records {
-                // Only the group coordinators write it (Kafka: "Cannot append to internal
+                // Only the coordinators write them (Kafka: "Cannot append to internal
                 // topic").
-                _ if name == crate::groups::OFFSETS_TOPIC => {
-                    routed.refuse(error_code::INVALID_TOPIC_EXCEPTION)
-                }
+                _ if is_internal(name) => routed.refuse(error_code::INVALID_TOPIC_EXCEPTION),
                 Some(records) => routed.push(&topics, name, partition.index, records),
                 None => routed.refuse(error_code::CORRUPT_MESSAGE),
             }

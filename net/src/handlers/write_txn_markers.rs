@@ -8,7 +8,9 @@ use kafka_protocol::messages::write_txn_markers_response::{
 };
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 
+use crate::kafka::error_code;
 use crate::partitions::TopicPartition;
+use crate::txn::coordinator::COORDINATOR_EPOCH;
 use crate::txn::markers::{self, MarkerWrite};
 
 crate::api!(WriteTxnMarkers, 1..=1, |call, request| handle(request)
@@ -17,6 +19,9 @@ crate::api!(WriteTxnMarkers, 1..=1, |call, request| handle(request)
 pub async fn handle(request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
     let mut response = WriteTxnMarkersResponse::default();
     for marker in request.markers {
+        // Only the coordinator of this broker writes markers, at its epoch: a marker claiming
+        // a newer one would fence it from the producer's partitions.
+        let claimed_newer = marker.coordinator_epoch > COORDINATOR_EPOCH;
         let write = MarkerWrite {
             producer_id: marker.producer_id.0,
             producer_epoch: marker.producer_epoch,
@@ -32,10 +37,16 @@ pub async fn handle(request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse 
                     .map(|&p| TopicPartition::new(t.name.0.as_str(), p))
             })
             .collect();
-        let mut codes = markers::write(write, partitions)
-            .await
-            .into_iter()
-            .map(|(_, code)| code);
+        let codes: Vec<i16> = if claimed_newer {
+            vec![error_code::INVALID_REQUEST; partitions.len()]
+        } else {
+            markers::write(write, partitions)
+                .await
+                .into_iter()
+                .map(|(_, code)| code)
+                .collect()
+        };
+        let mut codes = codes.into_iter();
         let mut result = WritableTxnMarkerResult::default();
         result.producer_id = marker.producer_id;
         result.topics = marker

@@ -1,6 +1,6 @@
 //! The broker's topics and partitions: the registry ([`topics`]), config schemas and
 //! broker-level configs ([`configs`]), a topic's log settings ([`topic_config`]), the partition
-//! key ([`TopicPartition`]), a partition's log and replica state ([`partition`]), the
+//! key ([`TopicPartition`]), the coordinators' internal topics ([`internal_topics`]), a partition's log and replica state ([`partition`]), the
 //! partitions that failed to open ([`offline`]), reading a log from its start for a coordinator
 //! ([`replay`]), each shard's share ([`shard`]) and its log
 //! cleaner's settings ([`cleaner_config`]), the brokers
@@ -12,6 +12,7 @@ pub mod broker_configs;
 pub mod brokers;
 pub mod cleaner_config;
 pub mod configs;
+pub mod internal_topics;
 pub mod offline;
 pub mod partition;
 pub mod replay;

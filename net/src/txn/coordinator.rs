@@ -30,7 +30,8 @@ use crate::producer_ids::{self, Unavailable};
 use crate::route;
 
 /// Single-broker coordinator epoch: the partition's leader epoch once the cluster has them.
-const COORDINATOR_EPOCH: i32 = 0;
+/// No other coordinator can be newer, so WriteTxnMarkers refuses markers claiming to be.
+pub const COORDINATOR_EPOCH: i32 = 0;
 /// Wait between attempts at markers that could not be written yet.
 const MARKER_RETRY: Duration = Duration::from_millis(100);
 
@@ -97,7 +98,9 @@ where
     Fut: Future<Output = T> + 'static,
     T: Send + 'static,
 {
-    if transactional_id.is_empty() {
+    // The id is the key of its `__transaction_state` records, an int16-length string there
+    // (flexible requests can carry longer ones; Kafka fails to write those too).
+    if transactional_id.is_empty() || transactional_id.len() > i16::MAX as usize {
         return Err(ec::INVALID_REQUEST);
     }
     state_topic::ensure_state_topic(
@@ -259,11 +262,16 @@ impl TxnCoordinator {
             let mut retry = Vec::new();
             for (tp, code) in results {
                 match code {
-                    // Written, or the topic is gone with its transaction's data.
-                    ec::NONE | ec::UNKNOWN_TOPIC_OR_PARTITION => {}
-                    // A newer coordinator (or producer epoch) owns the transaction now: it
-                    // finishes it; this one must not.
-                    ec::TRANSACTION_COORDINATOR_FENCED | ec::INVALID_PRODUCER_EPOCH => {
+                    // Written, or the topic is gone with its transaction's data, or the
+                    // partition has seen a newer epoch of the producer than this
+                    // coordinator ever gave it (only a client inventing its own epoch does
+                    // that): whatever is open there now belongs to that epoch, and retrying
+                    // can't change it. Kafka stops sending and leaves the transaction
+                    // prepared forever; completing it keeps the id usable.
+                    ec::NONE | ec::UNKNOWN_TOPIC_OR_PARTITION | ec::INVALID_PRODUCER_EPOCH => {}
+                    // A newer coordinator owns the transaction now: it finishes it; this one
+                    // must not.
+                    ec::TRANSACTION_COORDINATOR_FENCED => {
                         tracing::warn!(
                             transactional_id = %request.transactional_id,
                             code,

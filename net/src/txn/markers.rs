@@ -6,6 +6,7 @@
 use runnel_engine::log::txn::marker::{EndTxnMarker, MarkerKind};
 
 use crate::groups::{self, OFFSETS_TOPIC};
+use crate::kafka::error_code;
 use crate::partitions::{shard, Partition, TopicPartition};
 use crate::route::{self, ErrorCode, Need, Routed};
 
@@ -55,34 +56,58 @@ pub async fn write(
 }
 
 /// On the owning shard: appends the marker to each partition, in order.
+///
+/// A marker for an offsets partition waits until the group coordinator has loaded that
+/// partition, so the marker decides offsets the coordinator holds: placed while a load reads
+/// the partition, it would land past what the load reads and find no group to apply to. A
+/// shard still starting (no coordinator yet) answers COORDINATOR_LOAD_IN_PROGRESS, and the
+/// transaction coordinator retries.
 async fn write_on_shard(
     marker: MarkerWrite,
     partitions: Vec<(Partition, ())>,
 ) -> Vec<Result<(), ErrorCode>> {
-    // Placed in order now (before the first await), written concurrently.
+    let mut ready = Vec::with_capacity(partitions.len());
+    for (partition, _) in &partitions {
+        let offsets =
+            (partition.tp.topic.as_ref() == OFFSETS_TOPIC).then_some(partition.tp.partition);
+        let loaded = match offsets {
+            None => Ok(None),
+            Some(p) => match groups::coordinator::try_current() {
+                None => Err(error_code::COORDINATOR_LOAD_IN_PROGRESS),
+                Some(groups) => groups.ensure_loaded(p).await.map(|()| Some((groups, p))),
+            },
+        };
+        ready.push(loaded);
+    }
+    // Placed in order now (before the next await), written concurrently.
     let appends: Vec<_> = partitions
         .iter()
-        .map(|(partition, _)| {
-            partition.log().append_marker(
+        .zip(ready)
+        .map(|((partition, _), loaded)| {
+            let loaded = loaded?;
+            let append = partition.log().append_marker(
                 marker.producer_id,
                 marker.producer_epoch,
                 marker.marker(),
-            )
+            );
+            Ok((append, loaded))
         })
         .collect();
     let mut results = Vec::with_capacity(appends.len());
-    for ((partition, _), append) in partitions.iter().zip(appends) {
-        let result = append
-            .await
-            .map(drop)
-            .map_err(|e| route::errors::append_error(&e));
-        if result.is_ok() && partition.tp.topic.as_ref() == OFFSETS_TOPIC {
-            groups::coordinator::current().complete_txn(
-                partition.tp.partition,
-                marker.producer_id,
-                marker.commit,
-            );
-        }
+    for append in appends {
+        let result = match append {
+            Ok((append, offsets)) => {
+                let written = append
+                    .await
+                    .map(drop)
+                    .map_err(|e| route::errors::append_error(&e));
+                if let (Ok(()), Some((groups, p))) = (&written, offsets) {
+                    groups.complete_txn(p, marker.producer_id, marker.commit);
+                }
+                written
+            }
+            Err(code) => Err(code),
+        };
         results.push(result);
     }
     results

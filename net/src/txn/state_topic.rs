@@ -14,7 +14,7 @@ use crate::kafka::error_code as ec;
 use crate::partitions::shard::{self, CreateError};
 
 /// The internal topic of the transaction coordinator.
-pub const STATE_TOPIC: &str = "__transaction_state";
+pub use crate::partitions::internal_topics::TRANSACTION_STATE_TOPIC as STATE_TOPIC;
 
 /// The configs `__transaction_state` is made with.
 pub fn configs(segment_bytes: i32) -> BTreeMap<String, String> {

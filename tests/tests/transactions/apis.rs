@@ -399,3 +399,81 @@ fn every_transaction_api_answers_as_kafka_does() {
     assert_eq!((error, again, bumped), (0, pid, epoch + 1));
     assert_eq!(end_txn(&mut conn, me, true), PRODUCER_FENCED);
 }
+
+/// A commit decided (PrepareCommit stored, EndTxn answered) whose markers were not yet written
+/// when the broker was killed: the coordinator finishes it when it loads its state again, its
+/// records become readable to read_committed consumers and the offsets it committed reach
+/// the group. Writes to the data partition and to `__consumer_offsets` are slowed (an
+/// injected fault) so the kill lands between the decision and the markers.
+#[test]
+fn a_commit_interrupted_before_its_markers_is_finished_after_a_restart() {
+    let dir = TempDir::new("txn-resend");
+    let slow = [(
+        "RUNNEL_FAULTS",
+        "slow:1500:raw-txn-0;slow:1500:__consumer_offsets",
+    )];
+    let mut broker = Broker::start_in_env(&dir, "auto", &[], &slow);
+    let mut conn = KafkaConn::connect(broker.addr).unwrap();
+    assert_eq!(create(&mut conn, TOPIC, 1, &[], false).0, 0);
+    let (error, pid, epoch) = init(&mut conn, TXN, 60_000);
+    assert_eq!(error, 0);
+    assert_eq!(
+        add_partitions(&mut conn, 3, (pid, epoch), &[(TOPIC, 0)]),
+        vec![0]
+    );
+    assert_eq!(
+        produce(&mut conn, TOPIC, 0, -1, txn_record(pid, epoch, 0, "t0")),
+        (0, 0)
+    );
+    let mut add_offsets = AddOffsetsToTxnRequest::default();
+    add_offsets.transactional_id = txn_id(TXN);
+    add_offsets.producer_id = ProducerId(pid);
+    add_offsets.producer_epoch = epoch;
+    add_offsets.group_id = GroupId(StrBytes::from_static_str(GROUP));
+    let r: AddOffsetsToTxnResponse = conn.call(ApiKey::AddOffsetsToTxn, 3, &add_offsets).unwrap();
+    assert_eq!(r.error_code, 0);
+    let mut offset = TxnOffsetCommitRequestPartition::default();
+    offset.partition_index = 0;
+    offset.committed_offset = 1;
+    offset.committed_leader_epoch = -1;
+    let mut topic = TxnOffsetCommitRequestTopic::default();
+    topic.name = name(TOPIC);
+    topic.partitions = vec![offset];
+    let mut commit = TxnOffsetCommitRequest::default();
+    commit.transactional_id = txn_id(TXN);
+    commit.group_id = GroupId(StrBytes::from_static_str(GROUP));
+    commit.producer_id = ProducerId(pid);
+    commit.producer_epoch = epoch;
+    commit.generation_id = -1;
+    commit.topics = vec![topic];
+    let r: TxnOffsetCommitResponse = conn.call(ApiKey::TxnOffsetCommit, 3, &commit).unwrap();
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+
+    assert_eq!(end_txn(&mut conn, (pid, epoch), true), 0);
+    assert_eq!(
+        state_of(&mut conn, TXN),
+        "PrepareCommit",
+        "the markers are still on their way"
+    );
+    broker.signal(libc::SIGKILL);
+    broker.wait_exit(Duration::from_secs(10)).unwrap();
+    drop(conn);
+
+    let broker = Broker::start_in(&dir, "auto", &[]);
+    let mut conn = KafkaConn::connect(broker.addr).unwrap();
+    await_state(&mut conn, TXN, "CompleteCommit");
+    assert_eq!(
+        latest(&mut conn, true),
+        2,
+        "the record and its commit marker are stable"
+    );
+    assert_eq!(fetch_committed(&mut conn), (2, vec![]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while committed_offset(&mut conn, true) != (0, 1) {
+        assert!(
+            Instant::now() < deadline,
+            "the transaction's offset never took effect"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,13 @@
+//! The topics the broker keeps for its coordinators. Clients may read them (Kafka's tools do)
+//! but not write, delete, trim or repartition them: their records are the coordinators'
+//! state, and their partition counts decide which partition an id maps to.
+
+/// Committed offsets and group metadata (the group coordinators').
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Transactional ids' state (the transaction coordinators').
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
+/// Whether `name` is one of the broker's internal topics.
+pub fn is_internal(name: &str) -> bool {
+    name == OFFSETS_TOPIC || name == TRANSACTION_STATE_TOPIC
+}

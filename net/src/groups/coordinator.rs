@@ -509,31 +509,8 @@ impl Coordinator {
             Ok(incarnation) => incarnation,
             Err(code) => return vec![code; entries.len()],
         };
-        let (mut codes, writes, staged) = self.offset_records(&group_id, entries);
-        if staged.is_empty() {
-            return codes;
-        }
-        match self.append(partition, writes, None).await {
-            Ok(base_offset) => {
-                // Into the same group object only: if it was deleted meanwhile, the deletion's
-                // tombstones follow this commit in the log too.
-                self.with_group(&group_id, false, |g| {
-                    if g.incarnation != incarnation || g.state == GroupState::Dead {
-                        return;
-                    }
-                    for (record, (_, partition, value)) in staged.into_iter().enumerate() {
-                        let log_offset = base_offset + record as i64;
-                        g.apply_offset(partition, PlacedOffset { value, log_offset });
-                    }
-                });
-            }
-            Err(code) => {
-                for (i, ..) in staged {
-                    codes[i] = code;
-                }
-            }
-        }
-        codes
+        self.store_offsets(partition, &group_id, incarnation, entries, None)
+            .await
     }
 
     /// TxnOffsetCommit: the offsets are written in the producer's transaction (a
@@ -561,22 +538,45 @@ impl Coordinator {
             Ok(incarnation) => incarnation,
             Err(code) => return vec![code; entries.len()],
         };
-        let (mut codes, writes, staged) = self.offset_records(&group_id, entries);
+        let producer = (commit.producer_id, commit.producer_epoch);
+        self.store_offsets(partition, &group_id, incarnation, entries, Some(producer))
+            .await
+    }
+
+    /// Writes a commit's offsets (in the transaction of `producer`, id and epoch, if given)
+    /// and, once written, sets them in the group, or holds them for the transaction's
+    /// marker. One error code per entry.
+    async fn store_offsets(
+        &self,
+        partition: i32,
+        group_id: &str,
+        incarnation: u64,
+        entries: Vec<CommitEntry>,
+        producer: Option<(i64, i16)>,
+    ) -> Vec<i16> {
+        let (mut codes, writes, staged) = self.offset_records(group_id, entries);
         if staged.is_empty() {
             return codes;
         }
-        let producer = (commit.producer_id, commit.producer_epoch);
-        match self.append(partition, writes, Some(producer)).await {
+        match self.append(partition, writes, producer).await {
             Ok(base_offset) => {
-                self.with_group(&group_id, false, |g| {
+                // Into the same group object only: if it was deleted meanwhile, the deletion's
+                // tombstones follow this commit in the log too.
+                self.with_group(group_id, false, |g| {
                     if g.incarnation != incarnation || g.state == GroupState::Dead {
                         return;
                     }
                     for (record, (_, partition, value)) in staged.into_iter().enumerate() {
-                        let log_offset = base_offset + record as i64;
-                        let placed = PlacedOffset { value, log_offset };
-                        g.pending_txn_offsets
-                            .stage(commit.producer_id, partition, placed);
+                        let placed = PlacedOffset {
+                            value,
+                            log_offset: base_offset + record as i64,
+                        };
+                        match producer {
+                            None => g.apply_offset(partition, placed),
+                            Some((producer_id, _)) => {
+                                g.pending_txn_offsets.stage(producer_id, partition, placed)
+                            }
+                        }
                     }
                 });
             }

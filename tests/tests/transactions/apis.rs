@@ -104,6 +104,37 @@ fn add_partitions(
         .collect()
 }
 
+/// AddOffsetsToTxn for the test's group.
+fn add_offsets(conn: &mut KafkaConn, (pid, epoch): (i64, i16)) {
+    let mut request = AddOffsetsToTxnRequest::default();
+    request.transactional_id = txn_id(TXN);
+    request.producer_id = ProducerId(pid);
+    request.producer_epoch = epoch;
+    request.group_id = GroupId(StrBytes::from_static_str(GROUP));
+    let r: AddOffsetsToTxnResponse = conn.call(ApiKey::AddOffsetsToTxn, 3, &request).unwrap();
+    assert_eq!(r.error_code, 0);
+}
+
+/// TxnOffsetCommit of the group's `offset` for partition 0 (v3, outside group management).
+fn txn_offset_commit(conn: &mut KafkaConn, (pid, epoch): (i64, i16), offset: i64) {
+    let mut partition = TxnOffsetCommitRequestPartition::default();
+    partition.partition_index = 0;
+    partition.committed_offset = offset;
+    partition.committed_leader_epoch = -1;
+    let mut topic = TxnOffsetCommitRequestTopic::default();
+    topic.name = name(TOPIC);
+    topic.partitions = vec![partition];
+    let mut request = TxnOffsetCommitRequest::default();
+    request.transactional_id = txn_id(TXN);
+    request.group_id = GroupId(StrBytes::from_static_str(GROUP));
+    request.producer_id = ProducerId(pid);
+    request.producer_epoch = epoch;
+    request.generation_id = -1;
+    request.topics = vec![topic];
+    let r: TxnOffsetCommitResponse = conn.call(ApiKey::TxnOffsetCommit, 3, &request).unwrap();
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+}
+
 fn end_txn(conn: &mut KafkaConn, (pid, epoch): (i64, i16), commit: bool) -> i16 {
     let mut request = EndTxnRequest::default();
     request.transactional_id = txn_id(TXN);
@@ -268,29 +299,8 @@ fn every_transaction_api_answers_as_kafka_does() {
     assert_eq!(fetch_committed(&mut conn), (0, vec![]));
 
     // Offsets in the transaction: held until the commit.
-    let mut add_offsets = AddOffsetsToTxnRequest::default();
-    add_offsets.transactional_id = txn_id(TXN);
-    add_offsets.producer_id = ProducerId(pid);
-    add_offsets.producer_epoch = epoch;
-    add_offsets.group_id = GroupId(StrBytes::from_static_str(GROUP));
-    let r: AddOffsetsToTxnResponse = conn.call(ApiKey::AddOffsetsToTxn, 3, &add_offsets).unwrap();
-    assert_eq!(r.error_code, 0);
-    let mut offset = TxnOffsetCommitRequestPartition::default();
-    offset.partition_index = 0;
-    offset.committed_offset = 2;
-    offset.committed_leader_epoch = -1;
-    let mut topic = TxnOffsetCommitRequestTopic::default();
-    topic.name = name(TOPIC);
-    topic.partitions = vec![offset];
-    let mut commit = TxnOffsetCommitRequest::default();
-    commit.transactional_id = txn_id(TXN);
-    commit.group_id = GroupId(StrBytes::from_static_str(GROUP));
-    commit.producer_id = ProducerId(pid);
-    commit.producer_epoch = epoch;
-    commit.generation_id = -1;
-    commit.topics = vec![topic];
-    let r: TxnOffsetCommitResponse = conn.call(ApiKey::TxnOffsetCommit, 3, &commit).unwrap();
-    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    add_offsets(&mut conn, (pid, epoch));
+    txn_offset_commit(&mut conn, (pid, epoch), 2);
     assert_eq!(
         committed_offset(&mut conn, true),
         (UNSTABLE_OFFSET_COMMIT, -1)
@@ -425,29 +435,8 @@ fn a_commit_interrupted_before_its_markers_is_finished_after_a_restart() {
         produce(&mut conn, TOPIC, 0, -1, txn_record(pid, epoch, 0, "t0")),
         (0, 0)
     );
-    let mut add_offsets = AddOffsetsToTxnRequest::default();
-    add_offsets.transactional_id = txn_id(TXN);
-    add_offsets.producer_id = ProducerId(pid);
-    add_offsets.producer_epoch = epoch;
-    add_offsets.group_id = GroupId(StrBytes::from_static_str(GROUP));
-    let r: AddOffsetsToTxnResponse = conn.call(ApiKey::AddOffsetsToTxn, 3, &add_offsets).unwrap();
-    assert_eq!(r.error_code, 0);
-    let mut offset = TxnOffsetCommitRequestPartition::default();
-    offset.partition_index = 0;
-    offset.committed_offset = 1;
-    offset.committed_leader_epoch = -1;
-    let mut topic = TxnOffsetCommitRequestTopic::default();
-    topic.name = name(TOPIC);
-    topic.partitions = vec![offset];
-    let mut commit = TxnOffsetCommitRequest::default();
-    commit.transactional_id = txn_id(TXN);
-    commit.group_id = GroupId(StrBytes::from_static_str(GROUP));
-    commit.producer_id = ProducerId(pid);
-    commit.producer_epoch = epoch;
-    commit.generation_id = -1;
-    commit.topics = vec![topic];
-    let r: TxnOffsetCommitResponse = conn.call(ApiKey::TxnOffsetCommit, 3, &commit).unwrap();
-    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    add_offsets(&mut conn, (pid, epoch));
+    txn_offset_commit(&mut conn, (pid, epoch), 1);
 
     assert_eq!(end_txn(&mut conn, (pid, epoch), true), 0);
     assert_eq!(

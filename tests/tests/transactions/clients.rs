@@ -398,7 +398,7 @@ fn copy_everything(bootstrap: String, deadline: Instant) -> usize {
             }
         }
     }
-    eprintln!("copier: {copied} copied (with repeats after aborts), {restarts} restarts");
+    eprintln!("copier: {copied} records copied in committed transactions, {restarts} restarts");
     copied
 }
 

@@ -7,6 +7,10 @@
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::txn_offset_commit_request::{
@@ -17,17 +21,18 @@ use kafka_protocol::messages::write_txn_markers_request::{
 };
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
-    AddPartitionsToTxnResponse, ApiKey, BrokerId, DescribeTransactionsRequest,
-    DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse, FetchResponse, GroupId,
-    InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse,
-    ListTransactionsRequest, ListTransactionsResponse, OffsetFetchRequest, OffsetFetchResponse,
-    ProducerId, TransactionalId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
-    WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+    AddPartitionsToTxnResponse, ApiKey, BrokerId, CreatePartitionsRequest,
+    CreatePartitionsResponse, DeleteRecordsRequest, DeleteRecordsResponse,
+    DescribeTransactionsRequest, DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
+    FetchResponse, GroupId, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
+    ListOffsetsResponse, ListTransactionsRequest, ListTransactionsResponse, OffsetFetchRequest,
+    OffsetFetchResponse, ProducerId, TransactionalId, TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_engine::log::builder::{BatchBuilder, Record};
 use runnel_tests::kafka::KafkaConn;
-use runnel_tests::requests::{create, fetch_request, name, produce};
+use runnel_tests::requests::{create, delete_topic, fetch_request, name, produce};
 use runnel_tests::{Broker, TempDir};
 
 const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
@@ -115,8 +120,9 @@ fn add_offsets(conn: &mut KafkaConn, (pid, epoch): (i64, i16)) {
     assert_eq!(r.error_code, 0);
 }
 
-/// TxnOffsetCommit of the group's `offset` for partition 0 (v3, outside group management).
-fn txn_offset_commit(conn: &mut KafkaConn, (pid, epoch): (i64, i16), offset: i64) {
+/// TxnOffsetCommit of the group's `offset` for partition 0 (v3, outside group management);
+/// its error code.
+fn txn_offset_commit(conn: &mut KafkaConn, (pid, epoch): (i64, i16), offset: i64) -> i16 {
     let mut partition = TxnOffsetCommitRequestPartition::default();
     partition.partition_index = 0;
     partition.committed_offset = offset;
@@ -132,7 +138,7 @@ fn txn_offset_commit(conn: &mut KafkaConn, (pid, epoch): (i64, i16), offset: i64
     request.generation_id = -1;
     request.topics = vec![topic];
     let r: TxnOffsetCommitResponse = conn.call(ApiKey::TxnOffsetCommit, 3, &request).unwrap();
-    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    r.topics[0].partitions[0].error_code
 }
 
 fn end_txn(conn: &mut KafkaConn, (pid, epoch): (i64, i16), commit: bool) -> i16 {
@@ -300,7 +306,7 @@ fn every_transaction_api_answers_as_kafka_does() {
 
     // Offsets in the transaction: held until the commit.
     add_offsets(&mut conn, (pid, epoch));
-    txn_offset_commit(&mut conn, (pid, epoch), 2);
+    assert_eq!(txn_offset_commit(&mut conn, (pid, epoch), 2), 0);
     assert_eq!(
         committed_offset(&mut conn, true),
         (UNSTABLE_OFFSET_COMMIT, -1)
@@ -436,7 +442,7 @@ fn a_commit_interrupted_before_its_markers_is_finished_after_a_restart() {
         (0, 0)
     );
     add_offsets(&mut conn, (pid, epoch));
-    txn_offset_commit(&mut conn, (pid, epoch), 1);
+    assert_eq!(txn_offset_commit(&mut conn, (pid, epoch), 1), 0);
 
     assert_eq!(end_txn(&mut conn, (pid, epoch), true), 0);
     assert_eq!(
@@ -465,4 +471,86 @@ fn a_commit_interrupted_before_its_markers_is_finished_after_a_restart() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// What the coordinators refuse reaches the client as Kafka's error: writes, deletions and
+/// repartitioning of `__transaction_state`, markers claiming a newer coordinator, a
+/// transactional id too long for its record key, and a fenced producer's offset commit.
+#[test]
+fn refusals_reach_the_client_as_kafkas_errors() {
+    const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    const INVALID_REQUEST: i16 = 42;
+    let dir = TempDir::new("txn-refusals");
+    let broker = Broker::start_in(&dir, "auto", &[]);
+    let mut conn = KafkaConn::connect(broker.addr).unwrap();
+    assert_eq!(create(&mut conn, TOPIC, 1, &[], false).0, 0);
+    let (error, pid, epoch) = init(&mut conn, TXN, 60_000);
+    assert_eq!(error, 0);
+
+    // The transaction coordinator's topic, made by the InitProducerId above.
+    let state = "__transaction_state";
+    assert_eq!(
+        produce(&mut conn, state, 0, -1, plain_record("x")).0,
+        INVALID_TOPIC_EXCEPTION
+    );
+    let mut partition = DeleteRecordsPartition::default();
+    partition.partition_index = 0;
+    partition.offset = -1;
+    let mut topic = DeleteRecordsTopic::default();
+    topic.name = name(state);
+    topic.partitions = vec![partition];
+    let mut request = DeleteRecordsRequest::default();
+    request.topics = vec![topic];
+    request.timeout_ms = 10_000;
+    let r: DeleteRecordsResponse = conn.call(ApiKey::DeleteRecords, 2, &request).unwrap();
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        INVALID_TOPIC_EXCEPTION
+    );
+    let mut more = CreatePartitionsTopic::default();
+    more.name = name(state);
+    more.count = 60;
+    let mut request = CreatePartitionsRequest::default();
+    request.topics = vec![more];
+    request.timeout_ms = 10_000;
+    let r: CreatePartitionsResponse = conn.call(ApiKey::CreatePartitions, 3, &request).unwrap();
+    assert_eq!(r.results[0].error_code, INVALID_REQUEST);
+    assert_eq!(delete_topic(&mut conn, state), TOPIC_AUTHORIZATION_FAILED);
+
+    // Markers from a coordinator claiming a newer epoch than this broker's.
+    let mut marker = WritableTxnMarker::default();
+    marker.producer_id = ProducerId(pid);
+    marker.producer_epoch = epoch;
+    marker.transaction_result = false;
+    marker.coordinator_epoch = 1;
+    let mut marked = WritableTxnMarkerTopic::default();
+    marked.name = name(TOPIC);
+    marked.partition_indexes = vec![0];
+    marker.topics = vec![marked];
+    let mut request = WriteTxnMarkersRequest::default();
+    request.markers = vec![marker];
+    let r: WriteTxnMarkersResponse = conn.call(ApiKey::WriteTxnMarkers, 1, &request).unwrap();
+    assert_eq!(
+        r.markers[0].topics[0].partitions[0].error_code,
+        INVALID_REQUEST
+    );
+
+    // A transactional id longer than a record key can hold.
+    assert_eq!(
+        init(&mut conn, &"t".repeat(40_000), 60_000).0,
+        INVALID_REQUEST
+    );
+
+    // A producer fenced by a new instance: its offset commit is refused as fenced, not as a
+    // coordinator to retry.
+    add_offsets(&mut conn, (pid, epoch));
+    assert_eq!(txn_offset_commit(&mut conn, (pid, epoch), 1), 0);
+    let (error, _, bumped) = init(&mut conn, TXN, 60_000);
+    assert_eq!(error, 0);
+    assert!(bumped > epoch);
+    assert_eq!(
+        txn_offset_commit(&mut conn, (pid, epoch), 2),
+        INVALID_PRODUCER_EPOCH
+    );
 }

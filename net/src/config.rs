@@ -81,6 +81,49 @@ pub struct Config {
     pub transactions: TransactionsConfig,
     /// `host:port` of the admin HTTP port (`GET /metrics`, Prometheus text); off when unset.
     pub admin_listen: Option<String>,
+    /// Running as one broker of a cluster: the controller quorum and this node's part in it.
+    pub cluster: ClusterConfig,
+}
+
+/// The `[cluster]` table: Kafka's KRaft settings. Left empty, Runnel is one broker with no
+/// quorum, as it has always been.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// The controller quorum's voters, `id@host:port,...` (Kafka's `controller.quorum.voters`):
+    /// each voter's node id and controller listener. Empty: a single broker, no quorum.
+    pub controller_quorum_voters: String,
+    /// What this node is (Kafka's `process.roles`): `broker`, `controller`, or both (Kafka's
+    /// combined mode). Empty: both when this node is one of the voters, else `broker`.
+    pub process_roles: Vec<String>,
+    /// `host:port` of this node's controller listener, where the other voters and the brokers
+    /// reach the quorum. Default: this node's address in `controller_quorum_voters`.
+    pub controller_listen: Option<String>,
+    /// `controller.quorum.election.timeout.ms`: how long a voter waits without hearing from
+    /// the active controller before it stands for election (randomised up to twice this).
+    pub election_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`: how often a broker tells the active controller it lives.
+    pub broker_heartbeat_interval_ms: u64,
+    /// `broker.session.timeout.ms`: a broker not heard from for this long is fenced, and the
+    /// partitions it leads get new leaders.
+    pub broker_session_timeout_ms: u64,
+    /// `metadata.log.max.record.bytes.between.snapshots`: metadata log bytes after which a
+    /// voter snapshots the metadata and drops the log before it.
+    pub metadata_snapshot_bytes: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            controller_quorum_voters: String::new(),
+            process_roles: Vec::new(),
+            controller_listen: None,
+            election_timeout_ms: 1000,
+            broker_heartbeat_interval_ms: 2000,
+            broker_session_timeout_ms: 9000,
+            metadata_snapshot_bytes: 20 << 20,
+        }
+    }
 }
 
 /// The `[groups]` table: Kafka's `group.*` and `offsets.*` broker settings.
@@ -212,6 +255,7 @@ impl Default for Config {
             groups: GroupsConfig::default(),
             transactions: TransactionsConfig::default(),
             admin_listen: None,
+            cluster: ClusterConfig::default(),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! [`partitions`] (topics, partitions and their logs on each shard) < [`config`] <
 //! [`conn_limits`] < [`metrics`]
 //! < [`kafka`] (the protocol) < [`route`] (a partition's owner, scatter and gather) <
-//! [`groups`] < [`txn`] < [`handlers`] < [`listener`].
+//! [`groups`] < [`txn`] < [`controller`] (the metadata quorum) < [`handlers`] < [`listener`].
 
 pub mod partitions;
 
@@ -27,6 +27,8 @@ pub mod route;
 pub mod groups;
 
 pub mod txn;
+
+pub mod controller;
 
 pub mod handlers;
 

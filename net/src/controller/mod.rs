@@ -1,0 +1,4 @@
+//! The cluster's controller: the Raft quorum that holds the cluster's metadata, and how a
+//! broker takes part in it.
+
+pub mod settings;

@@ -2,3 +2,4 @@
 //! broker takes part in it.
 
 pub mod settings;
+pub mod transport;

@@ -3,6 +3,8 @@
 // We use `default` method a lot to be support prost and rust-protobuf at the
 // same time. And reassignment can be optimized by compiler.
 #![allow(clippy::field_reassign_with_default)]
+// Upstream code, left as it is.
+#![allow(unknown_lints, mismatched_lifetime_syntaxes)]
 
 #[cfg(feature = "protobuf-codec")]
 compile_error!("this vendored raft-proto carries only the prost code: build raft with `prost-codec`");

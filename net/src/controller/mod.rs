@@ -3,3 +3,4 @@
 
 pub mod settings;
 pub mod transport;
+pub mod view;

@@ -11,6 +11,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::controller::view;
 use crate::kafka::authorized_operations::{authorized, Resource};
 use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
@@ -33,15 +34,10 @@ pub async fn handle(
 ) -> MetadataResponse {
     let state = shard::current();
     let mut response = MetadataResponse::default();
-    let mut me = MetadataResponseBroker::default();
-    me.node_id = BrokerId(broker.node_id);
-    me.host = StrBytes::from_string(broker.advertised_host.clone());
-    me.port = i32::from(broker.advertised_port);
-    response.brokers = vec![me];
+    (response.brokers, response.controller_id) = brokers(broker);
     if version >= 2 {
         response.cluster_id = Some(StrBytes::from_string(broker.cluster_id.clone()));
     }
-    response.controller_id = BrokerId(broker.node_id);
     // v8-v10 only: Kafka 3.x moved the cluster's operations to DescribeCluster (KIP-700), and
     // the request field is absent (false) elsewhere.
     response.cluster_authorized_operations = authorized(
@@ -150,6 +146,29 @@ pub async fn handle(
             .collect(),
     };
     response
+}
+
+/// The brokers clients may use (unfenced ones), and the active controller (-1: none elected).
+fn brokers(broker: &BrokerInfo) -> (Vec<MetadataResponseBroker>, BrokerId) {
+    let Some(cluster) = view::current() else {
+        let mut me = MetadataResponseBroker::default();
+        me.node_id = BrokerId(broker.node_id);
+        me.host = StrBytes::from_string(broker.advertised_host.clone());
+        me.port = i32::from(broker.advertised_port);
+        return (vec![me], BrokerId(broker.node_id));
+    };
+    let brokers = cluster
+        .live_brokers()
+        .map(|b| {
+            let mut entry = MetadataResponseBroker::default();
+            entry.node_id = BrokerId(b.id);
+            entry.host = StrBytes::from_string(b.host.clone());
+            entry.port = b.port;
+            entry.rack = b.rack.clone().map(StrBytes::from_string);
+            entry
+        })
+        .collect();
+    (brokers, BrokerId(cluster.controller.unwrap_or(-1)))
 }
 
 /// A topic as Metadata describes it: every partition led by this broker, its only replica;

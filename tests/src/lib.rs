@@ -1,5 +1,6 @@
 //! Helpers for integration tests that run the real `runnel` binary.
 
+pub mod cluster;
 pub mod kafka;
 pub mod proxy;
 pub mod python;

@@ -16,6 +16,8 @@ struct Shared {
     /// Both ends of every open connection, to cut them.
     streams: Mutex<Vec<TcpStream>>,
     swallow_responses: AtomicBool,
+    /// While set, connections are refused: the link is down.
+    blocked: AtomicBool,
     stopping: AtomicBool,
 }
 
@@ -51,6 +53,15 @@ impl Proxy {
         self.shared.swallow_responses.store(on, Ordering::SeqCst);
     }
 
+    /// While on, the link is down: open connections are cut and new ones refused (a network
+    /// partition between the two ends).
+    pub fn set_blocked(&self, on: bool) {
+        self.shared.blocked.store(on, Ordering::SeqCst);
+        if on {
+            self.cut_all();
+        }
+    }
+
     /// Closes every open connection (clients see them drop and reconnect).
     pub fn cut_all(&self) {
         for stream in self.shared.streams.lock().unwrap().drain(..) {
@@ -74,6 +85,9 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             return;
         }
         let Ok(client) = client else { continue };
+        if shared.blocked.load(Ordering::SeqCst) {
+            continue; // dropping `client` refuses it
+        }
         let target = *shared.target.lock().unwrap();
         let Some(broker) = target.and_then(|t| TcpStream::connect(t).ok()) else {
             continue; // dropping `client` refuses it
@@ -93,24 +107,27 @@ fn start_pumps(client: TcpStream, broker: TcpStream, shared: &Arc<Shared>) -> io
         streams.push(broker.try_clone()?);
     }
     let (client_in, broker_out) = (client.try_clone()?, broker.try_clone()?);
-    thread::spawn(move || pump(client_in, broker_out, None));
-    let swallow = shared.clone();
-    thread::spawn(move || pump(broker, client, Some(swallow)));
+    let requests = shared.clone();
+    thread::spawn(move || pump(client_in, broker_out, &requests, false));
+    let responses = shared.clone();
+    thread::spawn(move || pump(broker, client, &responses, true));
     Ok(())
 }
 
-/// Copies `from` to `to` until either closes; with `swallow`, drops what it reads while the
-/// proxy swallows responses.
-fn pump(mut from: TcpStream, mut to: TcpStream, swallow: Option<Arc<Shared>>) {
+/// Copies `from` to `to` until either closes or the proxy is blocked (a connection that slipped
+/// in while it was being blocked ends at its next bytes); for `responses`, drops what it reads
+/// while the proxy swallows responses.
+fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, responses: bool) {
     let mut buf = vec![0u8; 64 << 10];
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let dropped = swallow
-            .as_ref()
-            .is_some_and(|s| s.swallow_responses.load(Ordering::SeqCst));
+        if shared.blocked.load(Ordering::SeqCst) {
+            break;
+        }
+        let dropped = responses && shared.swallow_responses.load(Ordering::SeqCst);
         if !dropped && to.write_all(&buf[..n]).is_err() {
             break;
         }

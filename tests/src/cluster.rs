@@ -1,0 +1,204 @@
+//! Several `runnel` processes on 127.0.0.1 forming one cluster: every node a broker and a voter
+//! of the controller quorum (Kafka's combined mode), each with its own data directory and
+//! ports.
+//!
+//! A partitionable cluster sends every node's controller traffic to every other through a
+//! [`Proxy`] of its own (node a reaches node b at the address of proxy (a, b)), so a test can
+//! cut any pair of nodes apart in both directions while the rest stay connected.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::{ApiKey, DescribeClusterRequest, DescribeClusterResponse};
+
+use crate::kafka::KafkaConn;
+use crate::proxy::Proxy;
+use crate::{Broker, TempDir};
+
+/// One node: its data, its controller port, and its process while it runs.
+#[derive(Debug)]
+pub struct Node {
+    pub id: i32,
+    pub dir: TempDir,
+    pub controller_port: u16,
+    config: std::path::PathBuf,
+    pub broker: Option<Broker>,
+}
+
+/// A cluster of nodes with ids 1..=n.
+#[derive(Debug)]
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    /// (from, to) -> the proxy `from` reaches `to` through, when partitionable.
+    links: BTreeMap<(i32, i32), Proxy>,
+}
+
+/// Timing for tests: elections within about a second, brokers fenced after two.
+const TIMING: &str = "election_timeout_ms = 500
+broker_heartbeat_interval_ms = 250
+broker_session_timeout_ms = 2000
+";
+
+/// A free port on 127.0.0.1 (bound and released: another process could take it first, which
+/// the broker then reports as a failure to listen).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl Cluster {
+    /// Starts `n` nodes whose controllers talk directly.
+    pub fn start(name: &str, n: usize) -> Cluster {
+        Self::start_with(name, n, false)
+    }
+
+    /// Starts `n` nodes whose controllers talk through one proxy per ordered pair.
+    pub fn start_partitionable(name: &str, n: usize) -> Cluster {
+        Self::start_with(name, n, true)
+    }
+
+    fn start_with(name: &str, n: usize, partitionable: bool) -> Cluster {
+        let ids: Vec<i32> = (1..=n as i32).collect();
+        let ports: BTreeMap<i32, u16> = ids.iter().map(|&id| (id, free_port())).collect();
+        let mut links = BTreeMap::new();
+        if partitionable {
+            for &from in &ids {
+                for &to in &ids {
+                    if from != to {
+                        let proxy = Proxy::start();
+                        let target: SocketAddr =
+                            format!("127.0.0.1:{}", ports[&to]).parse().expect("address");
+                        proxy.set_target(target);
+                        links.insert((from, to), proxy);
+                    }
+                }
+            }
+        }
+        let mut nodes = Vec::new();
+        for &id in &ids {
+            let voters: Vec<String> = ids
+                .iter()
+                .map(|&other| match links.get(&(id, other)) {
+                    Some(proxy) => format!("{other}@{}", proxy.addr),
+                    None => format!("{other}@127.0.0.1:{}", ports[&other]),
+                })
+                .collect();
+            let dir = TempDir::new(&format!("{name}-node{id}"));
+            let config = dir.path().join("runnel.toml");
+            let text = format!(
+                "node_id = {id}\n[cluster]\ncontroller_quorum_voters = \"{}\"\n\
+                 controller_listen = \"127.0.0.1:{}\"\n{TIMING}",
+                voters.join(","),
+                ports[&id]
+            );
+            std::fs::write(&config, text).expect("write the node's config");
+            nodes.push(Node {
+                id,
+                dir,
+                controller_port: ports[&id],
+                config,
+                broker: None,
+            });
+        }
+        let mut cluster = Cluster { nodes, links };
+        for id in ids {
+            cluster.start_node(id);
+        }
+        cluster
+    }
+
+    pub fn node(&self, id: i32) -> &Node {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .expect("a node of the cluster")
+    }
+
+    fn node_mut(&mut self, id: i32) -> &mut Node {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .expect("a node of the cluster")
+    }
+
+    /// Starts (or restarts) node `id` on its data directory.
+    pub fn start_node(&mut self, id: i32) {
+        let node = self.node_mut(id);
+        let config = node.config.to_str().expect("UTF-8 path").to_owned();
+        let broker = Broker::start_in(&node.dir, "auto", &["--config", &config]);
+        node.broker = Some(broker);
+    }
+
+    /// SIGKILLs node `id` and waits for it to die.
+    pub fn kill(&mut self, id: i32) {
+        if let Some(mut broker) = self.node_mut(id).broker.take() {
+            broker.signal(libc::SIGKILL);
+            let _ = broker.wait_exit(Duration::from_secs(10));
+        }
+    }
+
+    /// The Kafka address of running node `id`.
+    pub fn addr(&self, id: i32) -> SocketAddr {
+        self.node(id).broker.as_ref().expect("node is running").addr
+    }
+
+    /// The ids of the running nodes.
+    pub fn running(&self) -> Vec<i32> {
+        self.nodes
+            .iter()
+            .filter(|n| n.broker.is_some())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// Cuts the controller links between `a` and `b`, both ways (or heals them).
+    pub fn set_cut(&self, a: i32, b: i32, cut: bool) {
+        for key in [(a, b), (b, a)] {
+            self.links
+                .get(&key)
+                .expect("a partitionable cluster")
+                .set_blocked(cut);
+        }
+    }
+
+    /// Cuts node `id` off from every other node (or heals it).
+    pub fn set_isolated(&self, id: i32, isolated: bool) {
+        for other in self.nodes.iter().map(|n| n.id).filter(|&o| o != id) {
+            self.set_cut(id, other, isolated);
+        }
+    }
+
+    /// DescribeCluster (v2, fenced brokers included) as node `id` answers it.
+    pub fn describe(&self, id: i32) -> std::io::Result<DescribeClusterResponse> {
+        let mut conn = KafkaConn::connect(self.addr(id))?;
+        let mut request = DescribeClusterRequest::default();
+        request.include_fenced_brokers = true;
+        request.endpoint_type = 1;
+        conn.call(ApiKey::DescribeCluster, 2, &request)
+    }
+
+    /// Waits until every running node in `among` names the same active controller, which is
+    /// itself one of `among`; returns it.
+    pub fn wait_for_controller(&self, among: &[i32], timeout: Duration) -> Result<i32, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let named = among
+                .iter()
+                .map(|&id| self.describe(id).map(|d| d.controller_id.0).unwrap_or(-2))
+                .collect::<Vec<_>>();
+            let first = named[0];
+            if first >= 0 && among.contains(&first) && named.iter().all(|&c| c == first) {
+                return Ok(first);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "no agreed controller among {among:?} within {timeout:?}: they name {named:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

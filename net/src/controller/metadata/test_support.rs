@@ -60,7 +60,8 @@ pub fn arbitrary_record(rng: &mut Rng) -> MetadataRecord {
     } else {
         rng.below(40) as i64
     };
-    match rng.below(11) {
+    // Partitions and their changes twice as often: they need the most set-up to apply.
+    match rng.below(14) {
         0 => MetadataRecord::RegisterBroker(RegisterBroker {
             broker_id,
             incarnation_id: {
@@ -87,7 +88,7 @@ pub fn arbitrary_record(rng: &mut Rng) -> MetadataRecord {
             name: format!("t{}", rng.below(4)),
             id: small_topic_id(rng),
         },
-        6 => {
+        6 | 11 | 12 => {
             let replicas = small_ids(rng, 3);
             let isr: Vec<BrokerId> = replicas
                 .iter()
@@ -102,7 +103,11 @@ pub fn arbitrary_record(rng: &mut Rng) -> MetadataRecord {
             let leader = if rng.below(5) == 0 { NO_LEADER } else { isr[0] };
             MetadataRecord::Partition(PartitionRecord {
                 topic_id: small_topic_id(rng),
-                partition: rng.below(4) as i32,
+                // Mostly the first partitions: they must be added in order.
+                partition: {
+                    let bound = 2 + rng.below(3);
+                    rng.below(bound) as i32
+                },
                 replicas,
                 isr,
                 leader,
@@ -110,7 +115,7 @@ pub fn arbitrary_record(rng: &mut Rng) -> MetadataRecord {
                 partition_epoch: rng.below(3) as i32,
             })
         }
-        7 => MetadataRecord::PartitionChange(PartitionChange {
+        7 | 13 => MetadataRecord::PartitionChange(PartitionChange {
             topic_id: small_topic_id(rng),
             partition: rng.below(4) as i32,
             base_partition_epoch: rng.below(4) as i32,

@@ -1,15 +1,42 @@
-//! The cluster metadata log's state machine (Kafka's KRaft metadata), sans-IO.
+//! The cluster metadata log's state machine (Kafka's KRaft metadata), sans-IO: [`records`]
+//! and their encoding, the [`image`] every broker follows, and the active controller's
+//! decisions ([`MetadataController`]). No I/O, clocks or randomness inside: time, topic ids and
+//! placement seeds are arguments, so every node computes the same thing.
+//!
+//! Design decisions:
+//! - The broker epoch is the raft offset of the entry holding its registration: the controller
+//!   proposes [`EPOCH_FROM_OFFSET`] and the image fills it in on apply (snapshots carry it).
+//! - Records that would apply on top of state they were not derived from are refused on apply:
+//!   a partition change names the partition epoch it was based on; broker records name the
+//!   broker epoch. A raft entry is a batch applied all or nothing. So a lost, duplicated or
+//!   overtaken proposal is harmless, and the controller never needs optimistic soft state.
+//! - Leadership follows Kafka's pre-KIP-966 rule (see [`election`]): no unclean election; a
+//!   broker that is not live leaves every ISR except as its last member.
+//! - "Live" means registered, unfenced and not in controlled shutdown.
 
+mod alter_partition;
 mod codec;
+mod codes;
+mod controller;
+mod election;
 pub mod image;
+mod placement;
 pub mod records;
 pub mod snapshot;
+mod topics;
 pub mod validate;
 
 #[cfg(test)]
 mod test_support;
 
+pub use alter_partition::{AlterPartition, AlterPartitionReply};
 pub use codec::DecodeError;
+pub use codes::*;
+pub use controller::{
+    ControllerSettings, Decision, Heartbeat, HeartbeatReply, MetadataController, Outcome,
+    ProducerIdBlock, Registration, PRODUCER_ID_BLOCK_SIZE,
+};
 pub use image::{ApplyError, BrokerRegistration, MetadataImage, PartitionState, TopicImage};
 pub use records::*;
 pub use snapshot::SnapshotError;
+pub use topics::{Assignment, Entropy, NewTopic, INTERNAL_TOPICS, MAX_PARTITIONS};

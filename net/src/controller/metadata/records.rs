@@ -113,7 +113,7 @@ pub enum MetadataRecord {
         value: Option<String>,
     },
     /// Producer ids below `next_block_start` are handed out; the block given to `broker_id` is
-    /// the [`super::controller::PRODUCER_ID_BLOCK_SIZE`] ids just below it.
+    /// the [`super::PRODUCER_ID_BLOCK_SIZE`] ids just below it.
     ProducerIds {
         broker_id: BrokerId,
         broker_epoch: i64,

@@ -1,0 +1,318 @@
+//! The active controller's decisions (Kafka's `QuorumController` with its cluster, replication,
+//! producer-id and configuration managers), sans-IO: each operation reads the image and returns
+//! a Kafka error code or the records to propose, with the answer to give once they commit.
+//!
+//! The driver proposes a [`Decision`]'s records as one raft entry, applies committed entries
+//! through [`MetadataController::apply_batch`], and answers the request only when its entry
+//! applied. An entry that was lost, or refused on apply because the image moved on since it was
+//! derived, is answered with a retriable error: the broker asks again and the decision is
+//! re-derived from the image. Nothing here trusts a proposal that has not committed.
+//!
+//! The only state beside the image is each broker's last heartbeat. It is not replicated: a new
+//! controller starts every broker's session afresh, on first sight (Kafka does the same).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use super::codes;
+use super::election;
+use super::image::{ApplyError, BrokerRegistration, MetadataImage};
+use super::records::*;
+use crate::kafka::error_code as ec;
+
+/// Ids per block handed to a broker by AllocateProducerIds (Kafka's 1000).
+pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+
+#[derive(Debug, Clone)]
+pub struct ControllerSettings {
+    /// Kafka's `broker.session.timeout.ms`: an unfenced broker silent for longer is fenced.
+    pub session_timeout: Duration,
+    /// Kafka's `default.replication.factor`, used when a topic is created with -1.
+    pub default_replication_factor: i16,
+    /// Kafka's `num.partitions`, used when a topic is created with -1 partitions.
+    pub default_partitions: i32,
+}
+
+impl Default for ControllerSettings {
+    fn default() -> Self {
+        ControllerSettings {
+            session_timeout: Duration::from_millis(9000),
+            default_replication_factor: 1,
+            default_partitions: 1,
+        }
+    }
+}
+
+/// Records to propose as one raft entry, and the answer to give once they have committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision<T> {
+    pub records: Vec<MetadataRecord>,
+    pub reply: T,
+}
+
+/// A decision, or the Kafka error code to answer at once.
+pub type Outcome<T> = Result<Decision<T>, i16>;
+
+fn decide<T>(records: Vec<MetadataRecord>, reply: T) -> Outcome<T> {
+    Ok(Decision { records, reply })
+}
+
+/// A BrokerRegistration request.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub broker_id: BrokerId,
+    /// New for every start of the broker process.
+    pub incarnation_id: [u8; 16],
+    pub listeners: Vec<Listener>,
+    pub rack: Option<String>,
+}
+
+/// A BrokerHeartbeat request.
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeat {
+    pub broker_id: BrokerId,
+    pub broker_epoch: i64,
+    /// The broker wants to stay (or become) fenced, e.g. while it catches up.
+    pub want_fence: bool,
+    pub want_shutdown: bool,
+    /// The last metadata offset the broker has applied.
+    pub current_metadata_offset: i64,
+}
+
+/// A BrokerHeartbeat answer: the broker's state once the decision's records have committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    pub is_fenced: bool,
+    /// The broker has applied the metadata up to its own registration.
+    pub is_caught_up: bool,
+    pub should_shutdown: bool,
+}
+
+/// Producer ids `first..first + count`, for the broker that asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerIdBlock {
+    pub first: i64,
+    pub count: i64,
+}
+
+#[derive(Debug)]
+pub struct MetadataController {
+    pub(super) image: MetadataImage,
+    pub(super) settings: ControllerSettings,
+    /// Last heartbeat (or registration) per broker; absent means "not seen since this
+    /// controller took over", which counts as a fresh session starting when first looked at.
+    last_contact: BTreeMap<BrokerId, Instant>,
+}
+
+impl MetadataController {
+    /// Takes over with `image` (everything committed so far), as after an election.
+    pub fn new(image: MetadataImage, settings: ControllerSettings) -> Self {
+        MetadataController {
+            image,
+            settings,
+            last_contact: BTreeMap::new(),
+        }
+    }
+
+    pub fn image(&self) -> &MetadataImage {
+        &self.image
+    }
+
+    pub fn into_image(self) -> MetadataImage {
+        self.image
+    }
+
+    /// Applies a committed raft entry (see [`MetadataImage::apply_batch`]).
+    pub fn apply_batch(
+        &mut self,
+        offset: u64,
+        records: &[MetadataRecord],
+    ) -> Result<(), ApplyError> {
+        self.image.apply_batch(offset, records)
+    }
+
+    /// The epoch to answer a registration with, once its records committed: `None` if the
+    /// image does not hold this incarnation (the registration was lost or superseded).
+    pub fn registered_epoch(&self, broker_id: BrokerId, incarnation_id: [u8; 16]) -> Option<i64> {
+        self.image
+            .broker(broker_id)
+            .filter(|b| b.incarnation_id == incarnation_id)
+            .map(|b| b.epoch)
+    }
+
+    fn session_expired(&mut self, broker: BrokerId, now: Instant) -> bool {
+        let last = *self.last_contact.entry(broker).or_insert(now);
+        now.saturating_duration_since(last) > self.settings.session_timeout
+    }
+
+    /// The registration a broker's request names, or the error to answer.
+    fn registration(&self, id: BrokerId, epoch: i64) -> Result<&BrokerRegistration, i16> {
+        let reg = self
+            .image
+            .broker(id)
+            .ok_or(codes::BROKER_ID_NOT_REGISTERED)?;
+        if reg.epoch != epoch {
+            return Err(codes::STALE_BROKER_EPOCH);
+        }
+        Ok(reg)
+    }
+
+    /// Moves leadership and ISR membership off `broker`, then fences it.
+    fn fence(&self, broker: &BrokerRegistration) -> Vec<MetadataRecord> {
+        let mut records = election::moves_off(&self.image, broker.id);
+        records.push(MetadataRecord::FenceBroker {
+            broker_id: broker.id,
+            epoch: broker.epoch,
+        });
+        records
+    }
+
+    /// BrokerRegistration. A broker starts fenced and is unfenced by a heartbeat once caught
+    /// up. A new incarnation replaces the old one with a new epoch, unless the old one is
+    /// unfenced and still heartbeating (two processes with one id: Kafka's
+    /// DUPLICATE_BROKER_REGISTRATION); the same incarnation again is a retry and changes nothing.
+    pub fn register_broker(&mut self, now: Instant, request: &Registration) -> Outcome<()> {
+        if request.broker_id < 0 || request.listeners.is_empty() {
+            return Err(ec::INVALID_REQUEST);
+        }
+        let mut records = Vec::new();
+        if let Some(old) = self.image.broker(request.broker_id) {
+            if old.incarnation_id == request.incarnation_id {
+                self.last_contact.insert(request.broker_id, now);
+                return decide(Vec::new(), ());
+            }
+            let old = old.clone();
+            if !old.fenced && !self.session_expired(old.id, now) {
+                return Err(codes::DUPLICATE_BROKER_REGISTRATION);
+            }
+            // The old process is gone and may have lost unflushed data: it leaves the ISRs as
+            // if fenced, in the same entry.
+            records = election::moves_off(&self.image, old.id);
+        }
+        records.push(MetadataRecord::RegisterBroker(RegisterBroker {
+            broker_id: request.broker_id,
+            incarnation_id: request.incarnation_id,
+            epoch: EPOCH_FROM_OFFSET,
+            listeners: request.listeners.clone(),
+            rack: request.rack.clone(),
+            fenced: true,
+        }));
+        self.last_contact.insert(request.broker_id, now);
+        decide(records, ())
+    }
+
+    /// BrokerHeartbeat: keeps the session alive and moves the broker through Kafka's states
+    /// (fenced -> unfenced once caught up; unfenced -> controlled shutdown when asked; shutdown
+    /// -> fenced with `should_shutdown` once it leads nothing).
+    pub fn heartbeat(&mut self, now: Instant, hb: &Heartbeat) -> Outcome<HeartbeatReply> {
+        let reg = self.registration(hb.broker_id, hb.broker_epoch)?.clone();
+        self.last_contact.insert(hb.broker_id, now);
+        let is_caught_up = hb.current_metadata_offset >= reg.epoch;
+        let reply = |is_fenced, should_shutdown| HeartbeatReply {
+            is_fenced,
+            is_caught_up,
+            should_shutdown,
+        };
+        if reg.fenced {
+            if hb.want_shutdown || reg.in_controlled_shutdown {
+                return decide(Vec::new(), reply(true, true));
+            }
+            if hb.want_fence || !is_caught_up {
+                return decide(Vec::new(), reply(true, false));
+            }
+            let mut records = election::elections_with(&self.image, reg.id);
+            records.push(MetadataRecord::UnfenceBroker {
+                broker_id: reg.id,
+                epoch: reg.epoch,
+            });
+            return decide(records, reply(false, false));
+        }
+        if reg.in_controlled_shutdown {
+            // Leadership moves re-derived on every heartbeat until the image shows them done.
+            let moves = election::moves_off(&self.image, reg.id);
+            if !moves.is_empty() {
+                return decide(moves, reply(false, false));
+            }
+            return decide(self.fence(&reg), reply(true, true));
+        }
+        if hb.want_shutdown {
+            let mut records = election::moves_off(&self.image, reg.id);
+            records.push(MetadataRecord::BrokerShutdown {
+                broker_id: reg.id,
+                epoch: reg.epoch,
+            });
+            return decide(records, reply(false, false));
+        }
+        if hb.want_fence {
+            return decide(self.fence(&reg), reply(true, false));
+        }
+        decide(Vec::new(), reply(false, false))
+    }
+
+    /// Periodic work, each element one entry to propose: fence the brokers whose session
+    /// expired (moving their leadership in the same entry), then any leader or ISR change the
+    /// image calls for that is not already part of those (left by a lost proposal).
+    pub fn tick(&mut self, now: Instant) -> Vec<Vec<MetadataRecord>> {
+        let image = &self.image;
+        self.last_contact
+            .retain(|id, _| image.broker(*id).is_some());
+        let unfenced: Vec<BrokerRegistration> = self
+            .image
+            .brokers()
+            .filter(|b| !b.fenced)
+            .cloned()
+            .collect();
+        let mut batches = Vec::new();
+        let mut touched = BTreeSet::new();
+        for broker in unfenced {
+            if self.session_expired(broker.id, now) {
+                let batch = self.fence(&broker);
+                touched.extend(batch.iter().filter_map(partition_of));
+                batches.push(batch);
+            }
+        }
+        let repairs: Vec<MetadataRecord> = election::repairs(&self.image)
+            .into_iter()
+            .filter(|r| partition_of(r).is_none_or(|p| !touched.contains(&p)))
+            .collect();
+        if !repairs.is_empty() {
+            batches.push(repairs);
+        }
+        batches
+    }
+
+    /// AllocateProducerIds: the next block. Valid once committed; if the entry is refused
+    /// (another block committed first), the broker asks again.
+    pub fn allocate_producer_ids(
+        &self,
+        broker_id: BrokerId,
+        broker_epoch: i64,
+    ) -> Outcome<ProducerIdBlock> {
+        self.registration(broker_id, broker_epoch)?;
+        let first = self.image.next_producer_id();
+        let next = first
+            .checked_add(PRODUCER_ID_BLOCK_SIZE)
+            .ok_or(ec::UNKNOWN_SERVER_ERROR)?;
+        let record = MetadataRecord::ProducerIds {
+            broker_id,
+            broker_epoch,
+            next_block_start: next,
+        };
+        let block = ProducerIdBlock {
+            first,
+            count: PRODUCER_ID_BLOCK_SIZE,
+        };
+        decide(vec![record], block)
+    }
+}
+
+fn partition_of(record: &MetadataRecord) -> Option<(TopicId, i32)> {
+    match record {
+        MetadataRecord::PartitionChange(c) => Some((c.topic_id, c.partition)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+#[path = "controller_tests.rs"]
+mod tests;

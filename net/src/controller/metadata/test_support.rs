@@ -1,6 +1,12 @@
 //! Deterministic randomness and record generators shared by the tests.
 
+use std::time::{Duration, Instant};
+
 use super::records::*;
+use super::{
+    ApplyError, Assignment, ControllerSettings, Entropy, Heartbeat, HeartbeatReply,
+    MetadataController, MetadataImage, NewTopic, Outcome, PartitionState, Registration,
+};
 
 /// xorshift64*: small, deterministic, good enough to shake out encodings and state machines.
 #[derive(Debug, Clone)]
@@ -141,4 +147,179 @@ pub fn arbitrary_record(rng: &mut Rng) -> MetadataRecord {
             next_block_start: 1000 * rng.below(10) as i64,
         },
     }
+}
+
+/// A controller and the raft log it proposes to, reduced to a counter: `commit` applies a
+/// decision's records as the next entry, as the driver does once raft commits them.
+#[derive(Debug)]
+pub struct Harness {
+    pub controller: MetadataController,
+    pub offset: u64,
+    pub t0: Instant,
+}
+
+pub const SESSION_MS: u64 = 9000;
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with(ControllerSettings::default())
+    }
+
+    pub fn with(settings: ControllerSettings) -> Self {
+        Harness {
+            controller: MetadataController::new(MetadataImage::new(), settings),
+            offset: 0,
+            t0: Instant::now(),
+        }
+    }
+
+    /// `ms` milliseconds after the start.
+    pub fn at(&self, ms: u64) -> Instant {
+        self.t0 + Duration::from_millis(ms)
+    }
+
+    pub fn image(&self) -> &MetadataImage {
+        self.controller.image()
+    }
+
+    pub fn commit(&mut self, records: &[MetadataRecord]) -> Result<(), ApplyError> {
+        self.offset += 1;
+        self.controller.apply_batch(self.offset, records)
+    }
+
+    /// Commits a decision that must apply, and returns its answer.
+    pub fn commit_ok<T>(&mut self, outcome: Outcome<T>) -> T {
+        let decision = outcome.expect("the controller refused");
+        self.commit(&decision.records)
+            .expect("the records did not apply");
+        decision.reply
+    }
+
+    pub fn registration(id: BrokerId, incarnation: u8) -> Registration {
+        Registration {
+            broker_id: id,
+            incarnation_id: [incarnation; 16],
+            listeners: vec![Listener {
+                name: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port: 9000 + id as u16,
+            }],
+            rack: None,
+        }
+    }
+
+    /// Registers incarnation `incarnation` of broker `id` at `ms`; returns its epoch.
+    pub fn register(&mut self, ms: u64, id: BrokerId, incarnation: u8) -> i64 {
+        let now = self.at(ms);
+        let request = Self::registration(id, incarnation);
+        let outcome = self.controller.register_broker(now, &request);
+        self.commit_ok(outcome);
+        self.controller
+            .registered_epoch(id, [incarnation; 16])
+            .expect("registered")
+    }
+
+    pub fn epoch(&self, id: BrokerId) -> i64 {
+        self.image().broker(id).expect("registered").epoch
+    }
+
+    pub fn beat(&self, id: BrokerId) -> Heartbeat {
+        Heartbeat {
+            broker_id: id,
+            broker_epoch: self.epoch(id),
+            want_fence: false,
+            want_shutdown: false,
+            current_metadata_offset: self.offset as i64,
+        }
+    }
+
+    /// A caught-up heartbeat from `id` at `ms`, committed; returns the answer.
+    pub fn heartbeat(&mut self, ms: u64, id: BrokerId) -> HeartbeatReply {
+        let now = self.at(ms);
+        let hb = self.beat(id);
+        let outcome = self.controller.heartbeat(now, &hb);
+        self.commit_ok(outcome)
+    }
+
+    /// Brokers `1..=n` registered and unfenced at time 0.
+    pub fn cluster(n: i32) -> Self {
+        Self::cluster_with(n, ControllerSettings::default())
+    }
+
+    pub fn cluster_with(n: i32, settings: ControllerSettings) -> Self {
+        let mut h = Self::with(settings);
+        for id in 1..=n {
+            h.register(0, id, 1);
+            assert!(!h.heartbeat(0, id).is_fenced);
+        }
+        h
+    }
+
+    /// Heartbeats from every unfenced broker but `silent` at `ms`.
+    pub fn heartbeats_except(&mut self, ms: u64, silent: &[BrokerId]) {
+        let ids: Vec<BrokerId> = self
+            .image()
+            .brokers()
+            .filter(|b| !b.fenced && !silent.contains(&b.id))
+            .map(|b| b.id)
+            .collect();
+        for id in ids {
+            self.heartbeat(ms, id);
+        }
+    }
+
+    /// Ticks at `ms` and commits every batch; returns how many there were.
+    pub fn tick(&mut self, ms: u64) -> usize {
+        let batches = self.controller.tick(self.at(ms));
+        for batch in &batches {
+            self.commit(batch).expect("tick batch applies");
+        }
+        batches.len()
+    }
+
+    pub fn create(&mut self, name: &str, partitions: i32, rf: i16, seed: u64) -> TopicId {
+        let topic = NewTopic {
+            name: name.into(),
+            assignment: Assignment::Auto {
+                partitions,
+                replication_factor: rf,
+            },
+            configs: Vec::new(),
+        };
+        let entropy = Entropy {
+            topic_id: topic_id(name),
+            placement_seed: seed,
+        };
+        self.commit_ok(self.controller.create_topic(&topic, entropy))
+    }
+
+    pub fn create_manual(&mut self, name: &str, assignment: &[&[BrokerId]]) -> TopicId {
+        let topic = NewTopic {
+            name: name.into(),
+            assignment: Assignment::Manual(assignment.iter().map(|r| r.to_vec()).collect()),
+            configs: Vec::new(),
+        };
+        let entropy = Entropy {
+            topic_id: topic_id(name),
+            placement_seed: 0,
+        };
+        self.commit_ok(self.controller.create_topic(&topic, entropy))
+    }
+
+    pub fn partition(&self, name: &str, partition: i32) -> PartitionState {
+        let id = self.image().topic(name).expect("topic").id;
+        self.image()
+            .partition(&id, partition)
+            .expect("partition")
+            .clone()
+    }
+}
+
+/// A topic id derived from the name (distinct for distinct short names).
+pub fn topic_id(name: &str) -> TopicId {
+    let mut id = [0x5a; 16];
+    for (slot, b) in id.iter_mut().zip(name.bytes()) {
+        *slot = b;
+    }
+    id
 }

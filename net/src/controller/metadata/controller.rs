@@ -11,7 +11,7 @@
 //! The only state beside the image is each broker's last heartbeat. It is not replicated: a new
 //! controller starts every broker's session afresh, on first sight (Kafka does the same).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::codes;
@@ -249,10 +249,12 @@ impl MetadataController {
         decide(Vec::new(), reply(false, false))
     }
 
-    /// Periodic work, each element one entry to propose: fence the brokers whose session
-    /// expired (moving their leadership in the same entry), then any leader or ISR change the
-    /// image calls for that is not already part of those (left by a lost proposal).
-    pub fn tick(&mut self, now: Instant) -> Vec<Vec<MetadataRecord>> {
+    /// Periodic work, as one entry to propose (empty: nothing to do): fence every broker whose
+    /// session expired, and make every leader and ISR agree with who is live, which also
+    /// repairs what a lost proposal left behind. Brokers expiring together are fenced in one
+    /// entry so that their moves are derived together: of an ISR that loses all its members
+    /// at once, all stay (each holds everything committed), and whichever returns first leads.
+    pub fn tick(&mut self, now: Instant) -> Vec<MetadataRecord> {
         let image = &self.image;
         self.last_contact
             .retain(|id, _| image.broker(*id).is_some());
@@ -262,23 +264,21 @@ impl MetadataController {
             .filter(|b| !b.fenced)
             .cloned()
             .collect();
-        let mut batches = Vec::new();
-        let mut touched = BTreeSet::new();
-        for broker in unfenced {
-            if self.session_expired(broker.id, now) {
-                let batch = self.fence(&broker);
-                touched.extend(batch.iter().filter_map(partition_of));
-                batches.push(batch);
-            }
-        }
-        let repairs: Vec<MetadataRecord> = election::repairs(&self.image)
+        let expired: Vec<BrokerRegistration> = unfenced
             .into_iter()
-            .filter(|r| partition_of(r).is_none_or(|p| !touched.contains(&p)))
+            .filter(|b| self.session_expired(b.id, now))
             .collect();
-        if !repairs.is_empty() {
-            batches.push(repairs);
-        }
-        batches
+        let image = &self.image;
+        let mut records = election::rebalance(
+            image,
+            |b| image.is_live(b) && !expired.iter().any(|e| e.id == b),
+            |_| true,
+        );
+        records.extend(expired.iter().map(|b| MetadataRecord::FenceBroker {
+            broker_id: b.id,
+            epoch: b.epoch,
+        }));
+        records
     }
 
     /// AllocateProducerIds: the next block. Valid once committed; if the entry is refused
@@ -303,13 +303,6 @@ impl MetadataController {
             count: PRODUCER_ID_BLOCK_SIZE,
         };
         decide(vec![record], block)
-    }
-}
-
-fn partition_of(record: &MetadataRecord) -> Option<(TopicId, i32)> {
-    match record {
-        MetadataRecord::PartitionChange(c) => Some((c.topic_id, c.partition)),
-        _ => None,
     }
 }
 

@@ -131,7 +131,11 @@ fn session_expiry_fences_and_moves_leadership() {
 
     h.heartbeats_except(5000, &[3]);
     assert_eq!(h.tick(SESSION_MS), 0, "not expired at exactly the timeout");
-    assert_eq!(h.tick(SESSION_MS + 1), 1);
+    assert_eq!(
+        h.tick(SESSION_MS + 1),
+        7,
+        "six partition changes and the fence"
+    );
     let b3 = h.image().broker(3).unwrap();
     assert!(b3.fenced);
     assert!(h.image().partitions_led_by(3).is_empty());
@@ -196,20 +200,49 @@ fn no_unclean_election_and_the_last_isr_member_leads_again() {
 }
 
 #[test]
+fn brokers_expiring_together_all_stay_in_the_isr_and_the_first_back_leads() {
+    let mut h = Harness::cluster(3);
+    h.create_manual("t", &[&[1, 2, 3]]);
+    let p = h.partition("t", 0);
+    let shrink = AlterPartition {
+        broker_id: 1,
+        broker_epoch: h.epoch(1),
+        topic_id: h.image().topic("t").unwrap().id,
+        partition: 0,
+        leader_epoch: p.leader_epoch,
+        new_isr: vec![1, 2],
+        partition_epoch: p.partition_epoch,
+    };
+    h.commit_ok(h.controller.alter_partition(&shrink));
+    h.heartbeats_except(5000, &[1, 2]);
+    assert_eq!(
+        h.tick(SESSION_MS + 1),
+        3,
+        "one change and two fences, in one entry"
+    );
+    let p = h.partition("t", 0);
+    assert_eq!((p.leader, p.isr), (NO_LEADER, vec![1, 2]));
+    // Broker 2 returns first: it leads, and broker 1, still fenced, leaves the ISR.
+    h.heartbeat(SESSION_MS + 100, 2);
+    let p = h.partition("t", 0);
+    assert_eq!((p.leader, p.isr), (2, vec![2]));
+}
+
+#[test]
 fn lost_or_repeated_proposals_are_re_derived_and_harmless() {
     let mut h = Harness::cluster(3);
     h.create("t", 3, 3, 0);
     h.heartbeats_except(5000, &[2]);
     let lost = h.controller.tick(h.at(SESSION_MS + 1));
-    assert_eq!(lost.len(), 1);
+    assert!(!lost.is_empty());
     // The proposal was lost: the next tick derives the same entry.
     let again = h.controller.tick(h.at(SESSION_MS + 2));
     assert_eq!(again, lost);
-    h.commit(&again[0]).unwrap();
+    h.commit(&again).unwrap();
     // A duplicate that also committed is refused whole and changes nothing.
     let image = h.image().clone();
     assert!(matches!(
-        h.commit(&lost[0]),
+        h.commit(&lost),
         Err(ApplyError::StalePartitionEpoch { .. })
     ));
     let mut after = h.image().clone();
@@ -221,7 +254,7 @@ fn lost_or_repeated_proposals_are_re_derived_and_harmless() {
     );
     assert_eq!(
         h.controller.tick(h.at(SESSION_MS + 3)),
-        Vec::<Vec<_>>::new()
+        Vec::<MetadataRecord>::new()
     );
 }
 
@@ -237,9 +270,9 @@ fn tick_repairs_a_leader_left_on_a_fenced_broker() {
     };
     h.commit(&[fence]).unwrap();
     assert_eq!(h.image().leader_of("t", 0), Some(2));
-    let batches = h.controller.tick(h.at(1000));
-    assert_eq!(batches.len(), 1);
-    h.commit(&batches[0]).unwrap();
+    let records = h.controller.tick(h.at(1000));
+    assert_eq!(records.len(), 1);
+    h.commit(&records).unwrap();
     let p = h.partition("t", 0);
     assert_eq!((p.leader, p.isr), (3, vec![3, 1]));
 }
@@ -395,6 +428,6 @@ fn after_failover_every_broker_gets_a_fresh_session() {
     );
     h.heartbeats_except(takeover + 5000, &[3]);
     assert_eq!(h.tick(takeover + SESSION_MS), 0);
-    assert_eq!(h.tick(takeover + SESSION_MS + 1), 1);
+    assert_eq!(h.tick(takeover + SESSION_MS + 1), 4);
     assert_eq!(h.image().live_brokers(), vec![1, 2]);
 }

@@ -81,11 +81,6 @@ pub(super) fn elections_with(image: &MetadataImage, broker: BrokerId) -> Vec<Met
     )
 }
 
-/// Every change the image calls for as it stands (after a lost proposal or a failover).
-pub(super) fn repairs(image: &MetadataImage) -> Vec<MetadataRecord> {
-    rebalance(image, |b| image.is_live(b), |_| true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

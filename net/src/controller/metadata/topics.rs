@@ -251,3 +251,7 @@ impl MetadataController {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "topics_tests.rs"]
+mod tests;

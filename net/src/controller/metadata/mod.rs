@@ -10,7 +10,7 @@
 //!   a partition change names the partition epoch it was based on; broker records name the
 //!   broker epoch. A raft entry is a batch applied all or nothing. So a lost, duplicated or
 //!   overtaken proposal is harmless, and the controller never needs optimistic soft state.
-//! - Leadership follows Kafka's pre-KIP-966 rule (see [`election`]): no unclean election; a
+//! - Leadership follows Kafka's pre-KIP-966 rule (see `election.rs`): no unclean election; a
 //!   broker that is not live leaves every ISR except as its last member.
 //! - "Live" means registered, unfenced and not in controlled shutdown.
 
@@ -21,6 +21,7 @@ mod controller;
 mod election;
 pub mod image;
 mod placement;
+mod queries;
 pub mod records;
 pub mod snapshot;
 mod topics;

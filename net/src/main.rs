@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use clap::Parser;
 use runnel_engine::rt::Runtime;
 use runnel_net::config::Config;
+use runnel_net::controller::node::broker::Advertised;
+use runnel_net::controller::settings::QuorumSettings;
 use runnel_net::data_dir::DataDir;
 use runnel_net::kafka::BrokerInfo;
 use runnel_net::listener::{accept_loop, ShardListeners};
@@ -43,6 +45,13 @@ struct Cli {
     /// I/O backend: auto, uring or epoll (overrides `io.backend`).
     #[arg(long, value_name = "BACKEND")]
     io_backend: Option<String>,
+    /// This node's id (overrides `node_id`).
+    #[arg(long, value_name = "ID")]
+    node_id: Option<i32>,
+    /// The controller quorum's voters, `id@host:port,...`: run as a node of that cluster
+    /// (overrides `cluster.controller_quorum_voters`).
+    #[arg(long, value_name = "VOTERS")]
+    controller_quorum_voters: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -114,6 +123,23 @@ fn run(cli: Cli) -> Result<(), String> {
     if let Some(admin) = cli.admin_listen {
         config.admin_listen = Some(admin);
     }
+    if let Some(id) = cli.node_id {
+        config.node_id = id;
+    }
+    if let Some(voters) = cli.controller_quorum_voters {
+        config.cluster.controller_quorum_voters = voters;
+    }
+    let quorum =
+        QuorumSettings::resolve(config.node_id, &config.cluster).map_err(|e| e.to_string())?;
+    if let Some(quorum) = &quorum {
+        if !(quorum.roles.broker && quorum.roles.controller) {
+            return Err(format!(
+                "node {}: only nodes that are both broker and controller (combined mode) can \
+                 run yet; make every node a voter",
+                config.node_id
+            ));
+        }
+    }
     match runnel_net::limits::raise_open_file_limit() {
         Ok(limit) => tracing::debug!(limit, "open file limit"),
         Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
@@ -162,6 +188,21 @@ fn run(cli: Cli) -> Result<(), String> {
         transactions: config.transactions.clone(),
         connections_max_idle: limits.connections_max_idle,
     });
+    // The metadata quorum's log, read before any shard starts (small, and nothing is served).
+    let cluster_start = match quorum {
+        Some(settings) => {
+            let found = runnel_net::controller::node::disk::recover(data_dir.path())
+                .map_err(|e| format!("metadata log in {}: {e}", config.data_dir.display()))?;
+            let advertised = Advertised {
+                host: broker.advertised_host.clone(),
+                port: broker.advertised_port,
+                cluster_id: broker.cluster_id.clone(),
+            };
+            Some((settings, found, advertised))
+        }
+        None => None,
+    };
+    let cluster_start = Arc::new(Mutex::new(cluster_start));
     let clean_shutdown = data_dir
         .take_clean_shutdown_marker()
         .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
@@ -209,6 +250,7 @@ fn run(cli: Cli) -> Result<(), String> {
         let defaults = defaults.clone();
         let offline = offline.clone();
         let admin = admin.clone();
+        let cluster_start = cluster_start.clone();
         let start = shard_starts.lock().unwrap_or_else(|e| e.into_inner())[shard]
             .take()
             .expect("each shard starts once");
@@ -224,6 +266,20 @@ fn run(cli: Cli) -> Result<(), String> {
                     .flatten();
                 if let Some(admin) = admin {
                     runnel_engine::rt::spawn_local(runnel_net::metrics::http::serve(admin));
+                }
+                let cluster_start = (shard == 0)
+                    .then(|| cluster_start.lock().unwrap_or_else(|e| e.into_inner()).take())
+                    .flatten();
+                if let Some((settings, found, advertised)) = cluster_start {
+                    if let Err(e) =
+                        runnel_net::controller::node::start(settings, found, advertised).await
+                    {
+                        tracing::error!("cannot join the cluster: {e}");
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::this(),
+                            nix::sys::signal::Signal::SIGTERM,
+                        );
+                    }
                 }
                 if shard == 0 {
                     // Every shard is up, so the topic change can reach them all.

@@ -5,3 +5,4 @@ pub mod metadata;
 pub mod settings;
 pub mod transport;
 pub mod view;
+pub mod node;

@@ -1,0 +1,140 @@
+//! This node as a broker of the cluster: it registers with the active controller, heartbeats
+//! to keep its session, and re-registers when the controller no longer knows its epoch (a
+//! new incarnation after a restart gets a new epoch; Kafka's broker lifecycle). The
+//! controller unfences it once its heartbeats show it has applied the metadata up to its own
+//! registration.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::broker_registration_request::Listener;
+use kafka_protocol::messages::{
+    ApiKey, BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerId, BrokerRegistrationRequest,
+    BrokerRegistrationResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use runnel_engine::rt;
+
+use super::requests::{HEARTBEAT_VERSION, REGISTRATION_VERSION};
+use super::voter::Voter;
+use crate::controller::metadata::codes;
+use crate::controller::settings::QuorumSettings;
+use crate::controller::transport::RpcClient;
+use crate::kafka::error_code;
+
+/// Kafka's security protocol id for PLAINTEXT.
+const PLAINTEXT: i16 = 0;
+
+/// How this broker is reached, as it registers it.
+#[derive(Debug, Clone)]
+pub struct Advertised {
+    pub host: String,
+    pub port: u16,
+    pub cluster_id: String,
+}
+
+/// Registers and heartbeats for as long as the shard runs.
+pub async fn run_lifecycle(settings: QuorumSettings, advertised: Advertised, voter: Voter) {
+    let voters = settings
+        .voters
+        .iter()
+        .map(|v| (v.id, v.address.clone()))
+        .collect();
+    let interval = settings.broker_heartbeat_interval;
+    let mut client = RpcClient::new(
+        voters,
+        format!("runnel-broker-{}", settings.node_id),
+        // A call that outlives the session timeout is no use to the session.
+        settings.broker_session_timeout,
+    );
+    let incarnation = uuid::Uuid::new_v4();
+    let mut epoch: Option<i64> = None;
+    let mut fenced = true;
+    loop {
+        if let Some(leader) = voter.leader() {
+            client.aim_at(leader);
+        }
+        let (_, applied) = voter.image();
+        match epoch {
+            None => match register(&mut client, &settings, &advertised, incarnation).await {
+                Ok(registered) => {
+                    tracing::info!(epoch = registered, "registered with the controller");
+                    epoch = Some(registered);
+                }
+                Err(reason) => {
+                    tracing::debug!("broker registration: {reason}");
+                    client.try_next();
+                }
+            },
+            Some(current) => {
+                let mut request = BrokerHeartbeatRequest::default();
+                request.broker_id = BrokerId(settings.node_id);
+                request.broker_epoch = current;
+                request.current_metadata_offset = i64::try_from(applied).unwrap_or(i64::MAX);
+                let answer: Result<BrokerHeartbeatResponse, _> = client
+                    .call(ApiKey::BrokerHeartbeat, HEARTBEAT_VERSION, &request)
+                    .await;
+                match answer {
+                    Ok(answer) if answer.error_code == 0 => {
+                        if fenced != answer.is_fenced {
+                            fenced = answer.is_fenced;
+                            tracing::info!(fenced, "broker state changed by the controller");
+                        }
+                    }
+                    Ok(answer)
+                        if answer.error_code == codes::STALE_BROKER_EPOCH
+                            || answer.error_code == codes::BROKER_ID_NOT_REGISTERED =>
+                    {
+                        tracing::warn!(
+                            code = answer.error_code,
+                            "the controller no longer knows this broker; registering again"
+                        );
+                        epoch = None;
+                    }
+                    Ok(answer) => {
+                        tracing::debug!(code = answer.error_code, "heartbeat refused");
+                        if answer.error_code == error_code::NOT_CONTROLLER {
+                            client.try_next();
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!("heartbeat: {e}");
+                        client.try_next();
+                    }
+                }
+            }
+        }
+        rt::sleep(if epoch.is_some() {
+            interval
+        } else {
+            Duration::from_millis(100).min(interval)
+        })
+        .await;
+    }
+}
+
+/// One registration attempt: the broker epoch, or why not.
+async fn register(
+    client: &mut RpcClient,
+    settings: &QuorumSettings,
+    advertised: &Advertised,
+    incarnation: uuid::Uuid,
+) -> Result<i64, String> {
+    let mut listener = Listener::default();
+    listener.name = StrBytes::from_static_str("PLAINTEXT");
+    listener.host = StrBytes::from_string(advertised.host.clone());
+    listener.port = advertised.port;
+    listener.security_protocol = PLAINTEXT;
+    let mut request = BrokerRegistrationRequest::default();
+    request.broker_id = BrokerId(settings.node_id);
+    request.cluster_id = StrBytes::from_string(advertised.cluster_id.clone());
+    request.incarnation_id = incarnation;
+    request.listeners = vec![listener];
+    let answer: BrokerRegistrationResponse = client
+        .call(ApiKey::BrokerRegistration, REGISTRATION_VERSION, &request)
+        .await
+        .map_err(|e| e.to_string())?;
+    match answer.error_code {
+        0 => Ok(answer.broker_epoch),
+        code => Err(format!("refused with error {code}")),
+    }
+}

@@ -1,0 +1,50 @@
+//! A node of the cluster at run time: the controller quorum's voter ([`voter`]) with its files
+//! ([`disk`]), the controller listener's requests ([`requests`]), this node's life as a
+//! broker ([`broker`]) and the cluster view its shards answer clients from
+//! ([`view_follower`]). It all runs on shard 0.
+
+pub mod broker;
+pub mod disk;
+mod ids;
+mod requests;
+mod view_follower;
+pub mod voter;
+
+use std::rc::Rc;
+
+use runnel_engine::rt::{self, TcpListener};
+
+use crate::controller::settings::QuorumSettings;
+use crate::controller::transport::{self, Handlers};
+use broker::Advertised;
+use disk::Found;
+use voter::Voter;
+
+/// Starts this node's part in the cluster on the current shard: its controller listener,
+/// its voter, and its broker lifecycle. Only combined-mode nodes (broker and voter) for now.
+pub async fn start(
+    settings: QuorumSettings,
+    found: Found,
+    advertised: Advertised,
+) -> std::io::Result<Voter> {
+    let listen = settings
+        .controller_listen
+        .ok_or_else(|| std::io::Error::other("a voter needs a controller listener"))?;
+    let listener = TcpListener::bind(listen)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("controller listener {listen}: {e}")))?;
+    let voter = Voter::start(&settings, found).await?;
+    let raft_voter = voter.clone();
+    let request_voter = voter.clone();
+    let handlers = Rc::new(Handlers {
+        raft: Box::new(move |payload| raft_voter.receive(payload)),
+        request: Box::new(move |payload| {
+            let voter = request_voter.clone();
+            Box::pin(async move { requests::answer(&voter, payload).await })
+        }),
+    });
+    rt::spawn_local(transport::serve(listener, handlers));
+    rt::spawn_local(view_follower::follow(voter.clone()));
+    rt::spawn_local(broker::run_lifecycle(settings, advertised, voter.clone()));
+    tracing::info!(%listen, "controller listener");
+    Ok(voter)
+}

@@ -1,0 +1,45 @@
+//! Keeps every shard's [`ClusterView`] in step with the metadata this voter applies and the
+//! leader it knows.
+
+use std::time::Duration;
+
+use runnel_engine::rt;
+
+use crate::controller::metadata::MetadataImage;
+use crate::controller::view::{self, BrokerEndpoint, ClusterView};
+
+use super::voter::Voter;
+
+/// Publishes a new view whenever the brokers or the controller change.
+pub async fn follow(voter: Voter) {
+    let mut published: Option<ClusterView> = None;
+    loop {
+        let (image, _) = voter.image();
+        let current = view_of(&image, voter.leader());
+        if published.as_ref() != Some(&current) {
+            view::publish(current.clone()).await;
+            published = Some(current);
+        }
+        // Leadership can change without an entry applied here: look again now and then.
+        let _ = rt::select(voter.progressed(), rt::sleep(Duration::from_millis(200))).await;
+    }
+}
+
+fn view_of(image: &MetadataImage, controller: Option<i32>) -> ClusterView {
+    ClusterView {
+        controller,
+        brokers: image
+            .brokers()
+            .filter_map(|b| {
+                let listener = b.listeners.first()?;
+                Some(BrokerEndpoint {
+                    id: b.id,
+                    host: listener.host.clone(),
+                    port: i32::from(listener.port),
+                    rack: b.rack.clone(),
+                    fenced: !b.is_live(),
+                })
+            })
+            .collect(),
+    }
+}

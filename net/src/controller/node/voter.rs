@@ -1,0 +1,429 @@
+//! A voter of the controller quorum, driven on its shard: it feeds the [`Quorum`] ticks and
+//! the messages that arrive, carries out its outputs (send, apply, write, then send what had
+//! to wait for the write; the order of `quorum`'s module notes), and keeps the metadata image
+//! every committed entry is applied to.
+//!
+//! Everything here runs on one shard. The state the loop and the request handlers share sits
+//! in a `RefCell` that is never borrowed across an await; the files belong to the loop alone,
+//! so one output's writes finish before the next output is taken.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use prost::Message as _;
+use raft::eraftpb::Message;
+use runnel_engine::rt::{self, Either, LocalEvent};
+
+use super::disk::{Found, QuorumFiles};
+use super::ids::{node_of, raft_id_of};
+use crate::controller::metadata::{
+    decode_batch, encode_batch, ControllerSettings, MetadataController, MetadataImage, Outcome,
+};
+use crate::controller::quorum::{Output, Quorum, QuorumStatus, Role, Timing};
+use crate::controller::settings::QuorumSettings;
+use crate::controller::transport::{encode_frame, Kind, PeerLink};
+use crate::kafka::error_code;
+
+/// How long a request waits for its records to commit before the broker is told to retry.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What became of the entry a request proposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EntryFate {
+    /// Not applied yet.
+    Waiting,
+    /// Applied at the term it was proposed in.
+    Applied { term: u64 },
+    /// Something else was applied at its index, or its records were refused on apply.
+    Lost,
+}
+
+/// The state the loop and request handlers share.
+struct Shared {
+    quorum: Quorum,
+    controller: MetadataController,
+    settings: ControllerSettings,
+    /// Messages from peers, stepped by the loop.
+    inbox: VecDeque<Message>,
+    /// Index of the entry a new leader's term starts with: it becomes the active controller
+    /// once that is applied (everything committed before it is in the image).
+    term_start: Option<u64>,
+    /// The entries requests wait for, by index.
+    proposals: BTreeMap<u64, EntryFate>,
+    /// Applied index.
+    applied: u64,
+}
+
+/// A voter; cheap to clone (shared on its shard).
+#[derive(Clone)]
+pub struct Voter {
+    shared: Rc<RefCell<Shared>>,
+    links: Rc<BTreeMap<u64, PeerLink>>,
+    /// Rung when the loop has something new to step or propose.
+    wake: Rc<LocalEvent>,
+    /// Rung after every output applied or change of role.
+    progressed: Rc<LocalEvent>,
+    /// One request's decision at a time, each derived from an image holding every earlier
+    /// one's records.
+    turn: Rc<Cell<bool>>,
+    turn_free: Rc<LocalEvent>,
+    node_id: i32,
+}
+
+impl std::fmt::Debug for Voter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Voter")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Voter {
+    /// Starts the voter's loop on this shard with what start-up found on disk.
+    pub async fn start(settings: &QuorumSettings, found: Found) -> std::io::Result<Voter> {
+        let files = QuorumFiles::open(&found).await?;
+        let controller_settings = ControllerSettings {
+            session_timeout: settings.broker_session_timeout,
+            ..ControllerSettings::default()
+        };
+        let (image, applied) = match &found.snapshot {
+            Some((index, bytes)) => {
+                let image = MetadataImage::from_snapshot_bytes(bytes).map_err(|e| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("metadata snapshot at {index}: {e}"),
+                    )
+                })?;
+                (image, *index)
+            }
+            None => (MetadataImage::default(), 0),
+        };
+        let voters: Vec<u64> = settings.voter_ids().into_iter().map(raft_id_of).collect();
+        let quorum = Quorum::new(
+            raft_id_of(settings.node_id),
+            &voters,
+            found.recovered,
+            applied,
+            Timing {
+                election_tick: TICKS_PER_ELECTION,
+                ..Timing::default()
+            },
+        )
+        .map_err(|e| std::io::Error::other(format!("controller quorum: {e}")))?;
+        let links = settings
+            .voters
+            .iter()
+            .filter(|v| v.id != settings.node_id)
+            .map(|v| (raft_id_of(v.id), PeerLink::start(v.address.clone())))
+            .collect();
+        let voter = Voter {
+            shared: Rc::new(RefCell::new(Shared {
+                quorum,
+                controller: MetadataController::new(image, controller_settings.clone()),
+                settings: controller_settings,
+                inbox: VecDeque::new(),
+                term_start: None,
+                proposals: BTreeMap::new(),
+                applied,
+            })),
+            links: Rc::new(links),
+            wake: Rc::new(LocalEvent::new()),
+            progressed: Rc::new(LocalEvent::new()),
+            turn: Rc::new(Cell::new(false)),
+            turn_free: Rc::new(LocalEvent::new()),
+            node_id: settings.node_id,
+        };
+        let tick = settings.election_timeout / TICKS_PER_ELECTION as u32;
+        rt::spawn_local(voter.clone().run(files, tick));
+        Ok(voter)
+    }
+
+    /// A Raft message's payload from the controller listener.
+    pub fn receive(&self, payload: Bytes) {
+        match Message::decode(payload) {
+            Ok(message) => {
+                self.shared.borrow_mut().inbox.push_back(message);
+                self.wake.notify_all();
+            }
+            Err(e) => tracing::debug!("controller: undecodable raft message: {e}"),
+        }
+    }
+
+    /// The node id of the leader this voter knows of.
+    pub fn leader(&self) -> Option<i32> {
+        self.shared.borrow().quorum.status().leader.map(node_of)
+    }
+
+    pub fn status(&self) -> QuorumStatus {
+        self.shared.borrow().quorum.status()
+    }
+
+    /// The metadata image as of the last applied entry, and that entry's index.
+    pub fn image(&self) -> (MetadataImage, u64) {
+        let shared = self.shared.borrow();
+        (shared.controller.image().clone(), shared.applied)
+    }
+
+    /// Waits for the next applied output or change of role.
+    pub async fn progressed(&self) {
+        self.progressed.wait().await
+    }
+
+    /// Whether this voter is the active controller: the leader, with its image complete.
+    fn is_active(shared: &Shared) -> bool {
+        shared.quorum.status().role == Role::Leader
+            && shared.term_start.is_some_and(|start| shared.applied >= start)
+    }
+
+    /// Decides a request on the active controller and, when the decision has records,
+    /// proposes them and waits until they are applied: the reply is given only for a decision
+    /// that took effect. Errors are Kafka codes (NOT_CONTROLLER: ask the new controller).
+    pub async fn decide<T>(
+        &self,
+        decide: impl FnOnce(&mut MetadataController, Instant) -> Outcome<T>,
+    ) -> Result<T, i16> {
+        while self.turn.replace(true) {
+            self.turn_free.wait().await;
+        }
+        let result = self.decide_in_turn(decide).await;
+        self.turn.set(false);
+        self.turn_free.notify_all();
+        result
+    }
+
+    async fn decide_in_turn<T>(
+        &self,
+        decide: impl FnOnce(&mut MetadataController, Instant) -> Outcome<T>,
+    ) -> Result<T, i16> {
+        let (index, term, reply) = {
+            let mut shared = self.shared.borrow_mut();
+            if !Self::is_active(&shared) {
+                return Err(error_code::NOT_CONTROLLER);
+            }
+            let decision = decide(&mut shared.controller, Instant::now())?;
+            if decision.records.is_empty() {
+                return Ok(decision.reply);
+            }
+            let (index, term) = propose(&mut shared, &decision.records)?;
+            (index, term, decision.reply)
+        };
+        self.wake.notify_all();
+        let deadline = Instant::now() + COMMIT_TIMEOUT;
+        let fate = loop {
+            let fate = {
+                let shared = self.shared.borrow();
+                match shared.proposals.get(&index) {
+                    Some(EntryFate::Waiting) if shared.quorum.status().term != term => {
+                        Some(EntryFate::Lost)
+                    }
+                    Some(EntryFate::Waiting) => None,
+                    other => Some(other.copied().unwrap_or(EntryFate::Lost)),
+                }
+            };
+            if let Some(fate) = fate {
+                break fate;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break EntryFate::Waiting;
+            }
+            let _ = rt::timeout(left, self.progressed.wait()).await;
+        };
+        self.shared.borrow_mut().proposals.remove(&index);
+        match fate {
+            EntryFate::Applied { term: applied } if applied == term => Ok(reply),
+            EntryFate::Waiting => Err(error_code::REQUEST_TIMED_OUT),
+            _ => Err(error_code::NOT_CONTROLLER),
+        }
+    }
+
+    /// The loop: steps messages and ticks, carries out outputs, and as the active controller
+    /// runs the controller's periodic checks (fencing brokers whose sessions expired).
+    async fn run(self, mut files: QuorumFiles, tick: Duration) {
+        let mut next_tick = Instant::now() + tick;
+        loop {
+            let now = Instant::now();
+            if now < next_tick {
+                let _ = rt::select(self.wake.wait(), rt::sleep(next_tick - now)).await;
+            }
+            {
+                let mut shared = self.shared.borrow_mut();
+                let messages = std::mem::take(&mut shared.inbox);
+                for message in messages {
+                    if let Err(e) = shared.quorum.step(message) {
+                        tracing::debug!("controller: raft message dropped: {e}");
+                    }
+                }
+                if Instant::now() >= next_tick {
+                    next_tick += tick;
+                    if next_tick < Instant::now() {
+                        // The shard was busy for several ticks: don't run them in a burst.
+                        next_tick = Instant::now() + tick;
+                    }
+                    shared.quorum.tick();
+                    self.controller_tick(&mut shared);
+                }
+            }
+            if let Err(e) = self.carry_out_outputs(&mut files).await {
+                // A voter that cannot write its log must not vote or acknowledge: stop the
+                // broker (the main thread shuts down on SIGTERM) rather than run on.
+                tracing::error!("controller: metadata log write failed: {e}; shutting down");
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::this(),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+                return;
+            }
+        }
+    }
+
+    /// The active controller's periodic work, proposed as one entry.
+    fn controller_tick(&self, shared: &mut Shared) {
+        if !Self::is_active(shared) || self.turn.get() {
+            return;
+        }
+        let records = shared.controller.tick(Instant::now());
+        if !records.is_empty() {
+            if let Err(code) = propose(shared, &records) {
+                tracing::debug!(code, "controller: periodic proposal refused");
+            }
+        }
+    }
+
+    /// Drains the quorum's outputs, each carried out in order.
+    async fn carry_out_outputs(&self, files: &mut QuorumFiles) -> std::io::Result<()> {
+        loop {
+            let Some(output) = self.shared.borrow_mut().quorum.ready() else {
+                break;
+            };
+            let Output {
+                number,
+                messages,
+                persist,
+                installed,
+                committed,
+                applied,
+            } = output;
+            self.send(messages);
+            {
+                let mut shared = self.shared.borrow_mut();
+                if let Some(snapshot) = installed {
+                    match MetadataImage::from_snapshot_bytes(&snapshot.data) {
+                        Ok(image) => {
+                            let settings = shared.settings.clone();
+                            shared.controller = MetadataController::new(image, settings);
+                        }
+                        Err(e) => {
+                            // The leader's snapshot is unreadable: continuing would apply the
+                            // next entries to the wrong image.
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                format!("snapshot from the leader at {}: {e}", snapshot.index),
+                            ));
+                        }
+                    }
+                }
+                for entry in committed {
+                    let applied_ok = match decode_batch(&entry.data) {
+                        Ok(records) => match shared.controller.apply_batch(entry.index, &records) {
+                            Ok(()) => true,
+                            Err(e) => {
+                                // Derived from an image that has since moved on (see the
+                                // metadata module): harmless, and the same on every voter.
+                                tracing::debug!(index = entry.index, "metadata entry refused: {e}");
+                                false
+                            }
+                        },
+                        Err(e) => {
+                            tracing::warn!(index = entry.index, "undecodable metadata entry: {e}");
+                            false
+                        }
+                    };
+                    if let Some(fate) = shared.proposals.get_mut(&entry.index) {
+                        *fate = if applied_ok {
+                            EntryFate::Applied { term: entry.term }
+                        } else {
+                            EntryFate::Lost
+                        };
+                    }
+                }
+                shared.applied = shared.applied.max(applied);
+                let applied = shared.applied;
+                for (_, fate) in shared.proposals.range_mut(..=applied) {
+                    if *fate == EntryFate::Waiting {
+                        // Its index was applied without it (a new leader's no-op took it).
+                        *fate = EntryFate::Lost;
+                    }
+                }
+                self.track_role(&mut shared);
+            }
+            self.progressed.notify_all();
+            files.write(persist).await?;
+            let released = self.shared.borrow_mut().quorum.persisted(number);
+            self.send(released);
+        }
+        let became_follower = {
+            let mut shared = self.shared.borrow_mut();
+            self.track_role(&mut shared)
+        };
+        if became_follower {
+            self.progressed.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Notes a change of leadership: a new leader's term starts at its first entry, and a
+    /// controller taking over gives every broker a fresh session. Returns whether leadership
+    /// was lost.
+    fn track_role(&self, shared: &mut Shared) -> bool {
+        let status = shared.quorum.status();
+        match (status.role == Role::Leader, shared.term_start) {
+            (true, None) => {
+                shared.term_start = Some(status.last_index);
+                let image = shared.controller.image().clone();
+                let settings = shared.settings.clone();
+                shared.controller = MetadataController::new(image, settings);
+                tracing::info!(term = status.term, "this node is the active controller");
+                false
+            }
+            (false, Some(_)) => {
+                shared.term_start = None;
+                tracing::info!(term = status.term, "this node is no longer the controller");
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn send(&self, messages: Vec<Message>) {
+        for message in messages {
+            match self.links.get(&message.to) {
+                Some(link) => link.send(encode_frame(Kind::Raft, &message.encode_to_vec())),
+                None => tracing::debug!(to = message.to, "controller: message to no voter"),
+            }
+        }
+    }
+}
+
+/// Proposes `records` as one entry; its index and term.
+fn propose(
+    shared: &mut Shared,
+    records: &[crate::controller::metadata::MetadataRecord],
+) -> Result<(u64, u64), i16> {
+    let data = encode_batch(records);
+    shared
+        .quorum
+        .propose(data)
+        .map_err(|_| error_code::NOT_CONTROLLER)?;
+    let status = shared.quorum.status();
+    shared
+        .proposals
+        .insert(status.last_index, EntryFate::Waiting);
+    Ok((status.last_index, status.term))
+}
+
+/// Ticks per election timeout: raft campaigns after 10 to 20 ticks without a leader.
+const TICKS_PER_ELECTION: usize = 10;

@@ -28,6 +28,8 @@ pub mod groups;
 
 pub mod txn;
 
+pub mod controller;
+
 pub mod handlers;
 
 pub mod listener;

@@ -51,4 +51,5 @@
 
 pub mod storage;
 pub mod wal;
+pub mod wire;
 

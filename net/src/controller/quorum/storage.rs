@@ -96,6 +96,13 @@ impl QuorumStorage {
         Ok(())
     }
 
+    /// Drops the entries at and after `from_index` (never those at or below the compaction
+    /// point).
+    pub fn truncate(&mut self, from_index: u64) {
+        let keep = from_index.saturating_sub(self.first()) as usize;
+        self.entries.truncate(keep);
+    }
+
     /// Replaces the whole log with `snapshot` (a follower installing the leader's snapshot):
     /// every entry goes, since raft only installs one when our log cannot simply be extended.
     pub fn apply_snapshot(&mut self, snapshot: Snapshot) -> raft::Result<()> {

@@ -20,7 +20,10 @@
 //! Recovery reads `snapshot` (if any) and the `wal-*` with the highest first index, ignoring
 //! `*.tmp`. A crash between 1 and 2 leaves the new snapshot with the old WAL: its entries up to
 //! the snapshot index are skipped, the rest still follows on (nothing is appended to a WAL
-//! between a snapshot and its rotation). A crash before 1 completes leaves the old pair.
+//! between a snapshot and its rotation) — unless the old WAL does not hold the snapshot's last
+//! entry with its term: then the snapshot was the leader's, installed because our log
+//! diverged, and the old WAL's entries after it are dropped. A crash before 1 completes leaves
+//! the old pair.
 //!
 //! # Damage
 //! [`recover`] keeps frames up to the first one that is torn (runs past the end), fails its
@@ -215,11 +218,25 @@ pub fn recover(snapshot: Option<&[u8]>, wal: &[u8]) -> Result<Recovered, WalErro
             .apply_snapshot(decode_snapshot(bytes)?)
             .map_err(|_| WalError::BadSnapshot("snapshot does not apply"))?;
     }
-    let snap_term = storage.latest_snapshot().metadata.as_ref().map(|m| m.term);
+    let (snap_index, snap_term) = storage
+        .latest_snapshot()
+        .metadata
+        .as_ref()
+        .map_or((0, None), |m| (m.index, Some(m.term)));
+    // Whether the WAL's log runs through the snapshot's last entry. A WAL that started after
+    // the snapshot never touches it; the WAL from before a snapshot either holds that entry
+    // (we compacted our own log) or diverges there (the leader's snapshot replaced our log).
+    let mut continues_snapshot = true;
     let mut pos = 0;
     while let Some((record, len)) = read_frame(&wal[pos..]) {
         match record {
             Record::Entries(ents) => {
+                if snap_index > 0 && ents[0].index <= snap_index {
+                    continues_snapshot = ents
+                        .iter()
+                        .find(|e| e.index == snap_index)
+                        .is_some_and(|e| Some(e.term) == snap_term);
+                }
                 let last = storage.last();
                 if let Some(first) = ents.iter().find(|e| e.index > storage.first() - 1) {
                     if first.index > last + 1 {
@@ -237,6 +254,11 @@ pub fn recover(snapshot: Option<&[u8]>, wal: &[u8]) -> Result<Recovered, WalErro
             Record::ConfState(cs) => storage.set_conf_state(cs),
         }
         pos += len;
+    }
+    if !continues_snapshot {
+        // Entries after an installed snapshot in the WAL from before it are the old,
+        // divergent log (nothing is appended between a snapshot and its rotation).
+        storage.truncate(snap_index + 1);
     }
     // A WAL older than the snapshot (crash between its two rotation steps) may hold a hard
     // state from before it; the snapshot's commit and term still stand.

@@ -22,10 +22,7 @@ fn cs() -> ConfState {
 fn sample() -> Vec<u8> {
     let mut w = Vec::new();
     encode_conf_state(&cs(), &mut w);
-    encode_entries(
-        &[ent(1, 1, b"a"), ent(2, 1, b"b"), ent(3, 1, b"c")],
-        &mut w,
-    );
+    encode_entries(&[ent(1, 1, b"a"), ent(2, 1, b"b"), ent(3, 1, b"c")], &mut w);
     encode_hard_state(&hs(1, 1, 2), &mut w);
     encode_entries(&[ent(3, 2, b"C"), ent(4, 2, b"d")], &mut w);
     encode_hard_state(&hs(2, 2, 3), &mut w);
@@ -60,7 +57,10 @@ fn round_trip_with_conflicting_append() {
 #[test]
 fn a_shorter_conflicting_append_drops_the_longer_tail() {
     let mut w = Vec::new();
-    encode_entries(&(1..=5).map(|i| ent(i, 1, b"x")).collect::<Vec<_>>(), &mut w);
+    encode_entries(
+        &(1..=5).map(|i| ent(i, 1, b"x")).collect::<Vec<_>>(),
+        &mut w,
+    );
     encode_entries(&[ent(2, 3, b"y")], &mut w);
     let r = recover(None, &w).unwrap();
     assert_eq!(r.storage.last(), 2);
@@ -205,10 +205,7 @@ fn a_missing_batch_is_an_error_not_a_silent_cut() {
     let mut w = Vec::new();
     encode_entries(&[ent(1, 1, b"a")], &mut w);
     encode_entries(&[ent(3, 1, b"c")], &mut w);
-    assert_eq!(
-        recover(None, &w),
-        Err(WalError::Gap { last: 1, found: 3 })
-    );
+    assert_eq!(recover(None, &w), Err(WalError::Gap { last: 1, found: 3 }));
 }
 
 #[test]
@@ -217,4 +214,22 @@ fn commit_beyond_the_log_is_clamped() {
     encode_entries(&[ent(1, 1, b"a")], &mut w);
     encode_hard_state(&hs(1, 1, 9), &mut w);
     assert_eq!(recover(None, &w).unwrap().storage.hard_state().commit, 1);
+}
+
+#[test]
+fn installed_snapshot_with_old_divergent_wal_drops_the_old_tail() {
+    // The old log has 1..=5 at term 1; the leader's snapshot at 3 has term 2, so entries
+    // 4..=5 of the old WAL belong to a log the snapshot replaced.
+    let mut w = Vec::new();
+    encode_entries(
+        &(1..=5).map(|i| ent(i, 1, b"x")).collect::<Vec<_>>(),
+        &mut w,
+    );
+    encode_hard_state(&hs(1, 1, 2), &mut w);
+    let r = recover(Some(&encode_snapshot(&snapshot_at(3, 2))), &w).unwrap();
+    assert_eq!((r.storage.first(), r.storage.last()), (4, 3));
+    assert_eq!(r.storage.hard_state(), &hs(2, 0, 3));
+    // With the snapshot's entry present at its term, the tail is kept.
+    let r = recover(Some(&encode_snapshot(&snapshot_at(3, 1))), &w).unwrap();
+    assert_eq!((r.storage.first(), r.storage.last()), (4, 5));
 }

@@ -49,7 +49,20 @@
 //! - Not supported yet: membership changes (voters are fixed by configuration), leader
 //!   transfer, read-index reads; the wire refuses those message types.
 
+pub mod logger;
+pub mod node;
+pub mod output;
 pub mod storage;
 pub mod wal;
 pub mod wire;
 
+pub use node::{Quorum, Timing};
+pub use output::{
+    Committed, InstalledSnapshot, Output, Persist, ProposeError, QuorumError, QuorumStatus, Role,
+    Rotation, StepError, VoterProgress,
+};
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod sim_tests;

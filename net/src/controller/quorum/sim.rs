@@ -239,6 +239,14 @@ impl Sim {
         self.torn_writes += usize::from(torn);
     }
 
+    /// Loses the node's volatile state and every write not yet durable.
+    pub fn crash_losing_pending(&mut self, id: u64) {
+        self.crashes += 1;
+        let node = self.node(id);
+        node.q = None;
+        node.queue.clear();
+    }
+
     /// Starts the node from its disk alone, as the driver does.
     pub fn restart(&mut self, id: u64) {
         let voters = self.voters();
@@ -429,6 +437,7 @@ impl Sim {
 
     /// Makes every pending write of `id` durable, acknowledging as it goes.
     pub fn flush(&mut self, id: u64) {
+        let had_writes = !self.node(id).queue.is_empty();
         while let Some(w) = self.node(id).queue.pop_front() {
             match w {
                 Write::Ack(n) => {
@@ -441,7 +450,24 @@ impl Sim {
                 w => apply_write(&mut self.node(id).disk, w),
             }
         }
+        if had_writes {
+            self.check_disk_mirrors_memory(id);
+        }
         self.process(id);
+    }
+
+    /// With every output written, recovering the disk must give back exactly the log in
+    /// memory: what was acknowledged is what a restart will see.
+    fn check_disk_mirrors_memory(&self, id: u64) {
+        let node = &self.nodes[(id - 1) as usize];
+        let Some(q) = &node.q else { return };
+        let r = wal::recover(node.disk.snapshot.as_deref(), &node.disk.wal)
+            .unwrap_or_else(|e| self.fail(format!("node {id}'s disk does not recover: {e}")));
+        if r.valid_len != node.disk.wal.len() || r.storage != *q.storage() {
+            self.fail(format!(
+                "node {id}'s disk does not hold its acknowledged log"
+            ));
+        }
     }
 
     fn send(&mut self, from: u64, msgs: Vec<raft::eraftpb::Message>) {

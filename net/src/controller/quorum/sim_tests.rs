@@ -383,3 +383,44 @@ fn whole_cluster_restart_keeps_committed_state() {
         }
     }
 }
+
+/// A follower's acknowledgement counts only once its write is durable: a leader with one
+/// follower that received (but has not persisted) an entry must not commit it, or that
+/// follower's crash followed by an election on its side would lose a committed entry.
+#[test]
+fn acknowledgements_wait_for_durability() {
+    for seed in 0..4u64 {
+        let mut sim = Sim::new(3, seed, Faults::default());
+        let leader = elect(&mut sim);
+        sim.run(3);
+        let f = leader % 3 + 1;
+        let o = f % 3 + 1;
+        sim.faults.flush = 0.0;
+        sim.partition(&[&[leader, f], &[o]]);
+        let x = sim.propose(leader).expect("the leader takes proposals");
+        for _ in 0..5 {
+            sim.round();
+            sim.flush(leader);
+        }
+        assert!(
+            !sim.applied_anywhere(&x),
+            "seed {seed}: committed on an acknowledgement that was not durable"
+        );
+        // The follower crashes before its write lands; the leader goes away; the other two
+        // elect a leader without the entry.
+        sim.crash_losing_pending(f);
+        sim.crash_losing_pending(leader);
+        sim.faults.flush = 1.0;
+        sim.partition(&[&[leader], &[f, o]]);
+        sim.restart(f);
+        let fresh = loop {
+            let l = elect(&mut sim);
+            if let Some(d) = sim.propose(l) {
+                break d;
+            }
+        };
+        assert!(sim.run_until(10 * E, |s| s.applied_anywhere(&fresh)));
+        sim.restart(leader);
+        converge(&mut sim);
+    }
+}

@@ -261,9 +261,13 @@ pub fn recover(snapshot: Option<&[u8]>, wal: &[u8]) -> Result<Recovered, WalErro
         storage.truncate(snap_index + 1);
     }
     // A WAL older than the snapshot (crash between its two rotation steps) may hold a hard
-    // state from before it; the snapshot's commit and term still stand.
+    // state from before it, and a torn write may keep a batch of entries but lose the hard
+    // state written after it. Raft's term is never below its log's (raft-rs even panics
+    // answering a vote at term 0), so raise it; the vote goes, since a vote is sent only
+    // once durable and none was for that term.
     let mut hs = storage.hard_state().clone();
-    if let Some(term) = snap_term.filter(|t| *t > hs.term) {
+    let last_term = storage.log_entries().last().map(|e| e.term).or(snap_term);
+    if let Some(term) = last_term.filter(|t| *t > hs.term) {
         hs.term = term;
         hs.vote = 0;
     }

@@ -233,3 +233,15 @@ fn installed_snapshot_with_old_divergent_wal_drops_the_old_tail() {
     let r = recover(Some(&encode_snapshot(&snapshot_at(3, 1))), &w).unwrap();
     assert_eq!((r.storage.first(), r.storage.last()), (4, 5));
 }
+
+#[test]
+fn entries_kept_without_their_hard_state_raise_the_term() {
+    // A follower's write is [entries of term 2][hard state term 2]; the crash tore it
+    // between the two frames.
+    let mut w = Vec::new();
+    encode_entries(&[ent(1, 1, b"a")], &mut w);
+    encode_hard_state(&hs(1, 3, 1), &mut w);
+    encode_entries(&[ent(2, 2, b"b")], &mut w);
+    let r = recover(None, &w).unwrap();
+    assert_eq!(r.storage.hard_state(), &hs(2, 0, 1));
+}

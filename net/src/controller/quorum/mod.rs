@@ -25,8 +25,11 @@
 //!    append acknowledgements must never leave before the state they promise is on disk.
 //!
 //! Several outputs may be in flight; `ready()` returns `None` while an installed snapshot
-//! awaits its `persisted`. `compact(applied, state_machine_bytes)` returns a rotation to
-//! queue behind the outputs already handed out.
+//! awaits its `persisted` (and `step` refuses another snapshot meanwhile).
+//! `compact(applied, state_machine_bytes)` returns a rotation to queue behind the outputs
+//! already handed out. When the transport finishes sending a `MsgSnapshot`, call
+//! `report_snapshot(to, delivered)` (otherwise the leader resends after
+//! `snapshot_timeout_tick`); when a peer cannot be reached, `report_unreachable(to)`.
 //!
 //! # Start-up
 //! `wal::recover(snapshot_file, newest_wal)` → truncate the WAL at `valid_len` → load the

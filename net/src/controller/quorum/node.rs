@@ -337,3 +337,7 @@ fn same_voters(cs: &ConfState, voters: &[u64]) -> bool {
 
 #[path = "node_ready.rs"]
 mod ready;
+
+#[cfg(test)]
+#[path = "node_tests.rs"]
+mod tests;

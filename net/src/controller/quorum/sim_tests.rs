@@ -7,7 +7,7 @@ use super::sim::{Faults, Sim};
 use super::Role;
 
 const E: u64 = 10; // Timing::default().election_tick
-const CHAOS_SEEDS: u64 = 150;
+const CHAOS_SEEDS: u64 = 100;
 
 /// Heals everything, restarts every node and checks that a fresh proposal commits on all of
 /// them and that they all hold the same state (liveness once a majority is connected).

@@ -1,0 +1,343 @@
+//! [`Quorum`]: one controller's Raft node, sans I/O. The driver feeds it ticks and messages
+//! and carries out its [`Output`]s; see [`super`] for the protocol.
+
+use std::collections::{HashMap, VecDeque};
+
+use raft::eraftpb::{ConfState, EntryType, Message, MessageType};
+use raft::{Config, ProgressState, RawNode, Ready, SnapshotStatus, StateRole, INVALID_ID};
+
+use super::logger::raft_logger;
+use super::output::*;
+use super::storage::QuorumStorage;
+use super::wal::{self, Recovered};
+use super::wire;
+
+/// Tick counts (the driver ticks every 100 ms: election after 1-2 s, heartbeat every 100 ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// A follower campaigns after a random `[election_tick, 2 * election_tick)` ticks without
+    /// a leader; a leader steps down after `election_tick` ticks without hearing a majority.
+    pub election_tick: usize,
+    pub heartbeat_tick: usize,
+    /// A leader that sent a snapshot and heard neither `report_snapshot` nor the follower's
+    /// acknowledgement within this many ticks sends it again (raft-rs would wait forever).
+    pub snapshot_timeout_tick: usize,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            election_tick: 10,
+            heartbeat_tick: 1,
+            snapshot_timeout_tick: 30,
+        }
+    }
+}
+
+/// Bytes of entries per append message (raft batches up to this).
+const MAX_SIZE_PER_MSG: u64 = 1 << 20;
+/// Appends in flight per follower before waiting for acknowledgements.
+const MAX_INFLIGHT_MSGS: usize = 256;
+
+/// One controller's Raft node.
+pub struct Quorum {
+    raw: RawNode<QuorumStorage>,
+    voters: Vec<u64>,
+    timing: Timing,
+    /// The bootstrap conf state is not on disk yet: the next output writes it.
+    conf_unpersisted: bool,
+    /// Messages that may go out once the output with that number is durable.
+    waiting: VecDeque<(u64, Vec<Message>)>,
+    /// A Ready holding an installed snapshot, advanced only once durable: until then raft
+    /// keeps the snapshot as unstable, which keeps its view of the log consistent (see
+    /// `persisted`). No other Ready is produced meanwhile.
+    deferred: Option<Ready>,
+    /// Highest output number handed out.
+    issued: u64,
+    /// Applied index as handed out (state machine applies are synchronous in the driver).
+    applied: u64,
+    ticks: u64,
+    /// Leader lease: the tick each voter was last heard from in `lease_term`.
+    heard: HashMap<u64, u64>,
+    lease_term: u64,
+    /// Snapshots sent as leader: follower → tick sent.
+    snapshots_sent: HashMap<u64, u64>,
+    /// Off only in the test showing what raft-rs's check_quorum alone allows.
+    lease: bool,
+}
+
+impl std::fmt::Debug for Quorum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Quorum")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Quorum {
+    /// Starts a node from what [`wal::recover`] rebuilt. `applied` is where the driver's state
+    /// machine stands (the snapshot's index when loaded from it); `voters` bootstraps a new
+    /// quorum and must match what is on disk otherwise.
+    pub fn new(
+        id: u64,
+        voters: &[u64],
+        recovered: Recovered,
+        applied: u64,
+        timing: Timing,
+    ) -> Result<Quorum, QuorumError> {
+        let mut configured = voters.to_vec();
+        configured.sort_unstable();
+        configured.dedup();
+        if id == 0 || configured.contains(&0) || !configured.contains(&id) {
+            return Err(QuorumError::Config(format!(
+                "node {id} must be one of the voters {voters:?}, none of them 0"
+            )));
+        }
+        let mut storage = recovered.storage;
+        let mut conf_unpersisted = false;
+        if storage.conf_state() == &ConfState::default() {
+            storage.set_conf_state(ConfState::from((configured.clone(), vec![])));
+            conf_unpersisted = true;
+        } else if !same_voters(storage.conf_state(), &configured) {
+            let mut on_disk = storage.conf_state().voters.clone();
+            on_disk.sort_unstable();
+            return Err(QuorumError::VotersChanged {
+                on_disk,
+                configured,
+            });
+        }
+        let (first, last) = (storage.first(), storage.last());
+        if applied + 1 < first || applied > last {
+            return Err(QuorumError::AppliedOutOfRange {
+                applied,
+                first,
+                last,
+            });
+        }
+        // The state machine only applies committed entries, so the commit index is at least
+        // `applied`; raft refuses a commit index outside the log.
+        let mut hs = storage.hard_state().clone();
+        hs.commit = hs.commit.max(applied).clamp(first - 1, last);
+        storage.set_hard_state(hs);
+        let config = Config {
+            id,
+            election_tick: timing.election_tick,
+            heartbeat_tick: timing.heartbeat_tick,
+            applied,
+            max_size_per_msg: MAX_SIZE_PER_MSG,
+            max_inflight_msgs: MAX_INFLIGHT_MSGS,
+            check_quorum: true,
+            pre_vote: true,
+            ..Config::default()
+        };
+        config
+            .validate()
+            .map_err(|e| QuorumError::Config(e.to_string()))?;
+        let raw = RawNode::new(&config, storage, &raft_logger())
+            .map_err(|e| QuorumError::Raft(e.to_string()))?;
+        Ok(Quorum {
+            raw,
+            voters: configured,
+            timing,
+            conf_unpersisted,
+            waiting: VecDeque::new(),
+            deferred: None,
+            issued: 0,
+            applied,
+            ticks: 0,
+            heard: HashMap::new(),
+            lease_term: 0,
+            snapshots_sent: HashMap::new(),
+            lease: true,
+        })
+    }
+
+    /// Advances logical time by one tick.
+    pub fn tick(&mut self) {
+        self.ticks += 1;
+        self.raw.tick();
+        self.check_lease();
+        self.expire_snapshots();
+    }
+
+    /// The transport finished sending our snapshot to `to` (`delivered`) or gave up on it.
+    pub fn report_snapshot(&mut self, to: u64, delivered: bool) {
+        if self.snapshots_sent.remove(&to).is_some() {
+            let status = if delivered {
+                SnapshotStatus::Finish
+            } else {
+                SnapshotStatus::Failure
+            };
+            self.raw.report_snapshot(to, status);
+        }
+    }
+
+    /// The transport could not reach `to`: stop streaming appends to it optimistically.
+    pub fn report_unreachable(&mut self, to: u64) {
+        if to != self.id() && self.voters.contains(&to) {
+            self.raw.report_unreachable(to);
+        }
+    }
+
+    fn expire_snapshots(&mut self) {
+        let timeout = self.timing.snapshot_timeout_tick as u64;
+        let now = self.ticks;
+        let expired: Vec<u64> = self
+            .snapshots_sent
+            .iter()
+            .filter(|(_, sent)| now - **sent >= timeout)
+            .map(|(to, _)| *to)
+            .collect();
+        for to in expired {
+            let waiting = self.raw.raft.state == StateRole::Leader
+                && self
+                    .raw
+                    .raft
+                    .prs()
+                    .get(to)
+                    .is_some_and(|pr| pr.state == ProgressState::Snapshot);
+            if waiting {
+                self.report_snapshot(to, false);
+            } else {
+                self.snapshots_sent.remove(&to);
+            }
+        }
+    }
+
+    /// Steps a message from a peer. Refuses messages not addressed to us, from non-voters,
+    /// malformed ones, and ones that contradict what this node knows is committed (which
+    /// raft-rs would otherwise answer with a panic).
+    pub fn step(&mut self, msg: Message) -> Result<(), StepError> {
+        if msg.to != self.id() {
+            return Err(StepError::WrongRecipient { to: msg.to });
+        }
+        if msg.from == self.id() || !self.voters.contains(&msg.from) {
+            return Err(StepError::UnknownPeer { from: msg.from });
+        }
+        wire::validate(&msg)?;
+        if self.deferred.is_some() && msg.get_msg_type() == MessageType::MsgSnapshot {
+            // raft would replace the snapshot still being written; the leader resends.
+            return Err(StepError::SnapshotInFlight);
+        }
+        self.check_against_log(&msg)?;
+        let (from, term) = (msg.from, msg.term);
+        self.raw
+            .step(msg)
+            .map_err(|e| StepError::Raft(e.to_string()))?;
+        self.check_lease();
+        if self.raw.raft.state == StateRole::Leader && term == self.raw.raft.term {
+            self.heard.insert(from, self.ticks);
+        }
+        Ok(())
+    }
+
+    fn check_against_log(&self, msg: &Message) -> Result<(), StepError> {
+        let log = &self.raw.raft.raft_log;
+        match msg.get_msg_type() {
+            // raft-rs commits to a heartbeat's index unchecked; a leader only sends what we
+            // acknowledged, so more than our log means a broken peer.
+            MessageType::MsgHeartbeat if msg.commit > log.last_index() => {
+                Err(StepError::Contradicts("heartbeat commits beyond our log"))
+            }
+            // raft-rs panics when an append conflicts with a committed entry.
+            MessageType::MsgAppend => {
+                let conflicts = msg.entries.iter().any(|e| {
+                    e.index <= log.committed && log.term(e.index).is_ok_and(|t| t != e.term)
+                });
+                if conflicts {
+                    return Err(StepError::Contradicts("append rewrites committed entries"));
+                }
+                Ok(())
+            }
+            // raft-rs panics on a snapshot whose configuration it cannot restore.
+            MessageType::MsgSnapshot => {
+                let cs = msg.get_snapshot().get_metadata().get_conf_state();
+                if same_voters(cs, &self.voters) {
+                    Ok(())
+                } else {
+                    Err(StepError::Contradicts("snapshot of another membership"))
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Leader lease, tighter than raft-rs's check_quorum (which samples every election
+    /// timeout, so a cut-off leader could last up to two): step down as soon as a majority
+    /// has not been heard from for `election_tick` ticks.
+    fn check_lease(&mut self) {
+        let raft = &mut self.raw.raft;
+        if raft.state != StateRole::Leader || !self.lease {
+            return;
+        }
+        if self.lease_term != raft.term {
+            // A new term of leadership: everyone starts with a full lease.
+            self.lease_term = raft.term;
+            for v in &self.voters {
+                self.heard.insert(*v, self.ticks);
+            }
+        }
+        let window = self.timing.election_tick as u64;
+        let id = raft.id;
+        let recent = self
+            .voters
+            .iter()
+            .filter(|v| **v == id || self.heard.get(v).is_some_and(|t| self.ticks - t < window))
+            .count();
+        if recent <= self.voters.len() / 2 {
+            tracing::info!(
+                target: "raft",
+                id,
+                term = raft.term,
+                "leader lost contact with a majority; stepping down"
+            );
+            let term = raft.term;
+            raft.become_follower(term, INVALID_ID);
+        }
+    }
+
+    /// Proposes `data` for the metadata log (leader only).
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<(), ProposeError> {
+        if data.is_empty() {
+            return Err(ProposeError::Empty);
+        }
+        if self.raw.raft.state != StateRole::Leader {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        self.raw
+            .propose(Vec::new(), data)
+            .map_err(|_| ProposeError::Dropped)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn disable_lease_for_test(&mut self) {
+        self.lease = false;
+    }
+
+    fn id(&self) -> u64 {
+        self.raw.raft.id
+    }
+
+    fn leader(&self) -> Option<u64> {
+        Some(self.raw.raft.leader_id).filter(|l| *l != INVALID_ID)
+    }
+}
+
+fn same_voters(cs: &ConfState, voters: &[u64]) -> bool {
+    let mut v = cs.voters.clone();
+    v.sort_unstable();
+    v.dedup();
+    v == voters
+        && cs.learners.is_empty()
+        && cs.voters_outgoing.is_empty()
+        && cs.learners_next.is_empty()
+}
+
+#[path = "node_ready.rs"]
+mod ready;
+
+#[cfg(test)]
+#[path = "node_tests.rs"]
+mod tests;

@@ -1,0 +1,152 @@
+use raft::eraftpb::{Entry, HardState};
+
+use super::*;
+
+fn fresh(id: u64, voters: &[u64]) -> Result<Quorum, QuorumError> {
+    Quorum::new(id, voters, Recovered::default(), 0, Timing::default())
+}
+
+/// A follower whose log holds entries 1..=3 of term 1, all committed.
+fn follower() -> Quorum {
+    let mut w = Vec::new();
+    wal::encode_conf_state(&ConfState::from((vec![1, 2, 3], vec![])), &mut w);
+    let ents: Vec<Entry> = (1..=3)
+        .map(|index| Entry {
+            index,
+            term: 1,
+            data: b"x".to_vec(),
+            ..Default::default()
+        })
+        .collect();
+    wal::encode_entries(&ents, &mut w);
+    wal::encode_hard_state(
+        &HardState {
+            term: 1,
+            vote: 1,
+            commit: 3,
+        },
+        &mut w,
+    );
+    let recovered = wal::recover(None, &w).unwrap();
+    Quorum::new(2, &[1, 2, 3], recovered, 3, Timing::default()).unwrap()
+}
+
+fn msg(t: MessageType, from: u64, to: u64) -> Message {
+    Message {
+        msg_type: t as i32,
+        from,
+        to,
+        term: 1,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn bad_configurations_are_errors() {
+    assert!(matches!(fresh(0, &[1, 2]), Err(QuorumError::Config(_))));
+    assert!(matches!(fresh(4, &[1, 2, 3]), Err(QuorumError::Config(_))));
+    assert!(matches!(fresh(1, &[1, 0]), Err(QuorumError::Config(_))));
+    let bad_timing = Timing {
+        election_tick: 1,
+        ..Timing::default()
+    };
+    assert!(Quorum::new(1, &[1], Recovered::default(), 0, bad_timing).is_err());
+    assert!(matches!(
+        Quorum::new(1, &[1, 2], Recovered::default(), 5, Timing::default()),
+        Err(QuorumError::AppliedOutOfRange { .. })
+    ));
+    let mut q = fresh(1, &[1, 2, 3]).unwrap();
+    // The bootstrap configuration is written with the first output.
+    let out = q.ready().expect("the conf state must be persisted");
+    let recovered = wal::recover(None, &out.persist.wal).unwrap();
+    assert_eq!(
+        Quorum::new(1, &[1, 2], recovered, 0, Timing::default()).unwrap_err(),
+        QuorumError::VotersChanged {
+            on_disk: vec![1, 2, 3],
+            configured: vec![1, 2],
+        }
+    );
+}
+
+#[test]
+fn step_refuses_what_raft_must_not_see() {
+    let mut q = follower();
+    let hb = |commit| Message {
+        commit,
+        ..msg(MessageType::MsgHeartbeat, 1, 2)
+    };
+    assert_eq!(
+        q.step(msg(MessageType::MsgHeartbeat, 1, 3)),
+        Err(StepError::WrongRecipient { to: 3 })
+    );
+    assert_eq!(
+        q.step(msg(MessageType::MsgHeartbeat, 9, 2)),
+        Err(StepError::UnknownPeer { from: 9 })
+    );
+    assert_eq!(
+        q.step(msg(MessageType::MsgHeartbeat, 2, 2)),
+        Err(StepError::UnknownPeer { from: 2 })
+    );
+    assert!(matches!(
+        q.step(msg(MessageType::MsgHup, 1, 2)),
+        Err(StepError::Invalid(_))
+    ));
+    let mut unknown = msg(MessageType::MsgHeartbeat, 1, 2);
+    unknown.msg_type = 1000;
+    assert!(matches!(q.step(unknown), Err(StepError::Invalid(_))));
+    assert!(matches!(q.step(hb(9)), Err(StepError::Contradicts(_))));
+    let rewrite = Message {
+        term: 2,
+        index: 1,
+        log_term: 1,
+        entries: vec![Entry {
+            index: 2,
+            term: 2,
+            ..Default::default()
+        }],
+        ..msg(MessageType::MsgAppend, 1, 2)
+    };
+    assert!(matches!(q.step(rewrite), Err(StepError::Contradicts(_))));
+    // A well-formed heartbeat within our log goes through.
+    assert_eq!(q.step(hb(3)), Ok(()));
+    assert_eq!(q.status().leader, Some(1));
+}
+
+#[test]
+fn propose_refusals() {
+    let mut q = follower();
+    assert_eq!(q.propose(Vec::new()), Err(ProposeError::Empty));
+    assert_eq!(
+        q.propose(b"x".to_vec()),
+        Err(ProposeError::NotLeader { leader: None })
+    );
+}
+
+#[test]
+fn restart_replays_committed_entries_after_applied() {
+    let mut w = Vec::new();
+    wal::encode_conf_state(&ConfState::from((vec![1], vec![])), &mut w);
+    let ents: Vec<Entry> = (1..=3)
+        .map(|index| Entry {
+            index,
+            term: 1,
+            data: vec![index as u8],
+            ..Default::default()
+        })
+        .collect();
+    wal::encode_entries(&ents, &mut w);
+    wal::encode_hard_state(
+        &HardState {
+            term: 1,
+            vote: 1,
+            commit: 3,
+        },
+        &mut w,
+    );
+    let recovered = wal::recover(None, &w).unwrap();
+    let mut q = Quorum::new(1, &[1], recovered, 1, Timing::default()).unwrap();
+    let out = q.ready().unwrap();
+    let got: Vec<u64> = out.committed.iter().map(|c| c.index).collect();
+    assert_eq!(got, vec![2, 3]);
+    assert_eq!(out.applied, 3);
+}

@@ -268,7 +268,12 @@ fn run(cli: Cli) -> Result<(), String> {
                     runnel_engine::rt::spawn_local(runnel_net::metrics::http::serve(admin));
                 }
                 let cluster_start = (shard == 0)
-                    .then(|| cluster_start.lock().unwrap_or_else(|e| e.into_inner()).take())
+                    .then(|| {
+                        cluster_start
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .take()
+                    })
                     .flatten();
                 if let Some((settings, found, advertised)) = cluster_start {
                     if let Err(e) =

@@ -34,10 +34,12 @@ pub struct Cluster {
     links: BTreeMap<(i32, i32), Proxy>,
 }
 
-/// Timing for tests: elections within about a second, brokers fenced after two.
+/// Timing for tests: elections within about a second, brokers fenced after two; metadata
+/// snapshots every few entries, so that restarts go through them.
 const TIMING: &str = "election_timeout_ms = 500
 broker_heartbeat_interval_ms = 250
 broker_session_timeout_ms = 2000
+metadata_snapshot_bytes = 1024
 ";
 
 /// A free port on 127.0.0.1 (bound and released: another process could take it first, which
@@ -69,8 +71,9 @@ impl Cluster {
                 for &to in &ids {
                     if from != to {
                         let proxy = Proxy::start();
-                        let target: SocketAddr =
-                            format!("127.0.0.1:{}", ports[&to]).parse().expect("address");
+                        let target: SocketAddr = format!("127.0.0.1:{}", ports[&to])
+                            .parse()
+                            .expect("address");
                         proxy.set_target(target);
                         links.insert((from, to), proxy);
                     }

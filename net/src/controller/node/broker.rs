@@ -16,7 +16,7 @@ use runnel_engine::rt;
 
 use super::requests::{HEARTBEAT_VERSION, REGISTRATION_VERSION};
 use super::voter::Voter;
-use crate::controller::metadata::codes;
+use crate::controller::metadata::{BROKER_ID_NOT_REGISTERED, STALE_BROKER_EPOCH};
 use crate::controller::settings::QuorumSettings;
 use crate::controller::transport::RpcClient;
 use crate::kafka::error_code;
@@ -46,7 +46,7 @@ pub async fn run_lifecycle(settings: QuorumSettings, advertised: Advertised, vot
         // A call that outlives the session timeout is no use to the session.
         settings.broker_session_timeout,
     );
-    let incarnation = uuid::Uuid::new_v4();
+    let incarnation = uuid::Uuid::from_bytes(super::ids::random_id());
     let mut epoch: Option<i64> = None;
     let mut fenced = true;
     loop {
@@ -81,8 +81,8 @@ pub async fn run_lifecycle(settings: QuorumSettings, advertised: Advertised, vot
                         }
                     }
                     Ok(answer)
-                        if answer.error_code == codes::STALE_BROKER_EPOCH
-                            || answer.error_code == codes::BROKER_ID_NOT_REGISTERED =>
+                        if answer.error_code == STALE_BROKER_EPOCH
+                            || answer.error_code == BROKER_ID_NOT_REGISTERED =>
                     {
                         tracing::warn!(
                             code = answer.error_code,

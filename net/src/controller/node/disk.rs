@@ -36,8 +36,7 @@ pub fn recover(data_dir: &Path) -> io::Result<Found> {
         if name.ends_with(".tmp") {
             // A rotation or snapshot cut short by a crash: never renamed, so never used.
             std::fs::remove_file(entry.path())?;
-        } else if name.starts_with("wal-") && newest_wal.as_ref().is_none_or(|(n, _)| name > *n)
-        {
+        } else if name.starts_with("wal-") && newest_wal.as_ref().is_none_or(|(n, _)| name > *n) {
             newest_wal = Some((name, entry.path()));
         }
     }

@@ -11,6 +11,21 @@ pub fn node_of(raft_id: u64) -> i32 {
     i32::try_from(raft_id.saturating_sub(1)).unwrap_or(i32::MAX)
 }
 
+/// 16 random bytes (an incarnation id): the kernel's randomness, or the clock and process id
+/// should /dev/urandom be unreadable (the id need only differ from the previous process's).
+pub fn random_id() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    let read = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if read.is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes = (nanos ^ (u128::from(std::process::id()) << 96)).to_be_bytes();
+    }
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

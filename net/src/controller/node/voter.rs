@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use prost::Message as _;
 use raft::eraftpb::Message;
-use runnel_engine::rt::{self, Either, LocalEvent};
+use runnel_engine::rt::{self, LocalEvent};
 
 use super::disk::{Found, QuorumFiles};
 use super::ids::{node_of, raft_id_of};
@@ -29,6 +29,16 @@ use crate::kafka::error_code;
 
 /// How long a request waits for its records to commit before the broker is told to retry.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+thread_local! {
+    /// The voter of this node, on the shard it runs on.
+    static LOCAL_VOTER: RefCell<Option<Voter>> = const { RefCell::new(None) };
+}
+
+/// This node's voter, when called on the shard it runs on (shard 0) of a node that votes.
+pub fn local_voter() -> Option<Voter> {
+    LOCAL_VOTER.with(|local| local.borrow().clone())
+}
 
 /// What became of the entry a request proposed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +147,12 @@ impl Voter {
             node_id: settings.node_id,
         };
         let tick = settings.election_timeout / TICKS_PER_ELECTION as u32;
-        rt::spawn_local(voter.clone().run(files, tick));
+        rt::spawn_local(
+            voter
+                .clone()
+                .run(files, tick, settings.metadata_snapshot_bytes),
+        );
+        LOCAL_VOTER.with(|local| *local.borrow_mut() = Some(voter.clone()));
         Ok(voter)
     }
 
@@ -175,7 +190,9 @@ impl Voter {
     /// Whether this voter is the active controller: the leader, with its image complete.
     fn is_active(shared: &Shared) -> bool {
         shared.quorum.status().role == Role::Leader
-            && shared.term_start.is_some_and(|start| shared.applied >= start)
+            && shared
+                .term_start
+                .is_some_and(|start| shared.applied >= start)
     }
 
     /// Decides a request on the active controller and, when the decision has records,
@@ -242,7 +259,7 @@ impl Voter {
 
     /// The loop: steps messages and ticks, carries out outputs, and as the active controller
     /// runs the controller's periodic checks (fencing brokers whose sessions expired).
-    async fn run(self, mut files: QuorumFiles, tick: Duration) {
+    async fn run(self, mut files: QuorumFiles, tick: Duration, snapshot_bytes: u64) {
         let mut next_tick = Instant::now() + tick;
         loop {
             let now = Instant::now();
@@ -267,7 +284,11 @@ impl Voter {
                     self.controller_tick(&mut shared);
                 }
             }
-            if let Err(e) = self.carry_out_outputs(&mut files).await {
+            let mut written = self.carry_out_outputs(&mut files).await;
+            if written.is_ok() && files.wal_len() > snapshot_bytes {
+                written = self.snapshot(&mut files).await;
+            }
+            if let Err(e) = written {
                 // A voter that cannot write its log must not vote or acknowledge: stop the
                 // broker (the main thread shuts down on SIGTERM) rather than run on.
                 tracing::error!("controller: metadata log write failed: {e}; shutting down");
@@ -278,6 +299,26 @@ impl Voter {
                 return;
             }
         }
+    }
+
+    /// Snapshots the image at the applied index and starts a new WAL after it, so that a
+    /// restart reads the snapshot and a short log rather than the whole history.
+    async fn snapshot(&self, files: &mut QuorumFiles) -> std::io::Result<()> {
+        let persist = {
+            let mut shared = self.shared.borrow_mut();
+            let (applied, data) = (shared.applied, shared.controller.image().snapshot_bytes());
+            match shared.quorum.compact(applied, data) {
+                Ok(persist) => persist,
+                Err(e) => {
+                    // An installed snapshot is being written: take ours after it.
+                    tracing::debug!("controller: snapshot deferred: {e}");
+                    return Ok(());
+                }
+            }
+        };
+        files.write(persist).await?;
+        tracing::info!(wal_bytes = files.wal_len(), "metadata snapshot taken");
+        Ok(())
     }
 
     /// The active controller's periodic work, proposed as one entry.

@@ -40,14 +40,15 @@
 //!
 //! # Guarantees (check_quorum and pre_vote are on)
 //! - At most one leader per term (Raft's election safety, with votes durable before sent).
-//! - A leader that has not heard from a majority for `election_tick` ticks steps down at that
-//!   tick ([`node`]'s lease; raft-rs's own check_quorum alone allows up to twice that).
+//! - A leader that has not heard from a majority for `election_tick - 2` ticks steps down at
+//!   that tick ([`node`]'s lease; raft-rs's own check_quorum alone allows up to twice
+//!   `election_tick`).
 //! - Followers refuse to vote for `election_tick` ticks after hearing from their leader
 //!   (raft-rs's lease), so a new leader can be elected only after a majority stopped hearing
-//!   from the old one for that long; the two can overlap by at most one message delay plus a
-//!   tick, and in that window the old one cannot commit anything. A controller must therefore
-//!   act only on what is committed, and treat leadership as ended when `status().role`
-//!   changes.
+//!   from the old one for that long, by which time the old one has stepped down (the two-tick
+//!   margin covers the round trip and the nodes' unsynchronised ticks). Even were they to
+//!   overlap, the old one could commit nothing: a controller acts only on what is committed,
+//!   and treats leadership as ended when `status().role` changes.
 //! - A proposal is committed only when durable on a majority; committed entries never change.
 //! - Not supported yet: membership changes (voters are fixed by configuration), leader
 //!   transfer, read-index reads; the wire refuses those message types.

@@ -264,7 +264,11 @@ impl Quorum {
 
     /// Leader lease, tighter than raft-rs's check_quorum (which samples every election
     /// timeout, so a cut-off leader could last up to two): step down as soon as a majority
-    /// has not been heard from for `election_tick` ticks.
+    /// has not been heard from for `election_tick - 2` ticks. Two ticks short of the
+    /// followers' own lease (they refuse votes for `election_tick` ticks after hearing from
+    /// the leader), because the leader hears a follower a round trip after the follower heard
+    /// it, and ticks are counted on different clocks: so the old controller has stepped down
+    /// before a new one can be elected, rather than about when.
     fn check_lease(&mut self) {
         let raft = &mut self.raw.raft;
         if raft.state != StateRole::Leader || !self.lease {
@@ -277,7 +281,7 @@ impl Quorum {
                 self.heard.insert(*v, self.ticks);
             }
         }
-        let window = self.timing.election_tick as u64;
+        let window = (self.timing.election_tick as u64).saturating_sub(2).max(1);
         let id = raft.id;
         let recent = self
             .voters

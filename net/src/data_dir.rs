@@ -99,11 +99,16 @@ impl DataDir {
 
 /// 16 random bytes in unpadded base64url (22 characters), the shape of Kafka's cluster ids.
 fn random_cluster_id() -> io::Result<String> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut bytes = [0u8; 16];
     io::Read::read_exact(&mut File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(cluster_id_text(bytes))
+}
+
+/// A cluster id's 16 bytes as Kafka writes them: unpadded base64url, 22 characters.
+pub fn cluster_id_text(bytes: [u8; 16]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bits = u128::from_be_bytes(bytes);
-    Ok((0..22)
+    (0..22)
         .map(|i| {
             let shift = 128i32 - 6 * (i + 1);
             let index = if shift >= 0 {
@@ -113,7 +118,7 @@ fn random_cluster_id() -> io::Result<String> {
             };
             char::from(ALPHABET[index as usize])
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]

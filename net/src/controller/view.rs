@@ -24,6 +24,8 @@ pub struct BrokerEndpoint {
 /// The cluster as this broker last heard of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterView {
+    /// The cluster's id, once the quorum has chosen it.
+    pub cluster_id: Option<String>,
     /// The active controller's node id, when one is known.
     pub controller: Option<i32>,
     /// Every registered broker, by id.
@@ -44,6 +46,14 @@ thread_local! {
 /// This shard's view of the cluster; `None` on a broker that runs alone.
 pub fn current() -> Option<Arc<ClusterView>> {
     VIEW.with(|view| view.borrow().clone())
+}
+
+/// The cluster id clients are told: the quorum's once chosen, else this broker's own (`own`:
+/// a lone broker's, from its data directory).
+pub fn cluster_id(own: &str) -> String {
+    current()
+        .and_then(|view| view.cluster_id.clone())
+        .unwrap_or_else(|| own.to_owned())
 }
 
 /// Installs `view` on every shard; returns once each has it.

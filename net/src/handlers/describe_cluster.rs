@@ -32,7 +32,7 @@ pub fn handle(
         return response;
     }
     response.endpoint_type = ENDPOINT_BROKERS;
-    response.cluster_id = StrBytes::from_string(broker.cluster_id.clone());
+    response.cluster_id = StrBytes::from_string(view::cluster_id(&broker.cluster_id));
     match view::current() {
         Some(cluster) => {
             // -1 while no controller is elected, as Kafka reports it.

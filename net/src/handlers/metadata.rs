@@ -36,7 +36,7 @@ pub async fn handle(
     let mut response = MetadataResponse::default();
     (response.brokers, response.controller_id) = brokers(broker);
     if version >= 2 {
-        response.cluster_id = Some(StrBytes::from_string(broker.cluster_id.clone()));
+        response.cluster_id = Some(StrBytes::from_string(view::cluster_id(&broker.cluster_id)));
     }
     // v8-v10 only: Kafka 3.x moved the cluster's operations to DescribeCluster (KIP-700), and
     // the request field is absent (false) elsewhere.

@@ -15,6 +15,15 @@ fn three_nodes_elect_one_controller_and_register_every_broker() {
         .unwrap();
     assert!((1..=3).contains(&controller));
     wait_for_brokers(&cluster, &[1, 2, 3], &[(1, false), (2, false), (3, false)]);
+    // One cluster, one id, whichever node is asked.
+    let ids: Vec<String> = [1, 2, 3]
+        .iter()
+        .map(|&n| cluster.describe(n).unwrap().cluster_id.to_string())
+        .collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0] && id.len() == 22),
+        "{ids:?}"
+    );
     // Each broker advertises its own listener, and clients are told all of them.
     let described = cluster.describe(2).unwrap();
     for broker in &described.brokers {

@@ -97,6 +97,7 @@ enum Undo {
     Partition(TopicId, usize, PartitionState),
     Config(ConfigResource, String, Option<String>),
     ProducerIds(i64),
+    ClusterId(Option<[u8; 16]>),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -108,11 +109,18 @@ pub struct MetadataImage {
     pub(super) configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
     pub(super) next_producer_id: i64,
     pub(super) last_offset: Option<u64>,
+    /// Set once, by the first active controller.
+    pub(super) cluster_id: Option<[u8; 16]>,
 }
 
 impl MetadataImage {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The cluster's id, once the first controller has chosen it.
+    pub fn cluster_id(&self) -> Option<[u8; 16]> {
+        self.cluster_id
     }
 
     /// Applies one record committed at `offset` (records of one raft entry share its offset).
@@ -337,6 +345,14 @@ impl MetadataImage {
                 undo.push(Undo::ProducerIds(self.next_producer_id));
                 self.next_producer_id = next_block_start;
             }
+            MetadataRecord::ClusterId { id } => {
+                // Chosen once: a second choice (two controllers' proposals racing) is refused.
+                if self.cluster_id.is_some_and(|current| current != *id) {
+                    return Err(ApplyError::Invalid("the cluster id is already chosen"));
+                }
+                undo.push(Undo::ClusterId(self.cluster_id));
+                self.cluster_id = Some(*id);
+            }
         }
         Ok(())
     }
@@ -404,6 +420,7 @@ impl MetadataImage {
                 self.set_config(&resource, &name, old);
             }
             Undo::ProducerIds(next) => self.next_producer_id = next,
+            Undo::ClusterId(id) => self.cluster_id = id,
         }
     }
 }

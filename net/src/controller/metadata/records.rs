@@ -119,6 +119,11 @@ pub enum MetadataRecord {
         broker_epoch: i64,
         next_block_start: i64,
     },
+    /// The cluster's id, chosen once by the first active controller (Kafka formats every
+    /// node's storage with it; here the quorum agrees on it instead).
+    ClusterId {
+        id: [u8; 16],
+    },
 }
 
 mod kind {
@@ -133,6 +138,7 @@ mod kind {
     pub const REMOVE_TOPIC: u8 = 9;
     pub const CONFIG: u8 = 10;
     pub const PRODUCER_IDS: u8 = 11;
+    pub const CLUSTER_ID: u8 = 12;
 }
 
 impl MetadataRecord {
@@ -162,6 +168,7 @@ impl MetadataRecord {
             MetadataRecord::RemoveTopic { .. } => kind::REMOVE_TOPIC,
             MetadataRecord::Config { .. } => kind::CONFIG,
             MetadataRecord::ProducerIds { .. } => kind::PRODUCER_IDS,
+            MetadataRecord::ClusterId { .. } => kind::CLUSTER_ID,
         }
     }
 
@@ -246,13 +253,14 @@ impl MetadataRecord {
                 w.varint(*broker_epoch);
                 w.varint(*next_block_start);
             }
+            MetadataRecord::ClusterId { id } => w.uuid(id),
         }
     }
 
     fn read(r: &mut Reader<'_>) -> Result<MetadataRecord, DecodeError> {
         let kind = r.u8()?;
         let version = r.u8()?;
-        if !(kind::REGISTER_BROKER..=kind::PRODUCER_IDS).contains(&kind) {
+        if !(kind::REGISTER_BROKER..=kind::CLUSTER_ID).contains(&kind) {
             return Err(DecodeError::UnknownType(kind));
         }
         if version != RECORD_VERSION {
@@ -337,6 +345,7 @@ impl MetadataRecord {
                     value: r.opt_str()?,
                 }
             }
+            kind::CLUSTER_ID => MetadataRecord::ClusterId { id: r.uuid()? },
             _ => MetadataRecord::ProducerIds {
                 broker_id: r.i32()?,
                 broker_epoch: r.varint()?,

@@ -66,6 +66,9 @@ impl MetadataImage {
                 });
             }
         }
+        if let Some(id) = self.cluster_id {
+            records.push(MetadataRecord::ClusterId { id });
+        }
         if self.next_producer_id > 0 {
             records.push(MetadataRecord::ProducerIds {
                 broker_id: -1,

@@ -67,7 +67,7 @@ pub fn arbitrary_record(rng: &mut Rng) -> MetadataRecord {
         rng.below(40) as i64
     };
     // Partitions and their changes twice as often: they need the most set-up to apply.
-    match rng.below(14) {
+    match rng.below(15) {
         0 => MetadataRecord::RegisterBroker(RegisterBroker {
             broker_id,
             incarnation_id: {
@@ -140,6 +140,9 @@ pub fn arbitrary_record(rng: &mut Rng) -> MetadataRecord {
             },
             name: format!("c{}", rng.below(3)),
             value: rng.bool().then(|| format!("v{}", rng.next())),
+        },
+        14 => MetadataRecord::ClusterId {
+            id: [rng.below(2) as u8; 16],
         },
         _ => MetadataRecord::ProducerIds {
             broker_id,

@@ -7,6 +7,7 @@ use runnel_engine::rt;
 
 use crate::controller::metadata::MetadataImage;
 use crate::controller::view::{self, BrokerEndpoint, ClusterView};
+use crate::data_dir::cluster_id_text;
 
 use super::voter::Voter;
 
@@ -27,6 +28,7 @@ pub async fn follow(voter: Voter) {
 
 fn view_of(image: &MetadataImage, controller: Option<i32>) -> ClusterView {
     ClusterView {
+        cluster_id: image.cluster_id().map(cluster_id_text),
         controller,
         brokers: image
             .brokers()

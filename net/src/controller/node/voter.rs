@@ -20,7 +20,8 @@ use runnel_engine::rt::{self, LocalEvent};
 use super::disk::{Found, QuorumFiles};
 use super::ids::{node_of, raft_id_of};
 use crate::controller::metadata::{
-    decode_batch, encode_batch, ControllerSettings, MetadataController, MetadataImage, Outcome,
+    decode_batch, encode_batch, ControllerSettings, MetadataController, MetadataImage,
+    MetadataRecord, Outcome,
 };
 use crate::controller::quorum::{Output, Quorum, QuorumStatus, Role, Timing};
 use crate::controller::settings::QuorumSettings;
@@ -326,7 +327,13 @@ impl Voter {
         if !Self::is_active(shared) || self.turn.get() {
             return;
         }
-        let records = shared.controller.tick(Instant::now());
+        let mut records = shared.controller.tick(Instant::now());
+        if shared.controller.image().cluster_id().is_none() {
+            // The first controller of a new cluster names it.
+            records.push(MetadataRecord::ClusterId {
+                id: super::ids::random_id(),
+            });
+        }
         if !records.is_empty() {
             if let Err(code) = propose(shared, &records) {
                 tracing::debug!(code, "controller: periodic proposal refused");
@@ -450,10 +457,7 @@ impl Voter {
 }
 
 /// Proposes `records` as one entry; its index and term.
-fn propose(
-    shared: &mut Shared,
-    records: &[crate::controller::metadata::MetadataRecord],
-) -> Result<(u64, u64), i16> {
+fn propose(shared: &mut Shared, records: &[MetadataRecord]) -> Result<(u64, u64), i16> {
     let data = encode_batch(records);
     shared
         .quorum

@@ -226,6 +226,8 @@ impl Voter {
                 return Ok(decision.reply);
             }
             let (index, term) = propose(&mut shared, &decision.records)?;
+            // Before the loop can apply it: the loop records the fate of awaited entries only.
+            shared.proposals.insert(index, EntryFate::Waiting);
             (index, term, decision.reply)
         };
         self.wake.notify_all();
@@ -464,9 +466,6 @@ fn propose(shared: &mut Shared, records: &[MetadataRecord]) -> Result<(u64, u64)
         .propose(data)
         .map_err(|_| error_code::NOT_CONTROLLER)?;
     let status = shared.quorum.status();
-    shared
-        .proposals
-        .insert(status.last_index, EntryFate::Waiting);
     Ok((status.last_index, status.term))
 }
 

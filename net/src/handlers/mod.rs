@@ -16,6 +16,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_quorum;
 pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
@@ -58,6 +59,7 @@ pub static APIS: Apis = Apis(&[
     describe_cluster::API,
     describe_log_dirs::API,
     describe_producers::API,
+    describe_quorum::API,
     init_producer_id::API,
     find_coordinator::API,
     join_group::API,

@@ -1,17 +1,19 @@
 //! Brokers' requests to the active controller, as they arrive on the controller listener:
 //! Kafka's BrokerRegistration and BrokerHeartbeat, decided by the
 //! [`MetadataController`](crate::controller::metadata::MetadataController) through the
-//! [`Voter`].
+//! [`Voter`]; and DescribeQuorum, forwarded by nodes that aren't the quorum's leader and
+//! answered from this voter's raft status.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest,
-    BrokerRegistrationResponse, RequestHeader, ResponseHeader,
+    BrokerRegistrationResponse, DescribeQuorumRequest, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use super::voter::Voter;
 use crate::controller::metadata::{Heartbeat, Listener, Registration};
+use crate::handlers::describe_quorum;
 use crate::kafka::error_code;
 
 /// The version of each request a broker sends (and the controller accepts).
@@ -43,6 +45,15 @@ pub async fn answer(voter: &Voter, mut payload: Bytes) -> Option<Bytes> {
             let request = BrokerHeartbeatRequest::decode(&mut payload, version).ok()?;
             heartbeat(voter, request)
                 .await
+                .encode(&mut out, version)
+                .ok()?;
+        }
+        (ApiKey::DescribeQuorum, 0..=describe_quorum::MAX_VERSION) => {
+            let request = DescribeQuorumRequest::decode(&mut payload, version).ok()?;
+            // Answered here, never forwarded again: a node that has lost the leadership says
+            // NOT_LEADER_OR_FOLLOWER, and the client retries (no forwarding loops).
+            let response = describe_quorum::answer_as_leader(voter, &request);
+            describe_quorum::fit_to_version(response, version)
                 .encode(&mut out, version)
                 .ok()?;
         }

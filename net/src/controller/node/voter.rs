@@ -18,7 +18,9 @@ use raft::eraftpb::Message;
 use runnel_engine::rt::{self, LocalEvent};
 
 use super::disk::{Found, QuorumFiles};
-use super::ids::{node_of, raft_id_of};
+/// Raft id -> Kafka node id, for the readers of [`Voter::status`] (which speaks raft ids).
+pub use super::ids::node_of;
+use super::ids::raft_id_of;
 use crate::controller::metadata::{
     decode_batch, encode_batch, ControllerSettings, MetadataController, MetadataImage,
     MetadataRecord, Outcome,
@@ -82,6 +84,9 @@ pub struct Voter {
     turn: Rc<Cell<bool>>,
     turn_free: Rc<LocalEvent>,
     node_id: i32,
+    /// Every voter's (node id, controller listener), as configured: where a request for the
+    /// leader is forwarded, and what DescribeQuorum v2 lists as the voters' endpoints.
+    voter_addresses: Rc<Vec<(i32, String)>>,
 }
 
 impl std::fmt::Debug for Voter {
@@ -146,6 +151,13 @@ impl Voter {
             turn: Rc::new(Cell::new(false)),
             turn_free: Rc::new(LocalEvent::new()),
             node_id: settings.node_id,
+            voter_addresses: Rc::new(
+                settings
+                    .voters
+                    .iter()
+                    .map(|v| (v.id, v.address.clone()))
+                    .collect(),
+            ),
         };
         let tick = settings.election_timeout / TICKS_PER_ELECTION as u32;
         rt::spawn_local(
@@ -171,6 +183,11 @@ impl Voter {
     /// The node id of the leader this voter knows of.
     pub fn leader(&self) -> Option<i32> {
         self.shared.borrow().quorum.status().leader.map(node_of)
+    }
+
+    /// Every voter's (node id, controller listener), sorted by id.
+    pub fn voter_addresses(&self) -> Vec<(i32, String)> {
+        self.voter_addresses.as_ref().clone()
     }
 
     pub fn status(&self) -> QuorumStatus {

@@ -177,6 +177,7 @@ fn run(cli: Cli) -> Result<(), String> {
         .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
     let broker = Arc::new(BrokerInfo {
         node_id: config.node_id,
+        in_cluster: quorum.is_some(),
         advertised_host,
         advertised_port,
         cluster_id,

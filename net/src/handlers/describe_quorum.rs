@@ -48,12 +48,22 @@ const CONTROLLER_LISTENER: &str = "CONTROLLER";
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 
 crate::api!(DescribeQuorum, 0..=2, |call, request| handle(
+    call.broker.in_cluster,
     request,
     call.version
 )
 .await);
 
-pub async fn handle(request: DescribeQuorumRequest, version: i16) -> DescribeQuorumResponse {
+pub async fn handle(
+    in_cluster: bool,
+    request: DescribeQuorumRequest,
+    version: i16,
+) -> DescribeQuorumResponse {
+    if !in_cluster {
+        // Not advertised by such a broker (ApiVersions), so only a client that ignores
+        // ApiVersions gets here.
+        return fit_to_version(no_quorum(), version);
+    }
     // The voter lives on shard 0; its answer is plain data, so it travels back to this one.
     let response = match rt::run_on(0, move || answer_on_shard_zero(request)).await {
         Ok(response) => response,
@@ -66,7 +76,8 @@ pub async fn handle(request: DescribeQuorumRequest, version: i16) -> DescribeQuo
 /// Answers on shard 0: as the leader, or by asking the leader.
 async fn answer_on_shard_zero(request: DescribeQuorumRequest) -> DescribeQuorumResponse {
     let Some(voter) = local_voter() else {
-        return no_quorum();
+        // A node of a cluster whose voter is still starting (the other shards serve first).
+        return not_leader("the controller quorum is starting on this node");
     };
     if !names_the_metadata_partition(&request) {
         return unknown_partitions(&request);

@@ -30,6 +30,8 @@ use crate::warn_limited;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerInfo {
     pub node_id: i32,
+    /// Part of a cluster (a controller quorum is configured), not a broker running alone.
+    pub in_cluster: bool,
     /// Host and port clients are told to connect to (Metadata).
     pub advertised_host: String,
     pub advertised_port: u16,

@@ -81,8 +81,17 @@ impl QuorumSettings {
             }
             (true, None, None) => unreachable!("a controller is a voter (checked above)"),
         };
+        if !(100..=60_000).contains(&cluster.election_timeout_ms) {
+            // A tenth of it is the quorum's tick; below 10 ms a tick is lost in scheduling noise.
+            return Err(invalid(
+                "cluster.election_timeout_ms",
+                &format!(
+                    "{} is not between 100 and 60000",
+                    cluster.election_timeout_ms
+                ),
+            ));
+        }
         for (setting, ms) in [
-            ("cluster.election_timeout_ms", cluster.election_timeout_ms),
             (
                 "cluster.broker_heartbeat_interval_ms",
                 cluster.broker_heartbeat_interval_ms,
@@ -99,10 +108,11 @@ impl QuorumSettings {
                 ));
             }
         }
-        if cluster.broker_heartbeat_interval_ms >= cluster.broker_session_timeout_ms {
+        if cluster.broker_heartbeat_interval_ms > cluster.broker_session_timeout_ms / 2 {
+            // One lost heartbeat must not cost a broker its session.
             return Err(invalid(
                 "cluster.broker_heartbeat_interval_ms",
-                "must be shorter than broker_session_timeout_ms",
+                "must be at most half of broker_session_timeout_ms",
             ));
         }
         if cluster.metadata_snapshot_bytes < 1024 {
@@ -309,7 +319,11 @@ mod tests {
     #[test]
     fn heartbeats_must_come_more_often_than_the_session_times_out() {
         let mut config = cluster(THREE, &[]);
-        config.broker_heartbeat_interval_ms = 9000;
+        config.broker_heartbeat_interval_ms = 4501;
+        assert!(QuorumSettings::resolve(1, &config).is_err());
+        config.broker_heartbeat_interval_ms = 4500;
+        assert!(QuorumSettings::resolve(1, &config).is_ok());
+        config.election_timeout_ms = 99;
         assert!(QuorumSettings::resolve(1, &config).is_err());
     }
 }

@@ -84,3 +84,35 @@ fn a_majority_down_leaves_no_controller_until_it_returns() {
         .unwrap();
     assert!([last, second].contains(&back));
 }
+
+#[test]
+fn a_stopped_controller_is_replaced_and_follows_when_it_resumes() {
+    let cluster = Cluster::start("cluster-sigstop", 3);
+    let old = cluster
+        .wait_for_controller(&[1, 2, 3], Duration::from_secs(15))
+        .unwrap();
+    wait_for_brokers(&cluster, &[1, 2, 3], &[(1, false), (2, false), (3, false)]);
+    let stopped = cluster.node(old).broker.as_ref().unwrap();
+    stopped.signal(libc::SIGSTOP);
+    let others: Vec<i32> = [1, 2, 3].into_iter().filter(|&n| n != old).collect();
+    let new = cluster
+        .wait_for_controller(&others, Duration::from_secs(10))
+        .unwrap();
+    assert_ne!(new, old);
+    // Past the session timeout (2 s here): the stopped broker is fenced, and the broker whose
+    // heartbeats went to the stopped controller found the new one in time.
+    let mut expected = vec![(1, false), (2, false), (3, false)];
+    expected[(old - 1) as usize].1 = true;
+    wait_for_brokers(&cluster, &others, &expected);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(crate::brokers_seen_by(&cluster, new).unwrap(), expected);
+    stopped.signal(libc::SIGCONT);
+    // Resumed, it follows the new controller rather than acting as the old one.
+    assert_eq!(
+        cluster
+            .wait_for_controller(&[1, 2, 3], Duration::from_secs(10))
+            .unwrap(),
+        new
+    );
+    wait_for_brokers(&cluster, &[1, 2, 3], &[(1, false), (2, false), (3, false)]);
+}

@@ -43,8 +43,11 @@ pub async fn run_lifecycle(settings: QuorumSettings, advertised: Advertised, vot
     let mut client = RpcClient::new(
         voters,
         format!("runnel-broker-{}", settings.node_id),
-        // A call that outlives the session timeout is no use to the session.
-        settings.broker_session_timeout,
+        // Short enough that a call to a controller that went silent (SIGSTOP, a partition)
+        // leaves time to find the new one before the session expires.
+        settings
+            .broker_heartbeat_interval
+            .min(settings.broker_session_timeout / 4),
     );
     let incarnation = uuid::Uuid::from_bytes(super::ids::random_id());
     let mut epoch: Option<i64> = None;
@@ -53,7 +56,8 @@ pub async fn run_lifecycle(settings: QuorumSettings, advertised: Advertised, vot
         if let Some(leader) = voter.leader() {
             client.aim_at(leader);
         }
-        let (_, applied) = voter.image();
+        let applied = voter.applied();
+        let mut failed = false;
         match epoch {
             None => match register(&mut client, &settings, &advertised, incarnation).await {
                 Ok(registered) => {
@@ -63,6 +67,7 @@ pub async fn run_lifecycle(settings: QuorumSettings, advertised: Advertised, vot
                 Err(reason) => {
                     tracing::debug!("broker registration: {reason}");
                     client.try_next();
+                    failed = true;
                 }
             },
             Some(current) => {
@@ -95,17 +100,21 @@ pub async fn run_lifecycle(settings: QuorumSettings, advertised: Advertised, vot
                         if answer.error_code == error_code::NOT_CONTROLLER {
                             client.try_next();
                         }
+                        failed = true;
                     }
                     Err(e) => {
                         tracing::debug!("heartbeat: {e}");
                         client.try_next();
+                        failed = true;
                     }
                 }
             }
         }
-        rt::sleep(if epoch.is_some() {
+        rt::sleep(if epoch.is_some() && !failed {
             interval
         } else {
+            // Not registered, or the last call failed: try again soon (with the controller
+            // the local voter knows by then), not a whole interval later.
             Duration::from_millis(100).min(interval)
         })
         .await;

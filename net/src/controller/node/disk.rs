@@ -1,6 +1,7 @@
-//! The quorum's files in `<data_dir>/__cluster_metadata-0/` (Kafka's name for the metadata
-//! log's directory): the snapshot and the write-ahead log, in the format of
-//! [`super::super::quorum::wal`], which also explains the rotation this carries out.
+//! The quorum's files in `<data_dir>/cluster-metadata/`: the snapshot and the write-ahead
+//! log, in the format of [`super::super::quorum::wal`], which also explains the rotation this
+//! carries out. Not Kafka's `__cluster_metadata-0`: a directory shaped like a partition's
+//! could be taken for one (by topic deletion, or the start-up sweep of orphan partitions).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use crate::controller::quorum::wal::{self, Recovered, SNAPSHOT_FILE};
 use crate::controller::quorum::Persist;
 
 /// The metadata log's directory under the data directory.
-pub const METADATA_DIR: &str = "__cluster_metadata-0";
+pub const METADATA_DIR: &str = "cluster-metadata";
 
 /// What start-up found on disk.
 #[derive(Debug)]
@@ -29,16 +30,23 @@ pub struct Found {
 pub fn recover(data_dir: &Path) -> io::Result<Found> {
     let dir = data_dir.join(METADATA_DIR);
     std::fs::create_dir_all(&dir)?;
-    let mut newest_wal: Option<(String, PathBuf)> = None;
+    let mut wals: Vec<(u64, PathBuf)> = Vec::new();
     for entry in std::fs::read_dir(&dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".tmp") {
             // A rotation or snapshot cut short by a crash: never renamed, so never used.
             std::fs::remove_file(entry.path())?;
-        } else if name.starts_with("wal-") && newest_wal.as_ref().is_none_or(|(n, _)| name > *n) {
-            newest_wal = Some((name, entry.path()));
+        } else if let Some(first) = wal_first_index(&name) {
+            wals.push((first, entry.path()));
         }
+    }
+    wals.sort();
+    let newest_wal = wals.pop();
+    for (_, older) in wals {
+        // A rotation finished (the newer WAL exists only once complete) but the crash came
+        // before it removed the one it replaced.
+        std::fs::remove_file(older)?;
     }
     let snapshot_bytes = match std::fs::read(dir.join(SNAPSHOT_FILE)) {
         Ok(bytes) => Some(bytes),
@@ -83,6 +91,15 @@ pub fn recover(data_dir: &Path) -> io::Result<Found> {
         snapshot,
         wal_path,
     })
+}
+
+/// The first index in a WAL file's name (`wal-` and exactly 20 digits), or `None` for any
+/// other file.
+fn wal_first_index(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("wal-")?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
 }
 
 /// The open WAL, appended to by the controller's loop.
@@ -156,5 +173,38 @@ impl QuorumFiles {
             fs::open_dir(&self.dir).await?.fsync().await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_wal_files_named_as_written_count() {
+        assert_eq!(wal_first_index(&wal::wal_file_name(17)), Some(17));
+        assert_eq!(wal_first_index("wal-00000000000000000017.bak"), None);
+        assert_eq!(wal_first_index("wal-17"), None);
+        assert_eq!(wal_first_index("wal-0000000000000000001x"), None);
+        assert_eq!(wal_first_index("snapshot"), None);
+    }
+
+    #[test]
+    fn recovery_keeps_the_newest_wal_and_drops_leftovers() {
+        let data = std::env::temp_dir().join(format!("runnel-qdisk-{}", std::process::id()));
+        let dir = data.join(METADATA_DIR);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(wal::wal_file_name(1)), b"").unwrap();
+        std::fs::write(dir.join(wal::wal_file_name(9)), b"").unwrap();
+        std::fs::write(dir.join("snapshot.tmp"), b"half").unwrap();
+        let found = recover(&data).unwrap();
+        assert_eq!(found.wal_path, dir.join(wal::wal_file_name(9)));
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec![wal::wal_file_name(9)]);
+        std::fs::remove_dir_all(&data).unwrap();
     }
 }

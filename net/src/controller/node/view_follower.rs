@@ -15,8 +15,8 @@ use super::voter::Voter;
 pub async fn follow(voter: Voter) {
     let mut published: Option<ClusterView> = None;
     loop {
-        let (image, _) = voter.image();
-        let current = view_of(&image, voter.leader());
+        let leader = voter.leader();
+        let current = voter.with_image(|image| view_of(image, leader));
         if published.as_ref() != Some(&current) {
             view::publish(current.clone()).await;
             published = Some(current);

@@ -68,6 +68,9 @@ struct Shared {
     proposals: BTreeMap<u64, EntryFate>,
     /// Applied index.
     applied: u64,
+    /// The term in which this voter proposed a cluster id (one proposal per term: a second
+    /// one, refused on apply, would take the records batched with it down too).
+    cluster_id_proposed: Option<u64>,
 }
 
 /// A voter; cheap to clone (shared on its shard).
@@ -144,6 +147,7 @@ impl Voter {
                 term_start: None,
                 proposals: BTreeMap::new(),
                 applied,
+                cluster_id_proposed: None,
             })),
             links: Rc::new(links),
             wake: Rc::new(LocalEvent::new()),
@@ -173,7 +177,13 @@ impl Voter {
     pub fn receive(&self, payload: Bytes) {
         match Message::decode(payload) {
             Ok(message) => {
-                self.shared.borrow_mut().inbox.push_back(message);
+                let mut shared = self.shared.borrow_mut();
+                if shared.inbox.len() >= MAX_INBOX {
+                    tracing::debug!("controller: inbox full; raft message dropped");
+                    return;
+                }
+                shared.inbox.push_back(message);
+                drop(shared);
                 self.wake.notify_all();
             }
             Err(e) => tracing::debug!("controller: undecodable raft message: {e}"),
@@ -200,6 +210,16 @@ impl Voter {
         (shared.controller.image().clone(), shared.applied)
     }
 
+    /// Reads the applied image in place (no copy: the image holds every partition).
+    pub fn with_image<T>(&self, read: impl FnOnce(&MetadataImage) -> T) -> T {
+        read(self.shared.borrow().controller.image())
+    }
+
+    /// The index of the last applied metadata entry.
+    pub fn applied(&self) -> u64 {
+        self.shared.borrow().applied
+    }
+
     /// Waits for the next applied output or change of role.
     pub async fn progressed(&self) {
         self.progressed.wait().await
@@ -223,10 +243,9 @@ impl Voter {
         while self.turn.replace(true) {
             self.turn_free.wait().await;
         }
-        let result = self.decide_in_turn(decide).await;
-        self.turn.set(false);
-        self.turn_free.notify_all();
-        result
+        // Released however this ends, a caller dropping the future included.
+        let _turn = TurnGuard(self);
+        self.decide_in_turn(decide).await
     }
 
     async fn decide_in_turn<T>(
@@ -272,8 +291,10 @@ impl Voter {
         self.shared.borrow_mut().proposals.remove(&index);
         match fate {
             EntryFate::Applied { term: applied } if applied == term => Ok(reply),
-            EntryFate::Waiting => Err(error_code::REQUEST_TIMED_OUT),
-            _ => Err(error_code::NOT_CONTROLLER),
+            // Not known to have taken effect (still pending, refused on apply, or leadership
+            // moved while it waited: a new leader may yet commit it): the broker asks again,
+            // and decisions are idempotent.
+            _ => Err(error_code::REQUEST_TIMED_OUT),
         }
     }
 
@@ -281,42 +302,61 @@ impl Voter {
     /// runs the controller's periodic checks (fencing brokers whose sessions expired).
     async fn run(self, mut files: QuorumFiles, tick: Duration, snapshot_bytes: u64) {
         let mut next_tick = Instant::now() + tick;
+        let mut ticks: u64 = 0;
+        // WAL bytes right after the last snapshot (its head): snapshots are taken on what was
+        // written since, not on a head that holds entries not yet applied.
+        let mut wal_base = files.wal_len();
         loop {
-            let now = Instant::now();
-            if now < next_tick {
-                let _ = rt::select(self.wake.wait(), rt::sleep(next_tick - now)).await;
-            }
+            // Taken before the inbox is drained: a message arriving during this round's writes
+            // completes it, so the loop does not sleep with work waiting.
+            let woken = self.wake.wait();
             {
                 let mut shared = self.shared.borrow_mut();
+                // Ticks first, each one the shard missed included: a leader whose shard stalled
+                // must count the time it was away (and step down if a majority stopped hearing
+                // it meanwhile) before stale acknowledgements in its inbox renew its lease.
+                let now = Instant::now();
+                let mut due = 0;
+                while next_tick <= now && due < MAX_TICKS_CAUGHT_UP {
+                    next_tick += tick;
+                    due += 1;
+                }
+                if next_tick <= now {
+                    next_tick = now + tick;
+                }
+                for _ in 0..due {
+                    shared.quorum.tick();
+                    ticks += 1;
+                    if ticks % CONTROLLER_TICK_EVERY == 0 {
+                        self.controller_tick(&mut shared);
+                    }
+                }
                 let messages = std::mem::take(&mut shared.inbox);
                 for message in messages {
                     if let Err(e) = shared.quorum.step(message) {
                         tracing::debug!("controller: raft message dropped: {e}");
                     }
                 }
-                if Instant::now() >= next_tick {
-                    next_tick += tick;
-                    if next_tick < Instant::now() {
-                        // The shard was busy for several ticks: don't run them in a burst.
-                        next_tick = Instant::now() + tick;
-                    }
-                    shared.quorum.tick();
-                    self.controller_tick(&mut shared);
-                }
             }
             let mut written = self.carry_out_outputs(&mut files).await;
-            if written.is_ok() && files.wal_len() > snapshot_bytes {
+            if written.is_ok() && files.wal_len().saturating_sub(wal_base) > snapshot_bytes {
                 written = self.snapshot(&mut files).await;
+                wal_base = files.wal_len();
             }
             if let Err(e) = written {
-                // A voter that cannot write its log must not vote or acknowledge: stop the
-                // broker (the main thread shuts down on SIGTERM) rather than run on.
-                tracing::error!("controller: metadata log write failed: {e}; shutting down");
+                // A voter that cannot write its log, or cannot read what its quorum committed,
+                // must not vote or acknowledge: stop the broker (the main thread shuts down on
+                // SIGTERM) rather than run on.
+                tracing::error!("controller: {e}; shutting down");
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::this(),
                     nix::sys::signal::Signal::SIGTERM,
                 );
                 return;
+            }
+            let now = Instant::now();
+            if now < next_tick {
+                let _ = rt::select(woken, rt::sleep(next_tick - now)).await;
             }
         }
     }
@@ -326,7 +366,13 @@ impl Voter {
     async fn snapshot(&self, files: &mut QuorumFiles) -> std::io::Result<()> {
         let persist = {
             let mut shared = self.shared.borrow_mut();
-            let (applied, data) = (shared.applied, shared.controller.image().snapshot_bytes());
+            let applied = shared.applied;
+            if applied == 0 || applied <= shared.quorum.status().snapshot_index {
+                // Nothing applied since the last snapshot: another would be the same (and one
+                // at index 0 is no snapshot at all).
+                return Ok(());
+            }
+            let data = shared.controller.image().snapshot_bytes();
             match shared.quorum.compact(applied, data) {
                 Ok(persist) => persist,
                 Err(e) => {
@@ -347,7 +393,11 @@ impl Voter {
             return;
         }
         let mut records = shared.controller.tick(Instant::now());
-        if shared.controller.image().cluster_id().is_none() {
+        let term = shared.quorum.status().term;
+        if shared.controller.image().cluster_id().is_none()
+            && shared.cluster_id_proposed != Some(term)
+        {
+            shared.cluster_id_proposed = Some(term);
             // The first controller of a new cluster names it.
             records.push(MetadataRecord::ClusterId {
                 id: super::ids::random_id(),
@@ -405,8 +455,16 @@ impl Voter {
                             }
                         },
                         Err(e) => {
-                            tracing::warn!(index = entry.index, "undecodable metadata entry: {e}");
-                            false
+                            // Committed on a majority yet unreadable here (a newer record
+                            // format, or damage): skipping it would leave this image different
+                            // from every other voter's.
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                format!(
+                                    "committed metadata entry {} is unreadable: {e}",
+                                    entry.index
+                                ),
+                            ));
                         }
                     };
                     if let Some(fate) = shared.proposals.get_mut(&entry.index) {
@@ -475,6 +533,16 @@ impl Voter {
     }
 }
 
+/// Holds [`Voter::decide`]'s turn; releasing it wakes the next decision.
+struct TurnGuard<'a>(&'a Voter);
+
+impl Drop for TurnGuard<'_> {
+    fn drop(&mut self) {
+        self.0.turn.set(false);
+        self.0.turn_free.notify_all();
+    }
+}
+
 /// Proposes `records` as one entry; its index and term.
 fn propose(shared: &mut Shared, records: &[MetadataRecord]) -> Result<(u64, u64), i16> {
     let data = encode_batch(records);
@@ -488,3 +556,11 @@ fn propose(shared: &mut Shared, records: &[MetadataRecord]) -> Result<(u64, u64)
 
 /// Ticks per election timeout: raft campaigns after 10 to 20 ticks without a leader.
 const TICKS_PER_ELECTION: usize = 10;
+/// Ticks caught up at most after a stall: enough to end any lease or start any election.
+const MAX_TICKS_CAUGHT_UP: u32 = 2 * TICKS_PER_ELECTION as u32 + 2;
+/// The active controller's periodic checks (session expiry, leaders of fenced brokers) run
+/// every this many ticks: sessions are seconds long, and a check walks every partition.
+const CONTROLLER_TICK_EVERY: u64 = 5;
+/// Raft messages waiting for the loop at most; beyond, new ones are dropped (Raft resends),
+/// so a stalled loop does not grow without bound.
+const MAX_INBOX: usize = 4096;

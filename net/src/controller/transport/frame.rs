@@ -2,8 +2,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// The largest frame accepted: a metadata snapshot sent whole to a lagging voter must fit.
-pub const MAX_FRAME_BYTES: usize = 256 << 20;
+/// The largest frame accepted: a metadata snapshot sent whole to a lagging voter must fit
+/// (the same limit as raft messages themselves, `quorum::wire::DEFAULT_MAX_FRAME`).
+pub const MAX_FRAME_BYTES: usize = crate::controller::quorum::wire::DEFAULT_MAX_FRAME;
 
 /// What a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

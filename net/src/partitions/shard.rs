@@ -656,12 +656,22 @@ fn cluster_config_changes(
         .get(name)
         .map(|meta| meta.configs.clone())
         .unwrap_or_default();
+    let (new, changes) = config_changes(&old, change)?;
+    checked_configs(&state, &new)?;
+    Ok(changes)
+}
+
+/// A topic's configs once `change` is applied to `old`, and the entries that differ from
+/// `old` among those the change names (every one, for a replacement), set or removed.
+fn config_changes(
+    old: &BTreeMap<String, String>,
+    change: ConfigChange,
+) -> Result<ConfigsAndChanges, CreateError> {
     let touched: Vec<String> = match &change {
         ConfigChange::Replace(configs) => old.keys().chain(configs.keys()).cloned().collect(),
         ConfigChange::Incremental(ops) => ops.iter().map(|op| op.name().to_owned()).collect(),
     };
-    let new = merged_configs(&old, change)?;
-    checked_configs(&state, &new)?;
+    let new = merged_configs(old, change)?;
     let mut changes: Vec<(String, Option<String>)> = touched
         .into_iter()
         .map(|key| {
@@ -671,8 +681,10 @@ fn cluster_config_changes(
         .collect();
     changes.sort();
     changes.dedup();
-    Ok(changes)
+    Ok((new, changes))
 }
+
+type ConfigsAndChanges = (BTreeMap<String, String>, Vec<(String, Option<String>)>);
 
 /// What a change to an existing topic starts from: shard 0's state, the current topics, the
 /// topic.
@@ -739,5 +751,52 @@ async fn broadcast(topics: Arc<Topics>) {
         if handle.await.is_err() {
             tracing::warn!("a shard stopped before adopting a topic change");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_replacement_sets_what_it_names_and_removes_the_rest() {
+        let old = map(&[("retention.ms", "1000"), ("segment.bytes", "2048")]);
+        let change = ConfigChange::Replace(map(&[("retention.ms", "5000")]));
+        let (new, changes) = config_changes(&old, change).unwrap();
+        assert_eq!(new, map(&[("retention.ms", "5000")]));
+        assert_eq!(
+            changes,
+            vec![
+                ("retention.ms".to_string(), Some("5000".to_string())),
+                ("segment.bytes".to_string(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn incremental_changes_send_only_the_names_they_touch() {
+        let old = map(&[("retention.ms", "1000"), ("cleanup.policy", "delete")]);
+        let change = ConfigChange::Incremental(vec![
+            ConfigOp::Append("cleanup.policy".into(), "compact".into()),
+            ConfigOp::Delete("retention.ms".into()),
+        ]);
+        let (_, changes) = config_changes(&old, change).unwrap();
+        assert_eq!(
+            changes,
+            vec![
+                (
+                    "cleanup.policy".to_string(),
+                    Some("delete,compact".to_string())
+                ),
+                ("retention.ms".to_string(), None),
+            ]
+        );
     }
 }

@@ -152,8 +152,15 @@ fn run(cli: Cli) -> Result<(), String> {
     let data_dir = DataDir::open(&config.data_dir)
         .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
 
-    runnel_net::producer_ids::init(data_dir.path())
-        .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
+    if quorum.is_some() {
+        // Topic changes and producer ids are the cluster's controller's, never this broker's
+        // alone (they are asked of it once the node has joined).
+        runnel_net::partitions::authority::expect_cluster();
+        runnel_net::producer_ids::init_cluster()
+    } else {
+        runnel_net::producer_ids::init(data_dir.path())
+    }
+    .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
     let shards = runtime_config.shard_count();
     config.check_cleaner(shards).map_err(|e| e.to_string())?;
     let listeners = Arc::new(

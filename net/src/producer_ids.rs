@@ -5,18 +5,27 @@
 //! first id not yet reserved, and an id is handed out only below it. The broker reserves
 //! [`BLOCK`] ids at start-up (before serving) and another block, in the background, once half
 //! of the current one is used, so a crash at any moment loses at most unused ids and never
-//! repeats one. The cluster replaces the file with blocks the controller allocates (Kafka's
-//! AllocateProducerIds): [`ProducerIds`] is the one place that changes.
+//! repeats one.
+//!
+//! In a cluster two brokers' files would hand out the same ids, so a broker of a cluster takes
+//! blocks from the active controller instead (Kafka's AllocateProducerIds; the controller
+//! commits each block to the metadata log before handing it out), asking for the next while
+//! half of the current one is left ([`ControllerBlocks`]). Without a block, InitProducerId is
+//! answered COORDINATOR_LOAD_IN_PROGRESS and the client retries, as Kafka's
+//! RPCProducerIdManager does ("Producer ID block is not available yet").
 //!
 //! A reused id would be harmful, not just untidy: partitions still holding the old producer's
 //! state would fence or refuse the new one's first batches.
 
 use std::io;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use runnel_engine::rt;
+
+use crate::partitions::authority::LocalFuture;
 
 /// Ids reserved per write of the file (Kafka's controller hands out blocks of 1000 too).
 pub const BLOCK: i64 = 1000;
@@ -41,19 +50,122 @@ pub enum Unavailable {
     Failed,
 }
 
-static GLOBAL: OnceLock<ProducerIds> = OnceLock::new();
+/// Where the broker's producer ids come from.
+#[derive(Debug)]
+pub enum Allocator {
+    /// A broker running alone: its data directory's reservation.
+    File(ProducerIds),
+    /// A broker of a cluster: the controller's blocks.
+    Controller(ControllerBlocks),
+}
+
+static GLOBAL: OnceLock<Allocator> = OnceLock::new();
 
 /// Loads the reservation and reserves the first block; call once, before serving.
 pub fn init(data_dir: &Path) -> io::Result<()> {
     let ids = ProducerIds::open(data_dir)?;
+    set(Allocator::File(ids))
+}
+
+/// Takes ids from the controller's blocks (a broker of a cluster); call once, before serving.
+/// Until [`set_block_source`] runs, InitProducerId is asked to retry.
+pub fn init_cluster() -> io::Result<()> {
+    set(Allocator::Controller(ControllerBlocks::default()))
+}
+
+fn set(allocator: Allocator) -> io::Result<()> {
     GLOBAL
-        .set(ids)
+        .set(allocator)
         .map_err(|_| io::Error::other("producer ids initialised twice"))
 }
 
-/// The broker's allocator, once [`init`] has run.
-pub fn global() -> Option<&'static ProducerIds> {
+/// The broker's allocator, once [`init`] or [`init_cluster`] has run.
+pub fn global() -> Option<&'static Allocator> {
     GLOBAL.get()
+}
+
+/// Where a broker of a cluster gets blocks from: the active controller, asked from the shard
+/// that calls it; `(first id, count)`.
+pub type BlockSource = fn() -> LocalFuture<Result<(i64, i64), String>>;
+
+/// Installs the source of blocks (when the node joins its cluster).
+pub fn set_block_source(source: BlockSource) {
+    if let Some(Allocator::Controller(blocks)) = GLOBAL.get() {
+        let _ = blocks.source.set(source);
+    }
+}
+
+impl Allocator {
+    /// A new producer id. Runs on a shard; may start getting more ids there.
+    pub fn next(&'static self) -> Result<i64, Unavailable> {
+        match self {
+            Allocator::File(ids) => ids.next(),
+            Allocator::Controller(blocks) => blocks.next(),
+        }
+    }
+}
+
+/// Blocks of ids the controller allocated: the one ids are taken from, and the next one once
+/// it has come.
+#[derive(Debug, Default)]
+pub struct ControllerBlocks {
+    blocks: Mutex<Blocks>,
+    fetching: AtomicBool,
+    source: OnceLock<BlockSource>,
+}
+
+#[derive(Debug, Default)]
+struct Blocks {
+    current: Range<i64>,
+    next: Option<Range<i64>>,
+}
+
+impl ControllerBlocks {
+    fn next(&'static self) -> Result<i64, Unavailable> {
+        let (id, running_low) = {
+            let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+            if blocks.current.is_empty() {
+                if let Some(next) = blocks.next.take() {
+                    blocks.current = next;
+                }
+            }
+            let id = blocks.current.next();
+            let left = blocks.current.end - blocks.current.start;
+            (id, blocks.next.is_none() && left < BLOCK / 2)
+        };
+        if running_low {
+            self.fetch();
+        }
+        id.ok_or(Unavailable::Extending)
+    }
+
+    /// Asks the controller for the next block in the background, unless that is under way.
+    fn fetch(&'static self) {
+        if self.fetching.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(source) = self.source.get().copied() else {
+            // Not joined the cluster yet: the next call asks again.
+            self.fetching.store(false, Ordering::Release);
+            return;
+        };
+        rt::spawn_local(async move {
+            match source().await {
+                Ok((first, count)) => self.receive(first..first.saturating_add(count)),
+                Err(e) => tracing::warn!("no producer id block from the controller: {e}"),
+            }
+            self.fetching.store(false, Ordering::Release);
+        });
+    }
+
+    fn receive(&self, block: Range<i64>) {
+        let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+        if blocks.current.is_empty() {
+            blocks.current = block;
+        } else {
+            blocks.next = Some(block);
+        }
+    }
 }
 
 fn parse(contents: &str) -> Option<i64> {
@@ -148,6 +260,27 @@ mod tests {
         let second = ProducerIds::open(dir.path()).unwrap();
         assert_eq!(second.next.load(Ordering::Relaxed), BLOCK);
         assert_eq!(second.reserved.load(Ordering::Relaxed), 2 * BLOCK);
+    }
+
+    #[test]
+    fn controller_blocks_are_used_in_order_and_never_repeated() {
+        let blocks: &'static ControllerBlocks = Box::leak(Box::default());
+        // No block yet: retry (and no source to ask, so nothing is spawned).
+        assert_eq!(blocks.next(), Err(Unavailable::Extending));
+        blocks.receive(5000..5003);
+        blocks.receive(9000..9002);
+        let handed: Vec<_> = (0..6).map(|_| blocks.next()).collect();
+        assert_eq!(
+            handed,
+            vec![
+                Ok(5000),
+                Ok(5001),
+                Ok(5002),
+                Ok(9000),
+                Ok(9001),
+                Err(Unavailable::Extending)
+            ]
+        );
     }
 
     #[test]

@@ -61,7 +61,8 @@ pub async fn upgrade(segment_bytes: i32) {
         return;
     };
     let change = ConfigChange::Replace(configs.clone());
-    match shard::alter_topic_configs(OFFSETS_TOPIC.to_owned(), change, false).await {
+    let timeout = crate::partitions::authority::DEFAULT_TIMEOUT;
+    match shard::alter_topic_configs(OFFSETS_TOPIC.to_owned(), change, false, timeout).await {
         Ok(()) => tracing::info!(
             ?configs,
             "{OFFSETS_TOPIC} was made before compaction: it is compacted from now on"

@@ -10,6 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{resource_type, topic_change_error};
 use crate::kafka::error_code;
+use crate::partitions::authority;
 use crate::partitions::broker_configs::{self, BrokerResource};
 use crate::partitions::shard::{self, ConfigChange, CreateError};
 use runnel_engine::rt;
@@ -64,7 +65,7 @@ pub async fn alter(
     match kind {
         resource_type::TOPIC => {
             rt::run_on(0, move || {
-                shard::alter_topic_configs(name, change, validate_only)
+                shard::alter_topic_configs(name, change, validate_only, authority::DEFAULT_TIMEOUT)
             })
             .await
         }

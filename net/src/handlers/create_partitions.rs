@@ -6,11 +6,13 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::create_topics::registered_brokers;
 use super::topic_change_error;
 use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
+use crate::partitions::authority;
 use crate::partitions::internal_topics::is_internal;
-use crate::partitions::{brokers, shard};
+use crate::partitions::shard;
 use runnel_engine::rt;
 
 crate::api!(CreatePartitions, 0..=3, |call, request| handle(
@@ -59,10 +61,11 @@ pub async fn handle(
                 .map(|a| a.broker_ids.iter().map(|id| id.0).collect())
                 .collect()
         });
-        let brokers = brokers::registered(broker.node_id);
+        let brokers = registered_brokers(broker.node_id);
         let (count, validate_only) = (topic.count, request.validate_only);
+        let timeout = authority::request_timeout(request.timeout_ms);
         match rt::run_on(0, move || {
-            shard::create_partitions(name, count, assignments, brokers, validate_only)
+            shard::create_partitions(name, count, assignments, brokers, validate_only, timeout)
         })
         .await
         {

@@ -2,7 +2,8 @@
 //! (checked as Kafka's controller does, see [`crate::partitions::assignment`]), and configs.
 //! `validate_only` checks everything and creates nothing. From v5 a success carries the
 //! topic's partitions, replication factor and configs in force, validate-only ones included.
-//! Changes are made by shard 0 (see [`crate::partitions::shard::create_topic`]).
+//! Changes are made by shard 0 (see [`crate::partitions::shard::create_topic_as`]), which in a
+//! cluster asks the active controller.
 
 use std::collections::BTreeMap;
 
@@ -14,10 +15,12 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::topic_change_error;
+use crate::controller::view;
 use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
 use crate::partitions::assignment::{self, Layout, PartitionReplicas};
-use crate::partitions::brokers;
+use crate::partitions::authority::{self, TopicSpec};
+use crate::partitions::brokers::{self, Brokers};
 use crate::partitions::configs::describe;
 use crate::partitions::internal_topics::is_internal;
 use crate::partitions::shard;
@@ -50,7 +53,8 @@ pub async fn handle(
                 "Duplicate topic name.".to_string(),
             ))
         } else {
-            create(broker, &topic, request.validate_only).await
+            let timeout = authority::request_timeout(request.timeout_ms);
+            create(broker, &topic, request.validate_only, timeout).await
         };
         match outcome {
             Ok(created) => {
@@ -83,11 +87,14 @@ struct Created {
     configs: BTreeMap<String, String>,
 }
 
-/// Checks and (unless `validate_only`) creates one topic.
+/// Checks and (unless `validate_only`) creates one topic. In a cluster the names, configs and
+/// shape of the request are checked here and the rest (the brokers, the replication factor,
+/// whether the name is taken meanwhile) by the active controller, which validates too.
 async fn create(
     broker: &BrokerInfo,
     topic: &CreatableTopic,
     validate_only: bool,
+    timeout: std::time::Duration,
 ) -> Result<Created, (i16, String)> {
     let name = topic.name.0.to_string();
     if is_internal(&name) {
@@ -101,7 +108,7 @@ async fn create(
         .iter()
         .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
         .collect();
-    let assignments: Vec<PartitionReplicas> = topic
+    let mut assignments: Vec<PartitionReplicas> = topic
         .assignments
         .iter()
         .map(|a| PartitionReplicas {
@@ -114,7 +121,7 @@ async fn create(
         topic.replication_factor,
         &assignments,
         shard::current().defaults().num_partitions,
-        &brokers::registered(broker.node_id),
+        &registered_brokers(broker.node_id),
     );
     // Kafka checks the name, whether the topic exists and the configs before the layout, so
     // those errors come first (a layout error stands in one partition for the check).
@@ -122,6 +129,37 @@ async fn create(
     let topics = shard::current().topics();
     shard::validate_new_topic(&topics, &name, partitions, &configs).map_err(topic_change_error)?;
     let layout = layout.map_err(topic_change_error)?;
+    let in_cluster = authority::in_cluster();
+    if validate_only && !in_cluster {
+        return Ok(Created {
+            id: None,
+            layout,
+            configs,
+        });
+    }
+    // The layout checked the partition ids: 0..n, each once.
+    assignments.sort_by_key(|a| a.partition);
+    let spec = TopicSpec {
+        name: name.clone(),
+        partitions: layout.partitions,
+        // -1 stays -1: the controller knows the cluster's default.
+        replication_factor: topic.replication_factor,
+        assignment: assignments.into_iter().map(|a| a.replicas).collect(),
+        configs: configs.clone(),
+    };
+    let created = rt::run_on(0, move || {
+        shard::create_topic_as(spec, validate_only, timeout)
+    })
+    .await;
+    let created = match created {
+        Ok(Ok(created)) => created,
+        Ok(Err(e)) => return Err(topic_change_error(e)),
+        Err(_) => return Err((error_code::NOT_CONTROLLER, "shutting down".to_string())),
+    };
+    let layout = Layout {
+        partitions: created.partitions,
+        replication_factor: created.replication_factor,
+    };
     if validate_only {
         return Ok(Created {
             id: None,
@@ -129,13 +167,7 @@ async fn create(
             configs,
         });
     }
-    let (partitions, to_create) = (layout.partitions, configs.clone());
-    let meta = match rt::run_on(0, move || shard::create_topic(name, partitions, to_create)).await {
-        Ok(Ok(meta)) => meta,
-        Ok(Err(e)) => return Err(topic_change_error(e)),
-        Err(_) => return Err((error_code::NOT_CONTROLLER, "shutting down".to_string())),
-    };
-    if let Some((partition, reason)) = shard::current().offline.of_topic(&meta.name).first() {
+    if let Some((partition, reason)) = shard::current().offline.of_topic(&name).first() {
         // Created, but a partition's log could not be opened: say so, rather than report a
         // topic that refuses every write as healthy.
         return Err((
@@ -146,10 +178,19 @@ async fn create(
         ));
     }
     Ok(Created {
-        id: Some(meta.uuid()),
+        id: Some(created.id),
         layout,
         configs,
     })
+}
+
+/// The brokers replicas may be assigned to: the cluster's registered brokers as this broker
+/// last heard of them, or this broker alone.
+pub(super) fn registered_brokers(this_broker: i32) -> Brokers {
+    match view::current() {
+        Some(cluster) => Brokers::of(cluster.brokers.iter().map(|b| b.id)),
+        None => brokers::registered(this_broker),
+    }
 }
 
 /// Every topic config in force for a topic with `configs` set, by name, with where its value

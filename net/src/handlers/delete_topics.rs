@@ -6,6 +6,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::topic_change_error;
 use crate::kafka::error_code;
+use crate::partitions::authority;
 use crate::partitions::internal_topics::is_internal;
 use crate::partitions::shard;
 use runnel_engine::rt;
@@ -32,6 +33,7 @@ pub async fn handle(request: DeleteTopicsRequest, version: i16) -> DeleteTopicsR
             .map(|n| (Some(n), uuid::Uuid::nil()))
             .collect()
     };
+    let timeout = authority::request_timeout(request.timeout_ms);
     for (name, id) in wanted {
         let mut result = DeletableTopicResult::default();
         let topics = shard::current().topics();
@@ -60,14 +62,14 @@ pub async fn handle(request: DeleteTopicsRequest, version: i16) -> DeleteTopicsR
             Some(topic) => {
                 let outcome = rt::run_on(0, {
                     let topic = topic.clone();
-                    move || shard::delete_topic(topic)
+                    move || shard::delete_topic(topic, timeout)
                 })
                 .await;
                 match outcome {
-                    Ok(Ok(meta)) => {
+                    Ok(Ok(deleted)) => {
                         forget_committed_offsets(&topic).await;
                         result.name = Some(TopicName(StrBytes::from_string(topic)));
-                        result.topic_id = meta.uuid();
+                        result.topic_id = deleted;
                     }
                     Ok(Err(e)) => {
                         let (code, message) = topic_change_error(e);

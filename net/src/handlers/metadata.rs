@@ -15,6 +15,7 @@ use crate::controller::view;
 use crate::kafka::authorized_operations::{authorized, Resource};
 use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
+use crate::partitions::authority;
 use crate::partitions::internal_topics::is_internal;
 use crate::partitions::shard::{self, CreateError};
 use crate::partitions::topics::{invalid_topic_name, TopicMeta};
@@ -89,6 +90,14 @@ pub async fn handle(
             };
             match rt::run_on(0, create).await {
                 Ok(Ok(_)) | Ok(Err(CreateError::Exists(_))) => {}
+                // No answer from the cluster's controller in time: the client asks again.
+                Ok(Err(CreateError::Refused { .. })) => {
+                    create_errors.insert(name, error_code::LEADER_NOT_AVAILABLE);
+                }
+                Ok(Err(e)) if authority::in_cluster() => {
+                    tracing::warn!(topic = %name, error = %e, "auto-creating a topic failed");
+                    create_errors.insert(name, super::topic_change_error(e).0);
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(topic = %name, error = %e, "auto-creating a topic failed");
                     create_errors.insert(name, error_code::KAFKA_STORAGE_ERROR);

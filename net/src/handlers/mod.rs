@@ -93,6 +93,7 @@ pub fn topic_change_error(e: CreateError) -> (i16, String) {
         CreateError::InvalidReplicaAssignment(_) => error_code::INVALID_REPLICA_ASSIGNMENT,
         CreateError::InvalidReplicationFactor(_) => error_code::INVALID_REPLICATION_FACTOR,
         CreateError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
+        CreateError::Refused { code, .. } => *code,
     };
     (code, e.to_string())
 }

@@ -2,12 +2,14 @@
 //! broker-level configs ([`configs`]), a topic's log settings ([`topic_config`]), the partition
 //! key ([`TopicPartition`]), the coordinators' internal topics ([`internal_topics`]), a partition's log and replica state ([`partition`]), the
 //! partitions that failed to open ([`offline`]), reading a log from its start for a coordinator
-//! ([`replay`]), each shard's share ([`shard`]) and its log
+//! ([`replay`]), each shard's share ([`shard`]), who decides topic changes ([`authority`]: this broker, or
+//! the cluster's controller) and its log
 //! cleaner's settings ([`cleaner_config`]), the brokers
 //! replicas may live on ([`brokers`]) and the checks of replica assignments and replication
 //! factors against them ([`assignment`]).
 
 pub mod assignment;
+pub mod authority;
 pub mod broker_configs;
 pub mod brokers;
 pub mod cleaner_config;

@@ -12,6 +12,7 @@ use runnel_engine::log::{Log, LogConfig, LogSet, OpenOptions, RecoveryReport};
 use runnel_engine::rt::{self, LocalEvent};
 
 use super::assignment;
+use super::authority::{self, CreatedTopic, Decider, TopicSpec};
 use super::brokers::Brokers;
 use super::cleaner_config::cleaner_config;
 use super::configs::broker_state::BrokerConfigs;
@@ -396,6 +397,10 @@ pub enum CreateError {
     InvalidReplicationFactor(String),
     #[error("{0}")]
     Storage(String),
+    /// Any other Kafka error the cluster's controller answered with (NOT_CONTROLLER and
+    /// REQUEST_TIMED_OUT when none answered in time: both retriable).
+    #[error("{message}")]
+    Refused { code: i16, message: String },
 }
 
 /// Checks a topic creation without making it.
@@ -422,10 +427,54 @@ pub fn validate_new_topic(
     Ok(())
 }
 
-/// Creates a topic. Runs on shard 0, which serializes changes: the registry is updated and
-/// saved without yielding, then every shard adopts the new snapshot (opening its partitions)
-/// before this returns.
+/// Creates a topic with the default replication (internal topics, auto-creation), on shard 0.
+/// Alone, `partitions` is the count; in a cluster -1 asks for the controller's default.
 pub async fn create_topic(
+    name: String,
+    partitions: i32,
+    configs: BTreeMap<String, String>,
+) -> Result<CreatedTopic, CreateError> {
+    let topic = TopicSpec {
+        name,
+        partitions,
+        replication_factor: -1,
+        assignment: Vec::new(),
+        configs,
+    };
+    create_topic_as(topic, false, authority::AUTO_CREATE_TIMEOUT).await
+}
+
+/// Creates `topic` (on shard 0), or only checks it when `validate_only`. In a cluster the
+/// active controller decides, within `timeout`; alone the registry changes here, the caller
+/// having checked everything (validate-only requests never get here) and resolved the
+/// partition count.
+pub async fn create_topic_as(
+    topic: TopicSpec,
+    validate_only: bool,
+    timeout: Duration,
+) -> Result<CreatedTopic, CreateError> {
+    if let Decider::Cluster(authority) = authority::decider()? {
+        return authority.create_topic(topic, validate_only, timeout).await;
+    }
+    if validate_only {
+        return Ok(CreatedTopic {
+            id: uuid::Uuid::nil(),
+            partitions: topic.partitions,
+            replication_factor: 1,
+        });
+    }
+    let meta = create_local_topic(topic.name, topic.partitions, topic.configs).await?;
+    Ok(CreatedTopic {
+        id: meta.uuid(),
+        partitions: meta.shards.len() as i32,
+        replication_factor: 1,
+    })
+}
+
+/// Creates a topic in this broker's registry. Runs on shard 0, which serializes changes: the
+/// registry is updated and saved without yielding, then every shard adopts the new snapshot
+/// (opening its partitions) before this returns.
+async fn create_local_topic(
     name: String,
     partitions: i32,
     configs: BTreeMap<String, String>,
@@ -445,9 +494,19 @@ pub async fn create_topic(
     Ok(meta)
 }
 
-/// Deletes a topic (on shard 0): its partitions' logs are closed and their data removed on
-/// every owning shard before this returns.
-pub async fn delete_topic(name: String) -> Result<Arc<TopicMeta>, CreateError> {
+/// Deletes a topic (on shard 0); answers its id. In a cluster the active controller decides,
+/// within `timeout`. Alone, its partitions' logs are closed and their data removed on every
+/// owning shard before this returns.
+pub async fn delete_topic(name: String, timeout: Duration) -> Result<uuid::Uuid, CreateError> {
+    if let Decider::Cluster(authority) = authority::decider()? {
+        let id = authority.delete_topic(name.clone(), timeout).await?;
+        current().offline.forget_topic(&name);
+        return Ok(id);
+    }
+    delete_local_topic(name).await.map(|meta| meta.uuid())
+}
+
+async fn delete_local_topic(name: String) -> Result<Arc<TopicMeta>, CreateError> {
     let _turn = change_turn().await;
     let (state, old, meta) = existing_topic(&name)?;
     let mut new = Topics::clone(&old);
@@ -459,14 +518,21 @@ pub async fn delete_topic(name: String) -> Result<Arc<TopicMeta>, CreateError> {
 }
 
 /// Grows a topic to `count` partitions (on shard 0), with the new partitions' replicas as
-/// `assignments` gives them when it does (checked against `brokers`).
+/// `assignments` gives them when it does. In a cluster the active controller checks and
+/// decides, within `timeout`; alone they are checked against `brokers` here.
 pub async fn create_partitions(
     name: String,
     count: i32,
     assignments: Option<Vec<Vec<i32>>>,
     brokers: Brokers,
     validate_only: bool,
+    timeout: Duration,
 ) -> Result<(), CreateError> {
+    if let Decider::Cluster(authority) = authority::decider()? {
+        return authority
+            .create_partitions(name, count, assignments, validate_only, timeout)
+            .await;
+    }
     let _turn = change_turn().await;
     let (state, old, meta) = existing_topic(&name)?;
     let current_count = meta.shards.len();
@@ -519,31 +585,26 @@ pub enum ConfigChange {
     Incremental(Vec<ConfigOp>),
 }
 
-/// Changes a topic's configs (on shard 0); every shard applies them to its open logs.
+/// Changes a topic's configs (on shard 0); every shard applies them to its open logs. The
+/// names and values are checked here; in a cluster the active controller then decides, within
+/// `timeout`.
 pub async fn alter_topic_configs(
     name: String,
     change: ConfigChange,
     validate_only: bool,
+    timeout: Duration,
 ) -> Result<(), CreateError> {
+    if let Decider::Cluster(authority) = authority::decider()? {
+        let changes = cluster_config_changes(&name, change)?;
+        return authority
+            .alter_topic_configs(name, changes, validate_only, timeout)
+            .await;
+    }
     let _turn = change_turn().await;
     let (state, old, meta) = existing_topic(&name)?;
     // Merged here, under the turn, so concurrent incremental changes don't lose each other.
-    let configs = match change {
-        ConfigChange::Replace(configs) => configs,
-        ConfigChange::Incremental(changes) => {
-            let mut configs = meta.configs.clone();
-            // APPEND and SUBTRACT start from the topic config's own default, as in Kafka.
-            let schema =
-                |name: &str| topic_config(name).map(|c| (c.def.config_type, c.def.default));
-            ops::apply(&mut configs, &changes, &schema).map_err(CreateError::InvalidConfig)?;
-            configs
-        }
-    };
-    topic_config::log_config(&topic_config::effective(
-        &state.defaults().configs,
-        &configs,
-    ))
-    .map_err(CreateError::InvalidConfig)?;
+    let configs = merged_configs(&meta.configs, change)?;
+    checked_configs(&state, &configs)?;
     if validate_only {
         return Ok(());
     }
@@ -551,6 +612,79 @@ pub async fn alter_topic_configs(
     altered.configs = configs;
     commit(&state, with_topic(&old, Arc::new(altered))).await
 }
+
+/// A topic's configs once `change` is applied to `configs`.
+fn merged_configs(
+    configs: &BTreeMap<String, String>,
+    change: ConfigChange,
+) -> Result<BTreeMap<String, String>, CreateError> {
+    Ok(match change {
+        ConfigChange::Replace(configs) => configs,
+        ConfigChange::Incremental(changes) => {
+            let mut configs = configs.clone();
+            // APPEND and SUBTRACT start from the topic config's own default, as in Kafka.
+            let schema =
+                |name: &str| topic_config(name).map(|c| (c.def.config_type, c.def.default));
+            ops::apply(&mut configs, &changes, &schema).map_err(CreateError::InvalidConfig)?;
+            configs
+        }
+    })
+}
+
+/// Checks a topic's configs as the broker's defaults complete them.
+fn checked_configs(
+    state: &ShardState,
+    configs: &BTreeMap<String, String>,
+) -> Result<(), CreateError> {
+    topic_config::log_config(&topic_config::effective(&state.defaults().configs, configs))
+        .map(|_| ())
+        .map_err(CreateError::InvalidConfig)
+}
+
+/// The config entries a change sets (`Some`) or removes (`None`), for the controller, checked
+/// against this broker's view of the topic's configs (empty if it has not seen the topic yet:
+/// the controller then says whether it exists). Only the names the change touches are sent,
+/// so changes to other names made meanwhile through other brokers are kept; APPEND and
+/// SUBTRACT are resolved here, against this broker's view.
+fn cluster_config_changes(
+    name: &str,
+    change: ConfigChange,
+) -> Result<Vec<(String, Option<String>)>, CreateError> {
+    let state = current();
+    let old = state
+        .topics()
+        .get(name)
+        .map(|meta| meta.configs.clone())
+        .unwrap_or_default();
+    let (new, changes) = config_changes(&old, change)?;
+    checked_configs(&state, &new)?;
+    Ok(changes)
+}
+
+/// A topic's configs once `change` is applied to `old`, and the entries that differ from
+/// `old` among those the change names (every one, for a replacement), set or removed.
+fn config_changes(
+    old: &BTreeMap<String, String>,
+    change: ConfigChange,
+) -> Result<ConfigsAndChanges, CreateError> {
+    let touched: Vec<String> = match &change {
+        ConfigChange::Replace(configs) => old.keys().chain(configs.keys()).cloned().collect(),
+        ConfigChange::Incremental(ops) => ops.iter().map(|op| op.name().to_owned()).collect(),
+    };
+    let new = merged_configs(old, change)?;
+    let mut changes: Vec<(String, Option<String>)> = touched
+        .into_iter()
+        .map(|key| {
+            let value = new.get(&key).cloned();
+            (key, value)
+        })
+        .collect();
+    changes.sort();
+    changes.dedup();
+    Ok((new, changes))
+}
+
+type ConfigsAndChanges = (BTreeMap<String, String>, Vec<(String, Option<String>)>);
 
 /// What a change to an existing topic starts from: shard 0's state, the current topics, the
 /// topic.
@@ -617,5 +751,52 @@ async fn broadcast(topics: Arc<Topics>) {
         if handle.await.is_err() {
             tracing::warn!("a shard stopped before adopting a topic change");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_replacement_sets_what_it_names_and_removes_the_rest() {
+        let old = map(&[("retention.ms", "1000"), ("segment.bytes", "2048")]);
+        let change = ConfigChange::Replace(map(&[("retention.ms", "5000")]));
+        let (new, changes) = config_changes(&old, change).unwrap();
+        assert_eq!(new, map(&[("retention.ms", "5000")]));
+        assert_eq!(
+            changes,
+            vec![
+                ("retention.ms".to_string(), Some("5000".to_string())),
+                ("segment.bytes".to_string(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn incremental_changes_send_only_the_names_they_touch() {
+        let old = map(&[("retention.ms", "1000"), ("cleanup.policy", "delete")]);
+        let change = ConfigChange::Incremental(vec![
+            ConfigOp::Append("cleanup.policy".into(), "compact".into()),
+            ConfigOp::Delete("retention.ms".into()),
+        ]);
+        let (_, changes) = config_changes(&old, change).unwrap();
+        assert_eq!(
+            changes,
+            vec![
+                (
+                    "cleanup.policy".to_string(),
+                    Some("delete,compact".to_string())
+                ),
+                ("retention.ms".to_string(), None),
+            ]
+        );
     }
 }

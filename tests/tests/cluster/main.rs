@@ -2,6 +2,7 @@
 //! survives the loss of a minority, stops without a majority, and never splits its brain
 //! across a network partition.
 
+mod admin;
 mod failover;
 mod membership;
 mod partition;

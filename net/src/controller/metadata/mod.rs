@@ -40,4 +40,6 @@ pub use controller::{
 pub use image::{ApplyError, BrokerRegistration, MetadataImage, PartitionState, TopicImage};
 pub use records::*;
 pub use snapshot::SnapshotError;
-pub use topics::{Assignment, Entropy, NewTopic, INTERNAL_TOPICS, MAX_PARTITIONS};
+pub use topics::{
+    Assignment, Entropy, NewTopic, INTERNAL_TOPICS, MAX_PARTITIONS, MAX_REPLICATION_FACTOR,
+};

@@ -4,6 +4,7 @@
 //! controller unfences it once its heartbeats show it has applied the metadata up to its own
 //! registration.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use kafka_protocol::messages::broker_registration_request::Listener;
@@ -30,6 +31,17 @@ pub struct Advertised {
     pub host: String,
     pub port: u16,
     pub cluster_id: String,
+}
+
+thread_local! {
+    /// This broker's epoch while it is registered (on shard 0, where its lifecycle runs).
+    static EPOCH: Cell<Option<i64>> = const { Cell::new(None) };
+}
+
+/// The broker epoch the controller gave this broker at its registration, while it holds
+/// (shard 0 only): what requests naming the broker, such as AllocateProducerIds, carry.
+pub fn current_epoch() -> Option<i64> {
+    EPOCH.with(Cell::get)
 }
 
 /// Registers and heartbeats for as long as the shard runs.
@@ -110,6 +122,7 @@ pub async fn run_lifecycle(settings: QuorumSettings, advertised: Advertised, vot
                 }
             }
         }
+        EPOCH.with(|e| e.set(epoch));
         rt::sleep(if epoch.is_some() && !failed {
             interval
         } else {

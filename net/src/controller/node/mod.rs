@@ -1,12 +1,17 @@
 //! A node of the cluster at run time: the controller quorum's voter ([`voter`]) with its files
-//! ([`disk`]), the controller listener's requests ([`requests`]), this node's life as a
-//! broker ([`broker`]) and the cluster view its shards answer clients from
-//! ([`view_follower`]). It all runs on shard 0.
+//! ([`disk`]), the controller listener's requests ([`requests`], and those brokers forward
+//! for their clients: [`admin`]), this node's life as a broker ([`broker`]), its topic changes
+//! and producer ids asked of the active controller ([`forward`], [`topic_authority`]) and the
+//! cluster view its shards answer clients from ([`view_follower`]). It all runs on shard 0.
 
+mod admin;
+mod admin_topics;
 pub mod broker;
 pub mod disk;
+mod forward;
 mod ids;
 mod requests;
+mod topic_authority;
 mod view_follower;
 pub mod voter;
 
@@ -33,6 +38,8 @@ pub async fn start(
     let listener = TcpListener::bind(listen)
         .map_err(|e| std::io::Error::new(e.kind(), format!("controller listener {listen}: {e}")))?;
     let voter = Voter::start(&settings, found).await?;
+    // From now on topic changes and producer ids are the active controller's to decide.
+    forward::install(&settings);
     let raft_voter = voter.clone();
     let request_voter = voter.clone();
     let handlers = Rc::new(Handlers {

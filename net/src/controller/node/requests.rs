@@ -1,5 +1,6 @@
 //! Brokers' requests to the active controller, as they arrive on the controller listener:
-//! Kafka's BrokerRegistration and BrokerHeartbeat, decided by the
+//! Kafka's BrokerRegistration and BrokerHeartbeat here, the requests brokers forward for their
+//! clients in [`super::admin`]; all decided by the
 //! [`MetadataController`](crate::controller::metadata::MetadataController) through the
 //! [`Voter`]; and DescribeQuorum, forwarded by nodes that aren't the quorum's leader and
 //! answered from this voter's raft status.
@@ -57,7 +58,8 @@ pub async fn answer(voter: &Voter, mut payload: Bytes) -> Option<Bytes> {
                 .encode(&mut out, version)
                 .ok()?;
         }
-        _ => return None,
+        // Requests brokers forward for their clients.
+        _ => return super::admin::answer(voter, key, version, payload, out).await,
     }
     Some(out.freeze())
 }

@@ -61,3 +61,23 @@ fn a_restarted_node_recovers_its_metadata_and_registers_again() {
         "a follower's restart does not move the controller"
     );
 }
+
+#[test]
+fn a_node_shuts_down_cleanly_and_promptly_on_sigterm() {
+    let mut cluster = Cluster::start("cluster-sigterm", 3);
+    cluster
+        .wait_for_controller(&[1, 2, 3], Duration::from_secs(15))
+        .unwrap();
+    let broker = cluster.nodes[1].broker.as_mut().unwrap();
+    broker.signal(libc::SIGTERM);
+    // Well within the 10 s shutdown grace: the quorum's tasks end with the shard's.
+    broker.wait_exit(Duration::from_secs(5)).unwrap();
+    assert!(
+        broker
+            .log
+            .iter()
+            .any(|l| l.contains("clean shutdown complete")),
+        "{}",
+        broker.log.join("\n")
+    );
+}

@@ -17,7 +17,7 @@ pub mod voter;
 
 use std::rc::Rc;
 
-use runnel_engine::rt::{self, TcpListener};
+use runnel_engine::rt::TcpListener;
 
 use crate::controller::settings::QuorumSettings;
 use crate::controller::transport::{self, Handlers};
@@ -49,9 +49,13 @@ pub async fn start(
             Box::pin(async move { requests::answer(&voter, payload).await })
         }),
     });
-    rt::spawn_local(transport::serve(listener, handlers));
-    rt::spawn_local(view_follower::follow(voter.clone()));
-    rt::spawn_local(broker::run_lifecycle(settings, advertised, voter.clone()));
+    crate::controller::spawn_until_shutdown(transport::serve(listener, handlers));
+    crate::controller::spawn_until_shutdown(view_follower::follow(voter.clone()));
+    crate::controller::spawn_until_shutdown(broker::run_lifecycle(
+        settings,
+        advertised,
+        voter.clone(),
+    ));
     tracing::info!(%listen, "controller listener");
     Ok(voter)
 }

@@ -164,11 +164,11 @@ impl Voter {
             ),
         };
         let tick = settings.election_timeout / TICKS_PER_ELECTION as u32;
-        rt::spawn_local(
-            voter
-                .clone()
-                .run(files, tick, settings.metadata_snapshot_bytes),
-        );
+        crate::controller::spawn_until_shutdown(voter.clone().run(
+            files,
+            tick,
+            settings.metadata_snapshot_bytes,
+        ));
         LOCAL_VOTER.with(|local| *local.borrow_mut() = Some(voter.clone()));
         Ok(voter)
     }

@@ -35,7 +35,11 @@ pub async fn serve(listener: TcpListener, handlers: Rc<Handlers>) {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                rt::spawn_local(serve_connection(stream, peer, handlers.clone()));
+                crate::controller::spawn_until_shutdown(serve_connection(
+                    stream,
+                    peer,
+                    handlers.clone(),
+                ));
             }
             Err(e) => {
                 // Out of descriptors, most likely: wait rather than spin.

@@ -40,7 +40,7 @@ impl PeerLink {
     /// Starts the link to `address` (`host:port`) on this shard.
     pub fn start(address: String) -> PeerLink {
         let shared = Rc::new(Shared::default());
-        rt::spawn_local(run(address, shared.clone()));
+        crate::controller::spawn_until_shutdown(run(address, shared.clone()));
         PeerLink { shared }
     }
 

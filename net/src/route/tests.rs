@@ -38,6 +38,7 @@ where
         id: new_topic_id().expect("topic id"),
         shards: PLACEMENT.to_vec(),
         configs: BTreeMap::new(),
+        controller: None,
     };
     topics.by_name.insert(meta.name.clone(), Arc::new(meta));
     let topics = Arc::new(topics);
@@ -253,4 +254,74 @@ fn any_completes_with_the_first_shard_to_finish() {
         );
     })
     .expect("runtime ends cleanly");
+}
+
+/// Topic `c` from the controller: partition 0 led here (shard 1), 1 followed here (shard 0,
+/// leader 2), 2 led by broker 3 with no replica here, 3 leaderless with a replica here.
+fn cluster_topics() -> Topics {
+    use crate::partitions::topics::{ControllerTopic, Here, PartitionPlacement};
+    let place = |here, leader| PartitionPlacement {
+        replicas: vec![1, 2, 3],
+        isr: vec![1, 2, 3],
+        leader,
+        leader_epoch: 4,
+        here,
+    };
+    let meta = TopicMeta {
+        name: "c".into(),
+        id: new_topic_id().expect("topic id"),
+        shards: vec![1, 0, 0, 1],
+        configs: BTreeMap::new(),
+        controller: Some(ControllerTopic {
+            partitions: vec![
+                place(Here::Leader, 1),
+                place(Here::Follower, 2),
+                place(Here::Absent, 3),
+                place(Here::Follower, -1),
+            ],
+        }),
+    };
+    let mut topics = Topics::default();
+    topics.by_name.insert(meta.name.clone(), Arc::new(meta));
+    topics
+}
+
+#[test]
+fn cluster_partitions_are_owned_as_the_metadata_places_them() {
+    let topics = cluster_topics();
+    let owner_of = |partition| owner(&topics, "c", partition).map(|(_, owner)| owner);
+    assert_eq!(owner_of(0), Some(Owner::Leader { shard: 1 }));
+    assert_eq!(
+        owner_of(1),
+        Some(Owner::Follower {
+            shard: 0,
+            leader: Some(2)
+        })
+    );
+    assert_eq!(owner_of(2), Some(Owner::OtherBroker { leader: 3 }));
+    assert_eq!(
+        owner_of(3),
+        Some(Owner::Follower {
+            shard: 1,
+            leader: None
+        })
+    );
+    assert_eq!(owner_of(4), None);
+    // Leader-only work reaches only the partition led here; the rest are told to look again.
+    let mut routed = Routed::new(Need::Leader);
+    for partition in 0..4 {
+        routed.push(&topics, "c", partition, ());
+    }
+    assert_eq!(routed.shard_count(), 1);
+    let not_leader = error_code::NOT_LEADER_OR_FOLLOWER;
+    assert_eq!(
+        routed.refused,
+        vec![(1, not_leader), (2, not_leader), (3, not_leader)]
+    );
+    // Any replica: the followed partitions too, not the one held elsewhere.
+    let mut routed = Routed::new(Need::AnyReplica);
+    for partition in 0..4 {
+        routed.push(&topics, "c", partition, ());
+    }
+    assert_eq!(routed.refused, vec![(2, not_leader)]);
 }

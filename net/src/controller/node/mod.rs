@@ -1,12 +1,14 @@
 //! A node of the cluster at run time: the controller quorum's voter ([`voter`]) with its files
 //! ([`disk`]), the controller listener's requests ([`requests`]), this node's life as a
-//! broker ([`broker`]) and the cluster view its shards answer clients from
-//! ([`view_follower`]). It all runs on shard 0.
+//! broker ([`broker`]), the cluster view its shards answer clients from
+//! ([`view_follower`]) and the topics it hosts, which follow the metadata
+//! ([`topics_follower`]). It all runs on shard 0.
 
 pub mod broker;
 pub mod disk;
 mod ids;
 mod requests;
+pub mod topics_follower;
 mod view_follower;
 pub mod voter;
 
@@ -44,6 +46,7 @@ pub async fn start(
     });
     rt::spawn_local(transport::serve(listener, handlers));
     rt::spawn_local(view_follower::follow(voter.clone()));
+    rt::spawn_local(topics_follower::follow(voter.clone(), settings.node_id));
     rt::spawn_local(broker::run_lifecycle(settings, advertised, voter.clone()));
     tracing::info!(%listen, "controller listener");
     Ok(voter)

@@ -81,6 +81,9 @@ pub struct Voter {
     turn: Rc<Cell<bool>>,
     turn_free: Rc<LocalEvent>,
     node_id: i32,
+    /// The commit index found on disk at start: the image is complete up to what this node
+    /// knew before it stopped only once it has applied this far.
+    recovered_commit: u64,
 }
 
 impl std::fmt::Debug for Voter {
@@ -123,6 +126,7 @@ impl Voter {
             },
         )
         .map_err(|e| std::io::Error::other(format!("controller quorum: {e}")))?;
+        let recovered_commit = quorum.status().commit;
         let links = settings
             .voters
             .iter()
@@ -145,6 +149,7 @@ impl Voter {
             turn: Rc::new(Cell::new(false)),
             turn_free: Rc::new(LocalEvent::new()),
             node_id: settings.node_id,
+            recovered_commit,
         };
         let tick = settings.election_timeout / TICKS_PER_ELECTION as u32;
         rt::spawn_local(
@@ -180,6 +185,12 @@ impl Voter {
     pub fn image(&self) -> (MetadataImage, u64) {
         let shared = self.shared.borrow();
         (shared.controller.image().clone(), shared.applied)
+    }
+
+    /// The commit index recovered from disk at start. Until the image has applied this far,
+    /// it is a replay in progress: older than what this node had seen before it stopped.
+    pub fn recovered_commit(&self) -> u64 {
+        self.recovered_commit
     }
 
     /// Waits for the next applied output or change of role.

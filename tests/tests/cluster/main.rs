@@ -5,6 +5,7 @@
 mod failover;
 mod membership;
 mod partition;
+mod routing;
 
 use std::time::{Duration, Instant};
 

@@ -77,7 +77,8 @@ pub async fn start(config: GroupsConfig) {
     let topics = shard::current().topics();
     if let Some(topic) = topics.get(OFFSETS_TOPIC) {
         let me = rt::shard_id();
-        for (partition, &owner) in topic.shards.iter().enumerate() {
+        // Only the partitions this broker leads: the others are coordinated elsewhere.
+        for (partition, owner) in topic.led_here().collect::<Vec<_>>() {
             if owner == me {
                 if let Err(code) = coordinator.ensure_loaded(partition as i32).await {
                     tracing::error!(partition, code, "cannot load group state");
@@ -1115,14 +1116,13 @@ fn offsets_log(partition: i32) -> Result<runnel_engine::log::Log, i16> {
         return Ok(open.log().clone());
     }
     // Unknown here: the topic's creation hasn't reached this shard yet.
-    let owner = shard.topics().get(OFFSETS_TOPIC).map(|topic| {
-        usize::try_from(partition)
-            .ok()
-            .and_then(|p| topic.shards.get(p).copied())
-    });
-    match owner {
-        None => Err(ec::COORDINATOR_LOAD_IN_PROGRESS),
-        Some(Some(owner)) if owner == rt::shard_id() => Err(ec::COORDINATOR_LOAD_IN_PROGRESS),
-        Some(_) => Err(ec::NOT_COORDINATOR),
+    let topics = shard.topics();
+    if topics.get(OFFSETS_TOPIC).is_none() {
+        return Err(ec::COORDINATOR_LOAD_IN_PROGRESS);
+    }
+    // Led here but not open yet: loading. Led by another shard or broker: not this one.
+    match crate::route::coordinator_shard(&topics, OFFSETS_TOPIC, partition) {
+        Ok(owner) if owner == rt::shard_id() => Err(ec::COORDINATOR_LOAD_IN_PROGRESS),
+        _ => Err(ec::NOT_COORDINATOR),
     }
 }

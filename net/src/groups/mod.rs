@@ -127,10 +127,8 @@ where
         .ok_or(ec::COORDINATOR_NOT_AVAILABLE)?;
     // The topic's own count rules (it may predate a change of the setting).
     let partition = partition_for(group_id, offsets.shards.len() as i32);
-    let owner = *offsets
-        .shards
-        .get(partition as usize)
-        .ok_or(ec::COORDINATOR_NOT_AVAILABLE)?;
+    // In a cluster, only the partition's leader coordinates its groups.
+    let owner = crate::route::coordinator_shard(&topics, OFFSETS_TOPIC, partition)?;
     rt::run_on(owner, move || async move {
         let coordinator = coordinator::current();
         coordinator.ensure_loaded(partition).await?;

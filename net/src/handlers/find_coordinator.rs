@@ -1,5 +1,6 @@
-//! FindCoordinator (key 10): every group and transaction is coordinated by this broker (its
-//! shards split the groups among themselves behind the one address). v4+ asks for several
+//! FindCoordinator (key 10): a group is coordinated by the leader of its `__consumer_offsets`
+//! partition, a transactional id by the leader of its `__transaction_state` partition; a lone
+//! broker leads them all (its shards split them behind the one address). v4+ asks for several
 //! keys at once. The offsets topic is created on the first group lookup, the transaction
 //! state topic on the first transactional id's, as Kafka does.
 
@@ -7,9 +8,12 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::controller::view;
 use crate::groups;
 use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
+use crate::partitions::shard;
+use crate::txn::state_topic;
 
 const KEY_GROUP: i8 = 0;
 const KEY_TRANSACTION: i8 = 1;
@@ -29,66 +33,116 @@ pub async fn handle(
     let mut response = FindCoordinatorResponse::default();
     if version >= 4 {
         for key in request.coordinator_keys {
-            let (error_code, error_message) = lookup(broker, request.key_type, &key).await;
+            let found = lookup(broker, request.key_type, &key).await;
             let mut coordinator = Coordinator::default();
             coordinator.key = key;
-            coordinator.error_code = error_code;
-            coordinator.error_message = error_message.map(StrBytes::from_static_str);
-            if error_code == error_code::NONE {
-                coordinator.node_id = BrokerId(broker.node_id);
-                coordinator.host = StrBytes::from_string(broker.advertised_host.clone());
-                coordinator.port = i32::from(broker.advertised_port);
-            } else {
-                coordinator.node_id = BrokerId(-1);
-                coordinator.port = -1;
+            match found {
+                Ok(node) => {
+                    coordinator.node_id = BrokerId(node.id);
+                    coordinator.host = StrBytes::from_string(node.host);
+                    coordinator.port = node.port;
+                }
+                Err((code, message)) => {
+                    coordinator.error_code = code;
+                    coordinator.error_message = Some(StrBytes::from_static_str(message));
+                    coordinator.node_id = BrokerId(-1);
+                    coordinator.port = -1;
+                }
             }
             response.coordinators.push(coordinator);
         }
         return response;
     }
-    let (error_code, error_message) = lookup(broker, request.key_type, &request.key).await;
-    response.error_code = error_code;
-    if version >= 1 {
-        response.error_message = error_message.map(StrBytes::from_static_str);
-    }
-    if error_code == error_code::NONE {
-        response.node_id = BrokerId(broker.node_id);
-        response.host = StrBytes::from_string(broker.advertised_host.clone());
-        response.port = i32::from(broker.advertised_port);
-    } else {
-        response.node_id = BrokerId(-1);
-        response.port = -1;
+    match lookup(broker, request.key_type, &request.key).await {
+        Ok(node) => {
+            response.node_id = BrokerId(node.id);
+            response.host = StrBytes::from_string(node.host);
+            response.port = node.port;
+        }
+        Err((code, message)) => {
+            response.error_code = code;
+            if version >= 1 {
+                response.error_message = Some(StrBytes::from_static_str(message));
+            }
+            response.node_id = BrokerId(-1);
+            response.port = -1;
+        }
     }
     response
 }
 
-async fn lookup(broker: &BrokerInfo, key_type: i8, key: &str) -> (i16, Option<&'static str>) {
+/// The broker a key's coordinator runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Node {
+    id: i32,
+    host: String,
+    port: i32,
+}
+
+/// Why no coordinator can be named: the Kafka error and its message.
+type NotFound = (i16, &'static str);
+
+async fn lookup(broker: &BrokerInfo, key_type: i8, key: &str) -> Result<Node, NotFound> {
     match key_type {
-        KEY_GROUP if key.is_empty() => (error_code::INVALID_GROUP_ID, Some("empty group id")),
+        KEY_GROUP if key.is_empty() => Err((error_code::INVALID_GROUP_ID, "empty group id")),
         KEY_GROUP => {
-            match groups::ensure_offsets_topic(broker.groups.offsets_topic_num_partitions).await {
-                Ok(()) => (error_code::NONE, None),
-                Err(code) => (code, Some("the offsets topic is not available")),
-            }
+            groups::ensure_offsets_topic(broker.groups.offsets_topic_num_partitions)
+                .await
+                .map_err(|code| (code, "the offsets topic is not available"))?;
+            leader_of_key(broker, groups::OFFSETS_TOPIC, key)
         }
         KEY_TRANSACTION if key.is_empty() => {
-            (error_code::INVALID_REQUEST, Some("empty transactional id"))
+            Err((error_code::INVALID_REQUEST, "empty transactional id"))
         }
         KEY_TRANSACTION => {
             let config = &broker.transactions;
-            let ensured = crate::txn::state_topic::ensure_state_topic(
+            state_topic::ensure_state_topic(
                 config.state_log_num_partitions,
                 config.state_log_segment_bytes,
             )
-            .await;
-            match ensured {
-                Ok(()) => (error_code::NONE, None),
-                Err(code) => (code, Some("the transaction state topic is not available")),
-            }
+            .await
+            .map_err(|code| (code, "the transaction state topic is not available"))?;
+            leader_of_key(broker, state_topic::STATE_TOPIC, key)
         }
-        _ => (
+        _ => Err((
             error_code::INVALID_REQUEST,
-            Some("unsupported coordinator key type"),
-        ),
+            "unsupported coordinator key type",
+        )),
     }
+}
+
+/// The broker leading `topic`'s partition for `key` (Kafka's abs(hash) % partitions), where
+/// the key's coordinator lives: this broker when it runs alone (or the topic predates its
+/// cluster), else the leader the metadata names, if it is live.
+fn leader_of_key(broker: &BrokerInfo, topic: &str, key: &str) -> Result<Node, NotFound> {
+    const UNAVAILABLE: NotFound = (
+        error_code::COORDINATOR_NOT_AVAILABLE,
+        "the coordinator's partition has no live leader",
+    );
+    let me = Node {
+        id: broker.node_id,
+        host: broker.advertised_host.clone(),
+        port: i32::from(broker.advertised_port),
+    };
+    let topics = shard::current().topics();
+    // Made a moment ago on another broker: this one hasn't heard of it yet.
+    let meta = topics.get(topic).ok_or(UNAVAILABLE)?;
+    let partition = groups::partition_for(key, meta.shards.len() as i32);
+    let Some(placement) = meta.placement(partition) else {
+        return Ok(me);
+    };
+    let leader = placement.leader;
+    if leader == broker.node_id {
+        return Ok(me);
+    }
+    let cluster = view::current().ok_or(UNAVAILABLE)?;
+    let leader = cluster
+        .live_brokers()
+        .find(|b| b.id == leader)
+        .ok_or(UNAVAILABLE)?;
+    Ok(Node {
+        id: leader.id,
+        host: leader.host.clone(),
+        port: leader.port,
+    })
 }

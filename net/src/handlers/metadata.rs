@@ -1,5 +1,6 @@
-//! Metadata (key 3): this broker, and the topics asked about (all of them when none are
-//! named), each partition led by this broker. Topics asked about by name that don't exist are
+//! Metadata (key 3): the brokers, and the topics asked about (all of them when none are
+//! named): on a lone broker each partition led by it; in a cluster as the controller's
+//! metadata places them. Topics asked about by name that don't exist are
 //! created with the defaults when `auto_create_topics` is on and the client allows it (v4+),
 //! as Kafka's `auto.create.topics.enable` does.
 
@@ -11,14 +12,14 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::controller::view;
+use crate::controller::view::{self, ClusterView};
 use crate::kafka::authorized_operations::{authorized, Resource};
 use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
 use crate::partitions::authority;
 use crate::partitions::internal_topics::is_internal;
 use crate::partitions::shard::{self, CreateError};
-use crate::partitions::topics::{invalid_topic_name, TopicMeta};
+use crate::partitions::topics::{invalid_topic_name, Here, PartitionPlacement, TopicMeta};
 use runnel_engine::rt;
 
 crate::api!(Metadata, 0..=12, |call, request| handle(
@@ -180,8 +181,9 @@ fn brokers(broker: &BrokerInfo) -> (Vec<MetadataResponseBroker>, BrokerId) {
     (brokers, BrokerId(cluster.controller.unwrap_or(-1)))
 }
 
-/// A topic as Metadata describes it: every partition led by this broker, its only replica;
-/// with its authorized operations when `operations` (v8+, asked for).
+/// A topic as Metadata describes it: a lone broker's topic has every partition led by this
+/// broker, its only replica; a topic from the controller has each partition as the metadata
+/// places it. With its authorized operations when `operations` (v8+, asked for).
 fn describe(
     broker: &BrokerInfo,
     meta: &TopicMeta,
@@ -202,20 +204,72 @@ fn describe(
         .into_iter()
         .map(|(partition, _)| partition)
         .collect();
-    topic.partitions = (0..meta.shards.len())
+    let cluster = view::current();
+    topic.partitions = (0..meta.shards.len() as i32)
         .map(|index| {
-            let mut partition = MetadataResponsePartition::default();
-            partition.partition_index = index as i32;
-            partition.leader_id = me;
-            partition.leader_epoch = 0;
-            partition.replica_nodes = vec![me];
-            partition.isr_nodes = vec![me];
-            if offline.contains(&partition.partition_index) {
-                partition.error_code = error_code::KAFKA_STORAGE_ERROR;
-                partition.offline_replicas = vec![me];
+            let offline_here = offline.contains(&index);
+            match meta.placement(index) {
+                None => alone(index, me, offline_here),
+                Some(placement) => placed(index, placement, me, offline_here, cluster.as_deref()),
             }
-            partition
         })
         .collect();
     topic
+}
+
+/// Partition `index` of a lone broker's topic: led by this broker, its only replica.
+fn alone(index: i32, me: BrokerId, offline_here: bool) -> MetadataResponsePartition {
+    let mut partition = MetadataResponsePartition::default();
+    partition.partition_index = index;
+    partition.leader_id = me;
+    partition.leader_epoch = 0;
+    partition.replica_nodes = vec![me];
+    partition.isr_nodes = vec![me];
+    if offline_here {
+        partition.error_code = error_code::KAFKA_STORAGE_ERROR;
+        partition.offline_replicas = vec![me];
+    }
+    partition
+}
+
+/// Partition `index` as the controller's metadata places it. Replicas on brokers that are
+/// fenced or unknown are offline, as is this broker's if its log failed to open.
+fn placed(
+    index: i32,
+    placement: &PartitionPlacement,
+    me: BrokerId,
+    offline_here: bool,
+    cluster: Option<&ClusterView>,
+) -> MetadataResponsePartition {
+    let ids = |list: &[i32]| list.iter().copied().map(BrokerId).collect::<Vec<_>>();
+    let mut partition = MetadataResponsePartition::default();
+    partition.partition_index = index;
+    partition.leader_id = BrokerId(placement.leader);
+    partition.leader_epoch = placement.leader_epoch;
+    partition.replica_nodes = ids(&placement.replicas);
+    partition.isr_nodes = ids(&placement.isr);
+    let hosted_here = placement.here != Here::Absent;
+    partition.offline_replicas = placement
+        .replicas
+        .iter()
+        .copied()
+        .map(BrokerId)
+        .filter(|&replica| {
+            let down = cluster.is_some_and(|view| {
+                view.brokers
+                    .iter()
+                    .find(|b| b.id == replica.0)
+                    .is_none_or(|b| b.fenced)
+            });
+            down || (replica == me && hosted_here && offline_here)
+        })
+        .collect();
+    partition.error_code = if placement.leader < 0 {
+        error_code::LEADER_NOT_AVAILABLE
+    } else if placement.here == Here::Leader && offline_here {
+        error_code::KAFKA_STORAGE_ERROR
+    } else {
+        error_code::NONE
+    };
+    partition
 }

@@ -53,6 +53,13 @@ impl Partition {
         }
     }
 
+    /// Takes the part the cluster's metadata gives this broker. A lone broker's partitions
+    /// stay leaders at epoch 0.
+    pub fn set_replica(&self, role: Role, leader_epoch: i32) {
+        self.replica.role.set(role);
+        self.replica.leader_epoch.set(leader_epoch);
+    }
+
     pub fn log(&self) -> &Log {
         &self.log
     }

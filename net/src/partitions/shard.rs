@@ -20,8 +20,8 @@ use super::configs::ops::{self, ConfigOp};
 use super::configs::topic_defs::topic_config;
 use super::offline::{self, OfflinePartitions};
 use super::topic_config;
-use super::topics::{self, TopicMeta, Topics};
-use super::{Partition, TopicPartition};
+use super::topics::{self, Here, TopicMeta, Topics};
+use super::{Partition, Role, TopicPartition};
 
 /// How often each shard applies retention and forgets expired producers, unless the config
 /// file says (`log_retention_check_interval_ms`; Kafka's default is 5 minutes, but segments are
@@ -221,7 +221,8 @@ impl ShardState {
         }
     }
 
-    /// The partitions `topics` places on this shard, with their topics.
+    /// The partitions `topics` places on this shard, with their topics: those this broker
+    /// hosts (a lone broker hosts all; in a cluster, those it holds a replica of).
     fn placed_here<'a>(&self, topics: &'a Topics) -> BTreeMap<TopicPartition, &'a Arc<TopicMeta>> {
         let me = rt::shard_id();
         topics
@@ -232,7 +233,7 @@ impl ShardState {
                     .shards
                     .iter()
                     .enumerate()
-                    .filter(move |(_, &s)| s == me)
+                    .filter(move |&(p, &s)| s == me && topic.hosts(p))
                     .map(move |(p, _)| (topic.partition(p), topic))
             })
             .collect()
@@ -277,19 +278,23 @@ impl ShardState {
                 .entry(&topic.name)
                 .or_insert_with(|| self.log_config_of(topic))
                 .clone();
+            let (role, epoch) = replica_of(topic, tp.partition);
             if let Some(open) = self.logs.get(&tp) {
                 if open.log().config() != config {
                     open.log().set_config(config);
                 }
+                if (open.role(), open.leader_epoch()) != (role, epoch) {
+                    open.set_replica(role, epoch);
+                }
                 continue;
             }
-            to_open.push((tp, topic.id.clone(), config));
+            to_open.push((tp, topic.id.clone(), config, (role, epoch)));
         }
         let mut offline = false;
         for batch in to_open.chunks(OPENS_AT_ONCE) {
             let opening: Vec<_> = batch
                 .iter()
-                .map(|(tp, _, config)| {
+                .map(|(tp, _, config, _)| {
                     let dir = self.data_dir.join(tp.dir_name());
                     let options = OpenOptions {
                         clean_shutdown: self.clean_shutdown,
@@ -299,8 +304,12 @@ impl ShardState {
                     rt::spawn_local(async move { Log::open(&dir, config, options).await })
                 })
                 .collect();
-            for ((tp, topic_id, _), opened) in batch.iter().zip(opening) {
-                offline |= !self.adopt(tp, topic_id, opened.await);
+            for ((tp, topic_id, _, (role, epoch)), opened) in batch.iter().zip(opening) {
+                let adopted = self.adopt(tp, topic_id, opened.await);
+                if let Some(partition) = adopted.then(|| self.logs.get(tp)).flatten() {
+                    partition.set_replica(*role, *epoch);
+                }
+                offline |= !adopted;
             }
         }
         offline
@@ -354,6 +363,16 @@ impl ShardState {
         self.placed_here(&topics)
             .keys()
             .any(|tp| self.logs.get(tp).is_none())
+    }
+}
+
+/// This broker's role in partition `partition` of `topic` and the leader epoch, as the
+/// registry has them: a lone broker leads at epoch 0.
+fn replica_of(topic: &TopicMeta, partition: i32) -> (Role, i32) {
+    match topic.placement(partition) {
+        None => (Role::Leader, 0),
+        Some(p) if p.here == Here::Leader => (Role::Leader, p.leader_epoch),
+        Some(p) => (Role::Follower, p.leader_epoch),
     }
 }
 
@@ -489,6 +508,7 @@ async fn create_local_topic(
         id: topics::new_topic_id().map_err(|e| CreateError::Storage(e.to_string()))?,
         shards,
         configs,
+        controller: None,
     });
     commit(&state, with_topic(&old, meta.clone())).await?;
     Ok(meta)
@@ -566,6 +586,39 @@ pub async fn create_partitions(
         .shards
         .extend(old.place(wanted - current_count, rt::shard_count()));
     commit(&state, with_topic(&old, Arc::new(grown))).await
+}
+
+/// Installs the registry the controller's metadata calls for (cluster mode; on shard 0).
+/// `derive` is given the current registry under the change turn, so no other change
+/// interleaves, and answers the next one, or `None` when nothing is to change. Topics it
+/// leaves out, or replaces by one of another id, lose their partitions' data as
+/// [`delete_topic`] removes it. Returns `None` when nothing changed, else the names of the
+/// topics removed or replaced.
+pub async fn install_from_metadata(
+    derive: impl FnOnce(&Topics) -> Option<Topics>,
+) -> Result<Option<Vec<Arc<str>>>, CreateError> {
+    let _turn = change_turn().await;
+    let state = current();
+    let old = state.topics();
+    let Some(mut new) = derive(&old) else {
+        return Ok(None);
+    };
+    new.version = old.version + 1;
+    let gone: Vec<Arc<str>> = old
+        .by_name
+        .iter()
+        .filter(|(name, meta)| new.get(name).is_none_or(|now| now.id != meta.id))
+        .map(|(name, _)| name.clone())
+        .collect();
+    if gone.is_empty() {
+        commit(&state, new).await?;
+    } else {
+        commit_deletion(&state, new).await?;
+        for name in &gone {
+            state.offline.forget_topic(name);
+        }
+    }
+    Ok(Some(gone))
 }
 
 /// The next registry: `old` with `topic` added or replaced.

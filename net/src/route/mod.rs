@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use runnel_engine::rt::ShardId;
 
 use crate::kafka::error_code;
-use crate::partitions::topics::Topics;
+use crate::partitions::topics::{Here, Topics};
 use crate::partitions::TopicPartition;
 
 /// A Kafka error code for one partition.
@@ -47,7 +47,9 @@ pub enum Need {
     AnyReplica,
 }
 
-/// The owner of `topic`'s partition `partition`, if the topic has that partition.
+/// The owner of `topic`'s partition `partition`, if the topic has that partition: a lone
+/// broker leads every partition; in a cluster, the controller's metadata says who leads and
+/// whether this broker holds a replica (the registry keeps this broker's part).
 pub fn owner(topics: &Topics, topic: &str, partition: i32) -> Option<(TopicPartition, Owner)> {
     let meta = topics.get(topic)?;
     let shard = meta.shard_of(partition)?;
@@ -55,7 +57,34 @@ pub fn owner(topics: &Topics, topic: &str, partition: i32) -> Option<(TopicParti
         topic: meta.name.clone(),
         partition,
     };
-    Some((tp, Owner::Leader { shard }))
+    let owner = match meta.placement(partition) {
+        None => Owner::Leader { shard },
+        Some(p) => match p.here {
+            Here::Leader => Owner::Leader { shard },
+            Here::Follower => Owner::Follower {
+                shard,
+                leader: (p.leader >= 0).then_some(p.leader),
+            },
+            Here::Absent => Owner::OtherBroker { leader: p.leader },
+        },
+    };
+    Some((tp, owner))
+}
+
+/// The shard of this broker that coordinates what internal `topic`'s partition `partition`
+/// holds (groups, transactions): coordinators live with the partition's leader. Otherwise
+/// the error for the client: NOT_COORDINATOR when another broker leads it (the client asks
+/// FindCoordinator again), COORDINATOR_NOT_AVAILABLE when the partition is unknown here.
+pub fn coordinator_shard(
+    topics: &Topics,
+    topic: &str,
+    partition: i32,
+) -> Result<ShardId, ErrorCode> {
+    match owner(topics, topic, partition) {
+        Some((_, Owner::Leader { shard })) => Ok(shard),
+        Some(_) => Err(error_code::NOT_COORDINATOR),
+        None => Err(error_code::COORDINATOR_NOT_AVAILABLE),
+    }
 }
 
 /// The shard that serves `owner` for `need`, or the error for the client.

@@ -38,6 +38,7 @@ where
         id: new_topic_id().expect("topic id"),
         shards: PLACEMENT.to_vec(),
         configs: BTreeMap::new(),
+        controller: None,
     };
     topics.by_name.insert(meta.name.clone(), Arc::new(meta));
     let topics = Arc::new(topics);
@@ -253,4 +254,153 @@ fn any_completes_with_the_first_shard_to_finish() {
         );
     })
     .expect("runtime ends cleanly");
+}
+
+/// Topic `c` from the controller: partition 0 led here (shard 1), 1 followed here (shard 0,
+/// leader 2), 2 led by broker 3 with no replica here, 3 leaderless with a replica here.
+fn cluster_topics() -> Topics {
+    use crate::partitions::topics::{ControllerTopic, Here, PartitionPlacement};
+    let place = |here, leader| PartitionPlacement {
+        replicas: vec![1, 2, 3],
+        isr: vec![1, 2, 3],
+        leader,
+        leader_epoch: 4,
+        here,
+    };
+    let meta = TopicMeta {
+        name: "c".into(),
+        id: new_topic_id().expect("topic id"),
+        shards: vec![1, 0, 0, 1],
+        configs: BTreeMap::new(),
+        controller: Some(ControllerTopic {
+            partitions: vec![
+                place(Here::Leader, 1),
+                place(Here::Follower, 2),
+                place(Here::Absent, 3),
+                place(Here::Follower, -1),
+            ],
+        }),
+    };
+    let mut topics = Topics::default();
+    topics.by_name.insert(meta.name.clone(), Arc::new(meta));
+    topics
+}
+
+#[test]
+fn cluster_partitions_are_owned_as_the_metadata_places_them() {
+    let topics = cluster_topics();
+    let owner_of = |partition| owner(&topics, "c", partition).map(|(_, owner)| owner);
+    assert_eq!(owner_of(0), Some(Owner::Leader { shard: 1 }));
+    assert_eq!(
+        owner_of(1),
+        Some(Owner::Follower {
+            shard: 0,
+            leader: Some(2)
+        })
+    );
+    assert_eq!(owner_of(2), Some(Owner::OtherBroker { leader: 3 }));
+    assert_eq!(
+        owner_of(3),
+        Some(Owner::Follower {
+            shard: 1,
+            leader: None
+        })
+    );
+    assert_eq!(owner_of(4), None);
+    // Leader-only work reaches only the partition led here; the rest are told to look again.
+    let mut routed = Routed::new(Need::Leader);
+    for partition in 0..4 {
+        routed.push(&topics, "c", partition, ());
+    }
+    assert_eq!(routed.shard_count(), 1);
+    let not_leader = error_code::NOT_LEADER_OR_FOLLOWER;
+    assert_eq!(
+        routed.refused,
+        vec![(1, not_leader), (2, not_leader), (3, not_leader)]
+    );
+    // Any replica: the followed partitions too, not the one held elsewhere.
+    let mut routed = Routed::new(Need::AnyReplica);
+    for partition in 0..4 {
+        routed.push(&topics, "c", partition, ());
+    }
+    assert_eq!(routed.refused, vec![(2, not_leader)]);
+}
+
+/// Partition `partition` of `c` on `shard`: its role and leader epoch, if open there.
+async fn open_on(shard: usize, partition: i32) -> Option<(crate::partitions::Role, i32)> {
+    rt::run_on(shard, move || async move {
+        shard::current()
+            .partition(&TopicPartition::new("c", partition))
+            .map(|p| (p.role(), p.leader_epoch()))
+    })
+    .await
+    .expect("shard runs")
+}
+
+#[test]
+fn an_installed_cluster_registry_opens_only_hosted_partitions_and_routes_by_leader() {
+    use crate::partitions::Role;
+    on_two_shards("install", None, || async {
+        let installed = shard::install_from_metadata(|old| {
+            let mut next = Topics::clone(old);
+            next.by_name.extend(cluster_topics().by_name);
+            next.metadata_offset = 7;
+            Some(next)
+        })
+        .await;
+        assert_eq!(installed, Ok(Some(vec![])));
+        let state = shard::current();
+        assert_eq!(state.topics().metadata_offset, 7);
+        // Hosted partitions are open on their shards with the part the metadata gives; the
+        // one held elsewhere has no log and no directory.
+        assert_eq!(open_on(1, 0).await, Some((Role::Leader, 4)));
+        assert_eq!(open_on(0, 1).await, Some((Role::Follower, 4)));
+        assert_eq!(open_on(1, 3).await, Some((Role::Follower, 4)));
+        assert_eq!((open_on(0, 2).await, open_on(1, 2).await), (None, None));
+        assert!(state.data_dir.join("c-0").exists());
+        assert!(!state.data_dir.join("c-2").exists());
+        // Leader-only work reaches the partition led here and nothing else.
+        let topics = state.topics();
+        let mut routed = Routed::new(Need::Leader);
+        for partition in 0..4 {
+            routed.push(&topics, "c", partition, partition as u32);
+        }
+        let not_leader = error_code::NOT_LEADER_OR_FOLLOWER;
+        assert_eq!(
+            routed.scatter(seen_on_owner).await.gather().await,
+            vec![
+                Ok((0, 1, 0)),
+                Err(not_leader),
+                Err(not_leader),
+                Err(not_leader)
+            ]
+        );
+        // The lone broker's topic is untouched.
+        assert_eq!(
+            routed_all_of_t(&topics).await,
+            vec![Ok((0, 1, 0)), Ok((1, 0, 1)), Ok((2, 1, 2)), Ok((3, 0, 3))]
+        );
+        // The metadata drops the topic: its logs close and its data goes.
+        let removed = shard::install_from_metadata(|old| {
+            let mut next = Topics::clone(old);
+            next.by_name.remove("c");
+            Some(next)
+        })
+        .await;
+        assert_eq!(removed, Ok(Some(vec!["c".into()])));
+        assert_eq!(open_on(1, 0).await, None);
+        assert!(!state.data_dir.join("c-0").exists());
+        // Nothing to change: nothing installed.
+        assert_eq!(shard::install_from_metadata(|_| None).await, Ok(None));
+    })
+    .expect("runtime ends cleanly");
+}
+
+/// Every partition of `t`, leader-only work.
+async fn routed_all_of_t(topics: &Topics) -> Vec<Result<Seen, ErrorCode>> {
+    let mut routed = Routed::new(Need::Leader);
+    for partition in 0..4 {
+        routed.push(topics, "t", partition, partition as u32);
+    }
+    routed.scatter(seen_on_owner).await.gather().await
 }

@@ -75,7 +75,8 @@ pub async fn start(config: TransactionsConfig) {
     COORDINATOR.with(|c| *c.borrow_mut() = Some(coordinator.clone()));
     if let Some(topic) = shard::current().topics().get(STATE_TOPIC) {
         let me = rt::shard_id();
-        for (partition, &owner) in topic.shards.iter().enumerate() {
+        // Only the partitions this broker leads: the others are coordinated elsewhere.
+        for (partition, owner) in topic.led_here().collect::<Vec<_>>() {
             if owner == me {
                 if let Err(code) = coordinator.ensure_loaded(partition as i32).await {
                     tracing::error!(partition, code, "cannot load transaction state");
@@ -114,10 +115,8 @@ where
         .ok_or(ec::COORDINATOR_NOT_AVAILABLE)?;
     // The topic's own count rules (it may predate a change of the setting).
     let partition = state_topic::partition_for(transactional_id, topic.shards.len() as i32);
-    let owner = *topic
-        .shards
-        .get(partition as usize)
-        .ok_or(ec::COORDINATOR_NOT_AVAILABLE)?;
+    // In a cluster, only the partition's leader coordinates its transactional ids.
+    let owner = route::coordinator_shard(&topics, STATE_TOPIC, partition)?;
     rt::run_on(owner, move || async move {
         let coordinator = current();
         coordinator.ensure_loaded(partition).await?;

@@ -1,8 +1,9 @@
 //! A node of the cluster at run time: the controller quorum's voter ([`voter`]) with its files
 //! ([`disk`]), the controller listener's requests ([`requests`], and those brokers forward
 //! for their clients: [`admin`]), this node's life as a broker ([`broker`]), its topic changes
-//! and producer ids asked of the active controller ([`forward`], [`topic_authority`]) and the
-//! cluster view its shards answer clients from ([`view_follower`]). It all runs on shard 0.
+//! and producer ids asked of the active controller ([`forward`], [`topic_authority`]), the
+//! cluster view its shards answer clients from ([`view_follower`]) and the topics it hosts,
+//! which follow the metadata ([`topics_follower`]). It all runs on shard 0.
 
 mod admin;
 mod admin_topics;
@@ -12,6 +13,7 @@ mod forward;
 mod ids;
 mod requests;
 mod topic_authority;
+pub mod topics_follower;
 mod view_follower;
 pub mod voter;
 
@@ -51,6 +53,10 @@ pub async fn start(
     });
     crate::controller::spawn_until_shutdown(transport::serve(listener, handlers));
     crate::controller::spawn_until_shutdown(view_follower::follow(voter.clone()));
+    crate::controller::spawn_until_shutdown(topics_follower::follow(
+        voter.clone(),
+        settings.node_id,
+    ));
     crate::controller::spawn_until_shutdown(broker::run_lifecycle(
         settings,
         advertised,

@@ -90,6 +90,9 @@ pub struct Voter {
     /// Every voter's (node id, controller listener), as configured: where a request for the
     /// leader is forwarded, and what DescribeQuorum v2 lists as the voters' endpoints.
     voter_addresses: Rc<Vec<(i32, String)>>,
+    /// The commit index found on disk at start: the image is complete up to what this node
+    /// knew before it stopped only once it has applied this far.
+    recovered_commit: u64,
 }
 
 impl std::fmt::Debug for Voter {
@@ -132,6 +135,7 @@ impl Voter {
             },
         )
         .map_err(|e| std::io::Error::other(format!("controller quorum: {e}")))?;
+        let recovered_commit = quorum.status().commit;
         let links = settings
             .voters
             .iter()
@@ -162,6 +166,7 @@ impl Voter {
                     .map(|v| (v.id, v.address.clone()))
                     .collect(),
             ),
+            recovered_commit,
         };
         let tick = settings.election_timeout / TICKS_PER_ELECTION as u32;
         crate::controller::spawn_until_shutdown(voter.clone().run(
@@ -218,6 +223,12 @@ impl Voter {
     /// The index of the last applied metadata entry.
     pub fn applied(&self) -> u64 {
         self.shared.borrow().applied
+    }
+
+    /// The commit index recovered from disk at start. Until the image has applied this far,
+    /// it is a replay in progress: older than what this node had seen before it stopped.
+    pub fn recovered_commit(&self) -> u64 {
+        self.recovered_commit
     }
 
     /// Waits for the next applied output or change of role.

@@ -6,6 +6,7 @@ mod admin;
 mod failover;
 mod membership;
 mod partition;
+mod python_client;
 mod routing;
 
 use std::time::{Duration, Instant};

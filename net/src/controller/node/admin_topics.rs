@@ -199,8 +199,7 @@ fn create_message(voter: &Voter, code: i16, topic: &NewTopic) -> String {
     if let Some(message) = driver_message(code) {
         return message;
     }
-    let (image, _) = voter.image();
-    let live = image.live_brokers().len();
+    let live = voter.with_image(|image| image.live_brokers().len());
     match (code, &topic.assignment) {
         (ec::TOPIC_ALREADY_EXISTS, _) => format!("Topic '{}' already exists.", topic.name),
         (ec::INVALID_TOPIC_EXCEPTION, _) => format!(

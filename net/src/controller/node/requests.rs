@@ -85,12 +85,14 @@ async fn register(voter: &Voter, request: BrokerRegistrationRequest) -> BrokerRe
         .await;
     match decided {
         Ok(()) => {
-            let (image, _) = voter.image();
-            match image
-                .broker(registration.broker_id)
-                .filter(|b| b.incarnation_id == registration.incarnation_id)
-            {
-                Some(registered) => response.broker_epoch = registered.epoch,
+            let epoch = voter.with_image(|image| {
+                image
+                    .broker(registration.broker_id)
+                    .filter(|b| b.incarnation_id == registration.incarnation_id)
+                    .map(|b| b.epoch)
+            });
+            match epoch {
+                Some(epoch) => response.broker_epoch = epoch,
                 // Superseded between commit and now: the broker registers again.
                 None => response.error_code = error_code::NOT_CONTROLLER,
             }

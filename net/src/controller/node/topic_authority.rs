@@ -23,7 +23,7 @@ use kafka_protocol::messages::{
     CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use runnel_engine::rt;
 
 use super::admin::{
@@ -127,24 +127,15 @@ impl TopicAuthority for ControllerAuthority {
             request.topics = vec![creatable(topic)];
             request.timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
             request.validate_only = validate_only;
-            let answer: CreateTopicsResponse = forwarder
-                .call(
-                    ApiKey::CreateTopics,
-                    CREATE_TOPICS_VERSION,
-                    &request,
-                    timeout,
-                    |a: &CreateTopicsResponse| first_code(a.topics.iter().map(|t| t.error_code)),
-                )
-                .await
-                .map_err(failed)?;
-            let result = answer
-                .topics
-                .into_iter()
-                .next()
-                .ok_or_else(|| failed(bad_answer("CreateTopics")))?;
-            if result.error_code != ec::NONE {
-                return Err(refused(result.error_code, result.error_message.as_ref()));
-            }
+            let result = forward_one(
+                &forwarder,
+                (ApiKey::CreateTopics, CREATE_TOPICS_VERSION),
+                &request,
+                timeout,
+                |a: &CreateTopicsResponse| &a.topics[..],
+                |t| (t.error_code, t.error_message.as_ref()),
+            )
+            .await?;
             let id = result.topic_id;
             if !validate_only {
                 await_local(&format!("topic {name} created"), move |topics| {
@@ -172,24 +163,15 @@ impl TopicAuthority for ControllerAuthority {
             let mut request = DeleteTopicsRequest::default();
             request.topics = vec![state];
             request.timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-            let answer: DeleteTopicsResponse = forwarder
-                .call(
-                    ApiKey::DeleteTopics,
-                    DELETE_TOPICS_VERSION,
-                    &request,
-                    timeout,
-                    |a: &DeleteTopicsResponse| first_code(a.responses.iter().map(|t| t.error_code)),
-                )
-                .await
-                .map_err(failed)?;
-            let result = answer
-                .responses
-                .into_iter()
-                .next()
-                .ok_or_else(|| failed(bad_answer("DeleteTopics")))?;
-            if result.error_code != ec::NONE {
-                return Err(refused(result.error_code, result.error_message.as_ref()));
-            }
+            let result = forward_one(
+                &forwarder,
+                (ApiKey::DeleteTopics, DELETE_TOPICS_VERSION),
+                &request,
+                timeout,
+                |a: &DeleteTopicsResponse| &a.responses[..],
+                |t| (t.error_code, t.error_message.as_ref()),
+            )
+            .await?;
             let id = result.topic_id;
             await_local(&format!("topic {name} deleted"), move |topics| {
                 topics.get(&name).is_none_or(|t| t.uuid() != id)
@@ -226,26 +208,15 @@ impl TopicAuthority for ControllerAuthority {
             request.topics = vec![topic];
             request.timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
             request.validate_only = validate_only;
-            let answer: CreatePartitionsResponse = forwarder
-                .call(
-                    ApiKey::CreatePartitions,
-                    CREATE_PARTITIONS_VERSION,
-                    &request,
-                    timeout,
-                    |a: &CreatePartitionsResponse| {
-                        first_code(a.results.iter().map(|t| t.error_code))
-                    },
-                )
-                .await
-                .map_err(failed)?;
-            let result = answer
-                .results
-                .into_iter()
-                .next()
-                .ok_or_else(|| failed(bad_answer("CreatePartitions")))?;
-            if result.error_code != ec::NONE {
-                return Err(refused(result.error_code, result.error_message.as_ref()));
-            }
+            forward_one(
+                &forwarder,
+                (ApiKey::CreatePartitions, CREATE_PARTITIONS_VERSION),
+                &request,
+                timeout,
+                |a: &CreatePartitionsResponse| &a.results[..],
+                |t| (t.error_code, t.error_message.as_ref()),
+            )
+            .await?;
             if !validate_only {
                 let wanted = usize::try_from(total).unwrap_or(0);
                 await_local(&format!("topic {name} grown"), move |topics| {
@@ -282,26 +253,15 @@ impl TopicAuthority for ControllerAuthority {
             let mut request = IncrementalAlterConfigsRequest::default();
             request.resources = vec![resource];
             request.validate_only = validate_only;
-            let answer: IncrementalAlterConfigsResponse = forwarder
-                .call(
-                    ApiKey::IncrementalAlterConfigs,
-                    ALTER_CONFIGS_VERSION,
-                    &request,
-                    timeout,
-                    |a: &IncrementalAlterConfigsResponse| {
-                        first_code(a.responses.iter().map(|r| r.error_code))
-                    },
-                )
-                .await
-                .map_err(failed)?;
-            let result = answer
-                .responses
-                .into_iter()
-                .next()
-                .ok_or_else(|| failed(bad_answer("IncrementalAlterConfigs")))?;
-            if result.error_code != ec::NONE {
-                return Err(refused(result.error_code, result.error_message.as_ref()));
-            }
+            forward_one(
+                &forwarder,
+                (ApiKey::IncrementalAlterConfigs, ALTER_CONFIGS_VERSION),
+                &request,
+                timeout,
+                |a: &IncrementalAlterConfigsResponse| &a.responses[..],
+                |r| (r.error_code, r.error_message.as_ref()),
+            )
+            .await?;
             if !validate_only {
                 let expected: BTreeMap<String, Option<String>> = changes.into_iter().collect();
                 await_local(&format!("configs of topic {name} altered"), move |topics| {
@@ -316,16 +276,35 @@ impl TopicAuthority for ControllerAuthority {
     }
 }
 
-/// Whether the (single) answer turns the request away as not the controller's.
-fn first_code(mut codes: impl Iterator<Item = i16>) -> bool {
-    codes.next() == Some(ec::NOT_CONTROLLER)
-}
-
-fn bad_answer(api: &str) -> Failure {
-    (
-        ec::UNKNOWN_SERVER_ERROR,
-        format!("the controller's {api} answer names no topic"),
-    )
+/// Forwards `request`, about one topic, as `key` and returns the controller's result for that
+/// topic, or the error it carries. `results` lists an answer's per-topic results, `outcome`
+/// reads one's error code and message.
+async fn forward_one<Resp: Decodable, R: Clone>(
+    forwarder: &Forwarder,
+    (key, version): (ApiKey, i16),
+    request: &impl Encodable,
+    timeout: Duration,
+    results: impl Fn(&Resp) -> &[R],
+    outcome: impl Fn(&R) -> (i16, Option<&StrBytes>),
+) -> Result<R, CreateError> {
+    // The (single) result turns the request away as not the controller's: ask another voter.
+    let not_controller =
+        |answer: &Resp| results(answer).first().map(|r| outcome(r).0) == Some(ec::NOT_CONTROLLER);
+    let answer: Resp = forwarder
+        .call(key, version, request, timeout, not_controller)
+        .await
+        .map_err(failed)?;
+    let result = results(&answer).first().cloned().ok_or_else(|| {
+        failed((
+            ec::UNKNOWN_SERVER_ERROR,
+            format!("the controller's {key:?} answer names no topic"),
+        ))
+    })?;
+    let (code, message) = outcome(&result);
+    if code != ec::NONE {
+        return Err(refused(code, message));
+    }
+    Ok(result)
 }
 
 /// A CreateTopics entry for `topic`: counts of -1 with an explicit assignment, as Kafka wants.

@@ -195,9 +195,11 @@ pub async fn follow(voter: Voter, node_id: BrokerId) {
     let mut looked: Option<(u64, u64)> = None;
     let mut waiting_logged = false;
     loop {
-        let (image, applied) = voter.image();
         let registry_version = shard::current().topics().version;
-        if looked != Some((applied, registry_version)) {
+        if looked != Some((voter.applied(), registry_version)) {
+            // Copied only when there is something new to look at: the image holds every
+            // partition, and the loop wakes at every output of the voter.
+            let (image, applied) = voter.image();
             let at = ImageAt {
                 applied,
                 recovered_commit: voter.recovered_commit(),

@@ -56,6 +56,14 @@ impl GroupCommit {
         self.round_done.wait()
     }
 
+    /// The log was truncated to end at `end`: nothing at or past it is durable any more (the
+    /// offsets will be written again). Call only with no round in flight, or that round's
+    /// end would raise the mark again.
+    pub fn truncate_to(&self, end: i64) {
+        debug_assert!(!self.in_flight.get(), "truncating under a sync round");
+        self.synced.set(self.synced.get().min(end));
+    }
+
     /// Ends the round in flight: every offset below `durable_to` is now durable (`None`: the
     /// round failed or was abandoned). Wakes everyone waiting for a round.
     pub fn end_round(&self, durable_to: Option<i64>) {

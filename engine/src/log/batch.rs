@@ -440,6 +440,23 @@ pub fn split_and_validate(
     records: &[u8],
     max_message_bytes: usize,
 ) -> Result<Vec<(usize, BatchHeader)>, BatchError> {
+    split_with(records, |batch| validate_for_append(batch, max_message_bytes))
+}
+
+/// Splits a record set of stored batches (a leader's, fetched by a follower) into its batches,
+/// checking each as recovery checks stored ones ([`validate`]): a compacted leader's batches
+/// may hold fewer records than their offsets span, which a producer's may not.
+pub fn split_and_validate_stored(
+    records: &[u8],
+    max_batch_bytes: usize,
+) -> Result<Vec<(usize, BatchHeader)>, BatchError> {
+    split_with(records, |batch| validate(batch, max_batch_bytes))
+}
+
+fn split_with(
+    records: &[u8],
+    check: impl Fn(&[u8]) -> Result<BatchHeader, BatchError>,
+) -> Result<Vec<(usize, BatchHeader)>, BatchError> {
     let mut batches = Vec::new();
     let mut at = 0;
     while at < records.len() {
@@ -452,7 +469,7 @@ pub fn split_and_validate(
         let total = declared_total_len(rest)
             .filter(|&t| t <= rest.len())
             .ok_or(BatchError::Corrupt("batch length out of range"))?;
-        let header = validate_for_append(&rest[..total], max_message_bytes)?;
+        let header = check(&rest[..total])?;
         batches.push((at, header));
         at += total;
     }
@@ -460,6 +477,17 @@ pub fn split_and_validate(
         return Err(BatchError::Invalid("empty record set"));
     }
     Ok(batches)
+}
+
+/// The partition leader epoch a follower-less broker leaves in a batch: Kafka's
+/// `RecordBatch.NO_PARTITION_LEADER_EPOCH`.
+pub const NO_PARTITION_LEADER_EPOCH: i32 = -1;
+
+/// Stamps the partition leader epoch (KIP-101) into the batch at the start of `batch`. The
+/// field is outside the CRC (Kafka keeps it there so a leader can stamp without recomputing
+/// it), so the CRC stays valid.
+pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
+    batch[LEADER_EPOCH_OFFSET..LEADER_EPOCH_OFFSET + 4].copy_from_slice(&epoch.to_be_bytes());
 }
 
 /// Rewrites the base offset of the batch at the start of `batch`. The base offset is outside

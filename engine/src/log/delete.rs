@@ -7,7 +7,7 @@
 //! restart never finds the start past the durable end.
 
 use super::error::{ReadError, StorageError};
-use super::partition::Log;
+use super::partition::{Inner, Log};
 use super::retention::{self, RetentionInput, SegmentSummary};
 use super::segment;
 use crate::flush;
@@ -24,13 +24,14 @@ impl Log {
         }
         let start = {
             let st = self.inner.state.borrow_mut();
+            let high_watermark = st.high_watermark();
             let before = if before == -1 {
-                st.high_watermark
+                high_watermark
             } else {
                 before
             };
-            if before < 0 || before > st.high_watermark {
-                return Err(st.out_of_range(before));
+            if before < 0 || before > high_watermark {
+                return Err(st.out_of_range(before, high_watermark));
             }
             before
         };
@@ -42,6 +43,7 @@ impl Log {
             st.log_start_offset = st.log_start_offset.max(start);
             st.log_start_offset
         };
+        self.inner.epochs_start_moved().await?;
         // Retention removes the segments now below the start, and records the new start in
         // the checkpoint when it deleted any; otherwise record it here.
         if self.enforce_retention().await? == 0 {
@@ -79,7 +81,7 @@ impl Log {
                 retention_ms: config.retention_ms,
                 retention_bytes: config.retention_bytes,
                 log_start_offset: st.log_start_offset,
-                high_watermark: st.high_watermark,
+                high_watermark: st.high_watermark(),
             };
             let count = retention::segments_to_delete(&summaries, &input);
             let removed: Vec<i64> = summaries[..count].iter().map(|s| s.base_offset).collect();
@@ -112,7 +114,24 @@ impl Log {
             inner.write_checkpoint().await
         });
         deletion.await?;
+        self.inner.epochs_start_moved().await?;
         tracing::debug!(dir = %self.inner.dir.display(), segments = count, "retention deleted segments");
         Ok(count)
+    }
+}
+
+impl Inner {
+    /// The log start moved: the leader epoch cache forgets the epochs wholly below it (Kafka's
+    /// `truncateFromStart`), persisted when that changed it.
+    async fn epochs_start_moved(&self) -> Result<(), StorageError> {
+        let changed = {
+            let mut st = self.state.borrow_mut();
+            let start = st.log_start_offset;
+            st.epochs.truncate_from_start(start)
+        };
+        if changed {
+            self.persist_epochs().await?;
+        }
+        Ok(())
     }
 }

@@ -38,10 +38,38 @@ pub enum AppendError {
     Producer(#[from] ProducerError),
 }
 
+/// Why a follower's append ([`Log::append_replica`](super::Log::append_replica)) was
+/// refused. Nothing is written on any refusal but `Append(Storage)`.
+///
+/// A type of its own rather than a variant of [`AppendError`], whose variants each map to a
+/// Kafka code for produce requests (and which callers match exhaustively).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicaAppendError {
+    /// The batches don't follow the log's end: the first starts below it (they overlap what
+    /// is there: the follower must truncate first), or their offsets don't increase.
+    #[error("replica batches out of order: expected an offset at or past {expected}, got {got}")]
+    OutOfOrder { expected: i64, got: i64 },
+    #[error(transparent)]
+    Append(#[from] AppendError),
+}
+
+impl From<StorageError> for ReplicaAppendError {
+    fn from(e: StorageError) -> Self {
+        ReplicaAppendError::Append(e.into())
+    }
+}
+
+impl From<BatchError> for ReplicaAppendError {
+    fn from(e: BatchError) -> Self {
+        ReplicaAppendError::Append(e.into())
+    }
+}
+
 /// Why a read or lookup failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReadError {
-    /// OFFSET_OUT_OF_RANGE: below the log start offset or past the high watermark.
+    /// OFFSET_OUT_OF_RANGE: below the log start offset or past the readable end
+    /// (`high_watermark`: the written end for reads, the high watermark for DeleteRecords).
     #[error("offset {offset} is outside [{log_start_offset}, {high_watermark}]")]
     OffsetOutOfRange {
         offset: i64,

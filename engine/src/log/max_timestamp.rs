@@ -34,7 +34,7 @@ impl Log {
             .values()
             .filter(|s| s.next_offset > st.log_start_offset)
             .filter_map(|s| s.max_timestamp())
-            .filter(|m| m.offset < st.high_watermark)
+            .filter(|m| m.offset < st.high_watermark())
             .fold(None, |best: Option<TimestampOffset>, m| match best {
                 Some(b) if b.timestamp >= m.timestamp => Some(b),
                 _ => Some(m),

@@ -19,6 +19,10 @@
 //!     snapshotted and rebuilt on open; each producer's open transaction;
 //!   - [`txn`]: transaction markers, the aborted transaction index (`.txnindex`) and the last
 //!     stable offset; txn.rs beside partition.rs: writing markers and what reads ask of them;
+//!   - replication.rs: what Kafka replication asks of a log (the replicated high watermark
+//!     cap, leader epoch stamping, a follower's verbatim appends and fetches);
+//!     [`leader_epochs`]: the leader epoch cache (`leader-epoch-checkpoint`); truncate.rs:
+//!     cutting a follower's log back to where it agrees with its leader;
 //!   - segment.rs: one segment's files and in-memory state; recovery.rs: opening a directory,
 //!     checking what a crash may have left; checkpoint.rs: the recovery point and log start
 //!     offset that survive a restart;
@@ -40,6 +44,7 @@ mod error;
 mod exclusive;
 mod housekeeping;
 pub mod index;
+pub mod leader_epochs;
 mod max_timestamp;
 pub mod observe;
 mod partition;
@@ -48,17 +53,19 @@ mod read;
 mod recompress;
 pub mod records;
 mod recovery;
+mod replication;
 mod retention;
 mod roll;
 pub mod scan;
 mod segment;
 mod transactions;
+mod truncate;
 pub mod txn;
 mod write_layout;
 
 pub use checkpoint::{Checkpoint, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
 pub use config::{CleanupPolicy, LogConfig, TopicCompression, MAX_SEGMENT_BYTES};
-pub use error::{AppendError, ReadError, StorageError};
+pub use error::{AppendError, ReadError, ReplicaAppendError, StorageError};
 pub use housekeeping::LogSet;
 pub use partition::{AppendInfo, Clock, Log, LogStats, OpenOptions};
 pub use read::{FileRange, ReadResult};

@@ -30,11 +30,12 @@ use super::compaction::{self, LogCompaction};
 use super::config::LogConfig;
 use super::error::{AppendError, ReadError, StorageError};
 use super::exclusive::Exclusive;
-use super::producers::{self, ProducerEntry, ProducerStates, Verdict};
+use super::leader_epochs::{self, LeaderEpochCache};
+use super::producers::{self, ProducerEntry, ProducerStates, ProducerUpdate, Verdict};
 use super::recovery::{self, RecoveryReport};
 use super::roll;
 use super::segment::{self, Segment};
-use super::txn::{self, AbortedTxnEntry, EndTxnMarker, Unreplicated};
+use super::txn::{self, AbortedTxnEntry, CompletedTxn, EndTxnMarker, Unreplicated};
 use super::write_layout::WriteLayout;
 use crate::flush::{self, FlushPolicy, GroupCommit, IntervalFlush, SyncRound, SyncTarget};
 use crate::rt::{self, EventWait, File, LocalEvent};
@@ -106,6 +107,9 @@ pub(super) enum Placement {
         epoch: i16,
         marker: EndTxnMarker,
     },
+    /// A follower writing its leader's batches verbatim (see replication.rs): offsets come
+    /// from the batches, nothing is checked against producer state, which records them.
+    Replica,
 }
 
 /// A partition's log. Cheap to clone; all clones are the same log.
@@ -124,14 +128,17 @@ pub(super) struct Inner {
     pub(super) state: RefCell<State>,
     group_commit: GroupCommit,
     interval_flush: IntervalFlush,
-    /// A write completed (the high watermark may have moved), or the log failed.
-    progress: LocalEvent,
+    /// A write completed or the replicated cap moved (the high watermark may have moved), or
+    /// the log failed.
+    pub(super) progress: LocalEvent,
     /// A rolled segment's files were created (or creating them failed).
     pub(super) segment_created: LocalEvent,
     checkpoint: CheckpointWriter,
     /// Held while segments are removed or replaced (retention, DeleteRecords, the cleaner's
     /// swap), so those never interleave.
     pub(super) surgery: Exclusive,
+    /// One write of the leader epoch cache file at a time, each of the cache as it is then.
+    epochs_writer: Exclusive,
     /// The cleaner's position in this log and what it has done.
     pub(super) compaction: RefCell<LogCompaction>,
     /// Tasks the log spawned (seals, flush timers, preallocation) still running.
@@ -145,11 +152,24 @@ pub(super) struct State {
     pub(super) segments: BTreeMap<i64, Segment>,
     /// Offset the next append gets (the log end offset).
     pub(super) next_offset: i64,
-    /// Offsets below this are written and readable.
-    pub(super) high_watermark: i64,
+    /// Offsets below this are written (the gap-free prefix of completed writes): this
+    /// replica's log end as followers and ISR tracking see it. Consumers read below the
+    /// [high watermark](State::high_watermark), which the replicated cap may hold lower.
+    pub(super) written_end: i64,
+    /// The high watermark replication allows (the leader's, on a follower; the ISR's
+    /// acknowledged end, on a leader); `None`: no replication, the written end is the high
+    /// watermark.
+    pub(super) replicated_cap: Option<i64>,
+    /// The leader epoch stamped into the batches this log writes as leader; `None`: not
+    /// replicated, batches are written with the epoch they came with.
+    pub(super) leader_epoch: Option<i32>,
+    /// Which leader epoch began where (KIP-101), persisted in `leader-epoch-checkpoint`.
+    pub(super) epochs: LeaderEpochCache,
+    /// A truncation is under way: appends are refused until it is done.
+    pub(super) truncating: bool,
     pub(super) log_start_offset: i64,
     /// Writes in assignment order; completed ones leave from the front.
-    pending: VecDeque<PendingWrite>,
+    pub(super) pending: VecDeque<PendingWrite>,
     /// Sequence number of `pending[0]`.
     first_pending_seq: u64,
     pub(super) failed: Option<StorageError>,
@@ -160,18 +180,18 @@ pub(super) struct State {
     pub(super) unreplicated: Unreplicated,
     pub(super) closed: bool,
     /// Every segment's data and indexes are durable (set by `close`).
-    all_sealed: bool,
+    pub(super) all_sealed: bool,
     /// A segment file was created since the directory was last synced.
     pub(super) dir_dirty: bool,
     /// Bytes appended; bytes written (in order, as the high watermark moves); bytes written
     /// as of the start of the last successful sync round.
-    appended_total: u64,
-    written_total: u64,
-    synced_total: u64,
+    pub(super) appended_total: u64,
+    pub(super) written_total: u64,
+    pub(super) synced_total: u64,
 }
 
 #[derive(Debug)]
-struct PendingWrite {
+pub(super) struct PendingWrite {
     segment: i64,
     len: u64,
     end_position: u64,
@@ -220,22 +240,34 @@ impl State {
     pub(super) fn first_unstable_offset(&self) -> Option<i64> {
         txn::first_unstable_offset(
             self.producers.first_open_txn_offset(),
-            self.unreplicated.first_offset(self.high_watermark),
+            self.unreplicated.first_offset(self.high_watermark()),
         )
         .map(|first| first.max(self.log_start_offset))
     }
 
     /// The last stable offset: read_committed consumers read below it.
     pub(super) fn last_stable_offset(&self) -> i64 {
-        txn::last_stable_offset(self.first_unstable_offset(), self.high_watermark)
+        txn::last_stable_offset(self.first_unstable_offset(), self.high_watermark())
     }
 
-    /// OFFSET_OUT_OF_RANGE for `offset`, with the bounds as they are now.
-    pub(super) fn out_of_range(&self, offset: i64) -> ReadError {
+    /// The high watermark consumers read below: the written end, held back by the replicated
+    /// cap when there is one, and never below the log start (Kafka's `updateHighWatermark`
+    /// bounds it the same way).
+    pub(super) fn high_watermark(&self) -> i64 {
+        let capped = self
+            .replicated_cap
+            .map_or(self.written_end, |cap| cap.min(self.written_end));
+        capped.max(self.log_start_offset.min(self.written_end))
+    }
+
+    /// OFFSET_OUT_OF_RANGE for `offset` against the readable end `end` (the written end for
+    /// reads: an offset between the high watermark and it reads nothing, as in Kafka, where
+    /// only offsets past the log end are out of range; the high watermark for DeleteRecords).
+    pub(super) fn out_of_range(&self, offset: i64, end: i64) -> ReadError {
         ReadError::OffsetOutOfRange {
             offset,
             log_start_offset: self.log_start_offset,
-            high_watermark: self.high_watermark,
+            high_watermark: end,
         }
     }
 }
@@ -260,15 +292,41 @@ impl Log {
         let mut loaded = recovery::load(&dir, &config, options.clean_shutdown, checkpoint).await?;
         let active_base = *loaded.segments.keys().next_back().expect("a segment");
         let next_offset = loaded.segments[&active_base].next_offset;
+        // A log that never took part in replication has no epoch file and gets none. A
+        // damaged one is not rebuilt by scanning the whole log (a cost on every open of a
+        // large partition): the cache starts empty, learns the epochs of the batches replayed
+        // below (those past the last producer snapshot), and the warning goes in the report.
+        // An incomplete cache only makes a follower truncate further and fetch again.
+        let (mut epochs, epochs_loaded) = match leader_epochs::read(&dir).await? {
+            leader_epochs::Read::Missing => (None, None),
+            leader_epochs::Read::Loaded(cache) => (Some(cache.clone()), Some(cache)),
+            leader_epochs::Read::Corrupt => {
+                loaded.report.problems.push(format!(
+                    "{}: unreadable; leader epochs rebuilt from the batches replayed",
+                    leader_epochs::LEADER_EPOCH_FILE
+                ));
+                (Some(LeaderEpochCache::default()), None)
+            }
+        };
         let (producers, rebuilt) = producers::rebuild(
             &dir,
             &mut loaded.segments,
             next_offset,
             options.clock.now_ms(),
+            epochs.as_mut(),
         )
         .await
         .map_err(|e| io::Error::other(e.0))?;
         loaded.report.producers = rebuilt;
+        // Epochs past the recovered end began in data a crash lost; those before the log
+        // start describe deleted data.
+        if let Some(cache) = epochs.as_mut() {
+            cache.truncate_from_end(next_offset);
+            cache.truncate_from_start(loaded.log_start_offset);
+            if epochs_loaded.as_ref() != Some(cache) {
+                leader_epochs::write(&dir, cache.encode()).await?;
+            }
+        }
         // Sealed segments whose indexes were rebuilt (transaction indexes included, which
         // rebuilding producer state may have changed) get them written now, so the
         // checkpoint can move past them.
@@ -281,7 +339,11 @@ impl Log {
         let state = State {
             segments: loaded.segments,
             next_offset,
-            high_watermark: next_offset,
+            written_end: next_offset,
+            replicated_cap: None,
+            leader_epoch: None,
+            epochs: epochs.unwrap_or_default(),
+            truncating: false,
             log_start_offset: loaded.log_start_offset,
             pending: VecDeque::new(),
             first_pending_seq: 0,
@@ -309,6 +371,7 @@ impl Log {
                 segment_created: LocalEvent::new(),
                 checkpoint: CheckpointWriter::default(),
                 surgery: Exclusive::default(),
+                epochs_writer: Exclusive::default(),
                 compaction: RefCell::new(LogCompaction::new(loaded.cleaner)),
                 background: Cell::new(0),
                 background_done: LocalEvent::new(),
@@ -340,9 +403,11 @@ impl Log {
         self.inner.state.borrow().log_start_offset
     }
 
-    /// Offsets below this are written and readable.
+    /// The high watermark: consumers read below it. Offsets below the
+    /// [written end](Self::written_end), held back by the
+    /// [replicated cap](Self::set_replicated_high_watermark) when there is one.
     pub fn high_watermark(&self) -> i64 {
-        self.inner.state.borrow().high_watermark
+        self.inner.state.borrow().high_watermark()
     }
 
     /// The offset the next append gets.
@@ -477,9 +542,23 @@ impl Log {
         records: Bytes,
         placement: Placement,
     ) -> Result<(AppendInfo, FlushPolicy), AppendError> {
+        let max_message_bytes = self.inner.config.borrow().max_message_bytes;
+        let batches = batch::split_and_validate(&records, max_message_bytes)?;
+        self.place_batches(records, batches, placement)
+    }
+
+    /// [`place`](Self::place) for records already split into validated `batches`. A
+    /// [`Placement::Replica`] caller has checked their offsets follow the log's end, in
+    /// this same synchronous step.
+    pub(super) fn place_batches(
+        &self,
+        records: Bytes,
+        batches: Vec<(usize, batch::BatchHeader)>,
+        placement: Placement,
+    ) -> Result<(AppendInfo, FlushPolicy), AppendError> {
         let inner = &self.inner;
         let config = inner.config.borrow().clone();
-        let batches = batch::split_and_validate(&records, config.max_message_bytes)?;
+        let replica = placement == Placement::Replica;
         if config.cleanup_policy.compact && placement == Placement::Client {
             let limit = batch::decompression_limit(config.max_message_bytes);
             for (at, header) in &batches {
@@ -495,27 +574,58 @@ impl Log {
             });
         }
         let now = inner.clock.now_ms();
-        let append_time = (config.timestamp_type == TimestampType::LogAppendTime).then_some(now);
-        let record_count: i64 = batches
-            .iter()
-            .map(|(_, h)| i64::from(h.last_offset_delta) + 1)
-            .sum();
+        // A follower keeps the leader's timestamps as they are.
+        let append_time = (config.timestamp_type == TimestampType::LogAppendTime && !replica)
+            .then_some(now);
+        // The offsets the records span: their count for a leader, which assigns them densely;
+        // first to last for a follower (a compacted leader's batches leave gaps).
+        let span: i64 = if replica {
+            let first = batches.first().map_or(0, |(_, h)| h.base_offset);
+            batches.last().map_or(0, |(_, h)| h.last_offset()) - first + 1
+        } else {
+            batches
+                .iter()
+                .map(|(_, h)| i64::from(h.last_offset_delta) + 1)
+                .sum()
+        };
         // A segment spans at most i32::MAX offsets (relative offsets in the index). Counts of
         // compressed batches can't be checked without decompressing, so bound them here.
-        if record_count > i64::from(i32::MAX) {
+        if span > i64::from(i32::MAX) {
             return Err(batch::BatchError::Invalid("record set claims too many records").into());
         }
+        // A follower's markers, decoded before anything changes. One that doesn't decode is
+        // written all the same (the leader wrote it) and ends nothing, as on replay.
+        let markers: Vec<Option<EndTxnMarker>> = if replica {
+            batches
+                .iter()
+                .map(|(at, header)| {
+                    let len = header.total_len().expect("validated");
+                    header
+                        .is_control()
+                        .then(|| txn::marker::decode_marker(&records[*at..*at + len], header))
+                        .and_then(Result::ok)
+                        .flatten()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
 
         // Synchronous part: roll if need be, assign offsets and a file position.
-        let mut completed_txn = None;
+        let mut completed: Vec<(CompletedTxn, Option<AbortedTxnEntry>)> = Vec::new();
         let (file, info_segment, position, seq, info, parts) = {
             let mut st = inner.state.borrow_mut();
             if let Some(e) = &st.failed {
                 return Err(e.clone().into());
             }
-            if st.closed {
+            if st.closed || st.truncating {
                 return Err(AppendError::Closed);
             }
+            let base_offset = if replica {
+                batches.first().map_or(st.next_offset, |(_, h)| h.base_offset)
+            } else {
+                st.next_offset
+            };
             // Idempotent producers' batches are checked against the offsets they are about to
             // get, in this same step, so a retry racing its original can't pass twice.
             let mut first_offset = st.next_offset;
@@ -524,6 +634,7 @@ impl Log {
                 first_offset += i64::from(header.last_offset_delta) + 1;
                 (first, header)
             });
+            let mut marker_completed = None;
             let checked = match placement {
                 Placement::Client => st.producers.check_client_append(firsts, now)?,
                 Placement::Coordinator => {
@@ -538,9 +649,11 @@ impl Log {
                     let (update, completed) =
                         st.producers
                             .check_marker(producer_id, epoch, marker, at, now)?;
-                    completed_txn = completed;
+                    marker_completed = completed;
                     Verdict::Append(update)
                 }
+                // Recorded batch by batch below, once placed.
+                Placement::Replica => Verdict::Append(ProducerUpdate::default()),
             };
             let producer_update = match checked {
                 Verdict::Append(update) => update,
@@ -561,20 +674,33 @@ impl Log {
                 &mut st,
                 &config,
                 records.len() as u64,
-                record_count,
+                base_offset,
+                base_offset + span,
                 now,
             );
             // The state as of the new segment's base, saved once the old segment is sealed.
             let rolled = rolled.map(|old| (old, producers::snapshot::encode(&st.producers)));
-            let base_offset = st.next_offset;
+            // A leader stamps its epoch (only once one is set: a lone broker writes batches as
+            // they came) and records where it began, as Kafka's leader appends do; a follower
+            // learns each newer epoch from the leader's stamps.
+            let stamp = if replica { None } else { st.leader_epoch };
+            let mut epochs_changed = false;
             let mut offset = base_offset;
             let active = st.active_mut();
             let position = active.size;
-            let mut layout = WriteLayout::new(&records, append_time.is_some(), batches.len());
+            let mut layout = if replica {
+                WriteLayout::verbatim(&records)
+            } else {
+                WriteLayout::new(&records, append_time.is_some(), batches.len())
+            };
             for (at, header) in &batches {
                 let len = header.total_len().expect("validated");
                 let mut max_timestamp = header.max_timestamp;
-                layout.add_batch(*at, len, offset, append_time);
+                if replica {
+                    offset = header.base_offset;
+                } else {
+                    layout.add_batch(*at, len, offset, stamp, append_time);
+                }
                 if let Some(time) = append_time {
                     max_timestamp = time;
                 }
@@ -595,16 +721,34 @@ impl Log {
                 .next_preallocation(config.preallocate_bytes, config.effective_segment_bytes());
             st.next_offset = offset;
             st.producers.commit(producer_update);
-            if let Some(done) = completed_txn {
+            if let Some(done) = marker_completed {
                 // An abort is indexed in the segment holding its marker, with the LSO as of
                 // right after it (Kafka's `UnifiedLog.append`).
-                if done.aborted {
-                    let entry = AbortedTxnEntry {
-                        producer_id: done.producer_id,
-                        first_offset: done.first_offset,
-                        last_offset: done.last_offset,
-                        last_stable_offset: st.producers.last_stable_offset_after(&done),
-                    };
+                let entry = done.aborted.then(|| AbortedTxnEntry {
+                    producer_id: done.producer_id,
+                    first_offset: done.first_offset,
+                    last_offset: done.last_offset,
+                    last_stable_offset: st.producers.last_stable_offset_after(&done),
+                });
+                completed.push((done, entry));
+            }
+            if replica {
+                for ((_, header), marker) in batches.iter().zip(&markers) {
+                    completed.extend(producers::apply_stored_batch(
+                        &mut st.producers,
+                        header,
+                        *marker,
+                        now,
+                    ));
+                    epochs_changed |= st
+                        .epochs
+                        .observe_batch(header.partition_leader_epoch, header.base_offset);
+                }
+            } else if let Some(epoch) = stamp {
+                epochs_changed |= st.epochs.observe_batch(epoch, base_offset);
+            }
+            for (done, entry) in completed.drain(..) {
+                if let Some(entry) = entry {
                     let active = st.active_mut();
                     active.aborted.push(entry);
                     active.indexes_dirty = true;
@@ -624,6 +768,16 @@ impl Log {
             drop(st);
             if let Some((old, producers)) = rolled {
                 inner.spawn_background(roll::seal(inner.clone(), old, producers));
+            }
+            if epochs_changed {
+                let persisting = inner.clone();
+                inner.spawn_background(async move {
+                    // A lost write is made good by the next open: replay learns the epochs
+                    // of the batches past the last snapshot again.
+                    if let Err(e) = persisting.persist_epochs().await {
+                        tracing::warn!(dir = %persisting.dir.display(), error = %e.0, "writing the leader epoch cache failed");
+                    }
+                });
             }
             if let Some((from, len)) = preallocate {
                 let (inner, file) = (inner.clone(), file.clone());
@@ -756,10 +910,10 @@ impl Inner {
                     if let Some(segment) = st.segments.get_mut(&write.segment) {
                         segment.written = write.end_position;
                     }
-                    st.high_watermark = write.end_offset;
+                    st.written_end = write.end_offset;
                     st.written_total += write.len;
                 }
-                let high_watermark = st.high_watermark;
+                let high_watermark = st.high_watermark();
                 st.unreplicated.advance(high_watermark);
             }
             Err(e) => {
@@ -777,7 +931,7 @@ impl Inner {
         loop {
             {
                 let st = self.state.borrow();
-                if st.high_watermark >= end {
+                if st.written_end >= end {
                     return Ok(());
                 }
                 if let Some(e) = &st.failed {
@@ -794,6 +948,30 @@ impl Inner {
             .write(&self.dir, || self.state.borrow().checkpoint())
             .await
             .map_err(|e| StorageError::io("writing the checkpoint", &e))
+    }
+
+    /// Writes the leader epoch cache file as the cache is when this write's turn comes; one
+    /// write at a time, so an older cache never lands after a newer one.
+    pub(super) async fn persist_epochs(&self) -> Result<(), StorageError> {
+        let _turn = self.epochs_writer.acquire().await;
+        let text = self.state.borrow().epochs.encode();
+        leader_epochs::write(&self.dir, text)
+            .await
+            .map_err(|e| StorageError::io("writing the leader epoch cache", &e))
+    }
+
+    /// Waits until no sync round is in flight. Surgery that moves the log end back calls it
+    /// once appends are refused, so no round ends after it with a stale durable mark.
+    pub(super) async fn sync_idle(&self) {
+        while self.group_commit.in_flight() {
+            self.group_commit.round_done().await;
+        }
+    }
+
+    /// The log end moved back to `end`: the durable mark follows (see
+    /// [`GroupCommit::truncate_to`]). Call synchronously after [`sync_idle`](Self::sync_idle).
+    pub(super) fn truncate_synced(&self, end: i64) {
+        self.group_commit.truncate_to(end);
     }
 
     /// Records a failure that leaves the log refusing appends until it is reopened.
@@ -820,8 +998,9 @@ impl SyncTarget for Inner {
         self.state.borrow().dir_dirty
     }
 
+    /// What syncs cover: everything written, whatever consumers may read.
     fn high_watermark(&self) -> i64 {
-        self.state.borrow().high_watermark
+        self.state.borrow().written_end
     }
 
     fn unsynced_bytes(&self) -> u64 {
@@ -835,7 +1014,7 @@ impl SyncTarget for Inner {
 
     fn plan_round(&self, synced: i64) -> SyncRound {
         let mut st = self.state.borrow_mut();
-        let goal = st.high_watermark;
+        let goal = st.written_end;
         // Segments with offsets below the high watermark have their files: writes wait for
         // them.
         let files = st

@@ -21,6 +21,17 @@ use crate::rt::File;
 /// default) of small batches in one read.
 const HEADER_WINDOW: usize = 8192;
 
+/// Where a read stops.
+#[derive(Debug, Clone, Copy)]
+enum ReadEnd {
+    /// Consumers reading uncommitted.
+    HighWatermark,
+    /// Consumers reading committed.
+    LastStable,
+    /// Followers.
+    WrittenEnd,
+}
+
 /// A run of record bytes in a segment file.
 #[derive(Debug, Clone)]
 pub struct FileRange {
@@ -87,13 +98,41 @@ impl Log {
     /// [`read`](Self::read) under an isolation level. Under
     /// [`ReadCommitted`](Isolation::ReadCommitted) the read stops at the last stable offset:
     /// an offset at it reads nothing, and one past it (but within the high watermark) is not
-    /// out of range either, as in Kafka: it also reads nothing, until the LSO moves.
+    /// out of range either, as in Kafka: it also reads nothing, until the LSO moves. Likewise
+    /// an offset past the high watermark but within the
+    /// [written end](Self::written_end) (written here, not yet replicated enough) reads
+    /// nothing; only offsets past the written end are out of range.
     pub async fn read_isolated(
         &self,
         offset: i64,
         max_bytes: u64,
         min_one_batch: bool,
         isolation: Isolation,
+    ) -> Result<ReadResult, ReadError> {
+        let end = match isolation {
+            Isolation::ReadUncommitted => ReadEnd::HighWatermark,
+            Isolation::ReadCommitted => ReadEnd::LastStable,
+        };
+        self.plan_read(offset, max_bytes, min_one_batch, end).await
+    }
+
+    /// A follower's fetch from this log (as leader): up to the [written end](Self::written_end),
+    /// past the high watermark (followers must fetch what is not yet replicated for it to
+    /// become so) and whatever the isolation. The first batch comes whole even past
+    /// `max_bytes`, as in Kafka's replica fetches. The result's `high_watermark` is the
+    /// consumers' one, which the follower adopts.
+    pub async fn read_replica(&self, offset: i64, max_bytes: u64) -> Result<ReadResult, ReadError> {
+        self.plan_read(offset, max_bytes, true, ReadEnd::WrittenEnd)
+            .await
+    }
+
+    /// The one read planner: from `offset` up to the chosen `end`.
+    async fn plan_read(
+        &self,
+        offset: i64,
+        max_bytes: u64,
+        min_one_batch: bool,
+        end: ReadEnd,
     ) -> Result<ReadResult, ReadError> {
         struct View {
             file: Rc<File>,
@@ -102,22 +141,25 @@ impl Log {
             /// The segment's offsets end here.
             next_offset: i64,
             base_offset: i64,
+            /// `readable` was cut where the batch holding the read's end begins.
+            cut: bool,
         }
         let (mut views, mut result, cut) = {
             let st = self.inner.state.borrow();
             let result = ReadResult {
-                high_watermark: st.high_watermark,
+                high_watermark: st.high_watermark(),
                 log_start_offset: st.log_start_offset,
                 last_stable_offset: st.last_stable_offset(),
                 upper_bound_offset: offset,
                 ..ReadResult::default()
             };
-            if offset < st.log_start_offset || offset > st.high_watermark {
-                return Err(st.out_of_range(offset));
+            if offset < st.log_start_offset || offset > st.written_end {
+                return Err(st.out_of_range(offset, st.written_end));
             }
-            let end = match isolation {
-                Isolation::ReadUncommitted => st.high_watermark,
-                Isolation::ReadCommitted => result.last_stable_offset,
+            let end = match end {
+                ReadEnd::HighWatermark => result.high_watermark,
+                ReadEnd::LastStable => result.last_stable_offset,
+                ReadEnd::WrittenEnd => st.written_end,
             };
             if offset >= end {
                 return Ok(result);
@@ -139,16 +181,18 @@ impl Log {
                         readable: s.written,
                         next_offset: s.next_offset,
                         base_offset: s.base_offset,
+                        cut: false,
                     })
                 })
                 .collect();
-            // Below the high watermark, the end is the start of a batch (the first of an
-            // undecided transaction): where it starts is found in its segment below.
+            // Below the written end, the end is the start of a batch (the first of an
+            // undecided transaction, or the first the replicated high watermark holds back):
+            // where it starts is found in its segment below.
             let cut = st
                 .segments
                 .range(..=end)
                 .next_back()
-                .filter(|_| end < st.high_watermark)
+                .filter(|_| end < st.written_end)
                 .map(|(_, s)| {
                     let position = u64::from(s.indexes.offsets.lookup(end).position);
                     (s.base_offset, position, end)
@@ -166,6 +210,7 @@ impl Log {
                     .await
                     .map_err(|e| StorageError::io("reading a segment", &e))?;
                 view.readable = found.map_or(view.readable, |(position, _)| position);
+                view.cut = true;
             }
         }
         let mut remaining = max_bytes;
@@ -179,8 +224,13 @@ impl Log {
                 .await
                 .map_err(|e| StorageError::io("reading a segment", &e))?;
                 let Some((position, header)) = found else {
+                    if view.cut {
+                        // `offset` is in the batch holding the end (a replicated high
+                        // watermark inside a batch): nothing of it is readable yet.
+                        break;
+                    }
                     if offset < view.next_offset {
-                        // Below the high watermark and inside this segment: the data must be
+                        // Below the end and inside this segment: the data must be
                         // there. Skipping to the next segment would hide records.
                         let what = format!("offset {offset} missing from its segment");
                         return Err(StorageError(what).into());

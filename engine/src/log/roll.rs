@@ -18,17 +18,20 @@ use super::segment::{self, Segment};
 use crate::flush;
 use crate::rt::File;
 
-/// Rolls to a new segment when the incoming `len` bytes / `records` wouldn't fit the active
-/// one, or it is older than `segment.ms` (or, compacted, `max.compaction.lag.ms`). Returns the base offset of the segment to seal.
+/// Rolls to a new segment when the incoming `len` bytes, spanning offsets `first_offset` to
+/// `end_offset` (exclusive), wouldn't fit the active one, or it is older than `segment.ms`
+/// (or, compacted, `max.compaction.lag.ms`). The new segment starts at `first_offset`: the
+/// log end for a leader's append, the first batch's own base offset for a follower's (past a
+/// gap a compacted leader left). Returns the base offset of the segment to seal.
 pub(super) fn roll_if_needed(
     inner: &Rc<Inner>,
     st: &mut State,
     config: &LogConfig,
     len: u64,
-    records: i64,
+    first_offset: i64,
+    end_offset: i64,
     now: i64,
 ) -> Option<i64> {
-    let next_offset = st.next_offset;
     let active = st.active();
     if active.size == 0 {
         return None;
@@ -37,15 +40,15 @@ pub(super) fn roll_if_needed(
     let too_old = active
         .first_append_ms
         .is_some_and(|first| now.saturating_sub(first) >= config.max_segment_ms());
-    let offsets_overflow = next_offset + records - active.base_offset > i64::from(i32::MAX);
+    let offsets_overflow = end_offset - active.base_offset > i64::from(i32::MAX);
     let index_full = active.indexes.offsets.len() >= config.max_index_entries();
     if !(too_big || too_old || offsets_overflow || index_full) {
         return None;
     }
     let old = active.base_offset;
-    let segment = Segment::pending(next_offset, config.index_interval_bytes);
-    st.segments.insert(next_offset, segment);
-    inner.spawn_background(create_files(inner.clone(), next_offset));
+    let segment = Segment::pending(first_offset, config.index_interval_bytes);
+    st.segments.insert(first_offset, segment);
+    inner.spawn_background(create_files(inner.clone(), first_offset));
     inner.bump_stats(|s| s.segments_rolled += 1);
     Some(old)
 }

@@ -10,7 +10,7 @@ mod rebuild;
 pub mod snapshot;
 pub mod state;
 
-pub(crate) use rebuild::rebuild;
+pub(crate) use rebuild::{apply_stored_batch, rebuild};
 pub use rebuild::RebuildReport;
 pub use state::{
     BatchMetadata, ProducerEntry, ProducerError, ProducerStates, ProducerUpdate, Verdict,

@@ -18,8 +18,9 @@ use super::snapshot;
 use super::state::ProducerStates;
 use crate::log::batch::{BatchHeader, HEADER_LEN};
 use crate::log::error::StorageError;
+use crate::log::leader_epochs::LeaderEpochCache;
 use crate::log::segment::Segment;
-use crate::log::txn::{marker, AbortedTxnEntry};
+use crate::log::txn::{marker, AbortedTxnEntry, CompletedTxn, EndTxnMarker};
 
 /// Bytes read per step: many small batches' headers per read, one read per large batch.
 const WINDOW: usize = 1 << 20;
@@ -37,14 +38,46 @@ pub struct RebuildReport {
     pub unreadable_control_batches: u64,
 }
 
+/// Applies one batch already in the log to `states`, without checks: a batch replayed when a
+/// log opens, or one a follower wrote verbatim from its leader (the log is the truth). A data
+/// batch updates its producer; a transaction marker (`marker`, decoded by the caller from a
+/// control batch) ends the producer's open transaction. Returns the transaction it ended and,
+/// for an abort, its entry in the aborted transaction index. One path for both uses, so a
+/// follower holds the state reopening its log would rebuild.
+pub(crate) fn apply_stored_batch(
+    states: &mut ProducerStates,
+    header: &BatchHeader,
+    marker: Option<EndTxnMarker>,
+    now_ms: i64,
+) -> Option<(CompletedTxn, Option<AbortedTxnEntry>)> {
+    let Some(marker) = marker else {
+        // Control batches that are not markers end nothing.
+        if !header.is_control() {
+            states.replay(header, now_ms);
+        }
+        return None;
+    };
+    let done = states.replay_marker(header, marker, now_ms)?;
+    let entry = done.aborted.then(|| AbortedTxnEntry {
+        producer_id: done.producer_id,
+        first_offset: done.first_offset,
+        last_offset: done.last_offset,
+        last_stable_offset: states.last_stable_offset_after(&done),
+    });
+    Some((done, entry))
+}
+
 /// The producer state of the log whose recovered segments are `segments`, ending at
 /// `log_end`. `now_ms` stands for replayed batches' append time (their expiry counts from
-/// the restart).
+/// the restart). With `epochs` (a replicated log's leader epoch cache), replayed batches'
+/// partition leader epochs are assigned to it too, as Kafka's recovery does: the cache file
+/// is written lazily, so the batches past the last snapshot may know epochs it lost.
 pub(crate) async fn rebuild(
     dir: &Path,
     segments: &mut BTreeMap<i64, Segment>,
     log_end: i64,
     now_ms: i64,
+    mut epochs: Option<&mut LeaderEpochCache>,
 ) -> Result<(ProducerStates, RebuildReport), StorageError> {
     let loaded = snapshot::load(dir, log_end)
         .await
@@ -85,29 +118,26 @@ pub(crate) async fn rebuild(
                     )));
                 };
                 if header.base_offset >= from {
+                    let mut marker = None;
                     if header.is_control() {
                         let whole = match bytes.get(at..at + len) {
                             Some(whole) => whole.to_vec(),
                             None => read_batch(&file, position + at as u64, len).await?,
                         };
                         match marker::decode_marker(&whole, &header) {
-                            Ok(Some(marker)) => {
-                                report.markers_replayed += 1;
-                                let completed = states.replay_marker(&header, marker, now_ms);
-                                if let Some(done) = completed.filter(|c| c.aborted) {
-                                    segment.aborted.push(AbortedTxnEntry {
-                                        producer_id: done.producer_id,
-                                        first_offset: done.first_offset,
-                                        last_offset: done.last_offset,
-                                        last_stable_offset: states.last_stable_offset_after(&done),
-                                    });
-                                }
+                            Ok(found) => {
+                                report.markers_replayed += u64::from(found.is_some());
+                                marker = found;
                             }
-                            Ok(None) => {}
                             Err(_) => report.unreadable_control_batches += 1,
                         }
-                    } else {
-                        states.replay(&header, now_ms);
+                    }
+                    let applied = apply_stored_batch(&mut states, &header, marker, now_ms);
+                    if let Some((_, Some(entry))) = applied {
+                        segment.aborted.push(entry);
+                    }
+                    if let Some(epochs) = epochs.as_deref_mut() {
+                        epochs.observe_batch(header.partition_leader_epoch, header.base_offset);
                     }
                     report.batches_replayed += 1;
                 }

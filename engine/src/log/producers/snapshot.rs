@@ -210,6 +210,21 @@ pub async fn write(dir: &Path, offset: i64, states: Vec<u8>) -> io::Result<()> {
     .await
 }
 
+/// Removes every snapshot (the log was emptied and restarted elsewhere: none describes it).
+pub async fn remove_all(dir: &Path) -> io::Result<()> {
+    let dir = dir.to_path_buf();
+    rt::unblock(move || {
+        for offset in list_blocking(&dir)? {
+            match std::fs::remove_file(dir.join(file_name(offset))) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
 /// The newest usable snapshot at or below `log_end`: its offset and states. Snapshots past
 /// the end (the log lost data they describe) and unreadable ones are removed.
 pub async fn load(dir: &Path, log_end: i64) -> io::Result<Option<(i64, ProducerStates)>> {

@@ -61,6 +61,11 @@ impl Unreplicated {
         }
     }
 
+    /// Forgets the transactions whose marker a truncation to `end` removed.
+    pub fn truncate(&mut self, end: i64) {
+        self.0.retain(|t| t.last_offset < end);
+    }
+
     /// The first offset of the earliest still-unstable one, as of `high_watermark`.
     pub fn first_offset(&self, high_watermark: i64) -> Option<i64> {
         self.0

@@ -440,7 +440,9 @@ pub fn split_and_validate(
     records: &[u8],
     max_message_bytes: usize,
 ) -> Result<Vec<(usize, BatchHeader)>, BatchError> {
-    split_with(records, |batch| validate_for_append(batch, max_message_bytes))
+    split_with(records, |batch| {
+        validate_for_append(batch, max_message_bytes)
+    })
 }
 
 /// Splits a record set of stored batches (a leader's, fetched by a follower) into its batches,

@@ -25,11 +25,7 @@ impl Log {
         let start = {
             let st = self.inner.state.borrow_mut();
             let high_watermark = st.high_watermark();
-            let before = if before == -1 {
-                high_watermark
-            } else {
-                before
-            };
+            let before = if before == -1 { high_watermark } else { before };
             if before < 0 || before > high_watermark {
                 return Err(st.out_of_range(before, high_watermark));
             }

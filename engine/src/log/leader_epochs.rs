@@ -83,7 +83,12 @@ impl LeaderEpochCache {
         {
             let dropped = self.entries.pop();
             if dropped.is_some_and(|d| d.epoch > epoch) {
-                tracing::warn!(?dropped, epoch, start_offset, "leader epoch cache: a lower epoch replaces a higher one");
+                tracing::warn!(
+                    ?dropped,
+                    epoch,
+                    start_offset,
+                    "leader epoch cache: a lower epoch replaces a higher one"
+                );
             }
         }
         self.entries.push(EpochEntry {
@@ -258,8 +263,14 @@ mod tests {
     fn assign_keeps_the_first_start_of_each_epoch_and_monotonic_entries() {
         let mut c = LeaderEpochCache::default();
         assert!(c.assign(2, 6));
-        assert!(!c.assign(2, 10), "a later batch of the same epoch changes nothing");
-        assert!(c.assign(2, 5), "an earlier start of the latest epoch replaces it");
+        assert!(
+            !c.assign(2, 10),
+            "a later batch of the same epoch changes nothing"
+        );
+        assert!(
+            c.assign(2, 5),
+            "an earlier start of the latest epoch replaces it"
+        );
         assert!(c.assign(3, 8));
         assert_eq!(c, cache(&[(2, 5), (3, 8)]));
         assert!(!c.assign(-1, 20), "unstamped batches assign nothing");
@@ -286,7 +297,11 @@ mod tests {
         assert_eq!(empty.end_offset_for(0, 100), None, "an empty cache");
         // Kafka's LeaderEpochFileCacheTest examples: epochs 2@6, 3@8, 5@12 (no 4), LEO 20.
         let c = cache(&[(2, 6), (3, 8), (5, 12)]);
-        assert_eq!(c.end_offset_for(5, 20), Some((5, 20)), "the latest epoch ends at the LEO");
+        assert_eq!(
+            c.end_offset_for(5, 20),
+            Some((5, 20)),
+            "the latest epoch ends at the LEO"
+        );
         assert_eq!(c.end_offset_for(3, 20), Some((3, 12)));
         assert_eq!(c.end_offset_for(2, 20), Some((2, 8)));
         assert_eq!(

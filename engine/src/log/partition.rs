@@ -575,8 +575,8 @@ impl Log {
         }
         let now = inner.clock.now_ms();
         // A follower keeps the leader's timestamps as they are.
-        let append_time = (config.timestamp_type == TimestampType::LogAppendTime && !replica)
-            .then_some(now);
+        let append_time =
+            (config.timestamp_type == TimestampType::LogAppendTime && !replica).then_some(now);
         // The offsets the records span: their count for a leader, which assigns them densely;
         // first to last for a follower (a compacted leader's batches leave gaps).
         let span: i64 = if replica {
@@ -622,7 +622,9 @@ impl Log {
                 return Err(AppendError::Closed);
             }
             let base_offset = if replica {
-                batches.first().map_or(st.next_offset, |(_, h)| h.base_offset)
+                batches
+                    .first()
+                    .map_or(st.next_offset, |(_, h)| h.base_offset)
             } else {
                 st.next_offset
             };

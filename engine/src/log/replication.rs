@@ -159,3 +159,7 @@ impl Log {
         Ok(self.place_batches(records, batches, Placement::Replica)?)
     }
 }
+
+#[cfg(test)]
+#[path = "replication_tests.rs"]
+mod tests;

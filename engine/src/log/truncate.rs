@@ -54,7 +54,10 @@ impl Log {
         let _truncating = self.stop_appends().await?;
         let (first_base, end) = {
             let st = self.inner.state.borrow();
-            (*st.segments.keys().next().expect("a segment"), st.next_offset)
+            (
+                *st.segments.keys().next().expect("a segment"),
+                st.next_offset,
+            )
         };
         if offset >= end {
             return Ok(());
@@ -71,7 +74,9 @@ impl Log {
     /// cleared; the log start, the end and the high watermark become `offset`.
     pub async fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), StorageError> {
         if offset < 0 {
-            return Err(StorageError(format!("can't restart the log at offset {offset}")));
+            return Err(StorageError(format!(
+                "can't restart the log at offset {offset}"
+            )));
         }
         let _surgery = self.inner.surgery.acquire().await;
         let _truncating = self.stop_appends().await?;
@@ -113,7 +118,12 @@ impl Log {
             let mut walk = walk.borrow_mut();
             let (position, _, indexes) = &mut *walk;
             let len = header.total_len().unwrap_or(0);
-            indexes.add_batch(*position as u32, header.last_offset(), header.max_timestamp, len);
+            indexes.add_batch(
+                *position as u32,
+                header.last_offset(),
+                header.max_timestamp,
+                len,
+            );
             walk.0 += len as u64;
             walk.1 = header.last_offset() + 1;
             false
@@ -126,7 +136,11 @@ impl Log {
         // The new state, in one step.
         let removed: Vec<i64> = {
             let mut st = inner.state.borrow_mut();
-            let removed: Vec<i64> = st.segments.range(kept_base + 1..).map(|(&b, _)| b).collect();
+            let removed: Vec<i64> = st
+                .segments
+                .range(kept_base + 1..)
+                .map(|(&b, _)| b)
+                .collect();
             let mut removed_bytes = 0;
             for base in &removed {
                 removed_bytes += st.segments.remove(base).map_or(0, |s| s.size);
@@ -256,8 +270,7 @@ impl Log {
                 .collect()
         };
         let now = inner.clock.now_ms();
-        let (states, _) =
-            producers::rebuild(&inner.dir, &mut replayed, end, now, None).await?;
+        let (states, _) = producers::rebuild(&inner.dir, &mut replayed, end, now, None).await?;
         let mut st = inner.state.borrow_mut();
         st.producers = states;
         for (base, copy) in replayed {

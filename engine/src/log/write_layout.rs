@@ -187,7 +187,10 @@ mod tests {
             let len = header.total_len().unwrap();
             batch::validate(&written[*at..*at + len], usize::MAX).expect("valid stored batch");
         }
-        assert_eq!((batches[0].1.base_offset, batches[1].1.base_offset), (100, 103));
+        assert_eq!(
+            (batches[0].1.base_offset, batches[1].1.base_offset),
+            (100, 103)
+        );
         // Everything past the prefix is the producer's bytes.
         assert_eq!(&written[16..second], &records[16..second]);
     }

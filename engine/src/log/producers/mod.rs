@@ -10,8 +10,8 @@ mod rebuild;
 pub mod snapshot;
 pub mod state;
 
-pub(crate) use rebuild::{apply_stored_batch, rebuild};
 pub use rebuild::RebuildReport;
+pub(crate) use rebuild::{apply_stored_batch, rebuild};
 pub use state::{
     BatchMetadata, ProducerEntry, ProducerError, ProducerStates, ProducerUpdate, Verdict,
     RETAINED_BATCHES,

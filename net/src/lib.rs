@@ -3,10 +3,14 @@
 //!
 //! Modules depend only on those listed before them here (the engine below them all), never on
 //! one after:
+//! [`replication`] (ISR, high watermark and follower fetch state machines; pure, using nothing
+//! of the crate, so the partition registry can hold them) <
 //! [`partitions`] (topics, partitions and their logs on each shard) < [`config`] <
 //! [`conn_limits`] < [`metrics`]
 //! < [`kafka`] (the protocol) < [`route`] (a partition's owner, scatter and gather) <
 //! [`groups`] < [`txn`] < [`controller`] (the metadata quorum) < [`handlers`] < [`listener`].
+
+pub mod replication;
 
 pub mod partitions;
 

@@ -83,6 +83,8 @@ pub struct Config {
     pub admin_listen: Option<String>,
     /// Running as one broker of a cluster: the controller quorum and this node's part in it.
     pub cluster: ClusterConfig,
+    /// How partitions are replicated in a cluster (Kafka's `replica.*` settings).
+    pub replication: crate::replication::ReplicationSettings,
 }
 
 /// The `[cluster]` table: Kafka's KRaft settings. Left empty, Runnel is one broker with no
@@ -258,6 +260,7 @@ impl Default for Config {
             transactions: TransactionsConfig::default(),
             admin_listen: None,
             cluster: ClusterConfig::default(),
+            replication: Default::default(),
         }
     }
 }

@@ -177,10 +177,11 @@ impl Coordinator {
     }
 
     async fn load(self: &Rc<Self>, partition: i32) -> Result<(), i16> {
-        let log = offsets_log(partition)?;
+        let offsets = offsets_partition(partition)?;
+        let log = offsets.log();
         let started = Instant::now();
         let mut state: HashMap<String, LoadedGroup> = HashMap::new();
-        let replayed = replay(&log, |header, records| {
+        let replayed = replay(log, |header, records| {
             if header.is_control() {
                 // A transaction's marker decides the offsets it committed here.
                 let decided = records
@@ -349,7 +350,8 @@ impl Coordinator {
         entries: Vec<Entry>,
         producer: Option<(i64, i16)>,
     ) -> Result<i64, i16> {
-        let log = offsets_log(partition)?;
+        let offsets = offsets_partition(partition)?;
+        let log = offsets.log();
         let now = wall_ms();
         let mut builder = match producer {
             // Sequences are the client's business, not the coordinator's (Kafka writes 0).
@@ -368,7 +370,7 @@ impl Coordinator {
             Some(_) => log.append_for_coordinator(builder.build()).await,
             None => log.append(builder.build()).await,
         };
-        appended.map(|info| info.base_offset).map_err(|e| match e {
+        let info = appended.map_err(|e| match e {
             AppendError::Batch(_) | AppendError::RecordListTooLarge { .. } => {
                 ec::INVALID_COMMIT_OFFSET_SIZE
             }
@@ -377,7 +379,13 @@ impl Coordinator {
             // they are not retriable.
             AppendError::Producer(_) => crate::route::errors::append_error(&e),
             _ => ec::COORDINATOR_NOT_AVAILABLE,
-        })
+        })?;
+        // Acknowledged once every in-sync replica has it (Kafka writes offsets with acks=all).
+        offsets
+            .wait_replicated(info.last_offset + 1, REPLICATION_TIMEOUT)
+            .await
+            .map_err(replication_error)?;
+        Ok(info.base_offset)
     }
 
     fn check_session_timeout(&self, timeout: Duration) -> bool {
@@ -1110,10 +1118,23 @@ fn apply_record(
 /// ago by another request, or is still opening) is COORDINATOR_LOAD_IN_PROGRESS, as Kafka
 /// answers while it loads a partition: clients retry that quietly, where NOT_COORDINATOR
 /// surfaces as an error in librdkafka's consumer.
-fn offsets_log(partition: i32) -> Result<runnel_engine::log::Log, i16> {
+/// How long an offset commit waits for the in-sync replicas (Kafka's
+/// `offsets.commit.timeout.ms`).
+const REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The error a coordinator write answers when its records did not reach the in-sync replicas
+/// (Kafka's `GroupMetadataManager` mapping): retriable either way.
+pub(crate) fn replication_error(code: i16) -> i16 {
+    match code {
+        ec::NOT_LEADER_OR_FOLLOWER => ec::NOT_COORDINATOR,
+        _ => ec::COORDINATOR_NOT_AVAILABLE,
+    }
+}
+
+fn offsets_partition(partition: i32) -> Result<crate::partitions::Partition, i16> {
     let shard = shard::current();
     if let Some(open) = shard.partition(&TopicPartition::new(OFFSETS_TOPIC, partition)) {
-        return Ok(open.log().clone());
+        return Ok(open);
     }
     // Unknown here: the topic's creation hasn't reached this shard yet.
     let topics = shard.topics();

@@ -14,6 +14,13 @@
 //! read_committed (v4+ isolation level 1) reads stop at each partition's last stable offset
 //! and carry the transactions aborted in what they return, which consumers drop.
 //!
+//! Followers fetch like consumers, naming themselves by `replica_id` (Kafka's replica
+//! fetch): they read past the high watermark up to what the leader has written, each fetch
+//! reports how far the follower has got (which moves the ISR and the high watermark, see
+//! [`crate::replication`]), and their long polls wake on new writes rather than on the high
+//! watermark. Every read checks the asker's `current_leader_epoch` (v9+): an older one is
+//! FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH (KIP-320).
+//!
 //! Fetch sessions (KIP-227) are not kept: every response is a full, sessionless one
 //! (session id 0), which clients accept; a request naming a session we never created gets
 //! FETCH_SESSION_ID_NOT_FOUND.
@@ -71,6 +78,10 @@ struct PartitionRead {
     max_bytes: u64,
     /// read_committed reads stop at the last stable offset and report aborted transactions.
     isolation: Isolation,
+    /// The leader epoch the asker believes current; -1 when it does not say.
+    current_leader_epoch: i32,
+    /// The follower fetching, for a replica's fetch; `None` for a consumer's.
+    replica: Option<i32>,
 }
 
 /// What the owning shard read for one partition.
@@ -79,6 +90,9 @@ struct ReadOutcome {
     tp: TopicPartition,
     error_code: i16,
     high_watermark: i64,
+    /// How far the read could see: the high watermark for a consumer, the leader's written
+    /// end for a follower. A long poll waits for it to move.
+    visible_end: i64,
     last_stable_offset: i64,
     log_start_offset: i64,
     /// For read_committed reads: the aborted transactions within the records read.
@@ -113,6 +127,8 @@ pub async fn handle(request: FetchRequest, version: i16, copy_below: u64) -> Fet
     } else {
         Isolation::ReadUncommitted
     };
+    // Consumers send -1 (and debugging tools -2); brokers their node id.
+    let replica = (request.replica_id.0 >= 0).then_some(request.replica_id.0);
     for topic in &request.topics {
         let name = topic.topic.0.as_str();
         let mut partitions = Vec::with_capacity(topic.partitions.len());
@@ -130,6 +146,12 @@ pub async fn handle(request: FetchRequest, version: i16, copy_below: u64) -> Fet
                 offset: partition.fetch_offset,
                 max_bytes: partition.partition_max_bytes.max(0) as u64,
                 isolation,
+                current_leader_epoch: if version >= 9 {
+                    partition.current_leader_epoch
+                } else {
+                    -1
+                },
+                replica,
             };
             routed.push(&topics, name, partition.partition, read);
         }
@@ -179,7 +201,7 @@ async fn poll_across_shards(routed: &Routed<PartitionRead>, limits: Limits) -> V
             outcomes
                 .iter()
                 .flatten()
-                .map(|o| (o.tp.clone(), o.high_watermark))
+                .map(|o| (o.tp.clone(), o.visible_end))
                 .collect(),
         );
         let deadline = limits.deadline;
@@ -189,9 +211,9 @@ async fn poll_across_shards(routed: &Routed<PartitionRead>, limits: Limits) -> V
                 let partitions = reads.len();
                 let waiting = reads
                     .into_iter()
-                    .filter_map(|(partition, _)| {
-                        let hw = *seen.get(&partition.tp)?;
-                        Some((partition, hw))
+                    .filter_map(|(partition, read)| {
+                        let end = *seen.get(&partition.tp)?;
+                        Some((partition, read.replica.is_some(), end))
                     })
                     .collect();
                 async move {
@@ -270,7 +292,13 @@ async fn poll_on_shard(reads: Vec<(Partition, PartitionRead)>, limits: Limits) -
         let waiting = reads
             .iter()
             .zip(&outcomes)
-            .map(|((partition, _), outcome)| (partition.clone(), outcome.high_watermark))
+            .map(|((partition, read), outcome)| {
+                (
+                    partition.clone(),
+                    read.replica.is_some(),
+                    outcome.visible_end,
+                )
+            })
             .collect();
         if wait_for_change(waiting, limits.deadline).await == Woken::ShuttingDown {
             return outcomes;
@@ -305,6 +333,7 @@ async fn read_on_shard(reads: Vec<(Partition, PartitionRead)>, limits: Limits) -
             tp: partition.tp.clone(),
             error_code: error_code::NONE,
             high_watermark: -1,
+            visible_end: -1,
             last_stable_offset: -1,
             log_start_offset: -1,
             aborted_transactions: None,
@@ -319,6 +348,10 @@ async fn read_on_shard(reads: Vec<(Partition, PartitionRead)>, limits: Limits) -
             }
         };
         outcome.high_watermark = planned.high_watermark;
+        outcome.visible_end = match read.replica {
+            Some(_) => partition.log().written_end(),
+            None => planned.high_watermark,
+        };
         outcome.last_stable_offset = planned.last_stable_offset;
         outcome.log_start_offset = planned.log_start_offset;
         if read.isolation == Isolation::ReadCommitted {
@@ -375,17 +408,26 @@ async fn read_on_shard(reads: Vec<(Partition, PartitionRead)>, limits: Limits) -
 }
 
 /// Plans a read of up to `limit` bytes from the read's offset (the first batch whole,
-/// KIP-74), under its isolation. Errors are Kafka error codes.
+/// KIP-74), under its isolation; a follower's read first reports how far it has got.
+/// Errors are Kafka error codes.
 async fn plan_read(
     partition: Partition,
     read: PartitionRead,
     limit: u64,
 ) -> Result<ReadResult, ErrorCode> {
-    partition
-        .log()
-        .read_isolated(read.offset, limit, true, read.isolation)
-        .await
-        .map_err(|e| route::errors::read_error(&e))
+    partition.check_leader_epoch(read.current_leader_epoch)?;
+    let log = partition.log();
+    let planned = match read.replica {
+        Some(follower) => {
+            partition.follower_fetched(follower, read.offset)?;
+            log.read_replica(read.offset, limit).await
+        }
+        None => {
+            log.read_isolated(read.offset, limit, true, read.isolation)
+                .await
+        }
+    };
+    planned.map_err(|e| route::errors::read_error(&e))
 }
 
 /// Keeps at most the first `max` bytes of a planned read.
@@ -412,18 +454,19 @@ fn records_of(planned: &ReadResult) -> std::io::Result<Records> {
         .map(Records::Files)
 }
 
-/// Completes when any of these partitions' high watermark differs from the one the read saw,
-/// at `deadline`, or when the broker shuts down (a parked poll is answered at once rather than
-/// holding the shard past its grace period). Checking and registering happen without
-/// yielding, so no change slips between them.
-async fn wait_for_change(partitions: Vec<(Partition, i64)>, deadline: Instant) -> Woken {
+/// Completes when any of these partitions' visible end (the high watermark; the written end
+/// for a follower's read, flagged `true`) differs from the one the read saw, at `deadline`,
+/// or when the broker shuts down (a parked poll is answered at once rather than holding the
+/// shard past its grace period). Checking and registering happen without yielding, so no
+/// change slips between them.
+async fn wait_for_change(partitions: Vec<(Partition, bool, i64)>, deadline: Instant) -> Woken {
     if partitions.is_empty() {
         return Woken::Changed;
     }
     loop {
         if partitions
             .iter()
-            .any(|(partition, seen)| partition.high_watermark() != *seen)
+            .any(|(partition, replica, seen)| visible_end(partition, *replica) != *seen)
         {
             return Woken::Changed;
         }
@@ -431,11 +474,25 @@ async fn wait_for_change(partitions: Vec<(Partition, i64)>, deadline: Instant) -
         if left.is_zero() {
             return Woken::Deadline;
         }
-        let changes = AnyOf(partitions.iter().map(|(p, _)| p.log().changed()).collect());
+        let changes = AnyOf(
+            partitions
+                .iter()
+                .map(|(p, _, _)| p.log().changed())
+                .collect(),
+        );
         let stop = rt::select(rt::sleep(left), rt::shutdown_requested());
         if let Either::Right(Either::Right(())) = rt::select(changes, stop).await {
             return Woken::ShuttingDown;
         }
+    }
+}
+
+/// How far a read of `partition` can see: a follower's (`replica`) up to the written end.
+fn visible_end(partition: &Partition, replica: bool) -> i64 {
+    if replica {
+        partition.log().written_end()
+    } else {
+        partition.high_watermark()
     }
 }
 
@@ -476,6 +533,7 @@ mod tests {
             tp: TopicPartition::new("t", partition),
             error_code: error_code::NONE,
             high_watermark: 100,
+            visible_end: 100,
             last_stable_offset: 100,
             log_start_offset: 0,
             aborted_transactions: None,

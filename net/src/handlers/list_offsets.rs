@@ -1,7 +1,9 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3: the record with the
 //! largest timestamp, KIP-734) and by-timestamp offsets of partitions, asked of their owning
 //! shards. Under read_committed (v2+) nothing at or past the last stable offset is reported:
-//! latest is the last stable offset, and a lookup that lands beyond it finds nothing.
+//! latest is the last stable offset, and a lookup that lands beyond it finds nothing. A
+//! follower asking (a replica id, after OFFSET_OUT_OF_RANGE) learns the leader's log end as
+//! latest, not the high watermark, as in Kafka.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -35,12 +37,18 @@ pub async fn handle(request: ListOffsetsRequest, version: i16) -> ListOffsetsRes
             result.partition_index = partition.partition_index;
             result.timestamp = -1;
             result.offset = -1;
-            result.leader_epoch = if version >= 4 { 0 } else { -1 };
+            result.leader_epoch = -1;
             topic_response.partitions.push(result);
             let name = topic.name.0.as_str();
             let lookup = Lookup {
                 timestamp: partition.timestamp,
                 read_committed,
+                current_leader_epoch: if version >= 4 {
+                    partition.current_leader_epoch
+                } else {
+                    -1
+                },
+                from_follower: request.replica_id.0 >= 0,
             };
             routed.push(&topics, name, partition.partition_index, lookup);
         }
@@ -50,11 +58,15 @@ pub async fn handle(request: ListOffsetsRequest, version: i16) -> ListOffsetsRes
     let answers = response.topics.iter_mut().flat_map(|t| &mut t.partitions);
     for (answer, found) in answers.zip(found) {
         match found.and_then(|found| found) {
-            Ok(Some(Found { timestamp, offset })) => {
-                answer.timestamp = timestamp;
-                answer.offset = offset;
+            Ok((found, leader_epoch)) => {
+                if let Some(Found { timestamp, offset }) = found {
+                    answer.timestamp = timestamp;
+                    answer.offset = offset;
+                }
+                if version >= 4 {
+                    answer.leader_epoch = leader_epoch;
+                }
             }
-            Ok(None) => {}
             Err(code) => answer.error_code = code,
         }
     }
@@ -73,29 +85,45 @@ struct Found {
 struct Lookup {
     timestamp: i64,
     read_committed: bool,
+    current_leader_epoch: i32,
+    from_follower: bool,
 }
 
-/// Each partition's lookup, on the owning shard: `Ok(None)` when no record matches.
-async fn look_up_all(lookups: Vec<(Partition, Lookup)>) -> Vec<Result<Option<Found>, ErrorCode>> {
+/// Each partition's lookup, on the owning shard, with the partition's leader epoch.
+async fn look_up_all(
+    lookups: Vec<(Partition, Lookup)>,
+) -> Vec<Result<(Option<Found>, i32), ErrorCode>> {
     let mut results = Vec::with_capacity(lookups.len());
     for (partition, lookup) in lookups {
-        let found = look_up(&partition, lookup.timestamp).await;
-        if !lookup.read_committed {
-            results.push(found);
-            continue;
-        }
-        // Kafka's `fetchOffsetForTimestamp` under READ_COMMITTED.
-        let stable = partition.log().last_stable_offset();
-        results.push(found.map(|found| match (lookup.timestamp, found) {
-            (LATEST, _) => Some(Found {
-                timestamp: -1,
-                offset: stable,
-            }),
-            (_, Some(f)) if f.offset >= stable && lookup.timestamp != EARLIEST => None,
-            (_, found) => found,
-        }));
+        let found = look_up_one(&partition, lookup).await;
+        results.push(found.map(|found| (found, partition.leader_epoch())));
     }
     results
+}
+
+/// One partition's lookup: `Ok(None)` when no record matches.
+async fn look_up_one(partition: &Partition, lookup: Lookup) -> Result<Option<Found>, ErrorCode> {
+    partition.check_leader_epoch(lookup.current_leader_epoch)?;
+    if lookup.from_follower && lookup.timestamp == LATEST {
+        return Ok(Some(Found {
+            timestamp: -1,
+            offset: partition.log().written_end(),
+        }));
+    }
+    let found = look_up(partition, lookup.timestamp).await;
+    if !lookup.read_committed {
+        return found;
+    }
+    // Kafka's `fetchOffsetForTimestamp` under READ_COMMITTED.
+    let stable = partition.log().last_stable_offset();
+    found.map(|found| match (lookup.timestamp, found) {
+        (LATEST, _) => Some(Found {
+            timestamp: -1,
+            offset: stable,
+        }),
+        (_, Some(f)) if f.offset >= stable && lookup.timestamp != EARLIEST => None,
+        (_, found) => found,
+    })
 }
 
 async fn look_up(partition: &Partition, timestamp: i64) -> Result<Option<Found>, ErrorCode> {

@@ -33,6 +33,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 pub mod txn_offset_commit;
@@ -76,6 +77,7 @@ pub static APIS: Apis = Apis(&[
     add_offsets_to_txn::API,
     end_txn::API,
     write_txn_markers::API,
+    offset_for_leader_epoch::API,
     txn_offset_commit::API,
     describe_transactions::API,
     list_transactions::API,

@@ -1,9 +1,16 @@
 //! Produce (key 0, v3-v9): appends record batches to partition logs on their owning shards,
 //! one message per shard. acks=0 requests get no response at all (as in Kafka).
 //!
+//! acks=all (-1) answers once every in-sync replica has the records (the high watermark has
+//! passed them), and is refused with NOT_ENOUGH_REPLICAS before anything is appended while
+//! the ISR is smaller than `min.insync.replicas`; acks=1 answers after the leader's own
+//! append. A lone broker is its partitions' only replica: both answer alike.
+//!
 //! Runs in two phases, so a connection's pipelined requests are written and synced together:
 //! [`place`] returns once every partition's records are placed in their logs (offsets
 //! assigned, in request order), then [`Placed::finish`] waits for the appends.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{
@@ -70,6 +77,7 @@ struct Refusal {
 /// then read the next while these appends are written and synced (they share a group commit).
 pub async fn place(request: ProduceRequest) -> Placed {
     let acks = request.acks;
+    let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
     let mut response = ProduceResponse::default();
     if !matches!(acks, -1..=1) {
         // Kafka answers every partition with INVALID_REQUIRED_ACKS and appends nothing.
@@ -112,7 +120,11 @@ pub async fn place(request: ProduceRequest) -> Placed {
     Placed {
         response,
         acks,
-        appends: Some(routed.scatter(place_on_this_shard).await),
+        appends: Some(
+            routed
+                .scatter(move |appends| place_on_this_shard(appends, acks, timeout))
+                .await,
+        ),
     }
 }
 
@@ -219,10 +231,22 @@ fn refusal(partition: &Partition, records: Option<&Bytes>, e: &AppendError) -> R
 /// writes them from the request's buffer.
 fn place_on_this_shard(
     appends: Vec<(Partition, Bytes)>,
+    acks: i16,
+    timeout: Duration,
 ) -> impl std::future::Future<Output = Vec<AppendResult>> {
     let tasks: Vec<_> = appends
         .into_iter()
         .map(|(partition, records)| {
+            if acks == -1 {
+                if let Err(code) = partition.check_min_insync() {
+                    let refused = Refusal {
+                        code,
+                        message: Some(not_enough_replicas(&partition)),
+                        record_errors: Vec::new(),
+                    };
+                    return rt::spawn_local(async move { Err(refused) });
+                }
+            }
             let bytes = records.len() as u64;
             let started = std::time::Instant::now();
             // A refusal may have to name records: keep them (a reference, not a copy) until
@@ -239,6 +263,16 @@ fn place_on_this_shard(
                 let info = appended
                     .await
                     .map_err(|e| refusal(&partition, kept.as_ref(), &e))?;
+                if acks == -1 {
+                    partition
+                        .wait_replicated(info.last_offset + 1, timeout)
+                        .await
+                        .map_err(|code| Refusal {
+                            code,
+                            message: None,
+                            record_errors: Vec::new(),
+                        })?;
+                }
                 let messages = (info.last_offset - info.base_offset + 1).max(0) as u64;
                 crate::metrics::record_append(
                     &partition.tp.topic,
@@ -257,4 +291,13 @@ fn place_on_this_shard(
         }
         results
     }
+}
+
+/// Why an acks=all append was refused before it was made.
+fn not_enough_replicas(partition: &Partition) -> String {
+    format!(
+        "partition {} has fewer in-sync replicas than min.insync.replicas ({})",
+        partition.tp,
+        partition.min_insync_replicas()
+    )
 }

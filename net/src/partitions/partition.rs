@@ -1,25 +1,22 @@
 //! A partition as this broker holds it: its log and this broker's part in it.
 //!
 //! The log knows offsets; the replica state knows what the cluster decided (this broker's
-//! role and the leader epoch) and what consumers may read (the high watermark). Keeping them
-//! apart is what lets a follower hold a log it doesn't lead, and a leader hold records that are
-//! written but not yet replicated.
+//! role and the leader epoch) and, for a leader, how far each follower has got. Keeping them
+//! apart is what lets a follower hold a log it doesn't lead, and a leader hold records that
+//! are written but not yet replicated (above the high watermark the log is told).
+//!
+//! What a partition does as a replica (following the metadata, serving followers, waiting
+//! for acks=all) is in [`crate::replication`], as more methods of [`Partition`].
 
-use std::cell::Cell;
 use std::rc::Rc;
 
 use runnel_engine::log::Log;
 
-use super::TopicPartition;
+use crate::replication::Replica;
+pub use crate::replication::Role;
+use crate::route::ErrorCode;
 
-/// This broker's part in a partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Takes produce requests and serves consumers.
-    Leader,
-    /// Copies the leader's log and serves nobody but itself.
-    Follower,
-}
+use super::TopicPartition;
 
 /// A partition's log and replica state, on its owning shard. Cheap to clone; clones share
 /// the state.
@@ -30,34 +27,19 @@ pub struct Partition {
     /// same name must not inherit this partition.
     pub topic_id: Rc<str>,
     log: Log,
-    replica: Rc<ReplicaState>,
-}
-
-#[derive(Debug)]
-struct ReplicaState {
-    role: Cell<Role>,
-    leader_epoch: Cell<i32>,
+    pub(crate) replica: Rc<Replica>,
 }
 
 impl Partition {
-    /// A partition this broker leads, at leader epoch 0: the single-broker case.
+    /// A partition this broker leads, at leader epoch 0: the single-broker case, and how
+    /// every partition starts until the cluster's metadata gives it its part.
     pub fn leader(tp: TopicPartition, topic_id: &str, log: Log) -> Partition {
         Partition {
             tp,
             topic_id: topic_id.into(),
             log,
-            replica: Rc::new(ReplicaState {
-                role: Cell::new(Role::Leader),
-                leader_epoch: Cell::new(0),
-            }),
+            replica: Rc::new(Replica::lone()),
         }
-    }
-
-    /// Takes the part the cluster's metadata gives this broker. A lone broker's partitions
-    /// stay leaders at epoch 0.
-    pub fn set_replica(&self, role: Role, leader_epoch: i32) {
-        self.replica.role.set(role);
-        self.replica.leader_epoch.set(leader_epoch);
     }
 
     pub fn log(&self) -> &Log {
@@ -65,16 +47,15 @@ impl Partition {
     }
 
     pub fn role(&self) -> Role {
-        self.replica.role.get()
+        self.replica.role()
     }
 
     pub fn leader_epoch(&self) -> i32 {
-        self.replica.leader_epoch.get()
+        self.replica.leader_epoch()
     }
 
-    /// Consumers read below this (Kafka's high watermark). This broker is its partitions'
-    /// only replica, so everything written and readable in the log counts; with followers
-    /// it becomes the offset every in-sync replica has reached.
+    /// Consumers read below this (Kafka's high watermark): what every in-sync replica has,
+    /// and on a lone broker everything written.
     pub fn high_watermark(&self) -> i64 {
         self.log.high_watermark()
     }
@@ -86,6 +67,20 @@ impl Partition {
 
     pub fn log_start_offset(&self) -> i64 {
         self.log.log_start_offset()
+    }
+
+    /// See [`Replica::check_leader_epoch`].
+    pub fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<(), ErrorCode> {
+        self.replica.check_leader_epoch(current_leader_epoch)
+    }
+
+    /// See [`Replica::check_min_insync`].
+    pub fn check_min_insync(&self) -> Result<(), ErrorCode> {
+        self.replica.check_min_insync()
+    }
+
+    pub fn min_insync_replicas(&self) -> i32 {
+        self.replica.min_insync_replicas()
     }
 }
 

@@ -32,14 +32,16 @@ pub struct Replayed {
     pub records: u64,
 }
 
-/// Visits every batch of `log` from its log start offset to its high watermark, in log order,
-/// with its decoded records (those at or above the log start offset).
+/// Visits every batch of `log` from its log start offset to the end of what is written, in
+/// log order, with its decoded records (those at or above the log start offset). A new leader
+/// loads what it holds past the high watermark too, as Kafka's coordinators read to the log
+/// end: that is the log its followers are about to copy.
 pub async fn replay(
     log: &Log,
     mut visit: impl FnMut(&BatchHeader, Vec<Record>),
 ) -> Result<Replayed, ReplayError> {
     let start = log.log_start_offset();
-    let end = log.high_watermark();
+    let end = log.written_end();
     let mut offset = start;
     let mut replayed = Replayed::default();
     while offset < end {
@@ -48,7 +50,7 @@ pub async fn replay(
             reason: e.to_string(),
         };
         let read = log
-            .read(offset, WINDOW, true)
+            .read_replica(offset, WINDOW)
             .await
             .map_err(|e| failed(&e))?;
         let bytes = Bytes::from(read.copy_out().await.map_err(|e| failed(&e))?);

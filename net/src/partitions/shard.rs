@@ -20,8 +20,8 @@ use super::configs::ops::{self, ConfigOp};
 use super::configs::topic_defs::topic_config;
 use super::offline::{self, OfflinePartitions};
 use super::topic_config;
-use super::topics::{self, Here, TopicMeta, Topics};
-use super::{Partition, Role, TopicPartition};
+use super::topics::{self, TopicMeta, Topics};
+use super::{Partition, TopicPartition};
 
 /// How often each shard applies retention and forgets expired producers, unless the config
 /// file says (`log_retention_check_interval_ms`; Kafka's default is 5 minutes, but segments are
@@ -253,6 +253,7 @@ impl ShardState {
             .collect();
         for (tp, partition) in stale {
             self.logs.remove(&tp);
+            partition.stop_replicating();
             let log = partition.log();
             if let Err(e) = log.close().await {
                 tracing::warn!(partition = %tp, error = %e, "closing a deleted partition failed");
@@ -271,24 +272,24 @@ impl ShardState {
     /// pool (and a recovery scan after a crash), so a shard with thousands of partitions
     /// would otherwise start one round trip at a time.
     async fn open_placed(&self, topics: &Topics) -> bool {
-        let mut configs: BTreeMap<&str, LogConfig> = BTreeMap::new();
+        let mut configs: BTreeMap<&str, (LogConfig, i32)> = BTreeMap::new();
         let mut to_open = Vec::new();
         for (tp, topic) in self.placed_here(topics) {
-            let config = configs
+            let (config, min_insync) = configs
                 .entry(&topic.name)
                 .or_insert_with(|| self.log_config_of(topic))
                 .clone();
-            let (role, epoch) = replica_of(topic, tp.partition);
+            let placement = topic.placement(tp.partition).cloned();
             if let Some(open) = self.logs.get(&tp) {
                 if open.log().config() != config {
                     open.log().set_config(config);
                 }
-                if (open.role(), open.leader_epoch()) != (role, epoch) {
-                    open.set_replica(role, epoch);
+                if let Some(placement) = &placement {
+                    open.follow_placement(placement, min_insync);
                 }
                 continue;
             }
-            to_open.push((tp, topic.id.clone(), config, (role, epoch)));
+            to_open.push((tp, topic.id.clone(), config, (placement, min_insync)));
         }
         let mut offline = false;
         for batch in to_open.chunks(OPENS_AT_ONCE) {
@@ -304,10 +305,12 @@ impl ShardState {
                     rt::spawn_local(async move { Log::open(&dir, config, options).await })
                 })
                 .collect();
-            for ((tp, topic_id, _, (role, epoch)), opened) in batch.iter().zip(opening) {
+            for ((tp, topic_id, _, (placement, min_insync)), opened) in batch.iter().zip(opening) {
                 let adopted = self.adopt(tp, topic_id, opened.await);
                 if let Some(partition) = adopted.then(|| self.logs.get(tp)).flatten() {
-                    partition.set_replica(*role, *epoch);
+                    if let Some(placement) = placement {
+                        partition.follow_placement(placement, *min_insync);
+                    }
                 }
                 offline |= !adopted;
             }
@@ -315,10 +318,12 @@ impl ShardState {
         offline
     }
 
-    /// The log settings of `topic`: the broker's defaults under the topic's own configs.
-    fn log_config_of(&self, topic: &TopicMeta) -> LogConfig {
+    /// The log settings of `topic` (the broker's defaults under the topic's own configs) and
+    /// its `min.insync.replicas`.
+    fn log_config_of(&self, topic: &TopicMeta) -> (LogConfig, i32) {
         let defaults = self.defaults();
         let configs = topic_config::effective(&defaults.configs, &topic.configs);
+        let min_insync = topic_config::min_insync_replicas(&configs);
         let mut config = topic_config::log_config(&configs).unwrap_or_else(|e| {
             tracing::error!(topic = %topic.name, error = %e, "bad stored topic config; using defaults");
             LogConfig::default()
@@ -326,7 +331,7 @@ impl ShardState {
         if let Some(ms) = defaults.broker.static_number("producer.id.expiration.ms") {
             config.producer_id_expiration_ms = ms;
         }
-        config
+        (config, min_insync)
     }
 
     /// Takes in a partition's opened log, or records it offline; returns whether it is open.
@@ -363,16 +368,6 @@ impl ShardState {
         self.placed_here(&topics)
             .keys()
             .any(|tp| self.logs.get(tp).is_none())
-    }
-}
-
-/// This broker's role in partition `partition` of `topic` and the leader epoch, as the
-/// registry has them: a lone broker leads at epoch 0.
-fn replica_of(topic: &TopicMeta, partition: i32) -> (Role, i32) {
-    match topic.placement(partition) {
-        None => (Role::Leader, 0),
-        Some(p) if p.here == Here::Leader => (Role::Leader, p.leader_epoch),
-        Some(p) => (Role::Follower, p.leader_epoch),
     }
 }
 

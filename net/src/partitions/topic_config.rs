@@ -49,11 +49,22 @@ pub fn validate(configs: &BTreeMap<String, String>) -> Result<(), String> {
         return Err("remote.storage.enable=true: you have to enable remote storage via remote.log.storage.system.enable on the broker side; this broker has no tiered storage".into());
     }
     if let Some(n) = long("min.insync.replicas").filter(|&n| n != 1) {
-        return Err(format!(
-            "min.insync.replicas={n}: a single broker has one replica"
-        ));
+        if !super::authority::in_cluster() {
+            return Err(format!(
+                "min.insync.replicas={n}: a single broker has one replica"
+            ));
+        }
     }
     Ok(())
+}
+
+/// The topic's `min.insync.replicas` (validated configs; 1 when unset).
+pub fn min_insync_replicas(configs: &BTreeMap<String, String>) -> i32 {
+    configs
+        .get("min.insync.replicas")
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// Builds the log settings for a topic: built-in defaults, then the given configs (checked

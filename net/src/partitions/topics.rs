@@ -56,6 +56,10 @@ pub struct PartitionPlacement {
     /// The leading broker; -1 when none leads (no live ISR member).
     pub leader: i32,
     pub leader_epoch: i32,
+    /// Counts every change to the partition's leader, ISR or replicas: a leader's ISR
+    /// change names the one it builds on, so a stale view is refused.
+    #[serde(default)]
+    pub partition_epoch: i32,
     /// This broker's part in the partition.
     pub here: Here,
 }
@@ -377,6 +381,7 @@ mod tests {
                 isr: vec![1, 2],
                 leader: if here == Here::Leader { 1 } else { 2 },
                 leader_epoch: 3,
+                partition_epoch: 0,
                 here,
             })
             .collect();

@@ -51,12 +51,48 @@
 //!
 //! [`settings`] holds the replica settings with Kafka's names.
 
+//! ## The wiring
+//! - [`replica`]: what a [`Partition`](crate::partitions::Partition) holds of replication (its
+//!   role, leader epoch and, while it leads, its `LeaderState` with the waiting acks=all
+//!   produces); [`transitions`]: taking the part the metadata gives it (leading or
+//!   following); [`leading`]: followers' fetches, acks=all, the leader's task and its
+//!   AlterPartition requests; [`fetcher`]: one fetch task per leader broker per shard, over a
+//!   [`broker_client`] connection; [`clock`]: the time the state machines are given.
+
+pub mod broker_client;
+pub mod clock;
 pub mod errors;
+pub mod fetcher;
 pub mod follower;
 pub mod leader;
+pub mod leading;
+pub mod replica;
 pub mod settings;
+pub mod transitions;
 pub mod truncation;
 pub mod waiters;
+
+pub use replica::{Replica, Role};
+pub use settings::ReplicationSettings;
+
+use std::sync::OnceLock;
+
+/// This broker's node id and replica settings, set once at start-up (a lone broker never
+/// sets them: it has no replicas to track).
+static INSTALLED: OnceLock<(i32, ReplicationSettings)> = OnceLock::new();
+
+/// Sets this broker's node id and replica settings, before any shard starts.
+pub fn install(node_id: i32, settings: ReplicationSettings) {
+    let _ = INSTALLED.set((node_id, settings));
+}
+
+fn node_id() -> i32 {
+    INSTALLED.get().map_or(-1, |(id, _)| *id)
+}
+
+fn settings() -> ReplicationSettings {
+    INSTALLED.get().map(|(_, s)| *s).unwrap_or_default()
+}
 
 /// A broker's id (the controller's `BrokerId`; repeated here so this module depends on
 /// nothing else in the crate).

@@ -1,7 +1,10 @@
-//! The replica settings, with Kafka's names and defaults (not read from the config file yet).
+//! The replica settings (the config file's `[replication]` table), with Kafka's names and
+//! defaults. `min.insync.replicas` is a topic config, with its broker default among the
+//! topic defaults.
 
 /// Settings for replication, leader and follower side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ReplicationSettings {
     /// `replica.lag.time.max.ms`: an ISR member that has not been caught up with the leader's
     /// log end for this long leaves the ISR. Kafka's default is 30 s; failover tuning will
@@ -18,9 +21,6 @@ pub struct ReplicationSettings {
     pub replica_fetch_response_max_bytes: i32,
     /// `replica.fetch.backoff.ms`: how long a follower partition waits after an error.
     pub replica_fetch_backoff_ms: i64,
-    /// `min.insync.replicas` (the broker default; topics may override): the ISR size below
-    /// which acks=all produces are refused.
-    pub min_insync_replicas: i32,
     /// How long a leader waits before re-sending an AlterPartition whose outcome is unknown
     /// (Kafka retries through its controller channel with `retry.backoff.ms`, 100 ms).
     pub alter_partition_retry_backoff_ms: i64,
@@ -35,7 +35,6 @@ impl Default for ReplicationSettings {
             replica_fetch_max_bytes: 1024 * 1024,
             replica_fetch_response_max_bytes: 10 * 1024 * 1024,
             replica_fetch_backoff_ms: 1000,
-            min_insync_replicas: 1,
             alter_partition_retry_backoff_ms: 100,
         }
     }
@@ -92,12 +91,6 @@ impl ReplicationSettings {
             MAX_MS,
         )?;
         in_range(
-            "min.insync.replicas",
-            i64::from(self.min_insync_replicas),
-            1,
-            i64::from(i32::MAX),
-        )?;
-        in_range(
             "alter_partition_retry_backoff_ms",
             self.alter_partition_retry_backoff_ms,
             0,
@@ -142,6 +135,5 @@ mod tests {
         assert!(bad(|s| s.replica_fetch_wait_max_ms = 40_000).contains("must not exceed"));
         assert!(bad(|s| s.replica_fetch_min_bytes = 0).contains("replica.fetch.min.bytes"));
         assert!(bad(|s| s.replica_fetch_backoff_ms = i64::MAX).contains("backoff"));
-        assert!(bad(|s| s.min_insync_replicas = 0).contains("min.insync.replicas"));
     }
 }

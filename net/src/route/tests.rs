@@ -265,6 +265,7 @@ fn cluster_topics() -> Topics {
         isr: vec![1, 2, 3],
         leader,
         leader_epoch: 4,
+        partition_epoch: 0,
         here,
     };
     let meta = TopicMeta {

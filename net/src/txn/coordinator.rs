@@ -15,7 +15,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use runnel_engine::log::builder::{BatchBuilder, Record};
-use runnel_engine::log::Log;
 use runnel_engine::rt::{self, LocalEvent};
 
 use super::markers;
@@ -168,12 +167,13 @@ impl TxnCoordinator {
     }
 
     async fn load(self: &Rc<Self>, partition: i32) -> Result<(), i16> {
-        let log = state_log(partition)?;
+        let state = state_partition(partition)?;
+        let log = state.log();
         self.machine
             .borrow_mut()
             .begin_load(partition, COORDINATOR_EPOCH);
         let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-        let replayed = replay(&log, |header, batch| {
+        let replayed = replay(log, |header, batch| {
             if header.is_control() {
                 return;
             }
@@ -220,8 +220,8 @@ impl TxnCoordinator {
 
     /// Appends a record to `__transaction_state` and reports how it went.
     async fn store(self: Rc<Self>, request: StoreRequest) {
-        let result = match state_log(request.token.partition) {
-            Ok(log) => {
+        let result = match state_partition(request.token.partition) {
+            Ok(state) => {
                 let mut builder = BatchBuilder::new();
                 builder.push(&Record {
                     key: Some(request.key),
@@ -229,10 +229,16 @@ impl TxnCoordinator {
                     headers: Vec::new(),
                     timestamp: wall_ms(),
                 });
-                log.append(builder.build())
-                    .await
-                    .map(drop)
-                    .map_err(|e| route::errors::append_error(&e))
+                match state.log().append(builder.build()).await {
+                    // Stored once every in-sync replica has it (Kafka writes transaction
+                    // state with acks=all).
+                    Ok(info) => {
+                        state
+                            .wait_replicated(info.last_offset + 1, REPLICATION_TIMEOUT)
+                            .await
+                    }
+                    Err(e) => Err(route::errors::append_error(&e)),
+                }
             }
             Err(_) => Err(ec::NOT_LEADER_OR_FOLLOWER),
         };
@@ -327,9 +333,11 @@ pub fn allocate_producer_id() -> Result<i64, i16> {
 }
 
 /// This shard's log of `__transaction_state` partition `partition`.
-fn state_log(partition: i32) -> Result<Log, i16> {
+/// How long a transaction state write waits for the in-sync replicas.
+const REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn state_partition(partition: i32) -> Result<crate::partitions::Partition, i16> {
     shard::current()
         .partition(&TopicPartition::new(STATE_TOPIC, partition))
-        .map(|p| p.log().clone())
         .ok_or(ec::COORDINATOR_LOAD_IN_PROGRESS)
 }

@@ -62,6 +62,10 @@ pub async fn write(
 /// the partition, it would land past what the load reads and find no group to apply to. A
 /// shard still starting (no coordinator yet) answers COORDINATOR_LOAD_IN_PROGRESS, and the
 /// transaction coordinator retries.
+/// How long a marker waits for the in-sync replicas before the transaction coordinator is
+/// told to retry it.
+const MARKER_REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn write_on_shard(
     marker: MarkerWrite,
     partitions: Vec<(Partition, ())>,
@@ -90,17 +94,23 @@ async fn write_on_shard(
                 marker.producer_epoch,
                 marker.marker(),
             );
-            Ok((append, loaded))
+            Ok((append, loaded, partition.clone()))
         })
         .collect();
     let mut results = Vec::with_capacity(appends.len());
     for append in appends {
         let result = match append {
-            Ok((append, offsets)) => {
-                let written = append
-                    .await
-                    .map(drop)
-                    .map_err(|e| route::errors::append_error(&e));
+            Ok((append, offsets, partition)) => {
+                let written = match append.await {
+                    // A marker counts once every in-sync replica has it (Kafka writes markers
+                    // with acks=all).
+                    Ok(info) => {
+                        partition
+                            .wait_replicated(info.last_offset + 1, MARKER_REPLICATION_TIMEOUT)
+                            .await
+                    }
+                    Err(e) => Err(route::errors::append_error(&e)),
+                };
                 if let (Ok(()), Some((groups, p))) = (&written, offsets) {
                     groups.complete_txn(p, marker.producer_id, marker.commit);
                 }

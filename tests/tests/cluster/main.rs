@@ -7,6 +7,7 @@ mod failover;
 mod membership;
 mod partition;
 mod python_client;
+mod replication;
 mod routing;
 
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 
 use kafka_protocol::error::ResponseError;
 
-pub const FENCED_LEADER_EPOCH: i16 = ResponseError::FencedLeaderEpoch.code();
+pub use crate::kafka::error_code::FENCED_LEADER_EPOCH;
 pub const STALE_BROKER_EPOCH: i16 = ResponseError::StaleBrokerEpoch.code();
 pub const INVALID_UPDATE_VERSION: i16 = ResponseError::InvalidUpdateVersion.code();
 pub const DUPLICATE_BROKER_REGISTRATION: i16 = ResponseError::DuplicateBrokerRegistration.code();

@@ -40,6 +40,4 @@ pub use controller::{
 pub use image::{ApplyError, BrokerRegistration, MetadataImage, PartitionState, TopicImage};
 pub use records::*;
 pub use snapshot::SnapshotError;
-pub use topics::{
-    Assignment, Entropy, NewTopic, INTERNAL_TOPICS, MAX_PARTITIONS, MAX_REPLICATION_FACTOR,
-};
+pub use topics::{Assignment, Entropy, NewTopic, INTERNAL_TOPICS, MAX_PARTITIONS};

@@ -45,19 +45,12 @@ pub struct Entropy {
     pub placement_seed: u64,
 }
 
-/// Replicas a partition may have. One until data replication (followers fetching from
-/// leaders, the ISR, acks=all waiting for it) is built: a second replica would receive
-/// nothing, and acknowledged data would live on one broker while the metadata claimed more.
-/// The controller refuses more (see `node::admin_topics`); lifting the limit is this line.
-pub const MAX_REPLICATION_FACTOR: i16 = 1;
-
 impl MetadataController {
     /// Replicas for an internal topic created with the default: min(3, live brokers), as
     /// Kafka's `offsets.topic.replication.factor` and `transaction.state.log.replication.factor`
-    /// defaults applied to a small cluster, within [`MAX_REPLICATION_FACTOR`].
+    /// defaults applied to a small cluster.
     pub fn internal_replication_factor(&self) -> i16 {
-        // when replication lands: min(3, live brokers) (what this gives once the limit goes).
-        (self.image.live_brokers().len().min(3) as i16).min(MAX_REPLICATION_FACTOR)
+        self.image.live_brokers().len().clamp(1, 3) as i16
     }
 
     /// CreateTopics for one topic: a Topic record, one Partition record per partition and the

@@ -134,8 +134,8 @@ fn defaults_and_internal_topics() {
     let topic = h.image().topic("t").unwrap();
     assert_eq!(topic.partitions.len(), 5);
     assert!(topic.partitions.iter().all(|p| p.replicas.len() == 2));
-    // min(3, live brokers), within the replication limit.
-    let three = 3.min(MAX_REPLICATION_FACTOR);
+    // min(3, live brokers).
+    let three = 3;
     assert_eq!(h.controller.internal_replication_factor(), three);
     h.create("__consumer_offsets", 3, -1, 0);
     assert_eq!(
@@ -144,7 +144,7 @@ fn defaults_and_internal_topics() {
     );
 
     let mut small = Harness::cluster_with(2, settings);
-    let two = 2.min(MAX_REPLICATION_FACTOR);
+    let two = 2;
     assert_eq!(small.controller.internal_replication_factor(), two);
     small.create("__transaction_state", 1, -1, 0);
     assert_eq!(

@@ -21,7 +21,7 @@ use super::admin::{OP_DELETE, OP_SET, TOPIC_RESOURCE};
 use super::ids::random_id;
 use super::voter::Voter;
 use crate::controller::metadata::{
-    Assignment, ConfigResource, Decision, Entropy, MetadataRecord, NewTopic, MAX_REPLICATION_FACTOR,
+    Assignment, ConfigResource, Decision, Entropy, MetadataRecord, NewTopic,
 };
 use crate::kafka::error_code as ec;
 
@@ -30,26 +30,6 @@ type Refusal = (i16, String);
 
 fn text(s: String) -> Option<StrBytes> {
     Some(StrBytes::from_string(s))
-}
-
-/// The one place replication is refused while it does not exist: a partition with more than
-/// [`MAX_REPLICATION_FACTOR`] replicas would be acknowledged as replicated while only its
-/// leader held the data.
-fn within_replication_limit(replicas: usize, assignment: bool) -> Result<(), Refusal> {
-    if replicas <= usize::try_from(MAX_REPLICATION_FACTOR).unwrap_or(0) {
-        return Ok(());
-    }
-    let message = format!(
-        "Replication factor {replicas} is not available yet: replication across brokers is \
-         not built, so every partition has exactly {MAX_REPLICATION_FACTOR} replica (use a \
-         replication factor of {MAX_REPLICATION_FACTOR} or -1)."
-    );
-    let code = if assignment {
-        ec::INVALID_REPLICA_ASSIGNMENT
-    } else {
-        ec::INVALID_REPLICATION_FACTOR
-    };
-    Err((code, message))
 }
 
 /// A fresh random (v4) topic id and placement seed.
@@ -138,16 +118,6 @@ fn new_topic(topic: &CreatableTopic) -> Result<NewTopic, Refusal> {
                 .collect(),
         )
     };
-    match &assignment {
-        Assignment::Auto {
-            replication_factor, ..
-        } => within_replication_limit(usize::try_from(*replication_factor).unwrap_or(0), false)?,
-        Assignment::Manual(partitions) => {
-            for replicas in partitions {
-                within_replication_limit(replicas.len(), true)?;
-            }
-        }
-    }
     Ok(NewTopic {
         name: topic.name.0.to_string(),
         assignment,
@@ -306,9 +276,6 @@ async fn grow(
                 .map(|p| p.broker_ids.iter().map(|b| b.0).collect())
                 .collect()
         });
-    for replicas in assignment.iter().flatten() {
-        within_replication_limit(replicas.len(), true)?;
-    }
     let total = topic.count;
     let mut current = None;
     let decided = voter
@@ -420,16 +387,6 @@ async fn alter(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn more_than_one_replica_is_refused_until_replication_exists() {
-        assert!(within_replication_limit(1, false).is_ok());
-        let (code, message) = within_replication_limit(2, false).unwrap_err();
-        assert_eq!(code, ec::INVALID_REPLICATION_FACTOR);
-        assert!(message.contains("replication across brokers"), "{message}");
-        let (code, _) = within_replication_limit(3, true).unwrap_err();
-        assert_eq!(code, ec::INVALID_REPLICA_ASSIGNMENT);
-    }
 
     #[test]
     fn malformed_assignments_are_refused() {

@@ -12,11 +12,15 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::{AllocateProducerIdsRequest, AllocateProducerIdsResponse, ApiKey};
+use kafka_protocol::messages::{
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterPartitionRequest,
+    AlterPartitionResponse, ApiKey,
+};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use runnel_engine::rt;
 
 use super::admin::ALLOCATE_PRODUCER_IDS_VERSION;
+use super::alter_partition::ALTER_PARTITION_VERSION;
 use super::broker::current_epoch;
 use super::topic_authority::ControllerAuthority;
 use super::voter::local_voter;
@@ -195,4 +199,44 @@ async fn allocate_block() -> Result<(i64, i64), Failure> {
             format!("the controller refused a block: error {code}"),
         )),
     }
+}
+
+/// How long a partition leader's ISR change may wait for the controller: the leader proposes
+/// it again on its next check if this runs out.
+const ALTER_PARTITION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends a partition leader's ISR changes to the active controller (Kafka's AlterPartition),
+/// from any shard; the request's broker id and epoch are this broker's, filled in here.
+pub async fn alter_partition(
+    request: AlterPartitionRequest,
+) -> Result<AlterPartitionResponse, Failure> {
+    rt::run_on(
+        0,
+        move || async move { alter_partition_here(request).await },
+    )
+    .await
+    .map_err(|_| (error_code::REQUEST_TIMED_OUT, "shutting down".to_string()))?
+}
+
+async fn alter_partition_here(
+    mut request: AlterPartitionRequest,
+) -> Result<AlterPartitionResponse, Failure> {
+    let forwarder = forwarder().ok_or((
+        error_code::NOT_CONTROLLER,
+        "not part of a cluster".to_string(),
+    ))?;
+    request.broker_id = kafka_protocol::messages::BrokerId(forwarder.node_id);
+    request.broker_epoch = current_epoch().ok_or((
+        error_code::NOT_CONTROLLER,
+        "this broker is not registered with the controller yet".to_string(),
+    ))?;
+    forwarder
+        .call(
+            ApiKey::AlterPartition,
+            ALTER_PARTITION_VERSION,
+            &request,
+            ALTER_PARTITION_TIMEOUT,
+            |a: &AlterPartitionResponse| a.error_code == error_code::NOT_CONTROLLER,
+        )
+        .await
 }

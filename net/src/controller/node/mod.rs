@@ -7,6 +7,7 @@
 
 mod admin;
 mod admin_topics;
+mod alter_partition;
 pub mod broker;
 pub mod disk;
 mod forward;
@@ -25,6 +26,7 @@ use crate::controller::settings::QuorumSettings;
 use crate::controller::transport::{self, Handlers};
 use broker::Advertised;
 use disk::Found;
+pub use forward::alter_partition;
 use voter::Voter;
 
 /// Starts this node's part in the cluster on the current shard: its controller listener,

@@ -1,5 +1,6 @@
 //! Brokers' requests to the active controller, as they arrive on the controller listener:
-//! Kafka's BrokerRegistration and BrokerHeartbeat here, the requests brokers forward for their
+//! Kafka's BrokerRegistration and BrokerHeartbeat here, partition leaders' ISR changes in
+//! [`super::alter_partition`], the requests brokers forward for their
 //! clients in [`super::admin`]; all decided by the
 //! [`MetadataController`](crate::controller::metadata::MetadataController) through the
 //! [`Voter`]; and DescribeQuorum, forwarded by nodes that aren't the quorum's leader and
@@ -7,11 +8,13 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest,
-    BrokerRegistrationResponse, DescribeQuorumRequest, RequestHeader, ResponseHeader,
+    AlterPartitionRequest, ApiKey, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
+    BrokerRegistrationRequest, BrokerRegistrationResponse, DescribeQuorumRequest, RequestHeader,
+    ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+use super::alter_partition;
 use super::voter::Voter;
 use crate::controller::metadata::{Heartbeat, Listener, Registration};
 use crate::handlers::describe_quorum;
@@ -55,6 +58,13 @@ pub async fn answer(voter: &Voter, mut payload: Bytes) -> Option<Bytes> {
             // NOT_LEADER_OR_FOLLOWER, and the client retries (no forwarding loops).
             let response = describe_quorum::answer_as_leader(voter, &request);
             describe_quorum::fit_to_version(response, version)
+                .encode(&mut out, version)
+                .ok()?;
+        }
+        (ApiKey::AlterPartition, alter_partition::ALTER_PARTITION_VERSION) => {
+            let request = AlterPartitionRequest::decode(&mut payload, version).ok()?;
+            alter_partition::alter_partition(voter, request)
+                .await
                 .encode(&mut out, version)
                 .ok()?;
         }

@@ -167,6 +167,7 @@ fn placement(p: &PartitionState, me: BrokerId) -> PartitionPlacement {
         isr: p.isr.clone(),
         leader: p.leader,
         leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
         here,
     }
 }

@@ -15,7 +15,8 @@
 //!
 //! Values Runnel refuses although Kafka takes them, because accepting them would pretend:
 //! `remote.storage.enable=true` (no tiered storage: Kafka refuses it too when its broker has
-//! none), `min.insync.replicas` above 1 (a single replica could never satisfy acks=all).
+//! none), `min.insync.replicas` above 1 on a lone broker (a single replica could never satisfy
+//! acks=all; a cluster takes it).
 
 use super::schema::{Check, ConfigDef, ConfigType};
 

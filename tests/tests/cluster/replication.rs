@@ -1,0 +1,388 @@
+//! Replication through faults: three brokers, a topic of three replicas with
+//! `min.insync.replicas=2`, an idempotent librdkafka producer with acks=all, and the
+//! partition's leader SIGKILLed again and again (restarted each time, and back in the ISR
+//! before the next kill). Afterwards:
+//! - every acknowledged message is in the log at the offset it was acknowledged with, and
+//!   every message is there at most once, in the order it was sent;
+//! - nothing a consumer read during the kills was lost later (each offset it read still holds
+//!   what it read);
+//! - the three replicas' logs are byte for byte the same.
+//!
+//! `RUNNEL_REPLICATION_KILLS` sets the kills (default 20); `scripts/replication-kills.sh`
+//! runs a long campaign.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::ClientContext;
+use runnel_tests::cluster::Cluster;
+use runnel_tests::kafka::KafkaConn;
+use runnel_tests::requests;
+
+use crate::{eventually, wait_for_brokers};
+
+const TOPIC: &str = "replicated";
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// (offset) -> the message's number, as acknowledged, read, or stored.
+type Numbers = BTreeMap<i64, u64>;
+
+fn kills() -> usize {
+    std::env::var("RUNNEL_REPLICATION_KILLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20)
+}
+
+/// The number a message carries (`m-00001234`), or `u64::MAX` for anything else.
+fn number(payload: Option<&[u8]>) -> u64 {
+    payload
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .and_then(|p| p.strip_prefix("m-"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// A deterministic pause between 100 and 700 ms before each kill.
+fn pause(round: usize) -> Duration {
+    Duration::from_millis(100 + (round as u64 * 7919) % 600)
+}
+
+struct Deliveries(Arc<Mutex<Numbers>>);
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Ok(message) = result {
+            self.0
+                .lock()
+                .unwrap()
+                .insert(message.offset(), number(message.payload()));
+        }
+    }
+}
+
+/// Creates `topic` (one partition, `replicas` replicas, `configs`) through node `via`.
+pub fn create_replicated_topic(
+    cluster: &Cluster,
+    via: i32,
+    topic: &str,
+    replicas: i16,
+    configs: &[(&str, &str)],
+) {
+    let mut creatable = CreatableTopic::default();
+    creatable.name = requests::name(topic);
+    creatable.num_partitions = 1;
+    creatable.replication_factor = replicas;
+    creatable.configs = configs
+        .iter()
+        .map(|(k, v)| {
+            let mut c = CreatableTopicConfig::default();
+            c.name = StrBytes::from_string(k.to_string());
+            c.value = Some(StrBytes::from_string(v.to_string()));
+            c
+        })
+        .collect();
+    let mut request = CreateTopicsRequest::default();
+    request.topics = vec![creatable];
+    request.timeout_ms = 10_000;
+    eventually(TIMEOUT, || {
+        let mut conn = KafkaConn::connect(cluster.addr(via)).map_err(|e| e.to_string())?;
+        let response: CreateTopicsResponse = conn
+            .call(ApiKey::CreateTopics, 7, &request)
+            .map_err(|e| e.to_string())?;
+        match response.topics[0].error_code {
+            0 | 36 => Ok(()),
+            code => Err(format!(
+                "create {topic}: {code} {:?}",
+                response.topics[0].error_message
+            )),
+        }
+    });
+}
+
+/// Partition 0 of `topic` as node `on` describes it: (leader, leader epoch, ISR sorted).
+pub fn partition_state(
+    cluster: &Cluster,
+    on: i32,
+    topic: &str,
+) -> Result<(i32, i32, Vec<i32>), String> {
+    let mut request = MetadataRequest::default();
+    let mut wanted = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
+    wanted.name = Some(requests::name(topic));
+    request.topics = Some(vec![wanted]);
+    request.allow_auto_topic_creation = false;
+    let mut conn = KafkaConn::connect(cluster.addr(on)).map_err(|e| e.to_string())?;
+    let response: MetadataResponse = conn
+        .call(ApiKey::Metadata, 12, &request)
+        .map_err(|e| e.to_string())?;
+    let described = response.topics.first().ok_or("no topic")?;
+    let p = described
+        .partitions
+        .first()
+        .ok_or_else(|| format!("{topic}: error {}, no partitions", described.error_code))?;
+    let mut isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+    isr.sort();
+    Ok((p.leader_id.0, p.leader_epoch, isr))
+}
+
+/// Waits until every running node agrees on a live leader and the ISR is `isr`; returns the
+/// leader.
+pub fn wait_for_isr(cluster: &Cluster, topic: &str, isr: &[i32]) -> i32 {
+    let mut leader = -1;
+    eventually(TIMEOUT, || {
+        let running = cluster.running();
+        let mut seen = Vec::new();
+        for &node in &running {
+            seen.push(partition_state(cluster, node, topic)?);
+        }
+        let first = &seen[0];
+        if seen.iter().any(|s| s != first) {
+            return Err(format!("nodes disagree: {seen:?}"));
+        }
+        if !running.contains(&first.0) || first.2 != isr {
+            return Err(format!(
+                "leader {} with ISR {:?}, want {isr:?}",
+                first.0, first.2
+            ));
+        }
+        leader = first.0;
+        Ok(())
+    });
+    leader
+}
+
+/// Every record of partition 0 of `topic` from offset 0 to the end, read through `bootstrap`.
+fn read_all(bootstrap: &str, topic: &str) -> Numbers {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "replication-check")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let (_, high) = consumer
+        .fetch_watermarks(topic, 0, TIMEOUT)
+        .expect("watermarks");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut stored = Numbers::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stored.keys().next_back().map_or(0, |o| o + 1) < high {
+        assert!(Instant::now() < deadline, "read {} of {high}", stored.len());
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            let previous = stored.insert(message.offset(), number(message.payload()));
+            assert!(previous.is_none(), "offset {} read twice", message.offset());
+        }
+    }
+    stored
+}
+
+/// The partition's log as one byte string: its segment files in offset order.
+fn log_bytes(data_dir: &Path, topic: &str) -> Vec<u8> {
+    let dir = data_dir.join(format!("{topic}-0"));
+    let mut segments: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    segments.sort();
+    segments
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect()
+}
+
+#[test]
+fn acknowledged_records_survive_leader_kills_and_replicas_end_identical() {
+    let mut cluster = Cluster::start("cluster-replication", 3);
+    cluster
+        .wait_for_controller(&[1, 2, 3], Duration::from_secs(15))
+        .unwrap();
+    wait_for_brokers(&cluster, &[1, 2, 3], &[(1, false), (2, false), (3, false)]);
+    create_replicated_topic(&cluster, 1, TOPIC, 3, &[("min.insync.replicas", "2")]);
+    wait_for_isr(&cluster, TOPIC, &[1, 2, 3]);
+    let bootstrap = |cluster: &Cluster| {
+        cluster
+            .running()
+            .iter()
+            .map(|&n| cluster.addr(n).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+
+    let acked: Arc<Mutex<Numbers>> = Arc::default();
+    let read: Arc<Mutex<Numbers>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let producing = {
+        let (acked, stop, addrs) = (acked.clone(), stop.clone(), bootstrap(&cluster));
+        std::thread::spawn(move || {
+            let producer: BaseProducer<Deliveries> = ClientConfig::new()
+                .set("bootstrap.servers", &addrs)
+                .set("enable.idempotence", "true")
+                .set("acks", "all")
+                .set("message.timeout.ms", "120000")
+                .set("linger.ms", "2")
+                .set("reconnect.backoff.ms", "20")
+                .set("reconnect.backoff.max.ms", "200")
+                .set("topic.metadata.refresh.interval.ms", "1000")
+                .create_with_context(Deliveries(acked))
+                .unwrap();
+            let mut sent = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let value = format!("m-{sent:08}");
+                let record = BaseRecord::to(TOPIC).payload(&value).key("k").partition(0);
+                match producer.send(record) {
+                    Ok(()) => sent += 1,
+                    Err(_) => {
+                        producer.poll(Duration::from_millis(10));
+                    }
+                }
+                producer.poll(Duration::ZERO);
+                if sent % 20 == 0 {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            producer
+                .flush(Duration::from_secs(120))
+                .expect("every message acknowledged or failed");
+            sent
+        })
+    };
+    let consuming = {
+        let (read, stop, addrs) = (read.clone(), stop.clone(), bootstrap(&cluster));
+        std::thread::spawn(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &addrs)
+                .set("group.id", "replication-reader")
+                .set("enable.auto.commit", "false")
+                .set("reconnect.backoff.ms", "20")
+                .set("reconnect.backoff.max.ms", "200")
+                .create()
+                .unwrap();
+            let mut assignment = TopicPartitionList::new();
+            assignment
+                .add_partition_offset(TOPIC, 0, Offset::Beginning)
+                .unwrap();
+            consumer.assign(&assignment).unwrap();
+            while !stop.load(Ordering::SeqCst) {
+                if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+                    read.lock()
+                        .unwrap()
+                        .insert(message.offset(), number(message.payload()));
+                }
+            }
+        })
+    };
+
+    let mut failovers = Vec::new();
+    for round in 0..kills() {
+        std::thread::sleep(pause(round));
+        let (leader, epoch, _) = partition_state(&cluster, cluster.running()[0], TOPIC).unwrap();
+        let before = acked.lock().unwrap().len();
+        cluster.kill(leader);
+        let killed_at = Instant::now();
+        // A new leader from the ISR, and the producer's first acknowledgement after it.
+        eventually(TIMEOUT, || {
+            let (now, now_epoch, _) = partition_state(&cluster, cluster.running()[0], TOPIC)?;
+            if now != leader && now >= 0 && now_epoch > epoch {
+                Ok(())
+            } else {
+                Err(format!("leader {now} at epoch {now_epoch}"))
+            }
+        });
+        eventually(TIMEOUT, || {
+            if acked.lock().unwrap().len() > before {
+                Ok(())
+            } else {
+                Err("no acknowledgement since the kill".into())
+            }
+        });
+        failovers.push(killed_at.elapsed());
+        cluster.start_node(leader);
+        wait_for_isr(&cluster, TOPIC, &[1, 2, 3]);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    let sent = producing.join().unwrap();
+    consuming.join().unwrap();
+    failovers.sort();
+    eprintln!(
+        "{} kills; leader killed to next acknowledgement: p50 {:?}, max {:?}; {sent} sent",
+        failovers.len(),
+        failovers.get(failovers.len() / 2),
+        failovers.last()
+    );
+
+    let stored = read_all(&bootstrap(&cluster), TOPIC);
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 100, "only {} acknowledged", acked.len());
+    for (offset, number) in &acked {
+        assert_eq!(
+            stored.get(offset),
+            Some(number),
+            "acknowledged message {number} at offset {offset} is not in the log"
+        );
+    }
+    // At most once, in the order sent (the idempotent producer keeps order through retries).
+    let numbers: Vec<u64> = stored.values().copied().collect();
+    for pair in numbers.windows(2) {
+        assert!(
+            pair[0] < pair[1],
+            "message {} stored after {}",
+            pair[1],
+            pair[0]
+        );
+    }
+    for (offset, number) in read.lock().unwrap().iter() {
+        assert_eq!(
+            stored.get(offset),
+            Some(number),
+            "a consumer read {number} at offset {offset}, which the log no longer holds"
+        );
+    }
+
+    // Every replica has caught up once the ISR is whole and the followers' next fetch found
+    // nothing new; then the logs must be the same bytes.
+    wait_for_isr(&cluster, TOPIC, &[1, 2, 3]);
+    let data = |cluster: &Cluster, id: i32| cluster.node(id).dir.path().join("data");
+    eventually(TIMEOUT, || {
+        let logs: Vec<usize> = [1, 2, 3]
+            .iter()
+            .map(|&id| log_bytes(&data(&cluster, id), TOPIC).len())
+            .collect();
+        if logs.iter().all(|&l| l == logs[0]) {
+            Ok(())
+        } else {
+            Err(format!("replica logs of {logs:?} bytes"))
+        }
+    });
+    for id in [1, 2, 3] {
+        cluster.kill(id);
+    }
+    let first = log_bytes(&data(&cluster, 1), TOPIC);
+    for id in [2, 3] {
+        assert!(
+            log_bytes(&data(&cluster, id), TOPIC) == first,
+            "replica on node {id} differs from node 1's"
+        );
+    }
+}

@@ -202,6 +202,7 @@ fn run(cli: Cli) -> Result<(), String> {
         connections_max_idle: limits.connections_max_idle,
     });
     // The metadata quorum's log, read before any shard starts (small, and nothing is served).
+    let quorum_started = quorum.is_some();
     let cluster_start = match quorum {
         Some(settings) => {
             let found = runnel_net::controller::node::disk::recover(data_dir.path())
@@ -233,10 +234,12 @@ fn run(cli: Cli) -> Result<(), String> {
     runnel_net::partitions::topic_config::log_config(&defaults.configs)
         .map_err(|e| format!("broker configs (config file and broker_configs.toml): {e}"))?;
     let defaults = Arc::new(defaults);
-    let topics = Arc::new(
-        Topics::load(data_dir.path(), shards)
-            .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?,
-    );
+    let mut topics = Topics::load(data_dir.path(), shards)
+        .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
+    if quorum_started {
+        topics = topics.without_leaders();
+    }
+    let topics = Arc::new(topics);
     let orphans = remove_orphan_partitions(data_dir.path(), &topics)
         .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
     if !orphans.is_empty() {

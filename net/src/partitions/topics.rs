@@ -196,6 +196,33 @@ impl Topics {
             .collect()
     }
 
+    /// The registry a restarted node of a cluster starts from: every partition the
+    /// controller placed here is held as a replica with no leader to follow, until the
+    /// metadata, caught up, says who leads (the saved placements are as old as the last run,
+    /// and leading on their word could serve or accept what the cluster has moved on from).
+    pub fn without_leaders(mut self) -> Topics {
+        for meta in self.by_name.values_mut() {
+            let Some(controller) = &meta.controller else {
+                continue;
+            };
+            if controller
+                .partitions
+                .iter()
+                .all(|p| p.here != Here::Leader && p.leader < 0)
+            {
+                continue;
+            }
+            let meta = Arc::make_mut(meta);
+            for p in meta.controller.iter_mut().flat_map(|c| &mut c.partitions) {
+                if p.here == Here::Leader {
+                    p.here = Here::Follower;
+                }
+                p.leader = -1;
+            }
+        }
+        self
+    }
+
     /// Reads `<data_dir>/topics.toml` (none yet: no topics). Partitions placed on shards
     /// that no longer exist (the broker now runs fewer) move to the remaining ones.
     pub fn load(data_dir: &Path, shards: usize) -> io::Result<Topics> {

@@ -117,7 +117,7 @@ pub(super) fn follow(partition: &Partition, leader: i32, leader_epoch: i32) {
         moved.is_some()
     });
     if moved {
-        tracing::info!(partition = %partition.tp, leader, leader_epoch, "following a new leader");
+        tracing::debug!(partition = %partition.tp, leader, leader_epoch, "following a new leader");
     }
 }
 
@@ -224,13 +224,18 @@ async fn run(link: Rc<Link>) {
             return;
         }
         let changed = link.changed.wait();
-        let round = link.collect(now_ms());
-        if !round.truncations.is_empty() {
-            truncate(&link, round.truncations).await;
-        }
+        let mut round = link.collect(now_ms());
         let asking = !round.epoch_questions.is_empty()
             || !round.offset_questions.is_empty()
             || !round.fetches.is_empty();
+        let truncated = !round.truncations.is_empty();
+        if truncated {
+            truncate(&link, std::mem::take(&mut round.truncations)).await;
+        }
+        if !asking && truncated {
+            // The truncated partitions fetch next.
+            continue;
+        }
         if !asking {
             let wait = match round.wake_at {
                 Some(at) => Duration::from_millis((at - now_ms()).clamp(1, 60_000) as u64),
@@ -243,18 +248,11 @@ async fn run(link: Rc<Link>) {
             continue;
         }
         let Some(address) = leader_address(link.leader) else {
-            let everyone = round
-                .epoch_questions
-                .iter()
-                .map(|(p, e, ..)| (p.clone(), *e))
-                .chain(round.offset_questions.iter().cloned())
-                .chain(
-                    round
-                        .fetches
-                        .iter()
-                        .map(|(p, f)| (p.clone(), f.current_leader_epoch)),
-                );
-            link.failed(everyone);
+            link.failed(round_requests(&round));
+            rt::sleep(Duration::from_millis(
+                settings.replica_fetch_backoff_ms.max(1) as u64,
+            ))
+            .await;
             continue;
         };
         if client.as_ref().is_none_or(|c| c.address() != address) {
@@ -277,6 +275,22 @@ async fn run(link: Rc<Link>) {
             return;
         }
     }
+}
+
+/// Every partition a round handed a request to, with the epoch it was made under.
+fn round_requests(round: &Round) -> Vec<(Partition, i32)> {
+    round
+        .epoch_questions
+        .iter()
+        .map(|(p, e, ..)| (p.clone(), *e))
+        .chain(round.offset_questions.iter().cloned())
+        .chain(
+            round
+                .fetches
+                .iter()
+                .map(|(p, f)| (p.clone(), f.current_leader_epoch)),
+        )
+        .collect()
 }
 
 /// The leader's Kafka listener, as the cluster view advertises it.

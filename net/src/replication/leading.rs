@@ -206,7 +206,7 @@ async fn send_isr_change(partition: Partition, change: IsrChange) {
     topic.partitions.push(data);
     let mut request = AlterPartitionRequest::default();
     request.topics.push(topic);
-    tracing::info!(partition = %partition.tp, isr = ?change.new_isr, "proposing an ISR change");
+    tracing::debug!(partition = %partition.tp, isr = ?change.new_isr, "proposing an ISR change");
     let result = match crate::controller::node::alter_partition(request).await {
         Err((code, message)) => {
             tracing::debug!(partition = %partition.tp, code, %message, "ISR change not answered");
@@ -234,6 +234,12 @@ async fn send_isr_change(partition: Partition, change: IsrChange) {
             }
         }
     };
+    match &result {
+        IsrChangeResult::Committed { isr, .. } => {
+            tracing::info!(partition = %partition.tp, ?isr, "ISR changed")
+        }
+        other => tracing::debug!(partition = %partition.tp, result = ?other, "ISR change refused"),
+    }
     let advanced = {
         let mut leading = partition.replica.leading.borrow_mut();
         let Some(leading) = leading.as_mut() else {

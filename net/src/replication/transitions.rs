@@ -110,7 +110,7 @@ impl Partition {
             wake: Rc::new(LocalEvent::new()),
         });
         self.publish_high_watermark();
-        tracing::info!(partition = %self.tp, epoch, isr = ?placement.isr, "leading");
+        tracing::debug!(partition = %self.tp, epoch, isr = ?placement.isr, "leading");
         // Kafka checks the ISR every half lag time; retries of an unanswered change need
         // sooner checks, which the task's wake-ups provide.
         let check_every =

@@ -309,6 +309,7 @@ fn acknowledged_records_survive_leader_kills_and_replicas_end_identical() {
                 Err(format!("leader {now} at epoch {now_epoch}"))
             }
         });
+        let elected = killed_at.elapsed();
         eventually(TIMEOUT, || {
             if acked.lock().unwrap().len() > before {
                 Ok(())
@@ -317,6 +318,11 @@ fn acknowledged_records_survive_leader_kills_and_replicas_end_identical() {
             }
         });
         failovers.push(killed_at.elapsed());
+        eprintln!(
+            "kill {round}: node {leader} killed; new leader in metadata after {elected:?}, \
+             next acknowledgement after {:?}",
+            killed_at.elapsed()
+        );
         cluster.start_node(leader);
         wait_for_isr(&cluster, TOPIC, &[1, 2, 3]);
     }

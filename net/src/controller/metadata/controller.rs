@@ -145,6 +145,26 @@ impl MetadataController {
         now.saturating_duration_since(last) > self.settings.session_timeout
     }
 
+    /// The controller's own link to `broker` (a voter) has been refused since `since`: nothing
+    /// listens at its controller listener, so its process is gone (a network partition times
+    /// out rather than refuses). Its session ends now rather than after the session timeout,
+    /// unless it has been heard from since (it restarted): the next [`tick`](Self::tick)
+    /// fences it and moves its leaderships, which is what makes failover take well under a
+    /// second when a broker dies.
+    pub fn peer_refused(&mut self, broker: BrokerId, since: Instant) {
+        let Some(expired) =
+            since.checked_sub(self.settings.session_timeout + Duration::from_millis(1))
+        else {
+            return;
+        };
+        match self.last_contact.get(&broker) {
+            Some(&last) if last > since => {}
+            _ => {
+                self.last_contact.insert(broker, expired);
+            }
+        }
+    }
+
     /// The registration a broker's request names, or the error to answer.
     fn registration(&self, id: BrokerId, epoch: i64) -> Result<&BrokerRegistration, i16> {
         let reg = self

@@ -36,6 +36,14 @@ pub struct Advertised {
 thread_local! {
     /// This broker's epoch while it is registered (on shard 0, where its lifecycle runs).
     static EPOCH: Cell<Option<i64>> = const { Cell::new(None) };
+    /// This process's incarnation id, once its lifecycle started (shard 0).
+    static INCARNATION: Cell<Option<[u8; 16]>> = const { Cell::new(None) };
+}
+
+/// This process's incarnation id (shard 0 only): the metadata's registration of this broker
+/// is this process's when it carries it.
+pub fn incarnation() -> Option<[u8; 16]> {
+    INCARNATION.with(Cell::get)
 }
 
 /// The broker epoch the controller gave this broker at its registration, while it holds
@@ -62,6 +70,7 @@ pub async fn run_lifecycle(settings: QuorumSettings, advertised: Advertised, vot
             .min(settings.broker_session_timeout / 4),
     );
     let incarnation = uuid::Uuid::from_bytes(super::ids::random_id());
+    INCARNATION.with(|i| i.set(Some(*incarnation.as_bytes())));
     let mut epoch: Option<i64> = None;
     let mut fenced = true;
     loop {

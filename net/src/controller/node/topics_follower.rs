@@ -21,7 +21,7 @@ use runnel_engine::rt;
 
 use super::voter::Voter;
 use crate::controller::metadata::{
-    BrokerId, ConfigResource, MetadataImage, PartitionState, TopicImage,
+    BrokerId, ConfigResource, MetadataImage, PartitionState, TopicImage, NO_LEADER,
 };
 use crate::partitions::shard;
 use crate::partitions::topics::{
@@ -47,6 +47,13 @@ pub struct ImageAt {
     pub node_id: BrokerId,
     /// This broker's shards, to place the partitions it hosts on.
     pub shards: usize,
+    /// This broker is registered and unfenced in its current incarnation, so caught up with
+    /// the metadata: only then does it take the leaderships an image gives it. A restarted
+    /// broker replays images from before its restart, which may name it leader of partitions
+    /// the cluster has moved on from; leading them would serve stale data and accept writes
+    /// the real leader never sees. The controller never elects a fenced broker, so nothing
+    /// waits on it meanwhile.
+    pub may_lead: bool,
 }
 
 /// What the registry should become.
@@ -100,7 +107,7 @@ pub fn derive(local: &Topics, image: &MetadataImage, at: ImageAt) -> Follow {
             continue;
         }
         let old = old.filter(|old| old.id == id);
-        let meta = topic_meta(topic, &id, old.map(|o| o.as_ref()), image, at.node_id);
+        let meta = topic_meta(topic, &id, old.map(|o| o.as_ref()), image, at);
         for (index, &shard) in meta.shards.iter().enumerate() {
             if shard == UNPLACED {
                 unplaced.push((meta.name.clone(), index));
@@ -128,10 +135,13 @@ fn topic_meta(
     id: &str,
     old: Option<&TopicMeta>,
     image: &MetadataImage,
-    me: BrokerId,
+    at: ImageAt,
 ) -> TopicMeta {
-    let partitions: Vec<PartitionPlacement> =
-        topic.partitions.iter().map(|p| placement(p, me)).collect();
+    let partitions: Vec<PartitionPlacement> = topic
+        .partitions
+        .iter()
+        .map(|p| placement(p, at.node_id, at.may_lead))
+        .collect();
     let shards = partitions
         .iter()
         .enumerate()
@@ -153,19 +163,22 @@ fn topic_meta(
     }
 }
 
-/// A partition's placement as broker `me` sees it.
-fn placement(p: &PartitionState, me: BrokerId) -> PartitionPlacement {
-    let here = if p.leader == me {
-        Here::Leader
+/// A partition's placement as broker `me` sees it; one it would lead but `may_lead` forbids
+/// is held as a replica with no leader to follow.
+fn placement(p: &PartitionState, me: BrokerId, may_lead: bool) -> PartitionPlacement {
+    let (here, leader) = if p.leader == me && may_lead {
+        (Here::Leader, p.leader)
+    } else if p.leader == me {
+        (Here::Follower, NO_LEADER)
     } else if p.replicas.contains(&me) {
-        Here::Follower
+        (Here::Follower, p.leader)
     } else {
-        Here::Absent
+        (Here::Absent, p.leader)
     };
     PartitionPlacement {
         replicas: p.replicas.clone(),
         isr: p.isr.clone(),
-        leader: p.leader,
+        leader,
         leader_epoch: p.leader_epoch,
         partition_epoch: p.partition_epoch,
         here,
@@ -201,11 +214,18 @@ pub async fn follow(voter: Voter, node_id: BrokerId) {
             // Copied only when there is something new to look at: the image holds every
             // partition, and the loop wakes at every output of the voter.
             let (image, applied) = voter.image();
+            // This process's registration, unfenced: the controller found it caught up.
+            let may_lead = super::broker::incarnation().is_some_and(|incarnation| {
+                image
+                    .broker(node_id)
+                    .is_some_and(|b| b.incarnation_id == incarnation && !b.fenced)
+            });
             let at = ImageAt {
                 applied,
                 recovered_commit: voter.recovered_commit(),
                 node_id,
                 shards: rt::shard_count(),
+                may_lead,
             };
             let mut behind = None;
             let installed = shard::install_from_metadata(|local| match derive(local, &image, at) {
@@ -231,7 +251,7 @@ pub async fn follow(voter: Voter, node_id: BrokerId) {
                 }
                 (Ok(installed), None) => {
                     if let Some(gone) = installed {
-                        tracing::info!(applied, removed = ?gone, "topics follow the metadata");
+                        tracing::debug!(applied, removed = ?gone, "topics follow the metadata");
                         forget_committed_offsets(&gone).await;
                     }
                     waiting_logged = false;

@@ -86,6 +86,7 @@ impl ImageBuilder {
             recovered_commit: 0,
             node_id: ME,
             shards: 2,
+            may_lead: true,
         }
     }
 }

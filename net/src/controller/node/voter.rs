@@ -403,7 +403,24 @@ impl Voter {
         if !Self::is_active(shared) || self.turn.get() {
             return;
         }
+        // Voters whose controller listener refuses connections are gone: their sessions end
+        // now (see `MetadataController::peer_refused`).
+        for (&raft_id, link) in self.links.iter() {
+            if let Some(since) = link.refused_since() {
+                shared
+                    .controller
+                    .peer_refused(super::ids::node_of(raft_id), since);
+            }
+        }
         let mut records = shared.controller.tick(Instant::now());
+        for record in &records {
+            if let MetadataRecord::FenceBroker { broker_id, .. } = record {
+                tracing::info!(
+                    broker = broker_id,
+                    "fencing a broker that is gone or silent"
+                );
+            }
+        }
         let term = shared.quorum.status().term;
         if shared.controller.image().cluster_id().is_none()
             && shared.cluster_id_proposed != Some(term)
@@ -569,9 +586,11 @@ fn propose(shared: &mut Shared, records: &[MetadataRecord]) -> Result<(u64, u64)
 const TICKS_PER_ELECTION: usize = 10;
 /// Ticks caught up at most after a stall: enough to end any lease or start any election.
 const MAX_TICKS_CAUGHT_UP: u32 = 2 * TICKS_PER_ELECTION as u32 + 2;
-/// The active controller's periodic checks (session expiry, leaders of fenced brokers) run
-/// every this many ticks: sessions are seconds long, and a check walks every partition.
-const CONTROLLER_TICK_EVERY: u64 = 5;
+/// The active controller's periodic checks (session expiry, voters found gone, leaders of
+/// fenced brokers) run every this many ticks (a tenth of a second at the default election
+/// timeout): a dead leader's partitions move within one check, and a check walks every
+/// partition, which ten times a second costs little.
+const CONTROLLER_TICK_EVERY: u64 = 2;
 /// Raft messages waiting for the loop at most; beyond, new ones are dropped (Raft resends),
 /// so a stalled loop does not grow without bound.
 const MAX_INBOX: usize = 4096;

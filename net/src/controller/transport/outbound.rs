@@ -9,7 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use runnel_engine::rt::{self, LocalEvent, TcpStream};
@@ -28,6 +28,9 @@ struct Shared {
     closed: Cell<bool>,
     /// Whether the link is connected now (for status reports).
     connected: Cell<bool>,
+    /// Since when every connection attempt has been refused (nothing listens at the peer's
+    /// address: its process is gone).
+    refused_since: Cell<Option<Instant>>,
 }
 
 /// The outbound link to one peer; dropping it stops its task.
@@ -58,6 +61,11 @@ impl PeerLink {
     pub fn is_connected(&self) -> bool {
         self.shared.connected.get()
     }
+
+    /// Since when connecting to the peer has been refused, if it is now.
+    pub fn refused_since(&self) -> Option<Instant> {
+        self.shared.refused_since.get()
+    }
 }
 
 impl Drop for PeerLink {
@@ -75,6 +83,15 @@ async fn run(address: String, shared: Rc<Shared>) {
             failed => {
                 if let Ok(Err(e)) = failed {
                     tracing::trace!(%address, "controller peer unreachable: {e}");
+                    if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                        if shared.refused_since.get().is_none() {
+                            shared.refused_since.set(Some(Instant::now()));
+                        }
+                    } else {
+                        shared.refused_since.set(None);
+                    }
+                } else {
+                    shared.refused_since.set(None);
                 }
                 // What was queued for a peer that is down is stale by the time it is back.
                 shared.queue.borrow_mut().clear();
@@ -84,6 +101,7 @@ async fn run(address: String, shared: Rc<Shared>) {
         };
         let _ = stream.set_nodelay(true);
         shared.connected.set(true);
+        shared.refused_since.set(None);
         let error = send_until_failure(&stream, &shared).await;
         shared.connected.set(false);
         let _ = stream.close().await;

@@ -143,6 +143,15 @@ impl Cluster {
         }
     }
 
+    /// Sends `signal` to running node `id` (SIGSTOP and SIGCONT pause and resume it).
+    pub fn signal(&self, id: i32, signal: libc::c_int) {
+        self.node(id)
+            .broker
+            .as_ref()
+            .expect("node is running")
+            .signal(signal);
+    }
+
     /// The Kafka address of running node `id`.
     pub fn addr(&self, id: i32) -> SocketAddr {
         self.node(id).broker.as_ref().expect("node is running").addr

@@ -1,7 +1,10 @@
 //! Replication through faults: three brokers, a topic of three replicas with
 //! `min.insync.replicas=2`, an idempotent librdkafka producer with acks=all, and the
 //! partition's leader SIGKILLed again and again (restarted each time, and back in the ISR
-//! before the next kill). Afterwards:
+//! before the next kill). Every fifth fault is a SIGSTOP instead: the leader is cut off from
+//! everyone (followers, controller, clients) while it still believes it leads, until the
+//! controller has fenced it and elected another; then it resumes (SIGCONT) with its stale
+//! view and whatever it took meanwhile. Afterwards:
 //! - every acknowledged message is in the log at the offset it was acknowledged with, and
 //!   every message is there at most once, in the order it was sent;
 //! - nothing a consumer read during the kills was lost later (each offset it read still holds
@@ -240,6 +243,10 @@ fn acknowledged_records_survive_leader_kills_and_replicas_end_identical() {
                 .set("enable.idempotence", "true")
                 .set("acks", "all")
                 .set("message.timeout.ms", "120000")
+                // A stopped leader never answers: give up on its requests in seconds (then
+                // the idempotent producer resends to the new leader) rather than in 30.
+                .set("request.timeout.ms", "5000")
+                .set("socket.timeout.ms", "10000")
                 .set("linger.ms", "2")
                 .set("reconnect.backoff.ms", "20")
                 .set("reconnect.backoff.max.ms", "200")
@@ -296,13 +303,23 @@ fn acknowledged_records_survive_leader_kills_and_replicas_end_identical() {
     let mut failovers = Vec::new();
     for round in 0..kills() {
         std::thread::sleep(pause(round));
+        let stop = round % 5 == 4;
         let (leader, epoch, _) = partition_state(&cluster, cluster.running()[0], TOPIC).unwrap();
         let before = acked.lock().unwrap().len();
-        cluster.kill(leader);
+        if stop {
+            cluster.signal(leader, libc::SIGSTOP);
+        } else {
+            cluster.kill(leader);
+        }
         let killed_at = Instant::now();
+        let asked: Vec<i32> = cluster
+            .running()
+            .into_iter()
+            .filter(|&n| n != leader)
+            .collect();
         // A new leader from the ISR, and the producer's first acknowledgement after it.
         eventually(TIMEOUT, || {
-            let (now, now_epoch, _) = partition_state(&cluster, cluster.running()[0], TOPIC)?;
+            let (now, now_epoch, _) = partition_state(&cluster, asked[0], TOPIC)?;
             if now != leader && now >= 0 && now_epoch > epoch {
                 Ok(())
             } else {
@@ -317,13 +334,18 @@ fn acknowledged_records_survive_leader_kills_and_replicas_end_identical() {
                 Err("no acknowledgement since the kill".into())
             }
         });
-        failovers.push(killed_at.elapsed());
+        let took = killed_at.elapsed();
+        let fault = if stop { "stopped" } else { "killed" };
         eprintln!(
-            "kill {round}: node {leader} killed; new leader in metadata after {elected:?}, \
-             next acknowledgement after {:?}",
-            killed_at.elapsed()
+            "fault {round}: node {leader} {fault}; new leader in metadata after {elected:?}, \
+             next acknowledgement after {took:?}"
         );
-        cluster.start_node(leader);
+        if stop {
+            cluster.signal(leader, libc::SIGCONT);
+        } else {
+            failovers.push(took);
+            cluster.start_node(leader);
+        }
         wait_for_isr(&cluster, TOPIC, &[1, 2, 3]);
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -331,11 +353,13 @@ fn acknowledged_records_survive_leader_kills_and_replicas_end_identical() {
     let sent = producing.join().unwrap();
     consuming.join().unwrap();
     failovers.sort();
+    let at = |q: usize| failovers[(failovers.len() * q / 100).min(failovers.len() - 1)];
     eprintln!(
-        "{} kills; leader killed to next acknowledgement: p50 {:?}, max {:?}; {sent} sent",
+        "{} kills; leader killed to next acknowledgement: p50 {:?}, p99 {:?}, max {:?}; {sent} sent",
         failovers.len(),
-        failovers.get(failovers.len() / 2),
-        failovers.last()
+        at(50),
+        at(99),
+        failovers.last().unwrap()
     );
 
     let stored = read_all(&bootstrap(&cluster), TOPIC);

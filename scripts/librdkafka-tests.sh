@@ -11,7 +11,11 @@
 # entry written NNNN@noautocreate, the "noautocreate" scenario (auto_create_topics = false).
 # See tests/LIBRDKAFKA.md for what runs, what doesn't apply and why.
 #
-# Usage: scripts/librdkafka-tests.sh [--broker path/to/runnel] [NNNN[@scenario][/subtest] ...]
+# With --cluster, each test number runs against a fresh cluster of three brokers instead (every
+# node a broker and a controller voter, on 127.0.0.1, the test clients bootstrapped with all
+# three): partition leaders and group coordinators spread over the brokers.
+#
+# Usage: scripts/librdkafka-tests.sh [--broker path/to/runnel] [--cluster] [NNNN[@scenario][/subtest] ...]
 #   NNNN: a test number (all its variants that apply); @noautocreate: that scenario; /subtest:
 #   only the sub-tests whose name contains this text (the runner's SUBTESTS).
 #   default broker: target/debug/runnel; default tests: DEFAULT_TESTS below.
@@ -51,9 +55,11 @@ KAFKA_TOPICS_TESTS=(0077)
 
 broker=target/debug/runnel
 tests=()
+cluster=false
 while [ $# -gt 0 ]; do
     case "$1" in
     --broker) broker="$2"; shift 2 ;;
+    --cluster) cluster=true; shift ;;
     -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d'; exit 0 ;;
     *) tests+=("$1"); shift ;;
     esac
@@ -112,58 +118,103 @@ export LD_LIBRARY_PATH="$root/$build/src:$root/$build/src-cpp${LD_LIBRARY_PATH:+
 logs="$work/logs"
 mkdir -p "$logs"
 tmp=$(mktemp -d)
-broker_pid=""
+broker_pids=()
 cleanup() {
-    if [ -n "$broker_pid" ]; then kill -KILL "$broker_pid" 2>/dev/null || true; fi
+    for pid in "${broker_pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-# Starts a fresh broker for scenario $1, sets broker_pid and addr.
+# A free TCP port on 127.0.0.1 (bound and released).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Starts one broker with config $1, logging to $2, data in $3; adds its pid to broker_pids and
+# its address to addrs.
+start_one() {
+    local config=$1 log=$2 data=$3
+    RUNNEL_LOG="${RUNNEL_LOG:-info}" "$broker" --config "$config" --listen 127.0.0.1:0 \
+        --data-dir "$data" --cores 2 2>>"$log" &
+    local pid=$!
+    broker_pids+=("$pid")
+    local found=""
+    for _ in $(seq 100); do
+        found=$(sed -n 's/.*runnel listening on \([0-9.:]*\).*/\1/p' "$log" | tail -1)
+        [ -n "$found" ] && [[ ",$addrs," != *",$found,"* ]] && break
+        found=""
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "$found" ]; then
+        local status=0
+        wait "$pid" 2>/dev/null || status=$?
+        echo "librdkafka-tests: a broker did not start (exit status $status):"; cat "$log"
+        return 1
+    fi
+    addrs="${addrs:+$addrs,}$found"
+}
+
+# Starts a fresh broker (with --cluster, three) for scenario $1, logging to $2; sets
+# broker_pids and addr (the bootstrap list).
 start_broker() {
-    local scenario=$1 log=$2 data="$tmp/data-$RANDOM$RANDOM"
+    local scenario=$1 log=$2 run="$tmp/run-$RANDOM$RANDOM"
     local autocreate=true
     [ "$scenario" = noautocreate ] && autocreate=false
-    mkdir -p "$data"
+    mkdir -p "$run"
     : >"$log"
+    broker_pids=()
+    addrs=""
     # librdkafka's test clusters: auto-created topics get 4 partitions; groups settle after
     # 300 ms instead of Kafka's 3 s group.initial.rebalance.delay.
-    cat >"$data/runnel.toml" <<EOF
-auto_create_topics = $autocreate
+    local common="auto_create_topics = $autocreate
 num_partitions = 4
 
 [groups]
 initial_rebalance_delay_ms = 300
-EOF
-    RUNNEL_LOG="${RUNNEL_LOG:-info}" "$broker" --config "$data/runnel.toml" --listen 127.0.0.1:0 \
-        --data-dir "$data/data" --cores 2 2>"$log" &
-    broker_pid=$!
-    addr=""
-    for _ in $(seq 100); do
-        addr=$(sed -n 's/.*runnel listening on \([0-9.:]*\).*/\1/p' "$log" | head -1)
-        [ -n "$addr" ] && return 0
-        kill -0 "$broker_pid" 2>/dev/null || break
+"
+    if ! $cluster; then
+        printf '%s' "$common" >"$run/runnel.toml"
+        start_one "$run/runnel.toml" "$log" "$run/data" || return 1
+        addr=$addrs
+        return 0
+    fi
+    local ports=() voters="" id
+    for id in 1 2 3; do
+        ports[id]=$(free_port)
+        voters="${voters:+$voters,}$id@127.0.0.1:${ports[id]}"
+    done
+    for id in 1 2 3; do
+        printf 'node_id = %s\n%s\n[cluster]\ncontroller_quorum_voters = "%s"\ncontroller_listen = "127.0.0.1:%s"\n' \
+            "$id" "$common" "$voters" "${ports[id]}" >"$run/node$id.toml"
+        start_one "$run/node$id.toml" "$log" "$run/data$id" || return 1
+    done
+    addr=$addrs
+    # Served once every broker is registered and unfenced.
+    for _ in $(seq 300); do
+        [ "$(grep -c 'broker state changed by the controller fenced=false' "$log")" -ge 3 ] && return 0
         sleep 0.1
     done
-    local status=0
-    wait "$broker_pid" 2>/dev/null || status=$?
-    broker_pid=""
-    echo "librdkafka-tests: the broker did not start (exit status $status):"; cat "$log"
+    echo "librdkafka-tests: the cluster did not form:"; tail -20 "$log"
     return 1
 }
 
 stop_broker() {
-    kill -TERM "$broker_pid" 2>/dev/null || true
-    local clean=0
-    wait "$broker_pid" || clean=$?
-    broker_pid=""
+    local clean=0 pid
+    for pid in "${broker_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${broker_pids[@]}"; do wait "$pid" || clean=$?; done
+    broker_pids=()
     return $clean
 }
 
 passed=()
 failed=()
 test_timeout="${LIBRDKAFKA_TESTS_TIMEOUT:-600}"
-echo "librdkafka-tests: librdkafka $version test-runner against $broker"
+if $cluster; then
+    echo "librdkafka-tests: librdkafka $version test-runner against three brokers of $broker"
+else
+    echo "librdkafka-tests: librdkafka $version test-runner against $broker"
+fi
 for entry in "${tests[@]}"; do
     # NNNN[@scenario][/subtest]
     name=$entry

@@ -30,6 +30,13 @@ pub fn channel<T>() -> (Sender<T>, Pending<T>) {
 }
 
 impl<T> Sender<T> {
+    /// Whether the waiting side is still there to take an answer.
+    pub fn is_awaited(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|slot| Rc::strong_count(slot) > 1)
+    }
+
     pub fn send(mut self, value: T) {
         if let Some(slot) = self.0.take() {
             *slot.value.borrow_mut() = Some(value);

@@ -285,7 +285,7 @@ impl ShardState {
                     open.log().set_config(config);
                 }
                 if let Some(placement) = &placement {
-                    open.follow_placement(placement, min_insync);
+                    open.follow_placement(placement, min_insync).await;
                 }
                 continue;
             }
@@ -309,7 +309,7 @@ impl ShardState {
                 let adopted = self.adopt(tp, topic_id, opened.await);
                 if let Some(partition) = adopted.then(|| self.logs.get(tp)).flatten() {
                     if let Some(placement) = placement {
-                        partition.follow_placement(placement, *min_insync);
+                        partition.follow_placement(placement, *min_insync).await;
                     }
                 }
                 offline |= !adopted;

@@ -13,9 +13,13 @@ use runnel_engine::rt::{self, TcpStream};
 use crate::kafka::frame::{put_frame, FrameReader};
 
 /// The largest response a follower accepts: a Fetch answer is bounded by
-/// `replica.fetch.response.max.bytes`, and this leaves room for framing and headers.
+/// `replica.fetch.response.max.bytes`, except that its first batch comes whole however large
+/// (KIP-74): room for a batch of 256 MiB (a topic's `max.message.bytes` above that stalls
+/// its followers, who log why).
 pub fn max_response_bytes(fetch_response_max_bytes: usize) -> usize {
-    fetch_response_max_bytes.saturating_add(1 << 20)
+    fetch_response_max_bytes
+        .saturating_add(256 << 20)
+        .saturating_add(1 << 20)
 }
 
 /// Why a call got no usable answer. Every one drops the connection: the next call opens a

@@ -197,6 +197,22 @@ impl Link {
         }
     }
 
+    /// Forgets `partition`'s fetch state and starts it afresh from its log (finding where it
+    /// diverges from the leader's first).
+    fn restart(&self, partition: &Partition) {
+        if let Some(f) = self.partitions.borrow_mut().get_mut(&partition.tp) {
+            let log = partition.log();
+            f.state = FollowerState::new(
+                f.state.leader(),
+                f.state.leader_epoch(),
+                log.log_end_offset(),
+                log.high_watermark(),
+                log.latest_leader_epoch(),
+                super::settings().replica_fetch_backoff_ms,
+            );
+        }
+    }
+
     /// The request out for each of these failed: they back off.
     fn failed(&self, partitions: impl IntoIterator<Item = (Partition, i32)>) {
         let now = now_ms();
@@ -300,10 +316,12 @@ fn leader_address(leader: i32) -> Option<String> {
     Some(format!("{}:{}", broker.host, broker.port))
 }
 
-/// Carries out truncations and reports each.
+/// Carries out truncations and reports each. Each holds the partition's surgery turn, which
+/// a partition taking up leadership waits for.
 async fn truncate(link: &Link, truncations: Vec<(Partition, i32, FollowerAction)>) {
     for (partition, epoch, action) in truncations {
-        if partition.role() != Role::Follower || partition.leader_epoch() != epoch {
+        let _surgery = partition.replica.log_surgery.take().await;
+        if !still_following(&partition, epoch) {
             continue;
         }
         let log = partition.log();
@@ -321,16 +339,24 @@ async fn truncate(link: &Link, truncations: Vec<(Partition, i32, FollowerAction)
         match done {
             Ok(()) => {
                 let (end, latest) = (log.log_end_offset(), log.latest_leader_epoch());
-                let hw = log.high_watermark().min(end);
-                log.set_replicated_high_watermark(Some(hw));
+                if still_following(&partition, epoch) {
+                    let hw = log.high_watermark().min(end);
+                    log.set_replicated_high_watermark(Some(hw));
+                }
                 link.with_state(&partition, |s| s.on_truncated(end, latest));
             }
             Err(e) => {
                 tracing::error!(partition = %partition.tp, error = %e, "cannot truncate");
-                link.failed([(partition, epoch)]);
+                let now = now_ms();
+                link.with_state(&partition, |s| s.on_truncation_failed(now));
             }
         }
     }
+}
+
+/// Whether `partition` still follows a leader at `epoch` (not leading, not moved on).
+fn still_following(partition: &Partition, epoch: i32) -> bool {
+    partition.role() == Role::Follower && partition.leader_epoch() == epoch
 }
 
 /// OffsetsForLeaderEpoch for every partition that must find where its log diverges.
@@ -530,6 +556,13 @@ async fn fetch(link: &Link, client: &mut BrokerClient, fetches: Vec<(Partition, 
             link.with_state(&partition, |s| {
                 s.on_diverging_epoch(epoch, d_epoch, d_end, &local, now)
             });
+            continue;
+        }
+        if fetch.fetch_offset != partition.log().log_end_offset() {
+            // The log moved under the request (a truncation by the partition's previous
+            // fetcher finished meanwhile): what came back may not continue it. Start over
+            // from the log as it is.
+            link.restart(&partition);
             continue;
         }
         let records = whole_batches(data.records.take().unwrap_or_default());

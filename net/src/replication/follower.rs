@@ -436,6 +436,14 @@ impl FollowerState {
     }
 
     /// The request out now, as the phase to go back to if it fails.
+    /// The wiring could not carry out the truncation it was handed (a storage error): the
+    /// partition backs off, then finds where its log diverges again.
+    pub fn on_truncation_failed(&mut self, now_ms: i64) {
+        if matches!(self.phase, FollowerPhase::AwaitingTruncation(_)) {
+            self.back_off(Resume::Truncating, now_ms);
+        }
+    }
+
     fn in_flight(&self) -> Option<Resume> {
         match self.phase {
             FollowerPhase::AwaitingEpochEnd { .. } => Some(Resume::Truncating),

@@ -507,3 +507,21 @@ fn any_input_never_panics_nor_asks_for_a_negative_offset() {
         }
     }
 }
+
+#[test]
+fn a_failed_truncation_backs_off_and_asks_again() {
+    let log = Log::new(&[(1, 0), (3, 50)], 100);
+    let mut f = follower(&log, 40);
+    let _ = f.next_action(T0);
+    f.on_epoch_end_offset(E, 3, 80, &log, T0);
+    assert_eq!(f.next_action(T0), Some(FollowerAction::Truncate { to: 80 }));
+    f.on_truncation_failed(T0);
+    assert_eq!(f.next_action(T0 + BACKOFF - 1), None);
+    assert_eq!(
+        f.next_action(T0 + BACKOFF),
+        Some(FollowerAction::AskEpochEndOffset {
+            epoch: 3,
+            current_leader_epoch: E
+        })
+    );
+}

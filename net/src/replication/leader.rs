@@ -518,6 +518,15 @@ impl LeaderState {
     }
 
     /// The pending proposal again, if its retry time has come.
+    /// When the proposal in flight, its outcome unknown, is due to be sent again: the
+    /// wiring wakes then and calls [`LeaderState::maybe_shrink`].
+    pub fn next_retry_at(&self) -> Option<i64> {
+        match self.proposal.as_ref()?.state {
+            ProposalState::RetryAt(at) => Some(at),
+            _ => None,
+        }
+    }
+
     fn retry_due(&mut self, now_ms: i64) -> Option<IsrChange> {
         let proposal = self.proposal.as_mut()?;
         match proposal.state {

@@ -245,7 +245,9 @@ fn an_unknown_outcome_is_sent_again_after_the_backoff() {
         IsrChangeResult::from_error_code(code),
         IsrChangeResult::Retriable
     );
+    assert_eq!(l.next_retry_at(), None, "sent, not yet answered");
     let _ = l.on_isr_change_result(IsrChangeResult::Retriable, t);
+    assert_eq!(l.next_retry_at(), Some(t + RETRY));
     assert_eq!(l.maybe_shrink(t + RETRY - 1), None);
     assert_eq!(fetch(&mut l, 2, 100, t + RETRY - 1).propose, None);
     // A fetch or the ticker sends it again, once.

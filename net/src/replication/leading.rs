@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use kafka_protocol::messages::alter_partition_request::{PartitionData, TopicData};
 use kafka_protocol::messages::{AlterPartitionRequest, BrokerId};
-use runnel_engine::rt::{self, Either};
+use std::time::Instant;
+
+use runnel_engine::rt::{self, Either, LocalEvent};
 
 use super::clock::now_ms;
 use super::leader::{IsrChange, IsrChangeResult, ProduceCheck};
-use super::replica::Replica;
 use crate::groups::oneshot;
 use crate::kafka::error_code;
 use crate::partitions::Partition;
@@ -77,7 +78,14 @@ impl Partition {
                     return Err(error_code::NOT_ENOUGH_REPLICAS_AFTER_APPEND)
                 }
                 ProduceCheck::Wait if leading.acks.len() >= MAX_WAITING_ACKS => {
-                    return Err(error_code::REQUEST_TIMED_OUT)
+                    // Produces that timed out still hold their places: drop those first.
+                    let _ = leading.acks.take_where(|ack| !ack.is_awaited());
+                    if leading.acks.len() >= MAX_WAITING_ACKS {
+                        return Err(error_code::REQUEST_TIMED_OUT);
+                    }
+                    let (sender, pending) = oneshot::channel();
+                    leading.acks.add(end, sender);
+                    pending
                 }
                 ProduceCheck::Wait => {
                     let (sender, pending) = oneshot::channel();
@@ -133,38 +141,33 @@ impl Partition {
     }
 }
 
-/// The leader's task for `partition` while it leads at `leader_epoch`: follows its own
-/// appends (they move the high watermark when it is alone in the ISR), checks the ISR every
-/// half lag time (Kafka's `isr-expiration`), and ends with the leadership.
-pub(super) async fn lead(partition: Partition, leader_epoch: i32, check_every: Duration) {
-    let Some(wake) = leading_wake(&partition.replica, leader_epoch) else {
-        return;
-    };
-    let mut next_check = std::time::Instant::now() + check_every;
+/// The leader's task for `partition` while it leads with the leader state whose wake event
+/// is `wake` (a new leadership has a new one): follows its own appends (they move the high
+/// watermark when it is alone in the ISR), checks the ISR every half lag time (Kafka's
+/// `isr-expiration`) and re-sends an ISR change whose outcome was unknown when it is due.
+pub(super) async fn lead(partition: Partition, wake: Rc<LocalEvent>, check_every: Duration) {
+    let mut next_check = Instant::now() + check_every;
     loop {
         let changed = partition.log().changed();
         let woken = wake.wait();
         let written = partition.log().written_end();
         let now = now_ms();
-        let due = std::time::Instant::now() >= next_check;
-        let (advanced, propose) = {
+        let due = Instant::now() >= next_check;
+        let (advanced, propose, retry_at) = {
             let mut leading = partition.replica.leading.borrow_mut();
-            let Some(leading) = leading
-                .as_mut()
-                .filter(|l| l.state.leader_epoch() == leader_epoch)
-            else {
+            let Some(leading) = leading.as_mut().filter(|l| Rc::ptr_eq(&l.wake, &wake)) else {
                 return;
             };
             let mut advanced = leading.state.on_leader_append(written, now);
-            let mut propose = None;
             if due {
                 advanced |= leading.state.refresh_high_watermark(now);
-                propose = leading.state.maybe_shrink(now);
             }
-            (advanced, propose)
+            // Cheap (the ISR's few members): on every wake, so a due retry goes out at once.
+            let propose = leading.state.maybe_shrink(now);
+            (advanced, propose, leading.state.next_retry_at())
         };
         if due {
-            next_check = std::time::Instant::now() + check_every;
+            next_check = Instant::now() + check_every;
         }
         if advanced {
             partition.publish_high_watermark();
@@ -172,23 +175,16 @@ pub(super) async fn lead(partition: Partition, leader_epoch: i32, check_every: D
         if let Some(change) = propose {
             rt::spawn_local(send_isr_change(partition.clone(), change));
         }
-        let left = next_check.saturating_duration_since(std::time::Instant::now());
+        let mut left = next_check.saturating_duration_since(Instant::now());
+        if let Some(at) = retry_at {
+            left = left.min(Duration::from_millis((at - now).max(1) as u64));
+        }
         let events = rt::select(changed, woken);
         let stop = rt::select(rt::sleep(left), rt::shutdown_requested());
         if let Either::Right(Either::Right(())) = rt::select(events, stop).await {
             return;
         }
     }
-}
-
-/// The wake event of the leader state of `replica` at `leader_epoch`, if it leads at it.
-fn leading_wake(replica: &Replica, leader_epoch: i32) -> Option<Rc<runnel_engine::rt::LocalEvent>> {
-    replica
-        .leading
-        .borrow()
-        .as_ref()
-        .filter(|l| l.state.leader_epoch() == leader_epoch)
-        .map(|l| l.wake.clone())
 }
 
 /// Sends an ISR change to the controller (AlterPartition) and gives the leader state the
@@ -245,7 +241,9 @@ async fn send_isr_change(partition: Partition, change: IsrChange) {
         let Some(leading) = leading.as_mut() else {
             return;
         };
-        if leading.state.leader_epoch() != change.leader_epoch {
+        // The answer to this proposal, not to one the metadata has since replaced (a late
+        // refusal must not fence a newer proposal).
+        if leading.state.pending_change() != Some(&change) {
             return;
         }
         let advanced = leading.state.on_isr_change_result(result, now_ms());

@@ -20,7 +20,7 @@ use crate::partitions::Partition;
 impl Partition {
     /// Takes the part `placement` gives this broker, with the topic's `min.insync.replicas`.
     /// A placement already applied (same leader and partition epochs) changes nothing.
-    pub fn follow_placement(&self, placement: &PartitionPlacement, min_insync: i32) {
+    pub async fn follow_placement(&self, placement: &PartitionPlacement, min_insync: i32) {
         self.replica.set_min_insync_replicas(min_insync);
         let key = (placement.leader_epoch, placement.partition_epoch);
         let before = self.replica.applied.replace(Some(key));
@@ -37,7 +37,7 @@ impl Partition {
             }
         }
         match placement.here {
-            Here::Leader => self.lead_at(placement),
+            Here::Leader => self.lead_at(placement).await,
             Here::Follower => self.follow(placement),
             // Not hosted here: the registry closes the log.
             Here::Absent => self.stop_replicating(),
@@ -50,47 +50,26 @@ impl Partition {
         fetcher::unfollow(self);
     }
 
-    fn lead_at(&self, placement: &PartitionPlacement) {
-        let settings = super::settings();
+    async fn lead_at(&self, placement: &PartitionPlacement) {
         let epoch = placement.leader_epoch;
-        let now = now_ms();
-        let still_leading = {
-            let mut leading = self.replica.leading.borrow_mut();
-            leading
-                .as_mut()
-                .filter(|l| l.state.leader_epoch() == epoch)
-                .map(|leading| {
-                    // Still leading at this epoch: the ISR (or replicas) changed.
-                    leading.wake.notify_all();
-                    leading.state.on_metadata(
-                        epoch,
-                        placement.partition_epoch,
-                        placement.isr.clone(),
-                        placement.replicas.clone(),
-                        now,
-                    )
-                })
-        };
-        if let Some(advanced) = still_leading {
-            if advanced {
-                self.publish_high_watermark();
-            }
+        if self.keep_leading(placement) {
             return;
         }
         fetcher::unfollow(self);
         self.replica.stop_leading();
-        self.replica.set_role(Role::Leader, super::node_id(), epoch);
+        // Requests meanwhile find a follower (NOT_LEADER_OR_FOLLOWER, retried) until the log
+        // is whole: a truncation the fetcher started must end before the log's end is read.
+        self.replica.set_role(Role::Follower, -1, epoch);
+        let _surgery = self.replica.log_surgery.take().await;
+        if self.replica.applied.get() != Some((epoch, placement.partition_epoch)) {
+            // A newer placement arrived while waiting; it is applied in its turn.
+            return;
+        }
+        let settings = super::settings();
         let log = self.log();
-        // Records appended from now on are this epoch's (stamped with it), starting at the
-        // log's end: what followers ask OffsetsForLeaderEpoch about.
-        let epoch_start = log.log_end_offset();
-        log.set_leader_epoch(epoch);
-        let (recording, tp) = (log.clone(), self.tp.clone());
-        rt::spawn_local(async move {
-            if let Err(e) = recording.assign_leader_epoch(epoch, epoch_start).await {
-                tracing::error!(partition = %tp, error = %e, "cannot record the leader epoch");
-            }
-        });
+        log.set_follower(false);
+        let epoch_start = self.begin_epoch(epoch);
+        let now = now_ms();
         let state = LeaderState::new(LeaderInit {
             local: super::node_id(),
             leader_epoch: epoch,
@@ -104,22 +83,74 @@ impl Partition {
             lag_time_max_ms: settings.replica_lag_time_max_ms,
             isr_retry_backoff_ms: settings.alter_partition_retry_backoff_ms,
         });
+        let wake = Rc::new(LocalEvent::new());
         *self.replica.leading.borrow_mut() = Some(Leading {
             state,
             acks: Waiters::new(),
-            wake: Rc::new(LocalEvent::new()),
+            wake: wake.clone(),
         });
+        self.replica.set_role(Role::Leader, super::node_id(), epoch);
         self.publish_high_watermark();
         tracing::debug!(partition = %self.tp, epoch, isr = ?placement.isr, "leading");
-        // Kafka checks the ISR every half lag time; retries of an unanswered change need
-        // sooner checks, which the task's wake-ups provide.
+        // Kafka checks the ISR every half lag time; retries of an unanswered change are
+        // woken for at their time.
         let check_every =
             Duration::from_millis((settings.replica_lag_time_max_ms / 2).max(10) as u64);
-        rt::spawn_local(lead(self.clone(), epoch, check_every));
+        rt::spawn_local(lead(self.clone(), wake, check_every));
+    }
+
+    /// A placement that keeps this broker leading: the ISR or replicas changed, or the same
+    /// broker was elected again at a newer epoch (its waiting produces stay, it does not stop
+    /// leading). Returns whether it applied.
+    fn keep_leading(&self, placement: &PartitionPlacement) -> bool {
+        let epoch = placement.leader_epoch;
+        let newer_epoch = {
+            let mut leading = self.replica.leading.borrow_mut();
+            let Some(leading) = leading.as_mut().filter(|l| l.state.leader_epoch() <= epoch) else {
+                return false;
+            };
+            let newer_epoch = leading.state.leader_epoch() < epoch;
+            let advanced = leading.state.on_metadata(
+                epoch,
+                placement.partition_epoch,
+                placement.isr.clone(),
+                placement.replicas.clone(),
+                now_ms(),
+            );
+            leading.wake.notify_all();
+            (newer_epoch, advanced)
+        };
+        let (newer_epoch, advanced) = newer_epoch;
+        if newer_epoch {
+            self.begin_epoch(epoch);
+            self.replica.set_role(Role::Leader, super::node_id(), epoch);
+        }
+        if advanced {
+            self.publish_high_watermark();
+        }
+        true
+    }
+
+    /// Starts leader epoch `epoch` at the log's end: what is appended from now on is stamped
+    /// with it, and followers asking OffsetsForLeaderEpoch learn where it starts. Returns
+    /// that start.
+    fn begin_epoch(&self, epoch: i32) -> i64 {
+        let log = self.log();
+        let epoch_start = log.log_end_offset();
+        log.set_leader_epoch(epoch);
+        let (recording, tp) = (log.clone(), self.tp.clone());
+        rt::spawn_local(async move {
+            if let Err(e) = recording.assign_leader_epoch(epoch, epoch_start).await {
+                tracing::error!(partition = %tp, error = %e, "cannot record the leader epoch");
+            }
+        });
+        epoch_start
     }
 
     fn follow(&self, placement: &PartitionPlacement) {
         self.replica.stop_leading();
+        // Only the leader's records are appended here from now on.
+        self.log().set_follower(true);
         self.replica
             .set_role(Role::Follower, placement.leader, placement.leader_epoch);
         if placement.leader >= 0 {

@@ -8,6 +8,7 @@ use runnel_engine::rt::{self, Either, TcpListener, TcpStream};
 
 use super::compaction::Compaction;
 use super::prometheus::{self, PartitionMetrics};
+use super::replication::ReplicaGauges;
 use crate::partitions::shard;
 
 /// Longest request head accepted.
@@ -74,8 +75,10 @@ async fn respond(head: &[u8]) -> Option<Vec<u8>> {
     let (method, path) = (parts.next()?, parts.next()?);
     let (status, content_type, body) = match (method, path) {
         ("GET", "/metrics") => {
-            let snapshot = super::gather().await;
-            let body = prometheus::render(&snapshot, &partitions().await);
+            let mut snapshot = super::gather().await;
+            let (partitions, replicas) = partitions().await;
+            snapshot.replication.gauges = replicas;
+            let body = prometheus::render(&snapshot, &partitions);
             ("200 OK", "text/plain; version=0.0.4", body)
         }
         ("GET", _) => (
@@ -94,13 +97,15 @@ async fn respond(head: &[u8]) -> Option<Vec<u8>> {
     Some(response)
 }
 
-/// Every open partition's figures, from the shards that own them.
-async fn partitions() -> Vec<PartitionMetrics> {
+/// Every open partition's figures, from the shards that own them, and the replicas'
+/// gauges of every shard.
+async fn partitions() -> (Vec<PartitionMetrics>, ReplicaGauges) {
     let mut all = Vec::new();
+    let mut replicas = ReplicaGauges::default();
     for s in 0..rt::shard_count() {
         let on_this = rt::run_on(s, || async {
             let now_ms = crate::groups::group::wall_ms();
-            shard::current()
+            let partitions = shard::current()
                 .logs
                 .snapshot()
                 .into_iter()
@@ -110,11 +115,15 @@ async fn partitions() -> Vec<PartitionMetrics> {
                     high_watermark: partition.high_watermark(),
                     compaction: Compaction::of(partition.log(), now_ms),
                 })
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            (partitions, ReplicaGauges::of_shard())
         })
         .await;
-        all.extend(on_this.unwrap_or_default());
+        if let Ok((partitions, gauges)) = on_this {
+            all.extend(partitions);
+            replicas.merge(&gauges);
+        }
     }
     all.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-    all
+    (all, replicas)
 }

@@ -9,13 +9,16 @@
 //! - messages and bytes in (produce) and bytes out (fetch) per topic;
 //! - open connections;
 //! - per partition, the high watermark, and for compacted partitions what the log cleaner did
-//!   ([`compaction`]; read from the logs when scraped, not recorded here).
+//!   ([`compaction`]; read from the logs when scraped, not recorded here);
+//! - replication ([`replication`]): ISR changes and the follower fetchers' work, recorded
+//!   here; partitions led, followed and under-replicated, read when scraped.
 //!
 //! Latencies are HdrHistograms in microseconds (3 significant digits, up to 60 s).
 
 pub mod compaction;
 pub mod http;
 pub mod prometheus;
+pub mod replication;
 pub mod report;
 
 use std::cell::RefCell;
@@ -53,6 +56,9 @@ pub struct Snapshot {
     pub send: Option<Histogram<u64>>,
     pub topics: BTreeMap<String, TopicCounters>,
     pub connections: i64,
+    /// Replication's counters, and (after [`gather`]'s caller reads the partitions) its
+    /// gauges.
+    pub replication: replication::Counters,
 }
 
 impl Snapshot {
@@ -85,6 +91,7 @@ impl Snapshot {
             mine.bytes_out += c.bytes_out;
         }
         self.connections += other.connections;
+        self.replication.merge(&other.replication);
     }
 }
 

@@ -1,5 +1,6 @@
-//! The Prometheus text exposition format (version 0.0.4) of a [`Snapshot`], plus each
-//! partition's high watermark and, for compacted ones, the cleaner's figures.
+//! The Prometheus text exposition format (version 0.0.4) of a [`Snapshot`] (replication's
+//! figures included, [`super::replication`]), plus each partition's high watermark and, for
+//! compacted ones, the cleaner's figures.
 
 use std::fmt::Write;
 
@@ -7,6 +8,7 @@ use hdrhistogram::Histogram;
 use kafka_protocol::messages::ApiKey;
 
 use super::compaction::{self, Compaction};
+use super::replication;
 use super::Snapshot;
 
 const QUANTILES: [(f64, &str); 6] = [
@@ -41,7 +43,7 @@ fn api_name(key: i16) -> String {
 }
 
 /// A summary: quantiles in seconds, `_sum` and `_count`.
-fn summary(out: &mut String, name: &str, labels: &str, h: &Histogram<u64>) {
+pub(super) fn summary(out: &mut String, name: &str, labels: &str, h: &Histogram<u64>) {
     let sep = if labels.is_empty() { "" } else { "," };
     for (q, text) in QUANTILES {
         let seconds = h.value_at_quantile(q) as f64 / 1e6;
@@ -138,6 +140,7 @@ pub fn render(snapshot: &Snapshot, partitions: &[PartitionMetrics]) -> String {
         );
     }
     compaction::render(&mut out, partitions);
+    replication::render(&mut out, snapshot);
     out.push_str("# HELP runnel_connections Open client connections.\n");
     out.push_str("# TYPE runnel_connections gauge\n");
     let _ = writeln!(out, "runnel_connections {}", snapshot.connections);

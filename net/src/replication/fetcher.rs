@@ -32,6 +32,7 @@ use super::broker_client::{self, BrokerClient};
 use super::clock::now_ms;
 use super::follower::{FollowerAction, FollowerState};
 use super::replica::Role;
+use crate::metrics::replication::{self as metrics, FetcherRequest};
 use crate::partitions::{Partition, TopicPartition};
 
 /// The request versions followers send (what the leader's handlers take).
@@ -391,6 +392,7 @@ async fn ask_epoch_ends(
         Ok(answer) => answer,
         Err(e) => {
             tracing::debug!(leader = link.leader, error = %e, "OffsetsForLeaderEpoch failed");
+            metrics::record_fetcher_request_failed(FetcherRequest::OffsetForLeaderEpoch);
             link.failed(questions.into_iter().map(|(p, e, ..)| (p, e)));
             return;
         }
@@ -451,6 +453,7 @@ async fn ask_leader_offsets(
             Ok(answer) => bounds.push(answer),
             Err(e) => {
                 tracing::debug!(leader = link.leader, error = %e, "ListOffsets failed");
+                metrics::record_fetcher_request_failed(FetcherRequest::ListOffsets);
                 link.failed(questions);
                 return;
             }
@@ -498,9 +501,13 @@ async fn fetch(link: &Link, client: &mut BrokerClient, fetches: Vec<(Partition, 
     }
     let timeout =
         REQUEST_TIMEOUT + Duration::from_millis(settings.replica_fetch_wait_max_ms.max(0) as u64);
+    let sent = std::time::Instant::now();
     let answer: Result<FetchResponse, _> = client
         .call(ApiKey::Fetch, FETCH_VERSION, &request, timeout)
         .await;
+    if answer.is_ok() {
+        metrics::record_fetch_round_trip(sent.elapsed());
+    }
     let epochs = fetches
         .iter()
         .map(|(p, f)| (p.clone(), f.current_leader_epoch));
@@ -512,11 +519,13 @@ async fn fetch(link: &Link, client: &mut BrokerClient, fetches: Vec<(Partition, 
                 code = answer.error_code,
                 "Fetch refused"
             );
+            metrics::record_fetcher_request_failed(FetcherRequest::Fetch);
             link.failed(epochs);
             return;
         }
         Err(e) => {
             tracing::debug!(leader = link.leader, error = %e, "Fetch failed");
+            metrics::record_fetcher_request_failed(FetcherRequest::Fetch);
             link.failed(epochs);
             return;
         }
@@ -534,6 +543,7 @@ async fn fetch(link: &Link, client: &mut BrokerClient, fetches: Vec<(Partition, 
             .flat_map(|t| t.partitions.iter_mut())
             .find(|p| p.partition_index == partition.tp.partition)
         else {
+            metrics::record_fetch_partition_error();
             link.failed([(partition, epoch)]);
             continue;
         };
@@ -543,6 +553,7 @@ async fn fetch(link: &Link, client: &mut BrokerClient, fetches: Vec<(Partition, 
             continue;
         }
         if data.error_code != 0 {
+            metrics::record_fetch_partition_error();
             link.with_state(&partition, |s| s.on_error(epoch, data.error_code, now));
             continue;
         }
@@ -566,16 +577,19 @@ async fn fetch(link: &Link, client: &mut BrokerClient, fetches: Vec<(Partition, 
             continue;
         }
         let records = whole_batches(data.records.take().unwrap_or_default());
+        let size = (batch_records(&records), records.len() as u64);
         let appended = (!records.is_empty()).then(|| partition.log().append_replica(records));
-        appending.push((partition, epoch, data.high_watermark, appended));
+        appending.push((partition, epoch, data.high_watermark, appended, size));
     }
-    for (partition, epoch, leader_hw, appended) in appending {
+    for (partition, epoch, leader_hw, appended, (messages, bytes)) in appending {
         if let Some(appended) = appended {
             if let Err(e) = appended.await {
                 tracing::warn!(partition = %partition.tp, error = %e, "cannot append the leader's records");
+                metrics::record_fetch_partition_error();
                 link.failed([(partition, epoch)]);
                 continue;
             }
+            metrics::record_replica_append(messages, bytes);
         }
         let log = partition.log();
         let (end, latest) = (log.log_end_offset(), log.latest_leader_epoch());
@@ -606,6 +620,30 @@ fn whole_batches(records: Bytes) -> Bytes {
         end = next;
     }
     records.slice(..end)
+}
+
+/// The records in `batches` (whole batches, as [`whole_batches`] leaves them): each v2
+/// batch's record count; an older format's entry counts one.
+fn batch_records(batches: &[u8]) -> u64 {
+    // v2 header: magic at byte 16, the record count at 57..61.
+    let mut count = 0u64;
+    let mut at = 0usize;
+    while batches.len() >= at + 12 {
+        let len = i32::from_be_bytes(batches[at + 8..at + 12].try_into().expect("4 bytes"));
+        let Ok(len) = usize::try_from(len) else {
+            break;
+        };
+        let batch = &batches[at..batches.len().min(at.saturating_add(12).saturating_add(len))];
+        count += match batch.get(16) {
+            Some(2) if batch.len() >= 61 => {
+                let n = i32::from_be_bytes(batch[57..61].try_into().expect("4 bytes"));
+                u64::try_from(n).unwrap_or(0)
+            }
+            _ => 1,
+        };
+        at = at.saturating_add(12).saturating_add(len);
+    }
+    count
 }
 
 /// The entry for `topic` in a request's topic list, added if missing.
@@ -645,6 +683,22 @@ mod tests {
         let whole = records.len();
         records.extend(&batch(40)[..30]);
         assert_eq!(whole_batches(Bytes::from(records)).len(), whole);
+    }
+
+    #[test]
+    fn records_are_counted_from_the_batch_headers() {
+        let v2 = |records: i32| {
+            let mut b = batch(49 + 10);
+            b[16] = 2;
+            b[57..61].copy_from_slice(&records.to_be_bytes());
+            b
+        };
+        let mut batches = v2(3);
+        batches.extend(v2(5));
+        batches.extend(batch(20)); // magic 0: one message
+        assert_eq!(batch_records(&batches), 9);
+        assert_eq!(batch_records(&v2(-4)), 0, "a negative count counts nothing");
+        assert_eq!(batch_records(&[]), 0);
     }
 
     #[test]

@@ -150,6 +150,32 @@ pub enum ProduceCheck {
     Wait,
 }
 
+/// A led partition's replication at a glance, for `/metrics` (see [`LeaderState::summary`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderSummary {
+    /// Members of the committed ISR, this broker included.
+    pub isr_len: usize,
+    pub replicas_len: usize,
+    /// The topic's `min.insync.replicas`.
+    pub min_insync: i32,
+    /// The most messages any follower is behind the leader's log end (`None`: no follower
+    /// has fetched since this broker became leader, or there are none).
+    pub max_follower_lag_messages: Option<i64>,
+}
+
+impl LeaderSummary {
+    /// Fewer in-sync replicas than replicas (Kafka's UnderReplicatedPartitions).
+    pub fn under_replicated(&self) -> bool {
+        self.isr_len < self.replicas_len
+    }
+
+    /// Fewer in-sync replicas than `min.insync.replicas`: acks=all produces are refused
+    /// (Kafka's UnderMinIsrPartitionCount).
+    pub fn under_min_isr(&self) -> bool {
+        i64::try_from(self.isr_len).unwrap_or(i64::MAX) < i64::from(self.min_insync)
+    }
+}
+
 /// A follower's progress as the leader sees it (for metrics and describe APIs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FollowerView {
@@ -507,6 +533,23 @@ impl LeaderState {
 
     pub fn followers(&self) -> impl Iterator<Item = FollowerView> + '_ {
         self.followers.iter().map(Follower::view)
+    }
+
+    /// The committed ISR's and the replicas' sizes, and how far the furthest follower is
+    /// behind (leader log end minus its log end; followers that have not fetched from this
+    /// leader yet are left out: their log end is unknown).
+    pub fn summary(&self, min_insync: i32) -> LeaderSummary {
+        LeaderSummary {
+            isr_len: self.isr.len(),
+            replicas_len: self.replicas.len(),
+            min_insync,
+            max_follower_lag_messages: self
+                .followers
+                .iter()
+                .filter(|f| f.log_end >= 0)
+                .map(|f| self.leader_log_end.saturating_sub(f.log_end).max(0))
+                .max(),
+        }
     }
 
     fn isr_size(&self) -> i64 {

@@ -546,3 +546,33 @@ fn any_input_keeps_the_invariants_and_never_panics() {
         }
     }
 }
+
+#[test]
+fn the_summary_counts_the_isr_and_the_furthest_follower() {
+    let mut l = leader(&[1, 2, 3], &[1, 2, 3], 100, 0);
+    // Nobody has fetched: no lag known.
+    assert_eq!(
+        l.summary(2),
+        LeaderSummary {
+            isr_len: 3,
+            replicas_len: 3,
+            min_insync: 2,
+            max_follower_lag_messages: None,
+        }
+    );
+    let _ = fetch(&mut l, 2, 60, T0);
+    assert_eq!(l.summary(2).max_follower_lag_messages, Some(40));
+    let _ = fetch(&mut l, 3, 90, T0);
+    assert_eq!(l.summary(2).max_follower_lag_messages, Some(40));
+    assert!(!l.on_leader_append(150, T0 + 1));
+    assert_eq!(l.summary(2).max_follower_lag_messages, Some(90));
+    assert!(!l.summary(2).under_replicated() && !l.summary(2).under_min_isr());
+
+    // Follower 3 drops out: under-replicated, and under min.insync.replicas 3.
+    let shrink = l.maybe_shrink(T0 + LAG + 10).expect("3 and 2 fell behind");
+    let _ = l.on_isr_change_result(committed(&shrink.new_isr, 11), T0 + LAG + 11);
+    let s = l.summary(3);
+    assert_eq!((s.isr_len, s.replicas_len), (shrink.new_isr.len(), 3));
+    assert!(s.under_replicated() && s.under_min_isr());
+    assert!(!l.summary(1).under_min_isr());
+}

@@ -20,6 +20,7 @@ use super::clock::now_ms;
 use super::leader::{IsrChange, IsrChangeResult, ProduceCheck};
 use crate::groups::oneshot;
 use crate::kafka::error_code;
+use crate::metrics::replication as metrics;
 use crate::partitions::Partition;
 use crate::route::ErrorCode;
 
@@ -203,6 +204,15 @@ async fn send_isr_change(partition: Partition, change: IsrChange) {
     let mut request = AlterPartitionRequest::default();
     request.topics.push(topic);
     tracing::debug!(partition = %partition.tp, isr = ?change.new_isr, "proposing an ISR change");
+    // The committed ISR the change starts from, to tell a shrink from an expansion once
+    // committed (the metadata may bring the new ISR before the answer does).
+    let base = partition
+        .replica
+        .leading
+        .borrow()
+        .as_ref()
+        .filter(|l| l.state.leader_epoch() == change.leader_epoch)
+        .map(|l| l.state.isr().to_vec());
     let result = match crate::controller::node::alter_partition(request).await {
         Err((code, message)) => {
             tracing::debug!(partition = %partition.tp, code, %message, "ISR change not answered");
@@ -231,10 +241,22 @@ async fn send_isr_change(partition: Partition, change: IsrChange) {
         }
     };
     match &result {
-        IsrChangeResult::Committed { isr, .. } => {
-            tracing::info!(partition = %partition.tp, ?isr, "ISR changed")
+        IsrChangeResult::Committed {
+            isr,
+            leader_epoch,
+            partition_epoch,
+        } => {
+            tracing::info!(partition = %partition.tp, ?isr, "ISR changed");
+            let this_change =
+                *leader_epoch == change.leader_epoch && *partition_epoch > change.partition_epoch;
+            if let Some(base) = base.as_deref().filter(|_| this_change) {
+                metrics::record_isr_change(base, isr);
+            }
         }
-        other => tracing::debug!(partition = %partition.tp, result = ?other, "ISR change refused"),
+        other => {
+            tracing::debug!(partition = %partition.tp, result = ?other, "ISR change refused");
+            metrics::record_isr_change_failed();
+        }
     }
     let advanced = {
         let mut leading = partition.replica.leading.borrow_mut();

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use runnel_engine::rt::LocalEvent;
 
-use super::leader::LeaderState;
+use super::leader::{LeaderState, LeaderSummary};
 use super::waiters::Waiters;
 use crate::groups::oneshot;
 use crate::kafka::error_code;
@@ -118,6 +118,15 @@ impl Replica {
 
     pub fn set_min_insync_replicas(&self, min: i32) {
         self.min_insync.set(min.max(1));
+    }
+
+    /// The ISR and follower figures of this partition while this broker leads it in a
+    /// cluster (`None` when it follows, or on a lone broker: nothing to replicate).
+    pub fn leader_summary(&self) -> Option<LeaderSummary> {
+        self.leading
+            .borrow()
+            .as_ref()
+            .map(|l| l.state.summary(self.min_insync_replicas()))
     }
 
     pub(super) fn set_role(&self, role: Role, leader: i32, leader_epoch: i32) {

@@ -7,9 +7,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse,
+    RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -111,22 +114,36 @@ pub async fn connect(bootstrap: &str) -> Result<runnel_engine::rt::TcpStream, St
     Ok(stream)
 }
 
-/// Creates `topics`, each with `partitions` partitions (replication factor 1) and `configs`;
-/// any topic's error fails the whole call.
+/// Creates `topics`, each with `partitions` partitions of `replicas` replicas and `configs`;
+/// any topic's error fails the whole call. With more than one replica the bootstrap broker
+/// (one of a cluster) leads every partition, the others following in turn: the load
+/// generator sends everything to the bootstrap broker.
 pub fn create_topics(
     bootstrap: &str,
     topics: &[String],
     partitions: usize,
+    replicas: i16,
     configs: &std::collections::BTreeMap<String, String>,
 ) -> Result<(), String> {
     let mut conn = Conn::connect(bootstrap)?;
+    let assignment = if replicas > 1 {
+        led_by_bootstrap(&mut conn, bootstrap, partitions, replicas)?
+    } else {
+        Vec::new()
+    };
     let mut request = CreateTopicsRequest::default();
     request.timeout_ms = 30_000;
     for name in topics {
         let mut topic = CreatableTopic::default();
         topic.name = TopicName(StrBytes::from_string(name.clone()));
-        topic.num_partitions = partitions as i32;
-        topic.replication_factor = 1;
+        if assignment.is_empty() {
+            topic.num_partitions = partitions as i32;
+            topic.replication_factor = 1;
+        } else {
+            topic.num_partitions = -1;
+            topic.replication_factor = -1;
+            topic.assignments = assignment.clone();
+        }
         topic.configs = configs
             .iter()
             .map(|(name, value)| {
@@ -149,4 +166,47 @@ pub fn create_topics(
         }
     }
     Ok(())
+}
+
+/// Replica assignments for `partitions` partitions of `replicas` replicas each, every one led by
+/// the broker at `bootstrap` (found by its address among the brokers Metadata lists) and
+/// followed by the next brokers in id order.
+fn led_by_bootstrap(
+    conn: &mut Conn,
+    bootstrap: &str,
+    partitions: usize,
+    replicas: i16,
+) -> Result<Vec<CreatableReplicaAssignment>, String> {
+    let mut request = MetadataRequest::default();
+    request.topics = Some(Vec::new());
+    conn.send(ApiKey::Metadata, 12, &request);
+    let metadata: MetadataResponse = conn.receive(ApiKey::Metadata, 12);
+    let mut brokers: Vec<(i32, String)> = metadata
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+        .collect();
+    brokers.sort();
+    let me = brokers
+        .iter()
+        .position(|(_, address)| address == bootstrap)
+        .ok_or_else(|| format!("{bootstrap} is not among the brokers it lists: {brokers:?}"))?;
+    let replicas = usize::try_from(replicas).unwrap_or(1);
+    if replicas > brokers.len() {
+        return Err(format!(
+            "{replicas} replicas asked of a cluster of {} brokers",
+            brokers.len()
+        ));
+    }
+    let ids: Vec<BrokerId> = (0..replicas)
+        .map(|i| BrokerId(brokers[(me + i) % brokers.len()].0))
+        .collect();
+    Ok((0..partitions)
+        .map(|p| {
+            let mut assignment = CreatableReplicaAssignment::default();
+            assignment.partition_index = p as i32;
+            assignment.broker_ids = ids.clone();
+            assignment
+        })
+        .collect())
 }

@@ -51,6 +51,7 @@ pub fn run(bootstrap: &str, workload: &Workload) -> Result<Report, String> {
         bootstrap,
         std::slice::from_ref(&topic),
         workload.partitions_per_topic,
+        workload.replication_factor,
         &workload.topic_configs,
     )?;
     let config = RuntimeConfig {

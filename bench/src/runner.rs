@@ -124,6 +124,7 @@ pub fn run(bootstrap: &str, workload: &Workload, cores: usize) -> Result<Report,
         bootstrap,
         &topics,
         workload.partitions_per_topic,
+        workload.replication_factor,
         &workload.topic_configs,
     )?;
     let memberships = if workload.consumer_group && workload.consumers_per_topic > 0 {

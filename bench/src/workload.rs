@@ -112,6 +112,9 @@ pub struct Workload {
     /// compacted topic has values to supersede.
     #[serde(default)]
     pub key_space: u64,
+    /// Replicas of each partition (a cluster's brokers; the bootstrap broker leads them all).
+    #[serde(default = "replication_factor_default")]
+    pub replication_factor: i16,
     /// Topic configs the benchmark's topics are created with (e.g. `cleanup.policy`).
     #[serde(default)]
     pub topic_configs: std::collections::BTreeMap<String, String>,
@@ -124,6 +127,9 @@ pub struct Workload {
 }
 
 fn one() -> usize {
+    1
+}
+fn replication_factor_default() -> i16 {
     1
 }
 fn scenario_default() -> Scenario {
@@ -181,6 +187,12 @@ impl Workload {
         }
         if !(-1..=1).contains(&self.acks) {
             return Err(format!("acks must be -1, 0 or 1, not {}", self.acks));
+        }
+        if self.replication_factor < 1 {
+            return Err(format!(
+                "replication_factor must be at least 1, not {}",
+                self.replication_factor
+            ));
         }
         if self.acks == 0 && self.consumers_per_topic == 0 {
             return Err("acks = 0 without consumers measures nothing".into());

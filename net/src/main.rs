@@ -54,6 +54,10 @@ struct Cli {
     controller_quorum_voters: Option<String>,
 }
 
+/// How long a broker of a cluster waits, on SIGTERM, for the controller to move its partitions'
+/// leadership away before it stops regardless.
+const CONTROLLED_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -339,13 +343,23 @@ fn run(cli: Cli) -> Result<(), String> {
 
     let signal = signals::wait_for_shutdown_signal().map_err(|e| format!("sigwait failed: {e}"))?;
     tracing::info!(%signal, "shutting down; a second signal exits at once");
-    runtime.shutdown();
     std::thread::spawn(|| {
         if let Ok(signal) = signals::wait_for_shutdown_signal() {
             tracing::warn!(%signal, "second signal: exiting without a clean shutdown");
             std::process::exit(130);
         }
     });
+    if quorum_started {
+        // Kafka's controlled shutdown: the partitions this broker leads move to other
+        // replicas before it stops serving them.
+        let moved = runtime.handle().run_on(0, || {
+            runnel_net::controller::node::broker::shut_down_controlled(CONTROLLED_SHUTDOWN_TIMEOUT)
+        });
+        if !matches!(moved, Ok(true)) {
+            tracing::warn!("the controller did not move this broker's leaderships in time; stopping anyway (they move when its session expires)");
+        }
+    }
+    runtime.shutdown();
     let joined = runtime.join().map_err(|e| e.to_string());
     let unclosed_shards = shards - shards_closed.load(Ordering::SeqCst);
     if unclosed_shards > 0 {

@@ -416,3 +416,55 @@ fn acknowledged_records_survive_leader_kills_and_replicas_end_identical() {
         );
     }
 }
+
+#[test]
+fn a_leader_stopped_with_sigterm_hands_its_partitions_over_first() {
+    let mut cluster = Cluster::start("cluster-controlled-shutdown", 3);
+    cluster
+        .wait_for_controller(&[1, 2, 3], Duration::from_secs(15))
+        .unwrap();
+    wait_for_brokers(&cluster, &[1, 2, 3], &[(1, false), (2, false), (3, false)]);
+    create_replicated_topic(
+        &cluster,
+        1,
+        "handed-over",
+        3,
+        &[("min.insync.replicas", "2")],
+    );
+    let leader = wait_for_isr(&cluster, "handed-over", &[1, 2, 3]);
+    let other = [1, 2, 3].into_iter().find(|&n| n != leader).unwrap();
+    let stopping = cluster.nodes[(leader - 1) as usize]
+        .broker
+        .as_mut()
+        .unwrap();
+    stopping.signal(libc::SIGTERM);
+    // The controller moves the leadership and takes the broker out of the ISR before the
+    // broker stops serving: well before its session (2 s here) could have expired.
+    stopping
+        .wait_for_log(
+            "moved this broker's leaderships away",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    eventually(Duration::from_secs(2), || {
+        let (now, _, isr) = partition_state(&cluster, other, "handed-over")?;
+        if now != leader && now >= 0 && !isr.contains(&leader) {
+            Ok(())
+        } else {
+            Err(format!("leader {now}, ISR {isr:?} after the handover"))
+        }
+    });
+    let stopping = cluster.nodes[(leader - 1) as usize]
+        .broker
+        .as_mut()
+        .unwrap();
+    stopping.wait_exit(Duration::from_secs(10)).unwrap();
+    assert!(
+        stopping
+            .log
+            .iter()
+            .any(|l| l.contains("clean shutdown complete")),
+        "{}",
+        stopping.log.join("\n")
+    );
+}

@@ -5,6 +5,7 @@
 //! registration.
 
 use std::cell::Cell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use kafka_protocol::messages::broker_registration_request::Listener;
@@ -13,7 +14,7 @@ use kafka_protocol::messages::{
     BrokerRegistrationResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use runnel_engine::rt;
+use runnel_engine::rt::{self, LocalEvent};
 
 use super::requests::{HEARTBEAT_VERSION, REGISTRATION_VERSION};
 use super::voter::Voter;
@@ -38,6 +39,41 @@ thread_local! {
     static EPOCH: Cell<Option<i64>> = const { Cell::new(None) };
     /// This process's incarnation id, once its lifecycle started (shard 0).
     static INCARNATION: Cell<Option<[u8; 16]>> = const { Cell::new(None) };
+    /// The process is shutting down and asks the controller first (Kafka's controlled
+    /// shutdown), and whether the controller has let it go.
+    static SHUTDOWN: Rc<ControlledShutdown> = Rc::default();
+}
+
+fn shutdown_state() -> Rc<ControlledShutdown> {
+    SHUTDOWN.with(Rc::clone)
+}
+
+#[derive(Default)]
+struct ControlledShutdown {
+    wanted: Cell<bool>,
+    allowed: Cell<bool>,
+    /// Rung when `wanted` is set (the lifecycle heartbeats at once) and when `allowed` is.
+    changed: LocalEvent,
+}
+
+/// Kafka's controlled shutdown, on shard 0 of a node of a cluster: tells the controller this
+/// broker is going (heartbeats with `want_shut_down`), so it moves the partitions this broker
+/// leads to other ISR members and takes it out of the ISRs, and returns once the controller
+/// says it may go (`true`) or after `timeout` (`false`: the broker stops anyway, and its
+/// partitions move when its session expires, as after a crash).
+pub async fn shut_down_controlled(timeout: Duration) -> bool {
+    if current_epoch().is_none() {
+        return false;
+    }
+    let state = shutdown_state();
+    state.wanted.set(true);
+    state.changed.notify_all();
+    let allowed = async {
+        while !state.allowed.get() {
+            state.changed.wait().await;
+        }
+    };
+    rt::timeout(timeout, allowed).await.is_ok()
 }
 
 /// This process's incarnation id (shard 0 only): the metadata's registration of this broker
@@ -73,6 +109,7 @@ pub async fn run_lifecycle(settings: QuorumSettings, advertised: Advertised, vot
     INCARNATION.with(|i| i.set(Some(*incarnation.as_bytes())));
     let mut epoch: Option<i64> = None;
     let mut fenced = true;
+    let shutdown = shutdown_state();
     loop {
         if let Some(leader) = voter.leader() {
             client.aim_at(leader);
@@ -96,6 +133,7 @@ pub async fn run_lifecycle(settings: QuorumSettings, advertised: Advertised, vot
                 request.broker_id = BrokerId(settings.node_id);
                 request.broker_epoch = current;
                 request.current_metadata_offset = i64::try_from(applied).unwrap_or(i64::MAX);
+                request.want_shut_down = shutdown.wanted.get();
                 let answer: Result<BrokerHeartbeatResponse, _> = client
                     .call(ApiKey::BrokerHeartbeat, HEARTBEAT_VERSION, &request)
                     .await;
@@ -104,6 +142,11 @@ pub async fn run_lifecycle(settings: QuorumSettings, advertised: Advertised, vot
                         if fenced != answer.is_fenced {
                             fenced = answer.is_fenced;
                             tracing::info!(fenced, "broker state changed by the controller");
+                        }
+                        if answer.should_shut_down && request.want_shut_down {
+                            tracing::info!("the controller moved this broker's leaderships away; shutting down");
+                            shutdown.allowed.set(true);
+                            shutdown.changed.notify_all();
                         }
                     }
                     Ok(answer)
@@ -132,14 +175,16 @@ pub async fn run_lifecycle(settings: QuorumSettings, advertised: Advertised, vot
             }
         }
         EPOCH.with(|e| e.set(epoch));
-        rt::sleep(if epoch.is_some() && !failed {
+        let shutting_down = shutdown.wanted.get();
+        let pause = if epoch.is_some() && !failed && !shutting_down {
             interval
         } else {
-            // Not registered, or the last call failed: try again soon (with the controller
-            // the local voter knows by then), not a whole interval later.
+            // Not registered, the last call failed, or shutting down: try again soon (with
+            // the controller the local voter knows by then), not a whole interval later.
             Duration::from_millis(100).min(interval)
-        })
-        .await;
+        };
+        // A controlled shutdown asked for meanwhile is heartbeated at once.
+        let _ = rt::select(rt::sleep(pause), shutdown.changed.wait()).await;
     }
 }
 

@@ -82,6 +82,9 @@ struct PartitionRead {
     current_leader_epoch: i32,
     /// The follower fetching, for a replica's fetch; `None` for a consumer's.
     replica: Option<i32>,
+    /// A follower's last fetched epoch (v12+, KIP-320; -1 when not sent): the leader checks
+    /// its log agrees up to the fetch offset.
+    last_fetched_epoch: i32,
 }
 
 /// What the owning shard read for one partition.
@@ -97,6 +100,8 @@ struct ReadOutcome {
     log_start_offset: i64,
     /// For read_committed reads: the aborted transactions within the records read.
     aborted_transactions: Option<Vec<AbortedTransaction>>,
+    /// A follower whose log diverged from this one: where this log's matching epoch ends.
+    diverging_epoch: Option<(i32, i64)>,
     records: Records,
 }
 
@@ -140,6 +145,7 @@ pub async fn handle(request: FetchRequest, version: i16, copy_below: u64) -> Fet
                 last_stable_offset: -1,
                 log_start_offset: -1,
                 aborted_transactions: None,
+                diverging_epoch: None,
                 records: Records::Copied(Bytes::new()),
             });
             let read = PartitionRead {
@@ -152,6 +158,11 @@ pub async fn handle(request: FetchRequest, version: i16, copy_below: u64) -> Fet
                     -1
                 },
                 replica,
+                last_fetched_epoch: if version >= 12 {
+                    partition.last_fetched_epoch
+                } else {
+                    -1
+                },
             };
             routed.push(&topics, name, partition.partition, read);
         }
@@ -269,6 +280,7 @@ fn fill(body: &mut FetchBody, outcomes: Vec<Outcome>) {
                 answer.last_stable_offset = outcome.last_stable_offset;
                 answer.log_start_offset = outcome.log_start_offset;
                 answer.aborted_transactions = outcome.aborted_transactions;
+                answer.diverging_epoch = outcome.diverging_epoch;
                 crate::metrics::record_fetched(&outcome.tp.topic, outcome.records.len());
                 answer.records = outcome.records;
             }
@@ -337,10 +349,20 @@ async fn read_on_shard(reads: Vec<(Partition, PartitionRead)>, limits: Limits) -
             last_stable_offset: -1,
             log_start_offset: -1,
             aborted_transactions: None,
+            diverging_epoch: None,
             records: Records::Copied(Bytes::new()),
         };
         let mut planned = match plan.await {
-            Ok(planned) => planned,
+            Ok(Planned::Diverged(diverging)) => {
+                outcome.high_watermark = partition.high_watermark();
+                outcome.visible_end = partition.log().written_end();
+                outcome.last_stable_offset = partition.log().last_stable_offset();
+                outcome.log_start_offset = partition.log_start_offset();
+                outcome.diverging_epoch = Some(diverging);
+                kept.push((outcome, None));
+                continue;
+            }
+            Ok(Planned::Read(planned)) => planned,
             Err(code) => {
                 outcome.error_code = code;
                 kept.push((outcome, None));
@@ -407,18 +429,29 @@ async fn read_on_shard(reads: Vec<(Partition, PartitionRead)>, limits: Limits) -
     outcomes
 }
 
+/// What a partition's read comes to.
+enum Planned {
+    Read(ReadResult),
+    /// A follower's log diverged from this one before its fetch offset (KIP-320): nothing is
+    /// read, the follower truncates to this epoch's end first.
+    Diverged((i32, i64)),
+}
+
 /// Plans a read of up to `limit` bytes from the read's offset (the first batch whole,
-/// KIP-74), under its isolation; a follower's read first reports how far it has got.
-/// Errors are Kafka error codes.
+/// KIP-74), under its isolation; a follower's read first checks its log agrees with this
+/// one, and reports how far it has got. Errors are Kafka error codes.
 async fn plan_read(
     partition: Partition,
     read: PartitionRead,
     limit: u64,
-) -> Result<ReadResult, ErrorCode> {
+) -> Result<Planned, ErrorCode> {
     partition.check_leader_epoch(read.current_leader_epoch)?;
     let log = partition.log();
     let planned = match read.replica {
         Some(follower) => {
+            if let Some(diverging) = divergence(&partition, read) {
+                return Ok(Planned::Diverged(diverging));
+            }
             partition.follower_fetched(follower, read.offset)?;
             log.read_replica(read.offset, limit).await
         }
@@ -427,7 +460,24 @@ async fn plan_read(
                 .await
         }
     };
-    planned.map_err(|e| route::errors::read_error(&e))
+    planned
+        .map(Planned::Read)
+        .map_err(|e| route::errors::read_error(&e))
+}
+
+/// Where a follower's log stops agreeing with this one, if before its fetch offset (Kafka's
+/// `Partition.fetchRecords` with a last fetched epoch): this log's largest epoch at or below
+/// the follower's last one ends before the fetch offset, or is an older epoch. A log whose
+/// epochs are unknown here tells nothing.
+fn divergence(partition: &Partition, read: PartitionRead) -> Option<(i32, i64)> {
+    if read.last_fetched_epoch < 0 {
+        return None;
+    }
+    let (epoch, end) = partition
+        .log()
+        .end_offset_for_epoch(read.last_fetched_epoch);
+    let diverged = epoch >= 0 && (epoch < read.last_fetched_epoch || end < read.offset);
+    diverged.then_some((epoch, end))
 }
 
 /// Keeps at most the first `max` bytes of a planned read.
@@ -537,6 +587,7 @@ mod tests {
             last_stable_offset: 100,
             log_start_offset: 0,
             aborted_transactions: None,
+            diverging_epoch: None,
             records: Records::Copied(Bytes::from(vec![1u8; len])),
         })
     }

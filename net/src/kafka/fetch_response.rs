@@ -64,6 +64,9 @@ pub struct FetchPartition {
     /// `None` (null) for read_uncommitted fetches, as Kafka sends it; read_committed ones
     /// always carry a list, empty when nothing in range was aborted.
     pub aborted_transactions: Option<Vec<AbortedTransaction>>,
+    /// For a follower whose log diverged from the leader's (KIP-320, v12+): the leader's
+    /// largest epoch at or below the follower's last fetched one, and where it ends.
+    pub diverging_epoch: Option<(i32, i64)>,
     pub records: Records,
 }
 
@@ -152,7 +155,7 @@ pub fn encode(reply: FetchBody, version: i16) -> Vec<Piece> {
                 }
             }
             if flexible {
-                out.current.put_u8(0); // partition tagged fields
+                put_partition_tags(&mut out.current, partition.diverging_epoch);
             }
         }
         if flexible {
@@ -203,6 +206,22 @@ fn put_len(buf: &mut BytesMut, len: usize, flexible: bool) {
         put_uvarint(buf, len as u64 + 1);
     } else {
         buf.put_i32(len as i32);
+    }
+}
+
+/// A partition's tagged fields: the diverging epoch (tag 0, an EpochEndOffset of its own
+/// epoch, end offset and empty tags) when there is one.
+fn put_partition_tags(buf: &mut BytesMut, diverging_epoch: Option<(i32, i64)>) {
+    match diverging_epoch {
+        None => buf.put_u8(0),
+        Some((epoch, end_offset)) => {
+            put_uvarint(buf, 1); // one tagged field
+            put_uvarint(buf, 0); // its tag
+            put_uvarint(buf, 4 + 8 + 1); // its size
+            buf.put_i32(epoch);
+            buf.put_i64(end_offset);
+            buf.put_u8(0); // its own tagged fields
+        }
     }
 }
 
@@ -268,6 +287,8 @@ mod tests {
                     },
                 ]),
             },
+            // A follower told where its log diverged.
+            diverging_epoch: (index == 7).then_some((3, 4242)),
             records: Records::Copied(Bytes::copy_from_slice(records)),
         };
         FetchBody {
@@ -312,6 +333,10 @@ mod tests {
                         .collect()
                 });
                 d.preferred_read_replica = BrokerId(-1);
+                if let Some((epoch, end_offset)) = p.diverging_epoch {
+                    d.diverging_epoch.epoch = epoch;
+                    d.diverging_epoch.end_offset = end_offset;
+                }
                 d.records = match &p.records {
                     Records::Copied(b) => Some(b.clone()),
                     Records::Files(_) => unreachable!(),
@@ -371,6 +396,7 @@ mod tests {
                     last_stable_offset: 10,
                     log_start_offset: 0,
                     aborted_transactions: None,
+                    diverging_epoch: None,
                     records: Records::Files(vec![(file.into(), 4096, 777)]),
                 }],
             }],

@@ -378,6 +378,9 @@ impl Coordinator {
             // like reach the client as they are, as Kafka's GroupMetadataManager passes them:
             // they are not retriable.
             AppendError::Producer(_) => crate::route::errors::append_error(&e),
+            // The partition's leadership moved away (Kafka's NOT_LEADER_OR_FOLLOWER ->
+            // NOT_COORDINATOR): the client looks the coordinator up again.
+            AppendError::NotLeader => ec::NOT_COORDINATOR,
             _ => ec::COORDINATOR_NOT_AVAILABLE,
         })?;
         // Acknowledged once every in-sync replica has it (Kafka writes offsets with acks=all).

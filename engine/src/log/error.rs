@@ -29,6 +29,11 @@ pub enum AppendError {
     /// NOT_LEADER_OR_FOLLOWER, so clients retry elsewhere or later.
     #[error("the log is closed")]
     Closed,
+    /// This replica follows the partition's leader ([`Log::set_follower`](super::Log::set_follower)):
+    /// only the leader's batches are written here. NOT_LEADER_OR_FOLLOWER, so clients and
+    /// coordinators go to the leader.
+    #[error("this replica follows the partition's leader")]
+    NotLeader,
     /// KAFKA_STORAGE_ERROR.
     #[error(transparent)]
     Storage(#[from] StorageError),

@@ -163,6 +163,8 @@ pub(super) struct State {
     /// The leader epoch stamped into the batches this log writes as leader; `None`: not
     /// replicated, batches are written with the epoch they came with.
     pub(super) leader_epoch: Option<i32>,
+    /// This replica follows the partition's leader: only follower appends are written.
+    pub(super) follower: bool,
     /// Which leader epoch began where (KIP-101), persisted in `leader-epoch-checkpoint`.
     pub(super) epochs: LeaderEpochCache,
     /// A truncation is under way: appends are refused until it is done.
@@ -342,6 +344,7 @@ impl Log {
             written_end: next_offset,
             replicated_cap: None,
             leader_epoch: None,
+            follower: false,
             epochs: epochs.unwrap_or_default(),
             truncating: false,
             log_start_offset: loaded.log_start_offset,
@@ -620,6 +623,9 @@ impl Log {
             }
             if st.closed || st.truncating {
                 return Err(AppendError::Closed);
+            }
+            if st.follower && !replica {
+                return Err(AppendError::NotLeader);
             }
             let base_offset = if replica {
                 batches

@@ -62,6 +62,21 @@ impl Log {
         self.inner.state.borrow_mut().leader_epoch = Some(epoch);
     }
 
+    /// Makes this replica a follower of the partition's leader (`true`) or its leader
+    /// (`false`, the default: a lone broker's logs lead). A follower refuses every append
+    /// but [`append_replica`](Self::append_replica) with
+    /// [`NotLeader`](super::AppendError::NotLeader), nothing written, so a client, the group
+    /// or transaction coordinator, or a marker writer still holding the log after losing
+    /// leadership can't fork it from the leader's. Appends placed before the call complete.
+    pub fn set_follower(&self, follower: bool) {
+        self.inner.state.borrow_mut().follower = follower;
+    }
+
+    /// Whether this replica follows, as last set with [`set_follower`](Self::set_follower).
+    pub fn is_follower(&self) -> bool {
+        self.inner.state.borrow().follower
+    }
+
     /// The epoch set with [`set_leader_epoch`](Self::set_leader_epoch), if one was.
     pub fn leader_epoch(&self) -> Option<i32> {
         self.inner.state.borrow().leader_epoch

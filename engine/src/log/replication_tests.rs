@@ -306,6 +306,41 @@ fn a_follower_writes_its_leaders_batches_verbatim() {
 }
 
 #[test]
+fn a_follower_refuses_leader_appends_and_takes_its_leaders_batches() {
+    on_both_backends(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), config()).await;
+        assert!(!log.is_follower(), "a lone broker's log leads");
+        log.append(sample_batch(2, 10, 1_000)).await.unwrap();
+        log.set_follower(true);
+        assert!(log.is_follower());
+        let marker = EndTxnMarker {
+            kind: MarkerKind::Commit,
+            coordinator_epoch: 0,
+        };
+        let refused = [
+            log.append(sample_batch(1, 10, 1_000)).await,
+            log.append_for_coordinator(idempotent(21, 0, 1, true)).await,
+            log.append_marker(5, 0, marker).await,
+        ];
+        for result in refused {
+            assert_eq!(result.unwrap_err(), AppendError::NotLeader);
+        }
+        assert_eq!(log.log_end_offset(), 2, "nothing written");
+
+        // The leader's batches still arrive.
+        let info = log.append_replica(leader_batch(2, 3, 4)).await.unwrap();
+        assert_eq!((info.base_offset, info.last_offset), (2, 4));
+
+        // Leading again: appends are taken once more.
+        log.set_follower(false);
+        let info = log.append(sample_batch(1, 10, 1_000)).await.unwrap();
+        assert_eq!(info.base_offset, 5);
+        log.append_marker(5, 0, marker).await.unwrap();
+    });
+}
+
+#[test]
 fn the_leader_epoch_cache_persists_and_answers_offsets_for_leader_epoch() {
     on_both_backends(|| async {
         let dir = tempfile::tempdir().unwrap();

@@ -57,6 +57,16 @@ pub fn try_current() -> Option<Rc<Coordinator>> {
     COORDINATOR.with(|c| c.borrow().clone())
 }
 
+/// This broker stopped leading `__consumer_offsets` partition `partition`: the coordinator of
+/// the current shard (the partition's owner) unloads it
+/// ([`Coordinator::unload_partition`]). Nothing to do on a shard whose coordinator has not
+/// started: it has loaded nothing.
+pub fn partition_lost(partition: i32) {
+    if let Some(coordinator) = try_current() {
+        coordinator.unload_partition(partition);
+    }
+}
+
 /// Installs this shard's coordinator, loads the offsets partitions it owns, and starts the
 /// offset expiry task.
 pub async fn start(config: GroupsConfig) {
@@ -70,6 +80,7 @@ pub async fn start(config: GroupsConfig) {
         loaded: RefCell::new(HashSet::new()),
         loading: RefCell::new(HashSet::new()),
         load_done: LocalEvent::new(),
+        unloads: RefCell::new(HashMap::new()),
         ticking: Cell::new(false),
         incarnations: Cell::new(0),
     });
@@ -98,6 +109,9 @@ pub struct Coordinator {
     loaded: RefCell<HashSet<i32>>,
     loading: RefCell<HashSet<i32>>,
     load_done: LocalEvent,
+    /// How many times each offsets partition was unloaded: a load (or a write) begun before
+    /// an unload sees the count change and leaves the partition alone.
+    unloads: RefCell<HashMap<i32, u64>>,
     ticking: Cell<bool>,
     /// Numbers each group object, so a commit that was written while its group was deleted
     /// (and maybe made again) doesn't land in the new one.
@@ -167,7 +181,8 @@ impl Coordinator {
             }
             wait.await;
         }
-        let result = self.load(partition).await;
+        let era = self.era(partition);
+        let result = self.load(partition, era).await;
         self.loading.borrow_mut().remove(&partition);
         if result.is_ok() {
             self.loaded.borrow_mut().insert(partition);
@@ -176,9 +191,20 @@ impl Coordinator {
         result
     }
 
-    async fn load(self: &Rc<Self>, partition: i32) -> Result<(), i16> {
+    /// How many times `partition` has been unloaded so far.
+    fn era(&self, partition: i32) -> u64 {
+        self.unloads.borrow().get(&partition).copied().unwrap_or(0)
+    }
+
+    /// Reads `partition`'s records into `groups`, unless it is unloaded (its era moves on
+    /// from `era`) while they are read: then nothing is kept and the answer is NOT_COORDINATOR.
+    async fn load(self: &Rc<Self>, partition: i32, era: u64) -> Result<(), i16> {
         let offsets = offsets_partition(partition)?;
         let log = offsets.log();
+        // A follower's copy may be behind its leader's: groups are coordinated by the leader.
+        if log.is_follower() {
+            return Err(ec::NOT_COORDINATOR);
+        }
         let started = Instant::now();
         let mut state: HashMap<String, LoadedGroup> = HashMap::new();
         let replayed = replay(log, |header, records| {
@@ -214,6 +240,10 @@ impl Coordinator {
             ec::COORDINATOR_LOAD_IN_PROGRESS
         })?;
         let records_read = replayed.records;
+        if self.era(partition) != era {
+            tracing::info!(partition, "offsets partition unloaded while loading it");
+            return Err(ec::NOT_COORDINATOR);
+        }
         let now = Instant::now();
         // A group whose metadata and offsets were all deleted is gone.
         state.retain(|_, loaded| {
@@ -251,6 +281,41 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Gives up offsets partition `partition`: this broker no longer leads it (Kafka's
+    /// `GroupMetadataManager.removeGroupsForPartition`). Its groups and committed offsets
+    /// are forgotten here (the log keeps them, for the new leader and for this broker's next
+    /// leadership, which loads them again), members waiting for a JoinGroup or SyncGroup
+    /// answer get NOT_COORDINATOR, and a load under way keeps nothing. Writes for the
+    /// partition still in flight finish or fail as they will; none starts after this.
+    pub fn unload_partition(self: &Rc<Self>, partition: i32) {
+        *self.unloads.borrow_mut().entry(partition).or_insert(0) += 1;
+        let was_loaded = self.loaded.borrow_mut().remove(&partition);
+        let mut unloaded = self.take_groups_of(partition);
+        for group in &mut unloaded {
+            group.unload();
+        }
+        if was_loaded || !unloaded.is_empty() {
+            tracing::info!(partition, groups = unloaded.len(), "unloaded group state");
+        }
+    }
+
+    /// Removes and returns the groups held for offsets partition `partition`.
+    fn take_groups_of(&self, partition: i32) -> Vec<Group> {
+        let partitions = super::offsets_partition_count(self.config.offsets_topic_num_partitions);
+        let mut groups = self.groups.borrow_mut();
+        let ids: Vec<String> = groups
+            .keys()
+            .filter(|id| super::partition_for(id, partitions) == partition)
+            .cloned()
+            .collect();
+        ids.iter().filter_map(|id| groups.remove(id)).collect()
+    }
+
+    /// Whether offsets partition `partition` is loaded here (its groups coordinated here).
+    pub fn is_loaded(&self, partition: i32) -> bool {
+        self.loaded.borrow().contains(&partition)
+    }
+
     /// Runs `f` on the group (created if `create`); `None` if there is none.
     fn with_group<T>(&self, id: &str, create: bool, f: impl FnOnce(&mut Group) -> T) -> Option<T> {
         let mut groups = self.groups.borrow_mut();
@@ -265,9 +330,10 @@ impl Coordinator {
     /// After a change: store the group if it asks, keep the ticker running if needed.
     fn after_change(self: &Rc<Self>, partition: i32, id: &str) {
         let store = self.with_group(id, false, |g| {
-            g.take_store_request().map(|value| (g.generation, value))
+            g.take_store_request()
+                .map(|value| (g.generation, g.incarnation, value))
         });
-        if let Some(Some((generation, value))) = store {
+        if let Some(Some((generation, incarnation, value))) = store {
             let this = self.clone();
             let id = id.to_owned();
             rt::spawn_local(async move {
@@ -280,8 +346,18 @@ impl Coordinator {
                 if !ok {
                     tracing::warn!(group = %id, "storing the group failed");
                 }
-                this.with_group(&id, false, |g| g.stored(generation, ok, Instant::now()));
-                this.after_change(partition, &id);
+                // Only into the group that asked: the partition may have been unloaded (and
+                // loaded again) meanwhile.
+                let same = this.with_group(&id, false, |g| {
+                    let same = g.incarnation == incarnation;
+                    if same {
+                        g.stored(generation, ok, Instant::now());
+                    }
+                    same
+                });
+                if same == Some(true) {
+                    this.after_change(partition, &id);
+                }
             });
         }
         self.ensure_ticking();
@@ -350,6 +426,11 @@ impl Coordinator {
         entries: Vec<Entry>,
         producer: Option<(i64, i16)>,
     ) -> Result<i64, i16> {
+        // Unloaded (no longer led here) or not loaded yet: its groups are not this
+        // coordinator's to write, whatever task still holds them.
+        if !self.loaded.borrow().contains(&partition) {
+            return Err(ec::NOT_COORDINATOR);
+        }
         let offsets = offsets_partition(partition)?;
         let log = offsets.log();
         let now = wall_ms();
@@ -378,6 +459,9 @@ impl Coordinator {
             // like reach the client as they are, as Kafka's GroupMetadataManager passes them:
             // they are not retriable.
             AppendError::Producer(_) => crate::route::errors::append_error(&e),
+            // The partition's leadership moved away (Kafka's NOT_LEADER_OR_FOLLOWER ->
+            // NOT_COORDINATOR): the client looks the coordinator up again.
+            AppendError::NotLeader => ec::NOT_COORDINATOR,
             _ => ec::COORDINATOR_NOT_AVAILABLE,
         })?;
         // Acknowledged once every in-sync replica has it (Kafka writes offsets with acks=all).
@@ -1147,3 +1231,7 @@ fn offsets_partition(partition: i32) -> Result<crate::partitions::Partition, i16
         _ => Err(ec::NOT_COORDINATOR),
     }
 }
+
+#[cfg(test)]
+#[path = "coordinator_tests.rs"]
+mod tests;

@@ -1026,6 +1026,32 @@ impl Group {
         self.pending_txn_offsets = PendingTxnOffsets::default();
     }
 
+    /// The group's offsets partition is no longer led here (Kafka's `onGroupUnloaded`): the
+    /// group is dead on this broker, and every member waiting for its JoinGroup or SyncGroup
+    /// answer gets NOT_COORDINATOR, so its client looks the coordinator up again and rejoins
+    /// there. The group's state lives on in the partition's log, for the new leader to load.
+    pub fn unload(&mut self) {
+        self.set_state(GroupState::Dead);
+        for m in &mut self.members {
+            if let Some(waiter) = m.join_waiter.take() {
+                waiter.send(join_error(ec::NOT_COORDINATOR, &m.id));
+            }
+            if let Some(waiter) = m.sync_waiter.take() {
+                waiter.send(sync_error(ec::NOT_COORDINATOR));
+            }
+        }
+        // Nothing of the dead group is to be stored or timed out here any more.
+        self.members.clear();
+        self.leader = None;
+        self.pending.clear();
+        self.pending_sync.clear();
+        self.join_deadline = None;
+        self.initial_delay = None;
+        self.sync_deadline = None;
+        self.assignment_pending_store = false;
+        self.store_requested = false;
+    }
+
     /// Applies a committed offset written at `placed.log_offset`, unless a later record
     /// already set this partition's offset.
     pub fn apply_offset(&mut self, partition: OffsetPartition, placed: PlacedOffset) {

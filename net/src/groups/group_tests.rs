@@ -239,6 +239,42 @@ fn a_new_member_makes_everyone_rejoin() {
 }
 
 #[test]
+fn unloading_answers_every_waiting_member_not_coordinator() {
+    let t0 = Instant::now();
+    let mut group = stable_group(&["a", "b"], t0);
+    let t1 = t0 + Duration::from_secs(1);
+    // "c" joining starts a rebalance: "a" rejoins and waits for "b".
+    let c = later(group.join(request("", &["range"]), t1, &timing(), |_| "c".into()));
+    let a = later(group.join(request("a", &["range"]), t1, &timing(), ids()));
+    assert!(
+        a.try_take().is_none() && c.try_take().is_none(),
+        "waiting for b"
+    );
+
+    group.unload();
+    assert_eq!(group.state, GroupState::Dead);
+    for join in [a, c] {
+        assert_eq!(join.try_take().unwrap().error, ec::NOT_COORDINATOR);
+    }
+    assert!(!group.wants_store(), "nothing to store");
+    assert!(!group.needs_ticks(), "no deadlines left");
+}
+
+#[test]
+fn unloading_answers_a_waiting_sync_not_coordinator() {
+    let t0 = Instant::now();
+    let mut group = stable_group(&["a", "b"], t0);
+    let t1 = t0 + Duration::from_secs(1);
+    let _ = group.leave("b", None, t1, &timing());
+    let a = later(group.join(request("a", &["range"]), t1, &timing(), ids()));
+    assert_eq!(a.try_take().unwrap().generation, 2);
+    // The follower-less leader's sync waits for the store of its assignment.
+    let sync = later(group.sync("a", None, 2, None, None, vec![], t1));
+    group.unload();
+    assert_eq!(sync.try_take().unwrap().error, ec::NOT_COORDINATOR);
+}
+
+#[test]
 fn an_expired_session_removes_the_member_and_rebalances() {
     let t0 = Instant::now();
     let mut group = stable_group(&["a", "b"], t0);

@@ -19,6 +19,8 @@ pub mod offline;
 pub mod partition;
 pub mod replay;
 pub mod shard;
+#[cfg(test)]
+pub mod test_shard;
 pub mod topic_config;
 mod topic_partition;
 pub mod topics;

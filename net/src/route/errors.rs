@@ -42,6 +42,8 @@ pub fn append_error(e: &AppendError) -> ErrorCode {
         AppendError::Batch(BatchError::Invalid(_)) => error_code::INVALID_RECORD,
         AppendError::RecordListTooLarge { .. } => error_code::RECORD_LIST_TOO_LARGE,
         AppendError::Closed => error_code::NOT_LEADER_OR_FOLLOWER,
+        // Leadership moved on: the client refreshes metadata and finds the new leader.
+        AppendError::NotLeader => error_code::NOT_LEADER_OR_FOLLOWER,
         AppendError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
         AppendError::Producer(e) => match e {
             ProducerError::OutOfOrderSequence { .. } => error_code::OUT_OF_ORDER_SEQUENCE_NUMBER,

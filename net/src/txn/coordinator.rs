@@ -9,7 +9,7 @@
 //! expects to hear about.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
@@ -69,6 +69,7 @@ pub async fn start(config: TransactionsConfig) {
         loaded: RefCell::new(HashSet::new()),
         loading: RefCell::new(HashSet::new()),
         load_done: LocalEvent::new(),
+        unloads: RefCell::new(HashMap::new()),
         ticking: Cell::new(false),
     });
     COORDINATOR.with(|c| *c.borrow_mut() = Some(coordinator.clone()));
@@ -133,6 +134,9 @@ pub struct TxnCoordinator {
     loaded: RefCell<HashSet<i32>>,
     loading: RefCell<HashSet<i32>>,
     load_done: LocalEvent,
+    /// How many times each partition was unloaded: a load, store or marker write begun
+    /// before an unload sees the count change and leaves the partition alone.
+    unloads: RefCell<HashMap<i32, u64>>,
     ticking: Cell<bool>,
 }
 
@@ -156,7 +160,8 @@ impl TxnCoordinator {
             }
             wait.await;
         }
-        let result = self.load(partition).await;
+        let era = self.era(partition);
+        let result = self.load(partition, era).await;
         self.loading.borrow_mut().remove(&partition);
         if result.is_ok() {
             self.loaded.borrow_mut().insert(partition);
@@ -166,9 +171,41 @@ impl TxnCoordinator {
         result
     }
 
-    async fn load(self: &Rc<Self>, partition: i32) -> Result<(), i16> {
+    /// How many times `partition` has been unloaded so far.
+    fn era(&self, partition: i32) -> u64 {
+        self.unloads.borrow().get(&partition).copied().unwrap_or(0)
+    }
+
+    /// Gives up `__transaction_state` partition `partition`: this broker no longer leads it
+    /// (Kafka's `TransactionStateManager.removeTransactionsForTxnTopicPartition`). Its
+    /// transactional ids are dropped from the machine, whose waiting requests get
+    /// NOT_COORDINATOR; a load under way keeps nothing; stores and marker writes still in
+    /// flight for it stop (their reports would be ignored: the new leader completes the
+    /// transactions it loads in a Prepare state).
+    pub fn unload_partition(self: &Rc<Self>, partition: i32) {
+        *self.unloads.borrow_mut().entry(partition).or_insert(0) += 1;
+        let was_loaded = self.loaded.borrow_mut().remove(&partition);
+        self.machine.borrow_mut().unload(partition);
+        if was_loaded {
+            tracing::info!(partition, "unloaded transaction state");
+        }
+    }
+
+    /// Whether `partition` is loaded here (its transactional ids coordinated here).
+    pub fn is_loaded(&self, partition: i32) -> bool {
+        self.loaded.borrow().contains(&partition)
+    }
+
+    /// Reads `partition` into the machine, unless it is unloaded (its era moves on from
+    /// `era`) meanwhile: then nothing is kept and the answer is NOT_COORDINATOR.
+    async fn load(self: &Rc<Self>, partition: i32, era: u64) -> Result<(), i16> {
         let state = state_partition(partition)?;
         let log = state.log();
+        // A follower's copy may be behind its leader's: transactions are coordinated by
+        // the leader.
+        if log.is_follower() {
+            return Err(ec::NOT_COORDINATOR);
+        }
         self.machine
             .borrow_mut()
             .begin_load(partition, COORDINATOR_EPOCH);
@@ -183,6 +220,11 @@ impl TxnCoordinator {
             }));
         })
         .await;
+        if self.era(partition) != era {
+            // The unload dropped the partition from the machine already.
+            tracing::info!(partition, "transaction state unloaded while loading it");
+            return Err(ec::NOT_COORDINATOR);
+        }
         if let Err(e) = replayed {
             tracing::error!(partition, error = %e, "cannot load the transaction state partition");
             self.machine.borrow_mut().unload(partition);
@@ -190,7 +232,11 @@ impl TxnCoordinator {
         }
         let report = self
             .with_machine(|machine, now| machine.load(partition, COORDINATOR_EPOCH, records, now));
-        if let Some(report) = report.filter(|r| r.transactional_ids > 0) {
+        let Some(report) = report else {
+            // Overtaken inside the machine (unloaded and loading again): not ours to finish.
+            return Err(ec::NOT_COORDINATOR);
+        };
+        if report.transactional_ids > 0 {
             tracing::info!(
                 partition,
                 transactional_ids = report.transactional_ids,
@@ -209,17 +255,24 @@ impl TxnCoordinator {
             let this = self.clone();
             match effect {
                 Effect::Store(request) => {
-                    rt::spawn_local(this.store(request));
+                    let era = self.era(request.token.partition);
+                    rt::spawn_local(this.store(request, era));
                 }
                 Effect::WriteMarkers(request) => {
-                    rt::spawn_local(this.write_markers(request));
+                    let era = self.era(request.partition);
+                    rt::spawn_local(this.write_markers(request, era));
                 }
             }
         }
     }
 
     /// Appends a record to `__transaction_state` and reports how it went.
-    async fn store(self: Rc<Self>, request: StoreRequest) {
+    /// Nothing is written if the partition was unloaded since the store was asked for, in
+    /// era `era`.
+    async fn store(self: Rc<Self>, request: StoreRequest, era: u64) {
+        if self.era(request.token.partition) != era {
+            return;
+        }
         let result = match state_partition(request.token.partition) {
             Ok(state) => {
                 let mut builder = BatchBuilder::new();
@@ -254,7 +307,9 @@ impl TxnCoordinator {
 
     /// Writes a transaction's markers to all its partitions, retrying those that can't be
     /// written yet, and reports once all are (unless a newer coordinator took over).
-    async fn write_markers(self: Rc<Self>, request: MarkerRequest) {
+    /// Stops, unreported, once the transaction's partition is unloaded (its era moves on
+    /// from `era`): the partition's new leader completes the transaction.
+    async fn write_markers(self: Rc<Self>, request: MarkerRequest, era: u64) {
         let marker = markers::MarkerWrite {
             producer_id: request.producer_id,
             producer_epoch: request.producer_epoch,
@@ -263,6 +318,13 @@ impl TxnCoordinator {
         };
         let mut left: Vec<TopicPartition> = request.partitions.clone();
         while !left.is_empty() {
+            if self.era(request.partition) != era {
+                tracing::info!(
+                    transactional_id = %request.transactional_id,
+                    "transaction state unloaded; leaving its markers to the new leader"
+                );
+                return;
+            }
             let results = markers::write(marker, left.clone()).await;
             let mut retry = Vec::new();
             for (tp, code) in results {
@@ -295,7 +357,9 @@ impl TxnCoordinator {
                 }
             }
         }
-        self.with_machine(|machine, _| machine.markers_written(&request));
+        if self.era(request.partition) == era {
+            self.with_machine(|machine, _| machine.markers_written(&request));
+        }
     }
 
     fn ensure_ticking(self: &Rc<Self>) {
@@ -320,6 +384,21 @@ impl TxnCoordinator {
     }
 }
 
+/// This broker stopped leading `__transaction_state` partition `partition`: the transaction
+/// coordinator of the current shard (the partition's owner) unloads it
+/// ([`TxnCoordinator::unload_partition`]). Nothing to do on a shard whose coordinator has not
+/// started: it has loaded nothing.
+pub fn partition_lost(partition: i32) {
+    if let Some(coordinator) = try_current() {
+        coordinator.unload_partition(partition);
+    }
+}
+
+/// This shard's transaction coordinator, if [`start`] has installed it.
+pub fn try_current() -> Option<Rc<TxnCoordinator>> {
+    COORDINATOR.with(|c| c.borrow().clone())
+}
+
 /// A new producer id for InitProducerId, or the error to answer (as for idempotent
 /// producers: retriable while the reservation is extended).
 pub fn allocate_producer_id() -> Result<i64, i16> {
@@ -341,3 +420,7 @@ fn state_partition(partition: i32) -> Result<crate::partitions::Partition, i16> 
         .partition(&TopicPartition::new(STATE_TOPIC, partition))
         .ok_or(ec::COORDINATOR_LOAD_IN_PROGRESS)
 }
+
+#[cfg(test)]
+#[path = "coordinator_tests.rs"]
+mod tests;

@@ -28,6 +28,9 @@ step "librdkafka's own tests, a short selection (scripts/librdkafka-tests.sh run
 scripts/librdkafka-tests.sh 0090 0092 0011 0103 0129 \
     0081/do_test_CreateTopics 0081/do_test_IncrementalAlterConfigs 0081/do_test_ListOffsets
 
+step "librdkafka's tests against a cluster of three brokers, a short selection"
+scripts/librdkafka-tests.sh --cluster 0090 0092 0011 0103 0129
+
 step "fuzz targets, a short pass each (scripts/fuzz.sh SECONDS for longer runs)"
 scripts/fuzz.sh 15
 

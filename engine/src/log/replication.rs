@@ -178,8 +178,3 @@ impl Log {
 #[cfg(test)]
 #[path = "replication_tests.rs"]
 mod tests;
-
-// Placeholder until the follower-append refusal lands.
-impl Log {
-    pub fn set_follower(&self, _follower: bool) {}
-}

@@ -160,14 +160,16 @@ impl Replica {
     }
 
     /// Ends this broker's leadership: every waiting produce is told NOT_LEADER_OR_FOLLOWER
-    /// (its client finds the new leader and retries, idempotently).
-    pub(super) fn stop_leading(&self) {
+    /// (its client finds the new leader and retries, idempotently). Returns whether it led.
+    pub(super) fn stop_leading(&self) -> bool {
         let leading = self.leading.borrow_mut().take();
-        if let Some(mut leading) = leading {
-            for ack in leading.acks.take_all() {
-                ack.send(Err(error_code::NOT_LEADER_OR_FOLLOWER));
-            }
-            leading.wake.notify_all();
+        let Some(mut leading) = leading else {
+            return false;
+        };
+        for ack in leading.acks.take_all() {
+            ack.send(Err(error_code::NOT_LEADER_OR_FOLLOWER));
         }
+        leading.wake.notify_all();
+        true
     }
 }

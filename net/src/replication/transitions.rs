@@ -14,6 +14,7 @@ use super::leader::{LeaderInit, LeaderState};
 use super::leading::lead;
 use super::replica::{Leading, Role};
 use super::waiters::Waiters;
+use crate::partitions::internal_topics::{OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC};
 use crate::partitions::topics::{Here, PartitionPlacement};
 use crate::partitions::Partition;
 
@@ -46,8 +47,22 @@ impl Partition {
 
     /// Stops leading and fetching (the partition is closed, or deleted).
     pub fn stop_replicating(&self) {
-        self.replica.stop_leading();
+        self.resign();
         fetcher::unfollow(self);
+    }
+
+    /// Ends this broker's leadership of the partition, if it led it: waiting produces are
+    /// answered, and a coordinator whose state lives in the partition forgets it (the new
+    /// leader's coordinator loads it; Kafka's `onResignation`).
+    fn resign(&self) {
+        if !self.replica.stop_leading() {
+            return;
+        }
+        match &*self.tp.topic {
+            OFFSETS_TOPIC => crate::groups::coordinator::partition_lost(self.tp.partition),
+            TRANSACTION_STATE_TOPIC => crate::txn::coordinator::partition_lost(self.tp.partition),
+            _ => {}
+        }
     }
 
     async fn lead_at(&self, placement: &PartitionPlacement) {
@@ -56,7 +71,7 @@ impl Partition {
             return;
         }
         fetcher::unfollow(self);
-        self.replica.stop_leading();
+        self.resign();
         // Requests meanwhile find a follower (NOT_LEADER_OR_FOLLOWER, retried) until the log
         // is whole: a truncation the fetcher started must end before the log's end is read.
         self.replica.set_role(Role::Follower, -1, epoch);
@@ -148,9 +163,10 @@ impl Partition {
     }
 
     fn follow(&self, placement: &PartitionPlacement) {
-        self.replica.stop_leading();
-        // Only the leader's records are appended here from now on.
+        // Only the leader's records are appended here from now on (a coordinator's write
+        // still under way is refused).
         self.log().set_follower(true);
+        self.resign();
         self.replica
             .set_role(Role::Follower, placement.leader, placement.leader_epoch);
         if placement.leader >= 0 {

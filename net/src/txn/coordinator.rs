@@ -325,7 +325,7 @@ impl TxnCoordinator {
                 );
                 return;
             }
-            let results = markers::write(marker, left.clone()).await;
+            let results = markers::write_anywhere(marker, left.clone()).await;
             let mut retry = Vec::new();
             for (tp, code) in results {
                 match code {

@@ -264,12 +264,13 @@ impl Log {
     }
 
     /// The first record at or after `timestamp` (ListOffsets by time): its offset and
-    /// timestamp, or `None` when every record is older. Exact for uncompressed batches;
-    /// within compressed ones, the batch's base offset.
+    /// timestamp, or `None` when every record below the high watermark is older. Exact for
+    /// uncompressed batches; within compressed ones, the batch's base offset.
     pub async fn offset_for_timestamp(
         &self,
         timestamp: i64,
     ) -> Result<Option<TimestampOffset>, ReadError> {
+        let high_watermark = self.high_watermark();
         let (candidates, log_start) = {
             let st = self.inner.state.borrow();
             let candidates: Vec<(Rc<File>, u64, u64)> = st
@@ -301,9 +302,15 @@ impl Log {
             let (result, bytes) = file.read_exact_at(Vec::with_capacity(len), position).await;
             result.map_err(|e| StorageError::io("reading a segment", &e))?;
             let (offset, ts) = first_record_at_or_after(&bytes, &header, timestamp);
+            let offset = offset.max(log_start);
+            // Nothing past the high watermark is found, as in Kafka: consumers can't read it
+            // yet, and it may be truncated away.
+            if offset >= high_watermark {
+                return Ok(None);
+            }
             return Ok(Some(TimestampOffset {
                 timestamp: ts,
-                offset: offset.max(log_start),
+                offset,
             }));
         }
         Ok(None)

@@ -210,6 +210,27 @@ fn the_replicated_cap_bounds_consumers_but_not_followers() {
 }
 
 #[test]
+fn a_timestamp_lookup_finds_nothing_past_the_replicated_cap() {
+    on_both_backends(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), config()).await;
+        for i in 0..5 {
+            log.append(sample_batch(2, 10, 1_000 * (i + 1)))
+                .await
+                .unwrap();
+        }
+        log.set_replicated_high_watermark(Some(4));
+        let found = log.offset_for_timestamp(2_000).await.unwrap().unwrap();
+        assert_eq!(found.offset, 2);
+        // Offset 4 holds the first record at 3000, but it is above the cap.
+        assert!(log.offset_for_timestamp(3_000).await.unwrap().is_none());
+        log.set_replicated_high_watermark(None);
+        let found = log.offset_for_timestamp(3_000).await.unwrap().unwrap();
+        assert_eq!(found.offset, 4);
+    });
+}
+
+#[test]
 fn a_follower_writes_its_leaders_batches_verbatim() {
     on_both_backends(|| async {
         let leader_dir = tempfile::tempdir().unwrap();

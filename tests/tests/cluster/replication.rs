@@ -11,8 +11,8 @@
 //!   what it read);
 //! - the three replicas' logs are byte for byte the same.
 //!
-//! `RUNNEL_REPLICATION_KILLS` sets the kills (default 20); `scripts/replication-kills.sh`
-//! runs a long campaign.
+//! `RUNNEL_REPLICATION_KILLS` sets the faults (default 25: 20 kills, 5 stops);
+//! `scripts/replication-kills.sh` runs a long campaign.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -47,7 +47,7 @@ fn kills() -> usize {
     std::env::var("RUNNEL_REPLICATION_KILLS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(20)
+        .unwrap_or(25)
 }
 
 /// The number a message carries (`m-00001234`), or `u64::MAX` for anything else.

@@ -114,6 +114,14 @@ pub struct ClusterConfig {
     /// `metadata.log.max.record.bytes.between.snapshots`: metadata log bytes after which a
     /// voter snapshots the metadata and drops the log before it.
     pub metadata_snapshot_bytes: u64,
+    /// `auto.leader.rebalance.enable`: the active controller moves leadership back to each
+    /// partition's preferred replica (its first) once a broker's share of partitions it
+    /// prefers but does not lead is above `leader_imbalance_per_broker_percentage`.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`, in milliseconds: how often that is checked.
+    pub leader_imbalance_check_interval_ms: u64,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 impl Default for ClusterConfig {
@@ -126,6 +134,9 @@ impl Default for ClusterConfig {
             broker_heartbeat_interval_ms: 2000,
             broker_session_timeout_ms: 9000,
             metadata_snapshot_bytes: 20 << 20,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval_ms: 300_000,
+            leader_imbalance_per_broker_percentage: 10,
         }
     }
 }

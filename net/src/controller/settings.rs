@@ -38,6 +38,9 @@ pub struct QuorumSettings {
     pub broker_heartbeat_interval: Duration,
     pub broker_session_timeout: Duration,
     pub metadata_snapshot_bytes: u64,
+    pub auto_leader_rebalance: bool,
+    pub leader_imbalance_check_interval: Duration,
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 impl QuorumSettings {
@@ -121,6 +124,22 @@ impl QuorumSettings {
                 "must be at least 1024",
             ));
         }
+        if !(100..=86_400_000).contains(&cluster.leader_imbalance_check_interval_ms) {
+            // Each check scans every partition: more often than the controller ticks is waste.
+            return Err(invalid(
+                "cluster.leader_imbalance_check_interval_ms",
+                &format!(
+                    "{} is not between 100 and 86400000",
+                    cluster.leader_imbalance_check_interval_ms
+                ),
+            ));
+        }
+        if cluster.leader_imbalance_per_broker_percentage > 100 {
+            return Err(invalid(
+                "cluster.leader_imbalance_per_broker_percentage",
+                "must be between 0 and 100",
+            ));
+        }
         Ok(Some(QuorumSettings {
             node_id,
             roles,
@@ -130,6 +149,11 @@ impl QuorumSettings {
             broker_heartbeat_interval: Duration::from_millis(cluster.broker_heartbeat_interval_ms),
             broker_session_timeout: Duration::from_millis(cluster.broker_session_timeout_ms),
             metadata_snapshot_bytes: cluster.metadata_snapshot_bytes,
+            auto_leader_rebalance: cluster.auto_leader_rebalance,
+            leader_imbalance_check_interval: Duration::from_millis(
+                cluster.leader_imbalance_check_interval_ms,
+            ),
+            leader_imbalance_per_broker_percentage: cluster.leader_imbalance_per_broker_percentage,
         }))
     }
 

@@ -18,6 +18,7 @@ pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_transactions;
+pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
@@ -54,6 +55,7 @@ pub static APIS: Apis = Apis(&[
     delete_topics::API,
     delete_records::API,
     create_partitions::API,
+    elect_leaders::API,
     describe_configs::API,
     alter_configs::API,
     incremental_alter_configs::API,

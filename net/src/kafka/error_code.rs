@@ -68,6 +68,7 @@ pub const INVALID_RECORD: i16 = ResponseError::InvalidRecord.code();
 pub const UNKNOWN_TOPIC_ID: i16 = ResponseError::UnknownTopicId.code();
 pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = ResponseError::UnsupportedEndpointType.code();
 pub const TRANSACTION_ABORTABLE: i16 = ResponseError::TransactionAbortable.code();
+pub const ELECTION_NOT_NEEDED: i16 = ResponseError::ElectionNotNeeded.code();
 
 #[cfg(test)]
 mod tests {
@@ -83,6 +84,7 @@ mod tests {
         assert_eq!(KAFKA_STORAGE_ERROR, 56);
         assert_eq!(UNKNOWN_TOPIC_ID, 100);
         assert_eq!(UNSUPPORTED_ENDPOINT_TYPE, 115);
+        assert_eq!(ELECTION_NOT_NEEDED, 84);
         // The transaction coordinator's.
         assert_eq!(UNKNOWN_SERVER_ERROR, -1);
         assert_eq!(REQUEST_TIMED_OUT, 7);

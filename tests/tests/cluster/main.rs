@@ -3,6 +3,7 @@
 //! across a network partition.
 
 mod admin;
+mod elections;
 mod failover;
 mod membership;
 mod partition;

@@ -31,6 +31,13 @@ pub struct ControllerSettings {
     pub default_replication_factor: i16,
     /// Kafka's `num.partitions`, used when a topic is created with -1 partitions.
     pub default_partitions: i32,
+    /// Kafka's `auto.leader.rebalance.enable`: move leadership back to preferred replicas.
+    pub auto_leader_rebalance: bool,
+    /// Kafka's `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval: Duration,
+    /// Kafka's `leader.imbalance.per.broker.percentage`: a broker not leading more than this
+    /// share of the partitions it is the preferred replica of gets them back.
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 impl Default for ControllerSettings {
@@ -39,6 +46,9 @@ impl Default for ControllerSettings {
             session_timeout: Duration::from_millis(9000),
             default_replication_factor: 1,
             default_partitions: 1,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval: Duration::from_secs(300),
+            leader_imbalance_per_broker_percentage: 10,
         }
     }
 }
@@ -102,6 +112,9 @@ pub struct MetadataController {
     /// Last heartbeat (or registration) per broker; absent means "not seen since this
     /// controller took over", which counts as a fresh session starting when first looked at.
     last_contact: BTreeMap<BrokerId, Instant>,
+    /// When the next leader balance check is due (see `balance.rs`); `None` until the first
+    /// tick. Not replicated either: a new controller waits a full interval.
+    pub(super) next_balance_check: Option<Instant>,
 }
 
 impl MetadataController {
@@ -111,6 +124,7 @@ impl MetadataController {
             image,
             settings,
             last_contact: BTreeMap::new(),
+            next_balance_check: None,
         }
     }
 
@@ -274,6 +288,9 @@ impl MetadataController {
     /// repairs what a lost proposal left behind. Brokers expiring together are fenced in one
     /// entry so that their moves are derived together: of an ISR that loses all its members
     /// at once, all stay (each holds everything committed), and whichever returns first leads.
+    /// When there is none of that to do and a balance check is due, the preferred elections
+    /// it calls for (never in the same entry as liveness changes: both could change one
+    /// partition, and the entry would be refused; a due check waits for a quiet tick).
     pub fn tick(&mut self, now: Instant) -> Vec<MetadataRecord> {
         let image = &self.image;
         self.last_contact
@@ -298,6 +315,9 @@ impl MetadataController {
             broker_id: b.id,
             epoch: b.epoch,
         }));
+        if records.is_empty() && self.balance_due(now) {
+            records = self.balance_leaders();
+        }
         records
     }
 

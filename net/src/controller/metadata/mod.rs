@@ -10,17 +10,21 @@
 //!   a partition change names the partition epoch it was based on; broker records name the
 //!   broker epoch. A raft entry is a batch applied all or nothing. So a lost, duplicated or
 //!   overtaken proposal is harmless, and the controller never needs optimistic soft state.
-//! - Leadership follows Kafka's pre-KIP-966 rule (see `election.rs`): no unclean election; a
-//!   broker that is not live leaves every ISR except as its last member.
+//! - Leadership follows Kafka's pre-KIP-966 rule (see `election.rs`): no unclean election
+//!   unless a client asks for one (`preferred.rs`); a broker that is not live leaves every ISR
+//!   except as its last member. Preferred replicas get leadership back on request or by the
+//!   periodic balance check (`balance.rs`).
 //! - "Live" means registered, unfenced and not in controlled shutdown.
 
 mod alter_partition;
+mod balance;
 mod codec;
 mod codes;
 mod controller;
 mod election;
 pub mod image;
 mod placement;
+mod preferred;
 mod queries;
 pub mod records;
 pub mod snapshot;
@@ -38,6 +42,7 @@ pub use controller::{
     ProducerIdBlock, Registration, PRODUCER_ID_BLOCK_SIZE,
 };
 pub use image::{ApplyError, BrokerRegistration, MetadataImage, PartitionState, TopicImage};
+pub use preferred::{ElectLeaders, ElectLeadersReply, ElectionType, PREFERRED, UNCLEAN};
 pub use records::*;
 pub use snapshot::SnapshotError;
 pub use topics::{Assignment, Entropy, NewTopic, INTERNAL_TOPICS, MAX_PARTITIONS};

@@ -1,6 +1,6 @@
 //! The active controller's side of the requests brokers forward for their clients (Kafka's
 //! forwarding, KIP-590): CreateTopics, DeleteTopics, CreatePartitions, IncrementalAlterConfigs
-//! on topics, and AllocateProducerIds. Each topic is decided on its own through the
+//! on topics, ElectLeaders, and AllocateProducerIds. Each topic is decided on its own through the
 //! [`Voter`] and answered with Kafka's per-topic error code and a message.
 //!
 //! Brokers check config names and values before forwarding; the controller checks structure:
@@ -10,12 +10,15 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     AllocateProducerIdsRequest, AllocateProducerIdsResponse, ApiKey, CreatePartitionsRequest,
-    CreateTopicsRequest, DeleteTopicsRequest, IncrementalAlterConfigsRequest, ProducerId,
+    CreateTopicsRequest, DeleteTopicsRequest, ElectLeadersRequest, ElectLeadersResponse,
+    IncrementalAlterConfigsRequest, ProducerId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use super::admin_topics;
 use super::voter::Voter;
+use crate::controller::metadata::ElectLeaders;
+use crate::handlers::elect_leaders;
 use crate::kafka::error_code;
 
 /// The version of each request a broker forwards (and the controller accepts).
@@ -24,6 +27,7 @@ pub const DELETE_TOPICS_VERSION: i16 = 6;
 pub const CREATE_PARTITIONS_VERSION: i16 = 3;
 pub const ALTER_CONFIGS_VERSION: i16 = 1;
 pub const ALLOCATE_PRODUCER_IDS_VERSION: i16 = 0;
+pub const ELECT_LEADERS_VERSION: i16 = 2;
 
 /// IncrementalAlterConfigs' resource type of topics, and the operations forwarded (brokers
 /// resolve APPEND and SUBTRACT against the topic's configs before forwarding).
@@ -60,6 +64,10 @@ pub async fn answer(
             let request = IncrementalAlterConfigsRequest::decode(&mut payload, version).ok()?;
             let response = admin_topics::alter_configs(voter, request).await;
             response.encode(&mut out, version).ok()?;
+        }
+        (ApiKey::ElectLeaders, ELECT_LEADERS_VERSION) => {
+            let request = ElectLeadersRequest::decode(&mut payload, version).ok()?;
+            elect(voter, request).await.encode(&mut out, version).ok()?;
         }
         (ApiKey::AllocateProducerIds, ALLOCATE_PRODUCER_IDS_VERSION) => {
             let request = AllocateProducerIdsRequest::decode(&mut payload, version).ok()?;
@@ -98,4 +106,22 @@ async fn allocate_producer_ids(
         }
     }
     response
+}
+
+/// ElectLeaders: every partition decided in one entry, answered once it has committed (a new
+/// leader in the answer is one the brokers will hear of). A request refused as a whole
+/// (NOT_CONTROLLER, an unknown election type, an entry that did not commit) carries its code
+/// at the top and on every partition it names.
+async fn elect(voter: &Voter, request: ElectLeadersRequest) -> ElectLeadersResponse {
+    let election = ElectLeaders {
+        election_type: request.election_type,
+        partitions: elect_leaders::named_partitions(&request),
+    };
+    match voter
+        .decide(|controller, _| controller.elect_leaders(&election))
+        .await
+    {
+        Ok(reply) => elect_leaders::response(reply),
+        Err(code) => elect_leaders::refused(&request, code, None),
+    }
 }

@@ -1,5 +1,5 @@
 //! A broker's requests to the active controller on behalf of its clients (Kafka's forwarding,
-//! KIP-590): topic changes and producer-id blocks. It runs on shard 0, where the local voter
+//! KIP-590): topic changes, leader elections and producer-id blocks. It runs on shard 0, where the local voter
 //! knows who leads; other shards reach it with `rt::run_on(0, ..)`.
 //!
 //! Each forwarded request is retried on another voter while the one asked is not the active
@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{
     AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterPartitionRequest,
-    AlterPartitionResponse, ApiKey,
+    AlterPartitionResponse, ApiKey, ElectLeadersRequest, ElectLeadersResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use runnel_engine::rt;
 
-use super::admin::ALLOCATE_PRODUCER_IDS_VERSION;
+use super::admin::{ALLOCATE_PRODUCER_IDS_VERSION, ELECT_LEADERS_VERSION};
 use super::alter_partition::ALTER_PARTITION_VERSION;
 use super::broker::current_epoch;
 use super::topic_authority::ControllerAuthority;
@@ -239,4 +239,29 @@ async fn alter_partition_here(
             |a: &AlterPartitionResponse| a.error_code == error_code::NOT_CONTROLLER,
         )
         .await
+}
+
+/// Sends a client's ElectLeaders to the active controller (at the version controllers take,
+/// whatever the client's), from any shard.
+pub async fn elect_leaders(
+    request: ElectLeadersRequest,
+    timeout: Duration,
+) -> Result<ElectLeadersResponse, Failure> {
+    rt::run_on(0, move || async move {
+        let forwarder = forwarder().ok_or((
+            error_code::NOT_CONTROLLER,
+            "not part of a cluster".to_string(),
+        ))?;
+        forwarder
+            .call(
+                ApiKey::ElectLeaders,
+                ELECT_LEADERS_VERSION,
+                &request,
+                timeout,
+                |a: &ElectLeadersResponse| a.error_code == error_code::NOT_CONTROLLER,
+            )
+            .await
+    })
+    .await
+    .map_err(|_| (error_code::REQUEST_TIMED_OUT, "shutting down".to_string()))?
 }

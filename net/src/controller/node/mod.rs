@@ -26,7 +26,7 @@ use crate::controller::settings::QuorumSettings;
 use crate::controller::transport::{self, Handlers};
 use broker::Advertised;
 use disk::Found;
-pub use forward::alter_partition;
+pub use forward::{alter_partition, elect_leaders};
 use voter::Voter;
 
 /// Starts this node's part in the cluster on the current shard: its controller listener,

@@ -109,6 +109,9 @@ impl Voter {
         let files = QuorumFiles::open(&found).await?;
         let controller_settings = ControllerSettings {
             session_timeout: settings.broker_session_timeout,
+            auto_leader_rebalance: settings.auto_leader_rebalance,
+            leader_imbalance_check_interval: settings.leader_imbalance_check_interval,
+            leader_imbalance_per_broker_percentage: settings.leader_imbalance_per_broker_percentage,
             ..ControllerSettings::default()
         };
         let (image, applied) = match &found.snapshot {

@@ -32,7 +32,13 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// (from, to) -> the proxy `from` reaches `to` through, when partitionable.
     links: BTreeMap<(i32, i32), Proxy>,
+    /// One cluster at a time in a test process: three brokers replicating to each other load
+    /// a two-core machine enough that two clusters side by side miss their timeouts.
+    _alone: std::sync::MutexGuard<'static, ()>,
 }
+
+/// Held by the cluster running now.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Timing for tests: elections within about a second, brokers fenced after two; metadata
 /// snapshots every few entries, so that restarts go through them.
@@ -63,6 +69,8 @@ impl Cluster {
     }
 
     fn start_with(name: &str, n: usize, partitionable: bool) -> Cluster {
+        // A test that failed while holding it poisoned it; the next may still run.
+        let alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let ids: Vec<i32> = (1..=n as i32).collect();
         let ports: BTreeMap<i32, u16> = ids.iter().map(|&id| (id, free_port())).collect();
         let mut links = BTreeMap::new();
@@ -106,7 +114,11 @@ impl Cluster {
                 broker: None,
             });
         }
-        let mut cluster = Cluster { nodes, links };
+        let mut cluster = Cluster {
+            nodes,
+            links,
+            _alone: alone,
+        };
         for id in ids {
             cluster.start_node(id);
         }

@@ -266,6 +266,10 @@ fn default_request(key: ApiKey) -> RequestKind {
         ApiKey::ListTransactions => {
             RequestKind::ListTransactions(ListTransactionsRequest::default())
         }
+        ApiKey::OffsetForLeaderEpoch => {
+            RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default())
+        }
+        ApiKey::ElectLeaders => RequestKind::ElectLeaders(ElectLeadersRequest::default()),
         other => panic!("the broker advertises {other:?}: add a default request for it here"),
     }
 }

@@ -276,8 +276,20 @@ fn consume_from_earliest_latest_offset_and_timestamp() {
             .add_partition_offset("positions", 1, Offset::End)
             .unwrap();
         consumer.assign(&at_end).unwrap();
-        for _ in 0..5 {
+        // Produced only once the consumer stands at the end (its position resolved, and
+        // validated against the leader epoch: a few round trips on a loaded machine).
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
             consumer.poll(Duration::from_millis(100));
+            let position = consumer.position().unwrap();
+            let at = position.find_partition("positions", 1).map(|p| p.offset());
+            if at == Some(Offset::Offset(50)) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the consumer never reached the end: {at:?}"
+            );
         }
         let later = records("later", 10, 2_000_000);
         produce(&producer, "positions", 1, &later);

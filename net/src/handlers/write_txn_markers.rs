@@ -10,7 +10,7 @@ use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 
 use crate::kafka::error_code;
 use crate::partitions::TopicPartition;
-use crate::txn::coordinator::COORDINATOR_EPOCH;
+use crate::txn::coordinator::newest_coordinator_epoch;
 use crate::txn::markers::{self, MarkerWrite};
 
 crate::api!(WriteTxnMarkers, 1..=1, |call, request| handle(request)
@@ -21,7 +21,7 @@ pub async fn handle(request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse 
     for marker in request.markers {
         // Only the coordinator of this broker writes markers, at its epoch: a marker claiming
         // a newer one would fence it from the producer's partitions.
-        let claimed_newer = marker.coordinator_epoch > COORDINATOR_EPOCH;
+        let claimed_newer = marker.coordinator_epoch > newest_coordinator_epoch();
         let write = MarkerWrite {
             producer_id: marker.producer_id.0,
             producer_epoch: marker.producer_epoch,

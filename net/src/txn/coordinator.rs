@@ -28,9 +28,31 @@ use crate::partitions::{shard, TopicPartition};
 use crate::producer_ids::{self, Unavailable};
 use crate::route;
 
-/// Single-broker coordinator epoch: the partition's leader epoch once the cluster has them.
-/// No other coordinator can be newer, so WriteTxnMarkers refuses markers claiming to be.
-pub const COORDINATOR_EPOCH: i32 = 0;
+/// The coordinator epoch of a transaction state partition's coordinator is the partition's
+/// leader epoch (Kafka's): a coordinator that lost the partition and still writes markers has
+/// an older one, and the partitions it writes to refuse them (TRANSACTION_COORDINATOR_FENCED).
+/// A lone broker's partitions stay at epoch 0.
+fn coordinator_epoch(state: &crate::partitions::Partition) -> i32 {
+    state.leader_epoch()
+}
+
+/// The newest coordinator epoch any transaction coordinator may hold now: the largest leader
+/// epoch among `__transaction_state`'s partitions as this broker's metadata has them (0 on a
+/// lone broker). WriteTxnMarkers refuses markers claiming a newer one: they would fence the
+/// real coordinator from the producer's partitions.
+pub fn newest_coordinator_epoch() -> i32 {
+    let topics = shard::current().topics();
+    let Some(topic) = topics.get(STATE_TOPIC) else {
+        return 0;
+    };
+    topic
+        .controller
+        .iter()
+        .flat_map(|c| &c.partitions)
+        .map(|p| p.leader_epoch)
+        .max()
+        .unwrap_or(0)
+}
 /// Wait between attempts at markers that could not be written yet.
 const MARKER_RETRY: Duration = Duration::from_millis(100);
 
@@ -206,9 +228,8 @@ impl TxnCoordinator {
         if log.is_follower() {
             return Err(ec::NOT_COORDINATOR);
         }
-        self.machine
-            .borrow_mut()
-            .begin_load(partition, COORDINATOR_EPOCH);
+        let epoch = coordinator_epoch(&state);
+        self.machine.borrow_mut().begin_load(partition, epoch);
         let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
         let replayed = replay(log, |header, batch| {
             if header.is_control() {
@@ -230,8 +251,7 @@ impl TxnCoordinator {
             self.machine.borrow_mut().unload(partition);
             return Err(ec::COORDINATOR_LOAD_IN_PROGRESS);
         }
-        let report = self
-            .with_machine(|machine, now| machine.load(partition, COORDINATOR_EPOCH, records, now));
+        let report = self.with_machine(|machine, now| machine.load(partition, epoch, records, now));
         let Some(report) = report else {
             // Overtaken inside the machine (unloaded and loading again): not ours to finish.
             return Err(ec::NOT_COORDINATOR);

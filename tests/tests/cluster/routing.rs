@@ -379,12 +379,18 @@ fn a_restarted_broker_keeps_its_partitions_while_its_metadata_replays() {
     create_topic(&cluster, controller, "kept", 6, 1);
     let leaders = agreed_leaders(&cluster, "kept", 6);
     for (partition, &leader) in leaders.iter().enumerate() {
-        let mut conn = KafkaConn::connect(cluster.addr(leader)).unwrap();
-        let batch = requests::records("kept", 2, 1_700_000_000_000);
-        assert_eq!(
-            requests::produce(&mut conn, "kept", partition as i32, 1, batch).0,
-            0
-        );
+        // A leader named in every broker's metadata may not have taken the partition up yet
+        // (its shard opens the log, then leads): NOT_LEADER_OR_FOLLOWER meanwhile, which
+        // clients retry.
+        eventually(TIMEOUT, || {
+            let mut conn = KafkaConn::connect(cluster.addr(leader)).map_err(|e| e.to_string())?;
+            let batch = requests::records("kept", 2, 1_700_000_000_000);
+            match requests::produce(&mut conn, "kept", partition as i32, 1, batch).0 {
+                0 => Ok(()),
+                code @ NOT_LEADER_OR_FOLLOWER => Err(format!("kept-{partition}: error {code}")),
+                code => panic!("kept-{partition}: error {code}"),
+            }
+        });
     }
     // More metadata after the topic, so the restart replays a snapshot and a log tail.
     for i in 0..5 {

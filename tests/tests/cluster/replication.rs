@@ -491,3 +491,37 @@ fn a_leader_stopped_with_sigterm_hands_its_partitions_over_first() {
         stopping.log.join("\n")
     );
 }
+
+#[test]
+fn refusals_reach_the_client_with_their_kafka_errors() {
+    use kafka_protocol::messages::FetchResponse;
+    const NOT_ENOUGH_REPLICAS: i16 = 19;
+    const UNKNOWN_LEADER_EPOCH: i16 = 75;
+    let cluster = Cluster::start("cluster-refusals", 3);
+    cluster
+        .wait_for_controller(&[1, 2, 3], Duration::from_secs(15))
+        .unwrap();
+    wait_for_brokers(&cluster, &[1, 2, 3], &[(1, false), (2, false), (3, false)]);
+    // More in-sync replicas required than the partition has: acks=all can never be met.
+    create_replicated_topic(&cluster, 1, "strict", 3, &[("min.insync.replicas", "4")]);
+    let leader = wait_for_isr(&cluster, "strict", &[1, 2, 3]);
+    let (_, epoch, _) = partition_state(&cluster, leader, "strict").unwrap();
+    let mut conn = KafkaConn::connect(cluster.addr(leader)).unwrap();
+    let batch = || requests::records("strict", 2, 1_700_000_000_000);
+    assert_eq!(
+        requests::produce(&mut conn, "strict", 0, -1, batch()).0,
+        NOT_ENOUGH_REPLICAS
+    );
+    // Nothing was appended; acks=1 is not held to the ISR.
+    assert_eq!(
+        requests::produce(&mut conn, "strict", 0, 1, batch()),
+        (0, 0)
+    );
+    // A fetch naming a leader epoch the leader has not reached is refused, not served.
+    let mut request = requests::fetch_request("strict", 0, 0, 0);
+    request.topics[0].partitions[0].current_leader_epoch = epoch + 1;
+    let response: FetchResponse = conn.call(ApiKey::Fetch, 12, &request).unwrap();
+    let answer = &response.responses[0].partitions[0];
+    assert_eq!(answer.error_code, UNKNOWN_LEADER_EPOCH);
+    assert!(answer.records.as_ref().is_none_or(|r| r.is_empty()));
+}

@@ -1,13 +1,14 @@
 //! One holder at a time, on one shard: an async lock without data, for steps of a log's
 //! maintenance that must not interleave (two checkpoint writes racing through one temporary
-//! file; the cleaner replacing segments while retention deletes them).
+//! file; the cleaner replacing segments while retention deletes them), and for the broker's
+//! own such steps (a follower's truncation against its partition taking up leadership).
 
 use std::cell::Cell;
 
 use crate::rt::LocalEvent;
 
 #[derive(Debug, Default)]
-pub(crate) struct Exclusive {
+pub struct Exclusive {
     busy: Cell<bool>,
     released: LocalEvent,
 }
@@ -15,7 +16,7 @@ pub(crate) struct Exclusive {
 impl Exclusive {
     /// Waits for the turn. The turn passes on when the returned guard drops, also when the
     /// holder's future is dropped mid-way.
-    pub(crate) async fn acquire(&self) -> Turn<'_> {
+    pub async fn acquire(&self) -> Turn<'_> {
         while self.busy.replace(true) {
             self.released.wait().await;
         }
@@ -25,7 +26,7 @@ impl Exclusive {
 
 /// Holds the turn; passes it on when dropped.
 #[derive(Debug)]
-pub(crate) struct Turn<'a>(&'a Exclusive);
+pub struct Turn<'a>(&'a Exclusive);
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {

@@ -66,6 +66,7 @@ mod write_layout;
 pub use checkpoint::{Checkpoint, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
 pub use config::{CleanupPolicy, LogConfig, TopicCompression, MAX_SEGMENT_BYTES};
 pub use error::{AppendError, ReadError, ReplicaAppendError, StorageError};
+pub use exclusive::{Exclusive, Turn};
 pub use housekeeping::LogSet;
 pub use partition::{AppendInfo, Clock, Log, LogStats, OpenOptions};
 pub use read::{FileRange, ReadResult};

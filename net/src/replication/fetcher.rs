@@ -321,7 +321,7 @@ fn leader_address(leader: i32) -> Option<String> {
 /// a partition taking up leadership waits for.
 async fn truncate(link: &Link, truncations: Vec<(Partition, i32, FollowerAction)>) {
     for (partition, epoch, action) in truncations {
-        let _surgery = partition.replica.log_surgery.take().await;
+        let _surgery = partition.replica.log_surgery.acquire().await;
         if !still_following(&partition, epoch) {
             continue;
         }

@@ -78,17 +78,14 @@ impl Partition {
                 ProduceCheck::NotEnoughReplicasAfterAppend => {
                     return Err(error_code::NOT_ENOUGH_REPLICAS_AFTER_APPEND)
                 }
-                ProduceCheck::Wait if leading.acks.len() >= MAX_WAITING_ACKS => {
-                    // Produces that timed out still hold their places: drop those first.
-                    let _ = leading.acks.take_where(|ack| !ack.is_awaited());
-                    if leading.acks.len() >= MAX_WAITING_ACKS {
-                        return Err(error_code::REQUEST_TIMED_OUT);
-                    }
-                    let (sender, pending) = oneshot::channel();
-                    leading.acks.add(end, sender);
-                    pending
-                }
                 ProduceCheck::Wait => {
+                    if leading.acks.len() >= MAX_WAITING_ACKS {
+                        // Produces that timed out still hold their places: drop those first.
+                        let _ = leading.acks.take_where(|ack| !ack.is_awaited());
+                        if leading.acks.len() >= MAX_WAITING_ACKS {
+                            return Err(error_code::REQUEST_TIMED_OUT);
+                        }
+                    }
                     let (sender, pending) = oneshot::channel();
                     leading.acks.add(end, sender);
                     pending

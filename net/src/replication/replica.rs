@@ -9,6 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use runnel_engine::log::Exclusive;
 use runnel_engine::rt::LocalEvent;
 
 use super::leader::{LeaderState, LeaderSummary};
@@ -45,34 +46,7 @@ pub struct Replica {
     /// Held while the fetcher truncates the log and while the partition takes up leadership,
     /// so a new leader never reads the log's end from before a truncation still under way
     /// (Kafka's partition lock around `truncateTo` and `makeLeader`).
-    pub(super) log_surgery: Turns,
-}
-
-/// One holder at a time, on one shard: an async lock without data.
-#[derive(Debug, Default)]
-pub(super) struct Turns {
-    busy: Cell<bool>,
-    released: LocalEvent,
-}
-
-impl Turns {
-    /// Waits for the turn; it passes on when the guard drops (also when the holder's future
-    /// is dropped).
-    pub(super) async fn take(&self) -> Turn<'_> {
-        while self.busy.replace(true) {
-            self.released.wait().await;
-        }
-        Turn(self)
-    }
-}
-
-pub(super) struct Turn<'a>(&'a Turns);
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        self.0.busy.set(false);
-        self.0.released.notify_all();
-    }
+    pub(super) log_surgery: Exclusive,
 }
 
 /// A leader's state and what hangs on it.
@@ -94,7 +68,7 @@ impl Replica {
             applied: Cell::new(None),
             min_insync: Cell::new(1),
             leading: RefCell::new(None),
-            log_surgery: Turns::default(),
+            log_surgery: Exclusive::default(),
         }
     }
 

@@ -75,7 +75,7 @@ impl Partition {
         // Requests meanwhile find a follower (NOT_LEADER_OR_FOLLOWER, retried) until the log
         // is whole: a truncation the fetcher started must end before the log's end is read.
         self.replica.set_role(Role::Follower, -1, epoch);
-        let _surgery = self.replica.log_surgery.take().await;
+        let _surgery = self.replica.log_surgery.acquire().await;
         if self.replica.applied.get() != Some((epoch, placement.partition_epoch)) {
             // A newer placement arrived while waiting; it is applied in its turn.
             return;

@@ -124,12 +124,18 @@ async fn create(
         &registered_brokers(broker.node_id),
     );
     // Kafka checks the name, whether the topic exists and the configs before the layout, so
-    // those errors come first (a layout error stands in one partition for the check).
+    // those errors come first (a layout error stands in one partition for the check). In a
+    // cluster the controller says whether the name is taken: this broker's registry can lag
+    // behind a deletion it committed.
     let partitions = layout.as_ref().map_or(1, |l| l.partitions);
-    let topics = shard::current().topics();
-    shard::validate_new_topic(&topics, &name, partitions, &configs).map_err(topic_change_error)?;
-    let layout = layout.map_err(topic_change_error)?;
     let in_cluster = authority::in_cluster();
+    if in_cluster {
+        shard::validate_topic_shape(&name, partitions, &configs)
+    } else {
+        shard::validate_new_topic(&shard::current().topics(), &name, partitions, &configs)
+    }
+    .map_err(topic_change_error)?;
+    let layout = layout.map_err(topic_change_error)?;
     if validate_only && !in_cluster {
         return Ok(Created {
             id: None,

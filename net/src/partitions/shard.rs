@@ -417,7 +417,8 @@ pub enum CreateError {
     Refused { code: i16, message: String },
 }
 
-/// Checks a topic creation without making it.
+/// Checks a topic creation against this broker's registry without making it: the name,
+/// whether it is taken, the partition count and the configs, in Kafka's order.
 pub fn validate_new_topic(
     topics: &Topics,
     name: &str,
@@ -429,6 +430,20 @@ pub fn validate_new_topic(
     }
     if topics.get(name).is_some() {
         return Err(CreateError::Exists(name.to_owned()));
+    }
+    validate_topic_shape(name, partitions, configs)
+}
+
+/// Checks a topic creation except whether the name is taken. In a cluster that is the
+/// controller's to say: this broker's registry may still show a topic whose deletion the
+/// controller has committed.
+pub fn validate_topic_shape(
+    name: &str,
+    partitions: i32,
+    configs: &BTreeMap<String, String>,
+) -> Result<(), CreateError> {
+    if let Some(reason) = topics::invalid_topic_name(name) {
+        return Err(CreateError::InvalidName(reason));
     }
     if !(1..=100_000).contains(&partitions) {
         return Err(CreateError::InvalidPartitions(format!(

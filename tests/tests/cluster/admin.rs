@@ -141,6 +141,23 @@ fn topic_changes_sent_to_any_broker_are_decided_by_the_controller() {
     let (code, message, _, again) = create_topic(&mut c3, &create_request("orders", 1));
     assert_eq!((code, message.as_str()), (NONE, ""));
     assert_ne!(again, id, "a re-created topic has a new id");
+
+    // A name freed through one broker is free through any other at once, however far that
+    // broker's own registry lags behind the controller.
+    for round in 0..10 {
+        let (deleter, creator) = if round % 2 == 0 {
+            (&mut c3, &mut c)
+        } else {
+            (&mut c, &mut c3)
+        };
+        assert_eq!(
+            requests::delete_topic(deleter, "orders"),
+            NONE,
+            "round {round}"
+        );
+        let (code, message, _, _) = create_topic(creator, &create_request("orders", 1));
+        assert_eq!((code, message.as_str()), (NONE, ""), "round {round}");
+    }
 }
 
 /// Metadata (v12) for `topic` as node `id` answers it: its partition count, or the error.

@@ -122,6 +122,10 @@ pub struct ClusterConfig {
     pub leader_imbalance_check_interval_ms: u64,
     /// `leader.imbalance.per.broker.percentage`.
     pub leader_imbalance_per_broker_percentage: u32,
+    /// `unclean.leader.election.enable`: for topics that do not set it themselves, the active
+    /// controller elects an out-of-sync replica of a partition whose in-sync replicas are all
+    /// gone, losing what only they had, rather than leave it without a leader.
+    pub unclean_leader_election_enable: bool,
 }
 
 impl Default for ClusterConfig {
@@ -137,6 +141,7 @@ impl Default for ClusterConfig {
             auto_leader_rebalance: true,
             leader_imbalance_check_interval_ms: 300_000,
             leader_imbalance_per_broker_percentage: 10,
+            unclean_leader_election_enable: false,
         }
     }
 }

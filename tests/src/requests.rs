@@ -198,3 +198,105 @@ pub fn one_record_batch(value_len: usize) -> Vec<u8> {
     });
     builder.build()
 }
+
+/// Each partition's answer: (topic, partition, error code).
+pub type PartitionCode = (String, i32, i16);
+
+/// AlterPartitionReassignments (v1, replication factor changes allowed) for `(topic,
+/// partition, target)` entries, a `None` target cancelling: each partition's answer, in
+/// order, or the top-level error.
+pub fn reassign(
+    conn: &mut KafkaConn,
+    moves: &[(&str, i32, Option<&[i32]>)],
+) -> std::io::Result<Result<Vec<PartitionCode>, i16>> {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
+    };
+    let mut request = AlterPartitionReassignmentsRequest::default();
+    request.timeout_ms = 10_000;
+    request.allow_replication_factor_change = true;
+    for &(topic, partition, target) in moves {
+        let mut entry = ReassignablePartition::default();
+        entry.partition_index = partition;
+        entry.replicas = target.map(|t| t.iter().map(|&b| BrokerId(b)).collect());
+        match request
+            .topics
+            .last_mut()
+            .filter(|t| t.name.0.as_str() == topic)
+        {
+            Some(last) => last.partitions.push(entry),
+            None => {
+                let mut t = ReassignableTopic::default();
+                t.name = name(topic);
+                t.partitions.push(entry);
+                request.topics.push(t);
+            }
+        }
+    }
+    let response: AlterPartitionReassignmentsResponse =
+        conn.call(ApiKey::AlterPartitionReassignments, 1, &request)?;
+    if response.error_code != 0 {
+        return Ok(Err(response.error_code));
+    }
+    Ok(Ok(response
+        .responses
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.name.0.to_string(), p.partition_index, p.error_code))
+        })
+        .collect()))
+}
+
+/// One partition's reassignment under way: (topic, partition, replicas, adding, removing).
+pub type Ongoing = (String, i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
+/// ListPartitionReassignments for every partition (`None`) or those named: the moves under way,
+/// or the top-level error.
+pub fn reassignments(
+    conn: &mut KafkaConn,
+    wanted: Option<&[(&str, &[i32])]>,
+) -> std::io::Result<Result<Vec<Ongoing>, i16>> {
+    use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
+    use kafka_protocol::messages::{
+        ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    };
+    let mut request = ListPartitionReassignmentsRequest::default();
+    request.timeout_ms = 10_000;
+    request.topics = wanted.map(|wanted| {
+        wanted
+            .iter()
+            .map(|&(topic, partitions)| {
+                let mut t = ListPartitionReassignmentsTopics::default();
+                t.name = name(topic);
+                t.partition_indexes = partitions.to_vec();
+                t
+            })
+            .collect()
+    });
+    let response: ListPartitionReassignmentsResponse =
+        conn.call(ApiKey::ListPartitionReassignments, 0, &request)?;
+    if response.error_code != 0 {
+        return Ok(Err(response.error_code));
+    }
+    let ids = |ids: &[kafka_protocol::messages::BrokerId]| ids.iter().map(|b| b.0).collect();
+    Ok(Ok(response
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    ids(&p.replicas),
+                    ids(&p.adding_replicas),
+                    ids(&p.removing_replicas),
+                )
+            })
+        })
+        .collect()))
+}

@@ -644,3 +644,47 @@ fn max_timestamp_names_the_record_holding_it() {
         assert_eq!(list_offset(&mut conn, "times", 0, -1), (0, 11, -1));
     }
 }
+
+/// A lone broker is every partition's only replica: moving a partition to itself needs
+/// nothing, any other broker is unknown, and nothing is ever in progress to cancel or list.
+#[test]
+fn reassignments_on_a_lone_broker() {
+    use runnel_tests::requests::{reassign, reassignments};
+    const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
+    for backend in backends_under_test() {
+        let (_dir, broker) = start("reassign", backend);
+        let mut conn = KafkaConn::connect(broker.addr).unwrap();
+        assert_eq!(
+            create_one(&mut conn, topic("stays", 2, 1, &[]), false).error_code,
+            0
+        );
+        let answered = reassign(
+            &mut conn,
+            &[
+                ("stays", 0, Some(&[NODE])),
+                ("stays", 1, Some(&[NODE, 0])),
+                ("stays", 1, None),
+                ("stays", 2, Some(&[NODE])),
+                ("missing", 0, Some(&[NODE])),
+            ],
+        )
+        .unwrap();
+        let codes: Vec<i16> = answered.unwrap().iter().map(|a| a.2).collect();
+        assert_eq!(
+            codes,
+            [
+                0,
+                INVALID_REPLICA_ASSIGNMENT,
+                NO_REASSIGNMENT_IN_PROGRESS,
+                UNKNOWN_TOPIC_OR_PARTITION,
+                UNKNOWN_TOPIC_OR_PARTITION
+            ],
+            "{backend}"
+        );
+        assert_eq!(reassignments(&mut conn, None).unwrap(), Ok(vec![]));
+        let named: &[(&str, &[i32])] = &[("stays", &[0, 1])];
+        assert_eq!(reassignments(&mut conn, Some(named)).unwrap(), Ok(vec![]));
+        // Still the only replica, and the data directory untouched.
+        assert_eq!(partitions(&mut conn, "stays"), Ok(2));
+    }
+}

@@ -41,6 +41,7 @@ pub struct QuorumSettings {
     pub auto_leader_rebalance: bool,
     pub leader_imbalance_check_interval: Duration,
     pub leader_imbalance_per_broker_percentage: u32,
+    pub unclean_leader_election: bool,
 }
 
 impl QuorumSettings {
@@ -154,6 +155,7 @@ impl QuorumSettings {
                 cluster.leader_imbalance_check_interval_ms,
             ),
             leader_imbalance_per_broker_percentage: cluster.leader_imbalance_per_broker_percentage,
+            unclean_leader_election: cluster.unclean_leader_election_enable,
         }))
     }
 

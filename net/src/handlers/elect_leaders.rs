@@ -29,7 +29,7 @@ pub async fn handle(
 ) -> ElectLeadersResponse {
     let mut response = if in_cluster {
         let timeout = authority::request_timeout(request.timeout_ms);
-        match crate::controller::node::elect_leaders(request.clone(), timeout).await {
+        match crate::controller::node::to_controller(request.clone(), timeout).await {
             Ok(response) => response,
             Err((code, message)) => refused(&request, code, Some(message)),
         }

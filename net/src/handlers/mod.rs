@@ -5,6 +5,7 @@
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -29,6 +30,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
@@ -56,6 +58,8 @@ pub static APIS: Apis = Apis(&[
     delete_records::API,
     create_partitions::API,
     elect_leaders::API,
+    alter_partition_reassignments::API,
+    list_partition_reassignments::API,
     describe_configs::API,
     alter_configs::API,
     incremental_alter_configs::API,

@@ -19,13 +19,13 @@ use crate::{eventually, wait_for_brokers};
 const TIMEOUT: Duration = Duration::from_secs(30);
 const TOPIC: &str = "preferred";
 
-/// Creates `TOPIC` with one partition on replicas `replicas`, in that order, through `via`.
-fn create_assigned(cluster: &Cluster, via: i32, replicas: &[i32]) {
+/// Creates `topic` with one partition on replicas `replicas`, in that order, through `via`.
+pub fn create_assigned(cluster: &Cluster, via: i32, topic_name: &str, replicas: &[i32]) {
     let mut assignment = CreatableReplicaAssignment::default();
     assignment.partition_index = 0;
     assignment.broker_ids = replicas.iter().map(|&b| BrokerId(b)).collect();
     let mut topic = CreatableTopic::default();
-    topic.name = requests::name(TOPIC);
+    topic.name = requests::name(topic_name);
     topic.num_partitions = -1;
     topic.replication_factor = -1;
     topic.assignments = vec![assignment];
@@ -89,7 +89,7 @@ fn the_preferred_replica_leads_again_after_a_failover_when_asked() {
         .wait_for_controller(&[1, 2, 3], Duration::from_secs(15))
         .unwrap();
     wait_for_brokers(&cluster, &[1, 2, 3], &[(1, false), (2, false), (3, false)]);
-    create_assigned(&cluster, 2, &[1, 2, 3]);
+    create_assigned(&cluster, 2, TOPIC, &[1, 2, 3]);
     assert_eq!(wait_for_isr(&cluster, TOPIC, &[1, 2, 3]), 1);
 
     // The preferred leader dies: leadership moves.

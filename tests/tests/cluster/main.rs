@@ -8,6 +8,7 @@ mod failover;
 mod membership;
 mod partition;
 mod python_client;
+mod reassignment;
 mod replication;
 mod routing;
 

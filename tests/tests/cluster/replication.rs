@@ -41,7 +41,7 @@ const TOPIC: &str = "replicated";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// (offset) -> the message's number, as acknowledged, read, or stored.
-type Numbers = BTreeMap<i64, u64>;
+pub type Numbers = BTreeMap<i64, u64>;
 
 fn kills() -> usize {
     std::env::var("RUNNEL_REPLICATION_KILLS")
@@ -51,7 +51,7 @@ fn kills() -> usize {
 }
 
 /// The number a message carries (`m-00001234`), or `u64::MAX` for anything else.
-fn number(payload: Option<&[u8]>) -> u64 {
+pub fn number(payload: Option<&[u8]>) -> u64 {
     payload
         .and_then(|p| std::str::from_utf8(p).ok())
         .and_then(|p| p.strip_prefix("m-"))
@@ -64,7 +64,7 @@ fn pause(round: usize) -> Duration {
     Duration::from_millis(100 + (round as u64 * 7919) % 600)
 }
 
-struct Deliveries(Arc<Mutex<Numbers>>);
+pub struct Deliveries(pub Arc<Mutex<Numbers>>);
 
 impl ClientContext for Deliveries {}
 
@@ -172,7 +172,7 @@ pub fn wait_for_isr(cluster: &Cluster, topic: &str, isr: &[i32]) -> i32 {
 }
 
 /// Every record of partition 0 of `topic` from offset 0 to the end, read through `bootstrap`.
-fn read_all(bootstrap: &str, topic: &str) -> Numbers {
+pub fn read_all(bootstrap: &str, topic: &str) -> Numbers {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "replication-check")
@@ -200,7 +200,7 @@ fn read_all(bootstrap: &str, topic: &str) -> Numbers {
 }
 
 /// The partition's log as one byte string: its segment files in offset order.
-fn log_bytes(data_dir: &Path, topic: &str) -> Vec<u8> {
+pub fn log_bytes(data_dir: &Path, topic: &str) -> Vec<u8> {
     let dir = data_dir.join(format!("{topic}-0"));
     let mut segments: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))

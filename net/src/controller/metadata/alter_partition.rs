@@ -94,6 +94,7 @@ impl MetadataController {
             leader: None,
             isr: Some(request.new_isr.clone()),
             replicas: None,
+            reassigning: None,
         };
         Ok(Decision {
             records: vec![MetadataRecord::PartitionChange(change)],

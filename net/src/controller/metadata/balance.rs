@@ -66,6 +66,7 @@ impl MetadataController {
                             leader: Some(broker),
                             isr: None,
                             replicas: None,
+                            reassigning: None,
                         })
                     }),
             );

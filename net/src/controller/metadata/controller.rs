@@ -38,6 +38,8 @@ pub struct ControllerSettings {
     /// Kafka's `leader.imbalance.per.broker.percentage`: a broker not leading more than this
     /// share of the partitions it is the preferred replica of gets them back.
     pub leader_imbalance_per_broker_percentage: u32,
+    /// Kafka's `unclean.leader.election.enable`, for topics that do not set it.
+    pub unclean_leader_election: bool,
 }
 
 impl Default for ControllerSettings {
@@ -49,6 +51,7 @@ impl Default for ControllerSettings {
             auto_leader_rebalance: true,
             leader_imbalance_check_interval: Duration::from_secs(300),
             leader_imbalance_per_broker_percentage: 10,
+            unclean_leader_election: false,
         }
     }
 }
@@ -159,20 +162,21 @@ impl MetadataController {
         now.saturating_duration_since(last) > self.settings.session_timeout
     }
 
-    /// The controller's own link to `broker` (a voter) has been refused since `since`: nothing
-    /// listens at its controller listener, so its process is gone (a network partition times
-    /// out rather than refuses). Its session ends now rather than after the session timeout,
-    /// unless it has been heard from since (it restarted): the next [`tick`](Self::tick)
-    /// fences it and moves its leaderships, which is what makes failover take well under a
-    /// second when a broker dies.
-    pub fn peer_refused(&mut self, broker: BrokerId, since: Instant) {
+    /// The controller's own link to `broker` (a voter) was refused at `at`: nothing listened
+    /// at its controller listener, so its process is gone (a network partition times out
+    /// rather than refuses). Its session ends now rather than after the session timeout,
+    /// unless it has been heard from after that refusal (a heartbeat it sent before dying can
+    /// be handled after the first refusal; a restarted broker is heard from): the next
+    /// [`tick`](Self::tick) fences it and moves its leaderships, which is what makes failover
+    /// take well under a second when a broker dies.
+    pub fn peer_refused(&mut self, broker: BrokerId, at: Instant) {
         let Some(expired) =
-            since.checked_sub(self.settings.session_timeout + Duration::from_millis(1))
+            at.checked_sub(self.settings.session_timeout + Duration::from_millis(1))
         else {
             return;
         };
         match self.last_contact.get(&broker) {
-            Some(&last) if last > since => {}
+            Some(&last) if last > at => {}
             _ => {
                 self.last_contact.insert(broker, expired);
             }
@@ -315,6 +319,14 @@ impl MetadataController {
             broker_id: b.id,
             epoch: b.epoch,
         }));
+        // One kind of change a tick: two changes of one partition in one entry would have the
+        // second refused (it names the partition epoch the first one replaces).
+        if records.is_empty() {
+            records = self.unclean_elections();
+        }
+        if records.is_empty() {
+            records = self.completed_reassignments();
+        }
         if records.is_empty() && self.balance_due(now) {
             records = self.balance_leaders();
         }

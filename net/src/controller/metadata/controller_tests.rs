@@ -199,6 +199,92 @@ fn no_unclean_election_and_the_last_isr_member_leads_again() {
     assert_eq!(again.leader_epoch, p.leader_epoch + 1);
 }
 
+/// The ISR of partition 0 of each of `topics` shrinks to its leader, broker 1, which then goes
+/// silent and is fenced at `SESSION_MS + 1`, leaving them leaderless.
+fn last_isr_member_lost(h: &mut Harness, topics: &[&str]) {
+    for topic in topics {
+        let topic_id = h.image().topic(topic).unwrap().id;
+        let p = h.partition(topic, 0);
+        let shrink = AlterPartition {
+            broker_id: 1,
+            broker_epoch: h.epoch(1),
+            topic_id,
+            partition: 0,
+            leader_epoch: p.leader_epoch,
+            new_isr: vec![1],
+            partition_epoch: p.partition_epoch,
+        };
+        h.commit_ok(h.controller.alter_partition(&shrink));
+    }
+    h.heartbeats_except(5000, &[1]);
+    assert_eq!(
+        h.tick(SESSION_MS + 1),
+        topics.len() + 1,
+        "leaders gone, and the fence"
+    );
+    for topic in topics {
+        assert_eq!(h.partition(topic, 0).leader, NO_LEADER);
+    }
+}
+
+fn set_config(h: &mut Harness, resource: ConfigResource, name: &str, value: &str) {
+    let record = MetadataRecord::Config {
+        resource,
+        name: name.into(),
+        value: Some(value.into()),
+    };
+    h.commit(&[record]).unwrap();
+}
+
+#[test]
+fn a_topic_allowing_unclean_elections_gets_an_out_of_sync_leader() {
+    let mut h = Harness::cluster(3);
+    h.create_manual("t", &[&[1, 2, 3]]);
+    h.create_manual("strict", &[&[1, 2, 3]]);
+    set_config(
+        &mut h,
+        ConfigResource::Topic("t".into()),
+        "unclean.leader.election.enable",
+        "true",
+    );
+    last_isr_member_lost(&mut h, &["t", "strict"]);
+    // The next tick elects broker 2, the first live replica, with only itself in sync.
+    assert_eq!(h.tick(SESSION_MS + 2), 1);
+    let p = h.partition("t", 0);
+    assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
+    assert_eq!(h.tick(SESSION_MS + 3), 0);
+    // "strict" did not consent: still leaderless, waiting for broker 1.
+    assert_eq!(h.partition("strict", 0).leader, NO_LEADER);
+}
+
+#[test]
+fn the_cluster_default_allows_unclean_elections_unless_the_topic_refuses() {
+    let mut h = Harness::cluster(3);
+    h.create_manual("t", &[&[1, 2, 3]]);
+    set_config(
+        &mut h,
+        ConfigResource::Cluster,
+        "unclean.leader.election.enable",
+        "true",
+    );
+    set_config(
+        &mut h,
+        ConfigResource::Topic("t".into()),
+        "unclean.leader.election.enable",
+        "false",
+    );
+    last_isr_member_lost(&mut h, &["t"]);
+    assert_eq!(h.tick(SESSION_MS + 2), 0, "the topic's own config wins");
+    set_config(
+        &mut h,
+        ConfigResource::Topic("t".into()),
+        "unclean.leader.election.enable",
+        "TRUE",
+    );
+    assert_eq!(h.tick(SESSION_MS + 3), 1);
+    assert_eq!(h.partition("t", 0).leader, 2);
+}
+
 #[test]
 fn brokers_expiring_together_all_stay_in_the_isr_and_the_first_back_leads() {
     let mut h = Harness::cluster(3);
@@ -429,5 +515,22 @@ fn after_failover_every_broker_gets_a_fresh_session() {
     h.heartbeats_except(takeover + 5000, &[3]);
     assert_eq!(h.tick(takeover + SESSION_MS), 0);
     assert_eq!(h.tick(takeover + SESSION_MS + 1), 4);
+    assert_eq!(h.image().live_brokers(), vec![1, 2]);
+}
+
+#[test]
+fn a_broker_whose_listener_refuses_is_fenced_at_the_next_tick_unless_heard_from_after() {
+    let mut h = Harness::cluster(3);
+    h.create("t", 3, 3, 0);
+    h.heartbeats_except(1000, &[]);
+    // Broker 3's last heartbeat is handled after a first refusal (it was sent before the
+    // process died): that refusal is not enough...
+    h.controller.peer_refused(3, h.at(1000));
+    h.heartbeats_except(1010, &[1, 2]);
+    assert_eq!(h.tick(1020), 0, "heard from after that refusal");
+    // ...a later one is, well within the session timeout.
+    h.controller.peer_refused(3, h.at(1100));
+    assert_eq!(h.tick(1120), 4, "three ISR shrinks and the fence");
+    assert!(h.image().broker(3).unwrap().fenced);
     assert_eq!(h.image().live_brokers(), vec![1, 2]);
 }

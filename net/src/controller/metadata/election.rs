@@ -57,6 +57,7 @@ pub(super) fn rebalance(
                 leader: (leader != p.leader).then_some(leader),
                 isr: (isr != p.isr).then_some(isr),
                 replicas: None,
+                reassigning: None,
             }));
         }
     }
@@ -92,6 +93,7 @@ mod tests {
             leader,
             leader_epoch: 0,
             partition_epoch: 0,
+            reassigning: Reassigning::default(),
         }
     }
 

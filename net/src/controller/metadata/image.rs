@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::records::*;
-use super::validate::check_partition;
+use super::validate::{check_partition, check_reassigning};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerRegistration {
@@ -40,6 +40,9 @@ pub struct PartitionState {
     pub leader: BrokerId,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// The reassignment under way, if any: `replicas` holds both the replicas it adds and
+    /// those it removes until it completes.
+    pub reassigning: Reassigning,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,6 +275,7 @@ impl MetadataImage {
                     }
                 }
                 check_partition(&p.replicas, &p.isr, p.leader).map_err(ApplyError::Invalid)?;
+                check_reassigning(&p.replicas, &p.reassigning).map_err(ApplyError::Invalid)?;
                 if p.leader_epoch < 0 || p.partition_epoch < 0 {
                     return Err(ApplyError::Invalid("negative partition epochs"));
                 }
@@ -281,6 +285,7 @@ impl MetadataImage {
                     leader: p.leader,
                     leader_epoch: p.leader_epoch,
                     partition_epoch: p.partition_epoch,
+                    reassigning: p.reassigning.clone(),
                 });
                 undo.push(Undo::PartitionAdded(p.topic_id));
             }
@@ -431,7 +436,9 @@ fn changed(old: &PartitionState, change: &PartitionChange) -> Result<PartitionSt
     let replicas = change.replicas.as_ref().unwrap_or(&old.replicas);
     let isr = change.isr.as_ref().unwrap_or(&old.isr);
     let leader = change.leader.unwrap_or(old.leader);
+    let reassigning = change.reassigning.as_ref().unwrap_or(&old.reassigning);
     check_partition(replicas, isr, leader).map_err(ApplyError::Invalid)?;
+    check_reassigning(replicas, reassigning).map_err(ApplyError::Invalid)?;
     let overflow = ApplyError::Invalid("partition epoch overflow");
     let leader_epoch = if leader == old.leader {
         old.leader_epoch
@@ -444,6 +451,7 @@ fn changed(old: &PartitionState, change: &PartitionChange) -> Result<PartitionSt
         leader,
         leader_epoch,
         partition_epoch: old.partition_epoch.checked_add(1).ok_or(overflow)?,
+        reassigning: reassigning.clone(),
     })
 }
 

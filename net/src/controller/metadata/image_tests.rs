@@ -30,6 +30,7 @@ fn partition(index: i32, replicas: &[BrokerId], leader: BrokerId) -> MetadataRec
         leader,
         leader_epoch: 0,
         partition_epoch: 0,
+        reassigning: Reassigning::default(),
     })
 }
 
@@ -41,6 +42,7 @@ fn change(index: i32, base: i32, leader: Option<BrokerId>, isr: Option<&[i32]>) 
         leader,
         isr: isr.map(<[i32]>::to_vec),
         replicas: None,
+        reassigning: None,
     })
 }
 

@@ -15,6 +15,8 @@
 //!   except as its last member. Preferred replicas get leadership back on request or by the
 //!   periodic balance check (`balance.rs`).
 //! - "Live" means registered, unfenced and not in controlled shutdown.
+//! - A reassignment keeps the replicas it removes until the target has caught up
+//!   (`reassignment.rs`); its replica sets are part of the partition's state.
 
 mod alter_partition;
 mod balance;
@@ -26,6 +28,7 @@ pub mod image;
 mod placement;
 mod preferred;
 mod queries;
+mod reassignment;
 pub mod records;
 pub mod snapshot;
 mod topics;
@@ -43,6 +46,7 @@ pub use controller::{
 };
 pub use image::{ApplyError, BrokerRegistration, MetadataImage, PartitionState, TopicImage};
 pub use preferred::{ElectLeaders, ElectLeadersReply, ElectionType, PREFERRED, UNCLEAN};
+pub use reassignment::{OngoingReassignment, NO_REASSIGNMENT_IN_PROGRESS};
 pub use records::*;
 pub use snapshot::SnapshotError;
 pub use topics::{Assignment, Entropy, NewTopic, INTERNAL_TOPICS, MAX_PARTITIONS};

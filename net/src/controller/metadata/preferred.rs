@@ -8,6 +8,9 @@
 //!   sync, whose log becomes the truth (its ISR is just itself). Asking for it is the explicit
 //!   consent Kafka otherwise takes from `unclean.leader.election.enable`.
 //!
+//! The tick makes the same unclean election on its own for topics with
+//! `unclean.leader.election.enable=true`.
+//!
 //! Every partition is touched at most once per decision: two changes on the same partition
 //! epoch would make the whole entry refused on apply.
 
@@ -156,7 +159,49 @@ impl MetadataController {
             leader: (leader != p.leader).then_some(leader),
             isr: (isr != p.isr).then_some(isr),
             replicas: None,
+            reassigning: None,
         }))
+    }
+}
+
+/// The topic config that consents to unclean elections, as Kafka names it.
+const UNCLEAN_ENABLE: &str = "unclean.leader.election.enable";
+
+impl MetadataController {
+    /// Unclean elections of the leaderless partitions whose topic allows them
+    /// (`unclean.leader.election.enable`: the topic's config, else the cluster-wide one in the
+    /// metadata, else the controller's setting): the first live replica leads with its log as
+    /// the truth, as Kafka's controller does for them on its own. Run by the tick.
+    pub(super) fn unclean_elections(&self) -> Vec<MetadataRecord> {
+        let cluster_default = self
+            .image
+            .configs(&ConfigResource::Cluster)
+            .and_then(|c| c.get(UNCLEAN_ENABLE))
+            .map_or(self.settings.unclean_leader_election, |v| {
+                v.eq_ignore_ascii_case("true")
+            });
+        let mut records = Vec::new();
+        for topic in self.image.topics() {
+            let allowed = self
+                .image
+                .configs(&ConfigResource::Topic(topic.name.clone()))
+                .and_then(|c| c.get(UNCLEAN_ENABLE))
+                .map_or(cluster_default, |v| v.eq_ignore_ascii_case("true"));
+            if !allowed {
+                continue;
+            }
+            for (partition, p) in (0i32..).zip(&topic.partitions) {
+                if p.leader != NO_LEADER {
+                    continue;
+                }
+                if let Ok(record) =
+                    self.elect_leader(&topic.id, partition, p, ElectionType::Unclean)
+                {
+                    records.push(record);
+                }
+            }
+        }
+        records
     }
 }
 

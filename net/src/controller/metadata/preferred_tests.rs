@@ -42,6 +42,7 @@ fn change(
         leader,
         isr: isr.map(<[BrokerId]>::to_vec),
         replicas: None,
+        reassigning: None,
     });
     h.commit(&[record]).unwrap();
 }

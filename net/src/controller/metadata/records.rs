@@ -2,7 +2,9 @@
 //! their versioned binary encoding.
 //!
 //! A record is `[type u8][version u8][fields]`; integers are varints (zigzag when signed),
-//! strings and lists are length-prefixed. A raft entry carries a batch:
+//! strings and lists are length-prefixed. Version 1 of the two partition records adds a
+//! reassignment's replica sets at the end; it is written only while one is under way, so
+//! every other record reads as it always did. A raft entry carries a batch:
 //! `[BATCH_VERSION u8][count][length-prefixed records]`, applied all or nothing. Decoding never
 //! panics and never allocates more than the input could hold.
 
@@ -20,6 +22,8 @@ pub const EPOCH_FROM_OFFSET: i64 = -1;
 
 const BATCH_VERSION: u8 = 0;
 const RECORD_VERSION: u8 = 0;
+/// The version of `Partition` and `PartitionChange` that carries [`Reassigning`].
+const REASSIGNING_VERSION: u8 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
@@ -60,6 +64,22 @@ pub struct PartitionRecord {
     pub leader: BrokerId,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    pub reassigning: Reassigning,
+}
+
+/// The replicas an ongoing reassignment adds and removes (Kafka's `addingReplicas` and
+/// `removingReplicas`): both within the partition's replicas, neither sharing an id. Both
+/// empty when no reassignment is under way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reassigning {
+    pub adding: Vec<BrokerId>,
+    pub removing: Vec<BrokerId>,
+}
+
+impl Reassigning {
+    pub fn in_progress(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
 }
 
 /// A change to one partition. Applies only to the state it was derived from
@@ -75,6 +95,8 @@ pub struct PartitionChange {
     pub leader: Option<BrokerId>,
     pub isr: Option<Vec<BrokerId>>,
     pub replicas: Option<Vec<BrokerId>>,
+    /// `Some` replaces the reassignment under way; `Some` of empty sets ends it.
+    pub reassigning: Option<Reassigning>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,7 +196,7 @@ impl MetadataRecord {
 
     fn write(&self, w: &mut Writer) {
         w.u8(self.kind());
-        w.u8(RECORD_VERSION);
+        w.u8(self.version());
         match self {
             MetadataRecord::RegisterBroker(r) => {
                 w.varint(i64::from(r.broker_id));
@@ -208,6 +230,9 @@ impl MetadataRecord {
                 w.varint(i64::from(p.leader));
                 w.varint(i64::from(p.leader_epoch));
                 w.varint(i64::from(p.partition_epoch));
+                if p.reassigning.in_progress() {
+                    write_reassigning(w, &p.reassigning);
+                }
             }
             MetadataRecord::PartitionChange(c) => {
                 w.uuid(&c.topic_id);
@@ -222,6 +247,9 @@ impl MetadataRecord {
                     if let Some(ids) = list {
                         w.ids(ids);
                     }
+                }
+                if let Some(reassigning) = &c.reassigning {
+                    write_reassigning(w, reassigning);
                 }
             }
             MetadataRecord::RemoveTopic { id } => w.uuid(id),
@@ -263,9 +291,11 @@ impl MetadataRecord {
         if !(kind::REGISTER_BROKER..=kind::CLUSTER_ID).contains(&kind) {
             return Err(DecodeError::UnknownType(kind));
         }
-        if version != RECORD_VERSION {
+        let partition_kind = matches!(kind, kind::PARTITION | kind::PARTITION_CHANGE);
+        if version != RECORD_VERSION && !(partition_kind && version == REASSIGNING_VERSION) {
             return Err(DecodeError::UnsupportedVersion { kind, version });
         }
+        let reassigning = version == REASSIGNING_VERSION;
         let record = match kind {
             kind::REGISTER_BROKER => {
                 let broker_id = r.i32()?;
@@ -314,6 +344,11 @@ impl MetadataRecord {
                 leader: r.i32()?,
                 leader_epoch: r.i32()?,
                 partition_epoch: r.i32()?,
+                reassigning: if reassigning {
+                    read_reassigning(r)?
+                } else {
+                    Reassigning::default()
+                },
             }),
             kind::PARTITION_CHANGE => {
                 let topic_id = r.uuid()?;
@@ -322,6 +357,11 @@ impl MetadataRecord {
                 let leader = if r.bool()? { Some(r.i32()?) } else { None };
                 let isr = if r.bool()? { Some(r.ids()?) } else { None };
                 let replicas = if r.bool()? { Some(r.ids()?) } else { None };
+                let reassigning = if reassigning {
+                    Some(read_reassigning(r)?)
+                } else {
+                    None
+                };
                 MetadataRecord::PartitionChange(PartitionChange {
                     topic_id,
                     partition,
@@ -329,6 +369,7 @@ impl MetadataRecord {
                     leader,
                     isr,
                     replicas,
+                    reassigning,
                 })
             }
             kind::REMOVE_TOPIC => MetadataRecord::RemoveTopic { id: r.uuid()? },
@@ -354,6 +395,29 @@ impl MetadataRecord {
         };
         Ok(record)
     }
+}
+
+impl MetadataRecord {
+    /// The oldest version that holds everything this record says.
+    fn version(&self) -> u8 {
+        match self {
+            MetadataRecord::Partition(p) if p.reassigning.in_progress() => REASSIGNING_VERSION,
+            MetadataRecord::PartitionChange(c) if c.reassigning.is_some() => REASSIGNING_VERSION,
+            _ => RECORD_VERSION,
+        }
+    }
+}
+
+fn write_reassigning(w: &mut Writer, reassigning: &Reassigning) {
+    w.ids(&reassigning.adding);
+    w.ids(&reassigning.removing);
+}
+
+fn read_reassigning(r: &mut Reader<'_>) -> Result<Reassigning, DecodeError> {
+    Ok(Reassigning {
+        adding: r.ids()?,
+        removing: r.ids()?,
+    })
 }
 
 /// Encodes records that must be applied together, as one raft entry.

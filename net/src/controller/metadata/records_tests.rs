@@ -54,6 +54,7 @@ fn samples() -> Vec<MetadataRecord> {
             leader: 2,
             leader_epoch: 7,
             partition_epoch: i32::MAX,
+            reassigning: Reassigning::default(),
         }),
         MetadataRecord::PartitionChange(PartitionChange {
             topic_id,
@@ -62,6 +63,7 @@ fn samples() -> Vec<MetadataRecord> {
             leader: Some(NO_LEADER),
             isr: None,
             replicas: Some(vec![]),
+            reassigning: None,
         }),
         MetadataRecord::PartitionChange(PartitionChange {
             topic_id,
@@ -70,6 +72,29 @@ fn samples() -> Vec<MetadataRecord> {
             leader: None,
             isr: Some(vec![i32::MIN, 0]),
             replicas: None,
+            reassigning: None,
+        }),
+        MetadataRecord::Partition(PartitionRecord {
+            topic_id,
+            partition: 6,
+            replicas: vec![4, 5, 1, 2],
+            isr: vec![1, 2, 4],
+            leader: 1,
+            leader_epoch: 3,
+            partition_epoch: 9,
+            reassigning: Reassigning {
+                adding: vec![4, 5],
+                removing: vec![1, 2],
+            },
+        }),
+        MetadataRecord::PartitionChange(PartitionChange {
+            topic_id,
+            partition: 6,
+            base_partition_epoch: 9,
+            leader: Some(4),
+            isr: Some(vec![4, 5]),
+            replicas: Some(vec![4, 5]),
+            reassigning: Some(Reassigning::default()),
         }),
         MetadataRecord::RemoveTopic { id: topic_id },
         MetadataRecord::Config {
@@ -168,6 +193,41 @@ fn trailing_bytes_unknown_types_and_versions_are_refused() {
         decode_batch(&[9, 0]),
         Err(DecodeError::UnsupportedVersion { .. })
     ));
+}
+
+#[test]
+fn partition_records_are_version_0_unless_a_reassignment_is_under_way() {
+    let version = |r: &MetadataRecord| r.encode()[1];
+    let samples = samples();
+    let plain: Vec<_> = samples
+        .iter()
+        .filter(|r| match r {
+            MetadataRecord::Partition(p) => !p.reassigning.in_progress(),
+            MetadataRecord::PartitionChange(c) => c.reassigning.is_none(),
+            _ => false,
+        })
+        .collect();
+    assert_eq!(plain.len(), 3);
+    assert!(plain.iter().all(|r| version(r) == 0));
+    let reassigning: Vec<_> = samples
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                MetadataRecord::Partition(_) | MetadataRecord::PartitionChange(_)
+            ) && version(r) == 1
+        })
+        .collect();
+    assert_eq!(reassigning.len(), 2);
+    // Read as version 0, the reassignment's fields are bytes left over.
+    for record in reassigning {
+        let mut bytes = record.encode();
+        bytes[1] = 0;
+        assert_eq!(
+            MetadataRecord::decode(&bytes),
+            Err(DecodeError::TrailingBytes)
+        );
+    }
 }
 
 #[test]

@@ -54,6 +54,7 @@ impl MetadataImage {
                     leader: p.leader,
                     leader_epoch: p.leader_epoch,
                     partition_epoch: p.partition_epoch,
+                    reassigning: p.reassigning.clone(),
                 }));
             }
         }

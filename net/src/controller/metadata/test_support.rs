@@ -45,6 +45,22 @@ pub fn small_topic_id(rng: &mut Rng) -> TopicId {
     id
 }
 
+/// Mostly none; sometimes replica sets that may or may not fit the partition (the image must
+/// refuse the ones that don't).
+fn arbitrary_reassigning(rng: &mut Rng) -> Reassigning {
+    if rng.below(3) != 0 {
+        return Reassigning::default();
+    }
+    Reassigning {
+        adding: small_ids(rng, 2),
+        removing: if rng.bool() {
+            small_ids(rng, 2)
+        } else {
+            Vec::new()
+        },
+    }
+}
+
 fn small_ids(rng: &mut Rng, max_len: u64) -> Vec<BrokerId> {
     let len = 1 + rng.below(max_len);
     let mut ids: Vec<BrokerId> = Vec::new();
@@ -119,6 +135,11 @@ pub fn arbitrary_record(rng: &mut Rng) -> MetadataRecord {
                 leader,
                 leader_epoch: rng.below(3) as i32,
                 partition_epoch: rng.below(3) as i32,
+                reassigning: if rng.below(8) == 0 {
+                    arbitrary_reassigning(rng)
+                } else {
+                    Reassigning::default()
+                },
             })
         }
         7 | 13 => MetadataRecord::PartitionChange(PartitionChange {
@@ -128,6 +149,7 @@ pub fn arbitrary_record(rng: &mut Rng) -> MetadataRecord {
             leader: rng.bool().then(|| rng.below(6) as i32 - 1),
             isr: rng.bool().then(|| small_ids(rng, 3)),
             replicas: (rng.below(4) == 0).then(|| small_ids(rng, 4)),
+            reassigning: (rng.below(4) == 0).then(|| arbitrary_reassigning(rng)),
         }),
         8 => MetadataRecord::RemoveTopic {
             id: small_topic_id(rng),

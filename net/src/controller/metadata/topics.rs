@@ -246,6 +246,7 @@ impl MetadataController {
                 isr,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                reassigning: Reassigning::default(),
             }));
         }
         Ok(())

@@ -1,7 +1,7 @@
 //! Structural rules shared by the image (which refuses records that break them) and the
 //! controller (which never proposes such records).
 
-use super::records::{BrokerId, NO_LEADER};
+use super::records::{BrokerId, Reassigning, NO_LEADER};
 
 /// Kafka's topic name rule: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
 pub fn valid_topic_name(name: &str) -> bool {
@@ -45,6 +45,33 @@ pub fn check_partition(
     Ok(())
 }
 
+/// A reassignment's replica sets are distinct ids within the partition's replicas, and no
+/// replica is both added and removed.
+pub fn check_reassigning(
+    replicas: &[BrokerId],
+    reassigning: &Reassigning,
+) -> Result<(), &'static str> {
+    let (adding, removing) = (&reassigning.adding, &reassigning.removing);
+    if !distinct(adding) || !distinct(removing) {
+        return Err("a reassignment's replica sets must be distinct");
+    }
+    if adding
+        .iter()
+        .chain(removing)
+        .any(|id| !replicas.contains(id))
+    {
+        return Err("a reassignment's replicas must be the partition's");
+    }
+    if adding.iter().any(|id| removing.contains(id)) {
+        return Err("a reassignment cannot add and remove the same replica");
+    }
+    // Something must stay: a reassignment removing every replica would leave none.
+    if removing.len() >= replicas.len() && !removing.is_empty() {
+        return Err("a reassignment cannot remove every replica");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +96,19 @@ mod tests {
         assert!(check_partition(&[1, 2], &[2, 2], 2).is_err());
         assert!(check_partition(&[1, 2], &[3], 3).is_err());
         assert!(check_partition(&[1, 2], &[1], 2).is_err());
+    }
+
+    #[test]
+    fn reassignment_invariants() {
+        let r = |adding: &[i32], removing: &[i32]| Reassigning {
+            adding: adding.to_vec(),
+            removing: removing.to_vec(),
+        };
+        assert_eq!(check_reassigning(&[1, 2, 3], &r(&[], &[])), Ok(()));
+        assert_eq!(check_reassigning(&[3, 1, 2], &r(&[3], &[2])), Ok(()));
+        assert!(check_reassigning(&[1, 2], &r(&[3], &[])).is_err());
+        assert!(check_reassigning(&[1, 2], &r(&[1, 1], &[])).is_err());
+        assert!(check_reassigning(&[1, 2], &r(&[1], &[1])).is_err());
+        assert!(check_reassigning(&[1, 2], &r(&[], &[1, 2])).is_err());
     }
 }

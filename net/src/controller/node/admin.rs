@@ -1,6 +1,7 @@
 //! The active controller's side of the requests brokers forward for their clients (Kafka's
 //! forwarding, KIP-590): CreateTopics, DeleteTopics, CreatePartitions, IncrementalAlterConfigs
-//! on topics, ElectLeaders, and AllocateProducerIds. Each topic is decided on its own through the
+//! on topics, ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments and
+//! AllocateProducerIds. Each topic is decided on its own through the
 //! [`Voter`] and answered with Kafka's per-topic error code and a message.
 //!
 //! Brokers check config names and values before forwarding; the controller checks structure:
@@ -9,14 +10,15 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    AllocateProducerIdsRequest, AllocateProducerIdsResponse, ApiKey, CreatePartitionsRequest,
-    CreateTopicsRequest, DeleteTopicsRequest, ElectLeadersRequest, ElectLeadersResponse,
-    IncrementalAlterConfigsRequest, ProducerId,
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterPartitionReassignmentsRequest,
+    ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, ElectLeadersRequest,
+    ElectLeadersResponse, IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest,
+    ProducerId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-use super::admin_topics;
 use super::voter::Voter;
+use super::{admin_reassignments, admin_topics};
 use crate::controller::metadata::ElectLeaders;
 use crate::handlers::elect_leaders;
 use crate::kafka::error_code;
@@ -28,6 +30,8 @@ pub const CREATE_PARTITIONS_VERSION: i16 = 3;
 pub const ALTER_CONFIGS_VERSION: i16 = 1;
 pub const ALLOCATE_PRODUCER_IDS_VERSION: i16 = 0;
 pub const ELECT_LEADERS_VERSION: i16 = 2;
+pub const ALTER_REASSIGNMENTS_VERSION: i16 = 1;
+pub const LIST_REASSIGNMENTS_VERSION: i16 = 0;
 
 /// IncrementalAlterConfigs' resource type of topics, and the operations forwarded (brokers
 /// resolve APPEND and SUBTRACT against the topic's configs before forwarding).
@@ -68,6 +72,16 @@ pub async fn answer(
         (ApiKey::ElectLeaders, ELECT_LEADERS_VERSION) => {
             let request = ElectLeadersRequest::decode(&mut payload, version).ok()?;
             elect(voter, request).await.encode(&mut out, version).ok()?;
+        }
+        (ApiKey::AlterPartitionReassignments, ALTER_REASSIGNMENTS_VERSION) => {
+            let request = AlterPartitionReassignmentsRequest::decode(&mut payload, version).ok()?;
+            let response = admin_reassignments::alter(voter, request).await;
+            response.encode(&mut out, version).ok()?;
+        }
+        (ApiKey::ListPartitionReassignments, LIST_REASSIGNMENTS_VERSION) => {
+            let request = ListPartitionReassignmentsRequest::decode(&mut payload, version).ok()?;
+            let response = admin_reassignments::list(voter, request).await;
+            response.encode(&mut out, version).ok()?;
         }
         (ApiKey::AllocateProducerIds, ALLOCATE_PRODUCER_IDS_VERSION) => {
             let request = AllocateProducerIdsRequest::decode(&mut payload, version).ok()?;

@@ -1,5 +1,5 @@
 //! A broker's requests to the active controller on behalf of its clients (Kafka's forwarding,
-//! KIP-590): topic changes, leader elections and producer-id blocks. It runs on shard 0, where the local voter
+//! KIP-590): topic changes, leader elections, reassignments and producer-id blocks. It runs on shard 0, where the local voter
 //! knows who leads; other shards reach it with `rt::run_on(0, ..)`.
 //!
 //! Each forwarded request is retried on another voter while the one asked is not the active
@@ -13,13 +13,18 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{
-    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterPartitionRequest,
-    AlterPartitionResponse, ApiKey, ElectLeadersRequest, ElectLeadersResponse,
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterPartitionReassignmentsRequest,
+    AlterPartitionReassignmentsResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey,
+    ElectLeadersRequest, ElectLeadersResponse, ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use runnel_engine::rt;
 
-use super::admin::{ALLOCATE_PRODUCER_IDS_VERSION, ELECT_LEADERS_VERSION};
+use super::admin::{
+    ALLOCATE_PRODUCER_IDS_VERSION, ALTER_REASSIGNMENTS_VERSION, ELECT_LEADERS_VERSION,
+    LIST_REASSIGNMENTS_VERSION,
+};
 use super::alter_partition::ALTER_PARTITION_VERSION;
 use super::broker::current_epoch;
 use super::topic_authority::ControllerAuthority;
@@ -241,25 +246,58 @@ async fn alter_partition_here(
         .await
 }
 
-/// Sends a client's ElectLeaders to the active controller (at the version controllers take,
-/// whatever the client's), from any shard.
-pub async fn elect_leaders(
-    request: ElectLeadersRequest,
+/// A client's request the active controller answers as a whole, each with its top-level
+/// error code.
+pub trait Forwarded: Encodable + Send + 'static {
+    type Response: Decodable + Send + 'static;
+    /// The API and the version controllers take, whatever the client's.
+    const KEY: ApiKey;
+    const VERSION: i16;
+    fn top_error(response: &Self::Response) -> i16;
+}
+
+impl Forwarded for ElectLeadersRequest {
+    type Response = ElectLeadersResponse;
+    const KEY: ApiKey = ApiKey::ElectLeaders;
+    const VERSION: i16 = ELECT_LEADERS_VERSION;
+    fn top_error(response: &ElectLeadersResponse) -> i16 {
+        response.error_code
+    }
+}
+
+impl Forwarded for AlterPartitionReassignmentsRequest {
+    type Response = AlterPartitionReassignmentsResponse;
+    const KEY: ApiKey = ApiKey::AlterPartitionReassignments;
+    const VERSION: i16 = ALTER_REASSIGNMENTS_VERSION;
+    fn top_error(response: &AlterPartitionReassignmentsResponse) -> i16 {
+        response.error_code
+    }
+}
+
+impl Forwarded for ListPartitionReassignmentsRequest {
+    type Response = ListPartitionReassignmentsResponse;
+    const KEY: ApiKey = ApiKey::ListPartitionReassignments;
+    const VERSION: i16 = LIST_REASSIGNMENTS_VERSION;
+    fn top_error(response: &ListPartitionReassignmentsResponse) -> i16 {
+        response.error_code
+    }
+}
+
+/// Sends a client's request to the active controller and answers its response, from any
+/// shard.
+pub async fn to_controller<R: Forwarded>(
+    request: R,
     timeout: Duration,
-) -> Result<ElectLeadersResponse, Failure> {
+) -> Result<R::Response, Failure> {
     rt::run_on(0, move || async move {
         let forwarder = forwarder().ok_or((
             error_code::NOT_CONTROLLER,
             "not part of a cluster".to_string(),
         ))?;
         forwarder
-            .call(
-                ApiKey::ElectLeaders,
-                ELECT_LEADERS_VERSION,
-                &request,
-                timeout,
-                |a: &ElectLeadersResponse| a.error_code == error_code::NOT_CONTROLLER,
-            )
+            .call(R::KEY, R::VERSION, &request, timeout, |a: &R::Response| {
+                R::top_error(a) == error_code::NOT_CONTROLLER
+            })
             .await
     })
     .await

@@ -6,6 +6,7 @@
 //! which follow the metadata ([`topics_follower`]). It all runs on shard 0.
 
 mod admin;
+mod admin_reassignments;
 mod admin_topics;
 mod alter_partition;
 pub mod broker;
@@ -26,7 +27,7 @@ use crate::controller::settings::QuorumSettings;
 use crate::controller::transport::{self, Handlers};
 use broker::Advertised;
 use disk::Found;
-pub use forward::{alter_partition, elect_leaders};
+pub use forward::{alter_partition, to_controller};
 use voter::Voter;
 
 /// Starts this node's part in the cluster on the current shard: its controller listener,

@@ -64,6 +64,7 @@ impl ImageBuilder {
             replicas,
             leader_epoch: 0,
             partition_epoch: 0,
+            reassigning: crate::controller::metadata::Reassigning::default(),
         }))
     }
 
@@ -171,6 +172,7 @@ fn placement_is_kept_and_new_partitions_are_placed() {
         leader: Some(ME),
         isr: None,
         replicas: None,
+        reassigning: None,
     }))
     .partition(1, 2, vec![2, 3]);
     let next = install(derive(&topics, &b.image, b.at()));

@@ -112,6 +112,7 @@ impl Voter {
             auto_leader_rebalance: settings.auto_leader_rebalance,
             leader_imbalance_check_interval: settings.leader_imbalance_check_interval,
             leader_imbalance_per_broker_percentage: settings.leader_imbalance_per_broker_percentage,
+            unclean_leader_election: settings.unclean_leader_election,
             ..ControllerSettings::default()
         };
         let (image, applied) = match &found.snapshot {
@@ -409,10 +410,10 @@ impl Voter {
         // Voters whose controller listener refuses connections are gone: their sessions end
         // now (see `MetadataController::peer_refused`).
         for (&raft_id, link) in self.links.iter() {
-            if let Some(since) = link.refused_since() {
+            if let Some(at) = link.last_refused() {
                 shared
                     .controller
-                    .peer_refused(super::ids::node_of(raft_id), since);
+                    .peer_refused(super::ids::node_of(raft_id), at);
             }
         }
         let mut records = shared.controller.tick(Instant::now());

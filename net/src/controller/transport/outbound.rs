@@ -28,9 +28,11 @@ struct Shared {
     closed: Cell<bool>,
     /// Whether the link is connected now (for status reports).
     connected: Cell<bool>,
-    /// Since when every connection attempt has been refused (nothing listens at the peer's
-    /// address: its process is gone).
-    refused_since: Cell<Option<Instant>>,
+    /// When the latest connection attempt was refused (nothing listens at the peer's
+    /// address: its process is gone); cleared by any other outcome. The latest, not the first:
+    /// a request the peer sent just before it died can still be handled after the first
+    /// refusal, and only a refusal later than everything heard from the peer says it is gone.
+    last_refused: Cell<Option<Instant>>,
 }
 
 /// The outbound link to one peer; dropping it stops its task.
@@ -62,9 +64,9 @@ impl PeerLink {
         self.shared.connected.get()
     }
 
-    /// Since when connecting to the peer has been refused, if it is now.
-    pub fn refused_since(&self) -> Option<Instant> {
-        self.shared.refused_since.get()
+    /// When the latest attempt to connect to the peer was refused, if connecting is refused now.
+    pub fn last_refused(&self) -> Option<Instant> {
+        self.shared.last_refused.get()
     }
 }
 
@@ -83,15 +85,10 @@ async fn run(address: String, shared: Rc<Shared>) {
             failed => {
                 if let Ok(Err(e)) = failed {
                     tracing::trace!(%address, "controller peer unreachable: {e}");
-                    if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                        if shared.refused_since.get().is_none() {
-                            shared.refused_since.set(Some(Instant::now()));
-                        }
-                    } else {
-                        shared.refused_since.set(None);
-                    }
+                    let refused = e.kind() == std::io::ErrorKind::ConnectionRefused;
+                    shared.last_refused.set(refused.then(Instant::now));
                 } else {
-                    shared.refused_since.set(None);
+                    shared.last_refused.set(None);
                 }
                 // What was queued for a peer that is down is stale by the time it is back.
                 shared.queue.borrow_mut().clear();
@@ -101,7 +98,7 @@ async fn run(address: String, shared: Rc<Shared>) {
         };
         let _ = stream.set_nodelay(true);
         shared.connected.set(true);
-        shared.refused_since.set(None);
+        shared.last_refused.set(None);
         let error = send_until_failure(&stream, &shared).await;
         shared.connected.set(false);
         let _ = stream.close().await;

@@ -9,8 +9,8 @@
 //! `leader.replication.throttled.replicas`, `local.retention.bytes`, `local.retention.ms`,
 //! `message.downconversion.enable`, `message.timestamp.after.max.ms`,
 //! `message.timestamp.before.max.ms`, `message.timestamp.difference.max.ms`,
-//! `remote.log.copy.disable`, `remote.log.delete.on.disable`, `segment.jitter.ms`,
-//! `unclean.leader.election.enable`. `message.format.version` is deprecated and ignored, as
+//! `remote.log.copy.disable`, `remote.log.delete.on.disable`, `segment.jitter.ms`.
+//! `message.format.version` is deprecated and ignored, as
 //! Kafka 3.x ignores it ([`Effect::Ignored`]).
 //!
 //! Values Runnel refuses although Kafka takes them, because accepting them would pretend:
@@ -218,7 +218,7 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         Applied,
         "Time after a segment's first append at which it rolls."),
     topic("unclean.leader.election.enable", Boolean, "false", Check::Any,
-        &[syn("unclean.leader.election.enable", Boolean, Some("false"))], NotYet,
+        &[syn("unclean.leader.election.enable", Boolean, Some("false"))], Applied,
         "Let an out-of-sync replica become leader (accepted; a single broker has no other replica)."),
 ];
 

@@ -46,6 +46,9 @@ pub struct Quorum {
     timing: Timing,
     /// The bootstrap conf state is not on disk yet: the next output writes it.
     conf_unpersisted: bool,
+    /// The WAL on disk is from before the snapshot (a rotation cut short by a crash): the next
+    /// output finishes the rotation, so nothing is appended to that WAL.
+    rotation_unpersisted: bool,
     /// Messages that may go out once the output with that number is durable.
     waiting: VecDeque<(u64, Vec<Message>)>,
     /// A Ready holding an installed snapshot, advanced only once durable: until then raft
@@ -64,6 +67,19 @@ pub struct Quorum {
     snapshots_sent: HashMap<u64, u64>,
     /// Off only in the test showing what raft-rs's check_quorum alone allows.
     lease: bool,
+    /// Simulation only: draws raft's randomized election timeouts from a seed instead of
+    /// raft-rs's `thread_rng`, so a seeded run replays exactly.
+    #[cfg(test)]
+    election_rng: Option<ElectionRng>,
+}
+
+/// A seeded source of election timeouts, redrawn whenever raft may have redrawn its own.
+#[cfg(test)]
+#[derive(Debug)]
+struct ElectionRng {
+    rng: super::sim::Rng,
+    /// Term, role and timeout when we last set it.
+    last: (u64, StateRole, usize),
 }
 
 impl std::fmt::Debug for Quorum {
@@ -93,6 +109,7 @@ impl Quorum {
                 "node {id} must be one of the voters {voters:?}, none of them 0"
             )));
         }
+        let rotation_unpersisted = recovered.wal_predates_snapshot;
         let mut storage = recovered.storage;
         let mut conf_unpersisted = false;
         if storage.conf_state() == &ConfState::default() {
@@ -140,6 +157,7 @@ impl Quorum {
             voters: configured,
             timing,
             conf_unpersisted,
+            rotation_unpersisted,
             waiting: VecDeque::new(),
             deferred: None,
             issued: 0,
@@ -149,6 +167,8 @@ impl Quorum {
             lease_term: 0,
             snapshots_sent: HashMap::new(),
             lease: true,
+            #[cfg(test)]
+            election_rng: None,
         })
     }
 
@@ -158,6 +178,7 @@ impl Quorum {
         self.raw.tick();
         self.check_lease();
         self.expire_snapshots();
+        self.pin_election_timeout();
     }
 
     /// The transport finished sending our snapshot to `to` (`delivered`) or gave up on it.
@@ -221,13 +242,14 @@ impl Quorum {
         }
         self.check_against_log(&msg)?;
         let (from, term) = (msg.from, msg.term);
-        self.raw
-            .step(msg)
-            .map_err(|e| StepError::Raft(e.to_string()))?;
+        let stepped = self.raw.step(msg);
+        self.pin_election_timeout();
+        stepped.map_err(|e| StepError::Raft(e.to_string()))?;
         self.check_lease();
         if self.raw.raft.state == StateRole::Leader && term == self.raw.raft.term {
             self.heard.insert(from, self.ticks);
         }
+        self.pin_election_timeout();
         Ok(())
     }
 
@@ -297,6 +319,7 @@ impl Quorum {
             );
             let term = raft.term;
             raft.become_follower(term, INVALID_ID);
+            self.pin_election_timeout();
         }
     }
 
@@ -319,6 +342,42 @@ impl Quorum {
     pub(crate) fn disable_lease_for_test(&mut self) {
         self.lease = false;
     }
+
+    /// Simulation only: from now on, election timeouts come from `seed` (still uniform in
+    /// raft's `[election_tick, 2 * election_tick)`), not from raft-rs's `thread_rng`.
+    #[cfg(test)]
+    pub(crate) fn seed_election_timeouts(&mut self, seed: u64) {
+        self.election_rng = Some(ElectionRng {
+            rng: super::sim::Rng::new(seed),
+            last: (0, StateRole::Follower, 0),
+        });
+        self.pin_election_timeout();
+    }
+
+    /// raft-rs redraws its timeout only in `reset`, i.e. on `become_follower`,
+    /// `become_candidate` and `become_leader`, each of which changes the term or the role
+    /// (raft never re-enters the follower role at the same term). So when term, role and
+    /// timeout are all as we last left them, raft drew nothing since; otherwise we replace
+    /// its draw with ours (an extra draw on a change without a reset is harmless: any value
+    /// in the range is one raft could have drawn).
+    #[cfg(test)]
+    fn pin_election_timeout(&mut self) {
+        let Some(er) = self.election_rng.as_mut() else {
+            return;
+        };
+        let raft = &mut self.raw.raft;
+        let now = (raft.term, raft.state, raft.randomized_election_timeout());
+        if now == er.last {
+            return;
+        }
+        let e = self.timing.election_tick;
+        let t = e + er.rng.below(e as u64) as usize;
+        raft.set_randomized_election_timeout(t);
+        er.last = (raft.term, raft.state, t);
+    }
+
+    #[cfg(not(test))]
+    fn pin_election_timeout(&mut self) {}
 
     fn id(&self) -> u64 {
         self.raw.raft.id

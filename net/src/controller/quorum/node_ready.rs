@@ -16,7 +16,8 @@ impl Quorum {
     /// The next batch of work, if any. Apply `installed` and `committed` before calling
     /// again (they are counted as applied from here on).
     pub fn ready(&mut self) -> Option<Output> {
-        if self.deferred.is_some() || !(self.raw.has_ready() || self.conf_unpersisted) {
+        let unpersisted = self.conf_unpersisted || self.rotation_unpersisted;
+        if self.deferred.is_some() || !(self.raw.has_ready() || unpersisted) {
             return None;
         }
         let mut rd = self.raw.ready();
@@ -51,6 +52,16 @@ impl Quorum {
                 .apply_snapshot(snapshot)
                 .expect("raft installs only snapshots beyond its commit, hence beyond ours");
         }
+        if self.rotation_unpersisted && out.persist.rotation.is_none() {
+            // Finish the rotation a crash cut short: the WAL on disk predates the snapshot.
+            let snap = store.latest_snapshot();
+            out.persist.rotation = Some(Rotation {
+                snapshot_index: snap.get_metadata().index,
+                snapshot_file: wal::encode_snapshot(snap),
+            });
+            out.persist.must_sync = true;
+        }
+        self.rotation_unpersisted = false;
         let entries = rd.take_entries();
         store
             .append(&entries)
@@ -116,6 +127,7 @@ impl Quorum {
         } else {
             self.raw.on_persist_ready(number);
         }
+        self.pin_election_timeout();
         let mut out = Vec::new();
         while self.waiting.front().is_some_and(|(n, _)| *n <= number) {
             if let Some((_, mut msgs)) = self.waiting.pop_front() {

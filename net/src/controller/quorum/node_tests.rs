@@ -150,3 +150,70 @@ fn restart_replays_committed_entries_after_applied() {
     assert_eq!(got, vec![2, 3]);
     assert_eq!(out.applied, 3);
 }
+
+/// A crash between the two steps of an installed snapshot's rotation leaves the leader's
+/// snapshot beside our old WAL, whose log ends before it (or diverges there), so recovery
+/// drops the old WAL's entries beyond the snapshot. Appending to that WAL after the restart
+/// would put acknowledged entries where the next recovery drops them too: the restart must
+/// finish the rotation before anything else is written.
+#[test]
+fn restart_after_an_interrupted_install_finishes_the_rotation() {
+    let voters = [1, 2, 3];
+    let cs = ConfState::from((voters.to_vec(), vec![]));
+    let ent = |index, term| Entry {
+        index,
+        term,
+        data: b"x".to_vec(),
+        ..Default::default()
+    };
+    // Old WAL: entries 1..=3 of term 1; the leader's snapshot stands at 5, term 2.
+    let mut old_wal = Vec::new();
+    wal::encode_conf_state(&cs, &mut old_wal);
+    wal::encode_entries(
+        &(1..=3).map(|i| ent(i, 1)).collect::<Vec<_>>(),
+        &mut old_wal,
+    );
+    wal::encode_hard_state(
+        &HardState {
+            term: 1,
+            vote: 1,
+            commit: 3,
+        },
+        &mut old_wal,
+    );
+    let snapshot = wal::encode_snapshot(&raft::eraftpb::Snapshot {
+        data: b"sm".to_vec(),
+        metadata: Some(raft::eraftpb::SnapshotMetadata {
+            conf_state: Some(cs),
+            index: 5,
+            term: 2,
+        }),
+    });
+    let mut disk_wal = old_wal;
+    let recovered = wal::recover(Some(&snapshot), &disk_wal).unwrap();
+    assert_eq!(recovered.storage.last(), 5);
+    let mut q = Quorum::new(2, &voters, recovered, 5, Timing::default()).unwrap();
+    // The leader appends 6 and 7 after the snapshot; we write every output as the driver does.
+    let mut append = msg(MessageType::MsgAppend, 1, 2);
+    append.term = 2;
+    append.index = 5;
+    append.log_term = 2;
+    append.commit = 5;
+    append.entries = vec![ent(6, 2), ent(7, 2)];
+    q.step(append).unwrap();
+    let mut disk_snapshot = snapshot.clone();
+    while let Some(out) = q.ready() {
+        match out.persist.rotation {
+            Some(rot) => {
+                disk_snapshot = rot.snapshot_file;
+                disk_wal = out.persist.wal;
+            }
+            None => disk_wal.extend_from_slice(&out.persist.wal),
+        }
+        q.persisted(out.number);
+    }
+    assert_eq!(q.storage().last(), 7);
+    let again = wal::recover(Some(&disk_snapshot), &disk_wal).unwrap();
+    assert_eq!(again.valid_len, disk_wal.len());
+    assert_eq!(&again.storage, q.storage(), "acknowledged entries lost");
+}

@@ -251,6 +251,7 @@ impl Sim {
     pub fn restart(&mut self, id: u64) {
         let voters = self.voters();
         let timing = self.timing;
+        let election_seed = self.rng.next() ^ id;
         let node = self.node(id);
         let recovered: Recovered = wal::recover(node.disk.snapshot.as_deref(), &node.disk.wal)
             .unwrap_or_else(|e| panic!("node {id} cannot recover: {e}"));
@@ -262,10 +263,12 @@ impl Sim {
             StateMachine::default()
         };
         let applied = node.sm.applied;
-        node.q = Some(
-            Quorum::new(id, &voters, recovered, applied, timing)
-                .unwrap_or_else(|e| panic!("node {id} cannot start: {e}")),
-        );
+        let mut q = Quorum::new(id, &voters, recovered, applied, timing)
+            .unwrap_or_else(|e| panic!("node {id} cannot start: {e}"));
+        // raft-rs draws election timeouts from thread_rng; ours come from the seed, distinct
+        // per node and per restart, so a run replays exactly.
+        q.seed_election_timeouts(election_seed);
+        node.q = Some(q);
         let sm = node.sm.clone();
         self.check_sm(id, &sm);
         self.process(id);

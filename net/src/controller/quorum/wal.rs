@@ -23,7 +23,9 @@
 //! between a snapshot and its rotation) — unless the old WAL does not hold the snapshot's last
 //! entry with its term: then the snapshot was the leader's, installed because our log
 //! diverged, and the old WAL's entries after it are dropped. A crash before 1 completes leaves
-//! the old pair.
+//! the old pair. Since the old WAL's entries after the snapshot are judged by how it meets
+//! the snapshot, nothing may be appended to it either: a restart that found it finishes the
+//! rotation (step 2 and 3) before writing anything else ([`Recovered::wal_predates_snapshot`]).
 //!
 //! # Damage
 //! [`recover`] keeps frames up to the first one that is torn (runs past the end), fails its
@@ -75,6 +77,12 @@ pub struct Recovered {
     /// Bytes of the WAL that hold whole, valid frames; the driver truncates the file here
     /// before appending.
     pub valid_len: usize,
+    /// The WAL is from before the snapshot (a crash between the rotation's two steps): its
+    /// log is read only up to the snapshot, so nothing may be appended to it. [`Quorum`]
+    /// finishes the rotation with its first output.
+    ///
+    /// [`Quorum`]: super::Quorum
+    pub wal_predates_snapshot: bool,
 }
 
 fn frame(kind: u8, payload_len: usize, out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
@@ -227,11 +235,13 @@ pub fn recover(snapshot: Option<&[u8]>, wal: &[u8]) -> Result<Recovered, WalErro
     // the snapshot never touches it; the WAL from before a snapshot either holds that entry
     // (we compacted our own log) or diverges there (the leader's snapshot replaced our log).
     let mut continues_snapshot = true;
+    let mut wal_predates_snapshot = false;
     let mut pos = 0;
     while let Some((record, len)) = read_frame(&wal[pos..]) {
         match record {
             Record::Entries(ents) => {
                 if snap_index > 0 && ents[0].index <= snap_index {
+                    wal_predates_snapshot = true;
                     continues_snapshot = ents
                         .iter()
                         .find(|e| e.index == snap_index)
@@ -276,6 +286,7 @@ pub fn recover(snapshot: Option<&[u8]>, wal: &[u8]) -> Result<Recovered, WalErro
     Ok(Recovered {
         storage,
         valid_len: pos,
+        wal_predates_snapshot,
     })
 }
 

@@ -4,7 +4,10 @@
 //!
 //! A partitionable cluster sends every node's controller traffic to every other through a
 //! [`Proxy`] of its own (node a reaches node b at the address of proxy (a, b)), so a test can
-//! cut any pair of nodes apart in both directions while the rest stay connected.
+//! cut any pair of nodes apart in both directions while the rest stay connected. Each node
+//! also advertises a proxy in front of its Kafka listener, so that every Kafka connection to
+//! it (followers fetching, clients producing and consuming) passes one place a test can cut:
+//! [`Cluster::cut_off`] isolates a node from everything that reaches it.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -32,6 +35,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// (from, to) -> the proxy `from` reaches `to` through, when partitionable.
     links: BTreeMap<(i32, i32), Proxy>,
+    /// node -> the proxy it advertises in front of its Kafka listener, when partitionable.
+    kafka_fronts: BTreeMap<i32, Proxy>,
     /// One cluster at a time in a test process: three brokers replicating to each other load
     /// a two-core machine enough that two clusters side by side miss their timeouts.
     _alone: std::sync::MutexGuard<'static, ()>,
@@ -88,6 +93,11 @@ impl Cluster {
                 }
             }
         }
+        let kafka_fronts: BTreeMap<i32, Proxy> = if partitionable {
+            ids.iter().map(|&id| (id, Proxy::start())).collect()
+        } else {
+            BTreeMap::new()
+        };
         let mut nodes = Vec::new();
         for &id in &ids {
             let voters: Vec<String> = ids
@@ -99,8 +109,11 @@ impl Cluster {
                 .collect();
             let dir = TempDir::new(&format!("{name}-node{id}"));
             let config = dir.path().join("runnel.toml");
+            let advertised = kafka_fronts.get(&id).map_or_else(String::new, |front| {
+                format!("advertised_listener = \"{}\"\n", front.addr)
+            });
             let text = format!(
-                "node_id = {id}\n[cluster]\ncontroller_quorum_voters = \"{}\"\n\
+                "node_id = {id}\n{advertised}[cluster]\ncontroller_quorum_voters = \"{}\"\n\
                  controller_listen = \"127.0.0.1:{}\"\n{TIMING}",
                 voters.join(","),
                 ports[&id]
@@ -117,6 +130,7 @@ impl Cluster {
         let mut cluster = Cluster {
             nodes,
             links,
+            kafka_fronts,
             _alone: alone,
         };
         for id in ids {
@@ -144,7 +158,11 @@ impl Cluster {
         let node = self.node_mut(id);
         let config = node.config.to_str().expect("UTF-8 path").to_owned();
         let broker = Broker::start_in(&node.dir, "auto", &["--config", &config]);
-        node.broker = Some(broker);
+        // A restarted broker listens on another port: its front follows it.
+        if let Some(front) = self.kafka_fronts.get(&id) {
+            front.set_target(broker.addr);
+        }
+        self.node_mut(id).broker = Some(broker);
     }
 
     /// SIGKILLs node `id` and waits for it to die.
@@ -193,6 +211,17 @@ impl Cluster {
         for other in self.nodes.iter().map(|n| n.id).filter(|&o| o != id) {
             self.set_cut(id, other, isolated);
         }
+    }
+
+    /// [`set_isolated`](Self::set_isolated), and its Kafka listener cut off as well: every
+    /// connection to it through its advertised address (other brokers' fetches, clients) is
+    /// cut and new ones refused, while it keeps running and believing what it believed.
+    pub fn cut_off(&self, id: i32, cut: bool) {
+        self.set_isolated(id, cut);
+        self.kafka_fronts
+            .get(&id)
+            .expect("a partitionable cluster")
+            .set_blocked(cut);
     }
 
     /// DescribeCluster (v2, fenced brokers included) as node `id` answers it.

@@ -410,6 +410,9 @@ async fn ask_epoch_ends(
             let (epoch, end) = log.end_offset_for_epoch(e);
             (epoch >= 0 && end >= 0).then_some((epoch, end))
         };
+        if let Some(p) = found.filter(|p| p.error_code != 0) {
+            tracing::debug!(partition = %partition.tp, code = p.error_code, "OffsetsForLeaderEpoch refused the partition");
+        }
         link.with_state(&partition, |s| match found {
             None => s.on_request_failed(epoch, now),
             Some(p) if p.error_code != 0 => s.on_error(epoch, p.error_code, now),
@@ -553,6 +556,7 @@ async fn fetch(link: &Link, client: &mut BrokerClient, fetches: Vec<(Partition, 
             continue;
         }
         if data.error_code != 0 {
+            tracing::debug!(partition = %partition.tp, code = data.error_code, "Fetch refused the partition");
             metrics::record_fetch_partition_error();
             link.with_state(&partition, |s| s.on_error(epoch, data.error_code, now));
             continue;

@@ -28,6 +28,13 @@ impl Partition {
         if before == Some(key) {
             return;
         }
+        tracing::debug!(
+            partition = %self.tp,
+            leader = placement.leader,
+            leader_epoch = placement.leader_epoch,
+            here = ?placement.here,
+            "taking the part the metadata gives"
+        );
         if before.is_none() {
             // What this replica holds past its log start is not known to be committed until
             // a leader says so: a broker restarted (or a replica new to a cluster) must not

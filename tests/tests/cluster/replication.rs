@@ -1,17 +1,21 @@
 //! Replication through faults: three brokers, a topic of three replicas with
 //! `min.insync.replicas=2`, an idempotent librdkafka producer with acks=all, and the
 //! partition's leader SIGKILLed again and again (restarted each time, and back in the ISR
-//! before the next kill). Every fifth fault is a SIGSTOP instead: the leader is cut off from
-//! everyone (followers, controller, clients) while it still believes it leads, until the
-//! controller has fenced it and elected another; then it resumes (SIGCONT) with its stale
-//! view and whatever it took meanwhile. Afterwards:
+//! before the next kill). Every fifth fault is a SIGSTOP instead: the leader is frozen while
+//! it still believes it leads, until the controller has fenced it and elected another; then
+//! it resumes (SIGCONT) with its stale view and whatever it took meanwhile. A second test
+//! partitions the network instead: the leader keeps running but is cut off from the other
+//! brokers, the controller and the clients (every connection to it goes through proxies the
+//! test cuts), holding the writes it took but cannot replicate, until another leads; then the
+//! network heals. Afterwards:
 //! - every acknowledged message is in the log at the offset it was acknowledged with, and
 //!   every message is there at most once, in the order it was sent;
 //! - nothing a consumer read during the kills was lost later (each offset it read still holds
 //!   what it read);
 //! - the three replicas' logs are byte for byte the same.
 //!
-//! `RUNNEL_REPLICATION_KILLS` sets the faults (default 25: 20 kills, 5 stops);
+//! `RUNNEL_REPLICATION_KILLS` sets the faults of the first (default 25: 20 kills, 5 stops),
+//! `RUNNEL_REPLICATION_PARTITIONS` the partitions of the second (default 4);
 //! `scripts/replication-kills.sh` runs a long campaign.
 
 use std::collections::BTreeMap;
@@ -50,6 +54,13 @@ fn kills() -> usize {
         .unwrap_or(25)
 }
 
+fn partitions() -> usize {
+    std::env::var("RUNNEL_REPLICATION_PARTITIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(4)
+}
+
 /// The number a message carries (`m-00001234`), or `u64::MAX` for anything else.
 pub fn number(payload: Option<&[u8]>) -> u64 {
     payload
@@ -57,6 +68,24 @@ pub fn number(payload: Option<&[u8]>) -> u64 {
         .and_then(|p| p.strip_prefix("m-"))
         .and_then(|n| n.parse().ok())
         .unwrap_or(u64::MAX)
+}
+
+/// What happens to the leader in one round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    Kill,
+    Stop,
+    Partition,
+}
+
+impl Fault {
+    fn done(self) -> &'static str {
+        match self {
+            Fault::Kill => "killed",
+            Fault::Stop => "stopped",
+            Fault::Partition => "cut off",
+        }
+    }
 }
 
 /// A deterministic pause between 100 and 700 ms before each kill.
@@ -216,7 +245,27 @@ pub fn log_bytes(data_dir: &Path, topic: &str) -> Vec<u8> {
 
 #[test]
 fn acknowledged_records_survive_leader_kills_and_replicas_end_identical() {
-    let mut cluster = Cluster::start("cluster-replication", 3);
+    // Controllers talking directly: a killed node's controller listener refuses connections
+    // (through a proxy it would not), which is what the failover times measure.
+    let cluster = Cluster::start("cluster-replication", 3);
+    survive_faults(cluster, kills(), |round| {
+        if round % 5 == 4 {
+            Fault::Stop
+        } else {
+            Fault::Kill
+        }
+    });
+}
+
+#[test]
+fn acknowledged_records_survive_network_partitions_of_the_leader() {
+    let cluster = Cluster::start_partitionable("cluster-replication-cut", 3);
+    survive_faults(cluster, partitions(), |_| Fault::Partition);
+}
+
+/// Runs the faults `fault_of(round)` for `rounds` rounds on the leader of a replicated
+/// topic under an acks=all producer and a consumer, then checks what the module promises.
+fn survive_faults(mut cluster: Cluster, rounds: usize, fault_of: fn(usize) -> Fault) {
     cluster
         .wait_for_controller(&[1, 2, 3], Duration::from_secs(15))
         .unwrap();
@@ -301,16 +350,16 @@ fn acknowledged_records_survive_leader_kills_and_replicas_end_identical() {
     };
 
     let mut failovers = Vec::new();
-    for round in 0..kills() {
+    for round in 0..rounds {
         std::thread::sleep(pause(round));
-        let stop = round % 5 == 4;
+        let fault = fault_of(round);
         let (leader, epoch, _) = partition_state(&cluster, cluster.running()[0], TOPIC).unwrap();
         let before = acked.lock().unwrap().len();
         let controller = cluster.describe(leader).map_or(-1, |d| d.controller_id.0);
-        if stop {
-            cluster.signal(leader, libc::SIGSTOP);
-        } else {
-            cluster.kill(leader);
+        match fault {
+            Fault::Stop => cluster.signal(leader, libc::SIGSTOP),
+            Fault::Partition => cluster.cut_off(leader, true),
+            Fault::Kill => cluster.kill(leader),
         }
         let killed_at = Instant::now();
         let asked: Vec<i32> = cluster
@@ -336,21 +385,23 @@ fn acknowledged_records_survive_leader_kills_and_replicas_end_identical() {
             }
         });
         let took = killed_at.elapsed();
-        let fault = if stop { "stopped" } else { "killed" };
         let role = if controller == leader {
             " (the active controller too)"
         } else {
             ""
         };
         eprintln!(
-            "fault {round}: node {leader}{role} {fault}; new leader in metadata after \
-             {elected:?}, next acknowledgement after {took:?}"
+            "fault {round}: node {leader}{role} {}; new leader in metadata after \
+             {elected:?}, next acknowledgement after {took:?}",
+            fault.done()
         );
-        if stop {
-            cluster.signal(leader, libc::SIGCONT);
-        } else {
-            failovers.push((took, controller == leader));
-            cluster.start_node(leader);
+        match fault {
+            Fault::Stop => cluster.signal(leader, libc::SIGCONT),
+            Fault::Partition => cluster.cut_off(leader, false),
+            Fault::Kill => {
+                failovers.push((took, controller == leader));
+                cluster.start_node(leader);
+            }
         }
         wait_for_isr(&cluster, TOPIC, &[1, 2, 3]);
     }

@@ -140,10 +140,15 @@ impl MetadataController {
                 }
                 match election::target(p, &live) {
                     (NO_LEADER, _) => {
+                        // A replica a reassignment is still adding has copied the least:
+                        // the others first.
+                        let adding = &p.reassigning.adding;
                         let first_live = p
                             .replicas
                             .iter()
                             .copied()
+                            .filter(|r| !adding.contains(r))
+                            .chain(adding.iter().copied())
                             .find(|&r| live(r))
                             .ok_or(codes::ELIGIBLE_LEADERS_NOT_AVAILABLE)?;
                         (first_live, vec![first_live])

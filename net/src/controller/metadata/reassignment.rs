@@ -30,9 +30,9 @@ pub struct OngoingReassignment {
 }
 
 /// A partition's replica sets once `target` is asked for (Kafka's
-/// `PartitionReassignmentReplicas`): the target followed by what it removes from `current`.
-fn moving_to(current: &[BrokerId], target: &[BrokerId]) -> (Vec<BrokerId>, Reassigning) {
-    let mut removing: Vec<BrokerId> = current
+/// `PartitionReassignmentReplicas`): the target followed by what it removes from `original`.
+fn moving_to(original: &[BrokerId], target: &[BrokerId]) -> (Vec<BrokerId>, Reassigning) {
+    let mut removing: Vec<BrokerId> = original
         .iter()
         .copied()
         .filter(|r| !target.contains(r))
@@ -41,7 +41,7 @@ fn moving_to(current: &[BrokerId], target: &[BrokerId]) -> (Vec<BrokerId>, Reass
     let mut adding: Vec<BrokerId> = target
         .iter()
         .copied()
-        .filter(|r| !current.contains(r))
+        .filter(|r| !original.contains(r))
         .collect();
     adding.sort_unstable();
     let mut replicas = target.to_vec();
@@ -69,10 +69,39 @@ fn completed(
 }
 
 impl MetadataController {
-    /// AlterPartitionReassignments for one partition: move it to `target`, or cancel the move
-    /// under way (`None`). A target that the ISR already covers completes at once. With
-    /// `allow_rf_change` false, a target of another size than the original replicas is refused
-    /// (KIP-860).
+    /// AlterPartitionReassignments: each of `moves` (topic, partition, target) decided on its
+    /// own, all the accepted ones in one entry. The reply is each move's error code, in order
+    /// (NONE: accepted). A partition named twice is refused the second time (both changes
+    /// would name the same partition epoch, and the entry would be refused whole).
+    pub fn alter_reassignments(
+        &self,
+        moves: &[(&str, i32, Option<&[BrokerId]>)],
+        allow_rf_change: bool,
+    ) -> Outcome<Vec<i16>> {
+        let mut records = Vec::new();
+        let mut codes = Vec::with_capacity(moves.len());
+        let mut seen = std::collections::BTreeSet::new();
+        for &(topic, partition, target) in moves {
+            if !seen.insert((topic, partition)) {
+                codes.push(ec::INVALID_REQUEST);
+                continue;
+            }
+            match self.reassignment_change(topic, partition, target, allow_rf_change) {
+                Ok(change) => {
+                    records.extend(change);
+                    codes.push(ec::NONE);
+                }
+                Err(code) => codes.push(code),
+            }
+        }
+        Ok(Decision {
+            records,
+            reply: codes,
+        })
+    }
+
+    /// [`alter_reassignments`](Self::alter_reassignments) for one partition: its change, or
+    /// the error to answer.
     pub fn alter_reassignment(
         &self,
         topic: &str,
@@ -80,6 +109,32 @@ impl MetadataController {
         target: Option<&[BrokerId]>,
         allow_rf_change: bool,
     ) -> Outcome<()> {
+        let decision = self.alter_reassignments(&[(topic, partition, target)], allow_rf_change)?;
+        match decision.reply.first() {
+            Some(&ec::NONE) => Ok(Decision {
+                records: decision.records,
+                reply: (),
+            }),
+            Some(&code) => Err(code),
+            None => Err(ec::UNKNOWN_SERVER_ERROR),
+        }
+    }
+
+    /// The change moving one partition to `target`, or cancelling its move (`None`); `None`
+    /// when nothing changes. A target the ISR already covers completes at once. With
+    /// `allow_rf_change` false, a target of another size than the current one is refused
+    /// (KIP-860).
+    ///
+    /// A new target replaces the move under way: it is measured from the original replicas
+    /// (without those being added), so asking twice for the same target changes nothing, and
+    /// replicas being added that the new target drops leave at once.
+    fn reassignment_change(
+        &self,
+        topic: &str,
+        partition: i32,
+        target: Option<&[BrokerId]>,
+        allow_rf_change: bool,
+    ) -> Result<Option<MetadataRecord>, i16> {
         let topic = self
             .image
             .topic(topic)
@@ -88,51 +143,52 @@ impl MetadataController {
             .ok()
             .and_then(|i| topic.partitions.get(i))
             .ok_or(ec::UNKNOWN_TOPIC_OR_PARTITION)?;
-        let original: Vec<BrokerId> = p
-            .replicas
-            .iter()
-            .copied()
-            .filter(|r| !p.reassigning.adding.contains(r))
-            .collect();
-        let (replicas, isr, reassigning) = match target {
+        let without = |ids: &[BrokerId], gone: &[BrokerId]| -> Vec<BrokerId> {
+            ids.iter().copied().filter(|r| !gone.contains(r)).collect()
+        };
+        let original = without(&p.replicas, &p.reassigning.adding);
+        let (replicas, reassigning) = match target {
             Some(target) => {
                 placement::check_manual(&self.image, &[target.to_vec()], Some(target.len()))?;
-                if !allow_rf_change && target.len() != original.len() {
+                let current_target = without(&p.replicas, &p.reassigning.removing);
+                if !allow_rf_change && target.len() != current_target.len() {
                     return Err(ec::INVALID_REPLICATION_FACTOR);
                 }
-                let (replicas, reassigning) = moving_to(&p.replicas, target);
-                (replicas, p.isr.clone(), reassigning)
+                moving_to(&original, target)
             }
             None => {
                 if !p.reassigning.in_progress() {
                     return Err(NO_REASSIGNMENT_IN_PROGRESS);
                 }
-                let isr: Vec<BrokerId> = p
-                    .isr
-                    .iter()
-                    .copied()
-                    .filter(|r| !p.reassigning.adding.contains(r))
-                    .collect();
-                if isr.is_empty() {
-                    // Only replicas being added are in sync: going back would need an unclean
-                    // election, which is not enabled.
-                    return Err(ec::INVALID_REPLICA_ASSIGNMENT);
-                }
-                (original, isr, Reassigning::default())
+                (original, Reassigning::default())
             }
         };
+        // Replicas being added that stay no replica leave the ISR.
+        let isr: Vec<BrokerId> = p
+            .isr
+            .iter()
+            .copied()
+            .filter(|r| replicas.contains(r))
+            .collect();
+        if isr.is_empty() {
+            // Only replicas being added, and now dropped, are in sync: going on without them
+            // would need an unclean election.
+            return Err(ec::INVALID_REPLICA_ASSIGNMENT);
+        }
         let done = completed(&replicas, &reassigning, &isr)
             .and_then(|(replicas, isr)| Some((self.leader_of(p, &replicas, &isr)?, replicas, isr)));
         let (leader, replicas, isr, reassigning) = match done {
             Some((leader, replicas, isr)) => (leader, replicas, isr, Reassigning::default()),
-            // Started (or replaced): the ISR and leader stay as they are.
-            None if isr == p.isr => (p.leader, replicas, isr, reassigning),
-            // Cancelled, the replicas it added leaving the ISR: if one of them led, an original
-            // replica takes over; with none live to, going back would leave it leaderless.
+            // Started, replaced or cancelled: the leader stays unless it left the ISR, and then
+            // a remaining ISR member takes over; with none live to, the change would leave the
+            // partition leaderless, so it is refused.
             None => {
-                let leader = self
-                    .leader_of(p, &replicas, &isr)
-                    .ok_or(ec::INVALID_REPLICA_ASSIGNMENT)?;
+                let leader = if isr == p.isr {
+                    p.leader
+                } else {
+                    self.leader_of(p, &replicas, &isr)
+                        .ok_or(ec::INVALID_REPLICA_ASSIGNMENT)?
+                };
                 (leader, replicas, isr, reassigning)
             }
         };
@@ -145,8 +201,7 @@ impl MetadataController {
             replicas: Some(replicas),
             reassigning: Some(reassigning),
         };
-        let records = only_changes(p, change).into_iter().collect();
-        Ok(Decision { records, reply: () })
+        Ok(only_changes(p, change))
     }
 
     /// Changes that complete every reassignment whose target has caught up (run by the tick).

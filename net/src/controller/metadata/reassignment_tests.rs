@@ -127,8 +127,8 @@ fn a_new_target_replaces_the_move_under_way() {
     reassign(&mut h, Some(&[3, 4, 5])).unwrap();
     let p = h.partition("t", 0);
     assert_eq!(p.replicas, vec![3, 4, 5, 1, 2]);
-    // Broker 4 was being added and still is (it is in the target but not yet in sync).
-    assert_eq!(p.reassigning, reassigning(&[5], &[1, 2]));
+    // Measured from the original replicas: broker 4 was being added and still is.
+    assert_eq!(p.reassigning, reassigning(&[4, 5], &[1, 2]));
     leader_sets_isr(&mut h, &[1, 2, 3, 5]);
     assert_eq!(h.tick(100), 0, "broker 4 is not in sync yet");
     leader_sets_isr(&mut h, &[1, 2, 3, 4, 5]);
@@ -250,4 +250,80 @@ fn a_move_under_way_survives_a_snapshot() {
         restored.partition(&id, 0).unwrap().reassigning,
         reassigning(&[4], &[1])
     );
+}
+
+#[test]
+fn asking_twice_for_the_same_target_changes_nothing() {
+    let mut h = Harness::cluster(4);
+    h.create_manual("t", &[&[1]]);
+    reassign(&mut h, Some(&[1, 3])).unwrap();
+    let started = h.partition("t", 0);
+    assert_eq!(started.reassigning, reassigning(&[3], &[]));
+    // A broker retrying a request the controller already decided.
+    let again = h
+        .controller
+        .alter_reassignment("t", 0, Some(&[1, 3]), true)
+        .unwrap();
+    assert!(again.records.is_empty(), "{:?}", again.records);
+    // Still under way, and cancelling still goes back to one replica.
+    assert_eq!(h.controller.reassignments(None).len(), 1);
+    reassign(&mut h, None).unwrap();
+    let p = h.partition("t", 0);
+    assert_eq!((p.replicas.clone(), p.isr.clone()), (vec![1], vec![1]));
+    // The replication factor is the original's again.
+    assert_eq!(
+        h.controller
+            .alter_reassignment("t", 0, Some(&[2]), false)
+            .map(|_| ()),
+        Ok(())
+    );
+}
+
+#[test]
+fn a_new_target_drops_replicas_being_added_that_it_leaves_out() {
+    let mut h = Harness::cluster(4);
+    h.create_manual("t", &[&[1]]);
+    reassign(&mut h, Some(&[2])).unwrap();
+    leader_sets_isr(&mut h, &[1, 2]);
+    // Broker 2 caught up but the tick has not completed the move; the target changes to 3.
+    reassign(&mut h, Some(&[3])).unwrap();
+    let p = h.partition("t", 0);
+    assert_eq!(p.replicas, vec![3, 1]);
+    assert_eq!(p.reassigning, reassigning(&[3], &[1]));
+    assert_eq!(
+        (p.leader, p.isr.clone()),
+        (1, vec![1]),
+        "broker 2 left the ISR"
+    );
+}
+
+#[test]
+fn moves_of_one_request_are_one_entry_and_answered_each() {
+    let mut h = Harness::cluster(3);
+    h.create_manual("t", &[&[1], &[2]]);
+    let to_3: &[BrokerId] = &[3];
+    let decision = h
+        .controller
+        .alter_reassignments(
+            &[
+                ("t", 0, Some(to_3)),
+                ("t", 1, Some(to_3)),
+                ("t", 0, None),
+                ("t", 2, Some(to_3)),
+            ],
+            true,
+        )
+        .unwrap();
+    assert_eq!(
+        decision.reply,
+        vec![
+            ec::NONE,
+            ec::NONE,
+            ec::INVALID_REQUEST,
+            ec::UNKNOWN_TOPIC_OR_PARTITION
+        ]
+    );
+    assert_eq!(decision.records.len(), 2);
+    h.commit(&decision.records).expect("one entry applies");
+    assert_eq!(h.controller.reassignments(None).len(), 2);
 }

@@ -1,12 +1,12 @@
-//! AlterPartitionReassignments and ListPartitionReassignments on the active controller: each
-//! partition's move decided on its own through the [`Voter`]
-//! ([`MetadataController::alter_reassignment`]), the list read from its image.
+//! AlterPartitionReassignments and ListPartitionReassignments on the active controller: every
+//! move of a request decided at once through the [`Voter`], as one entry
+//! ([`MetadataController::alter_reassignments`]), the list read from its image.
 //!
-//! A request the voter turns away as not the controller's is answered with NOT_CONTROLLER at
-//! the top, whatever was decided before: the broker asks the new controller again, and asking
-//! twice for the same target changes nothing the second time.
+//! A request the voter turns away (NOT_CONTROLLER, or an entry that did not commit in time)
+//! carries the error at the top and on every partition: the broker asks the new controller
+//! again, and asking twice for the same target changes nothing the second time.
 //!
-//! [`MetadataController::alter_reassignment`]: crate::controller::metadata::MetadataController::alter_reassignment
+//! [`MetadataController::alter_reassignments`]: crate::controller::metadata::MetadataController::alter_reassignments
 
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
@@ -28,38 +28,50 @@ pub async fn alter(
     voter: &Voter,
     request: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
-    let mut response = AlterPartitionReassignmentsResponse::default();
     let allow_rf_change = request.allow_replication_factor_change;
+    let moves: Vec<(String, i32, Option<Vec<i32>>)> = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic.partitions.iter().map(|partition| {
+                let target = partition
+                    .replicas
+                    .as_ref()
+                    .map(|replicas| replicas.iter().map(|b| b.0).collect());
+                (topic.name.0.to_string(), partition.partition_index, target)
+            })
+        })
+        .collect();
+    let decided = voter
+        .decide(|controller, _| {
+            let moves: Vec<(&str, i32, Option<&[i32]>)> = moves
+                .iter()
+                .map(|(topic, partition, target)| (topic.as_str(), *partition, target.as_deref()))
+                .collect();
+            controller.alter_reassignments(&moves, allow_rf_change)
+        })
+        .await;
+    let mut response = AlterPartitionReassignmentsResponse::default();
+    let codes = match decided {
+        Ok(codes) => codes,
+        Err(code) => {
+            // Nothing took effect (NOT_CONTROLLER: the broker asks the new controller; a
+            // timeout: it may have, and asking again for the same targets changes nothing).
+            response.error_code = code;
+            response.error_message = Some(StrBytes::from_string(why(code)));
+            vec![code; moves.len()]
+        }
+    };
+    let mut codes = codes.into_iter();
     for topic in request.topics {
-        let name = topic.name.0.to_string();
         let mut result = ReassignableTopicResponse::default();
         result.name = topic.name;
         for partition in topic.partitions {
-            let target: Option<Vec<i32>> = partition
-                .replicas
-                .map(|replicas| replicas.into_iter().map(|b| b.0).collect());
-            let decided = voter
-                .decide(|controller, _| {
-                    controller.alter_reassignment(
-                        &name,
-                        partition.partition_index,
-                        target.as_deref(),
-                        allow_rf_change,
-                    )
-                })
-                .await;
             let mut answer = ReassignablePartitionResponse::default();
             answer.partition_index = partition.partition_index;
-            if let Err(code) = decided {
-                if code == ec::NOT_CONTROLLER {
-                    response.error_code = code;
-                    response.error_message = Some(StrBytes::from_static_str(
-                        "this node is no longer the active controller",
-                    ));
-                    return response;
-                }
-                answer.error_code = code;
-                answer.error_message = Some(StrBytes::from_string(why(code)));
+            answer.error_code = codes.next().unwrap_or(ec::UNKNOWN_SERVER_ERROR);
+            if answer.error_code != ec::NONE {
+                answer.error_message = Some(StrBytes::from_string(why(answer.error_code)));
             }
             result.partitions.push(answer);
         }
@@ -76,6 +88,8 @@ fn why(code: i16) -> String {
         ec::INVALID_REPLICATION_FACTOR => "the target changes the replication factor, which the request does not allow".into(),
         NO_REASSIGNMENT_IN_PROGRESS => "no reassignment of this partition is in progress".into(),
         ec::REQUEST_TIMED_OUT => "the change did not commit in time; retry".into(),
+        ec::NOT_CONTROLLER => "this node is no longer the active controller".into(),
+        ec::INVALID_REQUEST => "the partition is named twice in the request".into(),
         code => format!("error {code}"),
     }
 }

@@ -129,12 +129,9 @@ async fn create(
     // behind a deletion it committed.
     let partitions = layout.as_ref().map_or(1, |l| l.partitions);
     let in_cluster = authority::in_cluster();
-    if in_cluster {
-        shard::validate_topic_shape(&name, partitions, &configs)
-    } else {
-        shard::validate_new_topic(&shard::current().topics(), &name, partitions, &configs)
-    }
-    .map_err(topic_change_error)?;
+    let topics = shard::current().topics();
+    let registry = (!in_cluster).then_some(&*topics);
+    shard::validate_new_topic(registry, &name, partitions, &configs).map_err(topic_change_error)?;
     let layout = layout.map_err(topic_change_error)?;
     if validate_only && !in_cluster {
         return Ok(Created {

@@ -417,10 +417,12 @@ pub enum CreateError {
     Refused { code: i16, message: String },
 }
 
-/// Checks a topic creation against this broker's registry without making it: the name,
-/// whether it is taken, the partition count and the configs, in Kafka's order.
+/// Checks a topic creation without making it, in Kafka's order: the name, whether it is
+/// taken in `registry` (when given), the partition count and the configs. In a cluster no
+/// registry is given: whether the name is taken is the controller's to say, and this broker's
+/// registry may still show a topic whose deletion the controller has committed.
 pub fn validate_new_topic(
-    topics: &Topics,
+    registry: Option<&Topics>,
     name: &str,
     partitions: i32,
     configs: &BTreeMap<String, String>,
@@ -428,22 +430,8 @@ pub fn validate_new_topic(
     if let Some(reason) = topics::invalid_topic_name(name) {
         return Err(CreateError::InvalidName(reason));
     }
-    if topics.get(name).is_some() {
+    if registry.is_some_and(|topics| topics.get(name).is_some()) {
         return Err(CreateError::Exists(name.to_owned()));
-    }
-    validate_topic_shape(name, partitions, configs)
-}
-
-/// Checks a topic creation except whether the name is taken. In a cluster that is the
-/// controller's to say: this broker's registry may still show a topic whose deletion the
-/// controller has committed.
-pub fn validate_topic_shape(
-    name: &str,
-    partitions: i32,
-    configs: &BTreeMap<String, String>,
-) -> Result<(), CreateError> {
-    if let Some(reason) = topics::invalid_topic_name(name) {
-        return Err(CreateError::InvalidName(reason));
     }
     if !(1..=100_000).contains(&partitions) {
         return Err(CreateError::InvalidPartitions(format!(
@@ -511,7 +499,7 @@ async fn create_local_topic(
     let _turn = change_turn().await;
     let state = current();
     let old = state.topics();
-    validate_new_topic(&old, &name, partitions, &configs)?;
+    validate_new_topic(Some(&old), &name, partitions, &configs)?;
     let shards = old.place(partitions as usize, rt::shard_count());
     let meta = Arc::new(TopicMeta {
         name: name.as_str().into(),

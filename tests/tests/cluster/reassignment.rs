@@ -10,14 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use runnel_tests::cluster::Cluster;
 use runnel_tests::kafka::KafkaConn;
 use runnel_tests::requests::{self, reassign, reassignments};
 
 use crate::elections::create_assigned;
-use crate::replication::{log_bytes, read_all, wait_for_isr, Deliveries, Numbers};
+use crate::replication::{log_bytes, read_all, spawn_producer, wait_for_isr, Numbers};
 use crate::{eventually, wait_for_brokers};
 
 const TOPIC: &str = "moving";
@@ -102,36 +100,7 @@ fn a_partition_moves_to_other_brokers_under_load_and_the_old_copy_goes() {
     let acked: Arc<Mutex<Numbers>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let bootstrap = [1, 2, 3].map(|n| cluster.addr(n).to_string()).join(",");
-    let producing = {
-        let (acked, stop, bootstrap) = (acked.clone(), stop.clone(), bootstrap.clone());
-        std::thread::spawn(move || {
-            let producer: BaseProducer<Deliveries> = ClientConfig::new()
-                .set("bootstrap.servers", &bootstrap)
-                .set("enable.idempotence", "true")
-                .set("acks", "all")
-                .set("linger.ms", "2")
-                .set("topic.metadata.refresh.interval.ms", "1000")
-                .create_with_context(Deliveries(acked))
-                .unwrap();
-            let mut sent = 0u64;
-            while !stop.load(Ordering::SeqCst) {
-                let value = format!("m-{sent:08}");
-                let record = BaseRecord::to(TOPIC).payload(&value).key("k").partition(0);
-                match producer.send(record) {
-                    Ok(()) => sent += 1,
-                    Err(_) => {
-                        producer.poll(Duration::from_millis(10));
-                        continue;
-                    }
-                }
-                producer.poll(Duration::ZERO);
-                // About 2,000 messages a second.
-                std::thread::sleep(Duration::from_micros(500));
-            }
-            producer.flush(Duration::from_secs(60)).expect("flush");
-            sent
-        })
-    };
+    let producing = spawn_producer(bootstrap, TOPIC, acked.clone(), stop.clone());
     let acked_before_the_move = || acked.lock().unwrap().len();
     eventually(TIMEOUT, || match acked_before_the_move() {
         n if n >= 1000 => Ok(()),

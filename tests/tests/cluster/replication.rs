@@ -110,6 +110,53 @@ impl ProducerContext for Deliveries {
     }
 }
 
+/// An idempotent acks=all librdkafka producer writing `m-<n>` to partition 0 of `topic`, about
+/// 2,000 messages a second, until `stop`; each acknowledgement lands in `acked`. Joining it
+/// flushes and answers how many were sent.
+pub fn spawn_producer(
+    bootstrap: String,
+    topic: &'static str,
+    acked: Arc<Mutex<Numbers>>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let producer: BaseProducer<Deliveries> = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", "120000")
+            // A stopped leader never answers: give up on its requests in seconds (then the
+            // idempotent producer resends to the new leader) rather than in 30.
+            .set("request.timeout.ms", "5000")
+            .set("socket.timeout.ms", "10000")
+            .set("linger.ms", "2")
+            .set("reconnect.backoff.ms", "20")
+            .set("reconnect.backoff.max.ms", "200")
+            .set("topic.metadata.refresh.interval.ms", "1000")
+            .create_with_context(Deliveries(acked))
+            .unwrap();
+        let mut sent = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            let value = format!("m-{sent:08}");
+            let record = BaseRecord::to(topic).payload(&value).key("k").partition(0);
+            match producer.send(record) {
+                Ok(()) => sent += 1,
+                Err(_) => {
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+            producer.poll(Duration::ZERO);
+            if sent % 20 == 0 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        producer
+            .flush(Duration::from_secs(120))
+            .expect("every message acknowledged or failed");
+        sent
+    })
+}
+
 /// Creates `topic` (one partition, `replicas` replicas, `configs`) through node `via`.
 pub fn create_replicated_topic(
     cluster: &Cluster,
@@ -284,45 +331,7 @@ fn survive_faults(mut cluster: Cluster, rounds: usize, fault_of: fn(usize) -> Fa
     let acked: Arc<Mutex<Numbers>> = Arc::default();
     let read: Arc<Mutex<Numbers>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let producing = {
-        let (acked, stop, addrs) = (acked.clone(), stop.clone(), bootstrap(&cluster));
-        std::thread::spawn(move || {
-            let producer: BaseProducer<Deliveries> = ClientConfig::new()
-                .set("bootstrap.servers", &addrs)
-                .set("enable.idempotence", "true")
-                .set("acks", "all")
-                .set("message.timeout.ms", "120000")
-                // A stopped leader never answers: give up on its requests in seconds (then
-                // the idempotent producer resends to the new leader) rather than in 30.
-                .set("request.timeout.ms", "5000")
-                .set("socket.timeout.ms", "10000")
-                .set("linger.ms", "2")
-                .set("reconnect.backoff.ms", "20")
-                .set("reconnect.backoff.max.ms", "200")
-                .set("topic.metadata.refresh.interval.ms", "1000")
-                .create_with_context(Deliveries(acked))
-                .unwrap();
-            let mut sent = 0u64;
-            while !stop.load(Ordering::SeqCst) {
-                let value = format!("m-{sent:08}");
-                let record = BaseRecord::to(TOPIC).payload(&value).key("k").partition(0);
-                match producer.send(record) {
-                    Ok(()) => sent += 1,
-                    Err(_) => {
-                        producer.poll(Duration::from_millis(10));
-                    }
-                }
-                producer.poll(Duration::ZERO);
-                if sent % 20 == 0 {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-            producer
-                .flush(Duration::from_secs(120))
-                .expect("every message acknowledged or failed");
-            sent
-        })
-    };
+    let producing = spawn_producer(bootstrap(&cluster), TOPIC, acked.clone(), stop.clone());
     let consuming = {
         let (read, stop, addrs) = (read.clone(), stop.clone(), bootstrap(&cluster));
         std::thread::spawn(move || {
@@ -546,6 +555,7 @@ fn a_leader_stopped_with_sigterm_hands_its_partitions_over_first() {
 #[test]
 fn refusals_reach_the_client_with_their_kafka_errors() {
     use kafka_protocol::messages::FetchResponse;
+    const NOT_LEADER_OR_FOLLOWER: i16 = 6;
     const NOT_ENOUGH_REPLICAS: i16 = 19;
     const UNKNOWN_LEADER_EPOCH: i16 = 75;
     let cluster = Cluster::start("cluster-refusals", 3);
@@ -559,10 +569,15 @@ fn refusals_reach_the_client_with_their_kafka_errors() {
     let (_, epoch, _) = partition_state(&cluster, leader, "strict").unwrap();
     let mut conn = KafkaConn::connect(cluster.addr(leader)).unwrap();
     let batch = || requests::records("strict", 2, 1_700_000_000_000);
-    assert_eq!(
-        requests::produce(&mut conn, "strict", 0, -1, batch()).0,
-        NOT_ENOUGH_REPLICAS
-    );
+    // The leader named in the metadata may still be taking the partition up: retried, as
+    // clients retry NOT_LEADER_OR_FOLLOWER.
+    eventually(TIMEOUT, || {
+        match requests::produce(&mut conn, "strict", 0, -1, batch()).0 {
+            NOT_ENOUGH_REPLICAS => Ok(()),
+            NOT_LEADER_OR_FOLLOWER => Err("the leader is not leading yet".into()),
+            code => panic!("acks=all answered {code}, not NOT_ENOUGH_REPLICAS"),
+        }
+    });
     // Nothing was appended; acks=1 is not held to the ISR.
     assert_eq!(
         requests::produce(&mut conn, "strict", 0, 1, batch()),

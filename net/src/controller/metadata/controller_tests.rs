@@ -166,22 +166,8 @@ fn session_expiry_fences_and_moves_leadership() {
 fn no_unclean_election_and_the_last_isr_member_leads_again() {
     let mut h = Harness::cluster(3);
     h.create_manual("t", &[&[1, 2, 3]]);
-    // The leader shrinks the ISR to itself (followers fell behind).
-    let topic_id = h.image().topic("t").unwrap().id;
-    let p = h.partition("t", 0);
-    let shrink = AlterPartition {
-        broker_id: 1,
-        broker_epoch: h.epoch(1),
-        topic_id,
-        partition: 0,
-        leader_epoch: p.leader_epoch,
-        new_isr: vec![1],
-        partition_epoch: p.partition_epoch,
-    };
-    h.commit_ok(h.controller.alter_partition(&shrink));
-
-    h.heartbeats_except(5000, &[1]);
-    h.tick(SESSION_MS + 1);
+    // The leader shrinks the ISR to itself (followers fell behind), then goes silent.
+    last_isr_member_lost(&mut h, &["t"]);
     let p = h.partition("t", 0);
     assert_eq!(
         p.leader, NO_LEADER,

@@ -192,16 +192,13 @@ impl MetadataController {
                 (leader, replicas, isr, reassigning)
             }
         };
-        let change = PartitionChange {
-            topic_id: topic.id,
-            partition,
-            base_partition_epoch: p.partition_epoch,
-            leader: Some(leader),
-            isr: Some(isr),
-            replicas: Some(replicas),
-            reassigning: Some(reassigning),
+        let state = NewState {
+            leader,
+            isr,
+            replicas,
+            reassigning,
         };
-        Ok(only_changes(p, change))
+        Ok(state.change_from(topic.id, partition, p))
     }
 
     /// Changes that complete every reassignment whose target has caught up (run by the tick).
@@ -216,16 +213,13 @@ impl MetadataController {
                 let Some(leader) = self.leader_of(p, &replicas, &isr) else {
                     continue;
                 };
-                let change = PartitionChange {
-                    topic_id: topic.id,
-                    partition,
-                    base_partition_epoch: p.partition_epoch,
-                    leader: Some(leader),
-                    isr: Some(isr),
-                    replicas: Some(replicas),
-                    reassigning: Some(Reassigning::default()),
+                let state = NewState {
+                    leader,
+                    isr,
+                    replicas,
+                    reassigning: Reassigning::default(),
                 };
-                changes.extend(only_changes(p, change));
+                changes.extend(state.change_from(topic.id, partition, p));
             }
         }
         changes
@@ -281,20 +275,38 @@ impl MetadataController {
     }
 }
 
-/// `change` with only the fields that differ from `p`; `None` if none does.
-fn only_changes(p: &PartitionState, change: PartitionChange) -> Option<MetadataRecord> {
-    let change = PartitionChange {
-        leader: change.leader.filter(|&l| l != p.leader),
-        isr: change.isr.filter(|isr| *isr != p.isr),
-        replicas: change.replicas.filter(|r| *r != p.replicas),
-        reassigning: change.reassigning.filter(|r| *r != p.reassigning),
-        ..change
-    };
-    let changes_something = change.leader.is_some()
-        || change.isr.is_some()
-        || change.replicas.is_some()
-        || change.reassigning.is_some();
-    changes_something.then_some(MetadataRecord::PartitionChange(change))
+/// The part of a partition's state a reassignment decides.
+struct NewState {
+    leader: BrokerId,
+    isr: Vec<BrokerId>,
+    replicas: Vec<BrokerId>,
+    reassigning: Reassigning,
+}
+
+impl NewState {
+    /// The change from `p` to this state, naming only the fields that differ; `None` if none
+    /// does.
+    fn change_from(
+        self,
+        topic_id: TopicId,
+        partition: i32,
+        p: &PartitionState,
+    ) -> Option<MetadataRecord> {
+        let change = PartitionChange {
+            topic_id,
+            partition,
+            base_partition_epoch: p.partition_epoch,
+            leader: (self.leader != p.leader).then_some(self.leader),
+            isr: (self.isr != p.isr).then_some(self.isr),
+            replicas: (self.replicas != p.replicas).then_some(self.replicas),
+            reassigning: (self.reassigning != p.reassigning).then_some(self.reassigning),
+        };
+        let changes_something = change.leader.is_some()
+            || change.isr.is_some()
+            || change.replicas.is_some()
+            || change.reassigning.is_some();
+        changes_something.then_some(MetadataRecord::PartitionChange(change))
+    }
 }
 
 #[cfg(test)]

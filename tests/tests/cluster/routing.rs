@@ -242,11 +242,15 @@ fn a_broker_refuses_partitions_it_does_not_lead() {
         let (code, _, _) = requests::list_offset(&mut elsewhere, "led", partition, -1);
         assert_eq!(code, NOT_LEADER_OR_FOLLOWER, "list offsets on {other}");
         let mut at_leader = KafkaConn::connect(cluster.addr(leader)).unwrap();
-        assert_eq!(
-            requests::produce(&mut at_leader, "led", partition, 1, batch),
-            (0, 0),
-            "produce to the leader {leader}"
-        );
+        // The leader the metadata names may still be taking the partition up: retried, as
+        // clients retry NOT_LEADER_OR_FOLLOWER.
+        eventually(TIMEOUT, || {
+            match requests::produce(&mut at_leader, "led", partition, 1, batch.clone()) {
+                (0, 0) => Ok(()),
+                (NOT_LEADER_OR_FOLLOWER, _) => Err(format!("{leader} is not leading yet")),
+                other => panic!("produce to the leader {leader}: {other:?}"),
+            }
+        });
         let (code, high_watermark, batches) =
             requests::fetch(&mut at_leader, "led", partition, 0, 0);
         assert_eq!((code, high_watermark, batches.len()), (0, 3, 1));

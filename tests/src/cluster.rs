@@ -158,6 +158,9 @@ impl Cluster {
         let node = self.node_mut(id);
         let config = node.config.to_str().expect("UTF-8 path").to_owned();
         let broker = Broker::start_in(&node.dir, "auto", &["--config", &config]);
+        if std::env::var_os("RUNNEL_TEST_BROKER_LOG").is_some() {
+            eprintln!("node {id} is broker[{}]", broker.pid());
+        }
         // A restarted broker listens on another port: its front follows it.
         if let Some(front) = self.kafka_fronts.get(&id) {
             front.set_target(broker.addr);

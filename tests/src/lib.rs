@@ -139,10 +139,11 @@ impl Broker {
             .map_err(|e| format!("cannot start runnel: {e}"))?;
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, lines) = mpsc::channel();
+        let pid = child.id();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if echo.is_some() {
-                    eprintln!("broker: {line}");
+                    eprintln!("broker[{pid}]: {line}");
                 }
                 if tx.send(line).is_err() {
                     break;

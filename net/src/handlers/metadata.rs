@@ -233,7 +233,10 @@ fn alone(index: i32, me: BrokerId, offline_here: bool) -> MetadataResponsePartit
 }
 
 /// Partition `index` as the controller's metadata places it. Replicas on brokers that are
-/// fenced or unknown are offline, as is this broker's if its log failed to open.
+/// fenced, unknown or unreachable are offline, as is this broker's if its log failed to open.
+/// A leader this node cannot reach is not named: its process most likely died and the
+/// controller is about to elect another; a client told "no leader" keeps asking until it
+/// has (see [`view::Unreachable`]).
 fn placed(
     index: i32,
     placement: &PartitionPlacement,
@@ -244,7 +247,20 @@ fn placed(
     let ids = |list: &[i32]| list.iter().copied().map(BrokerId).collect::<Vec<_>>();
     let mut partition = MetadataResponsePartition::default();
     partition.partition_index = index;
-    partition.leader_id = BrokerId(placement.leader);
+    let down = |replica: i32| {
+        cluster.is_some_and(|view| {
+            view.brokers
+                .iter()
+                .find(|b| b.id == replica)
+                .is_none_or(|b| b.fenced)
+        }) || view::unreachable(replica)
+    };
+    let leader = if placement.leader >= 0 && down(placement.leader) {
+        -1
+    } else {
+        placement.leader
+    };
+    partition.leader_id = BrokerId(leader);
     partition.leader_epoch = placement.leader_epoch;
     partition.replica_nodes = ids(&placement.replicas);
     partition.isr_nodes = ids(&placement.isr);
@@ -254,17 +270,9 @@ fn placed(
         .iter()
         .copied()
         .map(BrokerId)
-        .filter(|&replica| {
-            let down = cluster.is_some_and(|view| {
-                view.brokers
-                    .iter()
-                    .find(|b| b.id == replica.0)
-                    .is_none_or(|b| b.fenced)
-            });
-            down || (replica == me && hosted_here && offline_here)
-        })
+        .filter(|&replica| down(replica.0) || (replica == me && hosted_here && offline_here))
         .collect();
-    partition.error_code = if placement.leader < 0 {
+    partition.error_code = if leader < 0 {
         error_code::LEADER_NOT_AVAILABLE
     } else if placement.here == Here::Leader && offline_here {
         error_code::KAFKA_STORAGE_ERROR

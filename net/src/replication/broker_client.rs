@@ -53,6 +53,10 @@ pub struct BrokerClient {
     max_response: usize,
     connection: Option<Connection>,
     next_correlation: i32,
+    /// A call is between sending and reading its answer. Still set when the next call
+    /// starts, that call was dropped mid-exchange (its caller gave up on it): the
+    /// connection's next bytes would be its answer, so the connection goes.
+    mid_exchange: bool,
 }
 
 impl BrokerClient {
@@ -64,6 +68,7 @@ impl BrokerClient {
             max_response,
             connection: None,
             next_correlation: 0,
+            mid_exchange: false,
         }
     }
 
@@ -76,7 +81,8 @@ impl BrokerClient {
     }
 
     /// Sends `request` as `key` at `version` and decodes the answer, within `timeout`
-    /// (connecting included).
+    /// (connecting included). Dropping the future before it completes is safe: the next call
+    /// starts on a new connection.
     pub async fn call<Req: Encodable, Resp: Decodable>(
         &mut self,
         key: ApiKey,
@@ -102,7 +108,13 @@ impl BrokerClient {
             .map_err(|e| bad(format!("encoding {key:?}: {e}")))?;
         let mut frame = BytesMut::with_capacity(body.len() + 4);
         put_frame(&mut frame, &body);
-        let answer = match rt::timeout(timeout, self.exchange(frame.freeze())).await {
+        if std::mem::take(&mut self.mid_exchange) {
+            self.connection = None;
+        }
+        self.mid_exchange = true;
+        let exchanged = rt::timeout(timeout, self.exchange(frame.freeze())).await;
+        self.mid_exchange = false;
+        let answer = match exchanged {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => {
                 self.connection = None;

@@ -26,7 +26,7 @@ use kafka_protocol::messages::{
     OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use runnel_engine::rt::{self, Either, LocalEvent};
+use runnel_engine::rt::{self, Either, EventWait, LocalEvent};
 
 use super::broker_client::{self, BrokerClient};
 use super::clock::now_ms;
@@ -57,6 +57,11 @@ struct Link {
     partitions: RefCell<BTreeMap<TopicPartition, Followed>>,
     /// A partition joined or left, or changed its leader epoch.
     changed: LocalEvent,
+    /// A partition joined, or changed its leader epoch: it has a request to make now, which
+    /// must not wait behind a long poll already out (up to `replica.fetch.wait.max.ms`;
+    /// right after a failover that is the time the new leader's acks=all writes would wait
+    /// for this replica).
+    joined: LocalEvent,
 }
 
 #[derive(Debug)]
@@ -86,15 +91,14 @@ pub(super) fn follow(partition: &Partition, leader: i32, leader_epoch: i32) {
                 leader,
                 partitions: RefCell::new(BTreeMap::new()),
                 changed: LocalEvent::new(),
+                joined: LocalEvent::new(),
             });
             rt::spawn_local(run(link.clone()));
             link
         });
         let mut partitions = link.partitions.borrow_mut();
-        match partitions.get_mut(&partition.tp) {
-            Some(f) => {
-                f.state.on_new_leader(leader, leader_epoch);
-            }
+        let joined = match partitions.get_mut(&partition.tp) {
+            Some(f) => f.state.on_new_leader(leader, leader_epoch),
             None => {
                 let log = partition.log();
                 let state = FollowerState::new(
@@ -112,9 +116,13 @@ pub(super) fn follow(partition: &Partition, leader: i32, leader_epoch: i32) {
                         state,
                     },
                 );
+                true
             }
-        }
+        };
         link.changed.notify_all();
+        if joined {
+            link.joined.notify_all();
+        }
         moved.is_some()
     });
     if moved {
@@ -241,6 +249,7 @@ async fn run(link: Rc<Link>) {
             return;
         }
         let changed = link.changed.wait();
+        let joined = link.joined.wait();
         let mut round = link.collect(now_ms());
         let asking = !round.epoch_questions.is_empty()
             || !round.offset_questions.is_empty()
@@ -286,7 +295,7 @@ async fn run(link: Rc<Link>) {
         let work = async {
             ask_epoch_ends(&link, client, round.epoch_questions).await;
             ask_leader_offsets(&link, client, round.offset_questions).await;
-            fetch(&link, client, round.fetches).await;
+            fetch(&link, client, round.fetches, joined).await;
         };
         if let Either::Right(()) = rt::select(work, rt::shutdown_requested()).await {
             return;
@@ -486,7 +495,12 @@ async fn ask_leader_offsets(
 }
 
 /// One Fetch for every partition ready to fetch; appends what comes back.
-async fn fetch(link: &Link, client: &mut BrokerClient, fetches: Vec<(Partition, FetchPartition)>) {
+async fn fetch(
+    link: &Link,
+    client: &mut BrokerClient,
+    fetches: Vec<(Partition, FetchPartition)>,
+    joined: EventWait<'_>,
+) {
     if fetches.is_empty() {
         return;
     }
@@ -505,12 +519,34 @@ async fn fetch(link: &Link, client: &mut BrokerClient, fetches: Vec<(Partition, 
     let timeout =
         REQUEST_TIMEOUT + Duration::from_millis(settings.replica_fetch_wait_max_ms.max(0) as u64);
     let sent = std::time::Instant::now();
-    let answer: Result<FetchResponse, _> = client
-        .call(ApiKey::Fetch, FETCH_VERSION, &request, timeout)
-        .await;
+    tracing::trace!(
+        leader = link.leader,
+        partitions = ?fetches.iter().map(|(p, f)| (p.tp.to_string(), f.fetch_offset)).collect::<Vec<_>>(),
+        "Fetch sent"
+    );
+    let call = client.call(ApiKey::Fetch, FETCH_VERSION, &request, timeout);
+    let answer: Result<FetchResponse, _> = match rt::select(call, joined).await {
+        Either::Left(answer) => answer,
+        Either::Right(()) => {
+            // A partition joined while the long poll waited: give the poll up (the client
+            // drops its connection, so the late answer is never read) and ask again for
+            // everything at once.
+            tracing::debug!(
+                leader = link.leader,
+                "Fetch given up for a partition that joined"
+            );
+            for (partition, fetch) in &fetches {
+                link.with_state(partition, |s| {
+                    s.on_request_abandoned(fetch.current_leader_epoch)
+                });
+            }
+            return;
+        }
+    };
     if answer.is_ok() {
         metrics::record_fetch_round_trip(sent.elapsed());
     }
+    tracing::trace!(leader = link.leader, took = ?sent.elapsed(), ok = answer.is_ok(), "Fetch answered");
     let epochs = fetches
         .iter()
         .map(|(p, f)| (p.clone(), f.current_leader_epoch));

@@ -326,6 +326,17 @@ impl FollowerState {
         }
     }
 
+    /// The request in flight was given up unanswered so that the link could ask for more
+    /// (a partition joined it): ask again at once, without backing off.
+    pub fn on_request_abandoned(&mut self, for_leader_epoch: i32) {
+        if for_leader_epoch != self.leader_epoch {
+            return;
+        }
+        if let Some(resume) = self.in_flight() {
+            self.phase = resume.into();
+        }
+    }
+
     /// The leader's log start and end, after OFFSET_OUT_OF_RANGE (Kafka's
     /// `fetchOffsetAndTruncate`).
     pub fn on_leader_offsets(

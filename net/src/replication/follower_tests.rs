@@ -275,6 +275,27 @@ fn errors_back_off_then_retry_what_failed() {
 }
 
 #[test]
+fn an_abandoned_fetch_is_asked_again_at_once() {
+    let log = Log::new(&[(3, 0)], 100);
+    let mut f = fetching(&log, 40);
+    assert_eq!(f.next_action(T0), None, "one fetch out at a time");
+    // Under an older epoch: not this request, nothing changes.
+    f.on_request_abandoned(E - 1);
+    assert_eq!(f.next_action(T0), None);
+    f.on_request_abandoned(E);
+    assert_eq!(f.next_wakeup(), None, "no backoff");
+    assert_eq!(f.next_action(T0), fetch_at(100, Some(3)));
+    // Backing off, nothing is out: nothing to abandon.
+    f.on_error(E, errors::NOT_LEADER_OR_FOLLOWER, T0);
+    f.on_request_abandoned(E);
+    assert_eq!(
+        f.next_wakeup(),
+        Some(T0 + BACKOFF),
+        "a backoff is not cut short"
+    );
+}
+
+#[test]
 fn a_fenced_epoch_waits_for_the_new_leader_which_restarts_truncation() {
     let log = Log::new(&[(3, 0)], 100);
     let mut f = fetching(&log, 40);

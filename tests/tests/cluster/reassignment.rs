@@ -100,7 +100,13 @@ fn a_partition_moves_to_other_brokers_under_load_and_the_old_copy_goes() {
     let acked: Arc<Mutex<Numbers>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let bootstrap = [1, 2, 3].map(|n| cluster.addr(n).to_string()).join(",");
-    let producing = spawn_producer(bootstrap, TOPIC, acked.clone(), stop.clone());
+    let producing = spawn_producer(
+        bootstrap,
+        TOPIC,
+        acked.clone(),
+        Arc::default(),
+        stop.clone(),
+    );
     let acked_before_the_move = || acked.lock().unwrap().len();
     eventually(TIMEOUT, || match acked_before_the_move() {
         n if n >= 1000 => Ok(()),

@@ -16,11 +16,13 @@
 //!
 //! `RUNNEL_REPLICATION_KILLS` sets the faults of the first (default 25: 20 kills, 5 stops),
 //! `RUNNEL_REPLICATION_PARTITIONS` the partitions of the second (default 4);
-//! `scripts/replication-kills.sh` runs a long campaign.
+//! `scripts/replication-kills.sh` runs a long campaign. `RUNNEL_TEST_BROKER_LOG=<filter>` and
+//! `RUNNEL_TEST_PRODUCER_DEBUG=<librdkafka debug contexts>` print the brokers' and the
+//! producer's logs with wall-clock times, to follow a slow failover from both sides.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -95,7 +97,28 @@ fn pause(round: usize) -> Duration {
 
 pub struct Deliveries(pub Arc<Mutex<Numbers>>);
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    /// `RUNNEL_TEST_PRODUCER_DEBUG=<librdkafka debug contexts>` echoes the producer's log with
+    /// wall-clock times, to line it up with the brokers' logs (`RUNNEL_TEST_BROKER_LOG`).
+    fn log(&self, _: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        eprintln!("producer {}: {facility} {message}", wall_clock());
+    }
+}
+
+/// The time of day (UTC) to the millisecond, as the brokers' logs print it.
+fn wall_clock() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = now.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60,
+        now.subsec_millis()
+    )
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
@@ -111,16 +134,24 @@ impl ProducerContext for Deliveries {
 }
 
 /// An idempotent acks=all librdkafka producer writing `m-<n>` to partition 0 of `topic`, about
-/// 2,000 messages a second, until `stop`; each acknowledgement lands in `acked`. Joining it
-/// flushes and answers how many were sent.
+/// 2,000 messages a second, until `stop`; each acknowledgement lands in `acked`, and
+/// `sent_so_far` counts the messages handed to the client. Joining it flushes and answers how
+/// many were sent.
 pub fn spawn_producer(
     bootstrap: String,
     topic: &'static str,
     acked: Arc<Mutex<Numbers>>,
+    sent_so_far: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
-        let producer: BaseProducer<Deliveries> = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        if let Ok(contexts) = std::env::var("RUNNEL_TEST_PRODUCER_DEBUG") {
+            config
+                .set("debug", contexts)
+                .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+        }
+        let producer: BaseProducer<Deliveries> = config
             .set("bootstrap.servers", &bootstrap)
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -140,7 +171,10 @@ pub fn spawn_producer(
             let value = format!("m-{sent:08}");
             let record = BaseRecord::to(topic).payload(&value).key("k").partition(0);
             match producer.send(record) {
-                Ok(()) => sent += 1,
+                Ok(()) => {
+                    sent += 1;
+                    sent_so_far.store(sent, Ordering::SeqCst);
+                }
                 Err(_) => {
                     producer.poll(Duration::from_millis(10));
                 }
@@ -331,7 +365,14 @@ fn survive_faults(mut cluster: Cluster, rounds: usize, fault_of: fn(usize) -> Fa
     let acked: Arc<Mutex<Numbers>> = Arc::default();
     let read: Arc<Mutex<Numbers>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let producing = spawn_producer(bootstrap(&cluster), TOPIC, acked.clone(), stop.clone());
+    let sent = Arc::new(AtomicU64::new(0));
+    let producing = spawn_producer(
+        bootstrap(&cluster),
+        TOPIC,
+        acked.clone(),
+        sent.clone(),
+        stop.clone(),
+    );
     let consuming = {
         let (read, stop, addrs) = (read.clone(), stop.clone(), bootstrap(&cluster));
         std::thread::spawn(move || {
@@ -358,12 +399,20 @@ fn survive_faults(mut cluster: Cluster, rounds: usize, fault_of: fn(usize) -> Fa
         })
     };
 
+    // The producer must be under way (its producer id acquired, writes acknowledged) before
+    // the first fault, or that fault's failover time would be the producer's start.
+    eventually(TIMEOUT, || {
+        if acked.lock().unwrap().is_empty() {
+            Err("nothing acknowledged yet".into())
+        } else {
+            Ok(())
+        }
+    });
     let mut failovers = Vec::new();
     for round in 0..rounds {
         std::thread::sleep(pause(round));
         let fault = fault_of(round);
         let (leader, epoch, _) = partition_state(&cluster, cluster.running()[0], TOPIC).unwrap();
-        let before = acked.lock().unwrap().len();
         let controller = cluster.describe(leader).map_or(-1, |d| d.controller_id.0);
         match fault {
             Fault::Stop => cluster.signal(leader, libc::SIGSTOP),
@@ -371,6 +420,10 @@ fn survive_faults(mut cluster: Cluster, rounds: usize, fault_of: fn(usize) -> Fa
             Fault::Kill => cluster.kill(leader),
         }
         let killed_at = Instant::now();
+        let killed_wall = wall_clock();
+        // Messages numbered from here on were handed to the client after the fault: the
+        // first of them acknowledged was written through the new leader.
+        let first_after = sent.load(Ordering::SeqCst);
         let asked: Vec<i32> = cluster
             .running()
             .into_iter()
@@ -387,10 +440,16 @@ fn survive_faults(mut cluster: Cluster, rounds: usize, fault_of: fn(usize) -> Fa
         });
         let elected = killed_at.elapsed();
         eventually(TIMEOUT, || {
-            if acked.lock().unwrap().len() > before {
+            if acked
+                .lock()
+                .unwrap()
+                .values()
+                .next_back()
+                .is_some_and(|&number| number >= first_after)
+            {
                 Ok(())
             } else {
-                Err("no acknowledgement since the kill".into())
+                Err("no message sent since the fault acknowledged".into())
             }
         });
         let took = killed_at.elapsed();
@@ -400,8 +459,8 @@ fn survive_faults(mut cluster: Cluster, rounds: usize, fault_of: fn(usize) -> Fa
             ""
         };
         eprintln!(
-            "fault {round}: node {leader}{role} {}; new leader in metadata after \
-             {elected:?}, next acknowledgement after {took:?}",
+            "fault {round} at {killed_wall}: node {leader}{role} {}; new leader in metadata \
+             after {elected:?}, next acknowledgement after {took:?}",
             fault.done()
         );
         match fault {

@@ -1,5 +1,5 @@
 //! Keeps every shard's [`ClusterView`] in step with the metadata this voter applies and the
-//! leader it knows.
+//! leader it knows, and shares with every shard which peers its links cannot reach.
 
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use super::voter::Voter;
 
 /// Publishes a new view whenever the brokers or the controller change.
 pub async fn follow(voter: Voter) {
+    view::install_unreachable(voter.unreachable()).await;
     let mut published: Option<ClusterView> = None;
     loop {
         let leader = voter.leader();

@@ -10,6 +10,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,7 +28,8 @@ use crate::controller::metadata::{
 };
 use crate::controller::quorum::{Output, Quorum, QuorumStatus, Role, Timing};
 use crate::controller::settings::QuorumSettings;
-use crate::controller::transport::{encode_frame, Kind, PeerLink};
+use crate::controller::transport::{encode_frame, Kind, LinkState, PeerLink, Watcher};
+use crate::controller::view::Unreachable;
 use crate::kafka::error_code;
 
 /// How long a request waits for its records to commit before the broker is told to retry.
@@ -78,6 +80,10 @@ struct Shared {
 pub struct Voter {
     shared: Rc<RefCell<Shared>>,
     links: Rc<BTreeMap<u64, PeerLink>>,
+    /// A link was refused since the loop last looked: the controller's work is due now.
+    refused: Rc<Cell<bool>>,
+    /// The peers the links cannot reach now, shared with every shard's handlers.
+    unreachable: Arc<Unreachable>,
     /// Rung when the loop has something new to step or propose.
     wake: Rc<LocalEvent>,
     /// Rung after every output applied or change of role.
@@ -140,11 +146,30 @@ impl Voter {
         )
         .map_err(|e| std::io::Error::other(format!("controller quorum: {e}")))?;
         let recovered_commit = quorum.status().commit;
+        // Each link keeps the shared set of unreachable peers current, and wakes the loop: a
+        // peer whose connections are refused is fenced at once, not a tick later.
+        let wake = Rc::new(LocalEvent::new());
+        let unreachable = Arc::new(Unreachable::default());
+        let refused = Rc::new(Cell::new(false));
         let links = settings
             .voters
             .iter()
             .filter(|v| v.id != settings.node_id)
-            .map(|v| (raft_id_of(v.id), PeerLink::start(v.address.clone())))
+            .map(|v| {
+                let (id, wake, unreachable) = (v.id, wake.clone(), unreachable.clone());
+                let refused = refused.clone();
+                let watcher: Watcher = Rc::new(move |state| {
+                    unreachable.set(id, state != LinkState::Up);
+                    if state == LinkState::Refused {
+                        refused.set(true);
+                        wake.notify_all();
+                    }
+                });
+                (
+                    raft_id_of(v.id),
+                    PeerLink::start(v.address.clone(), watcher),
+                )
+            })
             .collect();
         let voter = Voter {
             shared: Rc::new(RefCell::new(Shared {
@@ -158,7 +183,9 @@ impl Voter {
                 cluster_id_proposed: None,
             })),
             links: Rc::new(links),
-            wake: Rc::new(LocalEvent::new()),
+            refused,
+            unreachable,
+            wake,
             progressed: Rc::new(LocalEvent::new()),
             turn: Rc::new(Cell::new(false)),
             turn_free: Rc::new(LocalEvent::new()),
@@ -346,6 +373,10 @@ impl Voter {
                         self.controller_tick(&mut shared);
                     }
                 }
+                if self.refused.take() {
+                    // A peer's process just went away: fence it now.
+                    self.controller_tick(&mut shared);
+                }
                 let messages = std::mem::take(&mut shared.inbox);
                 for message in messages {
                     if let Err(e) = shared.quorum.step(message) {
@@ -400,6 +431,11 @@ impl Voter {
         files.write(persist).await?;
         tracing::info!(wal_bytes = files.wal_len(), "metadata snapshot taken");
         Ok(())
+    }
+
+    /// The peers this voter's links cannot reach now.
+    pub fn unreachable(&self) -> Arc<Unreachable> {
+        self.unreachable.clone()
     }
 
     /// The active controller's periodic work, proposed as one entry.

@@ -14,7 +14,7 @@ mod rpc;
 
 pub use frame::{decode_body, encode_frame, Kind, MAX_FRAME_BYTES};
 pub use inbound::{serve, Handlers};
-pub use outbound::PeerLink;
+pub use outbound::{LinkState, PeerLink, Watcher};
 pub use rpc::{RpcClient, RpcError};
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use runnel_engine::rt::{self, LocalEvent, TcpStream};
+use runnel_engine::rt::{self, Either, LocalEvent, TcpStream};
 
 /// Frames waiting for the connection; beyond this the oldest are dropped.
 const MAX_QUEUED_FRAMES: usize = 4096;
@@ -20,8 +20,11 @@ const MAX_QUEUED_FRAMES: usize = 4096;
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// The pause between failed connection attempts.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
+/// Connections that end at once are retried this often, this many times in a row, before
+/// the backoff applies.
+const QUICK_RETRY: Duration = Duration::from_millis(5);
+const QUICK_RETRIES: u32 = 3;
 
-#[derive(Debug, Default)]
 struct Shared {
     queue: RefCell<VecDeque<Bytes>>,
     ready: LocalEvent,
@@ -33,18 +36,67 @@ struct Shared {
     /// a request the peer sent just before it died can still be handled after the first
     /// refusal, and only a refusal later than everything heard from the peer says it is gone.
     last_refused: Cell<Option<Instant>>,
+    /// The state last reported (none yet: the link has neither connected nor failed).
+    reported: Cell<Option<LinkState>>,
+    /// Told of every change of state.
+    watcher: Watcher,
+}
+
+/// How a link stands, as it reports each change to whoever started it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Connected to the peer.
+    Up,
+    /// A connection that was up ended: the peer closed it (most often because its process
+    /// died) or a send failed. Reconnecting is under way.
+    Lost,
+    /// Connecting was refused: nothing listens at the peer's address, its process is gone.
+    Refused,
+}
+
+/// Called on the link's shard, in the link's task: it must not block.
+pub type Watcher = Rc<dyn Fn(LinkState)>;
+
+impl Shared {
+    fn report(&self, state: LinkState) {
+        match state {
+            LinkState::Refused => self.last_refused.set(Some(Instant::now())),
+            LinkState::Up | LinkState::Lost => self.last_refused.set(None),
+        }
+        if self.reported.replace(Some(state)) != Some(state) {
+            (self.watcher)(state);
+        }
+    }
 }
 
 /// The outbound link to one peer; dropping it stops its task.
-#[derive(Debug)]
 pub struct PeerLink {
     shared: Rc<Shared>,
 }
 
+impl std::fmt::Debug for PeerLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerLink")
+            .field("connected", &self.shared.connected.get())
+            .field("last_refused", &self.shared.last_refused.get())
+            .field("reported", &self.shared.reported.get())
+            .finish_non_exhaustive()
+    }
+}
+
 impl PeerLink {
-    /// Starts the link to `address` (`host:port`) on this shard.
-    pub fn start(address: String) -> PeerLink {
-        let shared = Rc::new(Shared::default());
+    /// Starts the link to `address` (`host:port`) on this shard; `watcher` hears of every
+    /// change of its [`LinkState`].
+    pub fn start(address: String, watcher: Watcher) -> PeerLink {
+        let shared = Rc::new(Shared {
+            queue: RefCell::default(),
+            ready: LocalEvent::new(),
+            closed: Cell::new(false),
+            connected: Cell::new(false),
+            last_refused: Cell::new(None),
+            reported: Cell::new(None),
+            watcher,
+        });
         crate::controller::spawn_until_shutdown(run(address, shared.clone()));
         PeerLink { shared }
     }
@@ -78,17 +130,22 @@ impl Drop for PeerLink {
 }
 
 async fn run(address: String, shared: Rc<Shared>) {
+    let mut quick_retries = 0;
     while !shared.closed.get() {
         let stream = match rt::timeout(CONNECT_TIMEOUT, TcpStream::connect(address.as_str())).await
         {
             Ok(Ok(stream)) => stream,
             failed => {
-                if let Ok(Err(e)) = failed {
-                    tracing::trace!(%address, "controller peer unreachable: {e}");
-                    let refused = e.kind() == std::io::ErrorKind::ConnectionRefused;
-                    shared.last_refused.set(refused.then(Instant::now));
-                } else {
-                    shared.last_refused.set(None);
+                match failed {
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        shared.report(LinkState::Refused);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::trace!(%address, "controller peer unreachable: {e}");
+                        shared.last_refused.set(None);
+                    }
+                    // Timed out: the peer (or the network to it) is slow, not gone.
+                    _ => shared.last_refused.set(None),
                 }
                 // What was queued for a peer that is down is stale by the time it is back.
                 shared.queue.borrow_mut().clear();
@@ -98,13 +155,57 @@ async fn run(address: String, shared: Rc<Shared>) {
         };
         let _ = stream.set_nodelay(true);
         shared.connected.set(true);
-        shared.last_refused.set(None);
-        let error = send_until_failure(&stream, &shared).await;
+        shared.report(LinkState::Up);
+        let connected_at = Instant::now();
+        let error = match rt::select(
+            send_until_failure(&stream, &shared),
+            closed_by_peer(&stream),
+        )
+        .await
+        {
+            Either::Left(error) => error,
+            Either::Right(error) => Some(error),
+        };
         shared.connected.set(false);
+        shared.report(LinkState::Lost);
         let _ = stream.close().await;
         if let Some(e) = error {
             tracing::debug!(%address, "controller peer connection lost: {e}");
-            rt::sleep(RECONNECT_BACKOFF).await;
+            // A peer whose process died closes every connection at once: asking again at
+            // once turns that into a refusal within a round trip, and failover starts then
+            // rather than a backoff later. A dying process can still accept a connection
+            // (its listener is closed after the connections), which then ends at once: a few
+            // quick retries see the refusal that follows. Beyond those, a peer that keeps
+            // closing connections at once is asked only every backoff.
+            if connected_at.elapsed() >= RECONNECT_BACKOFF {
+                quick_retries = 0;
+            } else if quick_retries < QUICK_RETRIES {
+                quick_retries += 1;
+                rt::sleep(QUICK_RETRY).await;
+            } else {
+                rt::sleep(RECONNECT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// Completes when the peer closes the connection (or it fails): a raft link carries frames
+/// one way only, so anything arriving is the connection's end, not data.
+async fn closed_by_peer(stream: &TcpStream) -> std::io::Error {
+    let mut buf = Vec::with_capacity(64);
+    loop {
+        let (result, returned) = stream.recv(buf).await;
+        buf = returned;
+        buf.clear();
+        match result {
+            Ok(0) => {
+                return std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "closed by the peer",
+                )
+            }
+            Ok(_) => continue,
+            Err(e) => return e,
         }
     }
 }

@@ -78,7 +78,7 @@ fn raft_frames_arrive_in_order_over_a_peer_link() {
         let address = listener.local_addr().to_string();
         let received = Rc::new(RefCell::new(Vec::new()));
         rt::spawn_local(serve(listener, recording_handlers(received.clone())));
-        let link = PeerLink::start(address);
+        let link = PeerLink::start(address, Rc::new(|_| {}));
         for i in 0..100u32 {
             link.send(encode_frame(Kind::Raft, &i.to_be_bytes()));
         }
@@ -98,6 +98,48 @@ fn raft_frames_arrive_in_order_over_a_peer_link() {
     });
 }
 
+/// A peer's process dying closes its connections and its listener at once. The link notices
+/// the close itself (no frame need fail) and asks again at once, so the refusal that says the
+/// peer is gone is known, and reported, straight away: lost, then refused.
+#[test]
+fn a_link_whose_idle_peer_dies_reports_it_lost_then_refused() {
+    on_runtime(|| async {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().to_string();
+        let reported = Rc::new(RefCell::new(Vec::new()));
+        let changed = Rc::new(rt::LocalEvent::new());
+        let watcher: Watcher = {
+            let (reported, changed) = (reported.clone(), changed.clone());
+            Rc::new(move |state| {
+                reported.borrow_mut().push(state);
+                changed.notify_all();
+            })
+        };
+        let link = PeerLink::start(address, watcher);
+        let (accepted, _) = listener.accept().await.expect("the link connects");
+        while *reported.borrow() != [LinkState::Up] {
+            rt::timeout(Duration::from_secs(5), changed.wait())
+                .await
+                .expect("the link reports it is up");
+        }
+        assert_eq!(link.last_refused(), None);
+        listener.close().await.expect("listener closes");
+        accepted.close().await.expect("connection closes");
+        let closed_at = std::time::Instant::now();
+        while reported.borrow().len() < 3 {
+            rt::timeout(Duration::from_secs(5), changed.wait())
+                .await
+                .expect("the loss and the refusal are reported without any frame sent");
+        }
+        assert_eq!(
+            *reported.borrow(),
+            [LinkState::Up, LinkState::Lost, LinkState::Refused]
+        );
+        assert!(link.last_refused().is_some_and(|at| at >= closed_at));
+        assert!(!link.is_connected());
+    });
+}
+
 #[test]
 fn a_link_reconnects_when_its_peer_comes_back() {
     on_runtime(|| async {
@@ -106,7 +148,7 @@ fn a_link_reconnects_when_its_peer_comes_back() {
             .expect("bind")
             .local_addr()
             .to_string();
-        let link = PeerLink::start(address.clone());
+        let link = PeerLink::start(address.clone(), Rc::new(|_| {}));
         link.send(encode_frame(Kind::Raft, b"lost"));
         rt::sleep(Duration::from_millis(300)).await;
         assert!(!link.is_connected());

@@ -17,7 +17,7 @@ use runnel_tests::cluster::Cluster;
 use runnel_tests::kafka::KafkaConn;
 use runnel_tests::requests::{self, create_request, name};
 
-use crate::{eventually, wait_for_brokers};
+use crate::{conn, eventually, wait_for_brokers};
 
 const NONE: i16 = 0;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -38,10 +38,6 @@ fn formed(name: &str) -> (Cluster, i32) {
         .unwrap();
     wait_for_brokers(&cluster, &[1, 2, 3], &[(1, false), (2, false), (3, false)]);
     (cluster, controller)
-}
-
-fn conn(cluster: &Cluster, id: i32) -> KafkaConn {
-    KafkaConn::connect(cluster.addr(id)).expect("connect")
 }
 
 /// Sends one CreateTopics (v7) and returns its one result: code, message, partitions, id.

@@ -13,8 +13,8 @@ use runnel_tests::cluster::Cluster;
 use runnel_tests::kafka::KafkaConn;
 use runnel_tests::requests;
 
-use crate::replication::{partition_state, wait_for_isr};
-use crate::{eventually, wait_for_brokers};
+use crate::replication::wait_for_isr;
+use crate::{eventually, partition_seen_by, wait_for_brokers};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const TOPIC: &str = "preferred";
@@ -94,16 +94,16 @@ fn the_preferred_replica_leads_again_after_a_failover_when_asked() {
 
     // The preferred leader dies: leadership moves.
     cluster.kill(1);
-    eventually(TIMEOUT, || match partition_state(&cluster, 2, TOPIC)? {
-        (leader, _, _) if leader == 2 || leader == 3 => Ok(()),
-        state => Err(format!("still {state:?}")),
+    eventually(TIMEOUT, || match partition_seen_by(&cluster, 2, TOPIC)? {
+        seen if seen.leader == 2 || seen.leader == 3 => Ok(()),
+        seen => Err(format!("still {seen:?}")),
     });
     // It comes back and catches up, but does not lead (the automatic balance runs only every
     // five minutes by default).
     cluster.start_node(1);
     let leader = wait_for_isr(&cluster, TOPIC, &[1, 2, 3]);
     assert_ne!(leader, 1);
-    let (_, epoch_before, _) = partition_state(&cluster, 3, TOPIC).unwrap();
+    let epoch_before = partition_seen_by(&cluster, 3, TOPIC).unwrap().leader_epoch;
 
     // Asked through broker 3 (it forwards to the controller, wherever that is).
     let mut elected = Vec::new();
@@ -116,11 +116,9 @@ fn the_preferred_replica_leads_again_after_a_failover_when_asked() {
     });
     eventually(TIMEOUT, || {
         for node in cluster.running() {
-            let (leader, epoch, isr) = partition_state(&cluster, node, TOPIC)?;
-            if leader != 1 || isr != [1, 2, 3] || epoch <= epoch_before {
-                return Err(format!(
-                    "node {node} sees leader {leader} epoch {epoch} {isr:?}"
-                ));
+            let seen = partition_seen_by(&cluster, node, TOPIC)?;
+            if seen.leader != 1 || seen.isr != [1, 2, 3] || seen.leader_epoch <= epoch_before {
+                return Err(format!("node {node} sees {seen:?}"));
             }
         }
         Ok(())

@@ -14,7 +14,55 @@ mod routing;
 
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
 use runnel_tests::cluster::Cluster;
+use runnel_tests::kafka::KafkaConn;
+use runnel_tests::requests;
+
+/// A Kafka connection to running node `id`.
+pub fn conn(cluster: &Cluster, id: i32) -> KafkaConn {
+    KafkaConn::connect(cluster.addr(id)).expect("connect")
+}
+
+/// Partition 0 of a topic as one node's Metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionSeen {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    /// In the metadata's order (the preferred leader first).
+    pub replicas: Vec<i32>,
+    /// Sorted.
+    pub isr: Vec<i32>,
+}
+
+/// Partition 0 of `topic` as node `on` describes it.
+pub fn partition_seen_by(cluster: &Cluster, on: i32, topic: &str) -> Result<PartitionSeen, String> {
+    let mut request = MetadataRequest::default();
+    let mut wanted = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
+    wanted.name = Some(requests::name(topic));
+    request.topics = Some(vec![wanted]);
+    request.allow_auto_topic_creation = false;
+    let mut conn = KafkaConn::connect(cluster.addr(on)).map_err(|e| e.to_string())?;
+    let response: MetadataResponse = conn
+        .call(ApiKey::Metadata, 12, &request)
+        .map_err(|e| e.to_string())?;
+    let described = response.topics.first().ok_or("no topic")?;
+    let p = described
+        .partitions
+        .first()
+        .ok_or_else(|| format!("{topic}: error {}, no partitions", described.error_code))?;
+    let ids = |ids: &[kafka_protocol::messages::BrokerId]| -> Vec<i32> {
+        ids.iter().map(|b| b.0).collect()
+    };
+    let mut isr = ids(&p.isr_nodes);
+    isr.sort();
+    Ok(PartitionSeen {
+        leader: p.leader_id.0,
+        leader_epoch: p.leader_epoch,
+        replicas: ids(&p.replica_nodes),
+        isr,
+    })
+}
 
 /// Polls `check` until it holds or `timeout` passes; the last failure explains.
 pub fn eventually(timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {

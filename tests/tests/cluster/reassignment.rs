@@ -9,44 +9,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
 use runnel_tests::cluster::Cluster;
-use runnel_tests::kafka::KafkaConn;
-use runnel_tests::requests::{self, reassign, reassignments};
+use runnel_tests::requests::{reassign, reassignments};
 
 use crate::elections::create_assigned;
 use crate::replication::{log_bytes, read_all, spawn_producer, wait_for_isr, Numbers};
-use crate::{eventually, wait_for_brokers};
+use crate::{conn, eventually, partition_seen_by, wait_for_brokers};
 
 const TOPIC: &str = "moving";
 const TIMEOUT: Duration = Duration::from_secs(30);
 const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
-
-fn conn(cluster: &Cluster, id: i32) -> KafkaConn {
-    KafkaConn::connect(cluster.addr(id)).unwrap()
-}
-
-/// Partition 0 of `topic` as node `on` describes it: (leader, replicas, ISR).
-fn assignment_seen_by(
-    cluster: &Cluster,
-    on: i32,
-    topic: &str,
-) -> Result<(i32, Vec<i32>, Vec<i32>), String> {
-    let mut request = MetadataRequest::default();
-    let mut wanted = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
-    wanted.name = Some(requests::name(topic));
-    request.topics = Some(vec![wanted]);
-    let response: MetadataResponse = KafkaConn::connect(cluster.addr(on))
-        .and_then(|mut c| c.call(ApiKey::Metadata, 12, &request))
-        .map_err(|e| e.to_string())?;
-    let p = response
-        .topics
-        .first()
-        .and_then(|t| t.partitions.first())
-        .ok_or("no partition")?;
-    let ids = |ids: &[kafka_protocol::messages::BrokerId]| ids.iter().map(|b| b.0).collect();
-    Ok((p.leader_id.0, ids(&p.replica_nodes), ids(&p.isr_nodes)))
-}
 
 #[test]
 fn a_partition_moves_to_other_brokers_under_load_and_the_old_copy_goes() {
@@ -89,8 +61,8 @@ fn a_partition_moves_to_other_brokers_under_load_and_the_old_copy_goes() {
         reassign(&mut conn(&cluster, 2), cancel).unwrap(),
         Ok(vec![(TOPIC.to_string(), 0, NO_REASSIGNMENT_IN_PROGRESS)])
     );
-    eventually(TIMEOUT, || match assignment_seen_by(&cluster, 2, TOPIC)? {
-        (1, replicas, isr) if replicas == [1] && isr == [1] => Ok(()),
+    eventually(TIMEOUT, || match partition_seen_by(&cluster, 2, TOPIC)? {
+        seen if seen.leader == 1 && seen.replicas == [1] && seen.isr == [1] => Ok(()),
         seen => Err(format!("after the cancellation: {seen:?}")),
     });
     cluster.start_node(3);
@@ -119,10 +91,9 @@ fn a_partition_moves_to_other_brokers_under_load_and_the_old_copy_goes() {
     );
     eventually(TIMEOUT, || {
         for node in 1..=3 {
-            match assignment_seen_by(&cluster, node, TOPIC)? {
-                (leader, replicas, isr)
-                    if (leader == 2 || leader == 3) && replicas == [2, 3] && isr.len() == 2 => {}
-                seen => return Err(format!("node {node} sees {seen:?}")),
+            let seen = partition_seen_by(&cluster, node, TOPIC)?;
+            if !([2, 3].contains(&seen.leader) && seen.replicas == [2, 3] && seen.isr == [2, 3]) {
+                return Err(format!("node {node} sees {seen:?}"));
             }
         }
         Ok(())

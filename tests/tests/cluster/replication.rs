@@ -27,9 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse,
-};
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -41,7 +39,7 @@ use runnel_tests::cluster::Cluster;
 use runnel_tests::kafka::KafkaConn;
 use runnel_tests::requests;
 
-use crate::{eventually, wait_for_brokers};
+use crate::{eventually, partition_seen_by, wait_for_brokers};
 
 const TOPIC: &str = "replicated";
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -230,31 +228,6 @@ pub fn create_replicated_topic(
     });
 }
 
-/// Partition 0 of `topic` as node `on` describes it: (leader, leader epoch, ISR sorted).
-pub fn partition_state(
-    cluster: &Cluster,
-    on: i32,
-    topic: &str,
-) -> Result<(i32, i32, Vec<i32>), String> {
-    let mut request = MetadataRequest::default();
-    let mut wanted = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
-    wanted.name = Some(requests::name(topic));
-    request.topics = Some(vec![wanted]);
-    request.allow_auto_topic_creation = false;
-    let mut conn = KafkaConn::connect(cluster.addr(on)).map_err(|e| e.to_string())?;
-    let response: MetadataResponse = conn
-        .call(ApiKey::Metadata, 12, &request)
-        .map_err(|e| e.to_string())?;
-    let described = response.topics.first().ok_or("no topic")?;
-    let p = described
-        .partitions
-        .first()
-        .ok_or_else(|| format!("{topic}: error {}, no partitions", described.error_code))?;
-    let mut isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
-    isr.sort();
-    Ok((p.leader_id.0, p.leader_epoch, isr))
-}
-
 /// Waits until every running node agrees on a live leader and the ISR is `isr`; returns the
 /// leader.
 pub fn wait_for_isr(cluster: &Cluster, topic: &str, isr: &[i32]) -> i32 {
@@ -263,19 +236,19 @@ pub fn wait_for_isr(cluster: &Cluster, topic: &str, isr: &[i32]) -> i32 {
         let running = cluster.running();
         let mut seen = Vec::new();
         for &node in &running {
-            seen.push(partition_state(cluster, node, topic)?);
+            seen.push(partition_seen_by(cluster, node, topic)?);
         }
         let first = &seen[0];
         if seen.iter().any(|s| s != first) {
             return Err(format!("nodes disagree: {seen:?}"));
         }
-        if !running.contains(&first.0) || first.2 != isr {
+        if !running.contains(&first.leader) || first.isr != isr {
             return Err(format!(
                 "leader {} with ISR {:?}, want {isr:?}",
-                first.0, first.2
+                first.leader, first.isr
             ));
         }
-        leader = first.0;
+        leader = first.leader;
         Ok(())
     });
     leader
@@ -412,7 +385,8 @@ fn survive_faults(mut cluster: Cluster, rounds: usize, fault_of: fn(usize) -> Fa
     for round in 0..rounds {
         std::thread::sleep(pause(round));
         let fault = fault_of(round);
-        let (leader, epoch, _) = partition_state(&cluster, cluster.running()[0], TOPIC).unwrap();
+        let before = partition_seen_by(&cluster, cluster.running()[0], TOPIC).unwrap();
+        let (leader, epoch) = (before.leader, before.leader_epoch);
         let controller = cluster.describe(leader).map_or(-1, |d| d.controller_id.0);
         match fault {
             Fault::Stop => cluster.signal(leader, libc::SIGSTOP),
@@ -431,11 +405,14 @@ fn survive_faults(mut cluster: Cluster, rounds: usize, fault_of: fn(usize) -> Fa
             .collect();
         // A new leader from the ISR, and the producer's first acknowledgement after it.
         eventually(TIMEOUT, || {
-            let (now, now_epoch, _) = partition_state(&cluster, asked[0], TOPIC)?;
-            if now != leader && now >= 0 && now_epoch > epoch {
+            let now = partition_seen_by(&cluster, asked[0], TOPIC)?;
+            if now.leader != leader && now.leader >= 0 && now.leader_epoch > epoch {
                 Ok(())
             } else {
-                Err(format!("leader {now} at epoch {now_epoch}"))
+                Err(format!(
+                    "leader {} at epoch {}",
+                    now.leader, now.leader_epoch
+                ))
             }
         });
         let elected = killed_at.elapsed();
@@ -589,11 +566,11 @@ fn a_leader_stopped_with_sigterm_hands_its_partitions_over_first() {
         )
         .unwrap();
     eventually(Duration::from_secs(2), || {
-        let (now, _, isr) = partition_state(&cluster, other, "handed-over")?;
-        if now != leader && now >= 0 && !isr.contains(&leader) {
+        let now = partition_seen_by(&cluster, other, "handed-over")?;
+        if now.leader != leader && now.leader >= 0 && !now.isr.contains(&leader) {
             Ok(())
         } else {
-            Err(format!("leader {now}, ISR {isr:?} after the handover"))
+            Err(format!("{now:?} after the handover"))
         }
     });
     let stopping = cluster.nodes[(leader - 1) as usize]
@@ -625,7 +602,9 @@ fn refusals_reach_the_client_with_their_kafka_errors() {
     // More in-sync replicas required than the partition has: acks=all can never be met.
     create_replicated_topic(&cluster, 1, "strict", 3, &[("min.insync.replicas", "4")]);
     let leader = wait_for_isr(&cluster, "strict", &[1, 2, 3]);
-    let (_, epoch, _) = partition_state(&cluster, leader, "strict").unwrap();
+    let epoch = partition_seen_by(&cluster, leader, "strict")
+        .unwrap()
+        .leader_epoch;
     let mut conn = KafkaConn::connect(cluster.addr(leader)).unwrap();
     let batch = || requests::records("strict", 2, 1_700_000_000_000);
     // The leader named in the metadata may still be taking the partition up: retried, as

@@ -261,16 +261,13 @@ impl Quorum {
             MessageType::MsgHeartbeat if msg.commit > log.last_index() => {
                 Err(StepError::Contradicts("heartbeat commits beyond our log"))
             }
-            // raft-rs panics when an append conflicts with a committed entry.
-            MessageType::MsgAppend => {
-                let conflicts = msg.entries.iter().any(|e| {
-                    e.index <= log.committed && log.term(e.index).is_ok_and(|t| t != e.term)
-                });
-                if conflicts {
-                    return Err(StepError::Contradicts("append rewrites committed entries"));
-                }
-                Ok(())
-            }
+            // raft-rs panics when an append conflicts with a committed entry, but none can
+            // reach that check: an append starting below our commit index is answered with
+            // that index and its entries ignored (a leader re-sending what we committed,
+            // perhaps from below our compaction point, where we no longer know the terms:
+            // refusing it would leave the leader re-sending it forever and this voter never
+            // catching up); one starting at or above it holds only later entries, contiguous
+            // as `wire::validate` checked.
             // raft-rs panics on a snapshot whose configuration it cannot restore.
             MessageType::MsgSnapshot => {
                 let cs = msg.get_snapshot().get_metadata().get_conf_state();

@@ -95,6 +95,30 @@ fn step_refuses_what_raft_must_not_see() {
     unknown.msg_type = 1000;
     assert!(matches!(q.step(unknown), Err(StepError::Invalid(_))));
     assert!(matches!(q.step(hb(9)), Err(StepError::Contradicts(_))));
+    // A well-formed heartbeat within our log goes through.
+    assert_eq!(q.step(hb(3)), Ok(()));
+    assert_eq!(q.status().leader, Some(1));
+}
+
+/// The acknowledgement a follower sends for an append: (index, commit).
+fn append_answer(q: &mut Quorum) -> (u64, u64) {
+    let out = q.ready().expect("an answer");
+    let answer = out
+        .messages
+        .iter()
+        .chain(q.persisted(out.number).iter())
+        .find(|m| m.get_msg_type() == MessageType::MsgAppendResponse)
+        .cloned()
+        .expect("an append response");
+    (answer.index, answer.commit)
+}
+
+/// An append that starts below the commit index (a leader re-sending entries whose
+/// acknowledgement it missed) is answered with the commit index, never applied over what is
+/// committed, even when it names other terms.
+#[test]
+fn an_append_below_the_commit_index_is_answered_with_it() {
+    let mut q = follower();
     let rewrite = Message {
         term: 2,
         index: 1,
@@ -106,10 +130,55 @@ fn step_refuses_what_raft_must_not_see() {
         }],
         ..msg(MessageType::MsgAppend, 1, 2)
     };
-    assert!(matches!(q.step(rewrite), Err(StepError::Contradicts(_))));
-    // A well-formed heartbeat within our log goes through.
-    assert_eq!(q.step(hb(3)), Ok(()));
-    assert_eq!(q.status().leader, Some(1));
+    assert_eq!(q.step(rewrite), Ok(()));
+    assert_eq!(append_answer(&mut q), (3, 3));
+}
+
+/// The same from below the compaction point, where the follower no longer knows the terms
+/// (raft-rs reports them as 0): it used to be refused as contradicting the log, and the leader
+/// re-sent it forever while this voter never caught up.
+#[test]
+fn an_append_from_below_the_compaction_point_is_answered_not_refused() {
+    let cs = ConfState::from((vec![1, 2, 3], vec![]));
+    let snapshot = wal::encode_snapshot(&raft::eraftpb::Snapshot {
+        data: b"sm".to_vec(),
+        metadata: Some(raft::eraftpb::SnapshotMetadata {
+            conf_state: Some(cs),
+            index: 5,
+            term: 2,
+        }),
+    });
+    let mut w = Vec::new();
+    wal::encode_hard_state(
+        &HardState {
+            term: 2,
+            vote: 1,
+            commit: 5,
+        },
+        &mut w,
+    );
+    let recovered = wal::recover(Some(&snapshot), &w).unwrap();
+    let mut q = Quorum::new(2, &[1, 2, 3], recovered, 5, Timing::default()).unwrap();
+    while let Some(out) = q.ready() {
+        q.persisted(out.number);
+    }
+    let resent = Message {
+        term: 2,
+        index: 2,
+        log_term: 1,
+        commit: 5,
+        entries: (3..=6)
+            .map(|index| Entry {
+                index,
+                term: if index <= 4 { 1 } else { 2 },
+                data: b"x".to_vec(),
+                ..Default::default()
+            })
+            .collect(),
+        ..msg(MessageType::MsgAppend, 1, 2)
+    };
+    assert_eq!(q.step(resent), Ok(()));
+    assert_eq!(append_answer(&mut q), (5, 5));
 }
 
 #[test]

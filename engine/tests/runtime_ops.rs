@@ -341,6 +341,46 @@ on_both_backends! {
         });
     }
 
+    fn timers_fire_while_the_shard_stays_busy(backend) {
+        // A short sleep fires on time while other tasks keep the shard from ever blocking,
+        // long sleeps are out, and a receive waits on an idle socket (a shard's usual mix).
+        let worst = run(backend, || async {
+            let busy = std::rc::Rc::new(std::cell::Cell::new(true));
+            let spinner = {
+                let busy = busy.clone();
+                rt::spawn_local(async move {
+                    while busy.get() {
+                        rt::yield_now().await;
+                    }
+                })
+            };
+            let long_sleeper = {
+                let busy = busy.clone();
+                rt::spawn_local(async move {
+                    while busy.get() {
+                        rt::sleep(Duration::from_millis(500)).await;
+                    }
+                })
+            };
+            let (client, _server) = socket_pair().await;
+            let reader = rt::spawn_local(async move {
+                let _ = rt::timeout(Duration::from_millis(600), client.recv(Vec::with_capacity(64))).await;
+            });
+            let mut worst = Duration::ZERO;
+            for _ in 0..20 {
+                let start = Instant::now();
+                rt::sleep(Duration::from_millis(20)).await;
+                worst = worst.max(start.elapsed());
+            }
+            busy.set(false);
+            spinner.await;
+            long_sleeper.await;
+            reader.await;
+            worst
+        });
+        assert!(worst < Duration::from_millis(250), "{worst:?}");
+    }
+
     fn many_concurrent_timers_fire_in_order(backend) {
         let order = run(backend, || async {
             let order = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));

@@ -43,6 +43,37 @@ fn an_unreachable_broker_is_one_line_and_exit_code_1() {
     assert!(error.contains("cannot connect to 127.0.0.1:1"), "{error}");
 }
 
+/// `--bootstrap` takes a list, as Kafka's tools do: a broker that is down is skipped.
+#[test]
+fn a_bootstrap_list_is_tried_in_order() {
+    let backend = backends_under_test()[0];
+    let dir = TempDir::new("runnelctl-bootstrap-list");
+    let broker = Broker::start_in(&dir, backend, &[]);
+    let list = format!("127.0.0.1:1,{}", broker.addr);
+    let output = Command::new(workspace_binary("runnelctl", "runnel-tools"))
+        .args(["--bootstrap", &list, "--timeout", "2", "cluster", "info"])
+        .output()
+        .expect("runnelctl runs");
+    let table = ok(output);
+    assert!(table.starts_with("cluster id: "), "{table}");
+    let output = Command::new(workspace_binary("runnelctl", "runnel-tools"))
+        .args([
+            "--bootstrap",
+            "127.0.0.1:1,127.0.0.1:2",
+            "--timeout",
+            "2",
+            "cluster",
+            "info",
+        ])
+        .output()
+        .expect("runnelctl runs");
+    let error = fails(output);
+    assert!(
+        error.contains("127.0.0.1:1") && error.contains("127.0.0.1:2"),
+        "{error}"
+    );
+}
+
 #[test]
 fn probe_names_this_machines_backend() {
     let output = Command::new(workspace_binary("runnelctl", "runnel-tools"))

@@ -42,6 +42,11 @@ impl Client {
         })
     }
 
+    /// The address this client connected to, as it was named.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
     /// Sends `request` as `key` at `version` and decodes the answer.
     pub fn call<Req: Encodable, Resp: Decodable>(
         &mut self,

@@ -374,8 +374,8 @@ pub fn changes_report(kind: i8, name: &str, changes: &Changes, dry_run: bool, fo
     report.print(format);
 }
 
-/// The id of the broker `global.bootstrap` names, as Metadata lists it (or the only broker).
-fn bootstrap_broker(client: &mut Client, global: &Global) -> Result<i32, String> {
+/// The id of the bootstrap broker `client` reached, as Metadata lists it (or the only broker).
+fn bootstrap_broker(client: &mut Client) -> Result<i32, String> {
     let mut request = MetadataRequest::default();
     request.topics = Some(Vec::new());
     request.allow_auto_topic_creation = false;
@@ -383,13 +383,13 @@ fn bootstrap_broker(client: &mut Client, global: &Global) -> Result<i32, String>
     let named = response
         .brokers
         .iter()
-        .find(|b| format!("{}:{}", b.host.as_str(), b.port) == global.bootstrap);
+        .find(|b| format!("{}:{}", b.host.as_str(), b.port) == client.addr());
     match (named, response.brokers.as_slice()) {
         (Some(broker), _) => Ok(broker.node_id.0),
         (None, [only]) => Ok(only.node_id.0),
         _ => Err(format!(
             "{} is not among the brokers listed; name one with --broker ID",
-            global.bootstrap
+            client.addr()
         )),
     }
 }
@@ -399,7 +399,7 @@ fn get(global: &Global, target: &GetTarget, all: bool, names: &[String]) -> Resu
     let name = match (target.broker, target.cluster) {
         (_, true) => String::new(),
         (Some(id), false) => id.to_string(),
-        (None, false) => bootstrap_broker(&mut client, global)?.to_string(),
+        (None, false) => bootstrap_broker(&mut client)?.to_string(),
     };
     let entries = describe(&mut client, &[(BROKER, name.clone())], names)?
         .pop()

@@ -163,12 +163,12 @@ fn list(global: &Global) -> Result<(), String> {
     let cluster = lookup::metadata(&mut client, Some(&[]), false)?;
     let mut groups = BTreeMap::new();
     let brokers: Vec<String> = if cluster.brokers.is_empty() {
-        vec![global.bootstrap.clone()]
+        vec![client.addr().to_owned()]
     } else {
         cluster.brokers.values().cloned().collect()
     };
     for addr in brokers {
-        let mut client = if addr == global.bootstrap {
+        let mut client = if global.is_bootstrap(&addr) {
             global.connect()?
         } else {
             Client::connect(&addr, std::time::Duration::from_secs(global.timeout.max(1)))?

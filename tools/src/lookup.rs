@@ -243,7 +243,7 @@ fn coordinator(global: &Global, group: &str) -> Result<Client, Failure> {
         ));
     }
     let addr = format!("{}:{}", response.host, response.port);
-    if addr == global.bootstrap {
+    if addr == client.addr() {
         return Ok(client);
     }
     Ok(Client::connect(

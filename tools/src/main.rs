@@ -34,11 +34,12 @@ struct Cli {
 /// Options every command takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Global {
-    /// A broker's Kafka address.
+    /// Brokers' Kafka addresses, comma-separated (as Kafka's --bootstrap-server): the first
+    /// that answers is used.
     #[arg(
         long,
         global = true,
-        value_name = "HOST:PORT",
+        value_name = "HOST:PORT[,HOST:PORT...]",
         default_value = "127.0.0.1:9092"
     )]
     pub bootstrap: String,
@@ -51,9 +52,30 @@ pub struct Global {
 }
 
 impl Global {
-    /// A connection to the bootstrap broker.
+    /// A connection to the first bootstrap broker that answers.
     pub fn connect(&self) -> Result<client::Client, String> {
-        client::Client::connect(&self.bootstrap, Duration::from_secs(self.timeout.max(1)))
+        let timeout = Duration::from_secs(self.timeout.max(1));
+        let mut failures = Vec::new();
+        for addr in self
+            .bootstrap
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            match client::Client::connect(addr, timeout) {
+                Ok(client) => return Ok(client),
+                Err(e) => failures.push(e),
+            }
+        }
+        Err(match failures.len() {
+            0 => "--bootstrap names no broker".to_owned(),
+            _ => failures.join("; "),
+        })
+    }
+
+    /// Whether `addr` is one of the bootstrap addresses.
+    pub fn is_bootstrap(&self, addr: &str) -> bool {
+        self.bootstrap.split(',').any(|a| a.trim() == addr)
     }
 }
 

@@ -366,6 +366,14 @@ impl Voter {
                 if next_tick <= now {
                     next_tick = now + tick;
                 }
+                if due as usize > TICKS_PER_ELECTION / 2 {
+                    // Its peers heard nothing from this voter meanwhile either: enough of
+                    // this and a controller loses its lease, or a follower its vote.
+                    tracing::warn!(
+                        held_up_ms = (tick * due).as_millis() as u64,
+                        "the controller's loop was held up (its shard was busy or starved)"
+                    );
+                }
                 for _ in 0..due {
                     shared.quorum.tick();
                     ticks += 1;

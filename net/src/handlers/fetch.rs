@@ -105,6 +105,16 @@ struct ReadOutcome {
     records: Records,
 }
 
+impl ReadOutcome {
+    /// An error, or a follower told where its log diverges: waiting for more data would not
+    /// change the answer (the follower must truncate first), so the long poll ends now, as
+    /// Kafka's does. A follower that just learned of a new leader would otherwise wait out
+    /// `replica.fetch.wait.max.ms` before truncating, and acks=all writes with it.
+    fn answers_at_once(&self) -> bool {
+        self.error_code != error_code::NONE || self.diverging_epoch.is_some()
+    }
+}
+
 /// A partition's outcome, or the error it got before reaching a log.
 type Outcome = Result<ReadOutcome, ErrorCode>;
 
@@ -241,14 +251,14 @@ async fn poll_across_shards(routed: &Routed<PartitionRead>, limits: Limits) -> V
     }
 }
 
-/// Whether a long poll answers now: enough bytes, an error somewhere, or out of time.
+/// Whether a long poll answers now: enough bytes, an error or a diverging epoch somewhere, or
+/// out of time.
 fn poll_is_over(outcomes: &[Outcome], limits: Limits) -> bool {
     let total: u64 = outcomes.iter().flatten().map(|o| o.records.len()).sum();
-    let errors = outcomes.iter().any(|o| {
-        o.as_ref()
-            .map_or(true, |o| o.error_code != error_code::NONE)
-    });
-    total >= limits.min_bytes || errors || Instant::now() >= limits.deadline
+    let at_once = outcomes
+        .iter()
+        .any(|o| o.as_ref().map_or(true, ReadOutcome::answers_at_once));
+    total >= limits.min_bytes || at_once || Instant::now() >= limits.deadline
 }
 
 /// Trims what the shards read to the response's byte budget, spent in request order: the
@@ -296,8 +306,10 @@ async fn poll_on_shard(reads: Vec<(Partition, PartitionRead)>, limits: Limits) -
     loop {
         let outcomes = read_on_shard(reads.clone(), limits).await;
         let total: u64 = outcomes.iter().map(|o| o.records.len()).sum();
-        let errors = outcomes.iter().any(|o| o.error_code != error_code::NONE);
-        if total >= limits.min_bytes || errors || Instant::now() >= limits.deadline {
+        if total >= limits.min_bytes
+            || outcomes.iter().any(ReadOutcome::answers_at_once)
+            || Instant::now() >= limits.deadline
+        {
             return outcomes;
         }
         // The read saw these high watermarks; any change since wakes the wait at once.
@@ -610,6 +622,34 @@ mod tests {
         ];
         spend_in_request_order(&mut outcomes, 100);
         assert_eq!(kept(&outcomes), vec![70, u64::MAX, 0, 30, 0]);
+    }
+
+    #[test]
+    fn a_diverging_epoch_or_an_error_ends_the_long_poll() {
+        let limits = Limits {
+            max_bytes: 1 << 20,
+            min_bytes: 1,
+            deadline: Instant::now() + Duration::from_secs(60),
+            copy_below: 0,
+        };
+        let empty = || outcome(0, 0);
+        assert!(
+            !poll_is_over(&[empty(), empty()], limits),
+            "nothing yet: wait"
+        );
+        let mut diverged = empty();
+        if let Ok(read) = diverged.as_mut() {
+            read.diverging_epoch = Some((6, 120));
+        }
+        assert!(poll_is_over(&[empty(), diverged], limits));
+        assert!(poll_is_over(
+            &[empty(), Err(error_code::NOT_LEADER_OR_FOLLOWER)],
+            limits
+        ));
+        assert!(
+            poll_is_over(&[empty(), outcome(1, 1)], limits),
+            "min_bytes reached"
+        );
     }
 
     #[test]

@@ -222,6 +222,15 @@ impl Link {
         }
     }
 
+    /// The fetches handed out for these were not sent: they are asked again at once.
+    fn abandoned(&self, fetches: Vec<(Partition, FetchPartition)>) {
+        for (partition, fetch) in fetches {
+            self.with_state(&partition, |s| {
+                s.on_request_abandoned(fetch.current_leader_epoch)
+            });
+        }
+    }
+
     /// The request out for each of these failed: they back off.
     fn failed(&self, partitions: impl IntoIterator<Item = (Partition, i32)>) {
         let now = now_ms();
@@ -292,10 +301,19 @@ async fn run(link: Rc<Link>) {
             ));
         }
         let client = client.as_mut().expect("set just above");
+        let questions = !round.epoch_questions.is_empty() || !round.offset_questions.is_empty();
         let work = async {
             ask_epoch_ends(&link, client, round.epoch_questions).await;
             ask_leader_offsets(&link, client, round.offset_questions).await;
-            fetch(&link, client, round.fetches, joined).await;
+            if questions {
+                // The answers move their partitions on (to a truncation, or to fetching):
+                // collect the round again so that they fetch together with the rest, rather
+                // than a long poll (`replica.fetch.wait.max.ms`) later. Right after a
+                // failover that long poll is what the new leader's acks=all writes wait for.
+                link.abandoned(round.fetches);
+            } else {
+                fetch(&link, client, round.fetches, joined).await;
+            }
         };
         if let Either::Right(()) = rt::select(work, rt::shutdown_requested()).await {
             return;
@@ -535,11 +553,7 @@ async fn fetch(
                 leader = link.leader,
                 "Fetch given up for a partition that joined"
             );
-            for (partition, fetch) in &fetches {
-                link.with_state(partition, |s| {
-                    s.on_request_abandoned(fetch.current_leader_epoch)
-                });
-            }
+            link.abandoned(fetches);
             return;
         }
     };

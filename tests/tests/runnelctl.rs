@@ -1,10 +1,10 @@
 //! `runnelctl` against a real broker: every command, in table and JSON output, and its errors
 //! (one line on stderr, exit code 1, never a panic).
 
-use std::process::Command;
+use std::process::Output;
 
-use runnel_tests::runnelctl::{against as runnelctl, fails, ok};
-use runnel_tests::{backends_under_test, workspace_binary, Broker, TempDir};
+use runnel_tests::runnelctl::{against as runnelctl, command, fails, ok};
+use runnel_tests::{backends_under_test, Broker, TempDir};
 
 #[test]
 fn cluster_info_lists_the_broker_as_controller() {
@@ -26,20 +26,24 @@ fn cluster_info_lists_the_broker_as_controller() {
     assert_eq!(json["brokers"][0]["port"], broker.addr.port());
 }
 
-#[test]
-fn an_unreachable_broker_is_one_line_and_exit_code_1() {
-    let output = Command::new(workspace_binary("runnelctl", "runnel-tools"))
+/// `runnelctl cluster info` through `bootstrap`, giving up on a broker after 2 s.
+fn cluster_info_via(bootstrap: &str) -> Output {
+    command()
         .args([
             "--bootstrap",
-            "127.0.0.1:1",
+            bootstrap,
             "--timeout",
             "2",
             "cluster",
             "info",
         ])
         .output()
-        .expect("runnelctl runs");
-    let error = fails(output);
+        .expect("runnelctl runs")
+}
+
+#[test]
+fn an_unreachable_broker_is_one_line_and_exit_code_1() {
+    let error = fails(cluster_info_via("127.0.0.1:1"));
     assert!(error.contains("cannot connect to 127.0.0.1:1"), "{error}");
 }
 
@@ -49,25 +53,9 @@ fn a_bootstrap_list_is_tried_in_order() {
     let backend = backends_under_test()[0];
     let dir = TempDir::new("runnelctl-bootstrap-list");
     let broker = Broker::start_in(&dir, backend, &[]);
-    let list = format!("127.0.0.1:1,{}", broker.addr);
-    let output = Command::new(workspace_binary("runnelctl", "runnel-tools"))
-        .args(["--bootstrap", &list, "--timeout", "2", "cluster", "info"])
-        .output()
-        .expect("runnelctl runs");
-    let table = ok(output);
+    let table = ok(cluster_info_via(&format!("127.0.0.1:1,{}", broker.addr)));
     assert!(table.starts_with("cluster id: "), "{table}");
-    let output = Command::new(workspace_binary("runnelctl", "runnel-tools"))
-        .args([
-            "--bootstrap",
-            "127.0.0.1:1,127.0.0.1:2",
-            "--timeout",
-            "2",
-            "cluster",
-            "info",
-        ])
-        .output()
-        .expect("runnelctl runs");
-    let error = fails(output);
+    let error = fails(cluster_info_via("127.0.0.1:1,127.0.0.1:2"));
     assert!(
         error.contains("127.0.0.1:1") && error.contains("127.0.0.1:2"),
         "{error}"
@@ -76,10 +64,7 @@ fn a_bootstrap_list_is_tried_in_order() {
 
 #[test]
 fn probe_names_this_machines_backend() {
-    let output = Command::new(workspace_binary("runnelctl", "runnel-tools"))
-        .arg("probe")
-        .output()
-        .expect("runnelctl runs");
+    let output = command().arg("probe").output().expect("runnelctl runs");
     let text = ok(output);
     assert!(
         text.contains(&format!("arch: {}", std::env::consts::ARCH)),
@@ -99,10 +84,7 @@ fn usage_mistakes_are_one_line_and_exit_code_2() {
         &["topic", "create", "x", "--partitions", "abc"],
         &["--bogus"],
     ] {
-        let output = Command::new(workspace_binary("runnelctl", "runnel-tools"))
-            .args(args)
-            .output()
-            .expect("runnelctl runs");
+        let output = command().args(args).output().expect("runnelctl runs");
         assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
         let stderr = String::from_utf8(output.stderr).expect("UTF-8");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");

@@ -56,12 +56,7 @@ impl Global {
     pub fn connect(&self) -> Result<client::Client, String> {
         let timeout = Duration::from_secs(self.timeout.max(1));
         let mut failures = Vec::new();
-        for addr in self
-            .bootstrap
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-        {
+        for addr in self.bootstrap_addrs() {
             match client::Client::connect(addr, timeout) {
                 Ok(client) => return Ok(client),
                 Err(e) => failures.push(e),
@@ -75,7 +70,15 @@ impl Global {
 
     /// Whether `addr` is one of the bootstrap addresses.
     pub fn is_bootstrap(&self, addr: &str) -> bool {
-        self.bootstrap.split(',').any(|a| a.trim() == addr)
+        self.bootstrap_addrs().any(|a| a == addr)
+    }
+
+    /// The addresses `--bootstrap` lists, in order.
+    fn bootstrap_addrs(&self) -> impl Iterator<Item = &str> {
+        self.bootstrap
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
     }
 }
 

@@ -31,6 +31,18 @@ fn follower() -> Quorum {
     Quorum::new(2, &[1, 2, 3], recovered, 3, Timing::default()).unwrap()
 }
 
+/// A state-machine snapshot at `index` of `term` for the voters of `cs`, as the WAL stores it.
+fn encoded_snapshot(cs: ConfState, index: u64, term: u64) -> Vec<u8> {
+    wal::encode_snapshot(&raft::eraftpb::Snapshot {
+        data: b"sm".to_vec(),
+        metadata: Some(raft::eraftpb::SnapshotMetadata {
+            conf_state: Some(cs),
+            index,
+            term,
+        }),
+    })
+}
+
 fn msg(t: MessageType, from: u64, to: u64) -> Message {
     Message {
         msg_type: t as i32,
@@ -140,14 +152,7 @@ fn an_append_below_the_commit_index_is_answered_with_it() {
 #[test]
 fn an_append_from_below_the_compaction_point_is_answered_not_refused() {
     let cs = ConfState::from((vec![1, 2, 3], vec![]));
-    let snapshot = wal::encode_snapshot(&raft::eraftpb::Snapshot {
-        data: b"sm".to_vec(),
-        metadata: Some(raft::eraftpb::SnapshotMetadata {
-            conf_state: Some(cs),
-            index: 5,
-            term: 2,
-        }),
-    });
+    let snapshot = encoded_snapshot(cs, 5, 2);
     let mut w = Vec::new();
     wal::encode_hard_state(
         &HardState {
@@ -250,14 +255,7 @@ fn restart_after_an_interrupted_install_finishes_the_rotation() {
         },
         &mut old_wal,
     );
-    let snapshot = wal::encode_snapshot(&raft::eraftpb::Snapshot {
-        data: b"sm".to_vec(),
-        metadata: Some(raft::eraftpb::SnapshotMetadata {
-            conf_state: Some(cs),
-            index: 5,
-            term: 2,
-        }),
-    });
+    let snapshot = encoded_snapshot(cs, 5, 2);
     let mut disk_wal = old_wal;
     let recovered = wal::recover(Some(&snapshot), &disk_wal).unwrap();
     assert_eq!(recovered.storage.last(), 5);

@@ -33,6 +33,8 @@ pub struct PartitionSeen {
     pub replicas: Vec<i32>,
     /// Sorted.
     pub isr: Vec<i32>,
+    /// The partition's error code (LEADER_NOT_AVAILABLE when no leader is named).
+    pub error_code: i16,
 }
 
 /// Partition 0 of `topic` as node `on` describes it.
@@ -61,6 +63,7 @@ pub fn partition_seen_by(cluster: &Cluster, on: i32, topic: &str) -> Result<Part
         leader_epoch: p.leader_epoch,
         replicas: ids(&p.replica_nodes),
         isr,
+        error_code: p.error_code,
     })
 }
 

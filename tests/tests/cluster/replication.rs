@@ -43,6 +43,7 @@ use crate::{eventually, partition_seen_by, wait_for_brokers};
 
 const TOPIC: &str = "replicated";
 const TIMEOUT: Duration = Duration::from_secs(30);
+const LEADER_NOT_AVAILABLE: i16 = 5;
 
 /// (offset) -> the message's number, as acknowledged, read, or stored.
 pub type Numbers = BTreeMap<i64, u64>;
@@ -315,6 +316,40 @@ fn acknowledged_records_survive_leader_kills_and_replicas_end_identical() {
 fn acknowledged_records_survive_network_partitions_of_the_leader() {
     let cluster = Cluster::start_partitionable("cluster-replication-cut", 3);
     survive_faults(cluster, partitions(), |_| Fault::Partition);
+}
+
+/// While the controller has not yet fenced a leader that other brokers cannot reach (a
+/// network partition: its connections drop, nothing refuses them, so only its session
+/// timeout ends it), their Metadata names no leader for its partitions, LEADER_NOT_AVAILABLE,
+/// rather than the unreachable one; then the one the controller elects.
+#[test]
+fn a_leader_cut_off_from_the_others_is_not_named_until_another_leads() {
+    let cluster = Cluster::start_partitionable("cluster-unreachable-leader", 3);
+    cluster
+        .wait_for_controller(&[1, 2, 3], Duration::from_secs(15))
+        .unwrap();
+    wait_for_brokers(&cluster, &[1, 2, 3], &[(1, false), (2, false), (3, false)]);
+    create_replicated_topic(&cluster, 1, "cut", 3, &[]);
+    let leader = wait_for_isr(&cluster, "cut", &[1, 2, 3]);
+    let other = if leader == 1 { 2 } else { 1 };
+    cluster.cut_off(leader, true);
+    eventually(TIMEOUT, || {
+        let seen = partition_seen_by(&cluster, other, "cut")?;
+        if seen.leader == -1 && seen.error_code == LEADER_NOT_AVAILABLE {
+            Ok(())
+        } else {
+            Err(format!("node {other} sees {seen:?}"))
+        }
+    });
+    eventually(TIMEOUT, || {
+        let seen = partition_seen_by(&cluster, other, "cut")?;
+        if seen.leader >= 0 && seen.leader != leader && seen.error_code == 0 {
+            Ok(())
+        } else {
+            Err(format!("node {other} sees {seen:?}"))
+        }
+    });
+    cluster.cut_off(leader, false);
 }
 
 /// Runs the faults `fault_of(round)` for `rounds` rounds on the leader of a replicated

@@ -2,6 +2,8 @@
 # The latency measurement sequence, as recorded in bench/RESULTS.md: the machine's limits, then
 # each latency and throughput workload against a fresh release broker, then the limits again.
 # Usage: bench/latency-suite.sh [work dir, default /tmp/runnel-latency]   (about 8 minutes)
+# PINNED=1: the broker runs one shard on the first core and the generator on the last
+# (taskset), so neither takes the other's core; unset, both float over every core.
 # Results: <work dir>/results.txt, a JSON report per run, SVG plots in <work dir>/plots-*.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -13,11 +15,17 @@ workloads="$root/bench/workloads"
 addr=127.0.0.1:19500
 admin=127.0.0.1:19644
 printf '[topic_defaults]\n"flush.policy" = "always"\n' > "$work/always.toml"
+broker_on=() generator_on=()
+if [ -n "${PINNED:-}" ]; then
+    broker_on=(taskset -c 0) generator_on=(taskset -c "$(($(nproc) - 1))")
+fi
 
 broker_pid=
 broker() {
     rm -rf "$work/data"
-    "$bin/runnel" --listen $addr --data-dir "$work/data" --admin-listen $admin "$@" \
+    local cores=()
+    [ -n "${PINNED:-}" ] && cores=(--cores 1)
+    "${broker_on[@]}" "$bin/runnel" --listen $addr --data-dir "$work/data" --admin-listen $admin "${cores[@]}" "$@" \
         > "$work/broker.log" 2>&1 &
     broker_pid=$!
     sleep 1.5
@@ -26,7 +34,7 @@ stop() { kill "$broker_pid"; wait "$broker_pid" || true; }
 trap '[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null || true' EXIT
 run() {
     echo "### runnel-bench run $*"
-    "$bin/runnel-bench" run --bootstrap $addr "$@" 2>&1 | tr '\r' '\n' | grep -v '^\[' | grep -v '^$' || true
+    "${generator_on[@]}" "$bin/runnel-bench" run --bootstrap $addr "$@" 2>&1 | tr '\r' '\n' | grep -v '^\[' | grep -v '^$' || true
 }
 stats() {
     "$bin/runnel-bench" stats --admin $admin | grep -E 'quantile="0.(5|99|999)"' |

@@ -6,16 +6,20 @@
 //!   runtime; [`latency`]: HdrHistograms and the coordinated-omission correction.
 //! - [`rebalance`]: group members on the raw protocol, timing rebalances; [`transactional`]: a
 //!   transactional producer's requests on the blocking client.
+//! - [`pinned`]: Apache Iggy's pinned producer and consumer benchmarks on Kafka's protocol, for
+//!   side-by-side runs; [`cpu`]: the CPU time a process used.
 //! - [`limits`]: this machine's loopback, page-cache and fdatasync limits, the yardsticks every
 //!   reported figure is divided by.
 //! - [`engine_runtime`]: the one-shard runtime the storage benchmarks run the engine on.
 
 pub mod client;
 pub mod compression;
+pub mod cpu;
 pub mod fetcher;
 pub mod group;
 pub mod latency;
 pub mod limits;
+pub mod pinned;
 pub mod plot;
 pub mod rate_search;
 pub mod rebalance;

@@ -210,6 +210,8 @@ mod tests {
             publish_per_second: Vec::new(),
             consume_per_second: Vec::new(),
             rate_search: Vec::new(),
+            generator_cpu_seconds: 0.0,
+            generator_wall_seconds: 1.0,
         }
     }
 

@@ -57,6 +57,11 @@ pub struct Report {
     pub consume_per_second: Vec<u64>,
     /// With `find_max_rate`: the search's steps; this run is at the highest sustained rate.
     pub rate_search: Vec<crate::rate_search::Step>,
+    /// CPU time the generator's process used from the start of its producers to the end of
+    /// its consumers' drain, and that span's length: the generator's share of a core, so a
+    /// run it could not keep up with shows as one (with `publish_delay_us`, its lateness).
+    pub generator_cpu_seconds: f64,
+    pub generator_wall_seconds: f64,
 }
 
 /// What every task adds to at the end.
@@ -156,6 +161,7 @@ pub fn run(bootstrap: &str, workload: &Workload, cores: usize) -> Result<Report,
         pin_threads: false,
         ..RuntimeConfig::default()
     };
+    let cpu_before = crate::cpu::own_seconds()?;
     let runtime = Runtime::start(config, |_| async {}).map_err(|e| e.to_string())?;
     let handle = runtime.handle();
     let shards = runtime.shard_count();
@@ -182,6 +188,8 @@ pub fn run(bootstrap: &str, workload: &Workload, cores: usize) -> Result<Report,
     runtime.shutdown();
     runtime.join().map_err(|e| e.to_string())?;
     progress.finish();
+    let generator_cpu_seconds = crate::cpu::own_seconds()? - cpu_before;
+    let generator_wall_seconds = base.elapsed().as_secs_f64();
     if !failures.is_empty() {
         return Err(failures.join("; "));
     }
@@ -203,6 +211,8 @@ pub fn run(bootstrap: &str, workload: &Workload, cores: usize) -> Result<Report,
         publish_per_second: counts(&run.publish_seconds),
         consume_per_second: counts(&run.consume_seconds),
         rate_search: Vec::new(),
+        generator_cpu_seconds,
+        generator_wall_seconds,
     })
 }
 
@@ -701,5 +711,11 @@ pub fn table(report: &Report) -> String {
     ] {
         out.push_str(&p.table_row(name));
     }
+    out.push_str(&format!(
+        "generator: {:.2} CPU-s over {:.1} s ({:.2} of a core)\n",
+        report.generator_cpu_seconds,
+        report.generator_wall_seconds,
+        report.generator_cpu_seconds / report.generator_wall_seconds.max(f64::MIN_POSITIVE)
+    ));
     out
 }

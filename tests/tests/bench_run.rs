@@ -65,6 +65,12 @@ fn a_short_fixed_rate_run_reports_consistently() {
         table.contains("end to end") && table.contains("p99.9"),
         "{table}"
     );
+    assert!(
+        report.generator_cpu_seconds > 0.0
+            && report.generator_wall_seconds >= 3.0
+            && table.contains("generator:"),
+        "{table}"
+    );
     // The records carry the wall-clock time (records stamped near 1970 would be deleted by
     // time retention as soon as their segment rolled): the first record at or after two
     // minutes ago is the first of the run.
@@ -188,4 +194,68 @@ fn a_group_run_with_compression_consumes_and_commits_everything() {
         total as u64, produced,
         "committed offsets add up to every message"
     );
+}
+
+/// The pinned run (Iggy's benchmark shape) counts what the broker holds: every acknowledged
+/// message is in its topic's log, and consumers read no more than was produced.
+#[test]
+fn a_pinned_run_counts_what_the_broker_holds() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use runnel_bench::pinned::{self, PinnedShape};
+
+    let backend = backends_under_test()[0];
+    let dir = TempDir::new(&format!("bench-pinned-{backend}"));
+    let broker = Broker::start_in(&dir, backend, &[]);
+    let shape = PinnedShape {
+        producers: 2,
+        consumers: 2,
+        message_size: 1000,
+        messages_per_batch: 100,
+        in_flight: 2,
+        acks: 1,
+        seconds: std::time::Duration::from_secs(2),
+        topic_prefix: "pinned".into(),
+        topic_configs: [("flush.policy".to_owned(), "never".to_owned())].into(),
+    };
+    let report = pinned::run(&broker.addr.to_string(), &shape, Some(broker.pid())).unwrap();
+    assert!(report.produced_messages > 0, "{report:?}");
+    assert!(
+        report.consumed_messages > 0 && report.consumed_messages <= report.produced_messages,
+        "{report:?}"
+    );
+    assert_eq!(report.produced_bytes, report.produced_messages * 1000);
+    assert_eq!(
+        report.produce_latency_us.count * 100,
+        report.produced_messages
+    );
+    assert!(report.generator_cpu_seconds > 0.0, "{report:?}");
+    assert!(
+        report.broker_cpu_seconds.is_some_and(|c| c > 0.0),
+        "{report:?}"
+    );
+    assert!(
+        report.summary().contains("produce_mb_s="),
+        "{}",
+        report.summary()
+    );
+
+    let mut conn = runnel_tests::kafka::KafkaConn::connect(broker.addr).unwrap();
+    let mut request = ListOffsetsRequest::default();
+    request.replica_id = kafka_protocol::messages::BrokerId(-1);
+    for i in 0..2 {
+        let mut partition = ListOffsetsPartition::default();
+        partition.timestamp = -1; // the log end
+        let mut topic = ListOffsetsTopic::default();
+        topic.name = TopicName(StrBytes::from_string(format!("pinned-{i}")));
+        topic.partitions = vec![partition];
+        request.topics.push(topic);
+    }
+    let offsets: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, 7, &request).unwrap();
+    let held: i64 = offsets.topics.iter().map(|t| t.partitions[0].offset).sum();
+    assert_eq!(held as u64, report.produced_messages, "{offsets:?}");
+
+    // A second run into the same topics is refused before it starts.
+    assert!(pinned::run(&broker.addr.to_string(), &shape, None).is_err());
 }

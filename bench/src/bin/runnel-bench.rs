@@ -1,9 +1,10 @@
 //! `runnel-bench`: end-to-end throughput and latency against a running broker, and this
 //! machine's limits to compare them with. The subcommands (limits, run, loopback, stats,
-//! rebalance, produce, fetch) and their flags are in `cli.rs` and `runnel-bench <sub> --help`.
+//! rebalance, produce, pinned, fetch) and their flags are in `cli.rs` and
+//! `runnel-bench <sub> --help`.
 //!
 //! `run` drives the load generator (the library's `runner`, `round_trip`, `rate_search`);
-//! `produce`, `fetch` and `rebalance` are simpler loops on the blocking client.
+//! `produce`, `pinned`, `fetch` and `rebalance` are simpler loops on the blocking client.
 //!
 //! Exit codes: 0 done, 1 the measurement failed (an unreachable broker, a broker error),
 //! 2 a usage error (a missing or bad flag, an unreadable or invalid workload file).
@@ -85,6 +86,35 @@ fn main() -> ExitCode {
                 idempotent: idempotent || transaction_batches > 0,
                 transaction_batches,
             },
+        ),
+        Command::Pinned {
+            bootstrap,
+            producers,
+            consumers,
+            message_size,
+            messages_per_batch,
+            in_flight,
+            acks,
+            seconds,
+            topic_prefix,
+            topic_configs,
+            broker_pid,
+            json,
+        } => pinned(
+            &bootstrap,
+            &runnel_bench::pinned::PinnedShape {
+                producers,
+                consumers,
+                message_size,
+                messages_per_batch,
+                in_flight,
+                acks,
+                seconds: Duration::from_secs(seconds),
+                topic_prefix,
+                topic_configs: topic_configs.into_iter().collect(),
+            },
+            broker_pid,
+            json,
         ),
         Command::Fetch {
             bootstrap,
@@ -507,25 +537,19 @@ impl SequencedBatch {
     }
 }
 
-/// utime + stime of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> Result<f64, String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("--broker-pid {pid}: {e}"))?;
-    let bad = || format!("--broker-pid {pid}: unexpected /proc/{pid}/stat format");
-    // After the command: state is field 3; utime and stime are fields 14 and 15.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .ok_or_else(bad)?
-        .1
-        .split_whitespace()
-        .collect();
-    let field = |i: usize| -> Result<u64, String> {
-        fields.get(i).and_then(|f| f.parse().ok()).ok_or_else(bad)
-    };
-    let ticks = field(11)? + field(12)?;
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok(ticks as f64 / hz)
+fn pinned(
+    bootstrap: &str,
+    shape: &runnel_bench::pinned::PinnedShape,
+    broker_pid: Option<u32>,
+    json: Option<PathBuf>,
+) -> Result<(), String> {
+    let report = runnel_bench::pinned::run(bootstrap, shape, broker_pid)?;
+    print!("{}", report.summary());
+    if let Some(out) = json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(&out, text).map_err(|e| format!("writing {}: {e}", out.display()))?;
+    }
+    Ok(())
 }
 
 fn fetch(
@@ -552,7 +576,9 @@ fn fetch(
         request
     };
     // Read once before the run, so a wrong pid fails now rather than after --seconds.
-    let cpu_before = broker_pid.map(cpu_seconds).transpose()?;
+    let cpu_before = broker_pid
+        .map(runnel_bench::cpu::process_seconds)
+        .transpose()?;
     let started = Instant::now();
     let mut offset = 0i64;
     let mut total = 0u64;
@@ -595,7 +621,7 @@ fn fetch(
         gib / elapsed
     );
     if let (Some(pid), Some(before)) = (broker_pid, cpu_before) {
-        let cpu = cpu_seconds(pid)? - before;
+        let cpu = runnel_bench::cpu::process_seconds(pid)? - before;
         print!(", broker CPU {cpu:.2}s = {:.2} CPU-s per GiB", cpu / gib);
     }
     println!();

@@ -79,6 +79,54 @@ pub enum Command {
         #[arg(long, value_name = "R", default_value_t = 10, value_parser = at_least_one_usize())]
         rounds: usize,
     },
+    /// Apache Iggy's pinned benchmarks in Kafka's protocol: --producers producers, each with a
+    /// topic of one partition of its own, send a prebuilt batch over and over; --consumers of
+    /// them are each read back by a consumer while written. Prints MB/s in and out and the CPU
+    /// the generator (and, with --broker-pid, the broker) used.
+    Pinned {
+        /// The broker's Kafka address.
+        #[arg(long, value_name = "HOST:PORT")]
+        bootstrap: String,
+        /// Producers (threads, connections and topics).
+        #[arg(long, value_name = "N", default_value_t = 2, value_parser = at_least_one_usize())]
+        producers: usize,
+        /// Consumers, each reading one producer's topic (at most --producers).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        consumers: usize,
+        /// Bytes of each message's value.
+        #[arg(long, value_name = "B", default_value_t = 1000)]
+        message_size: usize,
+        /// Messages in each produce request's batch.
+        #[arg(long, value_name = "N", default_value_t = 1000, value_parser = at_least_one_usize())]
+        messages_per_batch: usize,
+        /// Produce requests each producer keeps in flight.
+        #[arg(long, value_name = "K", default_value_t = 1, value_parser = at_least_one_usize())]
+        in_flight: usize,
+        /// Kafka acks: 0, 1 or -1.
+        #[arg(
+            long,
+            value_name = "A",
+            default_value_t = 1,
+            allow_negative_numbers = true,
+            value_parser = clap::value_parser!(i16).range(-1..=1)
+        )]
+        acks: i16,
+        /// Seconds to run for.
+        #[arg(long, value_name = "S", default_value_t = 10, value_parser = at_least_one())]
+        seconds: u64,
+        /// The topics are named <PREFIX>-<i>; they must not exist yet.
+        #[arg(long, value_name = "PREFIX", default_value = "pinned")]
+        topic_prefix: String,
+        /// A topic config the topics are created with, NAME=VALUE (repeatable).
+        #[arg(long = "topic-config", value_name = "NAME=VALUE", value_parser = name_value)]
+        topic_configs: Vec<(String, String)>,
+        /// The broker's process id, to report its CPU time (default: not reported).
+        #[arg(long, value_name = "PID")]
+        broker_pid: Option<u32>,
+        /// Also write the report as JSON to this file (default: not written).
+        #[arg(long, value_name = "OUT")]
+        json: Option<PathBuf>,
+    },
     /// Creates --topic (one partition, flush.policy=never) and produces the same batch to
     /// partition 0 over and over, --in-flight requests at a time.
     Produce {
@@ -134,6 +182,13 @@ pub enum Command {
         #[arg(long, value_name = "PID")]
         broker_pid: Option<u32>,
     },
+}
+
+/// `NAME=VALUE`, split at the first `=`.
+fn name_value(arg: &str) -> Result<(String, String), String> {
+    arg.split_once('=')
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("{arg:?} is not NAME=VALUE"))
 }
 
 /// Counts and durations where zero would divide by zero or never finish.
@@ -222,6 +277,44 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
+        match parse("runnel-bench pinned --bootstrap b --topic-config flush.policy=never") {
+            Command::Pinned {
+                producers,
+                consumers,
+                message_size,
+                messages_per_batch,
+                in_flight,
+                topic_configs,
+                ..
+            } => assert_eq!(
+                (
+                    producers,
+                    consumers,
+                    message_size,
+                    messages_per_batch,
+                    in_flight,
+                    topic_configs
+                ),
+                (
+                    2,
+                    0,
+                    1000,
+                    1000,
+                    1,
+                    vec![("flush.policy".into(), "never".into())]
+                )
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from([
+            "runnel-bench",
+            "pinned",
+            "--bootstrap",
+            "b",
+            "--topic-config",
+            "x"
+        ])
+        .is_err());
         match parse("runnel-bench fetch --bootstrap b --topic t") {
             Command::Fetch {
                 seconds,

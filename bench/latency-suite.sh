@@ -3,7 +3,8 @@
 # each latency and throughput workload against a fresh release broker, then the limits again.
 # Usage: bench/latency-suite.sh [work dir, default /tmp/runnel-latency]   (about 8 minutes)
 # PINNED=1: the broker runs one shard on the first core and the generator on the last
-# (taskset), so neither takes the other's core; unset, both float over every core.
+# (taskset), so neither takes the other's core, and the generator spins when idle rather than
+# sleeping (its wake-ups stay out of what it measures); unset, both float over every core.
 # Results: <work dir>/results.txt, a JSON report per run, SVG plots in <work dir>/plots-*.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,9 +16,10 @@ workloads="$root/bench/workloads"
 addr=127.0.0.1:19500
 admin=127.0.0.1:19644
 printf '[topic_defaults]\n"flush.policy" = "always"\n' > "$work/always.toml"
-broker_on=() generator_on=()
+broker_on=() generator_on=() generator_flags=()
 if [ -n "${PINNED:-}" ]; then
     broker_on=(taskset -c 0) generator_on=(taskset -c "$(($(nproc) - 1))")
+    generator_flags=(--idle-poll-us 1000)
 fi
 
 broker_pid=
@@ -34,7 +36,7 @@ stop() { kill "$broker_pid"; wait "$broker_pid" || true; }
 trap '[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null || true' EXIT
 run() {
     echo "### runnel-bench run $*"
-    "${generator_on[@]}" "$bin/runnel-bench" run --bootstrap $addr "$@" 2>&1 | tr '\r' '\n' | grep -v '^\[' | grep -v '^$' || true
+    "${generator_on[@]}" "$bin/runnel-bench" run --bootstrap $addr "${generator_flags[@]}" "$@" 2>&1 | tr '\r' '\n' | grep -v '^\[' | grep -v '^$' || true
 }
 stats() {
     "$bin/runnel-bench" stats --admin $admin | grep -E 'quantile="0.(5|99|999)"' |

@@ -10,7 +10,11 @@
 //! - fdatasync latency: 4 KiB append + fdatasync, the cost of an `always` flush;
 //! - wake-up lateness: how much later than asked a thread sleeping 100 µs runs again. On a VM
 //!   this is the floor under every tail latency (a descheduled vCPU stalls broker and client
-//!   alike), so reports state p99.9 and beyond next to it.
+//!   alike), so reports state p99.9 and beyond next to it;
+//! - stalls of a spinning thread: a thread that never sleeps, reading the clock in a loop,
+//!   and the gaps between its reads. A gap the guest's scheduler did not cause (nothing else
+//!   ran on the core) is the hypervisor's or the kernel's (interrupts, softirqs), and no
+//!   program on this machine can be on time through it.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
@@ -31,6 +35,17 @@ pub struct Limits {
     pub fdatasync_p50: Duration,
     pub fdatasync_p99: Duration,
     pub wakeup: WakeUpLateness,
+    pub spin: SpinStalls,
+}
+
+/// Gaps in a spinning thread's run (see the module's notes).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpinStalls {
+    /// Share of the time lost in gaps of 50 µs or more.
+    pub stalled_share: f64,
+    /// Gaps of 1 ms or more.
+    pub over_1ms: u64,
+    pub longest: Duration,
 }
 
 /// Percentiles of a sleeping thread's lateness.
@@ -56,7 +71,30 @@ pub fn measure(dir: &Path, seconds: Duration) -> std::io::Result<Limits> {
         fdatasync_p50: sync_p50,
         fdatasync_p99: sync_p99,
         wakeup: wakeup_lateness(seconds.max(Duration::from_secs(2)))?,
+        spin: spin_stalls(seconds.max(Duration::from_secs(2))),
     })
+}
+
+/// Spins for `seconds` reading the clock and sums the gaps between reads.
+pub fn spin_stalls(seconds: Duration) -> SpinStalls {
+    const COUNTED: Duration = Duration::from_micros(50);
+    let started = Instant::now();
+    let end = started + seconds;
+    let mut stalls = SpinStalls::default();
+    let mut stalled = Duration::ZERO;
+    let mut last = started;
+    while last < end {
+        let now = Instant::now();
+        let gap = now - last;
+        if gap >= COUNTED {
+            stalled += gap;
+            stalls.over_1ms += u64::from(gap >= Duration::from_millis(1));
+            stalls.longest = stalls.longest.max(gap);
+        }
+        last = now;
+    }
+    stalls.stalled_share = stalled.as_secs_f64() / last.duration_since(started).as_secs_f64();
+    stalls
 }
 
 /// How late a thread that sleeps 100 µs at a time wakes, over `seconds`.
@@ -249,6 +287,8 @@ mod tests {
         let (p50, p99) = loopback_round_trip(50).unwrap();
         assert!(p50 > Duration::ZERO && p50 <= p99);
         assert!(loopback_bandwidth(Duration::from_millis(50)).unwrap() > 0.0);
+        let spin = spin_stalls(Duration::from_millis(50));
+        assert!((0.0..1.0).contains(&spin.stalled_share), "{spin:?}");
         let w = wakeup_lateness(Duration::from_millis(50)).unwrap();
         assert!(w.p50 <= w.p99 && w.p99 <= w.p999 && w.p999 <= w.p9999 && w.p9999 <= w.max);
         assert_eq!(

@@ -75,7 +75,7 @@ pub fn sustained(rate: u64, report: &Report, consumers: bool) -> Result<(), Stri
 pub fn search(
     bootstrap: &str,
     workload: &Workload,
-    cores: usize,
+    generator: runner::Generator,
     mut on_step: impl FnMut(&Step),
 ) -> Result<u64, String> {
     let consumers = workload.consumers_per_topic > 0;
@@ -89,7 +89,7 @@ pub fn search(
         step_workload.name = format!("{}-at-{rate}", workload.name);
         step_workload.warmup_seconds = STEP_WARMUP_SECONDS;
         step_workload.duration_seconds = STEP_SECONDS;
-        let report = runner::run(bootstrap, &step_workload, cores)?;
+        let report = runner::run(bootstrap, &step_workload, generator)?;
         Ok(judge(rate, &report, consumers, &mut on_step))
     })
 }
@@ -125,14 +125,14 @@ const CONFIRMATIONS: usize = 3;
 pub fn measure_at_max(
     bootstrap: &str,
     workload: &Workload,
-    cores: usize,
+    generator: runner::Generator,
     mut on_step: impl FnMut(&Step),
 ) -> Result<Report, String> {
     let consumers = workload.consumers_per_topic > 0;
-    let mut rate = search(bootstrap, workload, cores, &mut on_step)?;
+    let mut rate = search(bootstrap, workload, generator, &mut on_step)?;
     let mut attempt = 0;
     loop {
-        let report = runner::run(bootstrap, &at_rate(workload, rate), cores)?;
+        let report = runner::run(bootstrap, &at_rate(workload, rate), generator)?;
         let kept_up = judge(rate, &report, consumers, &mut on_step);
         attempt += 1;
         if kept_up || attempt > CONFIRMATIONS {

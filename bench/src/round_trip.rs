@@ -17,7 +17,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, ProduceResponse, ResponseHeader};
 use kafka_protocol::protocol::Decodable;
 use runnel_engine::log::builder::{BatchBuilder, Record};
-use runnel_engine::rt::{self, LocalEvent, Runtime, RuntimeConfig};
+use runnel_engine::rt::{self, LocalEvent, Runtime};
 use runnel_net::kafka::frame::FrameReader;
 
 use crate::client::{connect, create_topics, produce_frame, PRODUCE_VERSION};
@@ -45,7 +45,11 @@ struct Waiting {
     clients_left: std::cell::Cell<usize>,
 }
 
-pub fn run(bootstrap: &str, workload: &Workload) -> Result<Report, String> {
+pub fn run(
+    bootstrap: &str,
+    workload: &Workload,
+    generator: crate::runner::Generator,
+) -> Result<Report, String> {
     let topic = format!("{}-{}", workload.name, std::process::id());
     create_topics(
         bootstrap,
@@ -54,11 +58,12 @@ pub fn run(bootstrap: &str, workload: &Workload) -> Result<Report, String> {
         workload.replication_factor,
         &workload.topic_configs,
     )?;
-    let config = RuntimeConfig {
+    // One shard: every client's request and its consumer share it.
+    let config = crate::runner::Generator {
         cores: 1,
-        pin_threads: false,
-        ..RuntimeConfig::default()
-    };
+        ..generator
+    }
+    .runtime_config();
     let runtime = Runtime::start(config, |_| async {}).map_err(|e| e.to_string())?;
     let (bootstrap, w) = (bootstrap.to_owned(), workload.clone());
     let outcome = runtime

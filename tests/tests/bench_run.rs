@@ -25,7 +25,12 @@ fn a_short_fixed_rate_run_reports_consistently() {
         "#,
     )
     .unwrap();
-    let report = runner::run(&broker.addr.to_string(), &workload, 1).unwrap();
+    let report = runner::run(
+        &broker.addr.to_string(),
+        &workload,
+        runner::Generator::DEFAULT,
+    )
+    .unwrap();
     let expected = 2000.0 * 3.0;
     assert!(
         (report.published as f64 - expected).abs() <= expected * 0.05,
@@ -121,7 +126,12 @@ fn a_short_round_trip_run_reports_consistently() {
         "#,
     )
     .unwrap();
-    let report = runnel_bench::round_trip::run(&broker.addr.to_string(), &workload).unwrap();
+    let report = runnel_bench::round_trip::run(
+        &broker.addr.to_string(),
+        &workload,
+        runner::Generator::DEFAULT,
+    )
+    .unwrap();
     assert_eq!(report.clients, 5);
     assert!(report.requests > 10, "{report:?}");
     assert_eq!(report.round_trip_us.count, report.requests);
@@ -159,7 +169,12 @@ fn a_group_run_with_compression_consumes_and_commits_everything() {
         "#,
     )
     .unwrap();
-    let report = runner::run(&broker.addr.to_string(), &workload, 1).unwrap();
+    let report = runner::run(
+        &broker.addr.to_string(),
+        &workload,
+        runner::Generator::DEFAULT,
+    )
+    .unwrap();
     assert!(report.published > 0);
     assert_eq!(
         report.consumed, report.published,

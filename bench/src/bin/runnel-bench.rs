@@ -45,10 +45,15 @@ fn main() -> ExitCode {
             bootstrap,
             workload,
             cores,
+            idle_poll_us,
             json,
             plots,
         } => {
-            run_workload(&bootstrap, &workload, cores, json, plots);
+            let generator = runnel_bench::runner::Generator {
+                cores,
+                idle_poll: Duration::from_micros(idle_poll_us),
+            };
+            run_workload(&bootstrap, &workload, generator, json, plots);
             Ok(())
         }
         Command::Rebalance {
@@ -154,6 +159,12 @@ fn limits(dir: &Path, seconds: Duration) -> Result<(), String> {
         "wake-up lateness (100 µs sleeps): p50 {:?} p99 {:?} p99.9 {:?} p99.99 {:?} max {:?}",
         w.p50, w.p99, w.p999, w.p9999, w.max
     );
+    println!(
+        "stalls of a spinning thread: {:.3}% of the time in gaps of 50 µs or more, {} of 1 ms or more, longest {:?}",
+        l.spin.stalled_share * 100.0,
+        l.spin.over_1ms,
+        l.spin.longest
+    );
     Ok(())
 }
 
@@ -162,7 +173,7 @@ fn limits(dir: &Path, seconds: Duration) -> Result<(), String> {
 fn run_workload(
     bootstrap: &str,
     path: &Path,
-    cores: usize,
+    generator: runnel_bench::runner::Generator,
     json: Option<PathBuf>,
     plots: Option<PathBuf>,
 ) {
@@ -178,7 +189,7 @@ fn run_workload(
         runnel_bench::workload::Scenario::Stream => {
             let mut steps = Vec::new();
             let mut report = if workload.find_max_rate {
-                runnel_bench::rate_search::measure_at_max(bootstrap, &workload, cores, |step| {
+                runnel_bench::rate_search::measure_at_max(bootstrap, &workload, generator, |step| {
                     eprintln!(
                         "\rrate {} msg/s {} (published {:.0}/s, consumed {:.0}/s){}",
                         step.rate,
@@ -196,7 +207,7 @@ fn run_workload(
                     steps.push(step.clone());
                 })
             } else {
-                runnel_bench::runner::run(bootstrap, &workload, cores)
+                runnel_bench::runner::run(bootstrap, &workload, generator)
             }
             .unwrap_or_else(|e| fail(e));
             report.rate_search = steps;
@@ -209,8 +220,8 @@ fn run_workload(
             )
         }
         runnel_bench::workload::Scenario::RoundTrip => {
-            let report =
-                runnel_bench::round_trip::run(bootstrap, &workload).unwrap_or_else(|e| fail(e));
+            let report = runnel_bench::round_trip::run(bootstrap, &workload, generator)
+                .unwrap_or_else(|e| fail(e));
             if let Some(dir) = &plots {
                 std::fs::create_dir_all(dir).unwrap_or_else(|e| fail(e.to_string()));
                 let series = [("round trip", &report.round_trip_us)];

@@ -39,6 +39,11 @@ pub enum Command {
         /// per online core.
         #[arg(long, value_name = "N", default_value_t = 1)]
         cores: usize,
+        /// Microseconds an idle generator shard spins before it sleeps (0: sleeps at once).
+        /// Spinning keeps the generator's own wake-ups out of the latencies it measures, at
+        /// the cost of a core per shard: for a generator pinned to cores of its own.
+        #[arg(long, value_name = "US", default_value_t = 0)]
+        idle_poll_us: u64,
         /// Also write the report as JSON to this file (default: not written).
         #[arg(long, value_name = "OUT")]
         json: Option<PathBuf>,

@@ -297,14 +297,15 @@ fn consume(
 
 /// What the whole batches at the front of a fetched records section hold.
 #[derive(Debug, Default, PartialEq)]
-struct WholeBatches {
-    records: u64,
-    next_offset: Option<i64>,
+pub struct WholeBatches {
+    pub records: u64,
+    /// The offset after the last whole batch (none without one).
+    pub next_offset: Option<i64>,
 }
 
 /// Walks the whole batches of `records` (a fetch may end in a partial one, which the next
 /// fetch returns whole).
-fn whole_batches(records: &[u8]) -> WholeBatches {
+pub fn whole_batches(records: &[u8]) -> WholeBatches {
     let mut found = WholeBatches::default();
     let mut at = 0usize;
     while let Some(header) = records.get(at..at + BATCH_HEADER_BYTES) {

@@ -606,19 +606,9 @@ fn fetch(
         let records = partition.records.clone().unwrap_or_default();
         total += records.len() as u64;
         // Continue after the last whole batch; start over at the end.
-        let mut at = 0usize;
-        let mut next = offset;
-        while records.len() >= at + 12 {
-            let len =
-                i32::from_be_bytes(records[at + 8..at + 12].try_into().unwrap()) as usize + 12;
-            if at + len > records.len() || at + 61 > records.len() {
-                break;
-            }
-            let base = i64::from_be_bytes(records[at..at + 8].try_into().unwrap());
-            let delta = i32::from_be_bytes(records[at + 23..at + 27].try_into().unwrap());
-            next = base + i64::from(delta) + 1;
-            at += len;
-        }
+        let next = runnel_bench::pinned::whole_batches(&records)
+            .next_offset
+            .unwrap_or(offset);
         offset = if next >= partition.high_watermark || next == offset {
             0
         } else {

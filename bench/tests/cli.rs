@@ -24,7 +24,14 @@ const SUBCOMMANDS: &[(&str, &[&str])] = &[
     ("limits", &["--dir", "--seconds"]),
     (
         "run",
-        &["--bootstrap", "--workload", "--cores", "--json", "--plots"],
+        &[
+            "--bootstrap",
+            "--workload",
+            "--cores",
+            "--idle-poll-us",
+            "--json",
+            "--plots",
+        ],
     ),
     ("loopback", &["--seconds"]),
     ("stats", &["--admin"]),
@@ -53,6 +60,23 @@ const SUBCOMMANDS: &[(&str, &[&str])] = &[
     (
         "fetch",
         &["--bootstrap", "--topic", "--seconds", "--broker-pid"],
+    ),
+    (
+        "pinned",
+        &[
+            "--bootstrap",
+            "--producers",
+            "--consumers",
+            "--message-size",
+            "--messages-per-batch",
+            "--in-flight",
+            "--acks",
+            "--seconds",
+            "--topic-prefix",
+            "--topic-config",
+            "--broker-pid",
+            "--json",
+        ],
     ),
 ];
 
@@ -90,6 +114,7 @@ fn missing_required_flags_are_usage_errors() {
     assert_fails(&["rebalance"], 2, "--bootstrap");
     assert_fails(&["produce", "--bootstrap", "127.0.0.1:1"], 2, "--topic");
     assert_fails(&["fetch", "--topic", "t"], 2, "--bootstrap");
+    assert_fails(&["pinned", "--producers", "2"], 2, "--bootstrap");
 }
 
 #[test]
@@ -180,6 +205,11 @@ fn an_unreachable_broker_is_an_error_not_a_panic() {
         "connecting to",
     );
     assert_fails(
+        &["pinned", "--bootstrap", &addr, "--seconds", "1"],
+        1,
+        "connecting to",
+    );
+    assert_fails(
         &["fetch", "--bootstrap", &addr, "--topic", "t"],
         1,
         "connecting to",
@@ -190,7 +220,7 @@ fn an_unreachable_broker_is_an_error_not_a_panic() {
 
 #[test]
 fn a_wrong_broker_pid_is_an_error_not_a_panic() {
-    // Any listener will do: the pid is checked before the first fetch.
+    // Any listener will do: the pid is checked before the first request.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     assert_fails(
@@ -203,6 +233,12 @@ fn a_wrong_broker_pid_is_an_error_not_a_panic() {
             "--broker-pid",
             "4294967295",
         ],
+        1,
+        "--broker-pid 4294967295",
+    );
+    // `pinned` checks it before it creates its topics (this listener speaks no Kafka).
+    assert_fails(
+        &["pinned", "--bootstrap", &addr, "--broker-pid", "4294967295"],
         1,
         "--broker-pid 4294967295",
     );

@@ -554,6 +554,8 @@ fn pinned(
     broker_pid: Option<u32>,
     json: Option<PathBuf>,
 ) -> Result<(), String> {
+    // Checked before anything is created, so a wrong pid fails at once.
+    broker_pid.map(broker_cpu).transpose()?;
     let report = runnel_bench::pinned::run(bootstrap, shape, broker_pid)?;
     print!("{}", report.summary());
     if let Some(out) = json {
@@ -561,6 +563,11 @@ fn pinned(
         std::fs::write(&out, text).map_err(|e| format!("writing {}: {e}", out.display()))?;
     }
     Ok(())
+}
+
+/// The broker's CPU time so far, for the --broker-pid it was given.
+fn broker_cpu(pid: u32) -> Result<f64, String> {
+    runnel_bench::cpu::process_seconds(pid).map_err(|e| format!("--broker-pid {pid}: {e}"))
 }
 
 fn fetch(
@@ -587,9 +594,7 @@ fn fetch(
         request
     };
     // Read once before the run, so a wrong pid fails now rather than after --seconds.
-    let cpu_before = broker_pid
-        .map(runnel_bench::cpu::process_seconds)
-        .transpose()?;
+    let cpu_before = broker_pid.map(broker_cpu).transpose()?;
     let started = Instant::now();
     let mut offset = 0i64;
     let mut total = 0u64;
@@ -622,7 +627,7 @@ fn fetch(
         gib / elapsed
     );
     if let (Some(pid), Some(before)) = (broker_pid, cpu_before) {
-        let cpu = runnel_bench::cpu::process_seconds(pid)? - before;
+        let cpu = broker_cpu(pid)? - before;
         print!(", broker CPU {cpu:.2}s = {:.2} CPU-s per GiB", cpu / gib);
     }
     println!();

@@ -235,6 +235,9 @@ mod tests {
             "runnel-bench run --bootstrap 127.0.0.1:19500 --workload w.toml --json r.json",
             "runnel-bench run --bootstrap 127.0.0.1:19500 --workload w.toml --json r.json --plots p",
             "runnel-bench stats --admin 127.0.0.1:19644",
+            "runnel-bench run --bootstrap 127.0.0.1:19500 --idle-poll-us 1000 --workload w.toml",
+            "runnel-bench pinned --bootstrap 127.0.0.1:19700 --producers 2 --consumers 2 --message-size 1000 --messages-per-batch 1000 --seconds 10",
+            "runnel-bench pinned --bootstrap 127.0.0.1:19700 --producers 2 --seconds 10 --broker-pid 42",
         ] {
             parse(line);
         }

@@ -261,12 +261,13 @@ fn consume(
     let mut conn = Conn::connect(bootstrap)?;
     let mut counted = Counted::default();
     let mut offset = 0i64;
+    let name = TopicName(StrBytes::from_string(topic.to_owned()));
     while !stop.load(Ordering::Relaxed) {
         let mut partition = FetchPartition::default();
         partition.fetch_offset = offset;
         partition.partition_max_bytes = PARTITION_FETCH_BYTES;
         let mut wanted = FetchTopic::default();
-        wanted.topic = TopicName(StrBytes::from_string(topic.to_owned()));
+        wanted.topic = name.clone();
         wanted.partitions = vec![partition];
         let mut request = FetchRequest::default();
         request.max_wait_ms = 100;

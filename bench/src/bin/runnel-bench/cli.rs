@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::builder::RangedU64ValueParser;
+use clap::builder::{RangedI64ValueParser, RangedU64ValueParser};
 use clap::{Parser, Subcommand};
 
 /// Runnel's load generator: end-to-end throughput and latency against a running broker, and
@@ -113,7 +113,7 @@ pub enum Command {
             value_name = "A",
             default_value_t = 1,
             allow_negative_numbers = true,
-            value_parser = clap::value_parser!(i16).range(-1..=1)
+            value_parser = kafka_acks()
         )]
         acks: i16,
         /// Seconds to run for.
@@ -156,7 +156,7 @@ pub enum Command {
             value_name = "A",
             default_value_t = 1,
             allow_negative_numbers = true,
-            value_parser = clap::value_parser!(i16).range(-1..=1)
+            value_parser = kafka_acks()
         )]
         acks: i16,
         /// Produce requests in flight at once.
@@ -194,6 +194,11 @@ fn name_value(arg: &str) -> Result<(String, String), String> {
     arg.split_once('=')
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .ok_or_else(|| format!("{arg:?} is not NAME=VALUE"))
+}
+
+/// The acks Kafka knows: 0 (no responses), 1 (the leader's append), -1 (all in-sync replicas).
+fn kafka_acks() -> RangedI64ValueParser<i16> {
+    RangedI64ValueParser::new().range(-1..=1)
 }
 
 /// Counts and durations where zero would divide by zero or never finish.
@@ -349,6 +354,14 @@ mod tests {
                 "t",
             ];
             assert!(Cli::try_parse_from(line.into_iter().chain(["--acks", bad])).is_err());
+        }
+        match parse("runnel-bench pinned --bootstrap b --acks -1") {
+            Command::Pinned { acks, .. } => assert_eq!(acks, -1),
+            other => panic!("{other:?}"),
+        }
+        for bad in ["2", "-2", "all"] {
+            let line = ["runnel-bench", "pinned", "--bootstrap", "b", "--acks", bad];
+            assert!(Cli::try_parse_from(line).is_err());
         }
     }
 

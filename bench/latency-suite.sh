@@ -5,6 +5,8 @@
 # PINNED=1: the broker runs one shard on the first core and the generator on the last
 # (taskset), so neither takes the other's core, and the generator spins when idle rather than
 # sleeping (its wake-ups stay out of what it measures); unset, both float over every core.
+# PROFILE=NAME: the broker runs with tuning/NAME.toml (e.g. realtime), the always run's config
+# on top of it.
 # Results: <work dir>/results.txt, a JSON report per run, SVG plots in <work dir>/plots-*.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,9 +27,10 @@ fi
 broker_pid=
 broker() {
     rm -rf "$work/data"
-    local cores=()
-    [ -n "${PINNED:-}" ] && cores=(--cores 1)
-    "${broker_on[@]}" "$bin/runnel" --listen $addr --data-dir "$work/data" --admin-listen $admin "${cores[@]}" "$@" \
+    local args=()
+    [ -n "${PINNED:-}" ] && args=(--cores 1)
+    [ -n "${PROFILE:-}" ] && args+=(--profile "$root/tuning/$PROFILE.toml")
+    "${broker_on[@]}" "$bin/runnel" --listen $addr --data-dir "$work/data" --admin-listen $admin "${args[@]}" "$@" \
         > "$work/broker.log" 2>&1 &
     broker_pid=$!
     sleep 1.5

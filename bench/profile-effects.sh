@@ -40,12 +40,12 @@ measure() {
     stop
 }
 
-profiles=(default low-latency throughput durable)
+profiles=(default low-latency realtime throughput durable)
 {
     echo "### limits (before)"; "$bin/runnel-bench" limits --dir "$work" --seconds 3
     for round in $(seq "$rounds"); do
         order=("${profiles[@]}")
-        if [ $((round % 2)) = 0 ]; then order=(durable throughput low-latency default); fi
+        if [ $((round % 2)) = 0 ]; then order=(durable throughput realtime low-latency default); fi
         for p in "${order[@]}"; do
             if [ "$p" = default ]; then measure default; else measure "$p" --profile "$root/tuning/$p.toml"; fi
         done

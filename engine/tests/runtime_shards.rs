@@ -86,7 +86,7 @@ on_both_backends! {
                                         let value = rt::submit_to(target, move || async move {
                                             executed.fetch_add(1, Ordering::Relaxed);
                                             if c % 7 == 0 {
-                                                rt::yield_now().await;
+                                                rt::sleep(Duration::from_micros(1)).await;
                                             }
                                             (rt::shard_id(), c)
                                         })
@@ -185,6 +185,47 @@ on_both_backends! {
         rt.join().unwrap();
     }
 
+    fn realtime_shards_run_under_sched_fifo_and_step_down_while_busy(backend) {
+        match Runtime::start(RuntimeConfig { realtime_priority: Some(3), ..config(backend, 2) }, |_| async {}) {
+            Ok(rt) => {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("f");
+                let (idle, busy, idle_again) = rt.handle().run_on(0, move || async move {
+                    // A buffered file write: on io_uring, usually one for the shard's workers.
+                    let file = rt::fs::create_file(&path).await.unwrap();
+                    file.write_all_at(vec![7u8; 64 << 10], 0).await.0.unwrap();
+                    file.fdatasync().await.unwrap();
+                    let idle = scheduling_of_shard_and_workers();
+                    // Busy for 400 ms, through the shard loop (which measures) every 5 ms.
+                    let until = Instant::now() + Duration::from_millis(400);
+                    while Instant::now() < until {
+                        let spin = Instant::now() + Duration::from_millis(5);
+                        while Instant::now() < spin {
+                            std::hint::spin_loop();
+                        }
+                        rt::sleep(Duration::from_micros(1)).await;
+                    }
+                    let busy = scheduling_of_shard_and_workers();
+                    rt::sleep(Duration::from_millis(300)).await;
+                    (idle, busy, scheduling_of_shard_and_workers())
+                }).unwrap();
+                assert!(idle.iter().all(|&policy| policy == Some(3)), "idle: {idle:?}");
+                assert!(busy.iter().all(|&policy| policy.is_none()), "busy: {busy:?}");
+                assert!(idle_again.iter().all(|&policy| policy == Some(3)), "idle again: {idle_again:?}");
+                let other = rt.handle().run_on(1, || async { rt::thread_fifo_priority().unwrap() });
+                assert_eq!(other, Ok(Some(3)), "shard 1 was never busy");
+                rt.join().unwrap();
+                assert_eq!(rt::thread_fifo_priority().unwrap(), None, "only the shard threads change");
+            }
+            // Without the privilege (tests normally run as root): a clear refusal to start.
+            Err(rt::RuntimeError::Shard { source, .. }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::PermissionDenied, "{source}");
+                assert!(source.to_string().contains("SCHED_FIFO priority 3"), "{source}");
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+
     fn senders_blocked_on_a_shard_that_dies_get_shard_stopped(backend) {
         let rt = Runtime::start(RuntimeConfig { mailbox_capacity: 1, ..config(backend, 2) }, |shard| async move {
             if shard == 1 {
@@ -258,6 +299,25 @@ on_both_backends! {
 }
 
 #[test]
+fn realtime_priority_is_refused_outside_fifo_range_or_with_idle_polling() {
+    for (priority, idle_poll_us, expect) in [
+        (0, 0, "outside SCHED_FIFO's 1-99"),
+        (100, 0, "outside SCHED_FIFO's 1-99"),
+        (10, 200, "must not poll when idle"),
+    ] {
+        let config = RuntimeConfig {
+            realtime_priority: Some(priority),
+            idle_poll: Duration::from_micros(idle_poll_us),
+            ..RuntimeConfig::default()
+        };
+        match Runtime::start(config, |_| async {}) {
+            Err(rt::RuntimeError::Invalid(reason)) => assert!(reason.contains(expect), "{reason}"),
+            other => panic!("priority {priority}, idle poll {idle_poll_us}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn auto_backend_starts_and_reports_its_choice() {
     let rt = Runtime::start(
         RuntimeConfig {
@@ -294,4 +354,28 @@ fn default_core_count_is_all_online_cores() {
         std::thread::available_parallelism().unwrap().get()
     );
     rt.join().unwrap();
+}
+
+/// The `SCHED_FIFO` priority (None: another policy) of the calling shard thread, then of each
+/// io_uring worker it started (threads named `iou-wrk-<its tid>`; fields 40 and 41 of their
+/// /proc stat are the real-time priority and the policy, 1 for `SCHED_FIFO`).
+fn scheduling_of_shard_and_workers() -> Vec<Option<u32>> {
+    let mut found = vec![rt::thread_fifo_priority().unwrap().map(|p| p as u32)];
+    // SAFETY: gettid has no preconditions.
+    let workers = format!("iou-wrk-{}", unsafe { libc::gettid() });
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if comm.trim_end() != workers {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(task.join("stat")) else {
+            continue; // exited
+        };
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let (priority, policy): (u32, u32) =
+            (fields[37].parse().unwrap(), fields[38].parse().unwrap());
+        found.push((policy == 1).then_some(priority));
+    }
+    found
 }

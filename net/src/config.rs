@@ -237,6 +237,10 @@ pub struct IoConfig {
     /// lower append latency where the file system can't write the page cache without blocking
     /// (ext4), at the price of stalling the whole shard whenever the kernel throttles writes.
     pub inline_writes: bool,
+    /// Run the shard threads under `SCHED_FIFO` at this priority (1-99; 0, the default:
+    /// normal scheduling), so other processes on a shard's core can't preempt it. Needs root
+    /// or `CAP_SYS_NICE`; not with `idle_poll_us`.
+    pub realtime_priority: u8,
 }
 
 /// The `[shutdown]` table.
@@ -290,6 +294,7 @@ impl Default for IoConfig {
             blocking_threads: runtime.blocking_threads,
             idle_poll_us: runtime.idle_poll.as_micros() as u64,
             inline_writes: runtime.inline_file_writes,
+            realtime_priority: runtime.realtime_priority.unwrap_or(0),
         }
     }
 }
@@ -674,7 +679,7 @@ impl Config {
                 reason: format!("{} is not a power of two", self.io.ring_entries),
             });
         }
-        Ok(RuntimeConfig {
+        let runtime = RuntimeConfig {
             cores: self.cores,
             backend,
             ring_entries: self.io.ring_entries,
@@ -682,8 +687,15 @@ impl Config {
             shutdown_grace: Duration::from_millis(self.shutdown.grace_ms),
             idle_poll: Duration::from_micros(self.io.idle_poll_us),
             inline_file_writes: self.io.inline_writes,
+            realtime_priority: (self.io.realtime_priority > 0).then_some(self.io.realtime_priority),
             ..RuntimeConfig::default()
-        })
+        };
+        // The only combinations the runtime refuses involve the real-time priority.
+        runtime.validate().map_err(|reason| ConfigError::Invalid {
+            setting: "io.realtime_priority",
+            reason,
+        })?;
+        Ok(runtime)
     }
 }
 
@@ -731,7 +743,7 @@ pub fn profile_path(name: &str) -> Result<PathBuf, String> {
         .cloned()
         .ok_or_else(|| {
             format!(
-                "no profile {name:?}: looked for {} (profiles: low-latency, throughput, durable)",
+                "no profile {name:?}: looked for {} (profiles: low-latency, realtime, throughput, durable)",
                 candidates[0].display()
             )
         })
@@ -762,6 +774,30 @@ mod tests {
         assert!(!config.runtime().unwrap().inline_file_writes);
         let inline = Config::parse("[io]\ninline_writes = true\n").unwrap();
         assert!(inline.runtime().unwrap().inline_file_writes);
+    }
+
+    #[test]
+    fn realtime_priority_is_off_by_default_and_checked() {
+        assert_eq!(Config::default().runtime().unwrap().realtime_priority, None);
+        let realtime = Config::parse("[io]\nrealtime_priority = 10\n").unwrap();
+        assert_eq!(realtime.runtime().unwrap().realtime_priority, Some(10));
+        for (toml, why) in [
+            ("[io]\nrealtime_priority = 100\n", "1-99"),
+            (
+                "[io]\nrealtime_priority = 10\nidle_poll_us = 200\n",
+                "must not poll",
+            ),
+        ] {
+            let err = Config::parse(toml)
+                .unwrap()
+                .runtime()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("io.realtime_priority") && err.contains(why),
+                "{toml}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -144,3 +144,75 @@ fn config_file_settings_apply_and_flags_override_them() {
         .unwrap();
     assert!(line.contains("shards=2"), "{line}");
 }
+
+/// `(rt_priority, policy)` of each of `pid`'s threads whose name starts with `prefix`, from
+/// /proc (fields 40 and 41 of a thread's stat; policy 0 is normal, 1 SCHED_FIFO).
+fn thread_scheduling(pid: u32, prefix: &str) -> Vec<(u32, u32)> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+        // Fields after the parenthesised name start at field 3.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        found.push((
+            fields[40 - 3].parse().unwrap(),
+            fields[41 - 3].parse().unwrap(),
+        ));
+    }
+    found
+}
+
+#[test]
+fn the_realtime_profile_runs_shards_under_sched_fifo_and_serves_kafka() {
+    use runnel_tests::requests;
+    let dir = TempDir::new("realtime");
+    let profile = concat!(env!("CARGO_MANIFEST_DIR"), "/../tuning/realtime.toml");
+    let data = dir.path().join("data");
+    let args = [
+        "--profile",
+        profile,
+        "--cores",
+        "2",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        // Without the privilege the broker must refuse to start, naming why.
+        let stderr = refusal(&[&["--listen", "127.0.0.1:0"], &args[..]].concat());
+        assert!(stderr.contains("SCHED_FIFO priority 10"), "{stderr}");
+        return;
+    }
+    let broker = Broker::start(&args).unwrap();
+    assert_eq!(
+        thread_scheduling(broker.pid(), "runnel-shard-"),
+        vec![(10, 1); 2],
+        "both shard threads run under SCHED_FIFO 10"
+    );
+    for other in ["runnel-blocking", "runnel\n"] {
+        let threads = thread_scheduling(broker.pid(), other);
+        assert!(
+            !threads.is_empty() && threads.iter().all(|&t| t == (0, 0)),
+            "{other:?} threads keep normal scheduling: {threads:?}"
+        );
+    }
+
+    let mut conn = KafkaConn::connect(broker.addr).unwrap();
+    assert_eq!(requests::create(&mut conn, "rt", 2, &[], false).0, 0);
+    for partition in 0..2 {
+        let (error, base) = requests::produce(
+            &mut conn,
+            "rt",
+            partition,
+            -1,
+            requests::records("rt", 10, 1_700_000_000_000),
+        );
+        assert_eq!((error, base), (0, 0));
+        let (error, high_watermark, batches) = requests::fetch(&mut conn, "rt", partition, 0, 100);
+        assert_eq!((error, high_watermark, batches.len()), (0, 10, 1));
+    }
+}

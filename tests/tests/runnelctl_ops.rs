@@ -258,7 +258,7 @@ fn log_tools_refuse_bad_paths_in_one_line() {
 
 #[test]
 fn tune_check_reports_every_item_and_json_parses() {
-    const ITEMS: [&str; 13] = [
+    const ITEMS: [&str; 14] = [
         "kernel",
         "io_uring",
         "cores",
@@ -268,6 +268,7 @@ fn tune_check_reports_every_item_and_json_parses() {
         "transparent hugepages",
         "vm.dirty_ratio",
         "vm.dirty_expire_centisecs",
+        "real-time shards",
         "data dir file system",
         "fs.pipe-max-size",
         "open files",
@@ -275,7 +276,7 @@ fn tune_check_reports_every_item_and_json_parses() {
     ];
     let dir = TempDir::new("ctl-ops-tune");
     let data = dir.path().to_str().unwrap();
-    for profile in ["low-latency", "throughput", "durable"] {
+    for profile in ["low-latency", "realtime", "throughput", "durable"] {
         let table = ok(runnelctl(&[
             "tune",
             "check",

@@ -15,10 +15,11 @@ use crate::Global;
 #[derive(Debug, clap::Subcommand)]
 pub enum TuneCommand {
     /// Report io_uring, cores, SMT, NUMA, NIC IRQ affinity, transparent huge pages, dirty page
-    /// write-back, the data directory's file system and mount options, pipe sizes for zero-copy
-    /// fetch, open-file limits and the page size, against a profile's expectations.
+    /// write-back, the data directory's file system and mount options, the right to run
+    /// real-time shards, pipe sizes for zero-copy fetch, open-file limits and the page size,
+    /// against a profile's expectations.
     Check {
-        /// A tuning profile: low-latency, throughput, durable (tuning/NAME.toml), or a path.
+        /// A tuning profile: low-latency, realtime, throughput, durable (tuning/NAME.toml), or a path.
         /// Without one, the broker's defaults.
         #[arg(long, value_name = "NAME")]
         profile: Option<String>,
@@ -73,6 +74,7 @@ struct Expect {
     cores: usize,
     idle_poll_us: u64,
     inline_writes: bool,
+    realtime_priority: u8,
     backend: String,
     flush_policy: String,
     data_dir: PathBuf,
@@ -85,6 +87,7 @@ impl Expect {
             cores: config.cores,
             idle_poll_us: config.io.idle_poll_us,
             inline_writes: config.io.inline_writes,
+            realtime_priority: config.io.realtime_priority,
             backend: config.io.backend.clone(),
             flush_policy: config
                 .topic_defaults
@@ -97,7 +100,7 @@ impl Expect {
 
     /// Latency-sensitive: spinning shards or appends on the shard thread.
     fn latency_sensitive(&self) -> bool {
-        self.idle_poll_us > 0 || self.inline_writes
+        self.idle_poll_us > 0 || self.inline_writes || self.realtime_priority > 0
     }
 }
 
@@ -138,6 +141,7 @@ fn check(
         thp(&expect),
         dirty_ratios(&expect),
         dirty_expire(&expect),
+        realtime(&expect),
         data_dir_mount(&expect),
         pipe_max_size(),
         open_files(),
@@ -487,6 +491,78 @@ fn dirty_expire(expect: &Expect) -> Item {
     )
 }
 
+/// What lets this process run threads under `SCHED_FIFO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RealtimeRights {
+    /// `CAP_SYS_NICE` among the effective capabilities (root has it unless dropped).
+    cap_sys_nice: bool,
+    /// The soft `RLIMIT_RTPRIO`, the highest priority an unprivileged process may take.
+    rtprio_limit: u64,
+}
+
+fn realtime_rights() -> Option<RealtimeRights> {
+    const CAP_SYS_NICE: u32 = 23;
+    let status = read("/proc/self/status")?;
+    let caps = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    let caps = u64::from_str_radix(caps.trim(), 16).ok()?;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the live local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_RTPRIO, &mut limit) } != 0 {
+        return None;
+    }
+    Some(RealtimeRights {
+        cap_sys_nice: caps & (1 << CAP_SYS_NICE) != 0,
+        rtprio_limit: limit.rlim_cur,
+    })
+}
+
+fn realtime(expect: &Expect) -> Item {
+    let rt_runtime_us = read("/proc/sys/kernel/sched_rt_runtime_us")
+        .and_then(|text| text.trim().parse::<i64>().ok());
+    realtime_item(expect, realtime_rights(), rt_runtime_us)
+}
+
+/// `io.realtime_priority` against what this process may do and the kernel's real-time
+/// throttling (`rt_runtime_us`: the share of each second real-time threads may use; -1 none).
+fn realtime_item(
+    expect: &Expect,
+    rights: Option<RealtimeRights>,
+    rt_runtime_us: Option<i64>,
+) -> Item {
+    const NAME: &str = "real-time shards";
+    let priority = expect.realtime_priority;
+    if priority == 0 {
+        return item(
+            NAME,
+            "off",
+            Status::Info,
+            "where other processes share the broker's cores, io.realtime_priority (the realtime profile) keeps them from preempting shards mid-request",
+        );
+    }
+    let value = format!("SCHED_FIFO {priority}");
+    let allowed = rights.map(|r| r.cap_sys_nice || r.rtprio_limit >= u64::from(priority));
+    if allowed == Some(false) {
+        return item(
+            NAME,
+            value,
+            Status::Warn,
+            "this user may not use SCHED_FIFO at that priority and the broker would refuse to start: run it as root, grant CAP_SYS_NICE (AmbientCapabilities=CAP_SYS_NICE in the systemd unit) or raise RLIMIT_RTPRIO (LimitRTPRIO=)",
+        );
+    }
+    if rt_runtime_us == Some(-1) {
+        return item(
+            NAME,
+            value,
+            Status::Warn,
+            "kernel.sched_rt_runtime_us = -1: nothing stops a real-time thread from keeping its core forever, so a shard stuck in a loop would starve the kernel's own work there; keep the default 950000",
+        );
+    }
+    item(NAME, value, Status::Ok, "")
+}
+
 /// A mount from /proc/self/mountinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Mount {
@@ -683,6 +759,46 @@ fn page_size() -> Item {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn realtime_shards_need_the_right_and_the_kernels_throttle() {
+        let mut expect = Expect::from_config("defaults".into(), &Config::default());
+        let root = Some(RealtimeRights {
+            cap_sys_nice: true,
+            rtprio_limit: 0,
+        });
+        assert_eq!(
+            realtime_item(&expect, root, Some(950_000)).status,
+            Status::Info
+        );
+        expect.realtime_priority = 10;
+        assert_eq!(
+            realtime_item(&expect, root, Some(950_000)).status,
+            Status::Ok
+        );
+        let limited = |rtprio_limit| {
+            Some(RealtimeRights {
+                cap_sys_nice: false,
+                rtprio_limit,
+            })
+        };
+        assert_eq!(
+            realtime_item(&expect, limited(10), Some(950_000)).status,
+            Status::Ok
+        );
+        let refused = realtime_item(&expect, limited(9), Some(950_000));
+        assert_eq!(refused.status, Status::Warn);
+        assert!(
+            refused.advice.contains("CAP_SYS_NICE"),
+            "{}",
+            refused.advice
+        );
+        let unthrottled = realtime_item(&expect, root, Some(-1));
+        assert_eq!(unthrottled.status, Status::Warn);
+        assert!(unthrottled.advice.contains("sched_rt_runtime_us"));
+        // Unknown rights: the broker's own start says; nothing to warn of here.
+        assert_eq!(realtime_item(&expect, None, None).status, Status::Ok);
+    }
 
     #[test]
     fn choice_lists_and_mountinfo_parse() {

@@ -43,6 +43,7 @@ mod net;
 mod op;
 mod ops;
 mod pipe;
+mod realtime;
 mod runtime;
 mod shard;
 mod sys;
@@ -66,7 +67,7 @@ pub use ops::FdKind;
 pub use pipe::{splice, Pipe, PipeReader, PipeWriter, SpliceFd};
 pub use runtime::{Runtime, RuntimeConfig, RuntimeError, RuntimeHandle};
 pub use shard::ShardId;
-pub use sys::page_size;
+pub use sys::{page_size, thread_fifo_priority};
 pub use time::{select, sleep, timeout, Either, Elapsed, Timeout};
 
 /// The current shard's index.

@@ -48,6 +48,13 @@ pub struct RuntimeConfig {
     /// they take microseconds, but a write the kernel throttles (too many dirty pages) stalls
     /// the whole shard while it waits. Off by default (bench/RESULTS.md has both).
     pub inline_file_writes: bool,
+    /// Run each shard thread, and the io_uring workers it starts, under `SCHED_FIFO` at this
+    /// priority (1-99) while the shard has room on its core, so that ordinary processes there
+    /// wait for the shard instead of preempting it mid-request; a shard busier than that steps
+    /// down to normal scheduling until it has room again ([`super::realtime`] says why). Needs
+    /// root, `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` this high. Not with `idle_poll`: a spinning
+    /// shard is always busy. `None` (the default): normal scheduling.
+    pub realtime_priority: Option<u8>,
 }
 
 impl RuntimeConfig {
@@ -57,6 +64,25 @@ impl RuntimeConfig {
             0 => thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         }
+    }
+
+    /// Refuses settings that can't work together (see each field).
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(priority) = self.realtime_priority {
+            if !(1..=99).contains(&priority) {
+                return Err(format!(
+                    "real-time priority {priority} is outside SCHED_FIFO's 1-99"
+                ));
+            }
+            if !self.idle_poll.is_zero() {
+                return Err(
+                    "a real-time shard must not poll when idle: spinning, it would look busy \
+                     and give up its priority"
+                        .into(),
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -72,6 +98,7 @@ impl Default for RuntimeConfig {
             shutdown_grace: Duration::from_secs(10),
             idle_poll: Duration::ZERO,
             inline_file_writes: false,
+            realtime_priority: None,
         }
     }
 }
@@ -85,6 +112,9 @@ pub enum RuntimeError {
     /// A shard failed to set up or its driver failed.
     #[error("shard {shard}: {source}")]
     Shard { shard: ShardId, source: io::Error },
+    /// The config asks for settings that can't work together.
+    #[error("invalid runtime config: {0}")]
+    Invalid(String),
     /// A shard thread panicked.
     #[error("shard {0} panicked")]
     ShardPanicked(ShardId),
@@ -133,6 +163,7 @@ impl Runtime {
         F: Fn(ShardId) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + 'static,
     {
+        config.validate().map_err(RuntimeError::Invalid)?;
         super::sys::ignore_sigpipe();
         let backend = backend::resolve(config.backend)?;
         let count = config.shard_count();
@@ -168,6 +199,11 @@ impl Runtime {
             let spawned = thread::Builder::new()
                 .name(format!("runnel-shard-{id}"))
                 .spawn(move || {
+                    let fail = |e: io::Error| {
+                        let err = io::Error::new(e.kind(), e.to_string());
+                        let _ = ready_tx.send((id, Err(e)));
+                        Err(err)
+                    };
                     if let Some(core) = core {
                         if !core_affinity::set_for_current(core) {
                             tracing::warn!(
@@ -177,14 +213,24 @@ impl Runtime {
                             );
                         }
                     }
+                    // Before the driver exists, so the io_uring workers it starts inherit it.
+                    if let Some(priority) = config.realtime_priority {
+                        if let Err(e) = super::sys::set_thread_scheduling(0, Some(priority.into()))
+                        {
+                            return fail(io::Error::new(
+                                e.kind(),
+                                format!(
+                                    "cannot run under SCHED_FIFO priority {priority}: {e} \
+                                     (needs root, CAP_SYS_NICE or an RLIMIT_RTPRIO of at least \
+                                     {priority})"
+                                ),
+                            ));
+                        }
+                    }
                     let driver =
                         match new_driver(backend, &shared.shards[id], &pool, config.ring_entries) {
                             Ok(driver) => driver,
-                            Err(e) => {
-                                let err = io::Error::new(e.kind(), e.to_string());
-                                let _ = ready_tx.send((id, Err(e)));
-                                return Err(err);
-                            }
+                            Err(e) => return fail(e),
                         };
                     let ctx = Rc::new(ShardContext {
                         shared: shared.shards[id].clone(),
@@ -204,6 +250,7 @@ impl Runtime {
                     let timing = shard::LoopTiming {
                         grace: config.shutdown_grace,
                         idle_poll: config.idle_poll,
+                        realtime_priority: config.realtime_priority,
                     };
                     shard::run(ctx, timing, root)
                 });

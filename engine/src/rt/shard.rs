@@ -13,6 +13,7 @@ use crossbeam_queue::SegQueue;
 use super::context::{self, ShardContext};
 use super::epoll::PoolCompletion;
 use super::executor::TaskKey;
+use super::realtime::RealtimeShard;
 use super::sys;
 
 /// Index of a shard, `0..shard_count()`.
@@ -181,11 +182,20 @@ pub(crate) struct LoopTiming {
     pub(crate) grace: Duration,
     /// How long an idle shard keeps polling before it blocks in the kernel (0: block at once).
     pub(crate) idle_poll: Duration,
+    /// Run under this `SCHED_FIFO` priority while there is room (see [`super::realtime`]); the
+    /// thread is already under it when the loop starts.
+    pub(crate) realtime_priority: Option<u8>,
 }
 
 fn run_loop(ctx: &ShardContext, timing: LoopTiming) -> io::Result<()> {
     let mut stop_at: Option<Instant> = None;
+    let mut realtime = timing
+        .realtime_priority
+        .map(|priority| RealtimeShard::new(priority, Instant::now()));
     loop {
+        if let Some(realtime) = &mut realtime {
+            realtime.tick(Instant::now());
+        }
         ctx.drain_inbound();
         ctx.executor.run_ready(POLL_BUDGET);
         if !timing.idle_poll.is_zero() && !ctx.executor.has_ready() && !ctx.shutdown_seen.get() {

@@ -185,6 +185,57 @@ pub(crate) fn fsync(fd: RawFd, data_only: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Puts thread `tid` (0: the calling thread) under `SCHED_FIFO` at `priority`, or back under
+/// normal scheduling when `None`.
+pub(crate) fn set_thread_scheduling(tid: libc::pid_t, priority: Option<i32>) -> io::Result<()> {
+    let (policy, priority) = match priority {
+        Some(p) => (libc::SCHED_FIFO, p),
+        None => (libc::SCHED_OTHER, 0),
+    };
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `param` is a valid sched_param that outlives the call.
+    cvt(unsafe { libc::sched_setscheduler(tid, policy, &param) })?;
+    Ok(())
+}
+
+/// The calling thread's id.
+pub(crate) fn gettid() -> libc::pid_t {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// CPU time thread `tid` of this process has used. Linux names any thread's CPU clock by its
+/// id (glibc's pthread_getcpuclockid builds the same clock id from the thread's tid).
+pub(crate) fn thread_cpu_time(tid: libc::pid_t) -> io::Result<std::time::Duration> {
+    const CPUCLOCK_PERTHREAD_SCHED: libc::clockid_t = 6;
+    let clock = (!tid << 3) | CPUCLOCK_PERTHREAD_SCHED;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec that outlives the call.
+    cvt(unsafe { libc::clock_gettime(clock, &mut ts) })?;
+    Ok(std::time::Duration::new(
+        ts.tv_sec as u64,
+        ts.tv_nsec as u32,
+    ))
+}
+
+/// The calling thread's `SCHED_FIFO` priority; `None` under any other policy.
+pub fn thread_fifo_priority() -> io::Result<Option<i32>> {
+    // SAFETY: plain system call without pointers.
+    let policy = cvt(unsafe { libc::sched_getscheduler(0) })?;
+    if policy != libc::SCHED_FIFO {
+        return Ok(None);
+    }
+    let mut param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid, writable sched_param that outlives the call.
+    cvt(unsafe { libc::sched_getparam(0, &mut param) })?;
+    Ok(Some(param.sched_priority))
+}
+
 pub(crate) fn fallocate(fd: RawFd, mode: i32, offset: u64, len: u64) -> io::Result<()> {
     // SAFETY: plain system call without pointers.
     cvt(unsafe { libc::fallocate(fd, mode, offset as libc::off_t, len as libc::off_t) })?;

@@ -237,9 +237,11 @@ pub struct IoConfig {
     /// lower append latency where the file system can't write the page cache without blocking
     /// (ext4), at the price of stalling the whole shard whenever the kernel throttles writes.
     pub inline_writes: bool,
-    /// Run the shard threads under `SCHED_FIFO` at this priority (1-99; 0, the default:
-    /// normal scheduling), so other processes on a shard's core can't preempt it. Needs root
-    /// or `CAP_SYS_NICE`; not with `idle_poll_us`.
+    /// Run the shard threads and their io_uring workers under `SCHED_FIFO` at this priority
+    /// (1-99; 0, the default: normal scheduling), so other processes on a shard's core don't
+    /// preempt it; a shard busier than 90% of its core steps down until it has room again.
+    /// Needs root, `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` this high, and the host's PID
+    /// namespace; not with `idle_poll_us`.
     pub realtime_priority: u8,
 }
 
@@ -743,7 +745,8 @@ pub fn profile_path(name: &str) -> Result<PathBuf, String> {
         .cloned()
         .ok_or_else(|| {
             format!(
-                "no profile {name:?}: looked for {} (profiles: low-latency, realtime, throughput, durable)",
+                "no profile {name:?}: looked for {} \
+                 (profiles: low-latency, realtime, throughput, durable)",
                 candidates[0].display()
             )
         })

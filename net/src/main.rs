@@ -24,7 +24,8 @@ use runnel_net::start_gate::start_gate;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
-    /// A tuning profile: `tuning/NAME.toml` (low-latency, realtime, throughput, durable), or a path.
+    /// A tuning profile: `tuning/NAME.toml` (low-latency, realtime, throughput, durable), or
+    /// a path.
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
     /// TOML config file, over the profile; settings neither sets keep their defaults.

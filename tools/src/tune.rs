@@ -19,8 +19,8 @@ pub enum TuneCommand {
     /// real-time shards, pipe sizes for zero-copy fetch, open-file limits and the page size,
     /// against a profile's expectations.
     Check {
-        /// A tuning profile: low-latency, realtime, throughput, durable (tuning/NAME.toml), or a path.
-        /// Without one, the broker's defaults.
+        /// A tuning profile: low-latency, realtime, throughput, durable (tuning/NAME.toml), or
+        /// a path. Without one, the broker's defaults.
         #[arg(long, value_name = "NAME")]
         profile: Option<String>,
         /// The broker's data directory (default: the profile's `data_dir`).
@@ -522,15 +522,22 @@ fn realtime_rights() -> Option<RealtimeRights> {
 fn realtime(expect: &Expect) -> Item {
     let rt_runtime_us = read("/proc/sys/kernel/sched_rt_runtime_us")
         .and_then(|text| text.trim().parse::<i64>().ok());
-    realtime_item(expect, realtime_rights(), rt_runtime_us)
+    // PROC_PID_INIT_INO: the initial PID namespace's fixed inode number.
+    let host_pid_namespace = std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|link| link.as_os_str() == "pid:[4026531836]");
+    realtime_item(expect, realtime_rights(), rt_runtime_us, host_pid_namespace)
 }
 
-/// `io.realtime_priority` against what this process may do and the kernel's real-time
-/// throttling (`rt_runtime_us`: the share of each second real-time threads may use; -1 none).
+/// `io.realtime_priority` against what this process may do, the kernel's real-time
+/// throttling (`rt_runtime_us`: the share of each second real-time threads may use; -1 none)
+/// and whether it runs in the host's PID namespace (where shards can find their io_uring
+/// workers by name).
 fn realtime_item(
     expect: &Expect,
     rights: Option<RealtimeRights>,
     rt_runtime_us: Option<i64>,
+    host_pid_namespace: Option<bool>,
 ) -> Item {
     const NAME: &str = "real-time shards";
     let priority = expect.realtime_priority;
@@ -550,6 +557,14 @@ fn realtime_item(
             value,
             Status::Warn,
             "this user may not use SCHED_FIFO at that priority and the broker would refuse to start: run it as root, grant CAP_SYS_NICE (AmbientCapabilities=CAP_SYS_NICE in the systemd unit) or raise RLIMIT_RTPRIO (LimitRTPRIO=)",
+        );
+    }
+    if host_pid_namespace == Some(false) {
+        return item(
+            NAME,
+            value,
+            Status::Warn,
+            "this process is in its own PID namespace (a container), where shards can't find their io_uring workers by name and the broker refuses real-time shards: run it in the host's PID namespace (Docker: --pid=host)",
         );
     }
     if rt_runtime_us == Some(-1) {
@@ -768,12 +783,12 @@ mod tests {
             rtprio_limit: 0,
         });
         assert_eq!(
-            realtime_item(&expect, root, Some(950_000)).status,
+            realtime_item(&expect, root, Some(950_000), Some(true)).status,
             Status::Info
         );
         expect.realtime_priority = 10;
         assert_eq!(
-            realtime_item(&expect, root, Some(950_000)).status,
+            realtime_item(&expect, root, Some(950_000), Some(true)).status,
             Status::Ok
         );
         let limited = |rtprio_limit| {
@@ -783,21 +798,28 @@ mod tests {
             })
         };
         assert_eq!(
-            realtime_item(&expect, limited(10), Some(950_000)).status,
+            realtime_item(&expect, limited(10), Some(950_000), Some(true)).status,
             Status::Ok
         );
-        let refused = realtime_item(&expect, limited(9), Some(950_000));
+        let refused = realtime_item(&expect, limited(9), Some(950_000), Some(true));
         assert_eq!(refused.status, Status::Warn);
         assert!(
             refused.advice.contains("CAP_SYS_NICE"),
             "{}",
             refused.advice
         );
-        let unthrottled = realtime_item(&expect, root, Some(-1));
+        let unthrottled = realtime_item(&expect, root, Some(-1), Some(true));
         assert_eq!(unthrottled.status, Status::Warn);
         assert!(unthrottled.advice.contains("sched_rt_runtime_us"));
+        let contained = realtime_item(&expect, root, Some(950_000), Some(false));
+        assert_eq!(contained.status, Status::Warn);
+        assert!(
+            contained.advice.contains("--pid=host"),
+            "{}",
+            contained.advice
+        );
         // Unknown rights: the broker's own start says; nothing to warn of here.
-        assert_eq!(realtime_item(&expect, None, None).status, Status::Ok);
+        assert_eq!(realtime_item(&expect, None, None, None).status, Status::Ok);
     }
 
     #[test]

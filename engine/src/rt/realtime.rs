@@ -13,8 +13,12 @@
 //! shard hits that: measured, round trips of seconds under 100 clients and the maximum
 //! sustainable rate down from 490k to 280k msg/s. A saturated shard gains nothing from the
 //! priority (its latency is its queue), so it steps down until it has room again.
+//!
+//! The workers are found by name: the kernel calls them `iou-wrk-<tid>` after the thread that
+//! started them, by its id in the initial PID namespace. Inside another PID namespace (a
+//! container without the host's) a shard's own id differs from that and it could not step its
+//! workers down, so real-time shards are refused there ([`workers_identifiable`]).
 
-use std::io;
 use std::time::{Duration, Instant};
 
 use super::sys;
@@ -27,6 +31,25 @@ const WINDOW: Duration = Duration::from_millis(100);
 const DEMOTE_ABOVE_PERCENT: u128 = 90;
 /// Less busy than this while demoted: real-time again.
 const PROMOTE_BELOW_PERCENT: u128 = 80;
+
+/// Whether a shard can find its io_uring workers by name: only in the initial PID namespace.
+pub(crate) fn workers_identifiable() -> Result<(), String> {
+    // PROC_PID_INIT_INO: the initial PID namespace's fixed inode number.
+    const INITIAL_PID_NAMESPACE: &str = "pid:[4026531836]";
+    match std::fs::read_link("/proc/self/ns/pid") {
+        Ok(link) if link.as_os_str() == INITIAL_PID_NAMESPACE => Ok(()),
+        Ok(link) => Err(format!(
+            "real-time shards need the host's PID namespace, and this process is in {}: \
+             io_uring names its worker threads by host thread ids, which a shard must match to \
+             step its workers down with it (run the container with the host's PID namespace, \
+             or leave the priority off)",
+            link.display()
+        )),
+        Err(e) => Err(format!(
+            "real-time shards need /proc/self/ns/pid to find their io_uring workers: {e}"
+        )),
+    }
+}
 
 /// The policy, with time and CPU use given: whether the shard should be real-time.
 #[derive(Debug)]
@@ -69,9 +92,17 @@ impl Busyness {
             realtime
         })
     }
+
+    /// The switch [`observe`](Self::observe) asked for could not be made: the shard is still
+    /// in its old mode, and the next window decides again.
+    pub(crate) fn switch_failed(&mut self) {
+        self.realtime = !self.realtime;
+    }
 }
 
-/// CPU time used by a shard thread and the io_uring workers it started.
+/// CPU time used by a shard thread and the io_uring workers it started. Workers may run on
+/// other cores; counting them against the shard's one core makes it step down earlier, never
+/// later.
 #[derive(Debug)]
 struct CpuMeter {
     shard_tid: libc::pid_t,
@@ -153,25 +184,30 @@ impl RealtimeShard {
         }
         let used = self.meter.used_since_last();
         if let Some(realtime) = self.busyness.observe(now, used) {
-            if let Err(e) = self.apply(realtime) {
+            tracing::debug!(realtime, ?used, "shard scheduling changes");
+            if let Err(e) = sys::set_thread_scheduling(0, realtime.then_some(self.priority)) {
                 tracing::warn!(error = %e, realtime, "could not change a shard's scheduling");
+                self.busyness.switch_failed();
+                return;
             }
+            self.apply_to_workers(realtime);
         }
     }
 
-    /// Moves the shard and its workers to real-time (or off it).
-    fn apply(&self, realtime: bool) -> io::Result<()> {
-        let priority = realtime.then_some(self.priority);
-        tracing::debug!(realtime, "shard scheduling changes");
-        sys::set_thread_scheduling(0, priority)?;
+    /// Moves the shard's workers where the shard just went. One that fails keeps its old
+    /// policy until the next switch (a worker is short-lived: its successors start with the
+    /// shard's policy).
+    fn apply_to_workers(&self, realtime: bool) {
         for worker in self.meter.workers() {
-            match sys::set_thread_scheduling(worker, priority) {
+            match sys::set_thread_scheduling(worker, realtime.then_some(self.priority)) {
                 // Exited since it was listed.
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                other => other?,
+                Err(e) => {
+                    tracing::warn!(error = %e, worker, realtime, "could not change an io_uring worker's scheduling")
+                }
+                Ok(()) => {}
             }
         }
-        Ok(())
     }
 }
 
@@ -215,10 +251,26 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_switch_is_decided_again() {
+        let start = Instant::now();
+        let mut b = Busyness::new(start);
+        let at = |ms| start + Duration::from_millis(ms);
+        assert_eq!(b.observe(at(100), Duration::from_millis(95)), Some(false));
+        b.switch_failed();
+        assert_eq!(
+            b.observe(at(200), Duration::from_millis(95)),
+            Some(false),
+            "asked again"
+        );
+    }
+
+    #[test]
     fn the_meter_counts_this_threads_cpu() {
-        let mut meter = CpuMeter::new(sys::gettid());
-        let spin_until = Instant::now() + Duration::from_millis(30);
-        while Instant::now() < spin_until {
+        let tid = sys::gettid();
+        let mut meter = CpuMeter::new(tid);
+        // Spin until the thread's own clock says 20 ms (wall time says nothing on a busy host).
+        let start = sys::thread_cpu_time(tid).unwrap();
+        while sys::thread_cpu_time(tid).unwrap() - start < Duration::from_millis(20) {
             std::hint::spin_loop();
         }
         let used = meter.used_since_last();
@@ -227,5 +279,16 @@ mod tests {
             meter.used_since_last() < Duration::from_millis(20),
             "counted once"
         );
+    }
+
+    #[test]
+    fn outside_the_initial_pid_namespace_the_reason_is_named() {
+        // The test machines run tests outside containers; elsewhere this names the reason.
+        if let Err(reason) = workers_identifiable() {
+            assert!(
+                reason.contains("PID namespace") || reason.contains("ns/pid"),
+                "{reason}"
+            );
+        }
     }
 }

@@ -164,6 +164,9 @@ impl Runtime {
         Fut: Future<Output = ()> + 'static,
     {
         config.validate().map_err(RuntimeError::Invalid)?;
+        if config.realtime_priority.is_some() {
+            super::realtime::workers_identifiable().map_err(RuntimeError::Invalid)?;
+        }
         super::sys::ignore_sigpipe();
         let backend = backend::resolve(config.backend)?;
         let count = config.shard_count();

@@ -186,7 +186,7 @@ pub(crate) fn fsync(fd: RawFd, data_only: bool) -> io::Result<()> {
 }
 
 /// Puts thread `tid` (0: the calling thread) under `SCHED_FIFO` at `priority`, or back under
-/// normal scheduling when `None`.
+/// normal scheduling when `None`. On Linux this changes that one thread, not its process.
 pub(crate) fn set_thread_scheduling(tid: libc::pid_t, priority: Option<i32>) -> io::Result<()> {
     let (policy, priority) = match priority {
         Some(p) => (libc::SCHED_FIFO, p),
@@ -206,11 +206,13 @@ pub(crate) fn gettid() -> libc::pid_t {
     unsafe { libc::gettid() }
 }
 
-/// CPU time thread `tid` of this process has used. Linux names any thread's CPU clock by its
-/// id (glibc's pthread_getcpuclockid builds the same clock id from the thread's tid).
+/// CPU time thread `tid` of this process has used (other processes' threads: EINVAL). The
+/// clock id is the kernel's MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED), as glibc's
+/// pthread_getcpuclockid builds it.
 pub(crate) fn thread_cpu_time(tid: libc::pid_t) -> io::Result<std::time::Duration> {
-    const CPUCLOCK_PERTHREAD_SCHED: libc::clockid_t = 6;
-    let clock = (!tid << 3) | CPUCLOCK_PERTHREAD_SCHED;
+    const CPUCLOCK_SCHED: libc::clockid_t = 2;
+    const CPUCLOCK_PERTHREAD_MASK: libc::clockid_t = 4;
+    let clock = (!tid << 3) | CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD_MASK;
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

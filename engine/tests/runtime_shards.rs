@@ -185,6 +185,24 @@ on_both_backends! {
         rt.join().unwrap();
     }
 
+    fn tasks_that_stop_waiting_for_shutdown_leave_no_waker_behind(backend) {
+        let rt = runtime(backend, 1);
+        let (before, after) = rt.handle().run_on(0, || async {
+            let before = rt::stats().shutdown_waiters;
+            // Like a fetch's long poll: each request task races a timer against shutdown.
+            let tasks: Vec<_> = (0..1000)
+                .map(|_| rt::spawn_local(rt::select(rt::sleep(Duration::from_millis(1)), rt::shutdown_requested())))
+                .collect();
+            for task in tasks {
+                assert!(matches!(task.await, rt::Either::Left(())));
+            }
+            (before, rt::stats().shutdown_waiters)
+        }).unwrap();
+        assert_eq!((before, after), (0, 0), "waiters after 1000 tasks stopped waiting");
+        // (That shutdown still wakes a waiter: shutdown_lets_tasks_finish_their_work.)
+        rt.join().unwrap();
+    }
+
     fn realtime_shards_run_under_sched_fifo_and_step_down_while_busy(backend) {
         match Runtime::start(RuntimeConfig { realtime_priority: Some(3), ..config(backend, 2) }, |_| async {}) {
             Ok(rt) => {

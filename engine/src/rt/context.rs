@@ -23,8 +23,9 @@ pub(crate) struct ShardContext {
     pub(crate) pool: Arc<BlockingPool>,
     /// Tasks waiting for room in a full mailbox to another shard.
     pub(crate) blocked_senders: RefCell<Vec<Waker>>,
-    /// Tasks awaiting [`shutdown_requested`](super::shutdown_requested).
-    pub(crate) shutdown_waiters: RefCell<Vec<Waker>>,
+    /// Tasks awaiting [`shutdown_requested`](super::shutdown_requested); each future takes
+    /// its slot back when dropped, so tasks that wait and end don't pile up here.
+    pub(crate) shutdown_waiters: RefCell<slab::Slab<Waker>>,
     pub(crate) shutdown_seen: Cell<bool>,
     /// [`RuntimeConfig::inline_file_writes`](super::RuntimeConfig::inline_file_writes).
     pub(crate) inline_file_writes: bool,

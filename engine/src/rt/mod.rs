@@ -101,6 +101,8 @@ pub struct ShardStats {
     pub tasks: usize,
     /// The I/O driver's counters.
     pub driver: DriverStats,
+    /// Futures of [`shutdown_requested`] polled and not yet dropped.
+    pub shutdown_waiters: usize,
 }
 
 /// Counters of the current shard.
@@ -111,6 +113,7 @@ pub fn stats() -> ShardStats {
     context::with(|ctx| ShardStats {
         tasks: ctx.executor.task_count(),
         driver: ctx.driver.borrow().stats(),
+        shutdown_waiters: ctx.shutdown_waiters.borrow().len(),
     })
 }
 
@@ -120,28 +123,44 @@ pub fn stats() -> ShardStats {
 /// # Panics
 /// When polled off a shard thread.
 pub fn shutdown_requested() -> ShutdownRequested {
-    ShutdownRequested { _private: () }
+    ShutdownRequested { key: None }
 }
 
 /// The future returned by [`shutdown_requested`].
 #[derive(Debug)]
 pub struct ShutdownRequested {
-    _private: (),
+    /// Its slot among the shard's shutdown waiters, once polled.
+    key: Option<usize>,
 }
 
 impl Future for ShutdownRequested {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         context::with(|ctx| {
             if ctx.shutdown_seen.get() {
+                // The waiters were taken (and woken) when shutdown was seen: the slot is gone.
+                self.key = None;
                 return Poll::Ready(());
             }
             let mut waiters = ctx.shutdown_waiters.borrow_mut();
-            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                waiters.push(cx.waker().clone());
+            match self.key.and_then(|key| waiters.get_mut(key)) {
+                Some(waker) => waker.clone_from(cx.waker()),
+                None => self.key = Some(waiters.insert(cx.waker().clone())),
             }
             Poll::Pending
         })
+    }
+}
+
+impl Drop for ShutdownRequested {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            context::try_with(|ctx| {
+                if !ctx.shutdown_seen.get() {
+                    ctx.shutdown_waiters.borrow_mut().try_remove(key);
+                }
+            });
+        }
     }
 }

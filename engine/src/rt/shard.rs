@@ -104,7 +104,7 @@ impl ShardContext {
         if !self.shutdown_seen.get() && self.runtime.shutdown.load(Ordering::Acquire) {
             self.shutdown_seen.set(true);
             let waiters = std::mem::take(&mut *self.shutdown_waiters.borrow_mut());
-            waiters.into_iter().for_each(|w| w.wake());
+            waiters.into_iter().for_each(|(_, w)| w.wake());
         }
     }
 

@@ -522,10 +522,8 @@ fn realtime_rights() -> Option<RealtimeRights> {
 fn realtime(expect: &Expect) -> Item {
     let rt_runtime_us = read("/proc/sys/kernel/sched_rt_runtime_us")
         .and_then(|text| text.trim().parse::<i64>().ok());
-    // PROC_PID_INIT_INO: the initial PID namespace's fixed inode number.
-    let host_pid_namespace = std::fs::read_link("/proc/self/ns/pid")
-        .ok()
-        .map(|link| link.as_os_str() == "pid:[4026531836]");
+    // The broker's own start-up check: warn exactly where it would refuse.
+    let host_pid_namespace = Some(rt::realtime_workers_identifiable().is_ok());
     realtime_item(expect, realtime_rights(), rt_runtime_us, host_pid_namespace)
 }
 

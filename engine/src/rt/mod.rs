@@ -65,6 +65,7 @@ pub use mailbox::{run_on, submit_to, Posted, ShardStopped, SubmitTo};
 pub use net::{TcpListener, TcpStream};
 pub use ops::FdKind;
 pub use pipe::{splice, Pipe, PipeReader, PipeWriter, SpliceFd};
+pub use realtime::workers_identifiable as realtime_workers_identifiable;
 pub use runtime::{Runtime, RuntimeConfig, RuntimeError, RuntimeHandle};
 pub use shard::ShardId;
 pub use sys::{page_size, thread_fifo_priority};

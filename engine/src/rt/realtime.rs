@@ -33,7 +33,8 @@ const DEMOTE_ABOVE_PERCENT: u128 = 90;
 const PROMOTE_BELOW_PERCENT: u128 = 80;
 
 /// Whether a shard can find its io_uring workers by name: only in the initial PID namespace.
-pub(crate) fn workers_identifiable() -> Result<(), String> {
+/// Real-time shards are refused otherwise, with the returned reason.
+pub fn workers_identifiable() -> Result<(), String> {
     // PROC_PID_INIT_INO: the initial PID namespace's fixed inode number.
     const INITIAL_PID_NAMESPACE: &str = "pid:[4026531836]";
     match std::fs::read_link("/proc/self/ns/pid") {
@@ -137,6 +138,15 @@ impl CpuMeter {
             .collect()
     }
 
+    /// The workers the last [`used_since_last`](Self::used_since_last) measured.
+    fn measured_workers(&self) -> impl Iterator<Item = libc::pid_t> + '_ {
+        let shard = self.shard_tid;
+        self.last
+            .iter()
+            .map(|&(tid, _)| tid)
+            .filter(move |&tid| tid != shard)
+    }
+
     /// CPU time the shard and its workers used since the last call. A worker that exited in
     /// between takes its last share with it (at most one window's worth).
     fn used_since_last(&mut self) -> Duration {
@@ -194,11 +204,11 @@ impl RealtimeShard {
         }
     }
 
-    /// Moves the shard's workers where the shard just went. One that fails keeps its old
-    /// policy until the next switch (a worker is short-lived: its successors start with the
-    /// shard's policy).
+    /// Moves the shard's workers, as the measurement just listed them, where the shard just
+    /// went. One that fails (or started since) keeps its old policy until the next switch (a
+    /// worker is short-lived: its successors start with the shard's policy).
     fn apply_to_workers(&self, realtime: bool) {
-        for worker in self.meter.workers() {
+        for worker in self.meter.measured_workers() {
             match sys::set_thread_scheduling(worker, realtime.then_some(self.priority)) {
                 // Exited since it was listed.
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}

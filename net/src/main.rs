@@ -136,19 +136,12 @@ fn run(cli: Cli) -> Result<(), String> {
     }
     let quorum =
         QuorumSettings::resolve(config.node_id, &config.cluster).map_err(|e| e.to_string())?;
-    if let Some(quorum) = &quorum {
+    if quorum.is_some() {
         config
             .replication
             .validate()
             .map_err(|e| format!("[replication]: {e}"))?;
         runnel_net::replication::install(config.node_id, config.replication);
-        if !(quorum.roles.broker && quorum.roles.controller) {
-            return Err(format!(
-                "node {}: only nodes that are both broker and controller (combined mode) can \
-                 run yet; make every node a voter",
-                config.node_id
-            ));
-        }
     }
     match runnel_net::limits::raise_open_file_limit() {
         Ok(limit) => tracing::debug!(limit, "open file limit"),

@@ -1,6 +1,7 @@
-//! Several `runnel` processes on 127.0.0.1 forming one cluster: every node a broker and a voter
-//! of the controller quorum (Kafka's combined mode), each with its own data directory and
-//! ports.
+//! Several `runnel` processes on 127.0.0.1 forming one cluster, each with its own data
+//! directory and ports: by default every node a broker and a voter of the controller quorum
+//! (Kafka's combined mode); [`Cluster::start_roles`] mixes in controller-only and
+//! broker-only nodes.
 //!
 //! A partitionable cluster sends every node's controller traffic to every other through a
 //! [`Proxy`] of its own (node a reaches node b at the address of proxy (a, b)), so a test can
@@ -62,26 +63,48 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// What a node of a cluster is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeRole {
+    /// A broker and a voter of the controller quorum (Kafka's combined mode).
+    Combined,
+    /// A voter only: it hosts no partition and never registers as a broker.
+    Controller,
+    /// A broker only: it follows the quorum's metadata without voting.
+    Broker,
+}
+
 impl Cluster {
     /// Starts `n` nodes whose controllers talk directly.
     pub fn start(name: &str, n: usize) -> Cluster {
-        Self::start_with(name, n, false)
+        Self::start_with(name, &vec![NodeRole::Combined; n], false)
     }
 
     /// Starts `n` nodes whose controllers talk through one proxy per ordered pair.
     pub fn start_partitionable(name: &str, n: usize) -> Cluster {
-        Self::start_with(name, n, true)
+        Self::start_with(name, &vec![NodeRole::Combined; n], true)
     }
 
-    fn start_with(name: &str, n: usize, partitionable: bool) -> Cluster {
+    /// Starts nodes 1, 2, ... with these roles; controllers talk directly.
+    pub fn start_roles(name: &str, roles: &[NodeRole]) -> Cluster {
+        Self::start_with(name, roles, false)
+    }
+
+    fn start_with(name: &str, roles: &[NodeRole], partitionable: bool) -> Cluster {
         // A test that failed while holding it poisoned it; the next may still run.
         let alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        let ids: Vec<i32> = (1..=n as i32).collect();
+        let ids: Vec<i32> = (1..=roles.len() as i32).collect();
+        let role_of = |id: i32| roles[(id - 1) as usize];
+        let voter_ids: Vec<i32> = ids
+            .iter()
+            .copied()
+            .filter(|&id| role_of(id) != NodeRole::Broker)
+            .collect();
         let ports: BTreeMap<i32, u16> = ids.iter().map(|&id| (id, free_port())).collect();
         let mut links = BTreeMap::new();
         if partitionable {
             for &from in &ids {
-                for &to in &ids {
+                for &to in &voter_ids {
                     if from != to {
                         let proxy = Proxy::start();
                         let target: SocketAddr = format!("127.0.0.1:{}", ports[&to])
@@ -100,7 +123,7 @@ impl Cluster {
         };
         let mut nodes = Vec::new();
         for &id in &ids {
-            let voters: Vec<String> = ids
+            let voters: Vec<String> = voter_ids
                 .iter()
                 .map(|&other| match links.get(&(id, other)) {
                     Some(proxy) => format!("{other}@{}", proxy.addr),
@@ -112,11 +135,18 @@ impl Cluster {
             let advertised = kafka_fronts.get(&id).map_or_else(String::new, |front| {
                 format!("advertised_listener = \"{}\"\n", front.addr)
             });
+            let role = match role_of(id) {
+                NodeRole::Combined => format!("controller_listen = \"127.0.0.1:{}\"\n", ports[&id]),
+                NodeRole::Controller => format!(
+                    "controller_listen = \"127.0.0.1:{}\"\nprocess_roles = [\"controller\"]\n",
+                    ports[&id]
+                ),
+                NodeRole::Broker => String::new(),
+            };
             let text = format!(
                 "node_id = {id}\n{advertised}[cluster]\ncontroller_quorum_voters = \"{}\"\n\
-                 controller_listen = \"127.0.0.1:{}\"\n{TIMING}",
+                 {role}{TIMING}",
                 voters.join(","),
-                ports[&id]
             );
             std::fs::write(&config, text).expect("write the node's config");
             nodes.push(Node {

@@ -29,7 +29,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use runnel_engine::rt;
 
-use crate::controller::node::voter::{local_voter, node_of, Voter};
+use crate::controller::node::source::{local_source, MetadataSource};
+use crate::controller::node::voter::{node_of, Voter};
 use crate::controller::quorum::{QuorumStatus, Role};
 use crate::controller::transport::RpcClient;
 use crate::kafka::error_code;
@@ -75,18 +76,20 @@ pub async fn handle(
 
 /// Answers on shard 0: as the leader, or by asking the leader.
 async fn answer_on_shard_zero(request: DescribeQuorumRequest) -> DescribeQuorumResponse {
-    let Some(voter) = local_voter() else {
-        // A node of a cluster whose voter is still starting (the other shards serve first).
-        return not_leader("the controller quorum is starting on this node");
+    let Some(metadata) = local_source() else {
+        // A node of a cluster still joining it (the other shards serve first).
+        return not_leader("this node is still joining the cluster");
     };
     if !names_the_metadata_partition(&request) {
         return unknown_partitions(&request);
     }
-    if voter.status().role == Role::Leader {
-        return leader_answer(&voter);
+    if let MetadataSource::Voter(voter) = &metadata {
+        if voter.status().role == Role::Leader {
+            return leader_answer(voter);
+        }
     }
-    match voter.leader() {
-        Some(leader) => forward(&voter, leader, &request).await,
+    match metadata.leader() {
+        Some(leader) => forward(&metadata.voter_addresses(), leader, &request).await,
         None => not_leader("no controller quorum leader is elected"),
     }
 }
@@ -110,11 +113,10 @@ fn leader_answer(voter: &Voter) -> DescribeQuorumResponse {
 
 /// Sends `request` to `leader`'s controller listener and relays the answer.
 async fn forward(
-    voter: &Voter,
+    voters: &[(i32, String)],
     leader: i32,
     request: &DescribeQuorumRequest,
 ) -> DescribeQuorumResponse {
-    let voters = voter.voter_addresses();
     if !voters.iter().any(|(id, _)| *id == leader) {
         return not_leader(&format!(
             "the leader, node {leader}, is not a configured voter"
@@ -122,7 +124,11 @@ async fn forward(
     }
     // A connection per request: DescribeQuorum is an occasional admin call, not worth a
     // connection kept open to whichever node leads.
-    let mut client = RpcClient::new(voters, "runnel-describe-quorum".into(), FORWARD_TIMEOUT);
+    let mut client = RpcClient::new(
+        voters.to_vec(),
+        "runnel-describe-quorum".into(),
+        FORWARD_TIMEOUT,
+    );
     client.aim_at(leader);
     // At the highest version, whatever the client's: the answer is fitted to its version
     // when encoded.

@@ -69,6 +69,7 @@ pub const UNKNOWN_TOPIC_ID: i16 = ResponseError::UnknownTopicId.code();
 pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = ResponseError::UnsupportedEndpointType.code();
 pub const TRANSACTION_ABORTABLE: i16 = ResponseError::TransactionAbortable.code();
 pub const ELECTION_NOT_NEEDED: i16 = ResponseError::ElectionNotNeeded.code();
+pub const POSITION_OUT_OF_RANGE: i16 = ResponseError::PositionOutOfRange.code();
 
 #[cfg(test)]
 mod tests {

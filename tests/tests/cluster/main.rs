@@ -10,6 +10,7 @@ mod partition;
 mod python_client;
 mod reassignment;
 mod replication;
+mod roles;
 mod routing;
 
 use std::time::{Duration, Instant};

@@ -45,7 +45,7 @@ fn three_brokers(name: &str) -> (Cluster, i32) {
 
 /// Creates `topic` with `partitions` partitions of `replication_factor` replicas through
 /// node `via`, retrying what a cluster settling down answers.
-fn create_topic(
+pub(crate) fn create_topic(
     cluster: &Cluster,
     via: i32,
     topic: &str,
@@ -73,7 +73,11 @@ fn create_topic(
 }
 
 /// Metadata (v12) for `topics` as node `on` answers it.
-fn metadata(cluster: &Cluster, on: i32, topics: &[&str]) -> Result<MetadataResponse, String> {
+pub(crate) fn metadata(
+    cluster: &Cluster,
+    on: i32,
+    topics: &[&str],
+) -> Result<MetadataResponse, String> {
     let mut request = MetadataRequest::default();
     request.topics = Some(
         topics
@@ -95,7 +99,7 @@ fn metadata(cluster: &Cluster, on: i32, topics: &[&str]) -> Result<MetadataRespo
 
 /// `topic`'s partition leaders as node `on` describes them, when it knows all `partitions`
 /// of them, each with a leader.
-fn leaders_seen_by(
+pub(crate) fn leaders_seen_by(
     cluster: &Cluster,
     on: i32,
     topic: &str,

@@ -17,7 +17,7 @@ use kafka_protocol::protocol::StrBytes;
 use runnel_engine::rt::{self, LocalEvent};
 
 use super::requests::{HEARTBEAT_VERSION, REGISTRATION_VERSION};
-use super::voter::Voter;
+use super::source::MetadataSource;
 use crate::controller::metadata::{BROKER_ID_NOT_REGISTERED, STALE_BROKER_EPOCH};
 use crate::controller::settings::QuorumSettings;
 use crate::controller::transport::RpcClient;
@@ -89,7 +89,11 @@ pub fn current_epoch() -> Option<i64> {
 }
 
 /// Registers and heartbeats for as long as the shard runs.
-pub async fn run_lifecycle(settings: QuorumSettings, advertised: Advertised, voter: Voter) {
+pub async fn run_lifecycle(
+    settings: QuorumSettings,
+    advertised: Advertised,
+    metadata: MetadataSource,
+) {
     let voters = settings
         .voters
         .iter()
@@ -111,10 +115,10 @@ pub async fn run_lifecycle(settings: QuorumSettings, advertised: Advertised, vot
     let mut fenced = true;
     let shutdown = shutdown_state();
     loop {
-        if let Some(leader) = voter.leader() {
+        if let Some(leader) = metadata.leader() {
             client.aim_at(leader);
         }
-        let applied = voter.applied();
+        let applied = metadata.applied();
         let mut failed = false;
         match epoch {
             None => match register(&mut client, &settings, &advertised, incarnation).await {
@@ -180,7 +184,7 @@ pub async fn run_lifecycle(settings: QuorumSettings, advertised: Advertised, vot
             interval
         } else {
             // Not registered, the last call failed, or shutting down: try again soon (with
-            // the controller the local voter knows by then), not a whole interval later.
+            // the controller this node knows of by then), not a whole interval later.
             Duration::from_millis(100).min(interval)
         };
         // A controlled shutdown asked for meanwhile is heartbeated at once.

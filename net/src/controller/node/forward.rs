@@ -27,8 +27,8 @@ use super::admin::{
 };
 use super::alter_partition::ALTER_PARTITION_VERSION;
 use super::broker::current_epoch;
+use super::source::local_source;
 use super::topic_authority::ControllerAuthority;
-use super::voter::local_voter;
 use crate::controller::settings::QuorumSettings;
 use crate::controller::transport::RpcClient;
 use crate::kafka::error_code;
@@ -129,7 +129,7 @@ impl Forwarder {
 
     /// The leader the local voter knows of, if any.
     fn leader_hint(&self) -> Option<i32> {
-        local_voter().and_then(|voter| voter.leader())
+        local_source().and_then(|source| source.leader())
     }
 
     /// Whom to ask after `failed` turned a request away: the leader the local voter knows, if

@@ -3,18 +3,20 @@
 //! [`super::alter_partition`], the requests brokers forward for their
 //! clients in [`super::admin`]; all decided by the
 //! [`MetadataController`](crate::controller::metadata::MetadataController) through the
-//! [`Voter`]; and DescribeQuorum, forwarded by nodes that aren't the quorum's leader and
-//! answered from this voter's raft status.
+//! [`Voter`]; DescribeQuorum, forwarded by nodes that aren't the quorum's leader and
+//! answered from this voter's raft status; and broker-only nodes' Fetch and FetchSnapshot of
+//! the metadata log ([`metadata_fetch`]).
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     AlterPartitionRequest, ApiKey, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
-    BrokerRegistrationRequest, BrokerRegistrationResponse, DescribeQuorumRequest, RequestHeader,
-    ResponseHeader,
+    BrokerRegistrationRequest, BrokerRegistrationResponse, DescribeQuorumRequest, FetchRequest,
+    FetchSnapshotRequest, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use super::alter_partition;
+use super::metadata_fetch::{self, FETCH_SNAPSHOT_VERSION, FETCH_VERSION};
 use super::voter::Voter;
 use crate::controller::metadata::{Heartbeat, Listener, Registration};
 use crate::handlers::describe_quorum;
@@ -65,6 +67,19 @@ pub async fn answer(voter: &Voter, mut payload: Bytes) -> Option<Bytes> {
             let request = AlterPartitionRequest::decode(&mut payload, version).ok()?;
             alter_partition::alter_partition(voter, request)
                 .await
+                .encode(&mut out, version)
+                .ok()?;
+        }
+        (ApiKey::Fetch, FETCH_VERSION) => {
+            let request = FetchRequest::decode(&mut payload, version).ok()?;
+            metadata_fetch::answer_fetch(voter, &request)
+                .await
+                .encode(&mut out, version)
+                .ok()?;
+        }
+        (ApiKey::FetchSnapshot, FETCH_SNAPSHOT_VERSION) => {
+            let request = FetchSnapshotRequest::decode(&mut payload, version).ok()?;
+            metadata_fetch::answer_fetch_snapshot(voter, &request)
                 .encode(&mut out, version)
                 .ok()?;
         }

@@ -1,8 +1,8 @@
 //! Keeps this broker's topic registry (and so its partition logs and request routing) in step
-//! with the topics of the metadata image its voter applies.
+//! with the topics of the metadata image this node applies.
 //!
 //! [`derive`] is the decision, sans I/O: from the registry and an image, the registry the
-//! image calls for. [`follow`] runs it on shard 0 whenever the voter applies something (and
+//! image calls for. [`follow`] runs it on shard 0 whenever the node applies something (and
 //! now and then besides) and installs the result through the same save-and-broadcast path as
 //! every other topic change.
 //!
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use runnel_engine::rt;
 
-use super::voter::Voter;
+use super::source::MetadataSource;
 use crate::controller::metadata::{
     BrokerId, ConfigResource, MetadataImage, PartitionState, TopicImage, NO_LEADER,
 };
@@ -28,7 +28,7 @@ use crate::partitions::topics::{
     invalid_topic_name, ControllerTopic, Here, PartitionPlacement, TopicMeta, Topics,
 };
 
-/// How often the registry is compared with the image even when the voter reports nothing
+/// How often the registry is compared with the image even when the metadata reports nothing
 /// (a failed install is retried then).
 const LOOK_EVERY: Duration = Duration::from_millis(500);
 
@@ -39,9 +39,9 @@ const UNPLACED: usize = usize::MAX;
 /// Where an image stands and who is looking at it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageAt {
-    /// The voter's applied index: the image holds every entry up to it.
+    /// The applied index: the image holds every entry up to it.
     pub applied: u64,
-    /// The commit index the voter recovered at start (see [`Voter::recovered_commit`]).
+    /// The commit index recovered at start (see [`MetadataSource::recovered_commit`]).
     pub recovered_commit: u64,
     /// This broker's node id.
     pub node_id: BrokerId,
@@ -203,17 +203,17 @@ fn topic_id_hex(topic: &TopicImage) -> String {
     uuid::Uuid::from_bytes(topic.id).simple().to_string()
 }
 
-/// Follows the voter's image for as long as the node runs (on shard 0).
-pub async fn follow(voter: Voter, node_id: BrokerId) {
+/// Follows the metadata image for as long as the node runs (on shard 0).
+pub async fn follow(metadata: MetadataSource, node_id: BrokerId) {
     // The (applied index, registry version) last looked at: nothing to do until one moves.
     let mut looked: Option<(u64, u64)> = None;
     let mut waiting_logged = false;
     loop {
         let registry_version = shard::current().topics().version;
-        if looked != Some((voter.applied(), registry_version)) {
+        if looked != Some((metadata.applied(), registry_version)) {
             // Copied only when there is something new to look at: the image holds every
-            // partition, and the loop wakes at every output of the voter.
-            let (image, applied) = voter.image();
+            // partition, and the loop wakes at every change of the metadata.
+            let (image, applied) = metadata.image();
             // This process's registration, unfenced: the controller found it caught up.
             let may_lead = super::broker::incarnation().is_some_and(|incarnation| {
                 image
@@ -222,7 +222,7 @@ pub async fn follow(voter: Voter, node_id: BrokerId) {
             });
             let at = ImageAt {
                 applied,
-                recovered_commit: voter.recovered_commit(),
+                recovered_commit: metadata.recovered_commit(),
                 node_id,
                 shards: rt::shard_count(),
                 may_lead,
@@ -265,7 +265,7 @@ pub async fn follow(voter: Voter, node_id: BrokerId) {
                 }
             }
         }
-        let _ = rt::select(voter.progressed(), rt::sleep(LOOK_EVERY)).await;
+        let _ = rt::select(metadata.progressed(), rt::sleep(LOOK_EVERY)).await;
     }
 }
 

@@ -1,4 +1,4 @@
-//! Keeps every shard's [`ClusterView`] in step with the metadata this voter applies and the
+//! Keeps every shard's [`ClusterView`] in step with the metadata this node applies and the
 //! leader it knows, and shares with every shard which peers its links cannot reach.
 
 use std::time::Duration;
@@ -9,21 +9,21 @@ use crate::controller::metadata::MetadataImage;
 use crate::controller::view::{self, BrokerEndpoint, ClusterView};
 use crate::data_dir::cluster_id_text;
 
-use super::voter::Voter;
+use super::source::MetadataSource;
 
 /// Publishes a new view whenever the brokers or the controller change.
-pub async fn follow(voter: Voter) {
-    view::install_unreachable(voter.unreachable()).await;
+pub async fn follow(metadata: MetadataSource) {
+    view::install_unreachable(metadata.unreachable()).await;
     let mut published: Option<ClusterView> = None;
     loop {
-        let leader = voter.leader();
-        let current = voter.with_image(|image| view_of(image, leader));
+        let leader = metadata.leader();
+        let current = metadata.with_image(|image| view_of(image, leader));
         if published.as_ref() != Some(&current) {
             view::publish(current.clone()).await;
             published = Some(current);
         }
         // Leadership can change without an entry applied here: look again now and then.
-        let _ = rt::select(voter.progressed(), rt::sleep(Duration::from_millis(200))).await;
+        let _ = rt::select(metadata.progressed(), rt::sleep(Duration::from_millis(200))).await;
     }
 }
 

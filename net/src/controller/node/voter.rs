@@ -35,16 +35,6 @@ use crate::kafka::error_code;
 /// How long a request waits for its records to commit before the broker is told to retry.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 
-thread_local! {
-    /// The voter of this node, on the shard it runs on.
-    static LOCAL_VOTER: RefCell<Option<Voter>> = const { RefCell::new(None) };
-}
-
-/// This node's voter, when called on the shard it runs on (shard 0) of a node that votes.
-pub fn local_voter() -> Option<Voter> {
-    LOCAL_VOTER.with(|local| local.borrow().clone())
-}
-
 /// What became of the entry a request proposed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum EntryFate {
@@ -73,6 +63,19 @@ struct Shared {
     /// The term in which this voter proposed a cluster id (one proposal per term: a second
     /// one, refused on apply, would take the records batched with it down too).
     cluster_id_proposed: Option<u64>,
+}
+
+/// What [`Voter::committed_since`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommittedSince {
+    /// The entries with records (index, records) in `from..=through`; `through` is below
+    /// `from` when nothing new is applied.
+    Entries {
+        entries: Vec<(u64, Bytes)>,
+        through: u64,
+    },
+    /// `from` lies below this voter's snapshot: follow from its image instead.
+    Compacted,
 }
 
 /// A voter; cheap to clone (shared on its shard).
@@ -205,7 +208,6 @@ impl Voter {
             tick,
             settings.metadata_snapshot_bytes,
         ));
-        LOCAL_VOTER.with(|local| *local.borrow_mut() = Some(voter.clone()));
         Ok(voter)
     }
 
@@ -254,6 +256,42 @@ impl Voter {
     /// The index of the last applied metadata entry.
     pub fn applied(&self) -> u64 {
         self.shared.borrow().applied
+    }
+
+    /// The committed entries from index `from` on that carry metadata records, up to the
+    /// applied index and about `max_bytes` (at least one entry), for a broker-only node
+    /// following the metadata: see [`super::metadata_fetch`].
+    pub fn committed_since(&self, from: u64, max_bytes: usize) -> CommittedSince {
+        let shared = self.shared.borrow();
+        let applied = shared.applied;
+        let storage = shared.quorum.storage();
+        if from > applied {
+            return CommittedSince::Entries {
+                entries: Vec::new(),
+                through: applied,
+            };
+        }
+        if from < storage.first() {
+            return CommittedSince::Compacted;
+        }
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        let mut through = from - 1;
+        let skip = (from - storage.first()) as usize;
+        for entry in storage.log_entries().iter().skip(skip) {
+            if entry.index > applied || (bytes >= max_bytes && !entries.is_empty()) {
+                break;
+            }
+            through = entry.index;
+            // Leaders' empty entries and the bootstrap configuration carry no records.
+            if entry.get_entry_type() == raft::eraftpb::EntryType::EntryNormal
+                && !entry.data.is_empty()
+            {
+                bytes += entry.data.len();
+                entries.push((entry.index, Bytes::copy_from_slice(&entry.data)));
+            }
+        }
+        CommittedSince::Entries { entries, through }
     }
 
     /// The commit index recovered from disk at start. Until the image has applied this far,

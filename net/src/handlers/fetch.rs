@@ -198,7 +198,13 @@ pub async fn handle(request: FetchRequest, version: i16, copy_below: u64) -> Fet
     let outcomes = if routed.shard_count() == 1 && !routed.any_refused() {
         // Every partition lives on one shard: the whole long poll runs there, so new data
         // is read where it lands and only the answer crosses shards.
-        let polled = routed.scatter(move |reads| poll_on_shard(reads, limits));
+        let routed_here = routed.len();
+        let polled = routed.scatter(move |reads| {
+            // The shard answers a partition it doesn't lead (or hasn't open) itself, without
+            // handing it to the poll; Kafka answers a fetch with such an error at once.
+            let turned_away = reads.len() < routed_here;
+            poll_on_shard(reads, limits, turned_away)
+        });
         polled.await.gather().await
     } else {
         poll_across_shards(&routed, limits).await
@@ -301,12 +307,18 @@ fn fill(body: &mut FetchBody, outcomes: Vec<Outcome>) {
 
 /// The long poll of a fetch whose partitions all live on this shard: reads, and until
 /// `min_bytes` are there (or an error, or the deadline), waits for the logs to change and
-/// reads again.
-async fn poll_on_shard(reads: Vec<(Partition, PartitionRead)>, limits: Limits) -> Vec<ReadOutcome> {
+/// reads again. `turned_away`: the shard already answers some of the fetch's partitions with
+/// an error, so the fetch answers after the first read.
+async fn poll_on_shard(
+    reads: Vec<(Partition, PartitionRead)>,
+    limits: Limits,
+    turned_away: bool,
+) -> Vec<ReadOutcome> {
     loop {
         let outcomes = read_on_shard(reads.clone(), limits).await;
         let total: u64 = outcomes.iter().map(|o| o.records.len()).sum();
-        if total >= limits.min_bytes
+        if turned_away
+            || total >= limits.min_bytes
             || outcomes.iter().any(ReadOutcome::answers_at_once)
             || Instant::now() >= limits.deadline
         {
@@ -522,9 +534,10 @@ fn records_of(planned: &ReadResult) -> std::io::Result<Records> {
 /// shard past its grace period). Checking and registering happen without yielding, so no
 /// change slips between them.
 async fn wait_for_change(partitions: Vec<(Partition, bool, i64)>, deadline: Instant) -> Woken {
-    if partitions.is_empty() {
-        return Woken::Changed;
-    }
+    // With no partition to watch this waits out the deadline, as Kafka's purgatory does for
+    // a fetch with nothing to read. Answering "changed" at once made a long poll with no
+    // partition on its shard read nothing and wait again in a loop that never yielded: the
+    // shard's other tasks and timers stood still for the whole max wait.
     loop {
         if partitions
             .iter()
@@ -657,5 +670,73 @@ mod tests {
         let mut outcomes = vec![outcome(0, 0), outcome(1, 500), outcome(2, 10)];
         spend_in_request_order(&mut outcomes, 100);
         assert_eq!(kept(&outcomes), vec![0, 500, 0]);
+    }
+}
+
+#[cfg(test)]
+mod long_poll_tests {
+    use std::time::{Duration, Instant};
+
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::*;
+    use crate::partitions::shard;
+    use crate::partitions::test_shard::on_one_shard;
+
+    fn fetch(topic: &str, max_wait_ms: i32) -> FetchRequest {
+        let mut partition = FetchPartition::default();
+        partition.fetch_offset = 0;
+        partition.partition_max_bytes = 1 << 20;
+        let mut wanted = FetchTopic::default();
+        wanted.topic = TopicName(StrBytes::from_string(topic.to_owned()));
+        wanted.partitions = vec![partition];
+        let mut request = FetchRequest::default();
+        request.replica_id = kafka_protocol::messages::BrokerId(-1);
+        request.max_wait_ms = max_wait_ms;
+        request.min_bytes = 1;
+        request.max_bytes = 1 << 20;
+        request.topics = vec![wanted];
+        request
+    }
+
+    /// A partition its shard turns away (here: routed to it, but its log isn't open, as
+    /// while a topic is being opened or a leadership taken up) answers at once, and the shard
+    /// runs its other tasks meanwhile. The long poll used to read nothing and wait on nothing
+    /// in a loop that never yielded, for the whole max wait.
+    #[test]
+    fn a_fetch_of_partitions_the_shard_turns_away_answers_at_once() {
+        on_one_shard("fetch-turned-away", &["closed", "open"], || async {
+            let tp = TopicPartition::new("closed", 0);
+            shard::current().logs.remove(&tp).expect("open at first");
+            let ticks = std::rc::Rc::new(std::cell::Cell::new(0u32));
+            let counting = ticks.clone();
+            let stop = std::rc::Rc::new(std::cell::Cell::new(false));
+            let stopped = stop.clone();
+            let ticker = rt::spawn_local(async move {
+                while !stopped.get() {
+                    rt::sleep(Duration::from_millis(10)).await;
+                    counting.set(counting.get() + 1);
+                }
+            });
+            let asked = Instant::now();
+            let body = handle(fetch("closed", 3_000), 12, 0).await;
+            let took = asked.elapsed();
+            let code = body.topics[0].partitions[0].error_code;
+            assert_ne!(code, error_code::NONE);
+            assert!(
+                took < Duration::from_millis(1_500),
+                "answered after {took:?}"
+            );
+            // A fetch of an open partition still waits for data, without holding the shard:
+            // the ticker keeps ticking.
+            let before = ticks.get();
+            let body = handle(fetch("open", 300), 12, 0).await;
+            assert_eq!(body.topics[0].partitions[0].error_code, error_code::NONE);
+            assert!(ticks.get() > before + 5, "{} ticks", ticks.get() - before);
+            stop.set(true);
+            ticker.await;
+        });
     }
 }

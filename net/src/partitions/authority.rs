@@ -88,6 +88,17 @@ pub trait TopicAuthority: std::fmt::Debug {
         validate_only: bool,
         timeout: Duration,
     ) -> LocalFuture<Result<(), CreateError>>;
+
+    /// The same for dynamic broker configs: `broker` is `None` for the cluster-wide defaults
+    /// (Kafka's broker resource named ""), else a broker's id. Once decided, waits until this
+    /// broker's own defaults show the change.
+    fn alter_broker_configs(
+        &self,
+        broker: Option<i32>,
+        changes: Vec<(String, Option<String>)>,
+        validate_only: bool,
+        timeout: Duration,
+    ) -> LocalFuture<Result<(), CreateError>>;
 }
 
 /// Set once at start-up, before any shard serves, when the broker is part of a cluster.

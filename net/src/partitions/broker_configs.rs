@@ -2,12 +2,17 @@
 //! resource). Made on shard 0 under the same turn as topic changes: checked, saved to the data
 //! directory, then given to every shard, which applies the new defaults to the logs of the
 //! topics that don't override them before the change is acknowledged.
+//!
+//! In a cluster the metadata holds them, as KRaft's does: a change checked here is decided by
+//! the active controller ([`authority`]), and every broker takes the cluster-wide defaults and
+//! its own configs from the metadata it follows ([`follow_metadata`]), the same way.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use runnel_engine::rt;
 
+use super::authority::{self, Decider};
 use super::configs::broker_defs::broker_config;
 use super::configs::ops;
 use super::shard::{self, change_turn, ConfigChange, CreateError, TopicDefaults};
@@ -42,7 +47,8 @@ pub async fn alter_broker_configs(
     change: ConfigChange,
     validate_only: bool,
 ) -> Result<(), CreateError> {
-    let _turn = change_turn().await;
+    let decider = authority::decider()?;
+    let turn = change_turn().await;
     let state = shard::current();
     let old = state.defaults();
     let mut broker = old.broker.clone();
@@ -56,8 +62,9 @@ pub async fn alter_broker_configs(
             .cloned()
             .unwrap_or_default(),
     };
-    let configs = changed(current, change)?;
+    let configs = changed(current.clone(), change)?;
     check(&configs)?;
+    let changes = differences(&current, &configs);
     match resource {
         BrokerResource::Cluster => broker.dynamic.cluster = configs,
         BrokerResource::ThisBroker if configs.is_empty() => {
@@ -74,9 +81,28 @@ pub async fn alter_broker_configs(
         topic_config::log_config(&topic_config::effective(&new.configs, &topic.configs))
             .map_err(|e| CreateError::InvalidConfig(format!("topic {}: {e}", topic.name)))?;
     }
+    if let Decider::Cluster(authority) = decider {
+        // The turn is the follower's too, to take the decided change in: not held meanwhile.
+        drop(turn);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let broker = match resource {
+            BrokerResource::Cluster => None,
+            BrokerResource::ThisBroker => Some(old.broker.node_id),
+        };
+        return authority
+            .alter_broker_configs(broker, changes, validate_only, authority::DEFAULT_TIMEOUT)
+            .await;
+    }
     if validate_only {
         return Ok(());
     }
+    install(&state, new).await
+}
+
+/// Saves and installs new defaults on every shard.
+async fn install(state: &shard::ShardState, new: TopicDefaults) -> Result<(), CreateError> {
     new.broker
         .dynamic
         .save(&state.data_dir)
@@ -86,6 +112,53 @@ pub async fn alter_broker_configs(
     state.set_defaults(new.clone());
     broadcast(new).await;
     Ok(())
+}
+
+/// What turns `old` into `new`: each name set (`Some`) or removed (`None`). Only those go to
+/// the controller, so changes to other names made meanwhile through other brokers are kept.
+fn differences(
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Vec<(String, Option<String>)> {
+    let set = new
+        .iter()
+        .filter(|(name, value)| old.get(*name) != Some(*value))
+        .map(|(name, value)| (name.clone(), Some(value.clone())));
+    let removed = old
+        .keys()
+        .filter(|name| !new.contains_key(*name))
+        .map(|name| (name.clone(), None));
+    set.chain(removed).collect()
+}
+
+/// Takes the cluster-wide defaults and this broker's own configs from the cluster's metadata
+/// (on shard 0), when they differ from those in force. Configs other brokers kept locally
+/// before joining the cluster are dropped: the metadata is the truth now. Returns whether
+/// anything changed; an error names configs that would make some log's config invalid, which
+/// are then not taken.
+pub async fn follow_metadata(
+    cluster: BTreeMap<String, String>,
+    mine: BTreeMap<String, String>,
+) -> Result<bool, CreateError> {
+    let _turn = change_turn().await;
+    let state = shard::current();
+    let old = state.defaults();
+    let node = old.broker.node_id.to_string();
+    let mut dynamic = old.broker.dynamic.clone();
+    dynamic.cluster = cluster;
+    dynamic.brokers.clear();
+    if !mine.is_empty() {
+        dynamic.brokers.insert(node, mine);
+    }
+    if dynamic == old.broker.dynamic {
+        return Ok(false);
+    }
+    let mut broker = old.broker.clone();
+    broker.dynamic = dynamic;
+    let new = TopicDefaults::new(old.num_partitions, broker, old.version + 1);
+    topic_config::log_config(&new.configs).map_err(CreateError::InvalidConfig)?;
+    install(&state, new).await?;
+    Ok(true)
 }
 
 /// The resource's configs after `change`.
@@ -188,6 +261,27 @@ mod tests {
         ));
         // Unknown names are kept, as Kafka keeps custom broker configs.
         assert!(check(&one("sasl.kerberos.min.time.before.relogin", "60000")).is_ok());
+    }
+
+    #[test]
+    fn the_controller_is_sent_only_the_names_a_change_touches() {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let old = map(&[("a", "1"), ("b", "2"), ("c", "3")]);
+        let new = map(&[("a", "1"), ("b", "20"), ("d", "4")]);
+        assert_eq!(
+            differences(&old, &new),
+            vec![
+                ("b".to_string(), Some("20".to_string())),
+                ("d".to_string(), Some("4".to_string())),
+                ("c".to_string(), None),
+            ]
+        );
+        assert!(differences(&old, &old).is_empty());
     }
 
     #[test]

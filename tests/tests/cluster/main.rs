@@ -3,6 +3,7 @@
 //! across a network partition.
 
 mod admin;
+mod broker_configs;
 mod elections;
 mod failover;
 mod membership;

@@ -33,9 +33,10 @@ pub const ELECT_LEADERS_VERSION: i16 = 2;
 pub const ALTER_REASSIGNMENTS_VERSION: i16 = 1;
 pub const LIST_REASSIGNMENTS_VERSION: i16 = 0;
 
-/// IncrementalAlterConfigs' resource type of topics, and the operations forwarded (brokers
-/// resolve APPEND and SUBTRACT against the topic's configs before forwarding).
+/// IncrementalAlterConfigs' resource types of topics and brokers, and the operations
+/// forwarded (brokers resolve APPEND and SUBTRACT against the configs before forwarding).
 pub const TOPIC_RESOURCE: i8 = 2;
+pub const BROKER_RESOURCE: i8 = 4;
 pub const OP_SET: i8 = 0;
 pub const OP_DELETE: i8 = 1;
 

@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::admin::{OP_DELETE, OP_SET, TOPIC_RESOURCE};
+use super::admin::{BROKER_RESOURCE, OP_DELETE, OP_SET, TOPIC_RESOURCE};
 use super::ids::random_id;
 use super::voter::Voter;
 use crate::controller::metadata::{
@@ -331,18 +331,27 @@ pub async fn alter_configs(
     response
 }
 
-/// Sets and deletes configs of one topic.
+/// Sets and deletes configs of one topic, of one broker, or every broker's defaults.
 async fn alter(
     voter: &Voter,
     resource: &AlterConfigsResource,
     validate_only: bool,
 ) -> Result<(), Refusal> {
-    if resource.resource_type != TOPIC_RESOURCE {
-        return Err((
-            ec::INVALID_REQUEST,
-            "only topic configs are decided by the controller".into(),
-        ));
-    }
+    let name = resource.resource_name.to_string();
+    let target = match (resource.resource_type, name.as_str()) {
+        (TOPIC_RESOURCE, _) => ConfigResource::Topic(name.clone()),
+        (BROKER_RESOURCE, "") => ConfigResource::Cluster,
+        (BROKER_RESOURCE, id) => match id.parse::<i32>() {
+            Ok(id) if id >= 0 => ConfigResource::Broker(id),
+            _ => return Err((ec::INVALID_REQUEST, format!("{id:?} is not a broker id"))),
+        },
+        (other, _) => {
+            return Err((
+                ec::INVALID_REQUEST,
+                format!("resource type {other}: only topic and broker configs are kept"),
+            ))
+        }
+    };
     let mut changes = Vec::with_capacity(resource.configs.len());
     for config in &resource.configs {
         let value = match (config.config_operation, &config.value) {
@@ -360,11 +369,9 @@ async fn alter(
         };
         changes.push((config.name.to_string(), value));
     }
-    let name = resource.resource_name.to_string();
-    let topic = ConfigResource::Topic(name.clone());
     voter
         .decide(|controller, _| {
-            let decision = controller.alter_configs(&topic, &changes)?;
+            let decision = controller.alter_configs(&target, &changes)?;
             Ok(Decision {
                 records: if validate_only {
                     Vec::new()

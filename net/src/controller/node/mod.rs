@@ -3,7 +3,8 @@
 //! for their clients: [`admin`]), this node's life as a broker ([`broker`]), its topic changes
 //! and producer ids asked of the active controller ([`forward`], [`topic_authority`]), the
 //! cluster view its shards answer clients from ([`view_follower`]) and the topics it hosts,
-//! which follow the metadata ([`topics_follower`]) of its voter or, on a broker-only node,
+//! and its dynamic broker configs, which follow the metadata ([`topics_follower`],
+//! [`broker_configs_follower`]) of its voter or, on a broker-only node,
 //! of its [`observer`] ([`source`]; the quorum serves observers in [`metadata_fetch`]). It
 //! all runs on shard 0.
 
@@ -12,6 +13,7 @@ mod admin_reassignments;
 mod admin_topics;
 mod alter_partition;
 pub mod broker;
+mod broker_configs_follower;
 pub mod disk;
 mod forward;
 mod ids;
@@ -58,6 +60,10 @@ pub async fn start(
     forward::install(&settings);
     crate::controller::spawn_until_shutdown(view_follower::follow(metadata.clone()));
     crate::controller::spawn_until_shutdown(topics_follower::follow(
+        metadata.clone(),
+        settings.node_id,
+    ));
+    crate::controller::spawn_until_shutdown(broker_configs_follower::follow(
         metadata.clone(),
         settings.node_id,
     ));

@@ -27,12 +27,13 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use runnel_engine::rt;
 
 use super::admin::{
-    ALTER_CONFIGS_VERSION, CREATE_PARTITIONS_VERSION, CREATE_TOPICS_VERSION, DELETE_TOPICS_VERSION,
-    OP_DELETE, OP_SET, TOPIC_RESOURCE,
+    ALTER_CONFIGS_VERSION, BROKER_RESOURCE, CREATE_PARTITIONS_VERSION, CREATE_TOPICS_VERSION,
+    DELETE_TOPICS_VERSION, OP_DELETE, OP_SET, TOPIC_RESOURCE,
 };
 use super::forward::{Failure, Forwarder};
 use crate::kafka::error_code as ec;
 use crate::partitions::authority::{CreatedTopic, LocalFuture, TopicAuthority, TopicSpec};
+use crate::partitions::configs::broker_state::DynamicConfigs;
 use crate::partitions::shard::{self, CreateError};
 use crate::partitions::topics::Topics;
 
@@ -237,31 +238,8 @@ impl TopicAuthority for ControllerAuthority {
     ) -> LocalFuture<Result<(), CreateError>> {
         let forwarder = self.forwarder.clone();
         Box::pin(async move {
-            let mut resource = AlterConfigsResource::default();
-            resource.resource_type = TOPIC_RESOURCE;
-            resource.resource_name = str(&name);
-            resource.configs = changes
-                .iter()
-                .map(|(key, value)| {
-                    let mut config = AlterableConfig::default();
-                    config.name = str(key);
-                    config.config_operation = if value.is_some() { OP_SET } else { OP_DELETE };
-                    config.value = value.as_deref().map(str);
-                    config
-                })
-                .collect();
-            let mut request = IncrementalAlterConfigsRequest::default();
-            request.resources = vec![resource];
-            request.validate_only = validate_only;
-            forward_one(
-                &forwarder,
-                (ApiKey::IncrementalAlterConfigs, ALTER_CONFIGS_VERSION),
-                &request,
-                timeout,
-                |a: &IncrementalAlterConfigsResponse| &a.responses[..],
-                |r| (r.error_code, r.error_message.as_ref()),
-            )
-            .await?;
+            let request = alter_configs_request(TOPIC_RESOURCE, &name, &changes, validate_only);
+            forward_alter_configs(&forwarder, &request, timeout).await?;
             if !validate_only {
                 let expected: BTreeMap<String, Option<String>> = changes.into_iter().collect();
                 await_local(&format!("configs of topic {name} altered"), move |topics| {
@@ -274,6 +252,108 @@ impl TopicAuthority for ControllerAuthority {
             Ok(())
         })
     }
+
+    fn alter_broker_configs(
+        &self,
+        broker: Option<i32>,
+        changes: Vec<(String, Option<String>)>,
+        validate_only: bool,
+        timeout: Duration,
+    ) -> LocalFuture<Result<(), CreateError>> {
+        let forwarder = self.forwarder.clone();
+        Box::pin(async move {
+            let name = broker.map_or_else(String::new, |id| id.to_string());
+            let request = alter_configs_request(BROKER_RESOURCE, &name, &changes, validate_only);
+            forward_alter_configs(&forwarder, &request, timeout).await?;
+            if !validate_only {
+                let expected: BTreeMap<String, Option<String>> = changes.into_iter().collect();
+                let shows = move |dynamic: &DynamicConfigs| {
+                    let configs = match broker {
+                        None => Some(&dynamic.cluster),
+                        Some(id) => dynamic.brokers.get(&id.to_string()),
+                    };
+                    expected
+                        .iter()
+                        .all(|(k, v)| configs.and_then(|c| c.get(k)) == v.as_ref())
+                };
+                // A broker alters only its own configs and the defaults (see BrokerResource).
+                if !defaults_show(shows).await {
+                    tracing::warn!(
+                        "broker configs altered: committed by the controller, but not in this \
+                         broker's configs after {LOCAL_APPLY_WAIT:?}"
+                    );
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// IncrementalAlterConfigs for one resource: SET for `Some`, DELETE for `None`.
+fn alter_configs_request(
+    resource_type: i8,
+    name: &str,
+    changes: &[(String, Option<String>)],
+    validate_only: bool,
+) -> IncrementalAlterConfigsRequest {
+    let mut resource = AlterConfigsResource::default();
+    resource.resource_type = resource_type;
+    resource.resource_name = str(name);
+    resource.configs = changes
+        .iter()
+        .map(|(key, value)| {
+            let mut config = AlterableConfig::default();
+            config.name = str(key);
+            config.config_operation = if value.is_some() { OP_SET } else { OP_DELETE };
+            config.value = value.as_deref().map(str);
+            config
+        })
+        .collect();
+    let mut request = IncrementalAlterConfigsRequest::default();
+    request.resources = vec![resource];
+    request.validate_only = validate_only;
+    request
+}
+
+async fn forward_alter_configs(
+    forwarder: &Forwarder,
+    request: &IncrementalAlterConfigsRequest,
+    timeout: Duration,
+) -> Result<(), CreateError> {
+    forward_one(
+        forwarder,
+        (ApiKey::IncrementalAlterConfigs, ALTER_CONFIGS_VERSION),
+        request,
+        timeout,
+        |a: &IncrementalAlterConfigsResponse| &a.responses[..],
+        |r| (r.error_code, r.error_message.as_ref()),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Waits until every shard's dynamic broker configs satisfy `shows` (false: not within the
+/// wait).
+async fn defaults_show(shows: impl Fn(&DynamicConfigs) -> bool + Clone + Send + 'static) -> bool {
+    let deadline = Instant::now() + LOCAL_APPLY_WAIT;
+    for shard in 0..rt::shard_count() {
+        loop {
+            let check = shows.clone();
+            let seen = rt::run_on(shard, move || async move {
+                check(&shard::current().defaults().broker.dynamic)
+            })
+            .await
+            .unwrap_or(true);
+            if seen {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            rt::sleep(LOCAL_APPLY_POLL).await;
+        }
+    }
+    true
 }
 
 /// Forwards `request`, about one topic, as `key` and returns the controller's result for that

@@ -82,16 +82,20 @@ fn failed((code, message): Failure) -> CreateError {
 
 /// Waits until every shard's registry satisfies `shows` (false: not within the wait).
 async fn registry_shows(shows: impl Fn(&Topics) -> bool + Clone + Send + 'static) -> bool {
+    every_shard_shows(move |state| shows(&state.topics())).await
+}
+
+/// Waits until every shard's state satisfies `shows` (false: not within the wait).
+async fn every_shard_shows(
+    shows: impl Fn(&shard::ShardState) -> bool + Clone + Send + 'static,
+) -> bool {
     let deadline = Instant::now() + LOCAL_APPLY_WAIT;
     for shard in 0..rt::shard_count() {
         loop {
             let check = shows.clone();
-            let seen = rt::run_on(
-                shard,
-                move || async move { check(&shard::current().topics()) },
-            )
-            .await
-            .unwrap_or(true);
+            let seen = rt::run_on(shard, move || async move { check(&shard::current()) })
+                .await
+                .unwrap_or(true);
             if seen {
                 break;
             }
@@ -335,25 +339,7 @@ async fn forward_alter_configs(
 /// Waits until every shard's dynamic broker configs satisfy `shows` (false: not within the
 /// wait).
 async fn defaults_show(shows: impl Fn(&DynamicConfigs) -> bool + Clone + Send + 'static) -> bool {
-    let deadline = Instant::now() + LOCAL_APPLY_WAIT;
-    for shard in 0..rt::shard_count() {
-        loop {
-            let check = shows.clone();
-            let seen = rt::run_on(shard, move || async move {
-                check(&shard::current().defaults().broker.dynamic)
-            })
-            .await
-            .unwrap_or(true);
-            if seen {
-                break;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            rt::sleep(LOCAL_APPLY_POLL).await;
-        }
-    }
-    true
+    every_shard_shows(move |state| shows(&state.defaults().broker.dynamic)).await
 }
 
 /// Forwards `request`, about one topic, as `key` and returns the controller's result for that

@@ -101,6 +101,36 @@ on_both_backends! {
         });
     }
 
+    fn closed_probe_sees_a_close_or_reset_the_reader_has_not_read(backend) {
+        run(backend, || async {
+            for reset in [false, true] {
+                let (client, server) = socket_pair().await;
+                let probe = server.closed_probe().unwrap();
+                assert!(!probe.peer_has_closed(), "open and idle");
+                client.send_all(b"x".to_vec()).await.0.unwrap();
+                if reset {
+                    client.socket().set_linger(Some(Duration::ZERO)).unwrap();
+                    drop(client);
+                } else {
+                    client.close().await.unwrap();
+                }
+                // The byte the reader has not read does not hide the end behind it.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while !probe.peer_has_closed() {
+                    assert!(Instant::now() < deadline, "close never seen (reset: {reset})");
+                    rt::sleep(Duration::from_millis(1)).await;
+                }
+                // Asking consumed nothing: the reader still gets the byte, then the end.
+                assert_eq!(recv_exact(&server, 1).await, b"x");
+                let (result, _) = server.recv(Vec::with_capacity(8)).await;
+                match result {
+                    Ok(n) => assert_eq!(n, 0, "the reader still sees the end"),
+                    Err(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset),
+                }
+            }
+        });
+    }
+
     fn send_to_reset_peer_fails_without_sigpipe(backend) {
         run(backend, || async {
             let (client, server) = socket_pair().await;

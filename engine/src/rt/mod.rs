@@ -62,7 +62,7 @@ pub use event::{LocalEvent, Wait as EventWait};
 pub use executor::{spawn_local, yield_now, JoinHandle};
 pub use fs::File;
 pub use mailbox::{run_on, submit_to, Posted, ShardStopped, SubmitTo};
-pub use net::{TcpListener, TcpStream};
+pub use net::{PeerClosedProbe, TcpListener, TcpStream};
 pub use ops::FdKind;
 pub use pipe::{splice, Pipe, PipeReader, PipeWriter, SpliceFd};
 pub use realtime::workers_identifiable as realtime_workers_identifiable;

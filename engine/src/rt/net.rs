@@ -208,9 +208,31 @@ impl TcpStream {
         SockRef::from(self)
     }
 
+    /// A probe of this connection that any thread may ask, at any time, whether the peer has
+    /// closed it (see [`PeerClosedProbe`]).
+    pub fn closed_probe(&self) -> io::Result<PeerClosedProbe> {
+        Ok(PeerClosedProbe(self.socket().try_clone()?))
+    }
+
     /// Closes the socket through the backend.
     pub async fn close(self) -> io::Result<()> {
         self.fd.close().await
+    }
+}
+
+/// A second descriptor of a connected socket (dup(2)), asked whether the peer closed or
+/// reset the connection. It sees a FIN or RST as soon as the kernel has it, before the task
+/// reading the connection has run (that task may sit on another shard, or wait for its turn),
+/// and whatever data is still unread; it consumes nothing. Holding it keeps the socket open:
+/// drop it when the connection ends.
+#[derive(Debug)]
+pub struct PeerClosedProbe(Socket);
+
+impl PeerClosedProbe {
+    /// Whether the connection has left the ESTABLISHED state: the peer closed or reset it
+    /// (or this side did). A socket the kernel can't describe counts as closed.
+    pub fn peer_has_closed(&self) -> bool {
+        !super::sys::tcp_established(&self.0).unwrap_or(false)
     }
 }
 

@@ -38,6 +38,32 @@ pub fn page_size() -> usize {
     })
 }
 
+/// Whether a TCP socket is still in the ESTABLISHED state (TCP_INFO's `tcpi_state`): a FIN or
+/// RST from the peer moves it on (to CLOSE_WAIT or CLOSE) the moment the kernel has it,
+/// whatever data is still waiting to be read, and asking consumes nothing.
+pub(crate) fn tcp_established(fd: &impl AsRawFd) -> io::Result<bool> {
+    const TCP_ESTABLISHED: u8 = 1;
+    let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `info`, a live local of that size,
+    // and stores the length it wrote in `len`.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    })?;
+    if len < 1 {
+        return Err(io::Error::other("TCP_INFO returned nothing"));
+    }
+    // SAFETY: zero-initialised above, and `tcpi_state` (the first byte) was written.
+    let state = unsafe { info.assume_init() }.tcpi_state;
+    Ok(state == TCP_ESTABLISHED)
+}
+
 /// Takes ownership of a descriptor a system call just returned.
 fn owned(fd: RawFd) -> OwnedFd {
     // SAFETY: `fd` was just returned by the kernel to us and is owned by nobody else.

@@ -6,8 +6,11 @@
 
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use runnel_engine::rt;
+use runnel_engine::rt::{self, PeerClosedProbe, TcpStream};
+
+use crate::controller::transport::LinkState;
 
 /// A broker clients can be sent to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,38 +36,93 @@ pub struct ClusterView {
 }
 
 impl ClusterView {
-    /// The brokers clients may be sent to: neither fenced nor [unreachable](unreachable).
-    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerEndpoint> {
+    /// The brokers clients may be sent to: neither fenced nor `unreachable` (taken from
+    /// [`unreachable_now`]).
+    pub fn live_brokers<'a>(
+        &'a self,
+        unreachable: &'a [i32],
+    ) -> impl Iterator<Item = &'a BrokerEndpoint> {
         self.brokers
             .iter()
-            .filter(|b| !b.fenced && !unreachable(b.id))
+            .filter(|b| !b.fenced && !unreachable.contains(&b.id))
     }
 }
 
 /// The voters this node's controller links cannot reach right now: the connection to one
-/// was lost, or connecting to it refused, and it has not been re-established. A broker that
-/// dies closes every connection at once, so this knows of a death as soon as clients do,
-/// before the controller has fenced it; written by the links as it happens and read by every
-/// shard directly, with no publishing round in between, because a Metadata answer that
-/// still names the dead leader sends librdkafka to its next periodic refresh (up to a
-/// second later) instead of asking again until the new leader is elected.
+/// was lost, or connecting to it refused, and it has not been re-established; or it is up but
+/// its peer has already closed it, which the link has not read yet. A broker that dies
+/// closes every connection at once, so this knows of a death as soon as clients do, before
+/// the controller has fenced it; written by the links as it happens and read by every shard
+/// directly, with no publishing round in between, because a Metadata answer that still names
+/// the dead leader sends librdkafka to its next periodic refresh (up to a second later)
+/// instead of asking again until the new leader is elected. Asking the connections
+/// themselves closes the last gap: a client that saw the death can ask this node before the
+/// link's task (on another shard, or later in its own shard's turn) has run.
 #[derive(Debug, Default)]
-pub struct Unreachable(Mutex<Vec<i32>>);
+pub struct Unreachable(Mutex<Links>);
+
+#[derive(Debug, Default)]
+struct Links {
+    /// Peers whose link is down, and since when.
+    down: Vec<(i32, Instant)>,
+    /// Peers whose link is up, with a probe of its connection when one could be made.
+    up: Vec<(i32, Option<PeerClosedProbe>)>,
+}
 
 impl Unreachable {
-    pub fn set(&self, broker: i32, unreachable: bool) {
-        let mut ids = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        ids.retain(|&id| id != broker);
-        if unreachable {
-            ids.push(broker);
+    /// Takes a report of the link to `broker` (see [`Watcher`](crate::controller::transport::Watcher)).
+    pub fn link_changed(&self, broker: i32, state: LinkState, connection: Option<&TcpStream>) {
+        match connection {
+            Some(connection) if state == LinkState::Up => {
+                self.up(broker, connection.closed_probe().ok())
+            }
+            _ => self.down(broker),
         }
     }
 
-    pub fn contains(&self, broker: i32) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&broker)
+    /// The link to `broker` is up, on the connection `probe` watches.
+    fn up(&self, broker: i32, probe: Option<PeerClosedProbe>) {
+        let mut links = self.links();
+        links.down.retain(|(id, _)| *id != broker);
+        links.up.retain(|(id, _)| *id != broker);
+        links.up.push((broker, probe));
+    }
+
+    /// The link to `broker` is down (lost, or connecting refused); a link that was down
+    /// already keeps the time it went down.
+    fn down(&self, broker: i32) {
+        let mut links = self.links();
+        links.up.retain(|(id, _)| *id != broker);
+        if !links.down.iter().any(|(id, _)| *id == broker) {
+            links.down.push((broker, Instant::now()));
+        }
+    }
+
+    /// The peers unreachable now. One system call per link that is up: take it once per
+    /// answer, not per partition.
+    pub fn now(&self) -> Vec<i32> {
+        self.lost_within(Duration::MAX)
+    }
+
+    /// The peers that became unreachable within `window` (a connection whose close the link
+    /// has not read yet counts as just now).
+    pub fn lost_within(&self, window: Duration) -> Vec<i32> {
+        let links = self.links();
+        let closed = links
+            .up
+            .iter()
+            .filter(|(_, probe)| probe.as_ref().is_some_and(PeerClosedProbe::peer_has_closed));
+        links
+            .down
+            .iter()
+            .filter(|(_, since)| since.elapsed() < window)
+            .map(|(id, _)| *id)
+            .chain(closed.map(|(id, _)| *id))
+            .collect()
+    }
+
+    fn links(&self) -> std::sync::MutexGuard<'_, Links> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -73,12 +131,23 @@ thread_local! {
     static UNREACHABLE: RefCell<Option<Arc<Unreachable>>> = const { RefCell::new(None) };
 }
 
-/// Whether this node's controller links cannot reach `broker` now (see [`Unreachable`]).
-pub fn unreachable(broker: i32) -> bool {
+/// The brokers this node's controller links cannot reach now (see [`Unreachable`]).
+pub fn unreachable_now() -> Vec<i32> {
     UNREACHABLE.with(|set| {
         set.borrow()
             .as_ref()
-            .is_some_and(|set| set.contains(broker))
+            .map(|set| set.now())
+            .unwrap_or_default()
+    })
+}
+
+/// The brokers this node's controller links lost within `window` and cannot reach now.
+pub fn lost_within(window: Duration) -> Vec<i32> {
+    UNREACHABLE.with(|set| {
+        set.borrow()
+            .as_ref()
+            .map(|set| set.lost_within(window))
+            .unwrap_or_default()
     })
 }
 

@@ -136,8 +136,9 @@ fn leader_of_key(broker: &BrokerInfo, topic: &str, key: &str) -> Result<Node, No
         return Ok(me);
     }
     let cluster = view::current().ok_or(UNAVAILABLE)?;
+    let unreachable = view::unreachable_now();
     let leader = cluster
-        .live_brokers()
+        .live_brokers(&unreachable)
         .find(|b| b.id == leader)
         .ok_or(UNAVAILABLE)?;
     Ok(Node {

@@ -5,7 +5,10 @@
 //! as Kafka's `auto.create.topics.enable` does.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -36,7 +39,6 @@ pub async fn handle(
 ) -> MetadataResponse {
     let state = shard::current();
     let mut response = MetadataResponse::default();
-    (response.brokers, response.controller_id) = brokers(broker);
     if version >= 2 {
         response.cluster_id = Some(StrBytes::from_string(view::cluster_id(&broker.cluster_id)));
     }
@@ -109,18 +111,23 @@ pub async fn handle(
             }
         }
     }
+    wait_for_lost_leaders_replaced(wanted.as_deref()).await;
+    // One look at which brokers are gone serves the whole answer, so the brokers listed and
+    // the leaders named agree.
+    let unreachable = view::unreachable_now();
+    (response.brokers, response.controller_id) = brokers(broker, &view::lost_within(JUST_LOST));
     let topics = state.topics();
     response.topics = match wanted {
         None => topics
             .by_name
             .values()
-            .map(|meta| describe(broker, meta, version, topic_operations))
+            .map(|meta| describe(broker, meta, version, topic_operations, &unreachable))
             .collect(),
         Some(list) => list
             .iter()
             .map(|wanted| match &wanted.name {
                 Some(name) => match topics.get(name.0.as_str()) {
-                    Some(meta) => describe(broker, meta, version, topic_operations),
+                    Some(meta) => describe(broker, meta, version, topic_operations, &unreachable),
                     None => {
                         let mut topic = MetadataResponseTopic::default();
                         topic.name = Some(name.clone());
@@ -144,7 +151,7 @@ pub async fn handle(
                     .values()
                     .find(|t| t.uuid() == wanted.topic_id)
                 {
-                    Some(meta) => describe(broker, meta, version, topic_operations),
+                    Some(meta) => describe(broker, meta, version, topic_operations, &unreachable),
                     None => {
                         let mut topic = MetadataResponseTopic::default();
                         topic.topic_id = wanted.topic_id;
@@ -158,8 +165,58 @@ pub async fn handle(
     response
 }
 
+/// How long an answer waits for the controller to replace leaders this node has just lost.
+const REPLACEMENT_WAIT: Duration = Duration::from_millis(500);
+/// Leaders lost longer ago than this are not waited for: the controller has had its chance
+/// (the link may be cut while the broker lives on, and then every answer would wait in vain).
+const JUST_LOST: Duration = Duration::from_secs(1);
+const REPLACEMENT_POLL: Duration = Duration::from_millis(2);
+
+/// Waits, up to [`REPLACEMENT_WAIT`], until no partition the answer describes (`wanted`, or
+/// every topic) is led by a broker whose connections to this node closed within
+/// [`JUST_LOST`]: until the controller has elected new leaders (or none, when no other
+/// replica is in sync). Why: the clients that ask at once are the ones that just lost their
+/// connection to the dead leader, and librdkafka, told "no leader" for a partition it had
+/// nothing in flight to, asks again only at its once-a-second scan; told the new leader a few
+/// milliseconds later, it moves to it at once.
+async fn wait_for_lost_leaders_replaced(wanted: Option<&[MetadataRequestTopic]>) {
+    let deadline = Instant::now() + REPLACEMENT_WAIT;
+    loop {
+        let lost = view::lost_within(JUST_LOST);
+        if lost.is_empty() || Instant::now() >= deadline {
+            return;
+        }
+        let topics = shard::current().topics();
+        let led_by_lost = |meta: &Arc<TopicMeta>| {
+            (0..meta.shards.len() as i32)
+                .filter_map(|index| meta.placement(index))
+                .any(|placement| lost.contains(&placement.leader))
+        };
+        let waiting = match wanted {
+            None => topics.by_name.values().any(led_by_lost),
+            Some(list) => list.iter().any(|wanted| match &wanted.name {
+                Some(name) => topics.get(name.0.as_str()).is_some_and(led_by_lost),
+                None => topics
+                    .by_name
+                    .values()
+                    .find(|t| t.uuid() == wanted.topic_id)
+                    .is_some_and(led_by_lost),
+            }),
+        };
+        if !waiting {
+            return;
+        }
+        rt::sleep(REPLACEMENT_POLL).await;
+    }
+}
+
 /// The brokers clients may use (unfenced ones), and the active controller (-1: none elected).
-fn brokers(broker: &BrokerInfo) -> (Vec<MetadataResponseBroker>, BrokerId) {
+/// A broker lost within [`JUST_LOST`] stays listed even once fenced (no partition names it as
+/// leader any more): librdkafka decommissions a broker that leaves the list, and doing so
+/// while it is still handling that broker's lost connection undoes the move to the new
+/// leader this same answer names, parking the partition until its once-a-second scan.
+/// Kafka's own brokers leave a dead broker listed for its whole session timeout.
+fn brokers(broker: &BrokerInfo, just_lost: &[i32]) -> (Vec<MetadataResponseBroker>, BrokerId) {
     let Some(cluster) = view::current() else {
         let mut me = MetadataResponseBroker::default();
         me.node_id = BrokerId(broker.node_id);
@@ -168,7 +225,9 @@ fn brokers(broker: &BrokerInfo) -> (Vec<MetadataResponseBroker>, BrokerId) {
         return (vec![me], BrokerId(broker.node_id));
     };
     let brokers = cluster
-        .live_brokers()
+        .brokers
+        .iter()
+        .filter(|b| !b.fenced || just_lost.contains(&b.id))
         .map(|b| {
             let mut entry = MetadataResponseBroker::default();
             entry.node_id = BrokerId(b.id);
@@ -189,6 +248,7 @@ fn describe(
     meta: &TopicMeta,
     version: i16,
     operations: bool,
+    unreachable: &[i32],
 ) -> MetadataResponseTopic {
     let mut topic = MetadataResponseTopic::default();
     topic.topic_authorized_operations = authorized(Resource::Topic, operations);
@@ -210,7 +270,14 @@ fn describe(
             let offline_here = offline.contains(&index);
             match meta.placement(index) {
                 None => alone(index, me, offline_here),
-                Some(placement) => placed(index, placement, me, offline_here, cluster.as_deref()),
+                Some(placement) => placed(
+                    index,
+                    placement,
+                    me,
+                    offline_here,
+                    cluster.as_deref(),
+                    unreachable,
+                ),
             }
         })
         .collect();
@@ -233,7 +300,7 @@ fn alone(index: i32, me: BrokerId, offline_here: bool) -> MetadataResponsePartit
 }
 
 /// Partition `index` as the controller's metadata places it. Replicas on brokers that are
-/// fenced, unknown or unreachable are offline, as is this broker's if its log failed to open.
+/// fenced, unknown or `unreachable` are offline, as is this broker's if its log failed to open.
 /// A leader this node cannot reach is not named: its process most likely died and the
 /// controller is about to elect another; a client told "no leader" keeps asking until it
 /// has (see [`view::Unreachable`]).
@@ -243,6 +310,7 @@ fn placed(
     me: BrokerId,
     offline_here: bool,
     cluster: Option<&ClusterView>,
+    unreachable: &[i32],
 ) -> MetadataResponsePartition {
     let ids = |list: &[i32]| list.iter().copied().map(BrokerId).collect::<Vec<_>>();
     let mut partition = MetadataResponsePartition::default();
@@ -253,7 +321,7 @@ fn placed(
                 .iter()
                 .find(|b| b.id == replica)
                 .is_none_or(|b| b.fenced)
-        }) || view::unreachable(replica)
+        }) || unreachable.contains(&replica)
     };
     let leader = if placement.leader >= 0 && down(placement.leader) {
         -1

@@ -27,10 +27,12 @@ pub enum LeaderError {
     /// FENCED_LEADER_EPOCH: the leader has a newer epoch than ours, so newer metadata is on
     /// its way; stop until it names the leader.
     Fenced,
-    /// Everything else, back off and retry. This includes NOT_LEADER_OR_FOLLOWER and
-    /// UNKNOWN_LEADER_EPOCH: right after an election the follower often learns of the new
-    /// epoch before the leader does, and the leader answers these until it catches up; no
-    /// newer metadata will come to wake a follower that stopped (Kafka retries them too).
+    /// NOT_LEADER_OR_FOLLOWER and UNKNOWN_LEADER_EPOCH: right after an election the follower
+    /// often learns of the new epoch before the leader does, and the leader answers these
+    /// until it catches up, a millisecond or so later; retry (no newer metadata will come to
+    /// wake a follower that stopped; Kafka retries them too), soon at first.
+    LeaderBehind,
+    /// Everything else, back off and retry.
     Retry,
 }
 
@@ -39,6 +41,7 @@ impl LeaderError {
         match code {
             OFFSET_OUT_OF_RANGE => LeaderError::OutOfRange,
             FENCED_LEADER_EPOCH => LeaderError::Fenced,
+            NOT_LEADER_OR_FOLLOWER | UNKNOWN_LEADER_EPOCH => LeaderError::LeaderBehind,
             _ => LeaderError::Retry,
         }
     }

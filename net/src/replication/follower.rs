@@ -104,6 +104,14 @@ impl From<Resume> for FollowerPhase {
     }
 }
 
+/// How soon a follower asks again a leader that has not taken its leadership yet
+/// ([`LeaderError::LeaderBehind`]), and how many times before the full backoff applies. The
+/// leader applies the same metadata as the follower, usually within a millisecond or two; a
+/// full `replica.fetch.backoff.ms` there would hold acks=all writes on the new leader
+/// (waiting for this follower) for that long after every failover.
+const LEADER_BEHIND_RETRY_MS: i64 = 2;
+const LEADER_BEHIND_RETRIES: u8 = 10;
+
 #[derive(Debug, Clone)]
 pub struct FollowerState {
     leader: BrokerId,
@@ -112,6 +120,8 @@ pub struct FollowerState {
     high_watermark: i64,
     latest_local_epoch: Option<i32>,
     backoff_ms: i64,
+    /// Quick retries left for a leader that is behind (reset by each new leader).
+    leader_behind_retries: u8,
     phase: FollowerPhase,
 }
 
@@ -136,6 +146,7 @@ impl FollowerState {
             high_watermark: high_watermark.min(log_end),
             latest_local_epoch,
             backoff_ms: backoff_ms.max(0),
+            leader_behind_retries: LEADER_BEHIND_RETRIES,
             phase: FollowerPhase::Truncating,
         }
     }
@@ -311,6 +322,13 @@ impl FollowerState {
                 self.phase = FollowerPhase::ResolvingOutOfRange;
             }
             (LeaderError::Fenced, _) => self.phase = FollowerPhase::Idle,
+            (LeaderError::LeaderBehind, _) if self.leader_behind_retries > 0 => {
+                self.leader_behind_retries -= 1;
+                self.phase = FollowerPhase::Delayed {
+                    until_ms: now_ms.saturating_add(LEADER_BEHIND_RETRY_MS.min(self.backoff_ms)),
+                    then: resume,
+                };
+            }
             _ => self.back_off(resume, now_ms),
         }
     }
@@ -422,6 +440,7 @@ impl FollowerState {
         }
         self.leader = leader;
         self.leader_epoch = leader_epoch;
+        self.leader_behind_retries = LEADER_BEHIND_RETRIES;
         self.phase = FollowerPhase::Truncating;
         true
     }

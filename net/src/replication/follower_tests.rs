@@ -244,13 +244,7 @@ fn out_of_range_that_resolved_itself_fetches_again() {
 #[test]
 fn errors_back_off_then_retry_what_failed() {
     let log = Log::new(&[(3, 0)], 100);
-    for code in [
-        errors::NOT_LEADER_OR_FOLLOWER,
-        errors::UNKNOWN_LEADER_EPOCH,
-        errors::UNKNOWN_TOPIC_OR_PARTITION,
-        errors::NONE,
-        i16::MIN,
-    ] {
+    for code in [errors::UNKNOWN_TOPIC_OR_PARTITION, errors::NONE, i16::MIN] {
         let mut f = fetching(&log, 40);
         f.on_error(E, code, T0);
         assert_eq!(f.next_wakeup(), Some(T0 + BACKOFF));
@@ -261,7 +255,7 @@ fn errors_back_off_then_retry_what_failed() {
     // An OffsetsForLeaderEpoch error asks again after the backoff.
     let mut f = follower(&log, 40);
     let ask = f.next_action(T0);
-    f.on_error(E, errors::UNKNOWN_LEADER_EPOCH, T0);
+    f.on_error(E, errors::UNKNOWN_TOPIC_OR_PARTITION, T0);
     assert_eq!(f.next_action(T0 + BACKOFF - 1), None);
     assert_eq!(f.next_action(T0 + BACKOFF), ask);
     // So does a request that got no answer.
@@ -269,9 +263,40 @@ fn errors_back_off_then_retry_what_failed() {
     assert_eq!(f.next_action(T0 + 2 * BACKOFF), ask);
     // An answer nobody asked for changes nothing.
     f.on_request_failed(E - 1, T0);
-    f.on_error(E, errors::NOT_LEADER_OR_FOLLOWER, T0);
-    f.on_error(E, errors::NOT_LEADER_OR_FOLLOWER, T0 + 5 * BACKOFF);
+    f.on_error(E, errors::UNKNOWN_TOPIC_OR_PARTITION, T0);
+    f.on_error(E, errors::UNKNOWN_TOPIC_OR_PARTITION, T0 + 5 * BACKOFF);
     assert_eq!(f.next_wakeup(), Some(T0 + BACKOFF));
+}
+
+/// Right after an election the follower may ask the new leader before it has taken its
+/// leadership: it asks again within milliseconds a few times, then only after the backoff;
+/// the next leader gets quick retries again.
+#[test]
+fn a_leader_not_leading_yet_is_asked_again_soon_then_after_the_backoff() {
+    let log = Log::new(&[(3, 0)], 100);
+    for code in [errors::NOT_LEADER_OR_FOLLOWER, errors::UNKNOWN_LEADER_EPOCH] {
+        let mut f = follower(&log, 40);
+        let ask = f.next_action(T0);
+        let mut now = T0;
+        for _ in 0..10 {
+            f.on_error(E, code, now);
+            let soon = f.next_wakeup().expect("delayed");
+            assert!(
+                soon > now && soon <= now + 5,
+                "code {code}: retried at {soon}"
+            );
+            assert_eq!(f.next_action(soon - 1), None);
+            assert_eq!(f.next_action(soon), ask);
+            now = soon;
+        }
+        f.on_error(E, code, now);
+        assert_eq!(f.next_wakeup(), Some(now + BACKOFF), "code {code}");
+        assert!(f.on_new_leader(3, E + 1));
+        let ask = f.next_action(now);
+        f.on_error(E + 1, code, now);
+        assert!(f.next_wakeup().expect("delayed") <= now + 5);
+        assert_eq!(f.next_action(now + 5), ask);
+    }
 }
 
 #[test]
@@ -286,7 +311,7 @@ fn an_abandoned_fetch_is_asked_again_at_once() {
     assert_eq!(f.next_wakeup(), None, "no backoff");
     assert_eq!(f.next_action(T0), fetch_at(100, Some(3)));
     // Backing off, nothing is out: nothing to abandon.
-    f.on_error(E, errors::NOT_LEADER_OR_FOLLOWER, T0);
+    f.on_error(E, errors::UNKNOWN_TOPIC_OR_PARTITION, T0);
     f.on_request_abandoned(E);
     assert_eq!(
         f.next_wakeup(),

@@ -161,8 +161,8 @@ impl Voter {
             .map(|v| {
                 let (id, wake, unreachable) = (v.id, wake.clone(), unreachable.clone());
                 let refused = refused.clone();
-                let watcher: Watcher = Rc::new(move |state| {
-                    unreachable.set(id, state != LinkState::Up);
+                let watcher: Watcher = Rc::new(move |state, connection| {
+                    unreachable.link_changed(id, state, connection);
                     if state == LinkState::Refused {
                         refused.set(true);
                         wake.notify_all();

@@ -54,17 +54,18 @@ pub enum LinkState {
     Refused,
 }
 
-/// Called on the link's shard, in the link's task: it must not block.
-pub type Watcher = Rc<dyn Fn(LinkState)>;
+/// Called on the link's shard, in the link's task: it must not block. With the connection
+/// when the link is up.
+pub type Watcher = Rc<dyn Fn(LinkState, Option<&TcpStream>)>;
 
 impl Shared {
-    fn report(&self, state: LinkState) {
+    fn report(&self, state: LinkState, connection: Option<&TcpStream>) {
         match state {
             LinkState::Refused => self.last_refused.set(Some(Instant::now())),
             LinkState::Up | LinkState::Lost => self.last_refused.set(None),
         }
         if self.reported.replace(Some(state)) != Some(state) {
-            (self.watcher)(state);
+            (self.watcher)(state, connection);
         }
     }
 }
@@ -138,7 +139,7 @@ async fn run(address: String, shared: Rc<Shared>) {
             failed => {
                 match failed {
                     Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                        shared.report(LinkState::Refused);
+                        shared.report(LinkState::Refused, None);
                     }
                     Ok(Err(e)) => {
                         tracing::trace!(%address, "controller peer unreachable: {e}");
@@ -155,7 +156,7 @@ async fn run(address: String, shared: Rc<Shared>) {
         };
         let _ = stream.set_nodelay(true);
         shared.connected.set(true);
-        shared.report(LinkState::Up);
+        shared.report(LinkState::Up, Some(&stream));
         let connected_at = Instant::now();
         let error = match rt::select(
             send_until_failure(&stream, &shared),
@@ -167,7 +168,7 @@ async fn run(address: String, shared: Rc<Shared>) {
             Either::Right(error) => Some(error),
         };
         shared.connected.set(false);
-        shared.report(LinkState::Lost);
+        shared.report(LinkState::Lost, None);
         let _ = stream.close().await;
         if let Some(e) = error {
             tracing::debug!(%address, "controller peer connection lost: {e}");

@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -15,6 +16,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use runnel_engine::rt::{self, Runtime, RuntimeConfig, TcpListener};
 
 use super::*;
+use crate::controller::view::Unreachable;
 
 fn on_runtime<F, Fut>(test: F)
 where
@@ -78,7 +80,7 @@ fn raft_frames_arrive_in_order_over_a_peer_link() {
         let address = listener.local_addr().to_string();
         let received = Rc::new(RefCell::new(Vec::new()));
         rt::spawn_local(serve(listener, recording_handlers(received.clone())));
-        let link = PeerLink::start(address, Rc::new(|_| {}));
+        let link = PeerLink::start(address, Rc::new(|_, _| {}));
         for i in 0..100u32 {
             link.send(encode_frame(Kind::Raft, &i.to_be_bytes()));
         }
@@ -98,6 +100,45 @@ fn raft_frames_arrive_in_order_over_a_peer_link() {
     });
 }
 
+/// A peer that dies is unreachable as soon as its close reaches this node's kernel, before
+/// the link's task has read it: a client that saw the death may ask a shard that runs
+/// before the link's (here: the test never yields after the close, so the link cannot run).
+#[test]
+fn a_link_whose_peer_closed_is_unreachable_before_the_link_reads_it() {
+    on_runtime(|| async {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().to_string();
+        let unreachable = Arc::new(Unreachable::default());
+        let changed = Rc::new(rt::LocalEvent::new());
+        let watcher: Watcher = {
+            let (unreachable, changed) = (unreachable.clone(), changed.clone());
+            Rc::new(move |state, connection| {
+                unreachable.link_changed(7, state, connection);
+                changed.notify_all();
+            })
+        };
+        let link = PeerLink::start(address, watcher);
+        let (accepted, _) = listener.accept().await.expect("the link connects");
+        while !link.is_connected() {
+            rt::timeout(Duration::from_secs(5), changed.wait())
+                .await
+                .expect("the link reports it is up");
+        }
+        assert_eq!(unreachable.now(), Vec::<i32>::new(), "up and open");
+        drop(accepted);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while unreachable.now() != [7] {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the close was never seen"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(link.is_connected(), "the link itself has not run yet");
+        drop(link);
+    });
+}
+
 /// A peer's process dying closes its connections and its listener at once. The link notices
 /// the close itself (no frame need fail) and asks again at once, so the refusal that says the
 /// peer is gone is known, and reported, straight away: lost, then refused.
@@ -110,7 +151,7 @@ fn a_link_whose_idle_peer_dies_reports_it_lost_then_refused() {
         let changed = Rc::new(rt::LocalEvent::new());
         let watcher: Watcher = {
             let (reported, changed) = (reported.clone(), changed.clone());
-            Rc::new(move |state| {
+            Rc::new(move |state, _| {
                 reported.borrow_mut().push(state);
                 changed.notify_all();
             })
@@ -148,7 +189,7 @@ fn a_link_reconnects_when_its_peer_comes_back() {
             .expect("bind")
             .local_addr()
             .to_string();
-        let link = PeerLink::start(address.clone(), Rc::new(|_| {}));
+        let link = PeerLink::start(address.clone(), Rc::new(|_, _| {}));
         link.send(encode_frame(Kind::Raft, b"lost"));
         rt::sleep(Duration::from_millis(300)).await;
         assert!(!link.is_connected());

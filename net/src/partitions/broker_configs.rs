@@ -75,12 +75,7 @@ pub async fn alter_broker_configs(
         }
     }
     let new = TopicDefaults::new(old.num_partitions, broker, old.version + 1);
-    // The new defaults must make a valid log config for every topic, not only on their own.
-    topic_config::log_config(&new.configs).map_err(CreateError::InvalidConfig)?;
-    for topic in state.topics().by_name.values() {
-        topic_config::log_config(&topic_config::effective(&new.configs, &topic.configs))
-            .map_err(|e| CreateError::InvalidConfig(format!("topic {}: {e}", topic.name)))?;
-    }
+    valid_for_every_topic(&state, &new)?;
     if let Decider::Cluster(authority) = decider {
         // The turn is the follower's too, to take the decided change in: not held meanwhile.
         drop(turn);
@@ -99,6 +94,20 @@ pub async fn alter_broker_configs(
         return Ok(());
     }
     install(&state, new).await
+}
+
+/// New defaults must make a valid log config on their own and for every topic under its own
+/// configs: a topic whose config turned invalid would have no config to open its logs with.
+fn valid_for_every_topic(
+    state: &shard::ShardState,
+    new: &TopicDefaults,
+) -> Result<(), CreateError> {
+    topic_config::log_config(&new.configs).map_err(CreateError::InvalidConfig)?;
+    for topic in state.topics().by_name.values() {
+        topic_config::log_config(&topic_config::effective(&new.configs, &topic.configs))
+            .map_err(|e| CreateError::InvalidConfig(format!("topic {}: {e}", topic.name)))?;
+    }
+    Ok(())
 }
 
 /// Saves and installs new defaults on every shard.
@@ -134,8 +143,9 @@ fn differences(
 /// Takes the cluster-wide defaults and this broker's own configs from the cluster's metadata
 /// (on shard 0), when they differ from those in force. Configs other brokers kept locally
 /// before joining the cluster are dropped: the metadata is the truth now. Returns whether
-/// anything changed; an error names configs that would make some log's config invalid, which
-/// are then not taken.
+/// anything changed; an error names configs that would make some log's config invalid (on
+/// their own or for some topic), which are then not taken: this broker keeps the configs it
+/// has rather than open a topic's logs with none.
 pub async fn follow_metadata(
     cluster: BTreeMap<String, String>,
     mine: BTreeMap<String, String>,
@@ -156,7 +166,7 @@ pub async fn follow_metadata(
     let mut broker = old.broker.clone();
     broker.dynamic = dynamic;
     let new = TopicDefaults::new(old.num_partitions, broker, old.version + 1);
-    topic_config::log_config(&new.configs).map_err(CreateError::InvalidConfig)?;
+    valid_for_every_topic(&state, &new)?;
     install(&state, new).await?;
     Ok(true)
 }

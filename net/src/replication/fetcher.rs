@@ -312,13 +312,20 @@ async fn run(link: Rc<Link>) {
                 // failover that long poll is what the new leader's acks=all writes wait for.
                 link.abandoned(round.fetches);
             } else {
-                fetch(&link, client, round.fetches, joined).await;
+                fetch(&link, client, round.fetches, round.wake_at, joined).await;
             }
         };
         if let Either::Right(()) = rt::select(work, rt::shutdown_requested()).await {
             return;
         }
     }
+}
+
+/// A Fetch's max wait: `replica.fetch.wait.max.ms`, cut short to end when a partition backing
+/// off is due (`wake_at`, ms).
+fn long_poll_ms(wait_max_ms: i32, wake_at: Option<i64>, now_ms: i64) -> i32 {
+    let until_due = wake_at.map_or(i64::MAX, |at| at.saturating_sub(now_ms).max(0));
+    i64::from(wait_max_ms.max(0)).min(until_due) as i32
 }
 
 /// Every partition a round handed a request to, with the epoch it was made under.
@@ -512,11 +519,14 @@ async fn ask_leader_offsets(
     }
 }
 
-/// One Fetch for every partition ready to fetch; appends what comes back.
+/// One Fetch for every partition ready to fetch; appends what comes back. The long poll
+/// ends by `wake_at` (ms), when a partition of this link backing off is due to ask again:
+/// right after a failover that is the partition acks=all writes on its new leader wait for.
 async fn fetch(
     link: &Link,
     client: &mut BrokerClient,
     fetches: Vec<(Partition, FetchPartition)>,
+    wake_at: Option<i64>,
     joined: EventWait<'_>,
 ) {
     if fetches.is_empty() {
@@ -525,7 +535,7 @@ async fn fetch(
     let settings = super::settings();
     let mut request = FetchRequest::default();
     request.replica_id = BrokerId(super::node_id());
-    request.max_wait_ms = settings.replica_fetch_wait_max_ms;
+    request.max_wait_ms = long_poll_ms(settings.replica_fetch_wait_max_ms, wake_at, now_ms());
     request.min_bytes = settings.replica_fetch_min_bytes;
     request.max_bytes = settings.replica_fetch_response_max_bytes;
     request.session_epoch = -1;
@@ -728,6 +738,15 @@ mod tests {
         let mut b = vec![0u8; 12 + len_of_rest];
         b[8..12].copy_from_slice(&(len_of_rest as i32).to_be_bytes());
         b
+    }
+
+    #[test]
+    fn a_long_poll_ends_when_a_backing_off_partition_is_due() {
+        assert_eq!(long_poll_ms(500, None, 1_000), 500);
+        assert_eq!(long_poll_ms(500, Some(1_002), 1_000), 2);
+        assert_eq!(long_poll_ms(500, Some(9_000), 1_000), 500);
+        assert_eq!(long_poll_ms(500, Some(900), 1_000), 0, "already due");
+        assert_eq!(long_poll_ms(-1, None, 1_000), 0);
     }
 
     #[test]

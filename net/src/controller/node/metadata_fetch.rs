@@ -36,6 +36,29 @@ use crate::kafka::error_code;
 /// whose answers can point at a snapshot.
 pub const FETCH_VERSION: i16 = 12;
 pub const FETCH_SNAPSHOT_VERSION: i16 = 0;
+/// Runnel's own tagged field on a Fetch answer's partition (flexible versions; other
+/// decoders keep or skip tags they do not know): the index the leader's image stands at, an
+/// 8-byte big-endian number. An observer that starts from nothing reads from the first entry
+/// on, a megabyte per answer, and must know how far it has to get before its image is as new
+/// as the quorum's was: before that its image is an older cluster's (see
+/// [`leader_applied`]).
+const LEADER_APPLIED_TAG: i32 = 10_000;
+
+/// Puts the leader's applied index on an answer.
+pub fn set_leader_applied(partition: &mut PartitionData, applied: u64) {
+    partition.unknown_tagged_fields.insert(
+        LEADER_APPLIED_TAG,
+        Bytes::copy_from_slice(&applied.to_be_bytes()),
+    );
+}
+
+/// The leader's applied index an answer carries, if it carries one.
+pub fn leader_applied(partition: &PartitionData) -> Option<u64> {
+    let bytes = partition.unknown_tagged_fields.get(&LEADER_APPLIED_TAG)?;
+    <[u8; 8]>::try_from(bytes.as_ref())
+        .ok()
+        .map(u64::from_be_bytes)
+}
 /// The longest a Fetch with nothing new waits for the next entry.
 pub const MAX_WAIT: Duration = Duration::from_millis(500);
 /// Bytes of entries per answer (more are fetched at once).
@@ -154,6 +177,7 @@ pub async fn answer_fetch(voter: &Voter, request: &FetchRequest) -> FetchRespons
                 if through >= from || left.is_zero() {
                     partition.high_watermark = i64::try_from(through).unwrap_or(i64::MAX);
                     partition.records = Some(encode_entries(&entries));
+                    set_leader_applied(&mut partition, voter.applied());
                     return fetch_response(partition);
                 }
                 let _ = rt::timeout(left, voter.progressed()).await;
@@ -254,6 +278,24 @@ mod tests {
                 index: 4
             })
         );
+    }
+
+    /// The leader's applied index crosses the wire in the version observers speak, and an
+    /// answer without it (or with a malformed one) says nothing.
+    #[test]
+    fn the_leaders_applied_index_survives_the_wire() {
+        use kafka_protocol::protocol::{Decodable, Encodable};
+        let mut partition = PartitionData::default();
+        assert_eq!(leader_applied(&partition), None);
+        set_leader_applied(&mut partition, 123_456);
+        let mut bytes = BytesMut::new();
+        partition.encode(&mut bytes, FETCH_VERSION).unwrap();
+        let decoded = PartitionData::decode(&mut bytes.freeze(), FETCH_VERSION).unwrap();
+        assert_eq!(leader_applied(&decoded), Some(123_456));
+        let mut odd = PartitionData::default();
+        odd.unknown_tagged_fields
+            .insert(LEADER_APPLIED_TAG, Bytes::from_static(b"abc"));
+        assert_eq!(leader_applied(&odd), None);
     }
 
     #[test]

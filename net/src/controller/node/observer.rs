@@ -68,6 +68,11 @@ pub struct Following {
     pub applied: u64,
     /// The quorum's leader, as the last answer named it.
     pub leader: Option<i32>,
+    /// How far the image must get before it is as new as the quorum's was when this node
+    /// started following: the leader's applied index in the first answer (the answer's own
+    /// end, from a leader that does not say). Until then the image is an older cluster's,
+    /// whose broker configs must not be taken (see [`Following::caught_up_at`]).
+    pub catch_up_to: Option<u64>,
 }
 
 impl Following {
@@ -111,6 +116,7 @@ impl Following {
         }
         let through =
             u64::try_from(partition.high_watermark).map_err(|_| bad("negative high watermark"))?;
+        let leader_applied = super::metadata_fetch::leader_applied(&partition);
         let entries = decode_entries(partition.records.unwrap_or_default())
             .map_err(|e| Unfollowable::BadAnswer(e.to_string()))?;
         if entries.last().is_some_and(|last| last.index > through) {
@@ -128,7 +134,15 @@ impl Following {
             }
         }
         self.applied = self.applied.max(through);
+        self.catch_up_to
+            .get_or_insert(leader_applied.unwrap_or(through).max(through));
         Ok(Next::Fetch)
+    }
+
+    /// The index the image must reach to be as new as the quorum's was when this node
+    /// started following; 0 before any answer (when there is no image at all).
+    pub fn caught_up_at(&self) -> u64 {
+        self.catch_up_to.unwrap_or(0)
     }
 
     /// The FetchSnapshot for the image `index` names.
@@ -181,6 +195,7 @@ impl Following {
                 }
             })?;
         self.applied = index;
+        self.catch_up_to.get_or_insert(index);
         Ok(Next::Fetch)
     }
 }
@@ -231,6 +246,11 @@ impl Observer {
 
     pub fn applied(&self) -> u64 {
         self.following.borrow().applied
+    }
+
+    /// See [`Following::caught_up_at`].
+    pub fn caught_up_at(&self) -> u64 {
+        self.following.borrow().caught_up_at()
     }
 
     pub fn image(&self) -> (MetadataImage, u64) {
@@ -309,11 +329,8 @@ impl Observer {
                 }
                 other => other,
             };
-            if self.seen() != before {
-                self.progressed.notify_all();
-            }
-            match next {
-                Ok(Next::Fetch) | Ok(Next::Snapshot { .. }) => {}
+            let pause = match next {
+                Ok(Next::Fetch) | Ok(Next::Snapshot { .. }) => false,
                 Ok(Next::Elsewhere { leader }) => {
                     match leader.filter(|&l| Some(l) != client.target()) {
                         Some(leader) => client.aim_at(leader),
@@ -323,7 +340,7 @@ impl Observer {
                             client.try_next();
                         }
                     }
-                    rt::sleep(RETRY_PAUSE).await;
+                    true
                 }
                 Err(e) => {
                     // Following on would leave this broker acting on metadata no voter has.
@@ -334,6 +351,13 @@ impl Observer {
                     );
                     return;
                 }
+            };
+            // After the leader is forgotten too: the followers hear that nobody leads.
+            if self.seen() != before {
+                self.progressed.notify_all();
+            }
+            if pause {
+                rt::sleep(RETRY_PAUSE).await;
             }
         }
     }

@@ -7,7 +7,7 @@ use kafka_protocol::messages::{BrokerId, FetchResponse, FetchSnapshotResponse};
 
 use super::*;
 use crate::controller::metadata::{encode_batch, MetadataRecord};
-use crate::controller::node::metadata_fetch::encode_entries;
+use crate::controller::node::metadata_fetch::{encode_entries, set_leader_applied};
 
 fn topic(name: &str) -> MetadataRecord {
     let mut id = [0x5a; 16];
@@ -95,6 +95,48 @@ fn entries_are_applied_in_order_and_the_image_moves_to_the_answers_end() {
         .unwrap();
     assert_eq!(following.applied, 6);
     assert_eq!(names(&following), ["a", "b", "c"]);
+}
+
+/// A node that starts following reads from the first entry on: until its image is as new as
+/// the leader's was at the first answer, it is an older cluster's (whose broker configs must
+/// not be taken), however many answers it has applied.
+#[test]
+fn the_image_is_caught_up_once_it_reaches_the_leaders_index_at_the_first_answer() {
+    let mut following = Following::default();
+    assert_eq!(
+        following.caught_up_at(),
+        0,
+        "nothing to wait for without an image"
+    );
+    let with_leader_at = |through, applied, entries: &[(u64, Vec<MetadataRecord>)]| {
+        let mut response = answer(1, 0, through, entries);
+        set_leader_applied(&mut response.responses[0].partitions[0], applied);
+        response
+    };
+    following
+        .on_fetch(with_leader_at(3, 9, &[(2, vec![topic("a")])]))
+        .unwrap();
+    assert_eq!((following.applied, following.caught_up_at()), (3, 9));
+    // Later answers, whose leader has moved on, do not move the mark.
+    following
+        .on_fetch(with_leader_at(7, 12, &[(5, vec![topic("b")])]))
+        .unwrap();
+    assert_eq!((following.applied, following.caught_up_at()), (7, 9));
+    following.on_fetch(with_leader_at(10, 12, &[])).unwrap();
+    assert!(following.applied >= following.caught_up_at());
+    // A leader that does not say: the first answer's end.
+    let mut old = Following::default();
+    old.on_fetch(answer(1, 0, 4, &[(2, vec![topic("a")])]))
+        .unwrap();
+    assert_eq!(old.caught_up_at(), 4);
+    // A node that starts from the leader's image is caught up with it.
+    let mut from_image = Following::default();
+    let mut image = MetadataImage::default();
+    image.apply_batch(1, &[topic("a")]).unwrap();
+    from_image
+        .on_snapshot(snapshot_answer(1, 20, &image))
+        .unwrap();
+    assert_eq!((from_image.applied, from_image.caught_up_at()), (20, 20));
 }
 
 #[test]

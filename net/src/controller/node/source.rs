@@ -63,12 +63,13 @@ impl MetadataSource {
     }
 
     /// How far the image must get before it is as new as what this node knew when it last
-    /// stopped (see [`Voter::recovered_commit`]); an observer keeps nothing on disk, and every
-    /// image it is given is the quorum's newest.
+    /// stopped (see [`Voter::recovered_commit`]); an observer keeps nothing on disk and
+    /// reads from the first entry on, so its image must get as far as the quorum's leader
+    /// stood when it started following (see [`Following::caught_up_at`](super::observer::Following::caught_up_at)).
     pub fn recovered_commit(&self) -> u64 {
         match self {
             MetadataSource::Voter(voter) => voter.recovered_commit(),
-            MetadataSource::Observer(_) => 0,
+            MetadataSource::Observer(observer) => observer.caught_up_at(),
         }
     }
 

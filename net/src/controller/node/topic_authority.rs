@@ -281,11 +281,14 @@ impl TopicAuthority for ControllerAuthority {
                         .all(|(k, v)| configs.and_then(|c| c.get(k)) == v.as_ref())
                 };
                 // A broker alters only its own configs and the defaults (see BrokerResource).
+                // Not shown here, the change is committed but this broker refused it (its
+                // topics' configs would turn invalid under it; the log says which): the
+                // client must not be told it took effect.
                 if !defaults_show(shows).await {
-                    tracing::warn!(
-                        "broker configs altered: committed by the controller, but not in this \
-                         broker's configs after {LOCAL_APPLY_WAIT:?}"
-                    );
+                    return Err(CreateError::InvalidConfig(format!(
+                        "the controller committed the change, but this broker has not taken \
+                         it after {LOCAL_APPLY_WAIT:?} (its log says why)"
+                    )));
                 }
             }
             Ok(())

@@ -187,10 +187,29 @@ fn changed(
     }
 }
 
+/// Kafka's replication throttles, which Runnel does not enforce: refused rather than kept,
+/// so that `kafka-reassign-partitions.sh --throttle` says so instead of moving replicas at
+/// full speed while the operator believes them throttled.
+const UNENFORCED_THROTTLES: &[&str] = &[
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+];
+
 /// A config this broker knows must be one that may change at run time, with a valid value.
 /// Names it doesn't know are kept and reported but act on nothing, as Kafka keeps them (for
-/// plugins, or Kafka settings Runnel has no use for, such as its SASL ones).
+/// plugins, or Kafka settings Runnel has no use for, such as its SASL ones), except the
+/// replication throttles ([`UNENFORCED_THROTTLES`]).
 fn check(configs: &BTreeMap<String, String>) -> Result<(), CreateError> {
+    if let Some(name) = configs
+        .keys()
+        .find(|name| UNENFORCED_THROTTLES.contains(&name.as_str()))
+    {
+        return Err(CreateError::InvalidConfig(format!(
+            "{name}: replication throttles are not supported by this broker (replicas are \
+             copied at full speed)"
+        )));
+    }
     let mut fixed = Vec::new();
     for name in configs.keys() {
         if broker_config(name).is_some_and(|c| !c.dynamic) {
@@ -271,6 +290,13 @@ mod tests {
         ));
         // Unknown names are kept, as Kafka keeps custom broker configs.
         assert!(check(&one("sasl.kerberos.min.time.before.relogin", "60000")).is_ok());
+        // But not throttles that would not throttle.
+        for name in UNENFORCED_THROTTLES {
+            assert!(
+                matches!(check(&one(name, "1000000")), Err(CreateError::InvalidConfig(m)) if m.contains("not supported")),
+                "{name}"
+            );
+        }
     }
 
     #[test]

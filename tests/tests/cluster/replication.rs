@@ -352,6 +352,55 @@ fn a_leader_cut_off_from_the_others_is_not_named_until_another_leads() {
     cluster.cut_off(leader, false);
 }
 
+/// A client that lost its connection to a leader asks another broker at once: the answer
+/// must not name the dead leader, and rather than "no leader" (which parks librdkafka until
+/// its once-a-second rescan when it had nothing in flight) it names the new one, waiting up
+/// to half a second for the controller to elect it. Meanwhile the dead broker stays listed:
+/// librdkafka, seeing it leave the list while still handling its lost connection, undid the
+/// move to the new leader.
+#[test]
+fn an_answer_right_after_a_leaders_death_names_its_successor() {
+    let mut cluster = Cluster::start("cluster-successor-named", 3);
+    cluster
+        .wait_for_controller(&[1, 2, 3], Duration::from_secs(15))
+        .unwrap();
+    wait_for_brokers(&cluster, &[1, 2, 3], &[(1, false), (2, false), (3, false)]);
+    create_replicated_topic(&cluster, 1, "successor", 3, &[]);
+    let leader = wait_for_isr(&cluster, "successor", &[1, 2, 3]);
+    let other = if leader == 1 { 2 } else { 1 };
+    let mut conn = KafkaConn::connect(cluster.addr(other)).expect("connect");
+    let mut request = kafka_protocol::messages::MetadataRequest::default();
+    let mut wanted = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
+    wanted.name = Some(requests::name("successor"));
+    request.topics = Some(vec![wanted]);
+    request.allow_auto_topic_creation = false;
+    let killed = Instant::now();
+    cluster.kill(leader);
+    let asked = Instant::now();
+    let response: kafka_protocol::messages::MetadataResponse =
+        conn.call(ApiKey::Metadata, 12, &request).expect("Metadata");
+    let took = asked.elapsed();
+    let named = response.topics[0].partitions[0].leader_id.0;
+    assert_ne!(
+        named, leader,
+        "the dead leader is named {took:?} after its death"
+    );
+    if named < 0 {
+        assert!(
+            took >= Duration::from_millis(450),
+            "no leader named after {took:?}, without waiting for the controller's election"
+        );
+    }
+    let listed: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
+    // Within the second after the death (a slow machine may take longer to answer).
+    if killed.elapsed() < Duration::from_millis(900) {
+        assert!(
+            listed.contains(&leader),
+            "the dead broker {leader} left the list at once: {listed:?}"
+        );
+    }
+}
+
 /// Runs the faults `fault_of(round)` for `rounds` rounds on the leader of a replicated
 /// topic under an acks=all producer and a consumer, then checks what the module promises.
 fn survive_faults(mut cluster: Cluster, rounds: usize, fault_of: fn(usize) -> Fault) {

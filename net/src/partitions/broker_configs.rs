@@ -7,6 +7,7 @@
 //! the active controller ([`authority`]), and every broker takes the cluster-wide defaults and
 //! its own configs from the metadata it follows ([`follow_metadata`]), the same way.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -65,6 +66,7 @@ pub async fn alter_broker_configs(
     let configs = changed(current.clone(), change)?;
     check(&configs)?;
     let changes = differences(&current, &configs);
+    refuse_unenforced(&changes)?;
     match resource {
         BrokerResource::Cluster => broker.dynamic.cluster = configs,
         BrokerResource::ThisBroker if configs.is_empty() => {
@@ -150,6 +152,27 @@ pub async fn follow_metadata(
     cluster: BTreeMap<String, String>,
     mine: BTreeMap<String, String>,
 ) -> Result<bool, CreateError> {
+    let followed = take_from_metadata(cluster, mine).await;
+    REFUSAL.with(|refusal| *refusal.borrow_mut() = followed.as_ref().err().map(|e| e.to_string()));
+    followed
+}
+
+thread_local! {
+    /// Shard 0: why this broker did not take the configs the metadata holds now, if it did
+    /// not (cleared when it takes a set).
+    static REFUSAL: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Why this broker did not take the broker configs the metadata holds (on shard 0): a change
+/// the controller committed but this broker refused is answered with this, not as a success.
+pub fn refusal() -> Option<String> {
+    REFUSAL.with(|refusal| refusal.borrow().clone())
+}
+
+async fn take_from_metadata(
+    cluster: BTreeMap<String, String>,
+    mine: BTreeMap<String, String>,
+) -> Result<bool, CreateError> {
     let _turn = change_turn().await;
     let state = shard::current();
     let old = state.defaults();
@@ -196,20 +219,26 @@ const UNENFORCED_THROTTLES: &[&str] = &[
     "replica.alter.log.dirs.io.max.bytes.per.second",
 ];
 
+/// Refuses a change that sets one of the [`UNENFORCED_THROTTLES`] (one stored before they
+/// were refused can still be deleted, and does not block other changes).
+fn refuse_unenforced(changes: &[(String, Option<String>)]) -> Result<(), CreateError> {
+    match changes
+        .iter()
+        .find(|(name, value)| value.is_some() && UNENFORCED_THROTTLES.contains(&name.as_str()))
+    {
+        Some((name, _)) => Err(CreateError::InvalidConfig(format!(
+            "{name}: replication throttles are not supported by this broker (replicas are \
+             copied at full speed)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A config this broker knows must be one that may change at run time, with a valid value.
 /// Names it doesn't know are kept and reported but act on nothing, as Kafka keeps them (for
 /// plugins, or Kafka settings Runnel has no use for, such as its SASL ones), except the
-/// replication throttles ([`UNENFORCED_THROTTLES`]).
+/// replication throttles ([`refuse_unenforced`]).
 fn check(configs: &BTreeMap<String, String>) -> Result<(), CreateError> {
-    if let Some(name) = configs
-        .keys()
-        .find(|name| UNENFORCED_THROTTLES.contains(&name.as_str()))
-    {
-        return Err(CreateError::InvalidConfig(format!(
-            "{name}: replication throttles are not supported by this broker (replicas are \
-             copied at full speed)"
-        )));
-    }
     let mut fixed = Vec::new();
     for name in configs.keys() {
         if broker_config(name).is_some_and(|c| !c.dynamic) {
@@ -290,12 +319,15 @@ mod tests {
         ));
         // Unknown names are kept, as Kafka keeps custom broker configs.
         assert!(check(&one("sasl.kerberos.min.time.before.relogin", "60000")).is_ok());
-        // But not throttles that would not throttle.
+        // But not throttles that would not throttle: setting one is refused, deleting one
+        // stored before is not.
         for name in UNENFORCED_THROTTLES {
+            let set = [(name.to_string(), Some("1000000".to_string()))];
             assert!(
-                matches!(check(&one(name, "1000000")), Err(CreateError::InvalidConfig(m)) if m.contains("not supported")),
+                matches!(refuse_unenforced(&set), Err(CreateError::InvalidConfig(m)) if m.contains("not supported")),
                 "{name}"
             );
+            assert!(refuse_unenforced(&[(name.to_string(), None)]).is_ok());
         }
     }
 

@@ -11,7 +11,7 @@ use runnel_engine::rt;
 
 use super::source::MetadataSource;
 use crate::controller::metadata::ConfigResource;
-use crate::partitions::broker_configs;
+use crate::partitions::{broker_configs, shard};
 
 /// How often the configs are compared with the image even when the metadata reports nothing
 /// (an install that failed is tried again then).
@@ -30,7 +30,10 @@ pub async fn follow(metadata: MetadataSource, node_id: i32) {
                     of(ConfigResource::Broker(node_id)),
                 )
             });
-            if refused.as_ref() != Some(&configs) {
+            // A set refused is tried again only once it or the topics change: whether it
+            // fits depends on every topic's own configs too.
+            let topics_version = shard::current().topics().version;
+            if refused.as_ref() != Some(&(configs.clone(), topics_version)) {
                 let (cluster, mine) = configs.clone();
                 match broker_configs::follow_metadata(cluster, mine).await {
                     Ok(true) => {
@@ -41,7 +44,7 @@ pub async fn follow(metadata: MetadataSource, node_id: i32) {
                     Err(e) => {
                         // Said once per set of configs, not every look.
                         tracing::error!("broker configs in the metadata not taken: {e}");
-                        refused = Some(configs);
+                        refused = Some((configs, topics_version));
                     }
                 }
             }

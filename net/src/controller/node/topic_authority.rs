@@ -33,6 +33,7 @@ use super::admin::{
 use super::forward::{Failure, Forwarder};
 use crate::kafka::error_code as ec;
 use crate::partitions::authority::{CreatedTopic, LocalFuture, TopicAuthority, TopicSpec};
+use crate::partitions::broker_configs;
 use crate::partitions::configs::broker_state::DynamicConfigs;
 use crate::partitions::shard::{self, CreateError};
 use crate::partitions::topics::Topics;
@@ -281,14 +282,20 @@ impl TopicAuthority for ControllerAuthority {
                         .all(|(k, v)| configs.and_then(|c| c.get(k)) == v.as_ref())
                 };
                 // A broker alters only its own configs and the defaults (see BrokerResource).
-                // Not shown here, the change is committed but this broker refused it (its
-                // topics' configs would turn invalid under it; the log says which): the
-                // client must not be told it took effect.
                 if !defaults_show(shows).await {
-                    return Err(CreateError::InvalidConfig(format!(
-                        "the controller committed the change, but this broker has not taken \
-                         it after {LOCAL_APPLY_WAIT:?} (its log says why)"
-                    )));
+                    // Refused here (some topic's config would turn invalid under it): the
+                    // client must not be told it took effect. Merely late (a replay, an
+                    // observer still catching up): it is committed, and will be taken.
+                    if let Some(why) = broker_configs::refusal() {
+                        return Err(CreateError::InvalidConfig(format!(
+                            "the controller committed the change, but this broker refused it: \
+                             {why}"
+                        )));
+                    }
+                    tracing::warn!(
+                        "broker configs altered: committed by the controller, but not in this \
+                         broker's configs after {LOCAL_APPLY_WAIT:?}"
+                    );
                 }
             }
             Ok(())

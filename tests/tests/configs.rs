@@ -499,6 +499,18 @@ fn broker_configs_apply_live_and_survive_a_restart() {
         .0,
         INVALID_CONFIG
     );
+    // Replication throttles are refused, not kept without effect: what
+    // `kafka-reassign-partitions.sh --throttle` sets must not look as if it throttled.
+    for name in [
+        "leader.replication.throttled.rate",
+        "follower.replication.throttled.rate",
+    ] {
+        let (code, message) = alter(&mut conn, BROKER, "", &[(SET, name, Some("1000000"))]);
+        assert_eq!(code, INVALID_CONFIG, "{name}: {message:?}");
+        let (code, kept) = describe(&mut conn, BROKER, "0", Some(&[name]));
+        assert_eq!(code, 0);
+        assert!(kept.is_empty(), "{name} kept: {kept:?}");
+    }
 
     // Cluster-wide and per-broker defaults reach topics without their own setting, at once.
     let cluster = [

@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use runnel_engine::rt::{self, PeerClosedProbe, TcpStream};
 
@@ -61,6 +61,13 @@ impl ClusterView {
 #[derive(Debug, Default)]
 pub struct Unreachable(Mutex<Links>);
 
+/// A broker this node's links cannot reach, and since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lost {
+    pub broker: i32,
+    pub since: Instant,
+}
+
 #[derive(Debug, Default)]
 struct Links {
     /// Peers whose link is down, and since when.
@@ -98,27 +105,28 @@ impl Unreachable {
         }
     }
 
-    /// The peers unreachable now. One system call per link that is up: take it once per
-    /// answer, not per partition.
-    pub fn now(&self) -> Vec<i32> {
-        self.lost_within(Duration::MAX)
-    }
-
-    /// The peers that became unreachable within `window` (a connection whose close the link
-    /// has not read yet counts as just now).
-    pub fn lost_within(&self, window: Duration) -> Vec<i32> {
+    /// The peers unreachable now, each with when it was lost (a connection whose close the
+    /// link has not read yet: just now). One system call per link that is up: take it once
+    /// per answer, not per partition.
+    pub fn lost(&self) -> Vec<Lost> {
         let links = self.links();
+        let now = Instant::now();
         let closed = links
             .up
             .iter()
-            .filter(|(_, probe)| probe.as_ref().is_some_and(PeerClosedProbe::peer_has_closed));
+            .filter(|(_, probe)| probe.as_ref().is_some_and(PeerClosedProbe::peer_has_closed))
+            .map(|&(broker, _)| Lost { broker, since: now });
         links
             .down
             .iter()
-            .filter(|(_, since)| since.elapsed() < window)
-            .map(|(id, _)| *id)
-            .chain(closed.map(|(id, _)| *id))
+            .map(|&(broker, since)| Lost { broker, since })
+            .chain(closed)
             .collect()
+    }
+
+    /// The peers unreachable now.
+    pub fn now(&self) -> Vec<i32> {
+        self.lost().iter().map(|l| l.broker).collect()
     }
 
     fn links(&self) -> std::sync::MutexGuard<'_, Links> {
@@ -133,20 +141,15 @@ thread_local! {
 
 /// The brokers this node's controller links cannot reach now (see [`Unreachable`]).
 pub fn unreachable_now() -> Vec<i32> {
-    UNREACHABLE.with(|set| {
-        set.borrow()
-            .as_ref()
-            .map(|set| set.now())
-            .unwrap_or_default()
-    })
+    lost_now().iter().map(|l| l.broker).collect()
 }
 
-/// The brokers this node's controller links lost within `window` and cannot reach now.
-pub fn lost_within(window: Duration) -> Vec<i32> {
+/// [`unreachable_now`], with when each was lost.
+pub fn lost_now() -> Vec<Lost> {
     UNREACHABLE.with(|set| {
         set.borrow()
             .as_ref()
-            .map(|set| set.lost_within(window))
+            .map(|set| set.lost())
             .unwrap_or_default()
     })
 }

@@ -39,11 +39,7 @@ pub async fn handle(request: DeleteTopicsRequest, version: i16) -> DeleteTopicsR
         let topics = shard::current().topics();
         let resolved = match &name {
             Some(name) => Some(name.0.to_string()),
-            None => topics
-                .by_name
-                .values()
-                .find(|t| t.uuid() == id)
-                .map(|t| t.name.to_string()),
+            None => topics.by_id(id).map(|t| t.name.to_string()),
         };
         result.name = name.clone();
         result.topic_id = id;

@@ -15,7 +15,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::controller::view::{self, ClusterView};
+use crate::controller::view::{self, ClusterView, Lost};
 use crate::kafka::authorized_operations::{authorized, Resource};
 use crate::kafka::error_code;
 use crate::kafka::BrokerInfo;
@@ -111,11 +111,11 @@ pub async fn handle(
             }
         }
     }
-    wait_for_lost_leaders_replaced(wanted.as_deref()).await;
-    // One look at which brokers are gone serves the whole answer, so the brokers listed and
-    // the leaders named agree.
-    let unreachable = view::unreachable_now();
-    (response.brokers, response.controller_id) = brokers(broker, &view::lost_within(JUST_LOST));
+    // One look at which brokers are gone (the wait's last) serves the whole answer, so the
+    // brokers listed and the leaders named agree.
+    let lost = wait_for_lost_leaders_replaced(wanted.as_deref()).await;
+    let unreachable: Vec<i32> = lost.iter().map(|l| l.broker).collect();
+    (response.brokers, response.controller_id) = brokers(broker, &just_lost(&lost));
     let topics = state.topics();
     response.topics = match wanted {
         None => topics
@@ -146,11 +146,7 @@ pub async fn handle(
                         topic
                     }
                 },
-                None => match topics
-                    .by_name
-                    .values()
-                    .find(|t| t.uuid() == wanted.topic_id)
-                {
+                None => match topics.by_id(wanted.topic_id) {
                     Some(meta) => describe(broker, meta, version, topic_operations, &unreachable),
                     None => {
                         let mut topic = MetadataResponseTopic::default();
@@ -178,36 +174,44 @@ const REPLACEMENT_POLL: Duration = Duration::from_millis(2);
 /// replica is in sync). Why: the clients that ask at once are the ones that just lost their
 /// connection to the dead leader, and librdkafka, told "no leader" for a partition it had
 /// nothing in flight to, asks again only at its once-a-second scan; told the new leader a few
-/// milliseconds later, it moves to it at once.
-async fn wait_for_lost_leaders_replaced(wanted: Option<&[MetadataRequestTopic]>) {
+/// milliseconds later, it moves to it at once. Returns the brokers lost, as last looked at.
+async fn wait_for_lost_leaders_replaced(wanted: Option<&[MetadataRequestTopic]>) -> Vec<Lost> {
     let deadline = Instant::now() + REPLACEMENT_WAIT;
     loop {
-        let lost = view::lost_within(JUST_LOST);
-        if lost.is_empty() || Instant::now() >= deadline {
-            return;
+        let lost = view::lost_now();
+        let just_lost = just_lost(&lost);
+        if just_lost.is_empty() || Instant::now() >= deadline {
+            return lost;
         }
         let topics = shard::current().topics();
         let led_by_lost = |meta: &Arc<TopicMeta>| {
             (0..meta.shards.len() as i32)
                 .filter_map(|index| meta.placement(index))
-                .any(|placement| lost.contains(&placement.leader))
+                .any(|placement| just_lost.contains(&placement.leader))
         };
         let waiting = match wanted {
             None => topics.by_name.values().any(led_by_lost),
-            Some(list) => list.iter().any(|wanted| match &wanted.name {
-                Some(name) => topics.get(name.0.as_str()).is_some_and(led_by_lost),
-                None => topics
-                    .by_name
-                    .values()
-                    .find(|t| t.uuid() == wanted.topic_id)
-                    .is_some_and(led_by_lost),
+            Some(list) => list.iter().any(|wanted| {
+                let meta = match &wanted.name {
+                    Some(name) => topics.get(name.0.as_str()),
+                    None => topics.by_id(wanted.topic_id),
+                };
+                meta.is_some_and(led_by_lost)
             }),
         };
         if !waiting {
-            return;
+            return lost;
         }
         rt::sleep(REPLACEMENT_POLL).await;
     }
+}
+
+/// The brokers of `lost` lost within [`JUST_LOST`].
+fn just_lost(lost: &[Lost]) -> Vec<i32> {
+    lost.iter()
+        .filter(|l| l.since.elapsed() < JUST_LOST)
+        .map(|l| l.broker)
+        .collect()
 }
 
 /// The brokers clients may use (unfenced ones), and the active controller (-1: none elected).

@@ -167,6 +167,11 @@ impl Topics {
         self.by_name.get(name)
     }
 
+    /// The topic whose id is `id` (requests may name topics by id instead of by name).
+    pub fn by_id(&self, id: uuid::Uuid) -> Option<&Arc<TopicMeta>> {
+        self.by_name.values().find(|t| t.uuid() == id)
+    }
+
     /// Partitions per shard, for placing new ones where there are fewest. Only partitions
     /// this broker hosts count: the others have no log anywhere here.
     pub fn partitions_per_shard(&self, shards: usize) -> Vec<usize> {

@@ -33,7 +33,10 @@ pub async fn follow(metadata: MetadataSource, node_id: i32) {
             // A set refused is tried again only once it or the topics change: whether it
             // fits depends on every topic's own configs too.
             let topics_version = shard::current().topics().version;
-            if refused.as_ref() != Some(&(configs.clone(), topics_version)) {
+            let still_refused = refused
+                .as_ref()
+                .is_some_and(|(set, version)| *set == configs && *version == topics_version);
+            if !still_refused {
                 let (cluster, mine) = configs.clone();
                 match broker_configs::follow_metadata(cluster, mine).await {
                     Ok(true) => {

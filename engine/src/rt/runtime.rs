@@ -168,6 +168,7 @@ impl Runtime {
             super::realtime::workers_identifiable().map_err(RuntimeError::Invalid)?;
         }
         super::sys::ignore_sigpipe();
+        super::sys::keep_freed_heap_memory();
         let backend = backend::resolve(config.backend)?;
         let count = config.shard_count();
         let shards = (0..count)

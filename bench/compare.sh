@@ -18,7 +18,8 @@
 #   data as Runnel's run before them), MESSAGE_SIZE (1000), MESSAGES_PER_BATCH (1000),
 #   PRODUCERS (2), SETUPS ("unpinned pinned": pinned puts the server on core 0 with one shard
 #   and the generator on core 1), RUNNEL_FLUSH ("never interval": flush.policy of Runnel's
-#   topics; never is Iggy's default durability, page cache only).
+#   topics; never is Iggy's default durability, page cache only), HOLD_GUEST_MEMORY (on a VM
+#   that hands freed memory back to its host: keep it for the run, bench/lib/guest-memory.sh).
 # Results: WORK_DIR/results.txt (a table at the end), each run's output beside it. WORK_DIR
 # needs room for one run's data (about 15 GB at 1.5 GB/s for 10 s), deleted after each run.
 set -euo pipefail
@@ -45,8 +46,15 @@ table="$work/table.txt"
 : > "$table"
 : > "$work/limits-summary.txt"
 
+# shellcheck source=lib/guest-memory.sh
+. "$root/bench/lib/guest-memory.sh"
+hold_guest_memory
 server_pid=
-trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true' EXIT
+cleanup() {
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+    release_guest_memory
+}
+trap cleanup EXIT
 
 # Pinning: the server's command prefix and the generator's, per setup.
 server_prefix() { [ "$1" = pinned ] && echo "taskset -c 0" || true; }
@@ -115,8 +123,10 @@ iggy_rate() { # log actor
     grep -E "$2" "$1" | grep -oE '[0-9]+(\.[0-9]+)? MB/s' | head -1 | cut -d' ' -f1
 }
 
-row() { printf '%-9s %-6s %-33s %9s %9s %8s %8s %11s\n' "$@" >> "$table"; }
-row setup round "server, load" "in MB/s" "out MB/s" "srv CPU" "gen CPU" "srv CPU/GB"
+row() { printf '%-9s %-6s %-33s %9s %9s %8s %8s %11s %9s\n' "$@" >> "$table"; }
+row setup round "server, load" "in MB/s" "out MB/s" "srv CPU" "gen CPU" "srv CPU/GB" "in/ceil"
+# The rate taken in as a share of the one-core ceiling (TCP into the page cache, `limits`).
+of_ceiling() { awk -v r="$1" -v c="$ceiling" 'BEGIN { printf "%.2f", (c > 0) ? r / c : 0 }'; }
 
 # CPU seconds per GB (10^9 bytes) moved in and out.
 per_gb() { # cpu in_mb_s out_mb_s seconds
@@ -126,11 +136,14 @@ per_gb() { # cpu in_mb_s out_mb_s seconds
 for round in $(seq 1 "$rounds"); do
     for setup in $setups; do
         echo "### round $round, $setup: this machine's limits" | tee -a "$results"
-        "$bin/runnel-bench" limits --dir "$work" --seconds 2 > "$work/limits.txt"
+        { "$bin/runnel-bench" limits --dir "$work" --seconds 2; guest_memory_state; } > "$work/limits.txt"
         tee -a "$results" < "$work/limits.txt"
         lo=$(grep -oE '^loopback: [0-9.]+ GiB/s' "$work/limits.txt" | grep -oE '[0-9.]+')
         cache=$(grep -oE '[0-9]+ MiB/s into the page cache' "$work/limits.txt" | grep -oE '^[0-9]+')
-        echo "$setup round $round: loopback $lo GiB/s, page-cache appends $cache MiB/s (one writer)" >> "$work/limits-summary.txt"
+        ingest=$(grep -oE 'TCP into the page cache on one core.*: [0-9]+ MiB/s' "$work/limits.txt" | grep -oE '[0-9]+ MiB/s$' | cut -d' ' -f1)
+        # The one-core ceiling in MB/s (the rates' unit): what a server held to one core can take in.
+        ceiling=$(awk -v m="$ingest" 'BEGIN { printf "%.0f", m * 1.048576 }')
+        echo "$setup round $round: loopback $lo GiB/s, page-cache appends $cache MiB/s (one writer), TCP into the page cache on one core $ceiling MB/s" >> "$work/limits-summary.txt"
         for consumers in 0 "$producers"; do
             kind=produce; [ "$consumers" -gt 0 ] && kind=produce+consume
             # Runnel first: its run sets the data volume Iggy's run then moves.
@@ -149,7 +162,7 @@ for round in $(seq 1 "$rounds"); do
                 in=$(grep -oE 'produce_mb_s=[0-9.]+' "$out" | cut -d= -f2)
                 outr=$(grep -oE 'consume_mb_s=[0-9.]+' "$out" | cut -d= -f2)
                 gen=$(grep -oE 'generator_cpu_s=[0-9.]+' "$out" | tail -1 | cut -d= -f2)
-                row "$setup" "$round" "runnel $kind, flush $flush" "$in" "$outr" "$srv" "$gen" "$(per_gb "$srv" "$in" "$outr" "$seconds")"
+                row "$setup" "$round" "runnel $kind, flush $flush" "$in" "$outr" "$srv" "$gen" "$(per_gb "$srv" "$in" "$outr" "$seconds")" "$(of_ceiling "$in")"
                 [ "$volume" = 0 ] && volume=$(awk -v r="$in" -v s="$seconds" 'BEGIN { printf "%d", r * s }')
             done
 
@@ -176,7 +189,8 @@ for round in $(seq 1 "$rounds"); do
             gen=$(grep -oE 'generator_cpu_s=[0-9.]+' "$out" | tail -1 | cut -d= -f2)
             # Iggy's run moves `volume` MB in (and out); its CPU is per GB of that.
             row "$setup" "$round" "iggy $kind" "$in" "$outr" "$srv" "$gen" \
-                "$(awk -v c="$srv" -v v="$volume" -v k="$consumers" 'BEGIN { printf "%.2f", c / (v * (k > 0 ? 2 : 1) / 1000) }')"
+                "$(awk -v c="$srv" -v v="$volume" -v k="$consumers" 'BEGIN { printf "%.2f", c / (v * (k > 0 ? 2 : 1) / 1000) }')" \
+                "$(of_ceiling "$in")"
         done
     done
 done
@@ -184,6 +198,7 @@ done
     echo "### limits"
     cat "$work/limits-summary.txt"
     echo "### table (MB = 10^6 bytes of message payload; CPU in seconds over the run; srv CPU/GB:"
-    echo "### the server's CPU seconds per GB moved in and out)"
+    echo "### the server's CPU seconds per GB moved in and out; in/ceil: the rate taken in as a share"
+    echo "### of one core's TCP-into-page-cache rate, the ceiling of a server pinned to one core)"
     cat "$table"
 } | tee -a "$results"

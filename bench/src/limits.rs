@@ -8,6 +8,11 @@
 //! - synced append bandwidth: the same appends with an fdatasync every 100 ms (the default
 //!   `interval` flush), which is what the device sustains;
 //! - fdatasync latency: 4 KiB append + fdatasync, the cost of an `always` flush;
+//! - TCP into the page cache on one core: a thread on the first core receives a loopback
+//!   connection into a 1 MiB buffer and appends each read to a file, while a sender on the
+//!   last core keeps it fed. Those two copies are the floor of any broker's produce path, so
+//!   this is the most a server held to that one core can take in; produce rates of brokers
+//!   pinned to one core are stated as a share of it;
 //! - wake-up lateness: how much later than asked a thread sleeping 100 µs runs again. On a VM
 //!   this is the floor under every tail latency (a descheduled vCPU stalls broker and client
 //!   alike), so reports state p99.9 and beyond next to it;
@@ -34,6 +39,8 @@ pub struct Limits {
     pub synced_append_bytes_per_sec: f64,
     pub fdatasync_p50: Duration,
     pub fdatasync_p99: Duration,
+    /// Receiving over loopback TCP and appending to a file, both on one core.
+    pub tcp_to_page_cache_bytes_per_sec: f64,
     pub wakeup: WakeUpLateness,
     pub spin: SpinStalls,
 }
@@ -70,6 +77,7 @@ pub fn measure(dir: &Path, seconds: Duration) -> std::io::Result<Limits> {
         synced_append_bytes_per_sec: synced_append_bandwidth(dir, seconds)?,
         fdatasync_p50: sync_p50,
         fdatasync_p99: sync_p99,
+        tcp_to_page_cache_bytes_per_sec: tcp_to_page_cache_bandwidth(dir, seconds, 4 << 30)?,
         wakeup: wakeup_lateness(seconds.max(Duration::from_secs(2)))?,
         spin: spin_stalls(seconds.max(Duration::from_secs(2))),
     })
@@ -141,6 +149,65 @@ pub fn loopback_bandwidth(seconds: Duration) -> std::io::Result<f64> {
     drop(stream);
     let total = reader.join().expect("reader thread")?;
     Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Bytes per second received over a loopback TCP connection and appended to a new file in
+/// `dir` by one thread on the first core this process may use, for `seconds` or `max_bytes`;
+/// the sender runs on the last core (the same core when there is one).
+pub fn tcp_to_page_cache_bandwidth(
+    dir: &Path,
+    seconds: Duration,
+    max_bytes: u64,
+) -> std::io::Result<f64> {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let sender_core = cores.last().copied();
+    let sender = std::thread::spawn(move || -> std::io::Result<()> {
+        if let Some(core) = sender_core {
+            core_affinity::set_for_current(core);
+        }
+        let mut stream = TcpStream::connect(addr)?;
+        let buf = vec![7u8; 1 << 20];
+        // Stops when the receiver closes its end.
+        while stream.write_all(&buf).is_ok() {}
+        Ok(())
+    });
+    let path = dir.join(format!(".runnel-bench-ingest-{}", std::process::id()));
+    let (first_core, path_ref) = (cores.first().copied(), &path);
+    let result = std::thread::scope(|scope| {
+        // The listener moves in, so any early return closes the sender's connection.
+        scope
+            .spawn(move || {
+                if let Some(core) = first_core {
+                    core_affinity::set_for_current(core);
+                }
+                let (mut stream, _) = listener.accept()?;
+                let file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(path_ref)?;
+                let mut buf = vec![0u8; 1 << 20];
+                let mut written = 0u64;
+                let started = Instant::now();
+                while started.elapsed() < seconds && written < max_bytes {
+                    let n = stream.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    file.write_all_at(&buf[..n], written)?;
+                    written += n as u64;
+                }
+                Ok(written as f64 / started.elapsed().as_secs_f64())
+            })
+            .join()
+            .expect("receiver thread")
+    });
+    sender.join().expect("sender thread")?;
+    if path.exists() {
+        std::fs::remove_file(&path)?;
+    }
+    result
 }
 
 /// p50 and p99 of `rounds` 1-byte round trips over loopback TCP.
@@ -287,6 +354,9 @@ mod tests {
         let (p50, p99) = loopback_round_trip(50).unwrap();
         assert!(p50 > Duration::ZERO && p50 <= p99);
         assert!(loopback_bandwidth(Duration::from_millis(50)).unwrap() > 0.0);
+        let ingested =
+            tcp_to_page_cache_bandwidth(&dir, Duration::from_millis(50), 8 << 20).unwrap();
+        assert!(ingested > 0.0);
         let spin = spin_stalls(Duration::from_millis(50));
         assert!((0.0..1.0).contains(&spin.stalled_share), "{spin:?}");
         let w = wakeup_lateness(Duration::from_millis(50)).unwrap();

@@ -15,9 +15,10 @@ use crate::Global;
 #[derive(Debug, clap::Subcommand)]
 pub enum TuneCommand {
     /// Report io_uring, cores, SMT, NUMA, NIC IRQ affinity, transparent huge pages, dirty page
-    /// write-back, the data directory's file system and mount options, the right to run
-    /// real-time shards, pipe sizes for zero-copy fetch, open-file limits and the page size,
-    /// against a profile's expectations.
+    /// write-back, the kernel's unbound workqueues, a VM's free page reporting, the data
+    /// directory's file system and mount options, the right to run real-time shards, pipe
+    /// sizes for zero-copy fetch, open-file limits and the page size, against a profile's
+    /// expectations.
     Check {
         /// A tuning profile: low-latency, realtime, throughput, durable (tuning/NAME.toml), or
         /// a path. Without one, the broker's defaults.
@@ -141,6 +142,8 @@ fn check(
         thp(&expect),
         dirty_ratios(&expect),
         dirty_expire(&expect),
+        unbound_workqueues(&expect),
+        free_page_reporting(),
         realtime(&expect),
         data_dir_mount(&expect),
         pipe_max_size(),
@@ -491,6 +494,46 @@ fn dirty_expire(expect: &Expect) -> Item {
     )
 }
 
+fn unbound_workqueues(expect: &Expect) -> Item {
+    unbound_workqueues_item(expect, read("/sys/devices/virtual/workqueue/cpumask"))
+}
+
+/// `flush.policy = always` waits on kernel work that no broker setting places: ext4 ends each
+/// fdatasync of appended data by converting the segment's preallocated (unwritten) extents in
+/// an unbound workqueue, on whichever core the scheduler finds. Measured (bench/RESULTS.md):
+/// with that core held by a spinning process, publish p99 went from 0.7 to 3-7 ms.
+fn unbound_workqueues_item(expect: &Expect, mask: Option<String>) -> Item {
+    let value = mask.map_or_else(|| "unknown".into(), |m| format!("cpumask {m}"));
+    let advice = if expect.flush_policy == "always" {
+        "each fdatasync of appended data finishes in a kernel worker on any core of this mask: keep cores that a busy-polling or saturated process holds out of it (e.g. only the broker's cores when it is pinned: echo HEXMASK > /sys/devices/virtual/workqueue/cpumask), or the acknowledgements wait for that process's time slice"
+    } else {
+        ""
+    };
+    item("unbound workqueues", value, Status::Info, advice)
+}
+
+fn free_page_reporting() -> Item {
+    free_page_reporting_item(read_num(
+        "/sys/module/page_reporting/parameters/page_reporting_order",
+    ))
+}
+
+/// A VM whose balloon reports free pages hands memory the guest frees back to its host, and
+/// page cache allocated from it later faults in from the host on first touch. Measured
+/// (bench/RESULTS.md): 2 GiB of appends at 0.33-0.43 GB/s into such memory, 3.3-5.4 GB/s into
+/// memory the host still backed.
+fn free_page_reporting_item(order: Option<u64>) -> Item {
+    match order {
+        None => item("free page reporting", "none", Status::Ok, ""),
+        Some(order) => item(
+            "free page reporting",
+            format!("blocks of order {order} and up"),
+            Status::Info,
+            "this VM gives memory it frees back to its host (virtio-balloon); page cache the broker allocates later (after deleted segments, restarts) is then faulted in from the host at a fraction of memory speed: where the host can spare the memory, turn reporting off for broker VMs",
+        ),
+    }
+}
+
 /// What lets this process run threads under `SCHED_FIFO`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct RealtimeRights {
@@ -818,6 +861,36 @@ mod tests {
         );
         // Unknown rights: the broker's own start says; nothing to warn of here.
         assert_eq!(realtime_item(&expect, None, None, None).status, Status::Ok);
+    }
+
+    #[test]
+    fn the_workqueue_mask_matters_to_always_only() {
+        let mut expect = Expect::from_config("defaults".into(), &Config::default());
+        let shown = unbound_workqueues_item(&expect, Some("3".into()));
+        assert_eq!(
+            (shown.value.as_str(), shown.advice.as_str()),
+            ("cpumask 3", "")
+        );
+        expect.flush_policy = "always".into();
+        let advised = unbound_workqueues_item(&expect, Some("3".into()));
+        assert!(
+            advised.advice.contains("workqueue/cpumask"),
+            "{}",
+            advised.advice
+        );
+        assert_eq!(advised.status, Status::Info);
+        assert_eq!(unbound_workqueues_item(&expect, None).value, "unknown");
+    }
+
+    #[test]
+    fn free_page_reporting_is_explained_where_the_vm_has_it() {
+        assert_eq!(free_page_reporting_item(None).status, Status::Ok);
+        let on = free_page_reporting_item(Some(5));
+        assert_eq!(
+            (on.status, on.value.as_str()),
+            (Status::Info, "blocks of order 5 and up")
+        );
+        assert!(on.advice.contains("virtio-balloon"), "{}", on.advice);
     }
 
     #[test]

@@ -154,6 +154,10 @@ fn limits(dir: &Path, seconds: Duration) -> Result<(), String> {
         l.fdatasync_p50,
         l.fdatasync_p99
     );
+    println!(
+        "TCP into the page cache on one core (one connection, 1 MiB reads, each appended): {:.0} MiB/s",
+        l.tcp_to_page_cache_bytes_per_sec / MIB
+    );
     let w = l.wakeup;
     println!(
         "wake-up lateness (100 µs sleeps): p50 {:?} p99 {:?} p99.9 {:?} p99.99 {:?} max {:?}",

@@ -48,13 +48,13 @@ table="$work/table.txt"
 
 # shellcheck source=lib/guest-memory.sh
 . "$root/bench/lib/guest-memory.sh"
-hold_guest_memory
 server_pid=
 cleanup() {
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
     release_guest_memory
 }
 trap cleanup EXIT
+hold_guest_memory
 
 # Pinning: the server's command prefix and the generator's, per setup.
 server_prefix() { [ "$1" = pinned ] && echo "taskset -c 0" || true; }
@@ -125,8 +125,12 @@ iggy_rate() { # log actor
 
 row() { printf '%-9s %-6s %-33s %9s %9s %8s %8s %11s %9s\n' "$@" >> "$table"; }
 row setup round "server, load" "in MB/s" "out MB/s" "srv CPU" "gen CPU" "srv CPU/GB" "in/ceil"
-# The rate taken in as a share of the one-core ceiling (TCP into the page cache, `limits`).
-of_ceiling() { awk -v r="$1" -v c="$ceiling" 'BEGIN { printf "%.2f", (c > 0) ? r / c : 0 }'; }
+# The rate taken in as a share of the one-core ceiling (TCP into the page cache, `limits`):
+# meaningful only for a server held to one core.
+of_ceiling() { # setup rate
+    [ "$1" = pinned ] || { echo -; return; }
+    awk -v r="$2" -v c="$ceiling" 'BEGIN { printf "%.2f", (c > 0) ? r / c : 0 }'
+}
 
 # CPU seconds per GB (10^9 bytes) moved in and out.
 per_gb() { # cpu in_mb_s out_mb_s seconds
@@ -162,7 +166,7 @@ for round in $(seq 1 "$rounds"); do
                 in=$(grep -oE 'produce_mb_s=[0-9.]+' "$out" | cut -d= -f2)
                 outr=$(grep -oE 'consume_mb_s=[0-9.]+' "$out" | cut -d= -f2)
                 gen=$(grep -oE 'generator_cpu_s=[0-9.]+' "$out" | tail -1 | cut -d= -f2)
-                row "$setup" "$round" "runnel $kind, flush $flush" "$in" "$outr" "$srv" "$gen" "$(per_gb "$srv" "$in" "$outr" "$seconds")" "$(of_ceiling "$in")"
+                row "$setup" "$round" "runnel $kind, flush $flush" "$in" "$outr" "$srv" "$gen" "$(per_gb "$srv" "$in" "$outr" "$seconds")" "$(of_ceiling "$setup" "$in")"
                 [ "$volume" = 0 ] && volume=$(awk -v r="$in" -v s="$seconds" 'BEGIN { printf "%d", r * s }')
             done
 
@@ -190,7 +194,7 @@ for round in $(seq 1 "$rounds"); do
             # Iggy's run moves `volume` MB in (and out); its CPU is per GB of that.
             row "$setup" "$round" "iggy $kind" "$in" "$outr" "$srv" "$gen" \
                 "$(awk -v c="$srv" -v v="$volume" -v k="$consumers" 'BEGIN { printf "%.2f", c / (v * (k > 0 ? 2 : 1) / 1000) }')" \
-                "$(of_ceiling "$in")"
+                "$(of_ceiling "$setup" "$in")"
         done
     done
 done

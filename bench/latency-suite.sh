@@ -27,30 +27,36 @@ if [ -n "${PINNED:-}" ]; then
     generator_flags=(--idle-poll-us 1000)
 fi
 
+# shellcheck source=lib/guest-memory.sh
+. "$root/bench/lib/guest-memory.sh"
+
 # ext4 finishes each fdatasync of appended data in an unbound kernel workqueue (it converts the
 # segment's preallocated, unwritten extents there, on the core that took the disk's interrupt).
 # Left free to run on the generator's core, that work waits out the spinning generator's time
-# slice, and the `always` run measures the generator (publish p99 3-7 ms against 0.7 ms: RESULTS,
-# "`always` and the kernel's unbound workqueue"). So, pinned, the `always` run keeps them on the
-# broker's core. Only that run: the others don't wait for that work, and the kernel's write-back
-# (also unbound workqueues) would then take the broker's core from it.
-# shellcheck source=lib/guest-memory.sh
-. "$root/bench/lib/guest-memory.sh"
-hold_guest_memory
-
+# slice, and the `always` run measures the generator (publish p99 up to 7.5 ms against
+# 0.72-0.78 ms: RESULTS, "`always` and the kernel's unbound workqueue"). So, pinned, the
+# `always` run keeps them on the broker's core. Only that run: the others don't wait for that
+# work, and the kernel's write-back (also unbound workqueues) would then take the broker's core.
+# The runs happen in a subshell (piped to tee), so the mask to restore is read here, where the
+# exit trap can see it.
 wq_mask=/sys/devices/virtual/workqueue/cpumask
-saved_wq_mask=
+original_wq_mask=
+if [ -n "${PINNED:-}" ]; then
+    if [ -w "$wq_mask" ]; then
+        original_wq_mask=$(cat "$wq_mask")
+    else
+        echo "note: $wq_mask is not writable: the always run shares the generator's core with the kernel's workqueues" >&2
+    fi
+fi
 kernel_work_on_broker_core() {
-    if [ -n "${PINNED:-}" ] && [ -w "$wq_mask" ]; then
-        saved_wq_mask=$(cat "$wq_mask")
+    if [ -n "$original_wq_mask" ]; then
         echo 1 > "$wq_mask"
-        echo "### unbound workqueues on CPU 0 for this run (were $saved_wq_mask)"
+        echo "### unbound workqueues on CPU 0 for this run (were $original_wq_mask)"
     fi
 }
 kernel_work_anywhere() {
-    if [ -n "$saved_wq_mask" ]; then
-        echo "$saved_wq_mask" > "$wq_mask"
-        saved_wq_mask=
+    if [ -n "$original_wq_mask" ]; then
+        echo "$original_wq_mask" > "$wq_mask"
     fi
 }
 
@@ -73,6 +79,7 @@ cleanup() {
     release_guest_memory
 }
 trap cleanup EXIT
+hold_guest_memory
 run() {
     echo "### runnel-bench run $*"
     "${generator_on[@]}" "$bin/runnel-bench" run --bootstrap $addr "${generator_flags[@]}" "$@" 2>&1 | tr '\r' '\n' | grep -v '^\[' | grep -v '^$' || true
@@ -83,6 +90,9 @@ stats() {
 }
 
 {
+    # This block is a subshell (piped to tee): its own exit stops its broker, whose pid the
+    # parent's trap never sees.
+    trap cleanup EXIT
     echo "### limits (before)"; "$bin/runnel-bench" limits --dir "$work" --seconds 3; guest_memory_state
     broker
     run --workload "$workloads/1-topic-1-partition-1kb.toml" --json "$work/interval.json" --plots "$work/plots-interval"

@@ -160,54 +160,62 @@ pub fn tcp_to_page_cache_bandwidth(
     max_bytes: u64,
 ) -> std::io::Result<f64> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
+    // Both ends connect here, so no thread can wait for a peer that failed to start.
     let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let sender_core = cores.last().copied();
-    let sender = std::thread::spawn(move || -> std::io::Result<()> {
-        if let Some(core) = sender_core {
-            core_affinity::set_for_current(core);
-        }
-        let mut stream = TcpStream::connect(addr)?;
-        let buf = vec![7u8; 1 << 20];
-        // Stops when the receiver closes its end.
-        while stream.write_all(&buf).is_ok() {}
-        Ok(())
-    });
+    let sending = TcpStream::connect(listener.local_addr()?)?;
+    let (receiving, _) = listener.accept()?;
     let path = dir.join(format!(".runnel-bench-ingest-{}", std::process::id()));
-    let (first_core, path_ref) = (cores.first().copied(), &path);
-    let result = std::thread::scope(|scope| {
-        // The listener moves in, so any early return closes the sender's connection.
-        scope
-            .spawn(move || {
-                if let Some(core) = first_core {
-                    core_affinity::set_for_current(core);
-                }
-                let (mut stream, _) = listener.accept()?;
-                let file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(path_ref)?;
-                let mut buf = vec![0u8; 1 << 20];
-                let mut written = 0u64;
-                let started = Instant::now();
-                while started.elapsed() < seconds && written < max_bytes {
-                    let n = stream.read(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    file.write_all_at(&buf[..n], written)?;
-                    written += n as u64;
-                }
-                Ok(written as f64 / started.elapsed().as_secs_f64())
-            })
-            .join()
-            .expect("receiver thread")
-    });
-    sender.join().expect("sender thread")?;
-    if path.exists() {
-        std::fs::remove_file(&path)?;
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    let sender_core = cores.last().copied();
+    let sender = std::thread::spawn(move || feed(sending, sender_core));
+    let receiver_core = cores.first().copied();
+    let received = std::thread::spawn(move || {
+        append_from(receiving, &file, receiver_core, seconds, max_bytes)
+    })
+    .join();
+    // The receiver's end is closed (its thread ended), so the sender's writes fail and it ends.
+    let _ = sender.join();
+    std::fs::remove_file(&path)?;
+    let (written, took) = received.map_err(|_| std::io::Error::other("receiver panicked"))??;
+    Ok(written as f64 / took.as_secs_f64())
+}
+
+/// Writes 1 MiB at a time into `stream`, from `core`, until the reader closes its end.
+fn feed(mut stream: TcpStream, core: Option<core_affinity::CoreId>) {
+    if let Some(core) = core {
+        core_affinity::set_for_current(core);
     }
-    result
+    let buf = vec![7u8; 1 << 20];
+    while stream.write_all(&buf).is_ok() {}
+}
+
+/// Reads `stream` into a 1 MiB buffer on `core`, appending each read to `file`, for `seconds`
+/// or `max_bytes`: the bytes appended and the time it took.
+fn append_from(
+    mut stream: TcpStream,
+    file: &std::fs::File,
+    core: Option<core_affinity::CoreId>,
+    seconds: Duration,
+    max_bytes: u64,
+) -> std::io::Result<(u64, Duration)> {
+    if let Some(core) = core {
+        core_affinity::set_for_current(core);
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    let mut written = 0u64;
+    let started = Instant::now();
+    while started.elapsed() < seconds && written < max_bytes {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        file.write_all_at(&buf[..n], written)?;
+        written += n as u64;
+    }
+    Ok((written, started.elapsed()))
 }
 
 /// p50 and p99 of `rounds` 1-byte round trips over loopback TCP.

@@ -258,7 +258,7 @@ fn log_tools_refuse_bad_paths_in_one_line() {
 
 #[test]
 fn tune_check_reports_every_item_and_json_parses() {
-    const ITEMS: [&str; 14] = [
+    const ITEMS: [&str; 16] = [
         "kernel",
         "io_uring",
         "cores",
@@ -268,6 +268,8 @@ fn tune_check_reports_every_item_and_json_parses() {
         "transparent hugepages",
         "vm.dirty_ratio",
         "vm.dirty_expire_centisecs",
+        "unbound workqueues",
+        "free page reporting",
         "real-time shards",
         "data dir file system",
         "fs.pipe-max-size",
@@ -308,6 +310,16 @@ fn tune_check_reports_every_item_and_json_parses() {
         .expect("JSON");
         let checks = json["checks"].as_array().expect("checks");
         assert_eq!(checks.len(), ITEMS.len());
+        // Only `always` waits on the kernel's unbound workqueues, so only durable says why.
+        let workqueues = checks
+            .iter()
+            .find(|c| c["item"] == "unbound workqueues")
+            .expect("the workqueue item");
+        assert_eq!(
+            workqueues["advice"].as_str().unwrap().contains("cpumask"),
+            profile == "durable",
+            "{workqueues}"
+        );
         for check in checks {
             assert!(["ok", "warn", "info"].contains(&check["status"].as_str().unwrap()));
         }

@@ -328,25 +328,27 @@ pub(crate) fn pipe_capacity(fd: RawFd) -> io::Result<usize> {
     Ok(cvt(unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) })? as usize)
 }
 
-/// Largest block glibc serves from its heaps rather than its own mmap: a request frame up to
-/// this size reuses heap memory. glibc refuses more than half of a thread arena's 64 MiB heap.
-const HEAP_BLOCK_MAX: libc::c_int = 32 << 20;
-/// Freed memory glibc may keep at the top of a heap instead of giving it back: a thread
-/// arena's whole heap, so shard heaps are never shrunk.
-const HEAP_KEEP_FREE: libc::c_int = 64 << 20;
-
 /// Keeps freed heap memory in the process for reuse. Each request's frame (up to a MiB for a
 /// produce of large batches) is allocated and freed once it is answered; by default glibc then
 /// shrinks the shard's heap (`madvise(MADV_DONTNEED)`) and the next request faults every page
-/// in again, zeroed: 7% of a pinned shard's core taking in 1.4 GB/s (bench/RESULTS.md), and on
-/// a VM that hands freed memory back to its host, host faults as well. Setting either value
-/// stops glibc's own adjustment of both, so both are set.
+/// in again, zeroed (bench/RESULTS.md: up to 7% of a pinned shard's core), and on a VM that
+/// hands freed memory back to its host those are host faults. Setting either value stops
+/// glibc's own adjustment of both, so both are set.
 pub(crate) fn keep_freed_heap_memory() {
     #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only changes allocator parameters; it has no pointer arguments.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, HEAP_BLOCK_MAX);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, HEAP_KEEP_FREE);
+    {
+        /// Largest block served from the heaps rather than by its own mmap, so a frame up to
+        /// this size reuses heap memory: the most glibc takes (half a thread arena's heap).
+        const HEAP_BLOCK_MAX: libc::c_int = 32 << 20;
+        /// Free memory a heap may keep at its top: a thread arena's whole heap, so shard
+        /// heaps are never shrunk.
+        const HEAP_KEEP_FREE: libc::c_int = 64 << 20;
+        // SAFETY: mallopt only changes allocator parameters; it has no pointer arguments.
+        let set = unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, HEAP_BLOCK_MAX)
+                & libc::mallopt(libc::M_TRIM_THRESHOLD, HEAP_KEEP_FREE)
+        };
+        debug_assert_eq!(set, 1, "glibc refused a heap threshold");
     }
 }
 
